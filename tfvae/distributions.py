@@ -1,0 +1,155 @@
+"""Keras 3 layers that turn a network's output into a TFP distribution.
+
+``tfp.layers`` are Keras 2 layers and do not mix with Keras 3 models, so these layers are plain
+Keras 3 layers whose ``call`` returns a ``tfd`` object. Each layer owns the final affine map of its
+network, so a body (``tfvae.networks``) ends in hidden units and the head says what they mean.
+
+Shapes: ``B`` is any leading (batch or sample) shape, ``D`` the latent dimension and ``E`` the
+event shape of the data, e.g. ``(28, 28, 1)``.
+"""
+
+import math
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfvae.errors import InputError
+
+tfd = tfp.distributions
+
+# The smallest standard deviation a head can output: keeps log-densities finite when the raw
+# output runs to -inf, without limiting any scale a model would reasonably learn.
+MIN_SCALE = 1e-4
+
+
+def positive_scale(raw, min_scale=MIN_SCALE):
+    """A standard deviation from an unconstrained value.
+
+    softplus grows linearly, so unlike exp it cannot overflow; adding ``min_scale`` keeps it from
+    collapsing to 0. Computed in float32 whatever the compute dtype.
+    """
+    return tf.nn.softplus(tf.cast(raw, tf.float32)) + min_scale
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class DiagonalGaussian(keras.layers.Layer):
+    """Hidden units [B, H] -> q(z|x) = N(mu, diag(sigma^2)), batch shape B, event shape [D]."""
+
+    def __init__(self, latent_dim, min_scale=MIN_SCALE, **kwargs):
+        super().__init__(**kwargs)
+        self.latent_dim = int(latent_dim)
+        self.min_scale = float(min_scale)
+        self.params = keras.layers.Dense(2 * self.latent_dim, name="params")
+
+    def build(self, input_shape):
+        self.params.build(input_shape)
+
+    def call(self, h):
+        loc, raw_scale = tf.split(self.params(h), 2, axis=-1)
+        return tfd.MultivariateNormalDiag(
+            loc=tf.cast(loc, tf.float32),
+            scale_diag=positive_scale(raw_scale, self.min_scale),
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "latent_dim": self.latent_dim, "min_scale": self.min_scale}
+
+
+class _PixelHead(keras.layers.Layer):
+    """Base of the likelihood heads: one affine map from hidden units to per-pixel parameters.
+
+    A body that ends in a flat vector [N, H] gets a dense map to prod(E) values; a convolutional
+    body that ends in a feature map [N, *E[:-1], F] gets a per-pixel (1x1) map to E[-1] channels.
+    ``batch_shape`` restores leading sample dimensions that the decoder flattened.
+    """
+
+    def __init__(self, event_shape, **kwargs):
+        super().__init__(**kwargs)
+        self.event_shape = tuple(int(d) for d in event_shape)
+
+    def _dense(self, input_shape, name):
+        units = self.event_shape[-1] if len(input_shape) > 2 else math.prod(self.event_shape)
+        layer = keras.layers.Dense(units, name=name)
+        layer.build(input_shape)
+        return layer
+
+    def _to_event(self, params, batch_shape):
+        params = tf.cast(params, tf.float32)
+        leading = tf.shape(params)[:1] if batch_shape is None else batch_shape
+        return tf.reshape(params, tf.concat([leading, list(self.event_shape)], axis=0))
+
+    def get_config(self):
+        return {**super().get_config(), "event_shape": list(self.event_shape)}
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class BernoulliLikelihood(_PixelHead):
+    """Hidden units -> p(x|z) = prod Bernoulli(sigmoid(logits)), event shape E.
+
+    Its log-probability is -sigmoid_cross_entropy, which is also defined for grey levels in [0, 1]
+    (the paper's MNIST setting when inputs are not binarized).
+    """
+
+    def build(self, input_shape):
+        self.logits = self._dense(input_shape, "logits")
+
+    def call(self, h, batch_shape=None):
+        logits = self._to_event(self.logits(h), batch_shape)
+        return tfd.Independent(
+            tfd.Bernoulli(logits=logits, dtype=tf.float32),
+            reinterpreted_batch_ndims=len(self.event_shape),
+        )
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class GaussianLikelihood(_PixelHead):
+    """Hidden units -> p(x|z) = N(sigmoid(W h + b), diag(sigma^2)), event shape E.
+
+    The mean goes through a sigmoid as in the paper's Frey Face model (appendix C.2). ``scale``:
+    ``"network"`` (the paper: the decoder outputs the variance too), ``"learned"`` (one free
+    standard deviation per pixel, the same for every z) or a positive float (fixed).
+    """
+
+    def __init__(self, event_shape, scale="network", min_scale=MIN_SCALE, **kwargs):
+        super().__init__(event_shape, **kwargs)
+        if not (scale in ("network", "learned") or (isinstance(scale, (int, float)) and scale > 0)):
+            raise InputError("gaussian scale", "'network', 'learned' or a positive float", repr(scale))
+        self.scale = scale
+        self.min_scale = float(min_scale)
+
+    def build(self, input_shape):
+        self.mean = self._dense(input_shape, "mean")
+        if self.scale == "network":
+            self.raw_scale = self._dense(input_shape, "raw_scale")
+        elif self.scale == "learned":
+            self.pixel_raw_scale = self.add_weight(
+                name="pixel_raw_scale", shape=self.event_shape, initializer="zeros"
+            )
+
+    def call(self, h, batch_shape=None):
+        mean = tf.sigmoid(self._to_event(self.mean(h), batch_shape))
+        if self.scale == "network":
+            scale = positive_scale(self._to_event(self.raw_scale(h), batch_shape), self.min_scale)
+        elif self.scale == "learned":
+            scale = positive_scale(self.pixel_raw_scale, self.min_scale)
+        else:
+            scale = tf.constant(float(self.scale), tf.float32)
+        return tfd.Independent(
+            tfd.Normal(loc=mean, scale=scale), reinterpreted_batch_ndims=len(self.event_shape)
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale, "min_scale": self.min_scale}
+
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+def likelihood_layer(likelihood, event_shape, gaussian_scale="network", name="likelihood"):
+    """The decoder head for ``likelihood`` ("bernoulli" or "gaussian")."""
+    if likelihood == "bernoulli":
+        return BernoulliLikelihood(event_shape, name=name)
+    if likelihood == "gaussian":
+        return GaussianLikelihood(event_shape, scale=gaussian_scale, name=name)
+    raise InputError("likelihood", f"one of {LIKELIHOODS}", repr(likelihood))

@@ -1,0 +1,266 @@
+"""``tfvae.VAE``: the recognition model q(z|x) and generative model p(x|z)p(z) as one Keras model.
+
+Shapes: ``B`` batch, ``S`` samples per datapoint (the paper's L), ``D`` latent dimension, ``E``
+image shape [H, W, C].
+"""
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfvae import objectives
+from tfvae.distributions import LIKELIHOODS, DiagonalGaussian, likelihood_layer
+from tfvae.errors import InputError
+from tfvae.networks import ARCHITECTURES, decoder_body, encoder_body
+
+tfd = tfp.distributions
+
+OBJECTIVES = ("elbo", "iwae")
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class Encoder(keras.Model):
+    """x [B, *E] -> q(z|x), a diagonal Gaussian with batch [B] and event [D]."""
+
+    def __init__(self, body, latent_dim, **kwargs):
+        super().__init__(**kwargs)
+        self.body = body
+        self.posterior = DiagonalGaussian(latent_dim, name="posterior")
+
+    def build(self, input_shape):
+        self.body.build(input_shape)
+        self.posterior.build(self.body.compute_output_shape(input_shape))
+
+    def call(self, x):
+        return self.posterior(self.body(x))
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class Decoder(keras.Model):
+    """z [*S, D] -> p(x|z) with batch [*S] and event E; leading sample dims are kept."""
+
+    def __init__(self, body, likelihood, **kwargs):
+        super().__init__(**kwargs)
+        self.body = body
+        self.likelihood = likelihood
+
+    def build(self, input_shape):
+        self.body.build(input_shape)
+        self.likelihood.build(self.body.compute_output_shape(input_shape))
+
+    def call(self, z):
+        # Bodies (convolutions in particular) take one batch dimension: flatten, then restore.
+        batch_shape = tf.shape(z)[:-1]
+        h = self.body(tf.reshape(z, [-1, z.shape[-1]]))
+        return self.likelihood(h, batch_shape=batch_shape)
+
+
+def _check_choice(argument, value, choices):
+    if value not in choices:
+        raise InputError(argument, f"one of {choices}", repr(value))
+
+
+def _check_int(argument, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InputError(argument, f"an integer >= {minimum}", repr(value))
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class VAE(keras.Model):
+    """Auto-Encoding Variational Bayes (Kingma & Welling, 2013).
+
+    Trained with ``fit`` on batches of images x [B, *E]; each step maximizes the mean per-example
+    bound over the batch:
+
+    - ``objective="elbo"``, ``kl="analytic"``: SGVB estimator B (the default),
+      E_q[log p(x|z)] - KL(q(z|x) || p(z)) with ``num_samples`` (L) draws of z.
+    - ``objective="elbo"``, ``kl="sampled"``: SGVB estimator A, E_q[log p(x, z) - log q(z|x)].
+    - ``objective="iwae"``: the importance-weighted bound with ``num_samples`` = k.
+
+    Metrics are per example, in nats: ``elbo``, ``reconstruction`` (E_q log p(x|z)) and ``kl``;
+    z is sampled in ``test_step`` too, so the test ``elbo`` is the stochastic bound itself.
+    """
+
+    def __init__(self, image_shape=(28, 28, 1), latent_dim=20, hidden=500, depth=1,
+                 activation="tanh", architecture="mlp", likelihood="bernoulli",
+                 gaussian_scale="network", kl="analytic", objective="elbo", num_samples=1,
+                 kernel_initializer="glorot_uniform", weight_decay=0.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        _check_int("latent_dim", latent_dim)
+        _check_int("num_samples", num_samples)
+        _check_choice("architecture", architecture, ARCHITECTURES)
+        _check_choice("likelihood", likelihood, LIKELIHOODS)
+        _check_choice("kl", kl, objectives.KL_ESTIMATORS)
+        _check_choice("objective", objective, OBJECTIVES)
+        image_shape = tuple(image_shape)
+        if not image_shape or any(isinstance(d, bool) or not isinstance(d, int) or d < 1
+                                  for d in image_shape):
+            raise InputError("image_shape", "a tuple of positive integers such as (28, 28, 1)",
+                             repr(image_shape))
+        if weight_decay < 0:
+            raise InputError("weight_decay", "a number >= 0", repr(weight_decay))
+        self.image_shape = image_shape
+        self.latent_dim = latent_dim
+        self.hidden, self.depth, self.activation = hidden, depth, activation
+        self.architecture = architecture
+        self.likelihood_name = likelihood
+        self.gaussian_scale = gaussian_scale
+        self.kl, self.objective, self.num_samples = kl, objective, num_samples
+        self.kernel_initializer = kernel_initializer
+        self.weight_decay = float(weight_decay)
+        self.seed = seed
+        body_args = (architecture, image_shape, hidden, depth, activation, kernel_initializer)
+        self.encoder = Encoder(encoder_body(*body_args), latent_dim, name="encoder")
+        self.decoder = Decoder(
+            decoder_body(*body_args),
+            likelihood_layer(likelihood, image_shape, gaussian_scale),
+            name="decoder",
+        )
+        self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.elbo_tracker = keras.metrics.Mean(name="elbo")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+        self.build((None, *image_shape))
+
+    # -- the model ---------------------------------------------------------------------------
+
+    def build(self, input_shape):
+        self.encoder.build(input_shape)
+        self.decoder.build((None, self.latent_dim))
+        self.built = True
+
+    @property
+    def prior(self):
+        """p(z) = N(0, I)."""
+        return tfd.MultivariateNormalDiag(loc=tf.zeros([self.latent_dim]))
+
+    def encode(self, x):
+        """q(z|x), a ``tfd`` distribution with batch [B] and event [D]."""
+        return self.encoder(x)
+
+    def decode(self, z):
+        """p(x|z), a ``tfd`` distribution with batch [*S] and event E, for z [*S, D]."""
+        return self.decoder(z)
+
+    def reconstruct(self, x):
+        """The mean of p(x|z) at z = the mean of q(z|x): [B, *E]."""
+        return self.decode(self.encode(x).mean()).mean()
+
+    def sample(self, num, seed=None):
+        """``num`` images [num, *E]: the mean of p(x|z) for z ~ p(z); ``seed`` makes it repeatable."""
+        _check_int("num", num)
+        seed = self._seed(seed)
+        z = self.prior.sample(num, seed=seed)
+        return self.decode(z).mean()
+
+    def call(self, x):
+        return self.reconstruct(x)
+
+    def _seed(self, seed=None):
+        """A stateless int32 seed [2]: from ``seed`` when given, else the model's generator.
+
+        Under tf.distribute the replica id is folded in, so replicas draw different noise.
+        """
+        if seed is None:
+            seed = tf.cast(self.seed_generator.next(), tf.int32)
+            replica = tf.distribute.get_replica_context()
+            if replica is not None and replica.num_replicas_in_sync > 1:
+                seed = seed + tf.cast(replica.replica_id_in_sync_group, tf.int32)
+            return seed
+        if isinstance(seed, int):
+            return tf.constant([seed, 0], tf.int32)
+        return tf.cast(seed, tf.int32)
+
+    # -- objectives --------------------------------------------------------------------------
+
+    def bound_terms(self, x, seed=None):
+        """Per-example ``bound`` (what training maximizes), ``elbo``, ``reconstruction``, ``kl``."""
+        x = tf.cast(x, tf.float32)
+        seed = self._seed(seed)
+        q = self.encode(x)
+        if self.objective == "iwae":
+            terms = objectives.iwae_terms(q, self.decode, self.prior, x,
+                                          num_samples=self.num_samples, seed=seed)
+            terms["bound"] = terms.pop("iwae")
+        else:
+            terms = objectives.elbo_terms(q, self.decode, self.prior, x, kl=self.kl,
+                                          num_samples=self.num_samples, seed=seed)
+            terms["bound"] = terms["elbo"]
+        return terms
+
+    def elbo(self, x, seed=None):
+        """The per-example ELBO [B] by this model's estimator."""
+        return self.bound_terms(x, seed)["elbo"]
+
+    def _weight_penalty(self):
+        # A N(0, 1/weight_decay) prior on the weights: MAP adds weight_decay/2 * ||w||^2.
+        if not self.weight_decay:
+            return 0.0
+        return 0.5 * self.weight_decay * tf.add_n(
+            [tf.reduce_sum(tf.square(v)) for v in self.trainable_variables])
+
+    # -- training ----------------------------------------------------------------------------
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.elbo_tracker, self.reconstruction_tracker, self.kl_tracker]
+
+    def _update_metrics(self, loss, terms):
+        self.loss_tracker.update_state(loss)
+        self.elbo_tracker.update_state(terms["elbo"])
+        self.reconstruction_tracker.update_state(terms["reconstruction"])
+        self.kl_tracker.update_state(terms["kl"])
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        x = _inputs(data)
+        with tf.GradientTape() as tape:
+            terms = self.bound_terms(x)
+            loss = -tf.reduce_mean(terms["bound"]) + self._weight_penalty()
+            # fit() under tf.distribute sums the replicas' gradients: scale each replica's mean
+            # loss by 1/replicas so the sum is the global mean. scale_loss is the identity unless
+            # the optimizer is a LossScaleOptimizer (mixed precision).
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled_loss = self.optimizer.scale_loss(loss / replicas)
+        grads = tape.gradient(scaled_loss, self.trainable_variables)
+        self.optimizer.apply(grads, self.trainable_variables)
+        return self._update_metrics(loss, terms)
+
+    def test_step(self, data):
+        x = _inputs(data)
+        terms = self.bound_terms(x)
+        return self._update_metrics(-tf.reduce_mean(terms["bound"]), terms)
+
+    # -- serialization -----------------------------------------------------------------------
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "image_shape": list(self.image_shape),
+            "latent_dim": self.latent_dim,
+            "hidden": self.hidden,
+            "depth": self.depth,
+            "activation": self.activation,
+            "architecture": self.architecture,
+            "likelihood": self.likelihood_name,
+            "gaussian_scale": self.gaussian_scale,
+            "kl": self.kl,
+            "objective": self.objective,
+            "num_samples": self.num_samples,
+            "kernel_initializer": keras.initializers.serialize(
+                keras.initializers.get(self.kernel_initializer)),
+            "weight_decay": self.weight_decay,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["kernel_initializer"] = keras.initializers.deserialize(config["kernel_initializer"])
+        return cls(**config)
+
+
+def _inputs(data):
+    """fit() passes x alone or (x, y[, sample_weight]); the VAE only needs x."""
+    return data[0] if isinstance(data, (tuple, list)) else data

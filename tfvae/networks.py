@@ -1,0 +1,160 @@
+"""Network bodies: the layers between the data (or z) and a distribution head.
+
+The paper's model is an MLP with one hidden layer of tanh units (appendix C); width, depth and
+activation are options. The convolutional pair is for image data whose height and width divide
+by 4. A body never ends in a distribution: the heads in ``tfvae.distributions`` do.
+"""
+
+import keras
+
+from tfvae.errors import InputError
+
+ARCHITECTURES = ("mlp", "conv")
+
+
+def _check_positive(argument, value):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InputError(argument, "an integer >= 1", repr(value))
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class MLP(keras.layers.Layer):
+    """[N, ...] -> flatten -> ``depth`` Dense layers of ``hidden`` units -> [N, hidden]."""
+
+    def __init__(self, hidden=500, depth=1, activation="tanh", kernel_initializer="glorot_uniform",
+                 **kwargs):
+        super().__init__(**kwargs)
+        _check_positive("hidden", hidden)
+        _check_positive("depth", depth)
+        self.hidden, self.depth, self.activation = hidden, depth, activation
+        self.kernel_initializer = kernel_initializer
+        self.flatten = keras.layers.Flatten()
+        self.layers_ = [
+            keras.layers.Dense(hidden, activation=activation, kernel_initializer=kernel_initializer,
+                               name=f"dense_{i}")
+            for i in range(depth)
+        ]
+
+    def build(self, input_shape):
+        shape = self.flatten.compute_output_shape(input_shape)
+        for layer in self.layers_:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.hidden)
+
+    def call(self, x):
+        h = self.flatten(x)
+        for layer in self.layers_:
+            h = layer(h)
+        return h
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "hidden": self.hidden,
+            "depth": self.depth,
+            "activation": self.activation,
+            "kernel_initializer": keras.initializers.serialize(
+                keras.initializers.get(self.kernel_initializer)),
+        }
+
+
+def _check_divisible(image_shape):
+    if len(image_shape) != 3 or image_shape[0] % 4 or image_shape[1] % 4:
+        raise InputError("architecture 'conv'", "an image shape [H, W, C] with H and W divisible by 4",
+                         list(image_shape))
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class ConvEncoderBody(keras.layers.Layer):
+    """[N, H, W, C] -> two stride-2 convolutions -> Dense(hidden) -> [N, hidden]."""
+
+    def __init__(self, hidden=256, filters=32, activation="relu", **kwargs):
+        super().__init__(**kwargs)
+        _check_positive("hidden", hidden)
+        _check_positive("filters", filters)
+        self.hidden, self.filters, self.activation = hidden, filters, activation
+        self.layers_ = [
+            keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation=activation),
+            keras.layers.Conv2D(2 * filters, 3, strides=2, padding="same", activation=activation),
+            keras.layers.Flatten(),
+            keras.layers.Dense(hidden, activation=activation),
+        ]
+
+    def build(self, input_shape):
+        _check_divisible(tuple(input_shape[1:]))
+        shape = input_shape
+        for layer in self.layers_:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.hidden)
+
+    def call(self, x):
+        for layer in self.layers_:
+            x = layer(x)
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "hidden": self.hidden, "filters": self.filters,
+                "activation": self.activation}
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class ConvDecoderBody(keras.layers.Layer):
+    """[N, D] -> Dense -> [N, H/4, W/4, 2F] -> two stride-2 transposed convs -> [N, H, W, F]."""
+
+    def __init__(self, image_shape, hidden=256, filters=32, activation="relu", **kwargs):
+        super().__init__(**kwargs)
+        self.image_shape = tuple(int(d) for d in image_shape)
+        _check_divisible(self.image_shape)
+        _check_positive("hidden", hidden)
+        _check_positive("filters", filters)
+        self.hidden, self.filters, self.activation = hidden, filters, activation
+        h, w = self.image_shape[0] // 4, self.image_shape[1] // 4
+        self.layers_ = [
+            keras.layers.Dense(hidden, activation=activation),
+            keras.layers.Dense(h * w * 2 * filters, activation=activation),
+            keras.layers.Reshape((h, w, 2 * filters)),
+            keras.layers.Conv2DTranspose(2 * filters, 3, strides=2, padding="same",
+                                         activation=activation),
+            keras.layers.Conv2DTranspose(filters, 3, strides=2, padding="same",
+                                         activation=activation),
+        ]
+
+    def build(self, input_shape):
+        shape = input_shape
+        for layer in self.layers_:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *self.image_shape[:2], self.filters)
+
+    def call(self, z):
+        for layer in self.layers_:
+            z = layer(z)
+        return z
+
+    def get_config(self):
+        return {**super().get_config(), "image_shape": list(self.image_shape), "hidden": self.hidden,
+                "filters": self.filters, "activation": self.activation}
+
+
+def encoder_body(architecture, image_shape, hidden, depth, activation, kernel_initializer):
+    if architecture == "mlp":
+        return MLP(hidden, depth, activation, kernel_initializer, name="body")
+    if architecture == "conv":
+        return ConvEncoderBody(hidden, activation=activation, name="body")
+    raise InputError("architecture", f"one of {ARCHITECTURES}", repr(architecture))
+
+
+def decoder_body(architecture, image_shape, hidden, depth, activation, kernel_initializer):
+    if architecture == "mlp":
+        return MLP(hidden, depth, activation, kernel_initializer, name="body")
+    if architecture == "conv":
+        return ConvDecoderBody(image_shape, hidden, activation=activation, name="body")
+    raise InputError("architecture", f"one of {ARCHITECTURES}", repr(architecture))
