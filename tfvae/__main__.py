@@ -1,0 +1,5 @@
+import sys
+
+from tfvae.cli import main
+
+sys.exit(main())

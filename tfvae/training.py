@@ -1,0 +1,293 @@
+"""Training runs: a run directory, ``fit`` with checkpoints, and loading a run back.
+
+A run directory holds:
+
+- ``config.json``: the model, data and training settings (with the binarization used);
+- ``metrics.csv``: one row per epoch, train and test ``elbo``/``reconstruction``/``kl``, seconds
+  and examples per second;
+- ``tensorboard/``: TensorBoard logs;
+- ``checkpoints/last.keras`` and ``checkpoints/best.keras`` (best test ELBO), with the optimizer
+  state, written atomically at the end of each epoch whose loss is finite;
+- ``state.json``: epochs completed, best test ELBO and status (``running``, ``finished``,
+  ``diverged``);
+- ``model.keras``: the final model, once training finishes.
+
+``--resume`` continues a killed run from ``checkpoints/last.keras`` with its optimizer state.
+"""
+
+import csv
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from tfvae import data as datasets
+from tfvae.errors import InputError
+
+MODEL_CLASSES = {"vae": "tfvae.model.VAE"}
+OPTIMIZERS = ("adagrad", "adam")
+CSV_COLUMNS = [
+    "epoch", "train_elbo", "train_reconstruction", "train_kl",
+    "test_elbo", "test_reconstruction", "test_kl", "seconds", "examples_per_second",
+]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def model_class(name):
+    if name not in MODEL_CLASSES:
+        raise InputError("--model", f"one of {tuple(MODEL_CLASSES)}", repr(name))
+    module, _, cls = MODEL_CLASSES[name].rpartition(".")
+    return getattr(__import__(module, fromlist=[cls]), cls)
+
+
+def make_optimizer(name, learning_rate):
+    if name not in OPTIMIZERS:
+        raise InputError("--optimizer", f"one of {OPTIMIZERS}", repr(name))
+    if not (isinstance(learning_rate, (int, float)) and learning_rate > 0):
+        raise InputError("--learning-rate", "a number > 0", repr(learning_rate))
+    if name == "adagrad":
+        return keras.optimizers.Adagrad(learning_rate)
+    return keras.optimizers.Adam(learning_rate)
+
+
+def write_json(path, obj):
+    """Write JSON atomically: a crash leaves the old file or the new one, never half of one."""
+    write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2) + "\n"))
+
+
+def write_atomic(path, write):
+    """Call ``write(tmp_path)`` then rename the file into ``path``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text())
+
+
+def is_run(run_dir):
+    return (Path(run_dir) / "config.json").is_file()
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """At each epoch's end: a metrics row, ``last.keras``, ``best.keras`` and ``state.json``.
+
+    Stops training at the first non-finite loss, before anything of that epoch is written.
+    """
+
+    def __init__(self, run_dir, num_train_examples, best_elbo=-math.inf):
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.num_train_examples = num_train_examples
+        self.best_elbo = best_elbo
+        self.diverged = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = time.perf_counter()
+        self.train_seconds = None
+
+    def on_test_begin(self, logs=None):
+        # Validation runs inside the epoch: time the training part alone.
+        if self.train_seconds is None:
+            self.train_seconds = time.perf_counter() - self.epoch_start
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(loss):
+            self.diverged = True
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.diverged or not np.isfinite(logs.get("loss", 0.0)):
+            self.diverged = True
+            self.model.stop_training = True
+            write_json(self.run_dir / "state.json", {**self.state(), "status": "diverged"})
+            return
+        seconds = self.train_seconds or (time.perf_counter() - self.epoch_start)
+        row = {
+            "epoch": epoch + 1,
+            "train_elbo": logs.get("elbo"),
+            "train_reconstruction": logs.get("reconstruction"),
+            "train_kl": logs.get("kl"),
+            "test_elbo": logs.get("val_elbo"),
+            "test_reconstruction": logs.get("val_reconstruction"),
+            "test_kl": logs.get("val_kl"),
+            "seconds": round(seconds, 3),
+            "examples_per_second": round(self.num_train_examples / seconds, 1),
+        }
+        append_metrics(self.run_dir / "metrics.csv", row)
+        checkpoints = self.run_dir / "checkpoints"
+        checkpoints.mkdir(exist_ok=True)
+        write_atomic(checkpoints / "last.keras", self.model.save)
+        test_elbo = logs.get("val_elbo", logs.get("elbo"))
+        if test_elbo is not None and test_elbo > self.best_elbo:
+            self.best_elbo = float(test_elbo)
+            shutil.copyfile(checkpoints / "last.keras", checkpoints / ".best.keras")
+            os.replace(checkpoints / ".best.keras", checkpoints / "best.keras")
+        self.epochs_done = epoch + 1
+        write_json(self.run_dir / "state.json", self.state())
+
+    def state(self):
+        return {
+            "epochs_completed": getattr(self, "epochs_done", None),
+            "best_test_elbo": self.best_elbo if math.isfinite(self.best_elbo) else None,
+            "status": "running",
+        }
+
+
+def append_metrics(path, row):
+    new = not Path(path).exists()
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def read_metrics(run_dir):
+    """metrics.csv as a list of dicts of floats."""
+    with open(Path(run_dir) / "metrics.csv", newline="") as f:
+        return [{k: float(v) if v not in ("", None) else None for k, v in row.items()}
+                for row in csv.DictReader(f)]
+
+
+def prepare_run_dir(run_dir, *, resume, overwrite):
+    """Check what ``run_dir`` holds against the flags; nothing is written here."""
+    run_dir = Path(run_dir)
+    if resume and overwrite:
+        raise InputError("--resume/--overwrite", "at most one of them", "both")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InputError("--out", "a directory", f"the file {str(run_dir)!r}")
+    if resume:
+        if not is_run(run_dir) or not (run_dir / "checkpoints" / "last.keras").is_file():
+            raise InputError("--resume", "a run directory with checkpoints/last.keras",
+                             repr(str(run_dir)))
+    elif run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
+        raise InputError("--out", "a new or empty run directory (or --resume / --overwrite)",
+                         f"{str(run_dir)!r}, which is not empty")
+
+
+def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=None, batch_size=100,
+          optimizer="adagrad", learning_rate=0.01, seed=0, resume=False, overwrite=False,
+          verbose=1):
+    """Train a model into ``run_dir`` and return the final model.
+
+    ``model_config`` holds the model's constructor arguments (the image shape and likelihood come
+    from the data when absent); ``data_config`` holds ``tfvae.data.load_dataset`` arguments.
+    Every argument is checked before anything is written, so a bad one leaves ``run_dir`` as it
+    was. ``epochs`` is the total (10 when not given); on ``resume`` it may extend the run.
+    Raises ``TrainingDiverged`` if the loss turns NaN.
+    """
+    run_dir = Path(run_dir)
+    prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    if resume:
+        config = read_json(run_dir / "config.json")
+        config["train"]["epochs"] = epochs if epochs is not None else config["train"]["epochs"]
+    else:
+        config = {
+            "model_type": model,
+            "model": dict(model_config or {}),
+            "data": {"name": "mnist", **(data_config or {})},
+            "train": {"epochs": 10 if epochs is None else epochs, "batch_size": batch_size, "optimizer": optimizer,
+                      "learning_rate": learning_rate, "seed": seed},
+        }
+    _check_int("--epochs", config["train"]["epochs"])
+    _check_int("--batch-size", config["train"]["batch_size"])
+    dataset = datasets.load_dataset(**{**config["data"], "seed": config["train"]["seed"]})
+    config["data"]["binarize"] = dataset.binarize
+    model_kwargs = {"image_shape": list(dataset.image_shape), "likelihood": dataset.likelihood,
+                    **config["model"]}
+    if model_kwargs["likelihood"] == "bernoulli":
+        datasets.validate_images(dataset.x_train, argument="--dataset", bernoulli=True)
+    config["model"] = model_kwargs
+
+    keras.utils.set_random_seed(config["train"]["seed"])
+    if resume:
+        vae = keras.saving.load_model(run_dir / "checkpoints" / "last.keras")
+        state = read_json(run_dir / "state.json")
+        initial_epoch = state["epochs_completed"] or 0
+        best = state.get("best_test_elbo") or -math.inf
+    else:
+        cls = model_class(config["model_type"])
+        vae = cls(**model_kwargs, seed=config["train"]["seed"])
+        vae.compile(optimizer=make_optimizer(config["train"]["optimizer"],
+                                             config["train"]["learning_rate"]))
+        initial_epoch, best = 0, -math.inf
+        if overwrite and run_dir.exists():
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / "config.json", config)
+    if verbose:
+        print(f"tfvae: dataset {dataset.name}, binarization {dataset.binarize}, "
+              f"{len(dataset.x_train)} train / {len(dataset.x_test)} test examples")
+
+    train_data = datasets.make_pipeline(
+        dataset.x_train, batch_size=config["train"]["batch_size"], shuffle=True,
+        dynamic_binarize=dataset.binarize == "dynamic", seed=config["train"]["seed"])
+    test_data = datasets.make_pipeline(dataset.x_test, batch_size=config["train"]["batch_size"])
+    checkpoint = RunCheckpoint(run_dir, len(dataset.x_train), best_elbo=best)
+    vae.fit(
+        train_data,
+        validation_data=test_data,
+        epochs=config["train"]["epochs"],
+        initial_epoch=initial_epoch,
+        verbose=verbose,
+        shuffle=False,  # the pipeline shuffles
+        callbacks=[checkpoint, keras.callbacks.TensorBoard(str(run_dir / "tensorboard"))],
+    )
+    if checkpoint.diverged:
+        raise TrainingDiverged(
+            f"the loss became NaN or infinite at epoch {getattr(checkpoint, 'epochs_done', 0) + 1};"
+            f" the last good checkpoint is kept in {run_dir / 'checkpoints'}"
+            " (try a smaller --learning-rate)")
+    write_atomic(run_dir / "model.keras", vae.save)
+    write_json(run_dir / "state.json", {**checkpoint.state(), "status": "finished"})
+    return vae
+
+
+def _check_int(argument, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(argument, "an integer >= 1", repr(value))
+
+
+def load_run(run_dir, checkpoint="model"):
+    """The model of a run and its config: ``checkpoint`` is "model" (final), "best" or "last".
+
+    "model" falls back to the last checkpoint for a run that has not finished.
+    """
+    run_dir = Path(run_dir)
+    if not is_run(run_dir):
+        raise InputError("RUN_DIR", "a run directory made by `tfvae train`", repr(str(run_dir)))
+    paths = {"model": run_dir / "model.keras", "best": run_dir / "checkpoints" / "best.keras",
+             "last": run_dir / "checkpoints" / "last.keras"}
+    if checkpoint not in paths:
+        raise InputError("checkpoint", f"one of {tuple(paths)}", repr(checkpoint))
+    path = paths[checkpoint]
+    if checkpoint == "model" and not path.exists():
+        path = paths["last"]
+    if not path.exists():
+        raise InputError("RUN_DIR", f"a run with {path.relative_to(run_dir)}",
+                         f"{str(run_dir)!r} without it")
+    return keras.saving.load_model(path), read_json(run_dir / "config.json")
+
+
+def load_run_dataset(config, **overrides):
+    """The dataset a run was trained on, as recorded in its config."""
+    return datasets.load_dataset(**{**config["data"], "seed": config["train"]["seed"], **overrides})
