@@ -1,0 +1,44 @@
+"""Shared fixtures: the repository root, the shared data folder, a CLI runner, a tiny trained run."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """``../shared/data`` beside the checkout; tests that need it skip where it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present")
+    return SHARED_DATA
+
+
+def cli_env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
+
+
+def run_cli(*args, cwd=None, timeout=600):
+    """Run ``python -m tfvae ARGS`` in a subprocess; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, "-m", "tfvae", *map(str, args)], cwd=cwd, env=cli_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A VAE trained briefly on 1,000 MNIST digits: a run directory other tests read, never write."""
+    from tfvae.training import train
+
+    run_dir = tmp_path_factory.mktemp("tiny") / "run"
+    train(run_dir, model_config={"latent_dim": 4, "hidden": 64},
+          data_config={"name": "mnist", "train_examples": 1000, "test_examples": 200},
+          epochs=2, batch_size=100, optimizer="adam", learning_rate=1e-3, seed=0, verbose=0)
+    return run_dir
