@@ -202,7 +202,8 @@ def validate_images(x, *, argument, bernoulli):
     try:
         x = np.asarray(x)
     except ValueError as exc:  # ragged nested lists
-        raise InputError(argument, _SHAPE_EXPECTED, f"an array-like that is not one ({exc})")
+        got = f"an array-like that is not one ({exc})"
+        raise InputError(argument, _SHAPE_EXPECTED, got) from exc
     if x.dtype == bool:
         x = x.astype(np.uint8)
     if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
@@ -222,7 +223,8 @@ def _to_nhwc(x, argument):
     if x.ndim == 2:
         side = math.isqrt(x.shape[1])
         if side * side != x.shape[1]:
-            raise InputError(argument, _SHAPE_EXPECTED, f"shape {x.shape} ({x.shape[1]} is not a square)")
+            got = f"shape {x.shape} ({x.shape[1]} is not a square)"
+            raise InputError(argument, _SHAPE_EXPECTED, got)
         x = x.reshape(len(x), side, side)
     if x.ndim == 3:
         x = x[..., np.newaxis]
@@ -252,9 +254,8 @@ def _check_values(x, argument, bernoulli):
     if bernoulli:
         lo, hi = float(x.min()), float(x.max())
         if lo < 0 or hi > 1:
-            raise InputError(
-                argument, "values in [0, 1] for a Bernoulli likelihood", f"values in [{lo:g}, {hi:g}]"
-            )
+            expected = "values in [0, 1] for a Bernoulli likelihood"
+            raise InputError(argument, expected, f"values in [{lo:g}, {hi:g}]")
 
 
 def _check_positive_int(value, argument, optional=False):
@@ -308,10 +309,8 @@ def _bernoulli_batch(x, batch_seed):
 
 def _load_raw(name, data_path):
     if data_path is not None and name not in ("binarized_mnist",) and not name.startswith("tfds:"):
-        raise InputError(
-            "--data-path", f"no --data-path with --dataset {name} (only binarized_mnist and tfds:<name> use it)",
-            repr(os.fspath(data_path)),
-        )
+        expected = f"no --data-path with --dataset {name} (only binarized_mnist, tfds:<name>)"
+        raise InputError("--data-path", expected, repr(os.fspath(data_path)))
     if name == "mnist":
         return _load_mnist()
     if name == "binarized_mnist":
@@ -324,7 +323,7 @@ def _load_raw(name, data_path):
         return _load_path(pathlib.Path(name))
     raise InputError(
         "--dataset",
-        f"one of {', '.join(DATASETS)}, tfds:<name>, or a path to an .npz, .npy, IDX file or image folder",
+        f"one of {', '.join(DATASETS)}, tfds:<name>, or a path to {_FILE_EXPECTED[3:]}",
         repr(name),
     )
 
@@ -338,7 +337,8 @@ def _embedded_file(name):
     filename, expected = _EMBEDDED[name]
     path = _DATA_DIR / filename
     if not path.is_file():
-        raise InputError(f"--dataset {name}", f"the packaged file {path}", "no such file (reinstall tfvae)")
+        got = "no such file (reinstall tfvae)"
+        raise InputError(f"--dataset {name}", f"the packaged file {path}", got)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != expected:
         raise InputError(
@@ -352,13 +352,10 @@ def _embedded_file(name):
 def _load_mnist():
     with np.load(_embedded_file("mnist"), allow_pickle=False) as f:
         arrays = {key: f[key] for key in ("x_train", "x_test", "y_train", "y_test")}
-    return _Raw(
-        x_train=validate_images(arrays["x_train"], argument="--dataset mnist (x_train)", bernoulli=True),
-        x_test=validate_images(arrays["x_test"], argument="--dataset mnist (x_test)", bernoulli=True),
-        y_train=arrays["y_train"].astype(np.int64),
-        y_test=arrays["y_test"].astype(np.int64),
-        default_binarize="dynamic",
-    )
+    raw = _from_splits(arrays, "x_train", "x_test", "--dataset mnist")
+    raw.y_train, raw.y_test = _labels(arrays["y_train"]), _labels(arrays["y_test"])
+    raw.default_binarize = "dynamic"
+    return raw
 
 
 def _load_frey_face():
@@ -403,13 +400,7 @@ def _read_binarized_npz(path, argument):
     arrays = _read_npz(path, argument, expected)
     if not {"train", "test"} <= arrays.keys():
         raise InputError(argument, expected, f"{str(path)!r} with keys {sorted(arrays)}")
-    raw = _Raw(
-        x_train=validate_images(arrays["train"], argument=f"{argument} (train)", bernoulli=True),
-        x_test=validate_images(arrays["test"], argument=f"{argument} (test)", bernoulli=True),
-        y_train=None,
-        y_test=None,
-    )
-    return _as_binary(raw, argument)
+    return _as_binary(_from_splits(arrays, "train", "test", argument), argument)
 
 
 def _as_binary(raw, argument):
@@ -443,14 +434,21 @@ def _load_tfds(tfds_name, data_dir):
             f"{type(exc).__name__}: {exc}",
         ) from exc
     if "image" not in train:
-        raise InputError(f"--dataset tfds:{tfds_name}", "an 'image' feature", f"features {sorted(train)}")
-    arg = f"--dataset tfds:{tfds_name}"
-    return _Raw(
-        x_train=validate_images(train["image"], argument=f"{arg} (train)", bernoulli=True),
-        x_test=validate_images(test["image"], argument=f"{arg} (test)", bernoulli=True),
-        y_train=_labels(train.get("label")),
-        y_test=_labels(test.get("label")),
+        got = f"features {sorted(train)}"
+        raise InputError(f"--dataset tfds:{tfds_name}", "an 'image' feature", got)
+    arrays = {"train": train["image"], "test": test["image"]}
+    raw = _from_splits(arrays, "train", "test", f"--dataset tfds:{tfds_name}")
+    raw.y_train, raw.y_test = _labels(train.get("label")), _labels(test.get("label"))
+    return raw
+
+
+def _from_splits(arrays, train_key, test_key, argument):
+    """A label-less ``_Raw`` from two arrays of ``arrays``, validated for a Bernoulli decoder."""
+    x_train, x_test = (
+        validate_images(arrays[key], argument=f"{argument} ({key})", bernoulli=True)
+        for key in (train_key, test_key)
     )
+    return _Raw(x_train=x_train, x_test=x_test, y_train=None, y_test=None)
 
 
 def _labels(y):
@@ -488,15 +486,13 @@ def _from_npz(path, argument):
     arrays = _read_npz(path, "--dataset")
     y_train, y_test = _labels(arrays.get("y_train")), _labels(arrays.get("y_test"))
     if {"x_train", "x_test"} <= arrays.keys():
-        return _Raw(
-            x_train=validate_images(arrays["x_train"], argument=f"{argument} (x_train)", bernoulli=True),
-            x_test=validate_images(arrays["x_test"], argument=f"{argument} (x_test)", bernoulli=True),
-            y_train=y_train,
-            y_test=y_test,
-        )
+        raw = _from_splits(arrays, "x_train", "x_test", argument)
+        raw.y_train, raw.y_test = y_train, y_test
+        return raw
     if "x" in arrays:
         return _split_last(arrays["x"], _labels(arrays.get("y")), argument)
-    raise InputError(argument, "an .npz with keys x_train and x_test, or x", f"keys {sorted(arrays)}")
+    expected = "an .npz with keys x_train and x_test, or x"
+    raise InputError(argument, expected, f"keys {sorted(arrays)}")
 
 
 def _read_npy(path):
@@ -537,9 +533,8 @@ def _read_idx_array(path):
     dims = struct.unpack(f">{data[3]}I", data[4:header])
     pixels = np.frombuffer(data, np.uint8, offset=header)
     if pixels.size != math.prod(dims):
-        raise InputError(
-            f"--dataset {path}", f"{math.prod(dims)} bytes after the IDX header {dims}", f"{pixels.size}"
-        )
+        expected = f"{math.prod(dims)} bytes after the IDX header {dims}"
+        raise InputError(f"--dataset {path}", expected, f"{pixels.size}")
     return pixels.reshape(dims)
 
 
@@ -557,7 +552,8 @@ def _idx_labels(images_path, count):
         if candidate.is_file():
             labels = _read_idx_array(candidate)
             if labels.shape != (count,):
-                raise InputError(f"--dataset {candidate}", f"{count} labels, one per image", f"shape {labels.shape}")
+                expected = f"{count} labels, one per image"
+                raise InputError(f"--dataset {candidate}", expected, f"shape {labels.shape}")
             return labels.astype(np.int64)
     return None
 
@@ -568,14 +564,16 @@ def _read_image_folder(folder):
 
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
     if not files:
-        raise InputError("--dataset", f"a folder with {'/'.join(_IMAGE_SUFFIXES)} images", repr(str(folder)))
+        expected = f"a folder with {'/'.join(_IMAGE_SUFFIXES)} images"
+        raise InputError("--dataset", expected, repr(str(folder)))
     images = []
     for path in files:
         try:
             with Image.open(path) as img:
                 array = np.asarray(img.convert("L" if img.mode in ("1", "L", "LA") else "RGB"))
         except OSError as exc:  # unreadable or not really an image
-            raise InputError(f"--dataset {folder}", "readable images", f"{path.name} ({exc})") from exc
+            got = f"{path.name} ({exc})"
+            raise InputError(f"--dataset {folder}", "readable images", got) from exc
         array = array[..., np.newaxis] if array.ndim == 2 else array
         if images and array.shape != images[0].shape:
             raise InputError(
