@@ -49,6 +49,13 @@ def model_class(name):
     return getattr(__import__(module, fromlist=[cls]), cls)
 
 
+def load_model(path):
+    """``keras.saving.load_model`` with every tfvae model class registered first."""
+    for name in MODEL_CLASSES:
+        model_class(name)
+    return keras.saving.load_model(path)
+
+
 def make_optimizer(name, learning_rate):
     if name not in OPTIMIZERS:
         raise InputError("--optimizer", f"one of {OPTIMIZERS}", repr(name))
@@ -91,9 +98,10 @@ class RunCheckpoint(keras.callbacks.Callback):
     Stops training at the first non-finite loss, before anything of that epoch is written.
     """
 
-    def __init__(self, run_dir, num_train_examples, best_elbo=-math.inf):
+    def __init__(self, run_dir, num_train_examples, best_elbo=-math.inf, epochs_completed=0):
         super().__init__()
         self.run_dir = Path(run_dir)
+        self.epochs_done = epochs_completed
         self.num_train_examples = num_train_examples
         self.best_elbo = best_elbo
         self.diverged = False
@@ -146,7 +154,7 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     def state(self):
         return {
-            "epochs_completed": getattr(self, "epochs_done", None),
+            "epochs_completed": self.epochs_done,
             "best_test_elbo": self.best_elbo if math.isfinite(self.best_elbo) else None,
             "status": "running",
         }
@@ -163,9 +171,27 @@ def append_metrics(path, row):
 
 def read_metrics(run_dir):
     """metrics.csv as a list of dicts of floats."""
-    with open(Path(run_dir) / "metrics.csv", newline="") as f:
+    return _read_csv(Path(run_dir) / "metrics.csv")
+
+
+def _read_csv(path):
+    if not Path(path).exists():
+        return []
+    with open(path, newline="") as f:
         return [{k: float(v) if v not in ("", None) else None for k, v in row.items()}
                 for row in csv.DictReader(f)]
+
+
+def truncate_metrics(path, epochs):
+    """Keep the rows of the first ``epochs`` epochs (a killed run may have logged one more)."""
+    rows = [r for r in _read_csv(path) if r["epoch"] <= epochs]
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+            writer.writeheader()
+            writer.writerows({**r, "epoch": int(r["epoch"])} for r in rows)
+    write_atomic(path, write)
+    return rows
 
 
 def prepare_run_dir(run_dir, *, resume, overwrite):
@@ -220,10 +246,13 @@ def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=N
 
     keras.utils.set_random_seed(config["train"]["seed"])
     if resume:
-        vae = keras.saving.load_model(run_dir / "checkpoints" / "last.keras")
-        state = read_json(run_dir / "state.json")
-        initial_epoch = state["epochs_completed"] or 0
-        best = state.get("best_test_elbo") or -math.inf
+        vae = load_model(run_dir / "checkpoints" / "last.keras")
+        # The checkpoint is written atomically and holds the optimizer's step count: the epochs it
+        # completed follow from it, whatever else a kill left half-updated.
+        steps_per_epoch = math.ceil(len(dataset.x_train) / config["train"]["batch_size"])
+        initial_epoch = int(vae.optimizer.iterations) // steps_per_epoch
+        rows = truncate_metrics(run_dir / "metrics.csv", initial_epoch)
+        best = max((r["test_elbo"] for r in rows if r["test_elbo"] is not None), default=-math.inf)
     else:
         cls = model_class(config["model_type"])
         vae = cls(**model_kwargs, seed=config["train"]["seed"])
@@ -242,7 +271,8 @@ def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=N
         dataset.x_train, batch_size=config["train"]["batch_size"], shuffle=True,
         dynamic_binarize=dataset.binarize == "dynamic", seed=config["train"]["seed"])
     test_data = datasets.make_pipeline(dataset.x_test, batch_size=config["train"]["batch_size"])
-    checkpoint = RunCheckpoint(run_dir, len(dataset.x_train), best_elbo=best)
+    checkpoint = RunCheckpoint(run_dir, len(dataset.x_train), best_elbo=best,
+                               epochs_completed=initial_epoch)
     vae.fit(
         train_data,
         validation_data=test_data,
@@ -254,7 +284,7 @@ def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=N
     )
     if checkpoint.diverged:
         raise TrainingDiverged(
-            f"the loss became NaN or infinite at epoch {getattr(checkpoint, 'epochs_done', 0) + 1};"
+            f"the loss became NaN or infinite at epoch {checkpoint.epochs_done + 1};"
             f" the last good checkpoint is kept in {run_dir / 'checkpoints'}"
             " (try a smaller --learning-rate)")
     write_atomic(run_dir / "model.keras", vae.save)
@@ -285,7 +315,7 @@ def load_run(run_dir, checkpoint="model"):
     if not path.exists():
         raise InputError("RUN_DIR", f"a run with {path.relative_to(run_dir)}",
                          f"{str(run_dir)!r} without it")
-    return keras.saving.load_model(path), read_json(run_dir / "config.json")
+    return load_model(path), read_json(run_dir / "config.json")
 
 
 def load_run_dataset(config, **overrides):

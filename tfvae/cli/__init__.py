@@ -7,6 +7,7 @@ raises ``tfvae.errors.InputError``: one line on stderr and exit status 2, no tra
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -20,8 +21,34 @@ def build_parser():
     return parser
 
 
+def import_tensorflow_quietly():
+    """Import TensorFlow and TFP with its C++ start-up notes (CUDA probes, oneDNN) kept off stderr.
+
+    TensorFlow writes them to file descriptor 2 before any log level applies, so they would bury
+    the one-line errors this command prints. TF_CPP_MIN_LOG_LEVEL=0 shows them again.
+    """
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        import tensorflow  # noqa: F401
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow as tf
+        import tensorflow_probability as tfp
+
+        tf.config.list_physical_devices()  # the device probe writes its own notes
+        tfp.distributions.Normal(0.0, 1.0)  # TFP's first use loads tf_keras, which writes more
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    import_tensorflow_quietly()
     # Imported here so `tfvae --help` and argument errors stay fast (TensorFlow is slow to load).
     from tfvae.errors import InputError
     from tfvae.training import TrainingDiverged

@@ -53,9 +53,13 @@ def run(args):
     for key in ("data_path", "binarize", "train_examples", "test_examples"):
         if getattr(args, key) is not None:
             data_config[key] = getattr(args, key)
-    train(args.out, model=args.model, model_config=model_config, data_config=data_config,
+    model = train(args.out, model=args.model, model_config=model_config, data_config=data_config,
           epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
           learning_rate=args.learning_rate, seed=args.seed, resume=args.resume,
           overwrite=args.overwrite, verbose=0 if args.quiet else 1)
-    print(f"tfvae train: run written to {args.out}")
+    from tfvae.training import read_json
+
+    data = read_json(f"{args.out}/config.json")["data"]
+    print(f"tfvae train: run written to {args.out} (dataset {data['name']}, "
+          f"binarization {data['binarize']}, {int(model.optimizer.iterations)} steps)")
     return 0

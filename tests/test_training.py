@@ -1,0 +1,161 @@
+"""Run directories: what training writes, resume after a kill, divergence, and the CLI."""
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import cli_env, run_cli
+from tfvae import model as model_module
+from tfvae.cli import main
+from tfvae.training import TrainingDiverged, load_run, read_metrics, train
+
+TINY = ["--train-examples", "1000", "--test-examples", "200", "--hidden", "32",
+        "--latent-dim", "3", "--batch-size", "100", "--quiet"]
+
+
+def test_cli_end_to_end(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli("train", "--out", run_dir, "--epochs", "2", "--optimizer", "adam",
+                     "--learning-rate", "0.003", *TINY)
+    assert result.returncode == 0, result.stderr
+    assert "binarization dynamic" in result.stdout
+    for name in ("config.json", "metrics.csv", "state.json", "model.keras",
+                 "checkpoints/last.keras", "checkpoints/best.keras"):
+        assert (run_dir / name).is_file(), name
+    assert any((run_dir / "tensorboard").rglob("events.out.tfevents*"))
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["data"]["binarize"] == "dynamic" and config["model"]["latent_dim"] == 3
+    rows = read_metrics(run_dir)
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert all(r["examples_per_second"] > 0 and r["test_elbo"] < 0 for r in rows)
+    assert rows[1]["train_elbo"] > rows[0]["train_elbo"]
+
+    evaluated = run_cli("evaluate", run_dir)
+    assert evaluated.returncode == 0, evaluated.stderr
+    printed = float(evaluated.stdout.split("test elbo:")[1].split()[0])
+    # The final model's test bound is stochastic (z is sampled): close to the logged one.
+    assert printed == pytest.approx(rows[-1]["test_elbo"], abs=3.0)
+
+    for command in ("sample", "reconstruct"):
+        png = tmp_path / f"{command}.png"
+        result = run_cli(command, run_dir, "--out", png)
+        assert result.returncode == 0, result.stderr
+        from PIL import Image
+        image = np.asarray(Image.open(png))
+        assert image.ndim == 2 and image.shape[0] > 56 and image.std() > 10
+
+
+def _wait_for_epoch(run_dir, epochs, process, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None:
+        state = run_dir / "state.json"
+        if state.exists() and (json.loads(state.read_text())["epochs_completed"] or 0) >= epochs:
+            return
+        time.sleep(0.2)
+    raise AssertionError("training did not checkpoint in time")
+
+
+def test_resume_continues_a_killed_run_from_its_checkpoint(tmp_path):
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tfvae", "train", "--out", str(run_dir), "--epochs", "1000",
+         "--optimizer", "adam", *TINY], env=cli_env(), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_epoch(run_dir, 1, process)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    done = json.loads((run_dir / "state.json").read_text())["epochs_completed"]
+    assert not (run_dir / "model.keras").exists()
+
+    refused = run_cli("train", "--out", run_dir, *TINY)
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+
+    resumed = run_cli("train", "--out", run_dir, "--resume", "--epochs", str(done + 2), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    rows = read_metrics(run_dir)
+    assert [int(r["epoch"]) for r in rows] == list(range(1, done + 3))
+    model, _ = load_run(run_dir)
+    # 10 steps per epoch; the optimizer state came back with the weights.
+    assert int(model.optimizer.iterations) == 10 * (done + 2)
+    assert json.loads((run_dir / "state.json").read_text())["status"] == "finished"
+
+
+def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    # A penalty that turns NaN from step 15 on: epoch 1 (10 steps) is good, epoch 2 is not.
+    def nan_after_15_steps(self):
+        return tf.where(self.optimizer.iterations >= 15, np.nan, 0.0)
+
+    monkeypatch.setattr(model_module.VAE, "_weight_penalty", nan_after_15_steps)
+    run_dir = tmp_path / "run"
+    with pytest.raises(TrainingDiverged, match="NaN"):
+        train(run_dir, model_config={"latent_dim": 2, "hidden": 16},
+              data_config={"train_examples": 1000, "test_examples": 100}, epochs=3, verbose=0)
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["status"] == "diverged" and state["epochs_completed"] == 1
+    assert not (run_dir / "model.keras").exists()
+    last = keras.saving.load_model(run_dir / "checkpoints" / "last.keras")
+    assert int(last.optimizer.iterations) == 10
+    assert all(np.all(np.isfinite(w)) for w in last.get_weights())
+    assert len(read_metrics(run_dir)) == 1
+
+
+def _write_npz(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize("make_args, argument", [
+    (lambda d: ["--dataset", "cifar99"], "--dataset"),
+    (lambda d: ["--dataset", d / "missing.npz"], "--dataset"),
+    (lambda d: ["--dataset", _write_npz(d / "rank.npz", x=np.zeros((10, 5, 4, 3, 2)))], "--dataset"),
+    (lambda d: ["--dataset", _write_npz(d / "nan.npz", x=np.full((20, 4, 4), np.nan))], "--dataset"),
+    (lambda d: ["--dataset", _write_npz(d / "inf.npz", x=np.full((20, 4, 4), np.inf))], "--dataset"),
+    (lambda d: ["--dataset", _write_npz(d / "range.npz", x=np.full((20, 4, 4), 1.5))], "--dataset"),
+    (lambda d: ["--latent-dim", "0"], "latent_dim"),
+    (lambda d: ["--epochs", "0"], "--epochs"),
+    (lambda d: ["--learning-rate", "-1"], "--learning-rate"),
+    (lambda d: ["--train-examples", "0"], "--train-examples"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, make_args, argument):
+    run_dir = tmp_path / "run"
+    code = main(["train", "--out", str(run_dir), "--quiet", *map(str, make_args(tmp_path))])
+    stderr = capsys.readouterr().err
+    assert code == 2, stderr
+    message = stderr.strip().splitlines()
+    assert len(message) == 1 and "Traceback" not in stderr
+    assert f"error: {argument}" in message[0] and "expected" in message[0]
+    assert not run_dir.exists()
+
+
+def test_the_command_exits_2_on_bad_input(tmp_path):
+    result = run_cli("train", "--out", tmp_path / "run", "--latent-dim", "0")
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("tfvae train: error: latent_dim: expected an integer >= 1, "
+                                     "got 0")
+
+
+def test_an_existing_run_is_not_overwritten_without_overwrite(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text("{}")
+    result = run_cli("train", "--out", run_dir, *TINY)
+    assert result.returncode == 2 and "not empty" in result.stderr
+    assert (run_dir / "config.json").read_text() == "{}"
+    result = run_cli("train", "--out", run_dir, "--overwrite", "--epochs", "1", *TINY)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((run_dir / "config.json").read_text())["train"]["epochs"] == 1
+
+
+def test_commands_on_a_directory_that_is_no_run(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "RUN_DIR: expected a run directory" in capsys.readouterr().err
