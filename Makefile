@@ -1,0 +1,24 @@
+# Two entry points for a fresh machine: `make main` (train on the embedded MNIST and export a
+# servable model) and `make test`. Both create .venv and install tfvae into it first.
+PYTHON ?= python3
+VENV ?= .venv
+RUN_DIR ?= runs/mnist
+MODEL_NAME ?= mnist_vae
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --upgrade pip
+	$(VENV)/bin/python -m pip install -e ".[test]"
+	touch $@
+
+.PHONY: install main test
+install: $(VENV)/.installed
+
+main: install
+	$(VENV)/bin/tfvae train --out $(RUN_DIR) --overwrite --dataset mnist --binarize dynamic \
+		--hidden 400 --activation relu --latent-dim 20 --optimizer adam --learning-rate 1e-3 \
+		--batch-size 128 --epochs 10
+	$(VENV)/bin/tfvae evaluate $(RUN_DIR)
+
+test: install
+	$(VENV)/bin/python -m pytest -q
