@@ -9,5 +9,6 @@ __version__ = "0.1.0"
 
 from tfvae.errors import InputError  # noqa: E402
 from tfvae.model import VAE  # noqa: E402
+from tfvae.export import export_model  # noqa: E402
 
 __all__ = ["VAE", "InputError", "__version__"]
