@@ -234,7 +234,8 @@ def test_written_beside_and_renamed_into_place(tmp_path, monkeypatch):
 
     # A failed save leaves no version and no temporary directory behind.
     def failing_save(obj, export_dir, *args, **kwargs):
-        save(obj, export_dir, *args, **kwargs)
+        Path(export_dir).mkdir(parents=True)
+        (Path(export_dir) / "saved_model.pb").write_bytes(b"half of a file")
         raise OSError("disk full")
 
     monkeypatch.setattr(tf.saved_model, "save", failing_save)
