@@ -100,7 +100,8 @@ def format_rows(rows, batch_size=256):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="encode latency and throughput per loader")
-    parser.add_argument("--run-dir", help="a run directory (default: an untrained paper-size model)")
+    parser.add_argument("--run-dir",
+                        help="a run directory (default: an untrained paper-size model)")
     parser.add_argument("--repeats", type=int, default=300, help="batch-1 requests to time")
     parser.add_argument("--batches", type=int, default=20, help="batches of 256 to time")
     args = parser.parse_args(argv)

@@ -1,9 +1,9 @@
 """A test double of TensorFlow Serving, for tests only: production serving is TF Serving itself.
 
-The TF Serving binary cannot be installed here, so the client is tested against this stand-in.
-It loads every version under a model's base directory with the TF1 SavedModel loader (the C++
-loader TF Serving's SavedModelBundle uses), runs signatures by their tensor names in a session,
-and answers on 127.0.0.1 by TF Serving's rules:
+TF Serving ships as Docker images and apt packages only, so the client is tested against this
+stand-in. It loads every version under a model's base directory with the TF1 SavedModel loader
+(the C++ loader TF Serving's SavedModelBundle uses), runs signatures by their tensor names in a
+session, and answers on 127.0.0.1 by TF Serving's rules:
 
 - gRPC (``tensorflow-serving-api``): PredictionService ``Predict`` and ``GetModelMetadata``,
   ModelService ``GetModelStatus``; a tensor's dtype must be the signature's exactly;
@@ -49,7 +49,8 @@ _HTTP = {
     grpc.StatusCode.INTERNAL: 500, grpc.StatusCode.UNAVAILABLE: 503,
     grpc.StatusCode.DATA_LOSS: 500, grpc.StatusCode.UNAUTHENTICATED: 401,
 }
-_PREDICT_PATH = re.compile(r"(?i)/v1/models/([^/:]+)(?:/versions/(\d+))?:(classify|regress|predict)")
+_PREDICT_PATH = re.compile(
+    r"(?i)/v1/models/([^/:]+)(?:/versions/(\d+))?:(classify|regress|predict)")
 _MODEL_PATH = re.compile(r"(?i)/v1/models(?:/([^/:]+))?(?:/versions/(\d+))?(?:/(metadata))?")
 
 
@@ -147,8 +148,9 @@ class ModelServer:
         aliases = list(request.output_filter) or list(signature.outputs)
         for alias in aliases:
             if alias not in signature.outputs:
+                known = ",".join(sorted(signature.outputs))
                 raise _invalid(f"output tensor alias not found in signature: {alias} Outputs "
-                               f"expected to be in the set {{{','.join(sorted(signature.outputs))}}}.")
+                               f"expected to be in the set {{{known}}}.")
         values = servable.run(feeds, [signature.outputs[a].name for a in aliases])
         response = predict_pb2.PredictResponse()
         response.model_spec.name = request.model_spec.name
@@ -352,8 +354,8 @@ def _columns_from_instances(instances, dtypes):
     rows = {alias: [] for alias in dtypes}
     for i, item in enumerate(instances):
         if named != isinstance(item, dict):
-            raise _invalid(f"Expecting {'object but got list' if named else 'value/list but got object'}"
-                           f" at item {i} of input list")
+            got = "object but got list" if named else "value/list but got object"
+            raise _invalid(f"Expecting {got} at item {i} of input list")
         values = item if named else {next(iter(dtypes)): item}
         if set(values) != set(dtypes):
             raise _invalid(f"Failed to process element: {i} of 'instances' list. JSON object: "

@@ -1,27 +1,26 @@
-"""Export a trained VAE as a SavedModel that TF Serving, ``tf.saved_model.load`` and the TF C API load.
+"""Export a trained VAE as a SavedModel for TF Serving, ``tf.saved_model.load`` and the TF C API.
 
 Layout (TF Serving's): ``BASE/NAME/VERSION/`` holds ``saved_model.pb``, ``variables/`` and
-``assets/tfvae.json``. A version is written into a hidden temporary directory beside it and renamed
-into place at the end, so a server watching ``BASE/NAME`` never sees half of one (its name is not
-an integer, so TF Serving ignores it); an existing version is never overwritten.
+``assets/tfvae.json``. A version is written into a hidden temporary directory beside it and
+renamed into place at the end, so a server watching ``BASE/NAME`` never sees half of one (its
+name is not an integer, so TF Serving ignores it); an existing version is never overwritten.
 
 Signatures (every input batched on dimension 0, so TF Serving's row format and request batching
 work; ``B`` batch, ``E`` image shape [H, W, C], ``D`` latent dimension):
 
-=================== ======================================= ==========================================
-signature           inputs                                  outputs
-=================== ======================================= ==========================================
-``encode``          ``x`` float32 [B, *E]                   ``z_mean``, ``z_stddev`` [B, D]
-(``serving_default``)
-``decode``          ``z`` float32 [B, D]                    ``x_mean`` [B, *E]
-``sample``          ``seed`` int64 [B]                      ``z`` [B, D], ``x_mean`` [B, *E]
-``reconstruct``     ``x`` float32 [B, *E]                   ``x_mean`` [B, *E], ``z_mean`` [B, D]
-``log_likelihood``  ``x`` float32 [B, *E], ``seed`` int64   ``elbo``, ``log_px`` [B] (nats)
-                    [B]
-=================== ======================================= ==========================================
+====================== ============================== ========================================
+signature              inputs                         outputs
+====================== ============================== ========================================
+``encode`` (default)   ``x`` float32 [B, *E]          ``z_mean``, ``z_stddev`` [B, D]
+``decode``             ``z`` float32 [B, D]           ``x_mean`` [B, *E]
+``sample``             ``seed`` int64 [B]             ``z`` [B, D], ``x_mean`` [B, *E]
+``reconstruct``        ``x`` float32 [B, *E]          ``x_mean`` [B, *E], ``z_mean`` [B, D]
+``log_likelihood``     ``x``, ``seed`` int64 [B]      ``elbo``, ``log_px`` [B] (nats)
+====================== ============================== ========================================
 
-``x_mean`` is the mean of p(x|z): Bernoulli probabilities or Gaussian means. ``log_px`` is the
-importance-sampled estimate log (1/k) sum_l p(x, z_l) / q(z_l|x) with k fixed at export.
+``encode`` is also ``serving_default``. ``x_mean`` is the mean of p(x|z): Bernoulli
+probabilities or Gaussian means. ``log_px`` is the importance-sampled estimate
+log (1/k) sum_l p(x, z_l) / q(z_l|x) with k fixed at export.
 
 Seeds: row i draws all its noise from the stateless seed [low 32 bits, high 32 bits] of
 ``seed[i]`` (so [s, 0] for 0 <= s < 2**31, the seed ``VAE.sample(1, seed=s)`` uses). A row's
@@ -248,7 +247,8 @@ def export_run(run_dir, model_name, *, base_dir="export", version=None,
     _check_new(path, "--version")
     _check_num_samples(num_samples)
     model, config = load_run(run_dir, checkpoint)
-    info = {"model_name": model_name, "version": version, **run_metadata(run_dir, config, checkpoint)}
+    info = {"model_name": model_name, "version": version,
+            **run_metadata(run_dir, config, checkpoint)}
     return export_model(model, path, num_samples=num_samples, metadata=info)
 
 

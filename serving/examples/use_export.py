@@ -33,7 +33,8 @@ def main(argv=None):
     drawn = sample(seed=tf.constant(args.seeds, tf.int64))
     if args.image:
         # decode_image reads PNG, JPEG, GIF and BMP; one channel, pixels scaled to [0, 1].
-        pixels = tf.io.decode_image(tf.io.read_file(args.image), channels=1, expand_animations=False)
+        pixels = tf.io.decode_image(tf.io.read_file(args.image), channels=1,
+                                    expand_animations=False)
         x = tf.cast(pixels, tf.float32)[tf.newaxis] / 255.0
     else:
         x = drawn["x_mean"][:1]
