@@ -20,6 +20,7 @@ _LAZY = {
     "load_dataset": "tfvae.data",
     "train": "tfvae.training",
     "load_run": "tfvae.training",
+    "export_model": "tfvae.export",
 }
 
 __all__ = ["InputError", "__version__", *_LAZY]

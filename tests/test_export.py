@@ -1,0 +1,359 @@
+"""SavedModel export: layout and versions, and the same numbers through every loader.
+
+Loaders: ``tf.saved_model.load`` in a process where tfvae (and TFP and Keras) cannot be imported,
+the TF1 loader running SignatureDefs by tensor names (TF Serving's SavedModelBundle path), and a
+C program against the TF C API. Each is compared with the in-process model's outputs.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import ROOT, run_cli
+from tfvae import VAE, cli
+from tfvae.errors import InputError
+from tfvae.export import (SIGNATURES, export_model, export_run, next_version, read_metadata,
+                          serving_functions)
+from tfvae.training import load_run, load_run_dataset, read_metrics
+
+MODEL = "mnist_vae"
+K = 200  # importance samples of log_likelihood in these exports
+INPUTS = {"encode": ["x"], "decode": ["z"], "sample": ["seed"], "reconstruct": ["x"],
+          "log_likelihood": ["x", "seed"]}
+OUTPUTS = {"encode": ["z_mean", "z_stddev"], "decode": ["x_mean"], "sample": ["z", "x_mean"],
+           "reconstruct": ["x_mean", "z_mean"], "log_likelihood": ["elbo", "log_px"]}
+TOL = 1e-5
+
+
+def reference(model, inputs, num_samples=K):
+    """Every signature's outputs computed in process from the Keras model: "sig/output" -> array."""
+    functions = serving_functions(model, num_samples)
+    out = {}
+    for sig, names in INPUTS.items():
+        for key, value in functions[sig](*[tf.constant(inputs[n]) for n in names]).items():
+            out[f"{sig}/{key}"] = value.numpy()
+    return out
+
+
+def assert_matches(got, want, tol=TOL):
+    assert sorted(got) == sorted(want)
+    for key in want:
+        assert got[key].shape == want[key].shape, key
+        np.testing.assert_allclose(got[key], want[key], rtol=tol, atol=tol, err_msg=key)
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_run, tmp_path_factory):
+    base = tmp_path_factory.mktemp("export")
+    path = export_run(tiny_run, MODEL, base_dir=base, num_samples=K)
+    model, config = load_run(tiny_run)
+    x = load_run_dataset(config, test_examples=3).x_test
+    inputs = {"x": x, "seed": np.array([0, 7, 2**40 + 3], np.int64),
+              "z": np.random.default_rng(0).standard_normal((3, model.latent_dim), np.float32)}
+    return {"path": path, "base": base, "model": model, "inputs": inputs,
+            "reference": reference(model, inputs)}
+
+
+def test_layout_and_metadata(exported, tiny_run):
+    path = exported["path"]
+    assert path == exported["base"] / MODEL / "1"
+    # Only the version itself: the temporary directory it was written in is gone.
+    assert sorted(p.name for p in (exported["base"] / MODEL).iterdir()) == ["1"]
+    assert (path / "saved_model.pb").is_file() and (path / "variables").is_dir()
+    meta = read_metadata(path)
+    assert meta == json.loads((path / "assets" / "tfvae.json").read_text())
+    assert meta["dataset"] == "mnist" and meta["binarization"] == "dynamic"
+    assert meta["image_shape"] == [28, 28, 1] and meta["latent_dim"] == 4
+    assert meta["likelihood"] == "bernoulli" and meta["log_likelihood_num_samples"] == K
+    last = read_metrics(tiny_run)[-1]
+    assert meta["test_elbo"] == pytest.approx(last["test_elbo"]) and meta["epochs"] == 2
+    assert meta["versions"]["tensorflow"] == tf.__version__
+    assert meta["model_name"] == MODEL and meta["version"] == 1
+
+
+def test_signature_defs_have_named_batched_inputs(exported):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString((exported["path"] / "saved_model.pb").read_bytes())
+    signatures = saved.meta_graphs[0].signature_def
+    assert set(SIGNATURES) | {"serving_default"} <= set(signatures)
+    for sig in (*SIGNATURES, "serving_default"):
+        name = "encode" if sig == "serving_default" else sig
+        signature = signatures[sig]
+        assert signature.method_name == "tensorflow/serving/predict"
+        assert sorted(signature.inputs) == sorted(INPUTS[name])
+        assert sorted(signature.outputs) == sorted(OUTPUTS[name])
+        for info in signature.inputs.values():
+            assert info.tensor_shape.dim[0].size == -1  # batched on dimension 0
+    x = signatures["encode"].inputs["x"]
+    assert x.dtype == tf.float32.as_datatype_enum
+    assert [d.size for d in x.tensor_shape.dim] == [-1, 28, 28, 1]
+    assert signatures["sample"].inputs["seed"].dtype == tf.int64.as_datatype_enum
+    assert [d.size for d in signatures["decode"].inputs["z"].tensor_shape.dim] == [-1, 4]
+
+
+def test_seeds_fix_each_row(exported):
+    model, ref, inputs = exported["model"], exported["reference"], exported["inputs"]
+    # sample(seed=s) draws what VAE.sample(1, seed=s) draws, for seeds below 2**31.
+    for i, seed in enumerate(inputs["seed"][:2]):
+        np.testing.assert_allclose(ref["sample/x_mean"][i],
+                                   model.sample(1, seed=int(seed)).numpy()[0], atol=TOL)
+    # A row's answer depends on its own input and seed only, not on the rest of the batch.
+    functions = serving_functions(model, K)
+    alone = functions["log_likelihood"](tf.constant(inputs["x"][1:2]),
+                                        tf.constant(inputs["seed"][1:2]))
+    np.testing.assert_allclose(alone["log_px"].numpy(), ref["log_likelihood/log_px"][1:2],
+                               atol=TOL)
+    assert len(np.unique(ref["sample/z"], axis=0)) == 3
+    # log p(x) >= ELBO on average; both are finite, negative nats.
+    assert np.all(np.isfinite(ref["log_likelihood/log_px"]))
+    assert ref["log_likelihood/log_px"].mean() > ref["log_likelihood/elbo"].mean()
+
+
+LOAD_WITHOUT_TFVAE = """
+import json, sys
+for name in ("tfvae", "tensorflow_probability", "keras", "tf_keras"):
+    sys.modules[name] = None  # import of any of these now fails
+import numpy as np
+import tensorflow as tf
+export_dir, inputs_path, out_path, signatures = sys.argv[1:]
+inputs = np.load(inputs_path)
+loaded = tf.saved_model.load(export_dir)
+out = {}
+for sig, names in json.loads(signatures).items():
+    result = loaded.signatures[sig](**{n: tf.constant(inputs[n]) for n in names})
+    out.update({f"{sig}/{k}": v.numpy() for k, v in result.items()})
+np.savez(out_path, **out)
+"""
+
+
+def test_loads_in_a_process_without_tfvae(exported, tmp_path):
+    np.savez(tmp_path / "inputs.npz", **exported["inputs"])
+    script = tmp_path / "load_export.py"
+    script.write_text(LOAD_WITHOUT_TFVAE)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    result = subprocess.run(
+        [sys.executable, str(script), str(exported["path"]), str(tmp_path / "inputs.npz"),
+         str(tmp_path / "out.npz"), json.dumps(INPUTS)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with np.load(tmp_path / "out.npz") as got:
+        assert_matches(dict(got), exported["reference"])
+
+
+def test_tf1_loader_runs_signature_defs_by_tensor_names(exported):
+    graph = tf.Graph()
+    with tf.compat.v1.Session(graph=graph) as session:
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"],
+                                                          str(exported["path"]))
+        got = {}
+        for sig, names in INPUTS.items():
+            signature = meta_graph.signature_def[sig]
+            aliases = list(signature.outputs)
+            values = session.run([signature.outputs[a].name for a in aliases],
+                                 {signature.inputs[n].name: exported["inputs"][n] for n in names})
+            got.update({f"{sig}/{a}": v for a, v in zip(aliases, values)})
+        assert_matches(got, exported["reference"])
+
+        # Bad input is refused by the graph's own checks; the session answers the next request.
+        encode = meta_graph.signature_def["encode"]
+        x_name, z_name = encode.inputs["x"].name, encode.outputs["z_mean"].name
+        bad = exported["inputs"]["x"].copy()
+        bad[0, 3, 3, 0] = np.nan
+        with pytest.raises(tf.errors.InvalidArgumentError, match="x: expected finite pixel"):
+            session.run(z_name, {x_name: bad})
+        good = session.run(z_name, {x_name: exported["inputs"]["x"]})
+        np.testing.assert_allclose(good, exported["reference"]["encode/z_mean"], atol=TOL)
+
+
+@pytest.mark.parametrize("sig, change, message", [
+    ("encode", lambda i: {"x": np.where(i["x"] > 0, np.nan, 0).astype(np.float32)},
+     "x: expected finite pixel values"),
+    ("encode", lambda i: {"x": np.full_like(i["x"], np.inf)}, "x: expected finite pixel values"),
+    ("reconstruct", lambda i: {"x": i["x"] * 2}, r"x: expected pixel values in \[0, 1\]"),
+    ("encode", lambda i: {"x": i["x"] - 0.5}, r"in \[0, 1\] for a Bernoulli model"),
+    ("decode", lambda i: {"z": np.full_like(i["z"], np.nan)}, "z: expected finite values"),
+    ("log_likelihood", lambda i: {"x": i["x"], "seed": i["seed"][:2]},
+     "seed: expected one seed per image of x"),
+])
+def test_bad_input_gives_invalid_argument(exported, sig, change, message):
+    loaded = tf.saved_model.load(str(exported["path"]))
+    fn = loaded.signatures[sig]
+    bad = change(exported["inputs"])
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        fn(**{k: tf.constant(v) for k, v in bad.items()})
+    # The next good request is answered.
+    good = fn(**{n: tf.constant(exported["inputs"][n]) for n in INPUTS[sig]})
+    key = OUTPUTS[sig][0]
+    np.testing.assert_allclose(good[key].numpy(), exported["reference"][f"{sig}/{key}"], atol=TOL)
+
+
+def test_gaussian_model_accepts_any_finite_pixels(tmp_path):
+    model = VAE(image_shape=(4, 5, 1), latent_dim=2, hidden=8, likelihood="gaussian", seed=1)
+    path = export_model(model, tmp_path / "faces" / "1", num_samples=20)
+    meta = read_metadata(path)
+    assert meta["likelihood"] == "gaussian" and meta["image_shape"] == [4, 5, 1]
+    assert meta["dataset"] is None and meta["log_likelihood_num_samples"] == 20
+    loaded = tf.saved_model.load(str(path))
+    x = np.full((2, 4, 5, 1), 2.0, np.float32)  # outside [0, 1]: fine for a Gaussian
+    got = loaded.signatures["reconstruct"](x=tf.constant(x))
+    want = serving_functions(model, 20)["reconstruct"](tf.constant(x))
+    np.testing.assert_allclose(got["z_mean"].numpy(), want["z_mean"].numpy(), atol=TOL)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="x: expected finite pixel"):
+        loaded.signatures["encode"](x=tf.constant(np.full_like(x, np.nan)))
+
+
+def test_written_beside_and_renamed_into_place(tmp_path, monkeypatch):
+    model = VAE(image_shape=(4, 4, 1), latent_dim=2, hidden=8, seed=0)
+    target = tmp_path / "m" / "3"
+    save = tf.saved_model.save
+    seen = []
+
+    def watching_save(obj, export_dir, *args, **kwargs):
+        # While the SavedModel is being written, no version directory exists; the directory
+        # being written is hidden and not an integer, so TF Serving ignores it.
+        seen.append((Path(export_dir), target.exists()))
+        return save(obj, export_dir, *args, **kwargs)
+
+    monkeypatch.setattr(tf.saved_model, "save", watching_save)
+    assert export_model(model, target, num_samples=5) == target
+    (written, existed), = seen
+    assert not existed and written.parent.parent == target.parent
+    assert written.parent.name.startswith(".") and not written.parent.name.isdigit()
+    assert sorted(p.name for p in target.parent.iterdir()) == ["3"]
+    assert next_version(target.parent) == 4
+
+    # A failed save leaves no version and no temporary directory behind.
+    def failing_save(obj, export_dir, *args, **kwargs):
+        Path(export_dir).mkdir(parents=True)
+        (Path(export_dir) / "saved_model.pb").write_bytes(b"half of a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tf.saved_model, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        export_model(model, target.parent / "4", num_samples=5)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["3"]
+
+    # An existing version is never overwritten.
+    before = (target / "saved_model.pb").stat().st_mtime_ns
+    with pytest.raises(InputError, match="does not exist yet"):
+        export_model(model, target, num_samples=5)
+    assert (target / "saved_model.pb").stat().st_mtime_ns == before
+
+
+def test_cli_export_picks_the_next_version(exported, tiny_run, tmp_path, capsys):
+    base = tmp_path / "export"
+    shutil.copytree(exported["path"], base / MODEL / "1")
+    result = run_cli("export", tiny_run, "--model-name", MODEL, "--base-dir", base,
+                     "--num-samples", K)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"{MODEL} version 2 written to {base / MODEL / '2'}" in result.stdout
+    assert read_metadata(base / MODEL / "2")["version"] == 2
+    loaded = tf.saved_model.load(str(base / MODEL / "2"))
+    got = loaded.signatures["encode"](x=tf.constant(exported["inputs"]["x"]))
+    np.testing.assert_allclose(got["z_mean"].numpy(), exported["reference"]["encode/z_mean"],
+                               atol=TOL)
+
+    # Bad arguments: one line naming the argument, exit status 2, nothing written.
+    for args, message in [
+        (["--version", "1"], "--version: expected a version that does not exist yet"),
+        (["--version", "0"], "--version: expected an integer >= 1, got 0"),
+        (["--num-samples", "0"], "--num-samples: expected an integer >= 1, got 0"),
+    ]:
+        code = cli.main(["export", str(tiny_run), "--model-name", MODEL, "--base-dir", str(base),
+                         *args])
+        assert code == 2 and message in capsys.readouterr().err
+    code = cli.main(["export", str(tiny_run), "--model-name", "../up", "--base-dir", str(base)])
+    assert code == 2 and "--model-name: expected a name" in capsys.readouterr().err
+    code = cli.main(["export", str(tmp_path), "--model-name", MODEL, "--base-dir", str(base)])
+    assert code == 2 and "RUN_DIR: expected a run directory" in capsys.readouterr().err
+    assert sorted(p.name for p in (base / MODEL).iterdir()) == ["1", "2"]
+
+
+def _write_pgm(path, pixels):
+    """A binary PGM (P5) of uint8 grey levels [H, W]."""
+    height, width = pixels.shape
+    path.write_bytes(f"P5\n# tfvae test\n{width} {height}\n255\n".encode() + pixels.tobytes())
+
+
+def test_c_api_program_matches_python(exported, tmp_path):
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("gcc is not installed: building serving/c/tfvae_encode.c needs it")
+    exe = tmp_path / "tfvae_encode"
+    build = subprocess.run(
+        [gcc, "-O2", "-std=c11", "-Wall", "-Wextra", "-o", str(exe),
+         str(ROOT / "serving" / "c" / "tfvae_encode.c"), "-I", tf.sysconfig.get_include(),
+         "-L", tf.sysconfig.get_lib(), "-l:libtensorflow_cc.so.2",
+         "-l:libtensorflow_framework.so.2", f"-Wl,-rpath,{tf.sysconfig.get_lib()}"],
+        capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr[-3000:]
+    assert "warning" not in build.stderr
+
+    x = exported["inputs"]["x"]
+    grey = np.random.default_rng(1).integers(0, 256, (28, 28), dtype=np.uint8)
+    _write_pgm(tmp_path / "grey.pgm", grey)
+    _write_pgm(tmp_path / "narrow.pgm", grey[:, :20].copy())  # 28x20: the wrong shape
+    x.tofile(tmp_path / "three.f32")  # raw float32, three images
+    nan = x[:1].copy()
+    nan[0, 0, 0, 0] = np.nan
+    nan.tofile(tmp_path / "nan.f32")
+    (x[:1] + 2.0).tofile(tmp_path / "two.f32")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    images = ["grey.pgm", "nan.f32", "three.f32", "two.f32", "narrow.pgm", "grey.pgm"]
+    result = subprocess.run([str(exe), str(exported["path"]), *images], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr[-3000:]  # some images were refused
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["image"] for line in lines] == ["grey.pgm", "three.f32", "grey.pgm"]
+
+    model = exported["model"]
+    want_grey = serving_functions(model)["encode"](tf.constant(grey[None, :, :, None] / 255,
+                                                               tf.float32))
+    for line, want in [(lines[0], want_grey), (lines[2], want_grey)]:
+        np.testing.assert_allclose(line["z_mean"], want["z_mean"].numpy(), atol=TOL)
+        np.testing.assert_allclose(line["z_stddev"], want["z_stddev"].numpy(), atol=TOL)
+    np.testing.assert_allclose(lines[1]["z_mean"], exported["reference"]["encode/z_mean"],
+                               atol=TOL)
+    np.testing.assert_allclose(lines[1]["z_stddev"], exported["reference"]["encode/z_stddev"],
+                               atol=TOL)
+
+    errors = [line for line in result.stderr.splitlines() if line.startswith("tfvae_encode:")]
+    assert len(errors) == 3
+    assert "nan.f32: INVALID_ARGUMENT: x: expected finite pixel values" in errors[0]
+    assert "two.f32: INVALID_ARGUMENT: assertion failed: [x: expected pixel values in [0, 1]" \
+        in errors[1]
+    assert ("narrow.pgm: INVALID_ARGUMENT: assertion failed: [x: expected float32 images of "
+            "shape [batch, 28, 28, 1], got shape] [1 28 20 1]") in errors[2]
+
+    # float64 is refused by TensorFlow's own dtype check, as TF Serving's gRPC API refuses it.
+    result = subprocess.run([str(exe), "--float64", str(exported["path"]), "grey.pgm"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert "INVALID_ARGUMENT: Expects arg[0] to be float but double is provided" in result.stderr
+
+
+def test_benchmark_prints_every_path(exported, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("serving_benchmark",
+                                                  ROOT / "benchmarks" / "serving.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    rows = benchmark.measure(exported["model"], exported["path"], repeats=3, batches=1,
+                             warmup=1)
+    assert [row["path"] for row in rows] == ["keras eager", "keras tf.function", "saved_model",
+                                             "tf1 session"]
+    for row in rows:
+        assert 0 < row["p50_ms"] <= row["p99_ms"] and row["images_per_s"] > 0
+    table = benchmark.format_rows(rows)
+    assert len(table.splitlines()) == 5 and "batch-256 images/s" in table

@@ -1,0 +1,342 @@
+"""The TF Serving client, CLI and example against a TF Serving test double.
+
+``serving_double.ModelServer`` answers TF Serving's REST and gRPC APIs on 127.0.0.1 by TF
+Serving's rules, running the export through the TF1 loader TF Serving uses (test code; production
+serving is TF Serving). Every answer is compared with the in-process model's.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from conftest import ROOT, run_cli
+from serving_double import ModelServer
+from tfvae import cli
+from tfvae.errors import InputError
+from tfvae.export import export_run, serving_functions
+from tfvae.serving import Client, ServingError
+from tfvae.training import load_run, load_run_dataset
+
+MODEL = "mnist_vae"
+K = 100
+TOL = 1e-5
+PROTOCOLS = ["rest-row", "rest-columnar", "grpc"]
+
+
+@pytest.fixture(scope="module")
+def served(tiny_run, tmp_path_factory):
+    base = tmp_path_factory.mktemp("serving")
+    path = export_run(tiny_run, MODEL, base_dir=base, num_samples=K)
+    model, config = load_run(tiny_run)
+    x = load_run_dataset(config, test_examples=3).x_test
+    seeds = np.array([3, 11, 2**35], np.int64)
+    z = np.random.default_rng(2).standard_normal((3, model.latent_dim)).astype(np.float32)
+    functions = serving_functions(model, K)
+    ref = {
+        "encode": functions["encode"](tf.constant(x)),
+        "decode": functions["decode"](tf.constant(z)),
+        "sample": functions["sample"](tf.constant(seeds)),
+        "reconstruct": functions["reconstruct"](tf.constant(x)),
+        "log_likelihood": functions["log_likelihood"](tf.constant(x), tf.constant(seeds)),
+    }
+    ref = {sig: {k: v.numpy() for k, v in out.items()} for sig, out in ref.items()}
+    server = ModelServer({MODEL: base / MODEL}).start()
+    yield {"server": server, "path": path, "model": model, "x": x, "seeds": seeds, "z": z,
+           "ref": ref}
+    server.stop()
+
+
+def url(served, protocol):
+    return served["server"].grpc_url if protocol == "grpc" else served["server"].rest_url
+
+
+def fmt(protocol):
+    return "columnar" if protocol == "rest-columnar" else "row"
+
+
+def close(got, want):
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_allclose(got, want, atol=TOL, rtol=TOL)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_every_signature_matches_in_process(served, protocol):
+    ref, f = served["ref"], fmt(protocol)
+    with Client(url(served, protocol), MODEL) as client:
+        for name, out in [("encode", client.encode(served["x"], format=f)),
+                          ("serving_default", client.predict({"x": served["x"]}, format=f)),
+                          ("sample", client.sample(served["seeds"], format=f)),
+                          ("reconstruct", client.reconstruct(served["x"], format=f)),
+                          ("log_likelihood", client.log_likelihood(served["x"], served["seeds"],
+                                                                   format=f))]:
+            want = ref["encode" if name == "serving_default" else name]
+            assert sorted(out) == sorted(want), name
+            for key in want:
+                close(out[key], want[key])
+        close(client.decode(served["z"], format=f), ref["decode"]["x_mean"])
+
+
+@pytest.mark.parametrize("protocol", ["rest-row", "grpc"])
+def test_status_and_metadata(served, protocol):
+    with Client(url(served, protocol), MODEL) as client:
+        assert client.status() == [{"version": 1, "state": "AVAILABLE", "error_code": "OK",
+                                    "error_message": ""}]
+        meta = client.metadata()
+        assert meta["version"] == 1
+        sigs = meta["signatures"]
+        assert set(sigs) == {"encode", "decode", "sample", "reconstruct", "log_likelihood",
+                             "serving_default"}
+        assert sigs["encode"]["inputs"] == {"x": {"dtype": "DT_FLOAT", "shape": [-1, 28, 28, 1]}}
+        assert sigs["serving_default"]["inputs"] == sigs["encode"]["inputs"]
+        assert sigs["sample"]["inputs"] == {"seed": {"dtype": "DT_INT64", "shape": [-1]}}
+        assert sigs["decode"]["inputs"] == {"z": {"dtype": "DT_FLOAT", "shape": [-1, 4]}}
+        assert set(sigs["log_likelihood"]["inputs"]) == {"x", "seed"}
+        assert set(sigs["log_likelihood"]["outputs"]) == {"elbo", "log_px"}
+    with Client(url(served, protocol), MODEL, version=1) as client:
+        close(client.encode(served["x"])["z_mean"], served["ref"]["encode"]["z_mean"])
+    with Client(url(served, protocol), MODEL, version=2) as client:
+        with pytest.raises(ServingError, match="Could not find version 2 of model mnist_vae"):
+            client.status()
+
+
+def _nan(x):
+    x = x.copy()
+    x[1, 5, 5, 0] = np.nan
+    return x
+
+
+# (request, gRPC code, REST status, message): None where the request has no form over that
+# API; a message per protocol where TF Serving words it differently.
+BAD_REQUESTS = [
+    (lambda c, s, f: c.predict({"x": s["x"].astype(np.float64)}, "encode", format=f),
+     "INVALID_ARGUMENT", None, "Expects arg[0] to be float but double is provided"),
+    (lambda c, s, f: c.predict({"seed": s["seeds"].astype(np.int32)}, "sample", format=f),
+     "INVALID_ARGUMENT", None, "Expects arg[0] to be int64 but int32 is provided"),
+    (lambda c, s, f: c.predict({"seed": np.array([1.5])}, "sample", format=f),
+     None, 400, "JSON Value: 1.5 Type: Number is not of expected type: int64"),
+    (lambda c, s, f: c.predict({"x": np.array([[["a"]]])}, "encode", format=f),
+     None, 400, 'JSON Value: "a" Type: String is not of expected type: float'),
+    (lambda c, s, f: c.encode(s["x"].reshape(3, 784), format=f), "INVALID_ARGUMENT", 400,
+     "x: expected float32 images of shape [batch, 28, 28, 1], got shape] [3 784]"),
+    (lambda c, s, f: c.encode(_nan(s["x"]), format=f), "INVALID_ARGUMENT", 400,
+     "x: expected finite pixel values, got NaN or infinity"),
+    (lambda c, s, f: c.reconstruct(np.where(s["x"] > 0, 2.0, 0.0), format=f),
+     "INVALID_ARGUMENT", 400, "x: expected pixel values in [0, 1] for a Bernoulli model"),
+    (lambda c, s, f: c.decode(s["z"][:, :2], format=f), "INVALID_ARGUMENT", 400,
+     "z: expected float32 latents of shape [batch, 4], got shape] [3 2]"),
+    (lambda c, s, f: c.predict({"x": s["x"]}, "nope", format=f), "FAILED_PRECONDITION", 400,
+     {"grpc": 'Serving signature key "nope" not found.',
+      "rest-row": 'Serving signature name: "nope" not found in signature def',
+      "rest-columnar": 'Serving signature name: "nope" not found in signature def'}),
+    (lambda c, s, f: c.predict({"x": s["x"]}, "log_likelihood", format=f),
+     "INVALID_ARGUMENT", 400,
+     {"grpc": "input size does not match signature: 1!=2 len({x}) != len({seed,x}). "
+              "Sent extra: {}. Missing but required: {seed}.",
+      "rest-row": "instances is a plain list, but expecting list of objects as multiple input "
+                  "tensors required as per tensorinfo_map",
+      "rest-columnar": "Missing named input: seed in 'inputs' object."}),
+    (lambda c, s, f: Client(c.url, MODEL, version=9).encode(s["x"], format=f), "NOT_FOUND", 404,
+     "Servable not found for request: Specific(mnist_vae, 9)"),
+    (lambda c, s, f: Client(c.url, "other").encode(s["x"], format=f), "NOT_FOUND", 404,
+     "Servable not found for request: Latest(other)"),
+]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_bad_requests_are_refused_and_the_next_is_answered(served, protocol):
+    grpc = protocol == "grpc"
+    tried = 0
+    with Client(url(served, protocol), MODEL) as client:
+        for request, code, http, message in BAD_REQUESTS:
+            if (code if grpc else http) is None:
+                continue
+            if isinstance(message, dict):
+                message = message[protocol]
+            with pytest.raises(ServingError) as error:
+                request(client, served, fmt(protocol))
+            assert error.value.code == (code if grpc else f"HTTP {http}")
+            assert message in error.value.message
+            tried += 1
+            close(client.encode(served["x"])["z_mean"], served["ref"]["encode"]["z_mean"])
+    assert tried == 10
+
+
+def _rest(served, path, body=None):
+    request = urllib.request.Request(
+        served["server"].rest_url + path, method="GET" if body is None else "POST",
+        data=None if body is None else json.dumps(body).encode())
+    try:
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_rest_row_and_columnar_wire_formats(served):
+    ref, x, seeds = served["ref"], served["x"], served["seeds"]
+    predict = f"/v1/models/{MODEL}:predict"
+    # Row format, several outputs: one object per instance.
+    status, reply = _rest(served, predict, {"signature_name": "sample",
+                                            "instances": seeds.tolist()})
+    assert status == 200 and list(reply) == ["predictions"]
+    assert [sorted(row) for row in reply["predictions"]] == [["x_mean", "z"]] * 3
+    close(np.array([row["z"] for row in reply["predictions"]], np.float32), ref["sample"]["z"])
+    # Row format, several inputs: objects in, one output's values straight out when it is alone.
+    instances = [{"x": x[i].tolist(), "seed": int(seeds[i])} for i in range(3)]
+    status, reply = _rest(served, f"/v1/models/{MODEL}/versions/1:predict",
+                          {"signature_name": "log_likelihood", "instances": instances})
+    close(np.array([row["log_px"] for row in reply["predictions"]], np.float32),
+          ref["log_likelihood"]["log_px"])
+    status, reply = _rest(served, predict, {"signature_name": "decode",
+                                            "instances": served["z"].tolist()})
+    close(np.array(reply["predictions"], np.float32), ref["decode"]["x_mean"])
+    # Columnar format, default signature (encode): named outputs in one object.
+    status, reply = _rest(served, predict, {"inputs": x.tolist()})
+    assert status == 200 and sorted(reply["outputs"]) == ["z_mean", "z_stddev"]
+    close(np.array(reply["outputs"]["z_mean"], np.float32), ref["encode"]["z_mean"])
+    # Errors are {"error": message} with TF Serving's HTTP status.
+    assert _rest(served, predict, {"instances": []}) == (
+        400, {"error": "JSON Value: ... No values in 'instances' array"})
+    assert _rest(served, predict, {"signature_name": "encode"}) == (
+        400, {"error": "Missing 'inputs' or 'instances' key"})
+    assert _rest(served, f"/v1/models/{MODEL}/versions/7") == (
+        404, {"error": f"Could not find version 7 of model {MODEL}"})
+    status, reply = _rest(served, f"/v1/models/{MODEL}/metadata")
+    assert status == 200 and reply["model_spec"]["version"] == "1"
+    assert reply["metadata"]["signature_def"]["@type"] == (
+        "type.googleapis.com/tensorflow.serving.SignatureDefMap")
+
+
+def test_concurrent_requests(served):
+    results, errors = {}, []
+
+    def one(i, protocol):
+        try:
+            with Client(url(served, protocol), MODEL) as client:
+                results[i, protocol] = client.encode(served["x"][i % 3:i % 3 + 1])["z_mean"][0]
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(i, p)) for i in range(6)
+               for p in ("rest-row", "grpc")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors and len(results) == 12
+    for (i, _), z_mean in results.items():
+        close(z_mean, served["ref"]["encode"]["z_mean"][i % 3])
+
+
+def test_client_checks_its_arguments():
+    for bad in ["localhost:8501", "ftp://host:1", "http://", "http://host:port"]:
+        with pytest.raises(InputError, match="--url: expected http://HOST:PORT"):
+            Client(bad, MODEL)
+    with pytest.raises(InputError, match="--version: expected an integer >= 1"):
+        Client("http://127.0.0.1:1", MODEL, version=0)
+    client = Client("http://127.0.0.1:1", MODEL)
+    for seeds in [[1.5], [], [[1, 2]], ["a"]]:
+        with pytest.raises(InputError, match="seeds: expected a non-empty list of int64"):
+            client.sample(seeds)
+    with pytest.raises(InputError, match="format: expected one of"):
+        client.predict({"x": [0.0]}, format="csv")
+    with pytest.raises(ServingError) as error:  # nothing listens on port 1
+        client.status()
+    assert error.value.code == "UNAVAILABLE"
+
+
+def _png(path, pixels):
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def test_cli_client(served, tmp_path, capsys):
+    grey = np.random.default_rng(3).integers(0, 256, (28, 28), dtype=np.uint8)
+    image = _png(tmp_path / "digit.png", grey)
+    want = serving_functions(served["model"])["encode"](
+        tf.constant(grey[None, :, :, None] / 255, tf.float32))
+    server = served["server"]
+
+    # The installed command, over gRPC.
+    result = run_cli("client", "encode", "--url", server.grpc_url, "--model-name", MODEL, image)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (line,) = [json.loads(text) for text in result.stdout.splitlines()]
+    assert line["image"] == str(image) and line["index"] == 0
+    np.testing.assert_allclose(line["z_mean"], want["z_mean"].numpy()[0], atol=TOL)
+    np.testing.assert_allclose(line["z_stddev"], want["z_stddev"].numpy()[0], atol=TOL)
+
+    # The rest in process, over REST.
+    rest = ["--url", server.rest_url, "--model-name", MODEL]
+    assert cli.main(["client", "sample", *rest, "--seeds", "3", "11", "--out",
+                     str(tmp_path / "s.png")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    z = np.array([json.loads(text)["z"] for text in lines[:2]], np.float32)
+    close(z, served["ref"]["sample"]["z"][:2])
+    assert (tmp_path / "s.png").is_file()
+    np.save(tmp_path / "z.npy", served["z"])
+    assert cli.main(["client", "decode", *rest, "--z-file", str(tmp_path / "z.npy"),
+                     "--out", str(tmp_path / "d.png")]) == 0
+    assert "3 images written" in capsys.readouterr().out
+    assert cli.main(["client", "status", *rest, "--version", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["state"] == "AVAILABLE"
+
+    # The server refuses: status 1 and its message; bad arguments: status 2.
+    assert cli.main(["client", "decode", *rest, "--z", "0.5,1"]) == 1
+    err = capsys.readouterr().err
+    assert "tfvae client decode: the server refused the request: HTTP 400" in err
+    assert "z: expected float32 latents of shape [batch, 4]" in err
+    assert cli.main(["client", "encode", "--url", "localhost", "--model-name", MODEL,
+                     str(image)]) == 2
+    assert "--url: expected http://HOST:PORT" in capsys.readouterr().err
+    assert cli.main(["client", "encode", *rest, str(tmp_path / "none.png")]) == 2
+    assert "IMAGE: expected an existing" in capsys.readouterr().err
+
+
+def test_models_config_parses_for_tf_serving():
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    config = text_format.Parse((ROOT / "serving" / "models.config").read_text(),
+                               model_server_config_pb2.ModelServerConfig())
+    (model,) = config.model_config_list.config
+    assert (model.name, model.base_path, model.model_platform) == (
+        MODEL, f"/models/{MODEL}", "tensorflow")
+    assert model.model_version_policy.latest.num_versions == 1
+
+
+RUN_WITHOUT_TFVAE = """
+import runpy, sys
+for name in ("tfvae", "tensorflow_probability", "keras", "tf_keras"):
+    sys.modules[name] = None  # import of any of these now fails
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_example_uses_the_export_with_tensorflow_alone(served, tmp_path):
+    grey = np.random.default_rng(4).integers(0, 256, (28, 28), dtype=np.uint8)
+    image = _png(tmp_path / "digit.png", grey)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_WITHOUT_TFVAE, str(ROOT / "serving" / "examples" /
+                                                      "use_export.py"),
+         str(served["path"]), "--image", str(image), "--seeds", "3", "11"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout)
+    assert out["model"]["dataset"] == "mnist" and out["model"]["latent_dim"] == 4
+    want = serving_functions(served["model"])["encode"](
+        tf.constant(grey[None, :, :, None] / 255, tf.float32))
+    np.testing.assert_allclose(out["encode"]["z_mean"], want["z_mean"].numpy(), atol=TOL)
+    np.testing.assert_allclose(out["sample"]["z"], served["ref"]["sample"]["z"][:2], atol=TOL)
+    assert np.isfinite(out["log_likelihood"]["log_px"][0])

@@ -1,0 +1,30 @@
+"""``tfvae export``: a run's model as a SavedModel in TF Serving's layout (BASE/NAME/VERSION)."""
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "export", help="export a run's model as a versioned SavedModel for TF Serving",
+        description="Write RUN_DIR's model to BASE_DIR/NAME/VERSION with the signatures encode "
+                    "(serving_default), decode, sample, reconstruct and log_likelihood.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--model-name", required=True, metavar="NAME",
+                   help="the model's name in TF Serving")
+    p.add_argument("--base-dir", default="export", help="TF Serving's base directory "
+                                                        "(default: export)")
+    p.add_argument("--version", type=int,
+                   help="version number (default: one more than the highest existing)")
+    p.add_argument("--num-samples", type=int, default=1000,
+                   help="importance samples k of the log_likelihood signature (default: 1000)")
+    p.add_argument("--checkpoint", choices=["model", "best", "last"], default="model",
+                   help="which of the run's models to export (default: model, the final one)")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from tfvae.export import export_run
+
+    path = export_run(args.run_dir, args.model_name, base_dir=args.base_dir,
+                      version=args.version, num_samples=args.num_samples,
+                      checkpoint=args.checkpoint)
+    print(f"tfvae export: {args.model_name} version {path.name} written to {path}")
+    return 0

@@ -1,0 +1,339 @@
+"""Export a trained VAE as a SavedModel for TF Serving, ``tf.saved_model.load`` and the TF C API.
+
+Layout (TF Serving's): ``BASE/NAME/VERSION/`` holds ``saved_model.pb``, ``variables/`` and
+``assets/tfvae.json``. A version is written into a hidden temporary directory beside it and
+renamed into place at the end, so a server watching ``BASE/NAME`` never sees half of one (its
+name is not an integer, so TF Serving ignores it); an existing version is never overwritten.
+
+Signatures (every input batched on dimension 0, so TF Serving's row format and request batching
+work; ``B`` batch, ``E`` image shape [H, W, C], ``D`` latent dimension):
+
+====================== ============================== ========================================
+signature              inputs                         outputs
+====================== ============================== ========================================
+``encode`` (default)   ``x`` float32 [B, *E]          ``z_mean``, ``z_stddev`` [B, D]
+``decode``             ``z`` float32 [B, D]           ``x_mean`` [B, *E]
+``sample``             ``seed`` int64 [B]             ``z`` [B, D], ``x_mean`` [B, *E]
+``reconstruct``        ``x`` float32 [B, *E]          ``x_mean`` [B, *E], ``z_mean`` [B, D]
+``log_likelihood``     ``x``, ``seed`` int64 [B]      ``elbo``, ``log_px`` [B] (nats)
+====================== ============================== ========================================
+
+``encode`` is also ``serving_default``. ``x_mean`` is the mean of p(x|z): Bernoulli
+probabilities or Gaussian means. ``log_px`` is the importance-sampled estimate
+log (1/k) sum_l p(x, z_l) / q(z_l|x) with k fixed at export.
+
+Seeds: row i draws all its noise from the stateless seed [low 32 bits, high 32 bits] of
+``seed[i]`` (so [s, 0] for 0 <= s < 2**31, the seed ``VAE.sample(1, seed=s)`` uses). A row's
+result depends only on its own input and seed: the same in every process, server and batch.
+
+Inputs are checked inside the graph, so every loader (TF Serving included) answers bad input with
+INVALID_ARGUMENT and a message naming the input: a trailing shape other than the model's, NaN or
+infinite values, and pixels outside [0, 1] for a Bernoulli model.
+"""
+
+import datetime
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfvae import objectives
+from tfvae.errors import InputError
+
+SIGNATURES = ("encode", "decode", "sample", "reconstruct", "log_likelihood")
+DEFAULT_SIGNATURE = "encode"
+DEFAULT_NUM_SAMPLES = 1000
+METADATA_FILE = "tfvae.json"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+# --------------------------------------------------------------------------- the signatures
+
+
+def row_seed(seed):
+    """int64 seed [] -> the stateless int32 seed [2]: its low and high 32 bits."""
+    seed = tf.cast(seed, tf.int64)
+    low = tf.bitcast(tf.cast(tf.bitwise.bitwise_and(seed, 0xFFFFFFFF), tf.uint32), tf.int32)
+    high = tf.cast(tf.bitwise.right_shift(seed, 32), tf.int32)
+    return tf.stack([low, high])
+
+
+def _assert(condition, message, *data):
+    return tf.debugging.Assert(condition, [message, *data], summarize=16)
+
+
+def _checked(tensor, checks):
+    """``tensor`` once every check has passed: later ops depend on them, so bad input fails here."""
+    with tf.control_dependencies(checks):
+        return tf.identity(tensor)
+
+
+def _check_trailing_shape(tensor, name, dtype, trailing):
+    """Fail unless ``tensor`` is [batch, *trailing].
+
+    The shapes are compared as strings: the signature declares the rank, so graph optimization
+    would fold a numeric rank check to "true", but TF Serving feeds whatever shape it receives.
+    """
+    expected = " ".join(str(d) for d in trailing)
+    got = tf.strings.reduce_join(tf.strings.as_string(tf.shape(tensor)[1:]), separator=" ")
+    shape = ", ".join(["batch", *map(str, trailing)])
+    return _assert(tf.equal(got, expected),
+                   f"{name}: expected {dtype} of shape [{shape}], got shape", tf.shape(tensor))
+
+
+def check_images(x, image_shape, bernoulli):
+    """``x`` [B, *E] after the shape, finiteness and (Bernoulli) [0, 1] checks."""
+    x = _checked(x, [_check_trailing_shape(x, "x", "float32 images", image_shape)])
+    x = tf.debugging.assert_all_finite(x, "x: expected finite pixel values, got NaN or infinity")
+    if bernoulli:
+        low, high = tf.reduce_min(x), tf.reduce_max(x)
+        x = _checked(x, [_assert(
+            tf.logical_or(tf.equal(tf.size(x), 0),
+                          tf.logical_and(low >= 0.0, high <= 1.0)),
+            "x: expected pixel values in [0, 1] for a Bernoulli model, got values in", low, high)])
+    return x
+
+
+def check_latents(z, latent_dim):
+    z = _checked(z, [_check_trailing_shape(z, "z", "float32 latents", [latent_dim])])
+    return tf.debugging.assert_all_finite(z, "z: expected finite values, got NaN or infinity")
+
+
+def check_seeds(seed, x=None):
+    checks = [_check_trailing_shape(seed, "seed", "int64 seeds", [])]
+    if x is not None:
+        checks.append(_assert(tf.equal(tf.shape(seed)[0], tf.shape(x)[0]),
+                              "seed: expected one seed per image of x, got seeds and images",
+                              tf.shape(seed)[0], tf.shape(x)[0]))
+    return _checked(seed, checks)
+
+
+def input_specs(model):
+    """The signatures' inputs: name -> list of ``tf.TensorSpec`` (named as in the SignatureDef)."""
+    image = tf.TensorSpec([None, *model.image_shape], tf.float32, name="x")
+    seed = tf.TensorSpec([None], tf.int64, name="seed")
+    return {
+        "encode": [image],
+        "decode": [tf.TensorSpec([None, model.latent_dim], tf.float32, name="z")],
+        "sample": [seed],
+        "reconstruct": [image],
+        "log_likelihood": [image, seed],
+    }
+
+
+def serving_functions(model, num_samples=DEFAULT_NUM_SAMPLES):
+    """The signatures as plain functions of ``model``: name -> fn(*tensors) -> dict of outputs.
+
+    Exported as traced graphs; called eagerly they give the in-process answers an export must
+    reproduce.
+    """
+    _check_num_samples(num_samples)
+    bernoulli = model.likelihood_name == "bernoulli"
+    latent = tf.TensorSpec([model.latent_dim], tf.float32)
+
+    def encode(x):
+        q = model.encode(check_images(x, model.image_shape, bernoulli))
+        return {"z_mean": q.mean(), "z_stddev": q.stddev()}
+
+    def decode(z):
+        return {"x_mean": model.decode(check_latents(z, model.latent_dim)).mean()}
+
+    def sample(seed):
+        seed = check_seeds(seed)
+        z = tf.map_fn(lambda s: model.prior.sample(seed=row_seed(s)), seed,
+                      fn_output_signature=latent)
+        return {"z": z, "x_mean": model.decode(z).mean()}
+
+    def reconstruct(x):
+        z_mean = model.encode(check_images(x, model.image_shape, bernoulli)).mean()
+        return {"x_mean": model.decode(z_mean).mean(), "z_mean": z_mean}
+
+    def log_likelihood(x, seed):
+        x = check_images(x, model.image_shape, bernoulli)
+        seed = check_seeds(seed, x)
+
+        def one(args):
+            image, s = args
+            image = image[tf.newaxis]
+            elbo_seed, px_seed = tf.unstack(tfp.random.split_seed(row_seed(s), n=2))
+            elbo = model.bound_terms(image, seed=elbo_seed)["elbo"]
+            log_px = objectives.importance_log_px(
+                model.encode(image), model.decode, model.prior, image,
+                num_samples=num_samples, seed=px_seed)
+            return tf.stack([elbo[0], log_px[0]])
+
+        out = tf.map_fn(one, (x, seed), fn_output_signature=tf.TensorSpec([2], tf.float32))
+        return {"elbo": out[:, 0], "log_px": out[:, 1]}
+
+    return {"encode": encode, "decode": decode, "sample": sample, "reconstruct": reconstruct,
+            "log_likelihood": log_likelihood}
+
+
+# ------------------------------------------------------------------------------- the export
+
+
+def export_model(model, path, *, num_samples=DEFAULT_NUM_SAMPLES, metadata=None):
+    """Write ``model`` as a SavedModel at ``path`` (a version directory such as export/vae/1).
+
+    ``metadata`` adds to (or overrides) what ``assets/tfvae.json`` records about the model. The
+    SavedModel is written beside ``path`` and renamed into place; returns ``path``.
+    """
+    path = Path(path)
+    _check_num_samples(num_samples)
+    _check_new(path, "path")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    info = {**model_metadata(model, num_samples), **(metadata or {})}
+
+    module = tf.Module()
+    specs = input_specs(model)
+    signatures = {}
+    for name, fn in serving_functions(model, num_samples).items():
+        signatures[name] = tf.function(fn, input_signature=specs[name], autograph=False)
+        setattr(module, name, signatures[name])
+    signatures["serving_default"] = signatures[DEFAULT_SIGNATURE]
+    # Track the tf.Variables the graphs capture, not the Keras model: its own traced calls return
+    # TFP types that a loader without TFP could not read, and the TF1 loader (TF Serving's)
+    # restores variables by the captured handles.
+    captured = {}
+    for fn in signatures.values():
+        for variable in fn.get_concrete_function().variables:
+            captured.setdefault(id(variable), variable)
+    module.model_variables = list(captured.values())
+
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    assets = Path(tempfile.mkdtemp(prefix="tfvae-assets-"))
+    try:
+        (assets / METADATA_FILE).write_text(json.dumps(info, indent=2) + "\n")
+        module.metadata = tf.saved_model.Asset(str(assets / METADATA_FILE))
+        saved = staging / "saved_model"
+        tf.saved_model.save(module, str(saved), signatures=signatures)
+        try:
+            # rename() fails on an existing non-empty directory: a version is never replaced,
+            # even one that another export wrote since the check above.
+            os.rename(saved, path)
+        except OSError as exc:
+            raise InputError("path", "a version directory that does not exist yet",
+                             f"{str(path)!r} ({exc.strerror})") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(assets, ignore_errors=True)
+    return path
+
+
+def export_run(run_dir, model_name, *, base_dir="export", version=None,
+               num_samples=DEFAULT_NUM_SAMPLES, checkpoint="model"):
+    """Export a run directory's model to ``base_dir/model_name/version``; returns that path.
+
+    ``version`` defaults to one more than the highest existing version (1 for the first).
+    The metadata records the run's dataset, binarization and test ELBO.
+    """
+    from tfvae.training import load_run
+
+    if not isinstance(model_name, str) or not _NAME.match(model_name):
+        raise InputError("--model-name", "a name of letters, digits, '_', '.' or '-'",
+                         repr(model_name))
+    model_dir = Path(base_dir) / model_name
+    if version is None:
+        version = next_version(model_dir)
+    elif isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise InputError("--version", "an integer >= 1", repr(version))
+    path = model_dir / str(version)
+    _check_new(path, "--version")
+    _check_num_samples(num_samples)
+    model, config = load_run(run_dir, checkpoint)
+    info = {"model_name": model_name, "version": version,
+            **run_metadata(run_dir, config, checkpoint)}
+    return export_model(model, path, num_samples=num_samples, metadata=info)
+
+
+def next_version(model_dir):
+    """One more than the highest integer-named version in ``model_dir`` (1 if none)."""
+    model_dir = Path(model_dir)
+    versions = [int(p.name) for p in model_dir.iterdir()
+                if p.is_dir() and p.name.isdigit()] if model_dir.is_dir() else []
+    return max(versions, default=0) + 1
+
+
+def read_metadata(export_dir):
+    """The ``assets/tfvae.json`` of an export, as a dict."""
+    path = Path(export_dir) / "assets" / METADATA_FILE
+    if not path.is_file():
+        raise InputError("export_dir", f"an export with assets/{METADATA_FILE}",
+                         repr(str(export_dir)))
+    return json.loads(path.read_text())
+
+
+def model_metadata(model, num_samples):
+    import keras
+
+    import tfvae
+
+    return {
+        "format": "tfvae-savedmodel",
+        "signatures": {
+            name: {"inputs": [spec.name for spec in specs],
+                   "outputs": list(_OUTPUTS[name])}
+            for name, specs in input_specs(model).items()
+        },
+        "default_signature": DEFAULT_SIGNATURE,
+        "image_shape": list(model.image_shape),
+        "latent_dim": model.latent_dim,
+        "likelihood": model.likelihood_name,
+        "log_likelihood_num_samples": num_samples,
+        "seed_rule": "row i uses the stateless seed [low 32 bits, high 32 bits] of seed[i]",
+        "model_config": _jsonable(model.get_config()),
+        "dataset": None,
+        "binarization": None,
+        "test_elbo": None,
+        "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "versions": {"tfvae": tfvae.__version__, "tensorflow": tf.__version__,
+                     "tensorflow_probability": tfp.__version__, "keras": keras.__version__},
+    }
+
+
+def run_metadata(run_dir, config, checkpoint="model"):
+    """What a run directory says about the exported model: data and its test ELBO."""
+    from tfvae.training import read_json, read_metrics
+
+    run_dir = Path(run_dir)
+    info = {"dataset": config["data"].get("name"),
+            "binarization": config["data"].get("binarize"),
+            "run_dir": str(run_dir.resolve()), "checkpoint": checkpoint}
+    state = read_json(run_dir / "state.json") if (run_dir / "state.json").is_file() else {}
+    rows = read_metrics(run_dir) if (run_dir / "metrics.csv").is_file() else []
+    if checkpoint == "best":
+        info["test_elbo"] = _finite_or_none(state.get("best_test_elbo"))
+    elif rows:
+        # model.keras and last.keras are the model after the last completed epoch.
+        info["test_elbo"] = _finite_or_none(rows[-1].get("test_elbo"))
+        info["epochs"] = int(rows[-1]["epoch"])
+    return info
+
+
+_OUTPUTS = {"encode": ("z_mean", "z_stddev"), "decode": ("x_mean",), "sample": ("z", "x_mean"),
+            "reconstruct": ("x_mean", "z_mean"), "log_likelihood": ("elbo", "log_px")}
+
+
+def _jsonable(obj):
+    return json.loads(json.dumps(obj, default=lambda o: repr(o)))
+
+
+def _check_num_samples(num_samples):
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+        raise InputError("--num-samples", "an integer >= 1", repr(num_samples))
+
+
+def _check_new(path, argument):
+    if path.exists():
+        raise InputError(argument, "a version that does not exist yet (versions are never "
+                         "overwritten)", f"{str(path)!r}, which exists")
+
+
+def _finite_or_none(value):
+    return value if isinstance(value, (int, float)) and math.isfinite(value) else None
