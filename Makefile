@@ -1,5 +1,5 @@
 # Two entry points for a fresh machine: `make main` (train on the embedded MNIST and export a
-# servable model) and `make test`. Both create .venv and install tfvae into it first.
+# servable model to export/mnist_vae/N) and `make test`. Both create .venv and install tfvae into it first.
 PYTHON ?= python3
 VENV ?= .venv
 RUN_DIR ?= runs/mnist
@@ -19,6 +19,7 @@ main: install
 		--hidden 400 --activation relu --latent-dim 20 --optimizer adam --learning-rate 1e-3 \
 		--batch-size 128 --epochs 10
 	$(VENV)/bin/tfvae evaluate $(RUN_DIR)
+	$(VENV)/bin/tfvae export $(RUN_DIR) --model-name $(MODEL_NAME) --base-dir export
 
 test: install
 	$(VENV)/bin/python -m pytest -q
