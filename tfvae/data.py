@@ -424,8 +424,9 @@ def _load_tfds(tfds_name, data_dir):
             f"ImportError: {exc}",
         ) from exc
     try:
-        train, test = tfds.as_numpy(
-            tfds.load(tfds_name, split=["train", "test"], batch_size=-1, data_dir=data_dir)
+        train, test = (
+            _tfds_arrays(split)
+            for split in tfds.load(tfds_name, split=["train", "test"], data_dir=data_dir)
         )
     except Exception as exc:  # tfds raises many types (not found, download, missing split)
         raise InputError(
@@ -440,6 +441,16 @@ def _load_tfds(tfds_name, data_dir):
     raw = _from_splits(arrays, "train", "test", f"--dataset tfds:{tfds_name}")
     raw.y_train, raw.y_test = _labels(train.get("label")), _labels(test.get("label"))
     return raw
+
+
+def _tfds_arrays(split):
+    """A TFDS split as a dict of numpy arrays.
+
+    Batched by a bounded size and concatenated: ``batch_size=-1`` aborts the process under
+    TensorFlow 2.21 (std::length_error from a reserve of the maximal batch).
+    """
+    batches = list(split.batch(4096).as_numpy_iterator())
+    return {key: np.concatenate([b[key] for b in batches]) for key in batches[0]}
 
 
 def _from_splits(arrays, train_key, test_key, argument):
