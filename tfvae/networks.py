@@ -12,6 +12,19 @@ from tfvae.errors import InputError
 ARCHITECTURES = ("mlp", "conv")
 
 
+def _build_chain(layers, shape):
+    """Build ``layers`` one after another from ``shape``."""
+    for layer in layers:
+        layer.build(shape)
+        shape = layer.compute_output_shape(shape)
+
+
+def _call_chain(layers, x):
+    for layer in layers:
+        x = layer(x)
+    return x
+
+
 def _check_positive(argument, value):
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise InputError(argument, "an integer >= 1", repr(value))
@@ -36,19 +49,13 @@ class MLP(keras.layers.Layer):
         ]
 
     def build(self, input_shape):
-        shape = self.flatten.compute_output_shape(input_shape)
-        for layer in self.layers_:
-            layer.build(shape)
-            shape = layer.compute_output_shape(shape)
+        _build_chain(self.layers_, self.flatten.compute_output_shape(input_shape))
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.hidden)
 
     def call(self, x):
-        h = self.flatten(x)
-        for layer in self.layers_:
-            h = layer(h)
-        return h
+        return _call_chain(self.layers_, self.flatten(x))
 
     def get_config(self):
         return {
@@ -85,18 +92,13 @@ class ConvEncoderBody(keras.layers.Layer):
 
     def build(self, input_shape):
         _check_divisible(tuple(input_shape[1:]))
-        shape = input_shape
-        for layer in self.layers_:
-            layer.build(shape)
-            shape = layer.compute_output_shape(shape)
+        _build_chain(self.layers_, input_shape)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.hidden)
 
     def call(self, x):
-        for layer in self.layers_:
-            x = layer(x)
-        return x
+        return _call_chain(self.layers_, x)
 
     def get_config(self):
         return {**super().get_config(), "hidden": self.hidden, "filters": self.filters,
@@ -126,18 +128,13 @@ class ConvDecoderBody(keras.layers.Layer):
         ]
 
     def build(self, input_shape):
-        shape = input_shape
-        for layer in self.layers_:
-            layer.build(shape)
-            shape = layer.compute_output_shape(shape)
+        _build_chain(self.layers_, input_shape)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], *self.image_shape[:2], self.filters)
 
     def call(self, z):
-        for layer in self.layers_:
-            z = layer(z)
-        return z
+        return _call_chain(self.layers_, z)
 
     def get_config(self):
         return {**super().get_config(), "image_shape": list(self.image_shape), "hidden": self.hidden,
