@@ -9,5 +9,7 @@ __version__ = "0.1.0"
 
 from tfvae.errors import InputError  # noqa: E402
 from tfvae.model import VAE  # noqa: E402
+from tfvae.autoencoder import Autoencoder  # noqa: E402
+from tfvae.features import classifier_from_encoder  # noqa: E402
 
-__all__ = ["VAE", "InputError", "__version__"]
+__all__ = ["VAE", "Autoencoder", "classifier_from_encoder", "InputError", "__version__"]
