@@ -75,7 +75,7 @@ def fit_classifier(classifier, x, y, *, steps=2000, batch_size=256, learning_rat
             .repeat().batch(min(batch_size, len(x))).prefetch(tf.data.AUTOTUNE))
     classifier.compile(optimizer=keras.optimizers.Adam(learning_rate),
                        loss="sparse_categorical_crossentropy")
-    classifier.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
+    classifier.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
     return classifier
 
 

@@ -37,8 +37,9 @@ def load_code_run(run_dir, model_types=CODE_MODELS, purpose="an encoder and a de
     if is_run(run_dir):
         model_type = read_json(Path(run_dir) / "config.json").get("model_type")
         if model_type not in model_types:
-            raise InputError("RUN_DIR", f"a run of model type {' or '.join(map(repr, model_types))}"
-                             f" ({purpose})", f"{str(run_dir)!r}, a run of model type {model_type!r}")
+            wanted = " or ".join(map(repr, model_types))
+            raise InputError("RUN_DIR", f"a run of model type {wanted} ({purpose})",
+                             f"{str(run_dir)!r}, a run of model type {model_type!r}")
     return load_run(run_dir, checkpoint)
 
 

@@ -18,7 +18,8 @@ PATHS = ("linear", "spherical")
 def lerp(z0, z1, t):
     """(1 - t) z0 + t z1 for each t of ``t`` [T]: [T, D]."""
     t = np.asarray(t, np.float64)[:, None]
-    return ((1 - t) * np.asarray(z0, np.float64) + t * np.asarray(z1, np.float64)).astype(np.float32)
+    z0, z1 = np.asarray(z0, np.float64), np.asarray(z1, np.float64)
+    return ((1 - t) * z0 + t * z1).astype(np.float32)
 
 
 def slerp(z0, z1, t):
@@ -75,7 +76,8 @@ def augment(model, x, y=None, *, per_example=10, temperature=1.0, seed=0, batch_
     if isinstance(per_example, bool) or not isinstance(per_example, (int, np.integer)) or \
             per_example < 1:
         raise InputError("--per-example", "an integer >= 1", repr(per_example))
-    if not (isinstance(temperature, (int, float)) and np.isfinite(temperature) and temperature >= 0):
+    if not (isinstance(temperature, (int, float)) and np.isfinite(temperature)
+            and temperature >= 0):
         raise InputError("--temperature", "a finite number >= 0", repr(temperature))
     x = np.asarray(x, np.float32)
     if y is not None and len(y) != len(x):

@@ -1,4 +1,5 @@
-"""``tfvae features``, ``tfvae probe`` and ``tfvae finetune``: the latent code for other learners."""
+"""``tfvae features``, ``tfvae probe`` and ``tfvae finetune``: the latent code for other
+learners."""
 
 
 def _add_data_args(p):
