@@ -58,6 +58,7 @@ def scatter(runs):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from PIL import Image
 
     data = mnist()
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), dpi=80)
@@ -73,8 +74,12 @@ def scatter(runs):
         extent[name] = {"min": z.min(axis=0).tolist(), "max": z.max(axis=0).tolist(),
                         "std": z.std(axis=0).tolist()}
     fig.colorbar(points, ax=axes, ticks=range(10), label="digit")
-    fig.savefig(FIGURES / "latent_scatter.png")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
     plt.close(fig)
+    # A 64-colour palette keeps the committed figure small.
+    Image.open(buffer).convert("RGB").quantize(64).save(FIGURES / "latent_scatter.png",
+                                                         optimize=True)
 
     # Random points of each 20-D latent space, decoded; distance to the nearest training digit.
     x_train = data.x_train.reshape(len(data.x_train), -1)
@@ -185,15 +190,21 @@ def synthesis(runs, steps=10):
 
     faces = load_dataset("frey_face")
     frey, _ = load_run(Path(runs) / "frey-vae-z5")
+    # From the test face with the lowest code to the one with the highest, along each of the
+    # three latent dimensions whose codes spread the most: pairs of different expressions.
+    z = latent_means(frey, faces.x_test)
+    pairs = [(int(np.argmin(z[:, k])), int(np.argmax(z[:, k])))
+             for k in np.argsort(-z.std(axis=0))[:3]]
     rows = []
-    for i, j in ((0, 10), (25, 60), (100, 150)):
+    for i, j in pairs:
         x0, x1 = faces.x_test[i], faces.x_test[j]
         for path in ("linear", "spherical"):
             rows.append(np.concatenate([x0[None], interpolate(frey, x0, x1, steps, path),
                                         x1[None]]))
-    save_grid(np.concatenate(rows), FIGURES / "interpolate_frey.png", columns=steps + 2)
+    save_grid(np.concatenate(rows), FIGURES / "interpolate_frey.png", columns=steps + 2, scale=3)
     print("wrote interpolate_mnist.png and interpolate_frey.png")
-    return {"mnist_pairs": [[3, 2], [0, 1], [4, 7]], "frey_pairs": [[0, 10], [25, 60], [100, 150]]}
+    print(f"Frey Face test pairs: {pairs}")
+    return {"mnist_pairs": [[3, 2], [0, 1], [4, 7]], "frey_pairs": pairs}
 
 
 # ------------------------------------------------------------------------------------ augment
