@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,8 +158,6 @@ def finetune(runs, steps=1000):
             accs = []
             for seed in SEEDS:
                 idx = labelled_subset(data.y_train, labels, seed)
-                import keras
-
                 keras.utils.set_random_seed(seed)
                 classifier = classifier_from_encoder(model, 10, copy_weights=copy)
                 fit_classifier(classifier, data.x_train[idx], data.y_train[idx], steps=steps,
@@ -211,8 +210,6 @@ def synthesis(runs, steps=10):
 
 
 def augment_section(runs, steps=1000, per_example=10):
-    import keras
-
     data = mnist()
     vae, _ = load_run(Path(runs) / "mnist-vae-z20")
     x_test = data.x_test
