@@ -21,6 +21,8 @@ _LAZY = {
     "train": "tfvae.training",
     "load_run": "tfvae.training",
     "export_model": "tfvae.export",
+    "Autoencoder": "tfvae.autoencoder",
+    "classifier_from_encoder": "tfvae.features",
 }
 
 __all__ = ["InputError", "__version__", *_LAZY]

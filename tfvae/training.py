@@ -30,7 +30,7 @@ import numpy as np
 from tfvae import data as datasets
 from tfvae.errors import InputError
 
-MODEL_CLASSES = {"vae": "tfvae.model.VAE"}
+MODEL_CLASSES = {"vae": "tfvae.model.VAE", "autoencoder": "tfvae.autoencoder.Autoencoder"}
 OPTIMIZERS = ("adagrad", "adam")
 CSV_COLUMNS = [
     "epoch", "train_elbo", "train_reconstruction", "train_kl",
@@ -144,7 +144,9 @@ class RunCheckpoint(keras.callbacks.Callback):
         checkpoints = self.run_dir / "checkpoints"
         checkpoints.mkdir(exist_ok=True)
         write_atomic(checkpoints / "last.keras", self.model.save)
-        test_elbo = logs.get("val_elbo", logs.get("elbo"))
+        # A model without an ELBO (the autoencoder) names the metric that picks best.keras.
+        key = getattr(self.model, "checkpoint_metric", "elbo")
+        test_elbo = logs.get(f"val_{key}", logs.get(key))
         if test_elbo is not None and test_elbo > self.best_elbo:
             self.best_elbo = float(test_elbo)
             shutil.copyfile(checkpoints / "last.keras", checkpoints / ".best.keras")

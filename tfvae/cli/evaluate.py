@@ -19,6 +19,10 @@ def run(args):
     x = dataset.x_train if args.split == "train" else dataset.x_test
     result = evaluate_elbo(model, x, batch_size=args.batch_size,
                            dynamic_binarize=args.split == "train" and dataset.binarize == "dynamic")
+    if "elbo" not in result:  # an autoencoder: log p(x|f(x)) is all there is
+        print(f"{args.split} reconstruction: {result['reconstruction']:.4f} nats  ({len(x)} "
+              f"examples, binarization {dataset.binarize})")
+        return 0
     print(f"{args.split} elbo: {result['elbo']:.4f} nats  (reconstruction "
           f"{result['reconstruction']:.4f}, kl {result['kl']:.4f}; {len(x)} examples, "
           f"binarization {dataset.binarize})")

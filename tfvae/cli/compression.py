@@ -1,0 +1,60 @@
+"""``tfvae compress`` and ``tfvae decompress``: images to quantized latent codes and back."""
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "compress", help="write images as latent means quantized to B bits per dimension",
+        description="Encode the images x of an .npz and write their latent means, quantized to "
+                    "--bits bits per dimension, in the tfvae code file format "
+                    "(see tfvae.compression).")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--input", required=True, help=".npz with images x")
+    p.add_argument("--bits", type=int, required=True, help="bits per latent dimension, 1..16")
+    p.add_argument("--quantizer", choices=["uniform", "gaussian"], default="uniform")
+    p.add_argument("--checkpoint", choices=["model", "best", "last"], default="model")
+    p.add_argument("--out", required=True, help="code file path (.tfvae)")
+    p.set_defaults(func=compress)
+
+    p = subparsers.add_parser(
+        "decompress", help="decode a code file back to images",
+        description="Decode each code of a file written by `tfvae compress` with the same run's "
+                    "model, and write the images (the mean of p(x|z)) as x in an .npz file.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--input", required=True, help="code file written by tfvae compress")
+    p.add_argument("--checkpoint", choices=["model", "best", "last"], default="model")
+    p.add_argument("--out", required=True, help=".npz path")
+    p.set_defaults(func=decompress)
+
+
+def compress(args):
+    from tfvae.compression import _check_bits, compress as run_compress
+    from tfvae.files import check_out, load_code_run, read_images, write_bytes
+
+    out = check_out(args.out, ".tfvae")
+    _check_bits(args.bits)
+    model, _ = load_code_run(args.run_dir, checkpoint=args.checkpoint)
+    x, _ = read_images(args.input, model)
+    blob = run_compress(model, x, args.bits, args.quantizer)
+    write_bytes(out, blob)
+    print(f"tfvae compress: {len(x)} images -> {len(blob)} bytes ({len(blob) / len(x):.2f} "
+          f"bytes per image, {args.bits} bits x {model.latent_dim} dimensions) written to {out}")
+    return 0
+
+
+def decompress(args):
+    from pathlib import Path
+
+    from tfvae.compression import decompress as run_decompress
+    from tfvae.errors import InputError
+    from tfvae.files import check_out, load_code_run, write_npz
+
+    out = check_out(args.out, ".npz")
+    source = Path(args.input)
+    if not source.is_file():
+        raise InputError("--input", "a code file written by tfvae compress",
+                         f"{str(source)!r}, which is not a file")
+    model, _ = load_code_run(args.run_dir, checkpoint=args.checkpoint)
+    images = run_decompress(model, source.read_bytes())
+    write_npz(out, x=images)
+    print(f"tfvae decompress: {len(images)} images written to {out}")
+    return 0

@@ -1,0 +1,81 @@
+"""``tfvae interpolate`` and ``tfvae augment``: new samples between and around known ones."""
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "interpolate", help="write a grid of images along paths in z between two test images",
+        description="Decode linear and/or spherical paths between the latent means of test "
+                    "images I and J of the run's dataset. Each row: image I, the decoded path "
+                    "(its ends are the reconstructions of I and J), image J.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--from", dest="source", type=int, required=True, metavar="I",
+                   help="index of the first test image")
+    p.add_argument("--to", dest="target", type=int, required=True, metavar="J",
+                   help="index of the last test image")
+    p.add_argument("--steps", type=int, default=10, help="decoded points per path (default: 10)")
+    p.add_argument("--path", choices=["linear", "spherical", "both"], default="both",
+                   help="one row per path (default: both, linear first)")
+    p.add_argument("--checkpoint", choices=["model", "best", "last"], default="model")
+    p.add_argument("--out", required=True, help="PNG path")
+    p.set_defaults(func=interpolate)
+
+    p = subparsers.add_parser(
+        "augment", help="decode draws of q(z|x) around each input image",
+        description="Write x (per-example decoded draws of q(z|x) per input), y (the inputs' "
+                    "labels carried over, when --input has y) and source (the input index of "
+                    "each sample) to an .npz file. Needs a VAE run.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--input", required=True, help=".npz with images x and optional labels y")
+    p.add_argument("--per-example", type=int, default=10, help="samples per input (default: 10)")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="scale of the posterior's standard deviation (default: 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint", choices=["model", "best", "last"], default="model")
+    p.add_argument("--out", required=True, help=".npz path")
+    p.set_defaults(func=augment)
+
+
+def interpolate(args):
+    import numpy as np
+
+    from tfvae.errors import InputError
+    from tfvae.files import check_out, load_code_run, run_dataset
+    from tfvae.images import save_grid
+    from tfvae.synthesis import PATHS, interpolate as path_images, latent_path
+
+    out = check_out(args.out, ".png")
+    paths = PATHS if args.path == "both" else (args.path,)
+    latent_path(np.zeros(1), np.zeros(1), args.steps)  # checks --steps before loading anything
+    model, config = load_code_run(args.run_dir, checkpoint=args.checkpoint)
+    x_test = run_dataset(model, config).x_test
+    for flag, index in (("--from", args.source), ("--to", args.target)):
+        if not 0 <= index < len(x_test):
+            raise InputError(flag, f"a test-set index from 0 to {len(x_test) - 1}", index)
+    x0, x1 = x_test[args.source], x_test[args.target]
+    rows = [np.concatenate([x0[None], path_images(model, x0, x1, args.steps, path), x1[None]])
+            for path in paths]
+    save_grid(np.concatenate(rows), out, columns=args.steps + 2)
+    print(f"tfvae interpolate: test images {args.source} -> {args.target}, {args.steps} steps, "
+          f"rows {', '.join(paths)}, written to {out}")
+    return 0
+
+
+def augment(args):
+    import numpy as np
+
+    from tfvae.files import check_out, load_code_run, read_images, write_npz
+    from tfvae.synthesis import augment as run_augment
+
+    out = check_out(args.out, ".npz")
+    model, _ = load_code_run(args.run_dir, ("vae",), "augmentation samples q(z|x)",
+                             checkpoint=args.checkpoint)
+    x, y = read_images(args.input, model)
+    images, labels, source = run_augment(model, x, y, per_example=args.per_example,
+                                         temperature=args.temperature, seed=args.seed)
+    arrays = {"x": images.astype(np.float32), "source": source}
+    if labels is not None:
+        arrays["y"] = labels
+    write_npz(out, **arrays)
+    print(f"tfvae augment: {len(images)} samples ({args.per_example} per input, temperature "
+          f"{args.temperature:g}) of {len(x)} inputs written to {out}")
+    return 0

@@ -1,0 +1,206 @@
+"""Lossy compression with a trained model: each image becomes its latent mean quantized to B bits
+per dimension, written in a small versioned file format.
+
+File format, version 1 (integers big-endian, floats IEEE float32 big-endian)::
+
+    offset     size              field
+    0          8                 magic b"\\x89TFVAE\\r\\n" (the \\r\\n catches newline translation)
+    8          2                 format version, uint16 = 1
+    10         1                 B, bits per latent dimension, 1..16
+    11         1                 quantizer: 0 uniform, 1 gaussian
+    12         4                 N, number of images, uint32
+    16         4                 D, latent dimensions, uint32
+    20         32                sha256 of the model's weights (see ``model_fingerprint``)
+    52         4 D               a[d]: uniform: the lowest code; gaussian: the mean
+    52 + 4 D   4 D               b[d]: uniform: the highest code; gaussian: the standard deviation
+    52 + 8 D   ceil(N D B / 8)   the codes k[n, d] in 0..2^B - 1, row-major, each as B bits,
+                                 most significant first, packed with no padding between codes
+    end - 4    4                 CRC32 (zlib) of every byte before it
+
+Quantizers, per dimension d over the N images being compressed:
+
+- ``uniform``: [a, b] = [min z, max z] cut into 2^B equal bins; k = floor((z - a) / (b - a) * 2^B)
+  and the decoded value is the bin's centre.
+- ``gaussian``: u = Phi((z - a) / b) with a, b the mean and standard deviation, cut into 2^B
+  equal bins of u; the decoded value is a + b Phi^-1(the bin's centre). Bins are equally likely
+  under a normal fit to the codes, which suits a VAE whose means spread like its N(0, I) prior.
+
+Decompression decodes each quantized code to the mean of p(x|z). It needs the same trained model:
+the weights' sha256 in the header is checked first.
+"""
+
+import hashlib
+import math
+import struct
+import zlib
+
+import numpy as np
+from scipy import special
+
+from tfvae.errors import InputError
+
+MAGIC = b"\x89TFVAE\r\n"
+VERSION = 1
+QUANTIZERS = ("uniform", "gaussian")
+MAX_BITS = 16
+_HEADER = struct.Struct(">8sHBBII32s")  # magic, version, bits, quantizer, N, D, fingerprint
+_CRC = struct.Struct(">I")
+
+
+def model_fingerprint(model):
+    """sha256 of the model's trainable weights (float32, in order): 32 bytes.
+
+    Two loads of one checkpoint give the same fingerprint; any other weights give another.
+    """
+    digest = hashlib.sha256()
+    for weight in model.trainable_weights:
+        digest.update(np.asarray(weight.numpy(), np.float32).tobytes())
+    return digest.digest()
+
+
+# ------------------------------------------------------------------------------ quantization
+
+
+def _check_bits(bits):
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not (
+            1 <= bits <= MAX_BITS):
+        raise InputError("--bits", f"an integer from 1 to {MAX_BITS}", repr(bits))
+
+
+def _check_quantizer(quantizer):
+    if quantizer not in QUANTIZERS:
+        raise InputError("--quantizer", f"one of {QUANTIZERS}", repr(quantizer))
+
+
+def quantizer_params(z, quantizer="uniform"):
+    """The per-dimension parameters (a, b), each float32 [D], that the header stores."""
+    _check_quantizer(quantizer)
+    z = np.asarray(z, np.float64)
+    if quantizer == "uniform":
+        return z.min(axis=0).astype(np.float32), z.max(axis=0).astype(np.float32)
+    return z.mean(axis=0).astype(np.float32), z.std(axis=0).astype(np.float32)
+
+
+def quantize(z, bits, quantizer, a, b):
+    """Codes k [N, D] (uint32) in 0..2^B - 1 of z [N, D]."""
+    _check_bits(bits)
+    _check_quantizer(quantizer)
+    z, a, b = (np.asarray(v, np.float64) for v in (z, a, b))
+    levels = 2 ** bits
+    if quantizer == "uniform":
+        width = b - a
+        # A dimension with one value everywhere has width 0: every code is bin 0.
+        u = np.where(width > 0, (z - a) / np.where(width > 0, width, 1.0), 0.0)
+    else:
+        u = np.where(b > 0, special.ndtr((z - a) / np.where(b > 0, b, 1.0)), 0.0)
+    return np.clip(np.floor(u * levels), 0, levels - 1).astype(np.uint32)
+
+
+def dequantize(codes, bits, quantizer, a, b):
+    """The decoded latent values [N, D] (float32) of codes k [N, D]: each bin's centre."""
+    _check_bits(bits)
+    _check_quantizer(quantizer)
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    centre = (np.asarray(codes, np.float64) + 0.5) / 2 ** bits
+    if quantizer == "uniform":
+        return (a + centre * (b - a)).astype(np.float32)
+    return (a + b * special.ndtri(centre)).astype(np.float32)
+
+
+def pack_bits(codes, bits):
+    """Codes [M] in 0..2^B - 1 as a byte string of ceil(M B / 8) bytes, B bits each, MSB first."""
+    codes = np.asarray(codes, np.uint32).ravel()
+    shifts = np.arange(bits - 1, -1, -1, dtype=np.uint32)
+    planes = ((codes[:, None] >> shifts) & 1).astype(np.uint8)
+    return np.packbits(planes.ravel()).tobytes()
+
+
+def unpack_bits(payload, bits, count):
+    """The ``count`` codes (uint32 [count]) packed by :func:`pack_bits`."""
+    planes = np.unpackbits(np.frombuffer(payload, np.uint8))[:count * bits].reshape(count, bits)
+    weights = (2 ** np.arange(bits - 1, -1, -1)).astype(np.uint32)
+    return planes.astype(np.uint32) @ weights
+
+
+# ------------------------------------------------------------------------------- the format
+
+
+def encode_file(codes, bits, quantizer, a, b, fingerprint):
+    """The bytes of a version-1 file holding codes [N, D]."""
+    codes = np.asarray(codes, np.uint32)
+    n, d = codes.shape
+    header = _HEADER.pack(MAGIC, VERSION, bits, QUANTIZERS.index(quantizer), n, d, fingerprint)
+    body = (header + np.asarray(a, ">f4").tobytes() + np.asarray(b, ">f4").tobytes()
+            + pack_bits(codes, bits))
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+def decode_file(blob, argument="--input"):
+    """The fields of a version-1 file: a dict with ``bits``, ``quantizer``, ``codes`` [N, D],
+    ``a``, ``b`` and ``fingerprint``. Raises InputError naming ``argument`` for a file that is
+    not one, of another version, truncated or corrupted."""
+    blob = bytes(blob)
+    if len(blob) < len(MAGIC) or blob[:len(MAGIC)] != MAGIC:
+        raise InputError(argument, "a tfvae code file (starting with the bytes "
+                         f"{MAGIC!r})", f"a file starting with {blob[:len(MAGIC)]!r}")
+    minimum = _HEADER.size + _CRC.size
+    if len(blob) < minimum:
+        raise InputError(argument, f"a complete tfvae code file (at least {minimum} bytes)",
+                         f"{len(blob)} bytes (truncated)")
+    _, version, bits, quantizer, n, d, fingerprint = _HEADER.unpack_from(blob)
+    if version != VERSION:
+        raise InputError(argument, f"a tfvae code file of format version {VERSION}",
+                         f"version {version}")
+    expected = _HEADER.size + 8 * d + math.ceil(n * d * bits / 8) + _CRC.size
+    if len(blob) != expected:
+        raise InputError(argument, f"{expected} bytes, as its header gives for {n} codes of "
+                         f"{d} x {bits} bits", f"{len(blob)} bytes (truncated or corrupted)")
+    (stored,) = _CRC.unpack_from(blob, len(blob) - _CRC.size)
+    actual = zlib.crc32(blob[:-_CRC.size])
+    if stored != actual:
+        raise InputError(argument, f"a file whose CRC32 matches its contents ({stored:08x})",
+                         f"CRC32 {actual:08x} (the file is corrupted)")
+    if not 1 <= bits <= MAX_BITS or quantizer >= len(QUANTIZERS):
+        raise InputError(argument, f"bits 1..{MAX_BITS} and quantizer 0..{len(QUANTIZERS) - 1}",
+                         f"bits {bits}, quantizer {quantizer}")
+    offset = _HEADER.size
+    a = np.frombuffer(blob, ">f4", d, offset).astype(np.float32)
+    b = np.frombuffer(blob, ">f4", d, offset + 4 * d).astype(np.float32)
+    payload = blob[offset + 8 * d:-_CRC.size]
+    codes = unpack_bits(payload, bits, n * d).reshape(n, d)
+    return {"bits": bits, "quantizer": QUANTIZERS[quantizer], "codes": codes, "a": a, "b": b,
+            "fingerprint": fingerprint}
+
+
+# -------------------------------------------------------------------------------- the model
+
+
+def compress(model, x, bits, quantizer="uniform", batch_size=1000):
+    """Images x [N, *E] -> the bytes of a code file: the latent means quantized to ``bits``."""
+    from tfvae.features import latent_means
+
+    _check_bits(bits)
+    _check_quantizer(quantizer)
+    z = latent_means(model, x, batch_size=batch_size)
+    a, b = quantizer_params(z, quantizer)
+    codes = quantize(z, bits, quantizer, a, b)
+    return encode_file(codes, bits, quantizer, a, b, model_fingerprint(model))
+
+
+def decompress(model, blob, argument="--input", batch_size=1000):
+    """The bytes of a code file -> images [N, *E], the mean of p(x|z) at each decoded code."""
+    fields = decode_file(blob, argument)
+    fingerprint = model_fingerprint(model)
+    if fields["fingerprint"] != fingerprint:
+        raise InputError("RUN_DIR", f"the model that wrote {argument} (weights sha256 "
+                         f"{fields['fingerprint'].hex()[:16]}...)",
+                         f"a model with weights sha256 {fingerprint.hex()[:16]}...")
+    latent_dim = int(model.latent_dim)
+    if fields["codes"].shape[1] != latent_dim:
+        raise InputError(argument, f"codes of {latent_dim} dimensions",
+                         f"{fields['codes'].shape[1]}")
+    z = dequantize(fields["codes"], fields["bits"], fields["quantizer"], fields["a"], fields["b"])
+    out = [model.decode(z[i:i + batch_size]).mean().numpy() for i in range(0, len(z), batch_size)]
+    if not out:
+        return np.zeros((0, *model.image_shape), np.float32)
+    return np.concatenate(out)

@@ -1,0 +1,95 @@
+"""New samples from known ones: paths in z between two inputs, and augmentation from q(z|x).
+
+- :func:`interpolate` decodes a linear or spherical path between the codes of two images (digits
+  between digits, faces between expressions).
+- :func:`augment` decodes draws of q(z|x) around each input: many similar-but-different samples
+  from a few, each keeping its source's label.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from tfvae.errors import InputError
+from tfvae.model import VAE
+
+PATHS = ("linear", "spherical")
+
+
+def lerp(z0, z1, t):
+    """(1 - t) z0 + t z1 for each t of ``t`` [T]: [T, D]."""
+    t = np.asarray(t, np.float64)[:, None]
+    z0, z1 = np.asarray(z0, np.float64), np.asarray(z1, np.float64)
+    return ((1 - t) * z0 + t * z1).astype(np.float32)
+
+
+def slerp(z0, z1, t):
+    """The great-circle path from z0 to z1 (White, 2016) for each t of ``t`` [T]: [T, D].
+
+    Under a N(0, I) prior a linear path passes near the origin, where codes are atypically short;
+    the spherical path keeps the norm between the two endpoints'. Falls back to the linear path
+    when z0 and z1 are (nearly) parallel.
+    """
+    z0, z1 = np.asarray(z0, np.float64), np.asarray(z1, np.float64)
+    t = np.asarray(t, np.float64)[:, None]
+    n0, n1 = np.linalg.norm(z0), np.linalg.norm(z1)
+    if n0 == 0 or n1 == 0:
+        return lerp(z0, z1, t[:, 0])
+    omega = np.arccos(np.clip(np.dot(z0 / n0, z1 / n1), -1.0, 1.0))
+    if np.sin(omega) < 1e-6:
+        return lerp(z0, z1, t[:, 0])
+    out = (np.sin((1 - t) * omega) * z0 + np.sin(t * omega) * z1) / np.sin(omega)
+    return out.astype(np.float32)
+
+
+def latent_path(z0, z1, steps, path="linear"):
+    """``steps`` codes [steps, D] from z0 to z1 inclusive, along ``path``."""
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 2:
+        raise InputError("--steps", "an integer >= 2 (both endpoints included)", repr(steps))
+    if path not in PATHS:
+        raise InputError("--path", f"one of {PATHS}", repr(path))
+    t = np.linspace(0.0, 1.0, steps)
+    return lerp(z0, z1, t) if path == "linear" else slerp(z0, z1, t)
+
+
+def interpolate(model, x0, x1, steps=10, path="linear"):
+    """Images [steps, *E]: the decoder's mean along ``path`` between the codes of x0 and x1.
+
+    The endpoints are the means of q(z|x0) and q(z|x1) (the codes, for an autoencoder), so the
+    first and last images are the reconstructions of x0 and x1.
+    """
+    x = np.stack([np.asarray(x0, np.float32), np.asarray(x1, np.float32)])
+    z = model.encode(x).mean().numpy()
+    return model.decode(latent_path(z[0], z[1], steps, path)).mean().numpy()
+
+
+def augment(model, x, y=None, *, per_example=10, temperature=1.0, seed=0, batch_size=1000):
+    """``per_example`` decoded draws of q(z|x) around each image of ``x``.
+
+    Each draw is z = mu(x) + temperature * sigma(x) * eps with eps ~ N(0, I), decoded to the mean
+    of p(x|z); temperature 0 gives the reconstruction, 1 the posterior itself. Returns
+    ``(images [N * per_example, *E], labels or None, source [N * per_example])``, where ``source``
+    is the index in ``x`` each sample came from and the labels are ``y[source]``.
+    """
+    if not isinstance(model, VAE):
+        raise InputError("model", "a VAE (augmentation samples its posterior q(z|x))",
+                         f"a {type(model).__name__}, whose code is deterministic")
+    if isinstance(per_example, bool) or not isinstance(per_example, (int, np.integer)) or \
+            per_example < 1:
+        raise InputError("--per-example", "an integer >= 1", repr(per_example))
+    if not (isinstance(temperature, (int, float)) and np.isfinite(temperature)
+            and temperature >= 0):
+        raise InputError("--temperature", "a finite number >= 0", repr(temperature))
+    x = np.asarray(x, np.float32)
+    if y is not None and len(y) != len(x):
+        raise InputError("y", f"{len(x)} labels, one per image", f"{len(y)}")
+    rng = np.random.default_rng(seed)
+    images = []
+    for i in range(0, len(x), batch_size):
+        q = model.encode(x[i:i + batch_size])
+        mu, sigma = q.mean().numpy(), q.stddev().numpy()
+        eps = rng.standard_normal((len(mu), per_example, mu.shape[-1])).astype(np.float32)
+        z = mu[:, None] + temperature * sigma[:, None] * eps
+        images.append(model.decode(tf.constant(z)).mean().numpy().reshape(-1, *x.shape[1:]))
+    source = np.repeat(np.arange(len(x)), per_example)
+    labels = None if y is None else np.asarray(y)[source]
+    return np.concatenate(images), labels, source
