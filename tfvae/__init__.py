@@ -9,5 +9,6 @@ __version__ = "0.1.0"
 
 from tfvae.errors import InputError  # noqa: E402
 from tfvae.model import VAE  # noqa: E402
+from tfvae.likelihood import log_likelihood  # noqa: E402
 
-__all__ = ["VAE", "InputError", "__version__"]
+__all__ = ["VAE", "InputError", "log_likelihood", "__version__"]
