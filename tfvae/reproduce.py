@@ -61,7 +61,8 @@ class Budget:
     fig3_mcem_max_train: int  # MCEM only where N_train <= this (it is not online)
     manifold_samples: dict  # dataset -> samples
     points: int  # evaluation points per run, log-spaced
-    eval_examples: int  # the bound (and log p(x)) on the first n train and test examples
+    eval_examples: int  # the bound on the first n train and test examples
+    log_px_examples: int  # log p(x) (Figure 3) on the first n train and test examples
     hmc: dict  # options of tfvae.likelihood.hmc_log_likelihood for Figure 3
     importance_samples: int  # importance-sampled log p(x) at each fig3 run's end (0: none)
     learning_rates: tuple
@@ -77,21 +78,22 @@ BUDGETS = {
         fig2_samples={"mnist": 3000, "frey_face": 3000},
         fig3_n_train=(1000,), fig3_samples={1000: 2000}, fig3_mcem_max_train=1000,
         manifold_samples={"mnist": 2000, "frey_face": 2000},
-        points=2, eval_examples=100,
+        points=2, eval_examples=100, log_px_examples=20,
         hmc={"num_samples": 20, "num_chains": 2, "burnin": 20, "leapfrog_steps": 5},
         importance_samples=100, learning_rates=(0.02,), pilot_samples=1000, manifold_grid=8,
     ),
-    # About 30-45 minutes on a 2-core CPU (measured: docs/reproduction.md).
+    # All of the paper's runs at 1/200 of its training (5 x 10^5 samples each) and log p(x) on
+    # 200 points: under an hour on a shared 2-core CPU (measured: docs/reproduction.md).
     "cpu": Budget(
         name="cpu",
         fig2_mnist_latents=(3, 5, 10, 20, 200), fig2_frey_latents=(2, 5, 10, 20),
-        fig2_samples={"mnist": 1_000_000, "frey_face": 1_000_000},
-        fig3_n_train=(1000, 50000), fig3_samples={1000: 1_000_000, 50000: 2_000_000},
+        fig2_samples={"mnist": 500_000, "frey_face": 500_000},
+        fig3_n_train=(1000, 50000), fig3_samples={1000: 500_000, 50000: 500_000},
         fig3_mcem_max_train=1000,
-        manifold_samples={"mnist": 1_000_000, "frey_face": 1_000_000},
-        points=7, eval_examples=1000,
+        manifold_samples={"mnist": 500_000, "frey_face": 500_000},
+        points=6, eval_examples=1000, log_px_examples=200,
         hmc={"num_samples": 100, "num_chains": 4, "burnin": 100, "leapfrog_steps": 10},
-        importance_samples=1000, learning_rates=PAPER_LEARNING_RATES, pilot_samples=20_000,
+        importance_samples=1000, learning_rates=PAPER_LEARNING_RATES, pilot_samples=10_000,
         manifold_grid=20,
     ),
     # The paper's scale (up to 10^8 samples per run): for a GPU.
@@ -102,7 +104,7 @@ BUDGETS = {
         fig3_n_train=(1000, 50000), fig3_samples={1000: 100_000_000, 50000: 100_000_000},
         fig3_mcem_max_train=1000,
         manifold_samples={"mnist": 10_000_000, "frey_face": 10_000_000},
-        points=16, eval_examples=1000,
+        points=16, eval_examples=1000, log_px_examples=1000,
         hmc={"num_samples": 500, "num_chains": 5, "burnin": 300, "leapfrog_steps": 10},
         importance_samples=5000, learning_rates=PAPER_LEARNING_RATES, pilot_samples=100_000,
         manifold_grid=20,
@@ -256,7 +258,8 @@ def evaluate_point(spec, budget, model, data, seed):
         row["test_bound"] = mean_bound(model, data.eval_test, seed + 1)
     if spec.log_px:
         accept = []
-        for split, x in (("train", data.eval_train), ("test", data.eval_test)):
+        n = budget.log_px_examples
+        for split, x in (("train", data.eval_train[:n]), ("test", data.eval_test[:n])):
             ll = hmc_log_likelihood(model, x, seed=seed, **budget.hmc)
             row[f"{split}_log_px"] = ll.mean
             accept.append(ll.acceptance)
@@ -310,29 +313,50 @@ class Run:
         else:
             model = keras.saving.load_model(self.dir / state["checkpoint"])
             self.log(f"{spec.name}: resumed at {state['samples']:,} samples")
-        for point in points:
-            if point <= state["samples"]:
-                continue
+        pending = [p for p in points if p > state["samples"]]
+        while pending:
+            point = pending[0]
             start = time.perf_counter()
             seed = self.seed + state["samples"] // BATCH_SIZE
             logs = train_samples(model, data, spec.method, point - state["samples"], seed)
             if not math.isfinite(logs.get("loss", math.nan)):
-                state["status"] = "diverged"
-                write_json(self.state_path, state)
-                self.log(f"{spec.name}: training became NaN after {state['samples']:,} samples;"
-                         " the curve stops there")
-                return state
+                state["seconds"] += time.perf_counter() - start
+                model = self._fall_back(state)
+                if model is None:
+                    return state
+                continue
             row = evaluate_point(spec, budget, model, data, seed)
             state["seconds"] += time.perf_counter() - start
             state["samples"] = point
             state["rows"].append({"samples": point, "seconds": round(state["seconds"], 1), **row})
             self.save(state, model)
             self._report(state)
+            pending.pop(0)
         if budget.importance_samples and spec.log_px and spec.method != "mcem":
             state["importance"] = self._importance(model, data)
         state["status"] = "finished"
         write_json(self.state_path, state)
         return state
+
+    def _fall_back(self, state):
+        """After a NaN: the last checkpoint with the next smaller step size, or None (stop)."""
+        smaller = [lr for lr in self.budget.learning_rates if lr < state["learning_rate"]]
+        if not smaller:
+            state["status"] = "diverged"
+            write_json(self.state_path, state)
+            self.log(f"{self.spec.name}: training became NaN after {state['samples']:,} samples;"
+                     " the curve stops there")
+            return None
+        lr = max(smaller)
+        self.log(f"{self.spec.name}: training became NaN after {state['samples']:,} samples with"
+                 f" step size {state['learning_rate']}; continuing from there with {lr}")
+        state.setdefault("step_size_changes", []).append(
+            {"samples": state["samples"], "from": state["learning_rate"], "to": lr})
+        state["learning_rate"] = lr
+        model = keras.saving.load_model(self.dir / state["checkpoint"])
+        model.optimizer.learning_rate = lr
+        write_json(self.state_path, state)
+        return model
 
     def _pilot(self, data, num_train, first_point):
         """Train each candidate step size to the first point; keep the best by training score."""
@@ -366,7 +390,8 @@ class Run:
     def _importance(self, model, data):
         from tfvae.likelihood import log_likelihood
 
-        return {split: log_likelihood(model, x, self.budget.importance_samples,
+        n = self.budget.log_px_examples
+        return {split: log_likelihood(model, x[:n], self.budget.importance_samples,
                                       seed=self.seed).mean
                 for split, x in (("train", data.eval_train), ("test", data.eval_test))}
 
@@ -489,9 +514,11 @@ def write_results(out_dir, budget):
     """``results.md``: the last point of every run found in ``out_dir``, by experiment."""
     out_dir = Path(out_dir)
     lines = [f"# tfvae reproduce: results (budget `{budget.name}`)", "",
-             "Last evaluation point of each run. Bounds and log p(x) are per example in nats, "
-             f"on the first {budget.eval_examples} train and test examples. Step size: the "
-             "Adagrad global step size chosen by the pilot.", ""]
+             "Last evaluation point of each run, per example in nats: bounds on the first "
+             f"{budget.eval_examples} train and test examples, log p(x) (HMC, appendix D; IS: "
+             f"importance sampling with {budget.importance_samples} samples) on the first "
+             f"{budget.log_px_examples}. Step size: the Adagrad global step size chosen by the "
+             "pilot (an arrow: lowered after a NaN).", ""]
     total = 0.0
     for experiment in EXPERIMENTS:
         states = [read_json(p) for p in sorted((out_dir / "runs" / experiment).glob("*/state.json"))]
@@ -509,20 +536,23 @@ def write_results(out_dir, budget):
                       "|---|---|---|---|---|---|---|---|---|---|"]
         for s in states:
             spec, last = s["spec"], (s["rows"][-1] if s["rows"] else {})
+            changes = s.get("step_size_changes") or []
+            step = " → ".join(str(c["from"]) for c in changes) + (" → " if changes else "")
+            step += str(s["learning_rate"])
             if experiment == "fig3":
                 imp = s.get("importance") or {}
                 lines.append(
                     f"| {s['num_train']} | {spec['method']} | {last.get('samples', 0):,} | "
                     f"{_fmt(last.get('train_log_px'))} | {_fmt(last.get('test_log_px'))} | "
                     f"{_fmt(imp.get('train'))} | {_fmt(imp.get('test'))} | "
-                    f"{_fmt(last.get('hmc_acceptance'), 2)} | {s['learning_rate']} | "
+                    f"{_fmt(last.get('hmc_acceptance'), 2)} | {step} | "
                     f"{s['status']} | {s['seconds']:.0f} |")
             else:
                 lines.append(
                     f"| {spec['dataset']} | {spec['latent_dim']} | {spec['hidden']} | "
                     f"{spec['method']} | {last.get('samples', 0):,} | "
                     f"{_fmt(last.get('train_bound'))} | {_fmt(last.get('test_bound'))} | "
-                    f"{s['learning_rate']} | {s['status']} | {s['seconds']:.0f} |")
+                    f"{step} | {s['status']} | {s['seconds']:.0f} |")
         lines.append("")
     lines += [f"Training and evaluation time summed over runs: {total:.0f} s.", ""]
     path = out_dir / "results.md"

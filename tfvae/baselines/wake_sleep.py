@@ -76,7 +76,11 @@ class WakeSleep(VAE):
         grads = (tape.gradient(scaled_wake, decoder_vars)
                  + tape.gradient(scaled_sleep, encoder_vars))
         del tape
-        self.optimizer.apply(grads, decoder_vars + encoder_vars)
+        # Apply in the model's own variable order: the optimizer's slots are saved and restored
+        # in that order, so a checkpoint reloads into the right accumulators.
+        by_variable = {id(v): g for v, g in zip(decoder_vars + encoder_vars, grads)}
+        variables = self.trainable_variables
+        self.optimizer.apply([by_variable[id(v)] for v in variables], variables)
         # The bound it reaches, by the VAE's estimator B, from the wake phase's own draws.
         kl = q.kl_divergence(self.prior)
         terms = {"elbo": wake - kl, "reconstruction": wake, "kl": kl}
