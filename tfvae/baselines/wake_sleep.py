@@ -80,7 +80,10 @@ class WakeSleep(VAE):
         # in that order, so a checkpoint reloads into the right accumulators.
         by_variable = {id(v): g for v, g in zip(decoder_vars + encoder_vars, grads)}
         variables = self.trainable_variables
-        self.optimizer.apply([by_variable[id(v)] for v in variables], variables)
+        # Both phases read the weights before either is updated: in graph mode the decoder's
+        # update could otherwise run before the dreams are decoded.
+        with tf.control_dependencies([x_dream, sleep, wake]):
+            self.optimizer.apply([by_variable[id(v)] for v in variables], variables)
         # The bound it reaches, by the VAE's estimator B, from the wake phase's own draws.
         kl = q.kl_divergence(self.prior)
         terms = {"elbo": wake - kl, "reconstruction": wake, "kl": kl}
