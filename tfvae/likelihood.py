@@ -20,6 +20,7 @@ import dataclasses
 import math
 import sys
 import time
+import weakref
 
 import numpy as np
 import tensorflow as tf
@@ -34,6 +35,17 @@ METHODS = ("importance", "hmc")
 # Samples of z (times examples) decoded at once by the importance estimator: bounds memory to
 # about this many decoded images per chunk.
 _DECODED_PER_CHUNK = 20_000
+# Compiled estimators per model and settings: tracing an HMC chain takes seconds, and
+# evaluations during training call the estimator again and again on the same model.
+_COMPILED = weakref.WeakKeyDictionary()
+
+
+def _compiled(model, key, make):
+    """``make()`` wrapped in ``tf.function``, cached per model and ``key``."""
+    cache = _COMPILED.setdefault(model, {})
+    if key not in cache:
+        cache[key] = tf.function(make(), reduce_retracing=True)
+    return cache[key]
 
 
 @dataclasses.dataclass
@@ -83,12 +95,14 @@ def log_likelihood(model, data, num_samples=5000, *, method="importance", batch_
     x = _check_data(model, data)
     chunk_size = max(1, min(num_samples, _DECODED_PER_CHUNK // batch_size))
 
-    @tf.function(reduce_retracing=True)
-    def batch_log_px(xb, batch_seed):
-        return objectives.importance_log_px(model.encode(xb), model.decode, model.prior, xb,
-                                            num_samples=num_samples, seed=batch_seed,
-                                            chunk_size=chunk_size)
+    def make():
+        def batch_log_px(xb, batch_seed):
+            return objectives.importance_log_px(model.encode(xb), model.decode, model.prior, xb,
+                                                num_samples=num_samples, seed=batch_seed,
+                                                chunk_size=chunk_size)
+        return batch_log_px
 
+    batch_log_px = _compiled(model, ("importance", num_samples, chunk_size), make)
     out = _map_batches(batch_log_px, x, batch_size, seed, verbose, "importance sampling")
     return LogLikelihood(out[0], "importance", num_samples)
 
@@ -119,11 +133,11 @@ def hmc_log_likelihood(model, data, num_samples=500, *, num_chains=5, burnin=200
     x = _check_data(model, data)
     draws_per_chain = num_samples // num_chains
 
-    @tf.function(reduce_retracing=True)
-    def batch_log_px(xb, batch_seed):
-        return _hmc_batch(model, xb, batch_seed, num_chains, draws_per_chain, burnin,
-                          leapfrog_steps, target_accept, initial_step_size)
-
+    settings = (num_chains, draws_per_chain, burnin, leapfrog_steps, target_accept,
+                initial_step_size)
+    batch_log_px = _compiled(model, ("hmc", *settings),
+                             lambda: lambda xb, batch_seed: _hmc_batch(model, xb, batch_seed,
+                                                                       *settings))
     per_example, acceptance = _map_batches(batch_log_px, x, batch_size, seed, verbose,
                                            "HMC (appendix D)")
     return LogLikelihood(per_example, "hmc", num_samples, float(np.mean(acceptance)))
