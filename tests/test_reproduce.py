@@ -113,9 +113,9 @@ def _count_training(monkeypatch):
     trained = []
     real = R.train_samples
 
-    def counting(model, data, method, samples, seed):
+    def counting(model, data, method, samples, seed, **kwargs):
         trained.append((method, samples))
-        return real(model, data, method, samples, seed)
+        return real(model, data, method, samples, seed, **kwargs)
 
     monkeypatch.setattr(R, "train_samples", counting)
     return trained
@@ -158,7 +158,7 @@ def test_a_nan_lowers_the_step_size_and_training_goes_on(tmp_path, monkeypatch):
     real = R.train_samples
     calls = []
 
-    def nan_once(model, data, method, samples, seed):
+    def nan_once(model, data, method, samples, seed, **kwargs):
         calls.append(float(model.optimizer.learning_rate.numpy()))
         if len(calls) == 3:  # after the two pilots: the first step of the chosen run
             return {"loss": math.nan}
@@ -181,7 +181,7 @@ def test_a_nan_at_the_smallest_step_size_stops_the_curve(tmp_path, monkeypatch):
     real = R.train_samples
     calls = []
 
-    def nan_after_pilot(model, data, method, samples, seed):
+    def nan_after_pilot(model, data, method, samples, seed, **kwargs):
         calls.append(samples)
         return real(model, data, method, samples, seed) if len(calls) == 1 else {"loss": math.nan}
 
@@ -189,6 +189,17 @@ def test_a_nan_at_the_smallest_step_size_stops_the_curve(tmp_path, monkeypatch):
     state = R.Run(spec, TINY, tmp_path, 0, lambda m: None).execute()
     assert state["status"] == "diverged"
     assert [r["samples"] for r in state["rows"]] == [200]
+
+
+def test_progress_is_reported_during_long_stretches(monkeypatch):
+    ticks = iter(range(0, 1000, 20))  # a clock that moves 20 s per reading
+    monkeypatch.setattr(R.time, "perf_counter", lambda: next(ticks))
+    seen = []
+    progress = R.Progress(seen.append, every=30.0)
+    progress.on_train_begin()
+    for batch in range(4):
+        progress.on_train_batch_end(batch)
+    assert seen == [200, 400]  # after batches 2 and 4: 40 s, then 40 s more
 
 
 def test_out_dir_must_match_the_budget_it_was_started_with(tmp_path, monkeypatch):

@@ -21,7 +21,6 @@ run again. :func:`reproduce` then writes ``OUT/<experiment>.csv``, the figures a
 
 import csv
 import dataclasses
-import json
 import math
 import sys
 import time
@@ -228,12 +227,32 @@ class RunStopped(RuntimeError):
     """A run's training became NaN; its curve up to the last good point is kept."""
 
 
-def train_samples(model, data, method, samples, seed):
-    """Train ``model`` on ``samples`` more datapoints; returns fit's last logs."""
+class Progress(keras.callbacks.Callback):
+    """Calls ``report(samples_done_in_this_call)`` every ``every`` seconds during ``fit``."""
+
+    def __init__(self, report, every=30.0):
+        super().__init__()
+        self.report, self.every = report, every
+
+    def on_train_begin(self, logs=None):
+        self.last = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.perf_counter() - self.last >= self.every:
+            self.last = time.perf_counter()
+            self.report((batch + 1) * BATCH_SIZE)
+
+
+def train_samples(model, data, method, samples, seed, progress=None):
+    """Train ``model`` on ``samples`` more datapoints; returns fit's last logs.
+
+    ``progress(samples_done)`` is called now and then during long stretches.
+    """
     steps = samples // BATCH_SIZE
     keras.utils.set_random_seed(seed)
+    callbacks = [Progress(progress)] if progress else []
     history = model.fit(data.pipeline(method, seed), steps_per_epoch=steps, epochs=1, verbose=0,
-                        shuffle=False)
+                        shuffle=False, callbacks=callbacks)
     return {k: float(v[-1]) for k, v in history.history.items()}
 
 
@@ -302,13 +321,13 @@ class Run:
         if previous and previous != name:
             (self.dir / previous).unlink(missing_ok=True)
 
-    def execute(self, data=None):
+    def execute(self):
         """Train and evaluate to the end (or resume); returns the final state."""
         spec, budget = self.spec, self.budget
         state = self.load_state()
         if state and state["status"] != "running":
             return state
-        data = data or RunData(spec, budget, self.seed)
+        data = RunData(spec, budget, self.seed)
         num_train = len(data.x_train)
         points = evaluation_points(spec, budget)
         if state is None:
@@ -324,7 +343,10 @@ class Run:
             point = pending[0]
             start = time.perf_counter()
             seed = self.seed + state["samples"] // BATCH_SIZE
-            logs = train_samples(model, data, spec.method, point - state["samples"], seed)
+            done = state["samples"]
+            logs = train_samples(
+                model, data, spec.method, point - done, seed,
+                progress=lambda n: self.log(f"{spec.name}: {done + n:,}/{spec.samples:,} samples"))
             if not math.isfinite(logs.get("loss", math.nan)):
                 state["seconds"] += time.perf_counter() - start
                 model = self._fall_back(state)
@@ -564,9 +586,3 @@ def write_results(out_dir, budget):
     path = out_dir / "results.md"
     write_atomic(path, lambda tmp: Path(tmp).write_text("\n".join(lines)))
     return path
-
-
-def budget_summary(budget):
-    """A budget as a JSON-able dict (for docs and ``--help``)."""
-    return json.loads(json.dumps(dataclasses.asdict(budget), default=str))
-
