@@ -109,10 +109,11 @@ def log_likelihood(model, data, num_samples=5000, *, method="importance", batch_
 
 def hmc_log_likelihood(model, data, num_samples=500, *, num_chains=5, burnin=200,
                        leapfrog_steps=10, target_accept=0.8, initial_step_size=0.1,
-                       batch_size=100, seed=0, verbose=0):
+                       init_candidates=500, batch_size=100, seed=0, verbose=0):
     """The estimator of the paper's appendix D; returns a :class:`LogLikelihood`.
 
-    Per example, ``num_chains`` HMC chains start from the prior and run ``burnin`` steps of
+    Per example, ``num_chains`` HMC chains start from prior draws resampled in proportion to
+    p(x|z) among ``init_candidates`` (no encoder needed) and run ``burnin`` steps of
     ``leapfrog_steps`` leapfrog steps while each example's step size is adapted toward
     ``target_accept`` (``tfp.mcmc.SimpleStepSizeAdaptation``). The next ``num_samples`` draws
     (pooled over chains) fit a full-covariance Gaussian q(z); the ``num_samples`` draws after
@@ -121,7 +122,7 @@ def hmc_log_likelihood(model, data, num_samples=500, *, num_chains=5, burnin=200
     """
     for name, value in (("num_samples", num_samples), ("num_chains", num_chains),
                         ("burnin", burnin), ("leapfrog_steps", leapfrog_steps),
-                        ("batch_size", batch_size)):
+                        ("init_candidates", init_candidates), ("batch_size", batch_size)):
         _check_int(name, value)
     if num_samples % num_chains:
         raise InputError("num_samples", f"a multiple of num_chains={num_chains}",
@@ -134,7 +135,7 @@ def hmc_log_likelihood(model, data, num_samples=500, *, num_chains=5, burnin=200
     draws_per_chain = num_samples // num_chains
 
     settings = (num_chains, draws_per_chain, burnin, leapfrog_steps, target_accept,
-                initial_step_size)
+                initial_step_size, init_candidates)
     batch_log_px = _compiled(model, ("hmc", *settings),
                              lambda: lambda xb, batch_seed: _hmc_batch(model, xb, batch_seed,
                                                                        *settings))
@@ -144,7 +145,7 @@ def hmc_log_likelihood(model, data, num_samples=500, *, num_chains=5, burnin=200
 
 
 def _hmc_batch(model, x, seed, num_chains, draws_per_chain, burnin, leapfrog_steps,
-               target_accept, initial_step_size):
+               target_accept, initial_step_size, init_candidates):
     """Per-example log p(x) [B] and HMC acceptance [B] for a batch x [B, *E]."""
     prior = model.prior
     batch = tf.shape(x)[0]
@@ -153,9 +154,12 @@ def _hmc_batch(model, x, seed, num_chains, draws_per_chain, burnin, leapfrog_ste
     def target_log_prob(z):  # z [..., B, D] -> log p(z) + log p(x|z), [..., B]
         return prior.log_prob(z) + model.decode(z).log_prob(x)
 
-    # Chains [C, B, D]; one step size per example [B, 1], shared by its chains, so the
-    # adaptation averages the acceptance over an example's chains.
-    z0 = prior.sample([num_chains, batch], seed=init_seed)
+    # Chains [C, B, D] start from prior draws resampled by their likelihood p(x|z) (sampling
+    # importance resampling): started from the prior itself, chains of a sharp posterior can
+    # stay in a poor mode, and one such draw ruins the harmonic mean.
+    z0 = _resampled_prior_draws(model, x, num_chains, init_candidates, init_seed)
+    # One step size per example [B, 1], shared by its chains, so the adaptation averages the
+    # acceptance over an example's chains.
     step_size = tf.fill([batch, 1], tf.constant(initial_step_size, tf.float32))
     adaptive = tfp.mcmc.SimpleStepSizeAdaptation(
         tfp.mcmc.HamiltonianMonteCarlo(target_log_prob, step_size, leapfrog_steps),
@@ -180,6 +184,20 @@ def _hmc_batch(model, x, seed, num_chains, draws_per_chain, burnin, leapfrog_ste
     log_px = -(tf.reduce_logsumexp(log_ratio, axis=0) - tf.math.log(n))
     acceptance = tf.reduce_mean(tf.cast(accepted, tf.float32), axis=[0, 1])
     return log_px, acceptance
+
+
+def _resampled_prior_draws(model, x, num_draws, num_candidates, seed):
+    """``num_draws`` z per example [num_draws, B, D]: resampled from ``num_candidates`` prior
+    draws with weights p(x|z), decoded in chunks to bound memory."""
+    candidate_seed, pick_seed = tfp.random.split_seed(seed, n=2)
+    batch = tf.shape(x)[0]
+    z = model.prior.sample([num_candidates, batch], seed=candidate_seed)  # [K, B, D]
+    chunk = max(1, _DECODED_PER_CHUNK // max(int(x.shape[0] or 100), 1))
+    log_lik = tf.concat([model.decode(z[i:i + chunk]).log_prob(x)
+                         for i in range(0, num_candidates, chunk)], axis=0)  # [K, B]
+    picks = tfd.Categorical(logits=tf.transpose(log_lik)).sample(num_draws, seed=pick_seed)
+    by_example = tf.gather(tf.transpose(z, [1, 0, 2]), tf.transpose(picks), batch_dims=1)
+    return tf.transpose(by_example, [1, 0, 2])
 
 
 def _fit_gaussian(z):

@@ -1,7 +1,8 @@
 """``tfvae reproduce``: the paper's Figures 2, 3 and 4, their curves and a results table."""
 
 BUDGET_HELP = ("smoke: every code path at toy size (under 2 minutes, for CI); cpu: all the "
-               "paper's runs at ~1%% of its training (within an hour on a 2-core CPU); paper: "
+               "paper's runs at 5x10^5 training samples each, 1/200 of the paper's 10^8 (within an "
+               "hour on a 2-core CPU); paper: "
                "the paper's full budget, up to 10^8 samples per run (for a GPU)")
 
 
