@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 import scipy.stats
+from scipy.special import logsumexp
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -77,6 +78,39 @@ def test_hmc_estimator_of_appendix_d_matches_the_closed_form(linear_gaussian):
     again = log_likelihood(model, x[:5], 40, method="hmc", num_chains=4, burnin=20, seed=2)
     assert np.allclose(again.per_example, hmc_log_likelihood(
         model, x[:5], num_samples=40, num_chains=4, burnin=20, seed=2).per_example, atol=1e-4)
+
+
+class Trap(keras.layers.Layer):
+    """A 1-D latent whose posterior given x = 0 has a good mode at z = 1.5 and, behind a barrier
+    at z = 0, a poor local mode at z = -1.5 with about e^-12 of the mass."""
+
+    scale = 0.1
+    prior = tfd.MultivariateNormalDiag(loc=tf.zeros([1]))
+
+    def decode(self, z):
+        z = z[..., 0]
+        loc = tf.stack([z**2 - 2.25, 0.25 * (1 - tf.tanh(3 * z))], axis=-1)
+        return tfd.Independent(tfd.Normal(loc, self.scale), reinterpreted_batch_ndims=1)
+
+    def exact_log_px(self):
+        # log of the integral of p(z) p(x = 0|z) over a fine grid
+        z = np.linspace(-8, 8, 400_001)
+        h = (z**2 - 2.25) ** 2 + (0.25 * (1 - np.tanh(3 * z))) ** 2
+        log_joint = (-h / (2 * self.scale**2) - 2 * np.log(self.scale * np.sqrt(2 * np.pi))
+                     - z**2 / 2 - 0.5 * np.log(2 * np.pi))
+        return logsumexp(log_joint) + np.log(z[1] - z[0])
+
+
+def test_hmc_chains_do_not_stay_in_a_poor_local_mode():
+    model, x = Trap(), np.zeros((8, 2), np.float32)
+    exact = model.exact_log_px()
+    options = dict(num_samples=100, num_chains=4, burnin=100, seed=0)
+    good = hmc_log_likelihood(model, x, init_candidates=2000, **options)
+    assert np.max(np.abs(good.per_example - exact)) < 0.15
+    # Chains started from plain prior draws (one candidate each) get trapped: the model does
+    # test what the resampled start is for.
+    trapped = hmc_log_likelihood(model, x, init_candidates=1, **options)
+    assert np.max(np.abs(trapped.per_example - exact)) > 2
 
 
 def test_one_sample_importance_estimate_is_a_lower_bound_on_average(linear_gaussian):
