@@ -22,6 +22,7 @@ run again. :func:`reproduce` then writes ``OUT/<experiment>.csv``, the figures a
 import csv
 import dataclasses
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -501,6 +502,14 @@ def curve_rows(spec, state):
     return [{**base, **row} for row in state["rows"]]
 
 
+def _readable(path):
+    """Temporary files are created private (0600); outputs get the usual umask-based mode."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+    return path
+
+
 def write_csv(path, rows):
     def write(tmp):
         with open(tmp, "w", newline="") as f:
@@ -509,7 +518,7 @@ def write_csv(path, rows):
             writer.writerows(rows)
 
     write_atomic(path, write)
-    return path
+    return _readable(path)
 
 
 def write_outputs(experiment, specs, states, budget, out_dir, seed):
@@ -538,6 +547,12 @@ def _fmt(value, digits=1):
     return "" if value is None else f"{value:.{digits}f}"
 
 
+def _table_order(state):
+    spec = state["spec"]
+    return (spec["dataset"] != "mnist", spec["n_train"] or 0, spec["latent_dim"],
+            METHODS.index(spec["method"]))
+
+
 def write_results(out_dir, budget):
     """``results.md``: the last point of every run found in ``out_dir``, by experiment."""
     out_dir = Path(out_dir)
@@ -549,7 +564,8 @@ def write_results(out_dir, budget):
              "pilot (an arrow: lowered after a NaN).", ""]
     total = 0.0
     for experiment in EXPERIMENTS:
-        states = [read_json(p) for p in sorted((out_dir / "runs" / experiment).glob("*/state.json"))]
+        states = sorted((read_json(p) for p in (out_dir / "runs" / experiment).glob("*/state.json")),
+                        key=_table_order)
         if not states:
             continue
         total += sum(s["seconds"] for s in states)
@@ -585,4 +601,4 @@ def write_results(out_dir, budget):
     lines += [f"Training and evaluation time summed over runs: {total:.0f} s.", ""]
     path = out_dir / "results.md"
     write_atomic(path, lambda tmp: Path(tmp).write_text("\n".join(lines)))
-    return path
+    return _readable(path)
