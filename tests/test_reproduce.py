@@ -4,6 +4,8 @@ import csv
 import dataclasses
 import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from PIL import Image
 from scipy.stats import norm
 
 import tfvae.reproduce as R
-from conftest import run_cli
+from conftest import cli_env, run_cli
 from tfvae import InputError
 from tfvae.plots import manifold_latents
 
@@ -133,6 +135,13 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path, monkeypatch):
 
     with pytest.raises(KeyboardInterrupt):
         R.reproduce("fig3", TINY, out, log=kill_at_second_mcem_point)
+    # A new process (as after a real kill) can load the checkpoint with tfvae.reproduce alone.
+    checkpoint = next((out / "runs" / "fig3" / "mnist-nz2-n200-mcem").glob("*.keras"))
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, keras, tfvae.reproduce; "
+                               "print(type(keras.saving.load_model(sys.argv[1])).__name__)",
+         str(checkpoint)], capture_output=True, text=True, env=cli_env(), timeout=300)
+    assert loaded.stdout.strip() == "MCEM", loaded.stderr[-2000:]
     first = (out / "runs" / "fig3" / "mnist-nz2-n200-wake_sleep" / "state.json").read_text()
     trained = _count_training(monkeypatch)
     messages = []

@@ -31,6 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvae import baselines  # noqa: F401  (registers WakeSleep and MCEM for load_model)
 from tfvae import data as datasets
 from tfvae.errors import InputError
 from tfvae.evaluation import binarize_once
