@@ -5,8 +5,9 @@ stationary distribution is the posterior p(z|x_i) under the current decoder. One
 a minibatch:
 
 - E-step (Monte Carlo): one HMC transition of ``leapfrog_steps`` (10) leapfrog steps for each
-  example's chain; each example's step size is nudged up after an acceptance probability above
-  ``target_accept`` (0.9) and down otherwise, so acceptance settles near 90%;
+  example's chain; each example's log step size then moves by
+  ``adaptation_rate * (acceptance probability - target_accept)``, a Robbins-Monro rule whose
+  fixed point is a mean acceptance of ``target_accept`` (0.9), as the posterior sharpens;
 - M-step: ``weight_updates`` (5) optimizer steps on -log p(x|z) at the new z (plus the weight
   prior), the z held fixed.
 
@@ -42,7 +43,7 @@ class MCEM(keras.Model):
                  activation="tanh", architecture="mlp", likelihood="bernoulli",
                  gaussian_scale="network", kernel_initializer="glorot_uniform", weight_decay=0.0,
                  leapfrog_steps=10, weight_updates=5, target_accept=0.9, initial_step_size=0.05,
-                 adaptation_rate=0.05, seed=None, **kwargs):
+                 adaptation_rate=0.5, seed=None, **kwargs):
         super().__init__(**kwargs)
         for name, value in (("num_train", num_train), ("latent_dim", latent_dim),
                             ("leapfrog_steps", leapfrog_steps),
@@ -139,10 +140,9 @@ class MCEM(keras.Model):
         z1 = tf.stop_gradient(z1)
         accept = tf.exp(tf.minimum(results.log_accept_ratio, 0.0))
         accept = tf.where(tf.math.is_finite(accept), accept, 0.0)
-        # The rule of tfp.mcmc.SimpleStepSizeAdaptation, per example.
-        factor = 1.0 + self.adaptation_rate
-        new_step = tf.where(accept > self.target_accept, step_size[:, 0] * factor,
-                            step_size[:, 0] / factor)
+        # Up after acceptance above the target, down after below, in proportion: the mean
+        # acceptance (not its median, as with a fixed up/down factor) settles at the target.
+        new_step = step_size[:, 0] * tf.exp(self.adaptation_rate * (accept - self.target_accept))
         self.latents.assign(tf.tensor_scatter_nd_update(self.latents, index[:, None], z1))
         self.step_sizes.assign(tf.tensor_scatter_nd_update(self.step_sizes, index[:, None],
                                                            new_step))
