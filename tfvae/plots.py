@@ -82,7 +82,7 @@ def plot_fig2(rows, path):
         ax.set_title(f"{DATASET_TITLES.get(dataset, dataset)}, $N_z$ = {nz}", fontsize=10)
         ax.set_xlabel("# training samples evaluated", fontsize=8)
         ax.set_ylabel("lower bound (nats)", fontsize=8)
-    if groups:
+    if groups and axes[0].get_legend_handles_labels()[0]:
         axes[0].legend(fontsize=7)
     return _save(fig, path)
 
@@ -97,7 +97,8 @@ def plot_fig3(rows, path):
         ax.set_title(f"$N_{{train}}$ = {n:,}", fontsize=10)
         ax.set_xlabel("# training samples evaluated", fontsize=8)
         ax.set_ylabel("marginal log-likelihood (nats)", fontsize=8)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     return _save(fig, path)
 
 
