@@ -23,6 +23,7 @@ _LAZY = {
     "export_model": "tfvae.export",
     "Autoencoder": "tfvae.autoencoder",
     "classifier_from_encoder": "tfvae.features",
+    "log_likelihood": "tfvae.likelihood",
 }
 
 __all__ = ["InputError", "__version__", *_LAZY]

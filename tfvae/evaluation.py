@@ -1,4 +1,6 @@
-"""Evaluating a trained model on data."""
+"""Evaluating a trained model on data: the ELBO and estimates of log p(x)."""
+
+import numpy as np
 
 from tfvae import data as datasets
 
@@ -10,3 +12,22 @@ def evaluate_elbo(model, x, batch_size=500, dynamic_binarize=False, seed=0):
                                       dynamic_binarize=dynamic_binarize, seed=seed)
     logs = model.evaluate(pipeline, verbose=0, return_dict=True)
     return {k: float(logs[k]) for k in ("elbo", "reconstruction", "kl") if k in logs}
+
+
+def binarize_once(x, seed=0):
+    """One fixed Bernoulli sample of grey levels ``x`` in [0, 1] (float32, same shape).
+
+    log p(x) is a property of fixed data: a split trained with dynamic binarization is
+    binarized once, reproducibly, before its log-likelihood is estimated.
+    """
+    rng = np.random.default_rng(seed)
+    return (rng.random(np.shape(x), dtype=np.float32) < x).astype(np.float32)
+
+
+def evaluate_log_likelihood(model, x, num_samples=5000, method="importance", batch_size=100,
+                            seed=0, verbose=0, **hmc_options):
+    """log p(x) per example of ``x`` by :func:`tfvae.likelihood.log_likelihood`."""
+    from tfvae.likelihood import log_likelihood
+
+    return log_likelihood(model, x, num_samples, method=method, batch_size=batch_size, seed=seed,
+                          verbose=verbose, **hmc_options)

@@ -1,29 +1,58 @@
-"""``tfvae evaluate``: the ELBO of a trained run on a data split."""
+"""``tfvae evaluate``: the ELBO of a trained run on a data split, and optionally log p(x)."""
+
+from tfvae.errors import InputError
 
 
 def register(subparsers):
-    p = subparsers.add_parser("evaluate", help="print the ELBO of a run on a split")
+    p = subparsers.add_parser("evaluate", help="print the ELBO (and log p(x)) of a run on a split")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--split", choices=["train", "test"], default="test")
     p.add_argument("--checkpoint", choices=["model", "best", "last"], default="model")
     p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--log-likelihood", action="store_true",
+                   help="also estimate the marginal likelihood log p(x)")
+    p.add_argument("--method", choices=["importance", "hmc"], default="importance",
+                   help="log p(x) estimator: importance sampling with q(z|x), or the paper's "
+                        "HMC estimator of appendix D (default: importance)")
+    p.add_argument("--num-samples", type=int, default=5000,
+                   help="samples of z per example for log p(x) (default: 5000)")
+    p.add_argument("--examples", type=int,
+                   help="estimate log p(x) on the first N examples of the split (default: all)")
+    p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
 
 
 def run(args):
-    from tfvae.evaluation import evaluate_elbo
+    from tfvae.evaluation import binarize_once, evaluate_elbo, evaluate_log_likelihood
     from tfvae.training import load_run, load_run_dataset
 
+    if args.examples is not None and args.examples < 1:
+        raise InputError("--examples", "an integer >= 1", repr(args.examples))
+    if args.log_likelihood and args.num_samples < 1:
+        raise InputError("--num-samples", "an integer >= 1", repr(args.num_samples))
     model, config = load_run(args.run_dir, args.checkpoint)
     dataset = load_run_dataset(config)
     x = dataset.x_train if args.split == "train" else dataset.x_test
-    result = evaluate_elbo(model, x, batch_size=args.batch_size,
-                           dynamic_binarize=args.split == "train" and dataset.binarize == "dynamic")
+    dynamic = args.split == "train" and dataset.binarize == "dynamic"
+    result = evaluate_elbo(model, x, batch_size=args.batch_size, dynamic_binarize=dynamic)
     if "elbo" not in result:  # an autoencoder: log p(x|f(x)) is all there is
+        if args.log_likelihood:
+            raise InputError("--log-likelihood", "a run of a model with a prior p(z) (a VAE)",
+                             "an autoencoder run")
         print(f"{args.split} reconstruction: {result['reconstruction']:.4f} nats  ({len(x)} "
               f"examples, binarization {dataset.binarize})")
         return 0
     print(f"{args.split} elbo: {result['elbo']:.4f} nats  (reconstruction "
           f"{result['reconstruction']:.4f}, kl {result['kl']:.4f}; {len(x)} examples, "
           f"binarization {dataset.binarize})")
+    if args.log_likelihood:
+        x = x[:args.examples]
+        if dynamic:
+            x = binarize_once(x, args.seed)
+        ll = evaluate_log_likelihood(model, x, args.num_samples, method=args.method,
+                                     batch_size=min(args.batch_size, 100), seed=args.seed,
+                                     verbose=1)
+        extra = f", HMC acceptance {ll.acceptance:.2f}" if ll.acceptance is not None else ""
+        print(f"{args.split} log p(x): {ll.mean:.4f} nats (± {ll.stderr:.4f} s.e.; {args.method}, "
+              f"{args.num_samples} samples per example, {len(x)} examples{extra})")
     return 0

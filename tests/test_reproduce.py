@@ -1,0 +1,236 @@
+"""``tfvae reproduce``: the experiments' definitions, the smoke budget end to end, resume, NaN."""
+
+import csv
+import dataclasses
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy.stats import norm
+
+import tfvae.reproduce as R
+from conftest import cli_env, run_cli
+from tfvae import InputError
+from tfvae.plots import manifold_latents
+
+TINY = dataclasses.replace(
+    R.BUDGETS["smoke"], name="tiny", points=3, eval_examples=50, log_px_examples=4,
+    hmc={"num_samples": 8, "num_chains": 2, "burnin": 5, "leapfrog_steps": 3},
+    importance_samples=10, learning_rates=(0.02,), pilot_samples=200)
+
+
+def _tiny_specs(experiment, budget):
+    return [R.RunSpec(experiment, "mnist", method, 2, 8, 200, 1000)
+            for method in ("wake_sleep", "mcem")]
+
+
+def _read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_the_experiments_are_the_papers():
+    cpu = R.BUDGETS["cpu"]
+    fig2 = R.experiment_runs("fig2", cpu)
+    assert len(fig2) == 18  # (5 MNIST + 4 Frey Face latent sizes) x (AEVB, wake-sleep)
+    assert {(s.dataset, s.latent_dim, s.hidden) for s in fig2} == {
+        *(("mnist", nz, 500) for nz in (3, 5, 10, 20, 200)),
+        *(("frey_face", nz, 200) for nz in (2, 5, 10, 20))}
+    fig3 = R.experiment_runs("fig3", cpu)
+    assert sorted((s.n_train, s.method) for s in fig3) == [
+        (1000, "aevb"), (1000, "mcem"), (1000, "wake_sleep"),
+        (50000, "aevb"), (50000, "wake_sleep")]  # MCEM is not online: N_train = 1000 only
+    assert all(s.latent_dim == 3 and s.hidden == 100 and s.log_px for s in fig3)
+    assert [(s.dataset, s.latent_dim) for s in R.experiment_runs("manifold", cpu)] == [
+        ("mnist", 2), ("frey_face", 2)]
+    assert R.BUDGETS["paper"].fig2_samples["mnist"] == 10**8
+    assert cpu.learning_rates == (0.01, 0.02, 0.1)
+
+
+def test_evaluation_points_are_log_spaced_batches_ending_at_the_budget():
+    spec = R.RunSpec("fig2", "mnist", "aevb", 3, 500, None, 500_000)
+    points = R.evaluation_points(spec, R.BUDGETS["cpu"])
+    assert points[0] == 10_000 and points[-1] == 500_000 and len(points) == 6
+    assert all(p % 100 == 0 for p in points)
+    ratios = np.diff(np.log(points))
+    assert np.allclose(ratios, ratios[0], atol=0.01)
+
+
+def test_paper_initialization_and_weight_prior():
+    spec = R.RunSpec("fig2", "mnist", "aevb", 3, 500, None, 1000)
+    model = R.build_model(spec, num_train=50_000, seed=0)
+    assert model.weight_decay == pytest.approx(1 / 50_000)  # N(0, I) prior, per example
+    weights = np.concatenate([v.numpy().ravel() for v in model.trainable_variables])
+    assert abs(weights.std() - 0.01) < 0.0002 and abs(weights.mean()) < 0.0002
+    mcem = R.build_model(dataclasses.replace(spec, method="mcem"), num_train=1000, seed=0)
+    assert mcem.latents.shape == (1000, 3)
+    assert np.allclose(np.concatenate([v.numpy().ravel() for v in mcem.trainable_variables]).std(),
+                       0.01, atol=0.0005)
+
+
+def test_manifold_grid_goes_through_the_gaussian_inverse_cdf():
+    z = manifold_latents(4).reshape(4, 4, 2)
+    p = (np.arange(4) + 0.5) / 4
+    np.testing.assert_allclose(norm.cdf(z[0, :, 0]), p, atol=1e-6)  # z1 grows to the right
+    np.testing.assert_allclose(norm.cdf(z[:, 0, 1]), p[::-1], atol=1e-6)  # z2 grows upward
+
+
+def test_smoke_budget_end_to_end(tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("reproduce", "all", "--budget", "smoke", "--out", out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "samples" in result.stderr  # progress
+    smoke = R.BUDGETS["smoke"]
+    for name in ("fig2.png", "fig3.png", "fig4_manifold_mnist.png", "fig4_manifold_frey_face.png",
+                 "fig4_latent_mnist.png"):
+        with Image.open(out / name) as image:
+            assert image.width > 100 and image.height > 100
+    with Image.open(out / "fig4_manifold_mnist.png") as image:  # 8 x 8 digits, 2x, 1px borders
+        assert image.size == (2 * (8 * 29 + 1),) * 2
+    for experiment in R.EXPERIMENTS:
+        rows = _read_csv(out / f"{experiment}.csv")
+        specs = R.experiment_runs(experiment, smoke)
+        for spec in specs:
+            mine = [r for r in rows if r["method"] == spec.method and r["dataset"] == spec.dataset
+                    and int(r["latent_dim"]) == spec.latent_dim]
+            assert [int(r["samples"]) for r in mine] == R.evaluation_points(spec, smoke)
+            keys = (["train_log_px", "test_log_px"] if spec.log_px else []) + (
+                [] if spec.method == "mcem" else ["train_bound", "test_bound"])
+            for r in mine:
+                assert all(math.isfinite(float(r[k])) and float(r[k]) < 0 or
+                           spec.dataset == "frey_face" for k in keys)
+    results = (out / "results.md").read_text()
+    assert results.count("| finished |") == 4 + 3 + 2
+    # Fig. 3 numbers: HMC log p(x) and importance sampling near each other and above the bound.
+    fig3 = json.loads((out / "runs" / "fig3" / "mnist-nz3-n1000-aevb" / "state.json").read_text())
+    last = fig3["rows"][-1]
+    assert last["test_log_px"] > last["test_bound"] - 5
+
+
+def _count_training(monkeypatch):
+    trained = []
+    real = R.train_samples
+
+    def counting(model, data, method, samples, seed, **kwargs):
+        trained.append((method, samples))
+        return real(model, data, method, samples, seed, **kwargs)
+
+    monkeypatch.setattr(R, "train_samples", counting)
+    return trained
+
+
+def test_a_killed_run_resumes_where_it_stopped(tmp_path, monkeypatch):
+    monkeypatch.setattr(R, "experiment_runs", _tiny_specs)
+    out = tmp_path / "out"
+    reports = []
+
+    def kill_at_second_mcem_point(message):
+        reports.append(message)
+        if "mcem: 4" in message:  # the second point (400 samples) of the second run
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        R.reproduce("fig3", TINY, out, log=kill_at_second_mcem_point)
+    # A new process (as after a real kill) can load the checkpoint with tfvae.reproduce alone.
+    checkpoint = next((out / "runs" / "fig3" / "mnist-nz2-n200-mcem").glob("*.keras"))
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, keras, tfvae.reproduce; "
+                               "print(type(keras.saving.load_model(sys.argv[1])).__name__)",
+         str(checkpoint)], capture_output=True, text=True, env=cli_env(), timeout=300)
+    assert loaded.stdout.strip() == "MCEM", loaded.stderr[-2000:]
+    first = (out / "runs" / "fig3" / "mnist-nz2-n200-wake_sleep" / "state.json").read_text()
+    trained = _count_training(monkeypatch)
+    messages = []
+    R.reproduce("fig3", TINY, out, log=messages.append)
+
+    points = R.evaluation_points(_tiny_specs("fig3", TINY)[0], TINY)
+    assert points == [200, 400, 1000]
+    # The finished run is not touched; MCEM goes on from 400 samples with its chains.
+    assert (out / "runs" / "fig3" / "mnist-nz2-n200-wake_sleep" / "state.json").read_text() == first
+    assert trained == [("mcem", 600)]
+    assert any("resumed at 400 samples" in m for m in messages)
+    rows = _read_csv(out / "fig3.csv")
+    for method in ("wake_sleep", "mcem"):
+        assert [int(r["samples"]) for r in rows if r["method"] == method] == points
+    assert (out / "fig3.png").is_file() and (out / "results.md").is_file()
+    ckpts = sorted(p.name for p in (out / "runs" / "fig3" / "mnist-nz2-n200-mcem").glob("*.keras"))
+    assert ckpts == ["ckpt-000000001000.keras"]  # older checkpoints are removed
+
+
+def test_a_nan_lowers_the_step_size_and_training_goes_on(tmp_path, monkeypatch):
+    budget = dataclasses.replace(TINY, learning_rates=(0.01, 0.02))
+    spec = R.RunSpec("fig2", "mnist", "aevb", 2, 8, 200, 1000)
+    real = R.train_samples
+    calls = []
+
+    def nan_once(model, data, method, samples, seed, **kwargs):
+        calls.append(float(model.optimizer.learning_rate.numpy()))
+        if len(calls) == 3:  # after the two pilots: the first step of the chosen run
+            return {"loss": math.nan}
+        return {**real(model, data, method, samples, seed), "_lr": calls[-1]}
+
+    monkeypatch.setattr(R, "train_samples", nan_once)
+    monkeypatch.setattr(R, "training_score", lambda method, logs: logs["_lr"])  # pick 0.02
+    messages = []
+    state = R.Run(spec, budget, tmp_path, 0, messages.append).execute()
+    assert state["status"] == "finished"
+    assert state["step_size_changes"] == [{"samples": 200, "from": 0.02, "to": 0.01}]
+    assert state["learning_rate"] == 0.01
+    assert calls[3:] == pytest.approx([0.01, 0.01])  # the retried segment and the last one
+    assert [r["samples"] for r in state["rows"]] == [200, 400, 1000]
+    assert any("NaN" in m for m in messages)
+
+
+def test_a_nan_at_the_smallest_step_size_stops_the_curve(tmp_path, monkeypatch):
+    spec = R.RunSpec("fig2", "mnist", "aevb", 2, 8, 200, 1000)
+    real = R.train_samples
+    calls = []
+
+    def nan_after_pilot(model, data, method, samples, seed, **kwargs):
+        calls.append(samples)
+        return real(model, data, method, samples, seed) if len(calls) == 1 else {"loss": math.nan}
+
+    monkeypatch.setattr(R, "train_samples", nan_after_pilot)
+    state = R.Run(spec, TINY, tmp_path, 0, lambda m: None).execute()
+    assert state["status"] == "diverged"
+    assert [r["samples"] for r in state["rows"]] == [200]
+
+
+def test_progress_is_reported_during_long_stretches(monkeypatch):
+    ticks = iter(range(0, 1000, 20))  # a clock that moves 20 s per reading
+    monkeypatch.setattr(R.time, "perf_counter", lambda: next(ticks))
+    seen = []
+    progress = R.Progress(seen.append, every=30.0)
+    progress.on_train_begin()
+    for batch in range(4):
+        progress.on_train_batch_end(batch)
+    assert seen == [200, 400]  # after batches 2 and 4: 40 s, then 40 s more
+
+
+def test_out_dir_must_match_the_budget_it_was_started_with(tmp_path, monkeypatch):
+    monkeypatch.setattr(R, "experiment_runs", lambda e, b: [])
+    R.reproduce("fig2", TINY, tmp_path / "a", log=lambda m: None)
+    with pytest.raises(InputError) as info:
+        R.reproduce("fig2", "smoke", tmp_path / "a", log=lambda m: None)
+    assert info.value.argument == "--out"
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="other files"):
+        R.reproduce("fig2", TINY, tmp_path / "b", log=lambda m: None)
+    with pytest.raises(InputError) as info:
+        R.reproduce("fig9", TINY, tmp_path / "c", log=lambda m: None)
+    assert info.value.argument == "EXPERIMENT"
+    with pytest.raises(InputError) as info:
+        R.reproduce("fig2", "huge", tmp_path / "c", log=lambda m: None)
+    assert info.value.argument == "--budget"
+
+
+def test_cli_names_a_bad_out(tmp_path):
+    (tmp_path / "file").write_text("x")
+    result = run_cli("reproduce", "fig2", "--budget", "smoke", "--out", tmp_path / "file")
+    assert result.returncode == 2
+    assert "--out" in result.stderr and "Traceback" not in result.stderr

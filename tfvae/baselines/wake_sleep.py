@@ -1,0 +1,92 @@
+"""The wake-sleep algorithm (Hinton, Dayan, Frey & Neal, 1995) on tfvae's networks.
+
+It has the VAE's two networks and the same lower bound to report, but trains them with two
+separate objectives instead of one:
+
+- wake: z ~ q(z|x) for the data, then the decoder ascends log p(x|z) (z held fixed);
+- sleep: a dream (z, x) ~ p(z) p(x|z), then the encoder ascends log q(z|x) on it.
+
+Neither step follows the gradient of the ELBO, which is why the paper (its Figure 2) finds AEVB
+optimizes the bound faster and further.
+"""
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfvae.errors import InputError
+from tfvae.model import VAE, _inputs
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class WakeSleep(VAE):
+    """Wake-sleep with the VAE's encoder (recognition model) and decoder (generative model).
+
+    Takes the :class:`tfvae.VAE` options (``objective="elbo"``, ``num_samples`` draws of z in the
+    wake phase and dreams per example in the sleep phase). ``weight_decay`` adds a Gaussian prior
+    on each network's weights to its own phase's loss. Metrics, per example in nats: ``elbo``,
+    ``reconstruction`` and ``kl`` (estimator B, for comparison with the VAE), ``wake``
+    (E_q log p(x|z)) and ``sleep`` (log q(z|x) on dreams).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.objective != "elbo":
+            raise InputError("objective", "'elbo' for wake-sleep", repr(self.objective))
+
+    def build(self, input_shape):
+        # VAE.__init__ builds the model, after which Keras accepts no new state: add it here.
+        if not hasattr(self, "wake_tracker"):
+            self.wake_tracker = keras.metrics.Mean(name="wake")
+            self.sleep_tracker = keras.metrics.Mean(name="sleep")
+        super().build(input_shape)
+
+    @property
+    def metrics(self):
+        return super().metrics + [self.wake_tracker, self.sleep_tracker]
+
+    def _penalty(self, variables):
+        if not self.weight_decay:
+            return 0.0
+        return 0.5 * self.weight_decay * tf.add_n([tf.reduce_sum(tf.square(v)) for v in variables])
+
+    def train_step(self, data):
+        x = tf.cast(_inputs(data), tf.float32)
+        wake_seed, sleep_seed, dream_seed = tfp.random.split_seed(self._seed(), n=3)
+        batch = tf.shape(x)[0]
+        decoder_vars = self.decoder.trainable_variables
+        encoder_vars = self.encoder.trainable_variables
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        with tf.GradientTape(persistent=True) as tape:
+            # Wake: fit p(x|z) to the recognition model's explanations of the data.
+            q = self.encode(x)
+            z = tf.stop_gradient(q.sample(self.num_samples, seed=wake_seed))
+            wake = tf.reduce_mean(self.decode(z).log_prob(x), axis=0)  # [B]
+            wake_loss = -tf.reduce_mean(wake) + self._penalty(decoder_vars)
+            # Sleep: fit q(z|x) to dreams from the generative model (no gradient into it).
+            z_dream = self.prior.sample([self.num_samples, batch], seed=sleep_seed)
+            x_dream = tf.stop_gradient(self.decode(z_dream).sample(seed=dream_seed))
+            flat_z = tf.reshape(z_dream, [-1, self.latent_dim])
+            flat_x = tf.reshape(x_dream, [-1, *self.image_shape])
+            sleep = self.encode(flat_x).log_prob(tf.stop_gradient(flat_z))  # [S*B]
+            sleep_loss = -tf.reduce_mean(sleep) + self._penalty(encoder_vars)
+            # Scaled as in VAE.train_step: tf.distribute sums replicas; mixed precision scales.
+            scaled_wake = self.optimizer.scale_loss(wake_loss / replicas)
+            scaled_sleep = self.optimizer.scale_loss(sleep_loss / replicas)
+        grads = (tape.gradient(scaled_wake, decoder_vars)
+                 + tape.gradient(scaled_sleep, encoder_vars))
+        del tape
+        # Apply in the model's own variable order: the optimizer's slots are saved and restored
+        # in that order, so a checkpoint reloads into the right accumulators.
+        by_variable = {id(v): g for v, g in zip(decoder_vars + encoder_vars, grads)}
+        variables = self.trainable_variables
+        # Both phases read the weights before either is updated: in graph mode the decoder's
+        # update could otherwise run before the dreams are decoded.
+        with tf.control_dependencies([x_dream, sleep, wake]):
+            self.optimizer.apply([by_variable[id(v)] for v in variables], variables)
+        # The bound it reaches, by the VAE's estimator B, from the wake phase's own draws.
+        kl = q.kl_divergence(self.prior)
+        terms = {"elbo": wake - kl, "reconstruction": wake, "kl": kl}
+        self.wake_tracker.update_state(wake)
+        self.sleep_tracker.update_state(sleep)
+        return self._update_metrics(wake_loss + sleep_loss, terms)

@@ -1,0 +1,135 @@
+"""The paper's figures as PNG files (matplotlib, Agg backend: no display needed).
+
+- :func:`plot_fig2`: lower bound against training samples evaluated, AEVB versus wake-sleep.
+- :func:`plot_fig3`: estimated log p(x) against training samples evaluated, with MCEM.
+- :func:`plot_manifold` and :func:`plot_latent_means`: Figure 4's learned 2-D manifolds and the
+  latent means of MNIST test digits.
+
+Curves come as rows of dicts with the columns of ``tfvae.reproduce.CSV_COLUMNS``.
+"""
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from tfvae.images import save_grid  # noqa: E402
+
+COLORS = {"aevb": "tab:red", "wake_sleep": "tab:green", "mcem": "tab:blue"}
+LABELS = {"aevb": "AEVB", "wake_sleep": "Wake-Sleep", "mcem": "MCEM"}
+DATASET_TITLES = {"mnist": "MNIST", "frey_face": "Frey Face"}
+
+
+def _curve(rows, key):
+    points = [(r["samples"], r[key]) for r in rows if r.get(key) not in (None, "")]
+    points = [(float(s), float(v)) for s, v in points if np.isfinite(float(v))]
+    return zip(*points) if points else ((), ())
+
+
+def _set_ylim(ax, values):
+    # The first points of a curve sit far below the rest; the paper's axes show the climb, not
+    # the start: the lower limit leaves out the worst 5% of points.
+    values = np.asarray([v for v in values if np.isfinite(v)])
+    if len(values) < 2:
+        return
+    lo, hi = np.percentile(values, 5), values.max()
+    span = max(hi - lo, 1.0)
+    ax.set_ylim(lo - 0.05 * span, hi + 0.05 * span)
+
+
+def _panels(n):
+    cols = min(n, 5)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return fig, list(axes.flat[:n])
+
+
+def _lines(ax, rows, keys, methods):
+    values = []
+    for method in methods:
+        mine = sorted((r for r in rows if r["method"] == method), key=lambda r: float(r["samples"]))
+        for key, style, split in ((keys[0], "-", "train"), (keys[1], "--", "test")):
+            xs, ys = _curve(mine, key)
+            if xs:
+                ax.plot(xs, ys, style, color=COLORS[method], marker=".", markersize=3,
+                        label=f"{LABELS[method]} ({split})")
+                values += list(ys)
+    ax.set_xscale("log")
+    ax.grid(True, alpha=0.3)
+    _set_ylim(ax, values)
+
+
+def _save(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_fig2(rows, path):
+    """Figure 2: one panel per (dataset, N_z), train (solid) and test (dashed) lower bound."""
+    groups = sorted({(r["dataset"], int(r["latent_dim"])) for r in rows},
+                    key=lambda g: (g[0] != "mnist", g[1]))
+    fig, axes = _panels(max(len(groups), 1))
+    for ax, (dataset, nz) in zip(axes, groups):
+        mine = [r for r in rows if r["dataset"] == dataset and int(r["latent_dim"]) == nz]
+        _lines(ax, mine, ("train_bound", "test_bound"), ("aevb", "wake_sleep"))
+        ax.set_title(f"{DATASET_TITLES.get(dataset, dataset)}, $N_z$ = {nz}", fontsize=10)
+        ax.set_xlabel("# training samples evaluated", fontsize=8)
+        ax.set_ylabel("lower bound (nats)", fontsize=8)
+    if groups and axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_fig3(rows, path):
+    """Figure 3: one panel per N_train, train (solid) and test (dashed) estimated log p(x)."""
+    sizes = sorted({int(r["n_train"]) for r in rows})
+    fig, axes = _panels(max(len(sizes), 1))
+    for ax, n in zip(axes, sizes):
+        mine = [r for r in rows if int(r["n_train"]) == n]
+        _lines(ax, mine, ("train_log_px", "test_log_px"), ("aevb", "wake_sleep", "mcem"))
+        ax.set_title(f"$N_{{train}}$ = {n:,}", fontsize=10)
+        ax.set_xlabel("# training samples evaluated", fontsize=8)
+        ax.set_ylabel("marginal log-likelihood (nats)", fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def manifold_latents(grid):
+    """z [grid*grid, 2]: a regular grid on the unit square through the Gaussian inverse CDF.
+
+    Row r, column c holds z = (Phi^-1(p_c), Phi^-1(p_{grid-1-r})), p_i = (i + 1/2) / grid, so
+    z_1 grows to the right and z_2 upward.
+    """
+    from scipy.stats import norm
+
+    z = norm.ppf((np.arange(grid) + 0.5) / grid)
+    z1, z2 = np.meshgrid(z, z[::-1])
+    return np.stack([z1.ravel(), z2.ravel()], axis=-1).astype(np.float32)
+
+
+def plot_manifold(model, path, grid=20):
+    """Figure 4 (a, b): the means of p(x|z) over the latent grid, as one image."""
+    images = np.asarray(model.decode(manifold_latents(grid)).mean())
+    return save_grid(images, path, columns=grid, scale=2)
+
+
+def plot_latent_means(model, x, labels, path, batch_size=1000):
+    """The means of q(z|x) of ``x`` in the 2-D latent space, coloured by label."""
+    means = np.concatenate([np.asarray(model.encode(x[i:i + batch_size]).mean())
+                            for i in range(0, len(x), batch_size)])
+    fig, ax = plt.subplots(figsize=(6, 5))
+    points = ax.scatter(means[:, 0], means[:, 1], c=labels, cmap="tab10", s=2, vmin=-0.5,
+                        vmax=9.5)
+    fig.colorbar(points, ax=ax, ticks=range(10), label="digit")
+    ax.set_xlabel("$z_1$ (mean of q(z|x))")
+    ax.set_ylabel("$z_2$")
+    ax.set_title("MNIST test set in the 2-D latent space")
+    return _save(fig, path)
