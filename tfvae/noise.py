@@ -34,8 +34,11 @@ def _bits(shape, seed, dtype=tf.uint32):
 
 
 def _uniform(shape, seed):
-    """Uniform in (0, 1): the top 24 bits of each word, centred in their interval."""
-    return (tf.cast(tf.bitwise.right_shift(_bits(shape, seed), 8), tf.float32) + 0.5) * 2.0 ** -24
+    """Uniform in (0, 1): the top 23 bits of each word, centred in their interval.
+
+    23 bits keep every value exact in float32, so none rounds to 0 or 1 (ndtri would be infinite).
+    """
+    return (tf.cast(tf.bitwise.right_shift(_bits(shape, seed), 9), tf.float32) + 0.5) * 2.0 ** -23
 
 
 def _normal(shape, seed):
