@@ -221,7 +221,13 @@ class VAE(keras.Model):
         self.elbo_tracker.update_state(terms["elbo"])
         self.reconstruction_tracker.update_state(terms["reconstruction"])
         self.kl_tracker.update_state(terms["kl"])
-        return {m.name: m.result() for m in self.metrics}
+        logs = {m.name: m.result() for m in self.metrics}
+        if _multi_worker():
+            # Keras 3 reduces per-step logs across workers with strategy.reduce(MEAN, axis=0),
+            # which fails on scalars (tensorflow/tensorflow#72388): give them a batch axis. Epoch
+            # logs are read from the metrics themselves, aggregated over all workers.
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
 
     def train_step(self, data):
         x = tf.cast(_inputs(data), tf.float32)
@@ -274,6 +280,13 @@ class VAE(keras.Model):
         config = dict(config)
         config["kernel_initializer"] = keras.initializers.deserialize(config["kernel_initializer"])
         return cls(**config)
+
+
+def _multi_worker():
+    strategy = tf.distribute.get_strategy()
+    # The same test Keras's trainer makes before its cross-worker reduction.
+    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and strategy.extended._in_multi_worker_mode())
 
 
 def _inputs(data):
