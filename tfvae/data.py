@@ -211,7 +211,11 @@ def make_train_stream(x, *, batch_size, seed=0, first_epoch=0):
     _check_seed(first_epoch)
     shuffle_seed = int(np.random.SeedSequence(seed).generate_state(1)[0] >> 1)
     n, steps = len(x), steps_per_epoch(len(x), batch_size)
-    images = tf.constant(x)
+    levels = _grey_levels(x)
+    # 8-bit images (MNIST) are held as bytes, a quarter of the memory, and scaled per batch.
+    images = tf.constant(x if levels is None else levels)
+    scale = (lambda batch: batch) if levels is None else (
+        lambda batch: tf.cast(batch, tf.float32) / 255.0)
 
     def epoch_batches(epoch):
         key = tf.stack([tf.constant(shuffle_seed, tf.int64), epoch])
@@ -220,11 +224,23 @@ def make_train_stream(x, *, batch_size, seed=0, first_epoch=0):
             lambda i: order[i * batch_size: tf.minimum((i + 1) * batch_size, n)])
 
     ds = tf.data.Dataset.counter(first_epoch).flat_map(epoch_batches)
-    ds = ds.map(lambda index: tf.gather(images, index), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda index: scale(tf.gather(images, index)), num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     # Each worker holds the whole (small) array: shard the batches, not files.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def _grey_levels(x):
+    """``x`` as uint8 k when every value is exactly float32(k / 255), else None."""
+    levels = np.empty(x.shape, np.uint8)
+    for start in range(0, len(x), 4096):  # in blocks: no full-size float temporaries
+        block = x[start:start + 4096]
+        levels[start:start + 4096] = np.rint(block * 255)
+        if not np.array_equal(levels[start:start + 4096].astype(np.float32) / np.float32(255),
+                              block):
+            return None
+    return levels
 
 
 def steps_per_epoch(num_examples, batch_size):
