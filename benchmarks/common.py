@@ -13,13 +13,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run from a checkout: import tfvae from it
+    sys.path.insert(0, str(ROOT))
+# TensorFlow's start-up notes (no GPU driver, CPU features) would interleave with the figures.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def env():
     """The environment for child processes: tfvae importable, TensorFlow's start-up notes quiet."""
     e = dict(os.environ)
     e["PYTHONPATH"] = os.pathsep.join([str(ROOT), e.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    e.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return e
 
 

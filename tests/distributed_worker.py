@@ -29,7 +29,10 @@ def main(strategy_name, run_dir, weights_path, logical_cpus=1):
     vae = train(run_dir, model_config={"latent_dim": 3, "hidden": 32, "num_samples": 2},
                 data_config={"name": "mnist", "train_examples": 301, "test_examples": 100},
                 epochs=2, batch_size=64, optimizer="adam", learning_rate=1e-3, seed=3,
-                verbose=0, strategy=strategy, steps_per_execution=2)
+                verbose=0, strategy=strategy, steps_per_execution=2,
+                # XLA on one device (too short a run for "auto" to choose it), so that the
+                # comparison with replicas, which run uncompiled, covers compiled noise too.
+                jit_compile=strategy_name == "default" or "auto")
     np.savez(weights_path, *vae.get_weights())
 
 

@@ -37,6 +37,9 @@ MODEL_CLASSES = {"vae": "tfvae.model.VAE"}
 OPTIMIZERS = ("adagrad", "adam")
 # Enough steps per call into TensorFlow that Python's share of a small model's step is small.
 DEFAULT_STEPS_PER_EXECUTION = 32
+# Below this many examples left to train on, XLA's compilation takes longer than it saves
+# (benchmarks/README.md has the measurement).
+XLA_MIN_EXAMPLES = 100_000
 CSV_COLUMNS = [
     "epoch", "train_elbo", "train_reconstruction", "train_kl",
     "test_elbo", "test_reconstruction", "test_kl", "seconds", "examples_per_second",
@@ -192,7 +195,7 @@ def prepare_run_dir(run_dir, *, resume, overwrite):
 def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=None, batch_size=100,
           optimizer="adagrad", learning_rate=0.01, seed=0, resume=False, overwrite=False,
           verbose=1, strategy="default", mixed_precision=None, jit_compile="auto",
-          steps_per_execution=DEFAULT_STEPS_PER_EXECUTION):
+          steps_per_execution=DEFAULT_STEPS_PER_EXECUTION, callbacks=()):
     """Train a model into ``run_dir`` and return the final model.
 
     ``model_config`` holds the model's constructor arguments (the image shape and likelihood come
@@ -207,10 +210,14 @@ def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=N
       the model is built and compiled under its scope and ``batch_size`` is the global batch.
     - ``mixed_precision``: None, "float16" or "bfloat16" compute with float32 variables and a
       float32 ELBO; float16 adds dynamic loss scaling. Kept for the run: a resume reuses it.
-    - ``jit_compile``: "auto" compiles each step with XLA on one device (not under a multi-replica
-      strategy, whose steps Keras cannot compile whole), or True/False.
+    - ``jit_compile``: True, False, or "auto": XLA-compile each step when training on one device
+      (Keras cannot compile a multi-replica step whole) and the run has at least
+      ``XLA_MIN_EXAMPLES`` examples left to train on, below which compiling costs more time
+      than it saves.
     - ``steps_per_execution``: training steps per call into TensorFlow, rounded down to a divisor
       of the steps per epoch so that epochs end where an execution ends.
+
+    ``callbacks``: more Keras callbacks, called after the run's own at each event.
     """
     run_dir = Path(run_dir)
     strategy_name = strategy if isinstance(strategy, str) else type(strategy).__name__
@@ -253,26 +260,30 @@ def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=N
     steps = datasets.steps_per_epoch(len(dataset.x_train), batch)
     config["train"]["strategy"] = strategy_name
 
+    if resume:
+        state = read_json(run_dir / "state.json")
+        initial_epoch = state["epochs_completed"] or 0
+        best = state.get("best_test_elbo") or -math.inf
+    else:
+        initial_epoch, best = 0, -math.inf
+
     keras.utils.set_random_seed(config["train"]["seed"])
     with strategy.scope(), _global_dtype_policy(policy):
         if jit_compile == "auto":
-            jit_compile = not tf.distribute.has_strategy()
+            remaining = (config["train"]["epochs"] - initial_epoch) * len(dataset.x_train)
+            jit_compile = not tf.distribute.has_strategy() and remaining >= XLA_MIN_EXAMPLES
         compile_args = {"jit_compile": jit_compile,
                         "steps_per_execution": largest_divisor(steps, steps_per_execution)}
         if resume:
             vae = keras.saving.load_model(run_dir / "checkpoints" / "last.keras")
             # Same optimizer object, so its state carries over; only the execution settings change.
             vae.compile(optimizer=vae.optimizer, **compile_args)
-            state = read_json(run_dir / "state.json")
-            initial_epoch = state["epochs_completed"] or 0
-            best = state.get("best_test_elbo") or -math.inf
         else:
             cls = model_class(config["model_type"])
             vae = cls(**model_kwargs, seed=config["train"]["seed"])
             vae.compile(optimizer=make_optimizer(config["train"]["optimizer"],
                                                  config["train"]["learning_rate"]),
                         **compile_args)
-            initial_epoch, best = 0, -math.inf
     if writer and not resume:
         if overwrite and run_dir.exists():
             shutil.rmtree(run_dir)
@@ -303,7 +314,8 @@ def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=N
             epochs=config["train"]["epochs"],
             initial_epoch=initial_epoch,
             verbose=verbose,
-            callbacks=[checkpoint, keras.callbacks.TensorBoard(str(out_dir / "tensorboard"))],
+            callbacks=[checkpoint, keras.callbacks.TensorBoard(str(out_dir / "tensorboard")),
+                       *callbacks],
         )
         if checkpoint.diverged:
             raise TrainingDiverged(
