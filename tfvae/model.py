@@ -16,6 +16,7 @@ from tfvae.networks import ARCHITECTURES, decoder_body, encoder_body
 tfd = tfp.distributions
 
 OBJECTIVES = ("elbo", "iwae")
+_SEED_STATE = "seed_generator_state"
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
@@ -254,6 +255,18 @@ class VAE(keras.Model):
         return self._update_metrics(-tf.reduce_mean(terms["bound"]), terms)
 
     # -- serialization -----------------------------------------------------------------------
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        # Keras does not save a SeedGenerator's state; without it a resumed run would replay the
+        # noise of the run's first steps instead of continuing where it stopped.
+        store[_SEED_STATE] = self.seed_generator.state
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        if _SEED_STATE in keys:  # absent from models saved before it was kept
+            self.seed_generator.state.assign(store[_SEED_STATE])
+        super().load_own_variables({k: store[k] for k in keys if k != _SEED_STATE})
 
     def get_config(self):
         return {

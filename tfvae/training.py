@@ -269,10 +269,8 @@ def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=N
 
     keras.utils.set_random_seed(config["train"]["seed"])
     with strategy.scope(), _global_dtype_policy(policy):
-        if jit_compile == "auto":
-            remaining = (config["train"]["epochs"] - initial_epoch) * len(dataset.x_train)
-            jit_compile = not tf.distribute.has_strategy() and remaining >= XLA_MIN_EXAMPLES
-        compile_args = {"jit_compile": jit_compile,
+        remaining = (config["train"]["epochs"] - initial_epoch) * len(dataset.x_train)
+        compile_args = {"jit_compile": resolve_jit_compile(jit_compile, remaining),
                         "steps_per_execution": largest_divisor(steps, steps_per_execution)}
         if resume:
             vae = keras.saving.load_model(run_dir / "checkpoints" / "last.keras")
@@ -328,6 +326,16 @@ def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=N
         if not writer:
             shutil.rmtree(out_dir, ignore_errors=True)
     return vae
+
+
+def resolve_jit_compile(jit_compile, remaining_examples):
+    """``jit_compile`` for ``compile``: "auto" is on for one device and a long enough run.
+
+    Call it under the strategy's scope.
+    """
+    if jit_compile != "auto":
+        return jit_compile
+    return not tf.distribute.has_strategy() and remaining_examples >= XLA_MIN_EXAMPLES
 
 
 MIXED_PRECISION = ("float16", "bfloat16")
