@@ -191,7 +191,7 @@ def make_pipeline(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def make_train_stream(x, *, batch_size, seed=0, first_epoch=0):
+def make_train_stream(x, *, batch_size, seed=0, first_epoch=0, drop_remainder=False):
     """An endless ``tf.data.Dataset`` of shuffled float32 batches of ``x``, epoch after epoch.
 
     Epoch ``e`` (counting from ``first_epoch``) is one pass over ``x`` in an order fixed by
@@ -199,7 +199,9 @@ def make_train_stream(x, *, batch_size, seed=0, first_epoch=0):
     the epoch number, not on how many iterators were made before, so a resumed run sees the same
     batches as one that was never stopped, and a ``tf.distribute`` run (Keras reads one batch
     ahead to build the model) the same as one device. Train with
-    ``fit(..., steps_per_epoch=steps_per_epoch(len(x), batch_size))``.
+    ``fit(..., steps_per_epoch=steps_per_epoch(len(x), batch_size))``. ``drop_remainder`` leaves
+    out each epoch's partial batch (different examples each epoch), for devices that need every
+    batch the same shape (TPUs).
 
     ``x`` is held in memory as one tensor and batches are gathered from it, so the per-example
     cost of a shuffle buffer is paid per batch instead. Binarization is left to the model
@@ -210,7 +212,10 @@ def make_train_stream(x, *, batch_size, seed=0, first_epoch=0):
     _check_seed(seed)
     _check_seed(first_epoch)
     shuffle_seed = int(np.random.SeedSequence(seed).generate_state(1)[0] >> 1)
-    n, steps = len(x), steps_per_epoch(len(x), batch_size)
+    n, steps = len(x), steps_per_epoch(len(x), batch_size, drop_remainder)
+    if steps == 0:
+        raise InputError("--batch-size", f"at most the {n} training examples when partial "
+                         "batches are left out", repr(batch_size))
     levels = _grey_levels(x)
     # 8-bit images (MNIST) are held as bytes, a quarter of the memory, and scaled per batch.
     images = tf.constant(x if levels is None else levels)
@@ -243,8 +248,10 @@ def _grey_levels(x):
     return levels
 
 
-def steps_per_epoch(num_examples, batch_size):
-    """Batches in one pass over ``num_examples``, the last one partial."""
+def steps_per_epoch(num_examples, batch_size, drop_remainder=False):
+    """Batches in one pass over ``num_examples``: the last one partial, or left out."""
+    if drop_remainder:
+        return num_examples // batch_size
     return -(-num_examples // batch_size)
 
 

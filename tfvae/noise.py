@@ -55,6 +55,11 @@ def batch_layout(batch_size):
     context = tf.distribute.get_replica_context()
     if context is None or context.num_replicas_in_sync == 1:
         return None
+    if isinstance(context.strategy, tf.distribute.TPUStrategy):
+        # TPU batches are full and alike (static shapes), and shapes must be known when
+        # compiling: compute the layout instead of gathering it.
+        replica = tf.cast(context.replica_id_in_sync_group, tf.int32)
+        return replica * batch_size, context.num_replicas_in_sync * batch_size
     sizes = context.all_gather(tf.reshape(tf.cast(batch_size, tf.int32), [1]), axis=0)
     offset = tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
     return offset, tf.reduce_sum(sizes)

@@ -257,7 +257,8 @@ def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=N
         datasets.validate_images(dataset.x_train, argument="--dataset", bernoulli=True)
     config["model"] = model_kwargs
     batch = config["train"]["batch_size"]
-    steps = datasets.steps_per_epoch(len(dataset.x_train), batch)
+    full_batches = isinstance(strategy, tf.distribute.TPUStrategy)  # TPUs need static shapes
+    steps = datasets.steps_per_epoch(len(dataset.x_train), batch, full_batches)
     config["train"]["strategy"] = strategy_name
 
     if resume:
@@ -300,8 +301,10 @@ def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=N
     # Grey levels go to the model, which binarizes each batch on the device.
     vae.dynamic_binarization = dataset.binarize == "dynamic"
     train_data = datasets.make_train_stream(dataset.x_train, batch_size=batch,
-                                            seed=config["train"]["seed"], first_epoch=initial_epoch)
-    test_data = datasets.make_pipeline(dataset.x_test, batch_size=batch)
+                                            seed=config["train"]["seed"], first_epoch=initial_epoch,
+                                            drop_remainder=full_batches)
+    test_data = datasets.make_pipeline(dataset.x_test, batch_size=batch,
+                                       drop_remainder=full_batches)
     checkpoint = RunCheckpoint(out_dir, len(dataset.x_train), best_elbo=best)
     try:
         vae.fit(
