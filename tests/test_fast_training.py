@@ -87,6 +87,15 @@ def test_stream_epoch_depends_on_its_number_not_on_earlier_iterators():
         np.testing.assert_array_equal(a, b)
 
 
+def test_stream_can_leave_out_the_partial_batch():
+    x = datasets.load_dataset("mnist", train_examples=250).x_train
+    assert datasets.steps_per_epoch(250, 100, drop_remainder=True) == 2
+    (epoch,) = take_epochs(datasets.make_train_stream(x, batch_size=100, drop_remainder=True), 2, 1)
+    assert [len(b) for b in epoch] == [100, 100]
+    with pytest.raises(InputError, match="--batch-size"):
+        datasets.make_train_stream(x, batch_size=300, drop_remainder=True)
+
+
 def test_stream_rejects_bad_arguments():
     x = np.zeros((10, 4, 4, 1), np.float32)
     with pytest.raises(InputError, match="--batch-size"):
