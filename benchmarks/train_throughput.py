@@ -114,6 +114,8 @@ def main(argv=None):
             "examples_per_second": best,
             "median_examples_per_second": statistics.median(
                 r["median_examples_per_second"] for r in results),
+            "first_epoch_examples_per_second": statistics.median(
+                r["first_epoch_examples_per_second"] for r in results),
             "steps_per_execution": results[0]["steps_per_execution"],
             "peak_rss_mib": max(r["peak_rss_mib"] for r in results),
             "training_mflop_per_example": round(flops / 1e6, 3),

@@ -83,7 +83,8 @@ class VAE(keras.Model):
 
     Set ``dynamic_binarization = True`` to train on grey levels in [0, 1] with a fresh Bernoulli
     sample of every pixel at each step, drawn on the device inside ``train_step`` (``tfvae
-    train`` does so for ``--binarize dynamic``). Each example's noise (binarization and z) comes
+    train`` does so for ``--binarize dynamic``); set it before the first ``fit``, which traces
+    the step. Each example's noise (binarization and z) comes
     from the step's seed and the example's place in the global batch (``tfvae.noise``), so
     training under ``tf.distribute`` computes what one device computes with the same global batch.
     """

@@ -39,7 +39,7 @@ OPTIMIZERS = ("adagrad", "adam")
 DEFAULT_STEPS_PER_EXECUTION = 32
 # Below this many examples left to train on, XLA's compilation takes longer than it saves
 # (benchmarks/README.md has the measurement).
-XLA_MIN_EXAMPLES = 100_000
+XLA_MIN_EXAMPLES = 300_000
 CSV_COLUMNS = [
     "epoch", "train_elbo", "train_reconstruction", "train_kl",
     "test_elbo", "test_reconstruction", "test_kl", "seconds", "examples_per_second",

@@ -45,8 +45,9 @@ def register(subparsers):
                        help="compute in this dtype with float32 variables and ELBO (float16 adds "
                             "loss scaling); default: float32 throughout")
     speed.add_argument("--jit-compile", choices=["auto", "on", "off"], default="auto",
-                       help="XLA-compile each training step (auto: on for one device, off under "
-                            "a multi-replica strategy)")
+                       help="XLA-compile each training step (auto: on for one device when the "
+                            "run is long enough to repay compiling, off under a multi-replica "
+                            "strategy)")
     speed.add_argument("--steps-per-execution", type=int, default=32, metavar="N",
                        help="training steps per call into TensorFlow, rounded down to a divisor "
                             "of the steps per epoch (default: 32)")
