@@ -144,6 +144,12 @@ def test_train_uses_the_fast_path(tmp_path):
     assert vae.dynamic_binarization
     assert vae.steps_per_execution == 3  # 300 / 100 = 3 steps, all in one execution
     assert not vae.jit_compile  # 300 examples: too few to repay compiling
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for split in ("train", "validation"):
+        events = EventAccumulator(str(tmp_path / "run" / "tensorboard" / split))
+        events.Reload()
+        assert {"epoch_elbo", "epoch_loss", "epoch_kl"} <= set(events.Tags()["tensors"])
 
 
 def test_xla_auto_is_on_for_long_single_device_runs_only():

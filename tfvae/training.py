@@ -160,6 +160,36 @@ class RunCheckpoint(keras.callbacks.Callback):
         }
 
 
+class EpochSummaries(keras.callbacks.Callback):
+    """TensorBoard scalars of each epoch's logs, as Keras's callback writes them: ``epoch_<name>``
+    in ``log_dir/train`` and ``log_dir/validation``.
+
+    Keras 3's ``TensorBoard`` callback also writes every batch's logs (whatever its
+    ``update_freq``) and its memory grows with the number of steps; this one stays flat.
+    """
+
+    def __init__(self, log_dir):
+        super().__init__()
+        self.log_dir = Path(log_dir)
+        self.writers = {}
+
+    def on_train_begin(self, logs=None):
+        self.writers = {split: tf.summary.create_file_writer(str(self.log_dir / split))
+                        for split in ("train", "validation")}
+
+    def on_epoch_end(self, epoch, logs=None):
+        for name, value in (logs or {}).items():
+            split = "validation" if name.startswith("val_") else "train"
+            with self.writers[split].as_default(step=epoch):
+                tf.summary.scalar(f"epoch_{name.removeprefix('val_')}", value)
+        for writer in self.writers.values():
+            writer.flush()
+
+    def on_train_end(self, logs=None):
+        for writer in self.writers.values():
+            writer.close()
+
+
 def append_metrics(path, row):
     new = not Path(path).exists()
     with open(path, "a", newline="") as f:
@@ -315,8 +345,7 @@ def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=N
             epochs=config["train"]["epochs"],
             initial_epoch=initial_epoch,
             verbose=verbose,
-            callbacks=[checkpoint, keras.callbacks.TensorBoard(str(out_dir / "tensorboard")),
-                       *callbacks],
+            callbacks=[checkpoint, EpochSummaries(out_dir / "tensorboard"), *callbacks],
         )
         if checkpoint.diverged:
             raise TrainingDiverged(
