@@ -191,6 +191,70 @@ def make_pipeline(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def make_train_stream(x, *, batch_size, seed=0, first_epoch=0, drop_remainder=False):
+    """An endless ``tf.data.Dataset`` of shuffled float32 batches of ``x``, epoch after epoch.
+
+    Epoch ``e`` (counting from ``first_epoch``) is one pass over ``x`` in an order fixed by
+    ``(seed, e)``: ``ceil(len(x) / batch_size)`` batches, the last one partial. Order depends on
+    the epoch number, not on how many iterators were made before, so a resumed run sees the same
+    batches as one that was never stopped, and a ``tf.distribute`` run (Keras reads one batch
+    ahead to build the model) the same as one device. Train with
+    ``fit(..., steps_per_epoch=steps_per_epoch(len(x), batch_size))``. ``drop_remainder`` leaves
+    out each epoch's partial batch (different examples each epoch), for devices that need every
+    batch the same shape (TPUs).
+
+    ``x`` is held in memory as one tensor and batches are gathered from it, so the per-example
+    cost of a shuffle buffer is paid per batch instead. Binarization is left to the model
+    (``VAE.dynamic_binarization``), which draws it on the device.
+    """
+    x = validate_images(x, argument="x", bernoulli=False)
+    _check_positive_int(batch_size, "--batch-size")
+    _check_seed(seed)
+    _check_seed(first_epoch)
+    shuffle_seed = int(np.random.SeedSequence(seed).generate_state(1)[0] >> 1)
+    n, steps = len(x), steps_per_epoch(len(x), batch_size, drop_remainder)
+    if steps == 0:
+        raise InputError("--batch-size", f"at most the {n} training examples when partial "
+                         "batches are left out", repr(batch_size))
+    levels = _grey_levels(x)
+    # 8-bit images (MNIST) are held as bytes, a quarter of the memory, and scaled per batch.
+    images = tf.constant(x if levels is None else levels)
+    scale = (lambda batch: batch) if levels is None else (
+        lambda batch: tf.cast(batch, tf.float32) / 255.0)
+
+    def epoch_batches(epoch):
+        key = tf.stack([tf.constant(shuffle_seed, tf.int64), epoch])
+        order = tf.argsort(tf.random.stateless_uniform([n], seed=key))
+        return tf.data.Dataset.range(steps).map(
+            lambda i: order[i * batch_size: tf.minimum((i + 1) * batch_size, n)])
+
+    ds = tf.data.Dataset.counter(first_epoch).flat_map(epoch_batches)
+    ds = ds.map(lambda index: scale(tf.gather(images, index)), num_parallel_calls=tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    # Each worker holds the whole (small) array: shard the batches, not files.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def _grey_levels(x):
+    """``x`` as uint8 k when every value is exactly float32(k / 255), else None."""
+    levels = np.empty(x.shape, np.uint8)
+    for start in range(0, len(x), 4096):  # in blocks: no full-size float temporaries
+        block = x[start:start + 4096]
+        levels[start:start + 4096] = np.rint(block * 255)
+        if not np.array_equal(levels[start:start + 4096].astype(np.float32) / np.float32(255),
+                              block):
+            return None
+    return levels
+
+
+def steps_per_epoch(num_examples, batch_size, drop_remainder=False):
+    """Batches in one pass over ``num_examples``: the last one partial, or left out."""
+    if drop_remainder:
+        return num_examples // batch_size
+    return -(-num_examples // batch_size)
+
+
 def validate_images(x, *, argument, bernoulli):
     """Return ``x`` as float32 ``[N, H, W, C]``, or raise InputError naming ``argument``.
 

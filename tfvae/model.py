@@ -8,7 +8,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae import objectives
+from tfvae import noise, objectives
 from tfvae.distributions import LIKELIHOODS, DiagonalGaussian, likelihood_layer
 from tfvae.errors import InputError
 from tfvae.networks import ARCHITECTURES, decoder_body, encoder_body
@@ -16,6 +16,7 @@ from tfvae.networks import ARCHITECTURES, decoder_body, encoder_body
 tfd = tfp.distributions
 
 OBJECTIVES = ("elbo", "iwae")
+_SEED_STATE = "seed_generator_state"
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
@@ -79,7 +80,16 @@ class VAE(keras.Model):
 
     Metrics are per example, in nats: ``elbo``, ``reconstruction`` (E_q log p(x|z)) and ``kl``;
     z is sampled in ``test_step`` too, so the test ``elbo`` is the stochastic bound itself.
+
+    Set ``dynamic_binarization = True`` to train on grey levels in [0, 1] with a fresh Bernoulli
+    sample of every pixel at each step, drawn on the device inside ``train_step`` (``tfvae
+    train`` does so for ``--binarize dynamic``); set it before the first ``fit``, which traces
+    the step. Each example's noise (binarization and z) comes
+    from the step's seed and the example's place in the global batch (``tfvae.noise``), so
+    training under ``tf.distribute`` computes what one device computes with the same global batch.
     """
+
+    dynamic_binarization = False
 
     def __init__(self, image_shape=(28, 28, 1), latent_dim=20, hidden=500, depth=1,
                  activation="tanh", architecture="mlp", likelihood="bernoulli",
@@ -160,14 +170,11 @@ class VAE(keras.Model):
     def _seed(self, seed=None):
         """A stateless int32 seed [2]: from ``seed`` when given, else the model's generator.
 
-        Under tf.distribute the replica id is folded in, so replicas draw different noise.
+        Every replica advances its copy of the generator alike, so all replicas get the same seed;
+        ``tfvae.noise`` keeps their examples' noise apart.
         """
         if seed is None:
-            seed = tf.cast(self.seed_generator.next(), tf.int32)
-            replica = tf.distribute.get_replica_context()
-            if replica is not None and replica.num_replicas_in_sync > 1:
-                seed = seed + tf.cast(replica.replica_id_in_sync_group, tf.int32)
-            return seed
+            return tf.cast(self.seed_generator.next(), tf.int32)
         if isinstance(seed, int):
             return tf.constant([seed, 0], tf.int32)
         return tf.cast(seed, tf.int32)
@@ -177,15 +184,17 @@ class VAE(keras.Model):
     def bound_terms(self, x, seed=None):
         """Per-example ``bound`` (what training maximizes), ``elbo``, ``reconstruction``, ``kl``."""
         x = tf.cast(x, tf.float32)
-        seed = self._seed(seed)
+        return self._bound_terms(x, self._seed(seed), noise.batch_layout(tf.shape(x)[0]))
+
+    def _bound_terms(self, x, seed, layout):
         q = self.encode(x)
         if self.objective == "iwae":
             terms = objectives.iwae_terms(q, self.decode, self.prior, x,
-                                          num_samples=self.num_samples, seed=seed)
+                                          num_samples=self.num_samples, seed=seed, layout=layout)
             terms["bound"] = terms.pop("iwae")
         else:
             terms = objectives.elbo_terms(q, self.decode, self.prior, x, kl=self.kl,
-                                          num_samples=self.num_samples, seed=seed)
+                                          num_samples=self.num_samples, seed=seed, layout=layout)
             terms["bound"] = terms["elbo"]
         return terms
 
@@ -207,16 +216,30 @@ class VAE(keras.Model):
         return [self.loss_tracker, self.elbo_tracker, self.reconstruction_tracker, self.kl_tracker]
 
     def _update_metrics(self, loss, terms):
-        self.loss_tracker.update_state(loss)
+        # Weighted by the batch size, as the per-example trackers are: the epoch's loss is then the
+        # mean over examples, whatever the batch sizes and however batches are split on replicas.
+        self.loss_tracker.update_state(loss, sample_weight=tf.cast(tf.shape(terms["elbo"])[0],
+                                                                   loss.dtype))
         self.elbo_tracker.update_state(terms["elbo"])
         self.reconstruction_tracker.update_state(terms["reconstruction"])
         self.kl_tracker.update_state(terms["kl"])
-        return {m.name: m.result() for m in self.metrics}
+        logs = {m.name: m.result() for m in self.metrics}
+        if _multi_worker():
+            # Keras 3 reduces per-step logs across workers with strategy.reduce(MEAN, axis=0),
+            # which fails on scalars (tensorflow/tensorflow#72388): give them a batch axis. Epoch
+            # logs are read from the metrics themselves, aggregated over all workers.
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
 
     def train_step(self, data):
-        x = _inputs(data)
+        x = tf.cast(_inputs(data), tf.float32)
+        layout = noise.batch_layout(tf.shape(x)[0])
+        seed = self._seed()
+        if self.dynamic_binarization:
+            binarize_seed, seed = tf.unstack(noise.split(seed))
+            x = noise.bernoulli(x, binarize_seed, layout)
         with tf.GradientTape() as tape:
-            terms = self.bound_terms(x)
+            terms = self._bound_terms(x, seed, layout)
             loss = -tf.reduce_mean(terms["bound"]) + self._weight_penalty()
             # fit() under tf.distribute sums the replicas' gradients: scale each replica's mean
             # loss by 1/replicas so the sum is the global mean. scale_loss is the identity unless
@@ -233,6 +256,18 @@ class VAE(keras.Model):
         return self._update_metrics(-tf.reduce_mean(terms["bound"]), terms)
 
     # -- serialization -----------------------------------------------------------------------
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        # Keras does not save a SeedGenerator's state; without it a resumed run would replay the
+        # noise of the run's first steps instead of continuing where it stopped.
+        store[_SEED_STATE] = self.seed_generator.state
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        if _SEED_STATE in keys:  # absent from models saved before it was kept
+            self.seed_generator.state.assign(store[_SEED_STATE])
+        super().load_own_variables({k: store[k] for k in keys if k != _SEED_STATE})
 
     def get_config(self):
         return {
@@ -259,6 +294,13 @@ class VAE(keras.Model):
         config = dict(config)
         config["kernel_initializer"] = keras.initializers.deserialize(config["kernel_initializer"])
         return cls(**config)
+
+
+def _multi_worker():
+    strategy = tf.distribute.get_strategy()
+    # The same test Keras's trainer makes before its cross-worker reduction.
+    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and strategy.extended._in_multi_worker_mode())
 
 
 def _inputs(data):

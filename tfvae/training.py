@@ -15,6 +15,7 @@ A run directory holds:
 ``--resume`` continues a killed run from ``checkpoints/last.keras`` with its optimizer state.
 """
 
+import contextlib
 import csv
 import json
 import math
@@ -26,12 +27,19 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from tfvae import data as datasets
+from tfvae import distribute
 from tfvae.errors import InputError
 
 MODEL_CLASSES = {"vae": "tfvae.model.VAE", "autoencoder": "tfvae.autoencoder.Autoencoder"}
 OPTIMIZERS = ("adagrad", "adam")
+# Enough steps per call into TensorFlow that Python's share of a small model's step is small.
+DEFAULT_STEPS_PER_EXECUTION = 32
+# Below this many examples left to train on, XLA's compilation takes longer than it saves
+# (benchmarks/README.md has the measurement).
+XLA_MIN_EXAMPLES = 300_000
 CSV_COLUMNS = [
     "epoch", "train_elbo", "train_reconstruction", "train_kl",
     "test_elbo", "test_reconstruction", "test_kl", "seconds", "examples_per_second",
@@ -54,6 +62,11 @@ def load_model(path):
     for name in MODEL_CLASSES:
         model_class(name)
     return keras.saving.load_model(path)
+
+
+def optimizer_steps(model):
+    """The optimizer's step count as an int (also for a variable mirrored by tf.distribute)."""
+    return int(tf.convert_to_tensor(model.optimizer.iterations.value))
 
 
 def make_optimizer(name, learning_rate):
@@ -162,6 +175,36 @@ class RunCheckpoint(keras.callbacks.Callback):
         }
 
 
+class EpochSummaries(keras.callbacks.Callback):
+    """TensorBoard scalars of each epoch's logs, as Keras's callback writes them: ``epoch_<name>``
+    in ``log_dir/train`` and ``log_dir/validation``.
+
+    Keras 3's ``TensorBoard`` callback also writes every batch's logs (whatever its
+    ``update_freq``) and its memory grows with the number of steps; this one stays flat.
+    """
+
+    def __init__(self, log_dir):
+        super().__init__()
+        self.log_dir = Path(log_dir)
+        self.writers = {}
+
+    def on_train_begin(self, logs=None):
+        self.writers = {split: tf.summary.create_file_writer(str(self.log_dir / split))
+                        for split in ("train", "validation")}
+
+    def on_epoch_end(self, epoch, logs=None):
+        for name, value in (logs or {}).items():
+            split = "validation" if name.startswith("val_") else "train"
+            with self.writers[split].as_default(step=epoch):
+                tf.summary.scalar(f"epoch_{name.removeprefix('val_')}", value)
+        for writer in self.writers.values():
+            writer.flush()
+
+    def on_train_end(self, logs=None):
+        for writer in self.writers.values():
+            writer.close()
+
+
 def append_metrics(path, row):
     new = not Path(path).exists()
     with open(path, "a", newline="") as f:
@@ -214,7 +257,8 @@ def prepare_run_dir(run_dir, *, resume, overwrite):
 
 def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=None, batch_size=100,
           optimizer="adagrad", learning_rate=0.01, seed=0, resume=False, overwrite=False,
-          verbose=1):
+          verbose=1, strategy="default", mixed_precision=None, jit_compile="auto",
+          steps_per_execution=DEFAULT_STEPS_PER_EXECUTION, callbacks=()):
     """Train a model into ``run_dir`` and return the final model.
 
     ``model_config`` holds the model's constructor arguments (the image shape and likelihood come
@@ -222,22 +266,52 @@ def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=N
     Every argument is checked before anything is written, so a bad one leaves ``run_dir`` as it
     was. ``epochs`` is the total (10 when not given); on ``resume`` it may extend the run.
     Raises ``TrainingDiverged`` if the loss turns NaN.
+
+    Speed and scale (see ``docs/distributed.md``):
+
+    - ``strategy``: a name from ``tfvae.distribute.STRATEGIES`` or a ``tf.distribute.Strategy``;
+      the model is built and compiled under its scope and ``batch_size`` is the global batch.
+    - ``mixed_precision``: None, "float16" or "bfloat16" compute with float32 variables and a
+      float32 ELBO; float16 adds dynamic loss scaling. Kept for the run: a resume reuses it.
+    - ``jit_compile``: True, False, or "auto": XLA-compile each step when training on one device
+      (Keras cannot compile a multi-replica step whole) and the run has at least
+      ``XLA_MIN_EXAMPLES`` examples left to train on, below which compiling costs more time
+      than it saves.
+    - ``steps_per_execution``: training steps per call into TensorFlow, rounded down to a divisor
+      of the steps per epoch so that epochs end where an execution ends.
+
+    ``callbacks``: more Keras callbacks, called after the run's own at each event.
     """
     run_dir = Path(run_dir)
-    prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    strategy_name = strategy if isinstance(strategy, str) else type(strategy).__name__
+    # First: a multi-worker strategy must configure TensorFlow before anything else uses it.
+    strategy = distribute.make_strategy(strategy)
+    writer = distribute.is_writer(strategy)
+    if writer:
+        prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     if resume:
         config = read_json(run_dir / "config.json")
         config["train"]["epochs"] = epochs if epochs is not None else config["train"]["epochs"]
+        recorded = config["train"].get("mixed_precision")
+        if mixed_precision is not None and mixed_precision != recorded:
+            raise InputError("--mixed-precision", f"{recorded} as the run was started with "
+                             "(the model's dtypes are part of the run)", repr(mixed_precision))
+        mixed_precision = recorded
     else:
         config = {
             "model_type": model,
             "model": dict(model_config or {}),
             "data": {"name": "mnist", **(data_config or {})},
-            "train": {"epochs": 10 if epochs is None else epochs, "batch_size": batch_size, "optimizer": optimizer,
-                      "learning_rate": learning_rate, "seed": seed},
+            "train": {"epochs": 10 if epochs is None else epochs, "batch_size": batch_size,
+                      "optimizer": optimizer, "learning_rate": learning_rate, "seed": seed,
+                      "mixed_precision": mixed_precision},
         }
     _check_int("--epochs", config["train"]["epochs"])
     _check_int("--batch-size", config["train"]["batch_size"])
+    policy = dtype_policy(mixed_precision)
+    if jit_compile not in ("auto", True, False):
+        raise InputError("--jit-compile", "auto, on (True) or off (False)", repr(jit_compile))
+    _check_int("--steps-per-execution", steps_per_execution)
     dataset = datasets.load_dataset(**{**config["data"], "seed": config["train"]["seed"]})
     config["data"]["binarize"] = dataset.binarize
     model_kwargs = {"image_shape": list(dataset.image_shape), "likelihood": dataset.likelihood,
@@ -245,53 +319,121 @@ def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=N
     if model_kwargs["likelihood"] == "bernoulli":
         datasets.validate_images(dataset.x_train, argument="--dataset", bernoulli=True)
     config["model"] = model_kwargs
+    batch = config["train"]["batch_size"]
+    full_batches = isinstance(strategy, tf.distribute.TPUStrategy)  # TPUs need static shapes
+    steps = datasets.steps_per_epoch(len(dataset.x_train), batch, full_batches)
+    config["train"]["strategy"] = strategy_name
 
     keras.utils.set_random_seed(config["train"]["seed"])
-    if resume:
-        vae = load_model(run_dir / "checkpoints" / "last.keras")
-        # The checkpoint is written atomically and holds the optimizer's step count: the epochs it
-        # completed follow from it, whatever else a kill left half-updated.
-        steps_per_epoch = math.ceil(len(dataset.x_train) / config["train"]["batch_size"])
-        initial_epoch = int(vae.optimizer.iterations) // steps_per_epoch
+    with strategy.scope(), _global_dtype_policy(policy):
+        if resume:
+            vae = load_model(run_dir / "checkpoints" / "last.keras")
+            # The checkpoint is written atomically and holds the optimizer's step count: the epochs
+            # it completed follow from it, whatever else a kill left half-updated.
+            initial_epoch = optimizer_steps(vae) // steps
+            # Same optimizer object, so its state carries over; only the execution settings change.
+            optimizer = vae.optimizer
+        else:
+            vae = model_class(config["model_type"])(**model_kwargs, seed=config["train"]["seed"])
+            initial_epoch = 0
+            optimizer = make_optimizer(config["train"]["optimizer"],
+                                       config["train"]["learning_rate"])
+        remaining = (config["train"]["epochs"] - initial_epoch) * len(dataset.x_train)
+        vae.compile(optimizer=optimizer,
+                    jit_compile=resolve_jit_compile(jit_compile, remaining),
+                    steps_per_execution=largest_divisor(steps, steps_per_execution))
+    best = -math.inf
+    if writer and resume:
         rows = truncate_metrics(run_dir / "metrics.csv", initial_epoch)
-        best = max((r["test_elbo"] for r in rows if r["test_elbo"] is not None), default=-math.inf)
-    else:
-        cls = model_class(config["model_type"])
-        vae = cls(**model_kwargs, seed=config["train"]["seed"])
-        vae.compile(optimizer=make_optimizer(config["train"]["optimizer"],
-                                             config["train"]["learning_rate"]))
-        initial_epoch, best = 0, -math.inf
+        best = max((r["test_elbo"] for r in rows if r["test_elbo"] is not None), default=best)
+    if writer and not resume:
         if overwrite and run_dir.exists():
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "config.json", config)
+    # Non-chief workers must save too (reading distributed variables is collective): elsewhere.
+    out_dir = run_dir if writer else Path(tempfile.mkdtemp(prefix="tfvae-worker-"))
+    verbose = verbose if writer else 0
     if verbose:
         print(f"tfvae: dataset {dataset.name}, binarization {dataset.binarize}, "
-              f"{len(dataset.x_train)} train / {len(dataset.x_test)} test examples")
+              f"{len(dataset.x_train)} train / {len(dataset.x_test)} test examples; "
+              f"{strategy.num_replicas_in_sync} replica(s), XLA {'on' if vae.jit_compile else 'off'}, "
+              f"{vae.steps_per_execution} steps per execution"
+              + (f", mixed precision {mixed_precision}" if mixed_precision else ""))
 
-    train_data = datasets.make_pipeline(
-        dataset.x_train, batch_size=config["train"]["batch_size"], shuffle=True,
-        dynamic_binarize=dataset.binarize == "dynamic", seed=config["train"]["seed"])
-    test_data = datasets.make_pipeline(dataset.x_test, batch_size=config["train"]["batch_size"])
-    checkpoint = RunCheckpoint(run_dir, len(dataset.x_train), best_elbo=best,
+    # Grey levels go to the model, which binarizes each batch on the device.
+    vae.dynamic_binarization = dataset.binarize == "dynamic"
+    train_data = datasets.make_train_stream(dataset.x_train, batch_size=batch,
+                                            seed=config["train"]["seed"], first_epoch=initial_epoch,
+                                            drop_remainder=full_batches)
+    test_data = datasets.make_pipeline(dataset.x_test, batch_size=batch,
+                                       drop_remainder=full_batches)
+    checkpoint = RunCheckpoint(out_dir, len(dataset.x_train), best_elbo=best,
                                epochs_completed=initial_epoch)
-    vae.fit(
-        train_data,
-        validation_data=test_data,
-        epochs=config["train"]["epochs"],
-        initial_epoch=initial_epoch,
-        verbose=verbose,
-        shuffle=False,  # the pipeline shuffles
-        callbacks=[checkpoint, keras.callbacks.TensorBoard(str(run_dir / "tensorboard"))],
-    )
-    if checkpoint.diverged:
-        raise TrainingDiverged(
-            f"the loss became NaN or infinite at epoch {checkpoint.epochs_done + 1};"
-            f" the last good checkpoint is kept in {run_dir / 'checkpoints'}"
-            " (try a smaller --learning-rate)")
-    write_atomic(run_dir / "model.keras", vae.save)
-    write_json(run_dir / "state.json", {**checkpoint.state(), "status": "finished"})
+    try:
+        vae.fit(
+            train_data,
+            steps_per_epoch=steps,
+            shuffle=False,  # the stream shuffles
+            validation_data=test_data,
+            epochs=config["train"]["epochs"],
+            initial_epoch=initial_epoch,
+            verbose=verbose,
+            callbacks=[checkpoint, EpochSummaries(out_dir / "tensorboard"), *callbacks],
+        )
+        if checkpoint.diverged:
+            raise TrainingDiverged(
+                f"the loss became NaN or infinite at epoch {checkpoint.epochs_done + 1};"
+                f" the last good checkpoint is kept in {run_dir / 'checkpoints'}"
+                " (try a smaller --learning-rate)")
+        write_atomic(out_dir / "model.keras", vae.save)
+        write_json(out_dir / "state.json", {**checkpoint.state(), "status": "finished"})
+    finally:
+        if not writer:
+            shutil.rmtree(out_dir, ignore_errors=True)
     return vae
+
+
+def resolve_jit_compile(jit_compile, remaining_examples):
+    """``jit_compile`` for ``compile``: "auto" is on for one device and a long enough run.
+
+    Call it under the strategy's scope.
+    """
+    if jit_compile != "auto":
+        return jit_compile
+    return not tf.distribute.has_strategy() and remaining_examples >= XLA_MIN_EXAMPLES
+
+
+MIXED_PRECISION = ("float16", "bfloat16")
+
+
+def dtype_policy(mixed_precision):
+    """The Keras dtype policy for ``--mixed-precision`` (None: float32 throughout)."""
+    if mixed_precision is None:
+        return None
+    if mixed_precision not in MIXED_PRECISION:
+        raise InputError("--mixed-precision", f"one of {MIXED_PRECISION} or none",
+                         repr(mixed_precision))
+    return f"mixed_{mixed_precision}"
+
+
+@contextlib.contextmanager
+def _global_dtype_policy(policy):
+    """Layers take the global policy when built, so the model is built (and loaded) under it."""
+    if policy is None:
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def largest_divisor(n, at_most):
+    """The largest divisor of ``n`` that is at most ``at_most``."""
+    return max(d for d in range(1, min(n, at_most) + 1) if n % d == 0)
 
 
 def _check_int(argument, value):

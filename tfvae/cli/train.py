@@ -36,6 +36,21 @@ def register(subparsers):
                        help="continue a killed run from its last checkpoint")
     group.add_argument("--overwrite", action="store_true", help="replace a run in RUN_DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    speed = p.add_argument_group("speed and scale (see docs/distributed.md)")
+    speed.add_argument("--strategy", choices=["default", "mirrored", "multiworker", "tpu"],
+                       default="default",
+                       help="tf.distribute strategy: one device, all local GPUs, the hosts in "
+                            "TF_CONFIG, or a TPU (default: default); --batch-size is global")
+    speed.add_argument("--mixed-precision", choices=["float16", "bfloat16"],
+                       help="compute in this dtype with float32 variables and ELBO (float16 adds "
+                            "loss scaling); default: float32 throughout")
+    speed.add_argument("--jit-compile", choices=["auto", "on", "off"], default="auto",
+                       help="XLA-compile each training step (auto: on for one device when the "
+                            "run is long enough to repay compiling, off under a multi-replica "
+                            "strategy)")
+    speed.add_argument("--steps-per-execution", type=int, default=32, metavar="N",
+                       help="training steps per call into TensorFlow, rounded down to a divisor "
+                            "of the steps per epoch (default: 32)")
     p.set_defaults(func=run)
 
 
@@ -56,10 +71,13 @@ def run(args):
     model = train(args.out, model=args.model, model_config=model_config, data_config=data_config,
           epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
           learning_rate=args.learning_rate, seed=args.seed, resume=args.resume,
-          overwrite=args.overwrite, verbose=0 if args.quiet else 1)
-    from tfvae.training import read_json
+          overwrite=args.overwrite, verbose=0 if args.quiet else 1, strategy=args.strategy,
+          mixed_precision=args.mixed_precision,
+          jit_compile={"auto": "auto", "on": True, "off": False}[args.jit_compile],
+          steps_per_execution=args.steps_per_execution)
+    from tfvae.training import optimizer_steps, read_json
 
     data = read_json(f"{args.out}/config.json")["data"]
     print(f"tfvae train: run written to {args.out} (dataset {data['name']}, "
-          f"binarization {data['binarize']}, {int(model.optimizer.iterations)} steps)")
+          f"binarization {data['binarize']}, {optimizer_steps(model)} steps)")
     return 0

@@ -1,0 +1,124 @@
+"""Shared by the benchmarks: the float32 matmul bound, FLOP counts, memory, child processes.
+
+Each measurement runs in its own process (``run_child``), so peak resident memory is that of one
+configuration and one run's compiled code or caches cannot speed up the next.
+"""
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run from a checkout: import tfvae from it
+    sys.path.insert(0, str(ROOT))
+# TensorFlow's start-up notes (no GPU driver, CPU features) would interleave with the figures.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def env():
+    """The environment for child processes: tfvae importable, TensorFlow's start-up notes quiet."""
+    e = dict(os.environ)
+    e["PYTHONPATH"] = os.pathsep.join([str(ROOT), e.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return e
+
+
+def run_child(args, python=None, timeout=3600):
+    """Run ``python args...`` and return the JSON object printed on its last stdout line."""
+    proc = subprocess.run([python or sys.executable, *map(str, args)], env=env(),
+                          capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, args))} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def peak_rss_mib():
+    """This process's peak resident memory so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mib():
+    """This process's resident memory now."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+
+def matmul_peak_gflops(sizes=(256, 512, 1024, 2048), seconds=0.5, repeats=3):
+    """The best float32 matrix-multiply rate TensorFlow reaches here, over a few square sizes.
+
+    Each size runs back-to-back products for about ``seconds``, ``repeats`` times; the best rate
+    counts, as other processes on a shared machine only ever slow it down. A GPU adds larger
+    sizes, which it needs to reach its peak.
+    """
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        sizes = (*sizes, 4096, 8192)
+    best = 0.0
+    for n in sizes:
+        a = tf.random.normal([n, n])
+        b = tf.random.normal([n, n])
+        matmul = tf.function(lambda a, b: tf.linalg.matmul(a, b))
+        matmul(a, b).numpy()
+        start = time.perf_counter()
+        matmul(a, b).numpy()
+        reps = max(1, int(seconds / max(time.perf_counter() - start, 1e-6)))
+        flops = 2.0 * n ** 3
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for _ in range(reps):
+                c = matmul(a, b)
+            c.numpy()
+            best = max(best, flops * reps / (time.perf_counter() - start))
+    return best / 1e9
+
+
+def mlp_vae_macs(hidden, latent_dim, pixels=784):
+    """Multiply-adds of one forward pass: encoder x->h->(mu, sigma), decoder z->h->logits."""
+    return pixels * hidden + hidden * 2 * latent_dim + latent_dim * hidden + hidden * pixels
+
+
+def training_flops_per_example(hidden, latent_dim, pixels=784):
+    """FLOPs of one training example: forward, weight gradients, and input gradients for every
+    layer but the first (no gradient flows into x). 2 FLOPs per multiply-add; elementwise work
+    (activations, sampling, the likelihood, the optimizer) is not counted."""
+    macs = mlp_vae_macs(hidden, latent_dim, pixels)
+    return 2 * (3 * macs - pixels * hidden)
+
+
+def decoder_flops(hidden, latent_dim, pixels=784):
+    """FLOPs of one decoder pass z -> logits."""
+    return 2 * (latent_dim * hidden + hidden * pixels)
+
+
+def machine():
+    """A line naming the CPU, its core count and the load when measured."""
+    name = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return {"cpu": name, "cores": os.cpu_count(), "load_average_1min": round(load, 2)}
+
+
+def print_table(rows, columns):
+    """Rows of dicts as an aligned text table."""
+    cells = [[str(c) for c in columns]] + [[_fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    for i, row in enumerate(cells):
+        print("  ".join(cell.rjust(w) for cell, w in zip(row, widths)))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def _fmt(value):
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.0f}"
+    return "" if value is None else str(value)

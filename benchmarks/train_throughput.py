@@ -1,0 +1,143 @@
+"""Training throughput of ``tfvae train`` on MNIST, with XLA on and off.
+
+Configurations:
+
+- ``paper``: the paper's MLP, 784-500-20 tanh, batch 100, Adagrad (learning rate 0.01);
+- ``relu``:  784-400-20 ReLU, batch 128, Adam (learning rate 1e-3).
+
+Each (configuration, XLA) pair trains in a fresh process through ``tfvae.training.train``, the
+code behind ``tfvae train`` (in-memory epoch stream, binarization on the device, several steps per
+execution), for ``--epochs`` epochs over ``--train-examples`` images. The figure is the best
+epoch's training examples per second after the first (which includes compilation), from the
+run's ``metrics.csv``; the median over those epochs is printed beside it. Peak resident memory
+is the process's. The bound is the float32 matmul rate measured here divided by the model's
+training FLOPs per example (see ``common.training_flops_per_example``).
+
+    python benchmarks/train_throughput.py [--configs paper,relu] [--xla on,off] [--epochs 4]
+                                          [--repeats 1] [--mixed-precision float16] [--json]
+
+On a machine shared with other work every figure is a lower bound: run it when the machine is
+quiet, or several times (``--repeats``), and read the best.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+CONFIGS = {
+    "paper": {"model": {"hidden": 500, "latent_dim": 20, "activation": "tanh"},
+              "batch_size": 100, "optimizer": "adagrad", "learning_rate": 0.01},
+    "relu": {"model": {"hidden": 400, "latent_dim": 20, "activation": "relu"},
+             "batch_size": 128, "optimizer": "adam", "learning_rate": 1e-3},
+}
+
+
+def child(config_name, xla, epochs, train_examples, mixed_precision):
+    """Train one configuration; print a JSON line with its figures."""
+    from tfvae.training import read_metrics, train
+
+    config = CONFIGS[config_name]
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / "run"
+        vae = train(run_dir, model_config=config["model"],
+                    data_config={"name": "mnist", "train_examples": train_examples},
+                    epochs=epochs, batch_size=config["batch_size"], optimizer=config["optimizer"],
+                    learning_rate=config["learning_rate"], seed=0, verbose=0,
+                    jit_compile=xla == "on", mixed_precision=mixed_precision)
+        rates = [row["examples_per_second"] for row in read_metrics(run_dir)]
+    steady = rates[1:] or rates
+    print(json.dumps({
+        "config": config_name, "xla": xla, "mixed_precision": mixed_precision or "none",
+        "examples_per_second": max(steady), "median_examples_per_second": statistics.median(steady),
+        "first_epoch_examples_per_second": rates[0], "epochs": epochs,
+        "steps_per_execution": vae.steps_per_execution,
+        "peak_rss_mib": round(common.peak_rss_mib(), 1),
+    }))
+
+
+def matmul_child():
+    print(json.dumps({"matmul_gflops": common.matmul_peak_gflops()}))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configs", default="paper,relu")
+    parser.add_argument("--xla", default="on,off")
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--train-examples", type=int, default=60000)
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="run every configuration this many times, alternating")
+    parser.add_argument("--mixed-precision", choices=["float16", "bfloat16"])
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead")
+    parser.add_argument("--child", nargs=5, metavar=("CONFIG", "XLA", "EPOCHS", "N", "MP"),
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--matmul-child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        name, xla, epochs, n, mp = args.child
+        return child(name, xla, int(epochs), int(n), None if mp == "none" else mp)
+    if args.matmul_child:
+        return matmul_child()
+
+    configs = args.configs.split(",")
+    xlas = args.xla.split(",")
+    for name in configs:
+        if name not in CONFIGS:
+            parser.error(f"--configs: expected names from {sorted(CONFIGS)}, got {name!r}")
+    for xla in xlas:
+        if xla not in ("on", "off"):
+            parser.error(f"--xla: expected on and/or off, got {xla!r}")
+    me = Path(__file__).resolve()
+    peak = common.run_child([me, "--matmul-child"])["matmul_gflops"]
+    runs = {}
+    for _ in range(args.repeats):
+        for name in configs:
+            for xla in xlas:
+                result = common.run_child([me, "--child", name, xla, args.epochs,
+                                           args.train_examples, args.mixed_precision or "none"])
+                runs.setdefault((name, xla), []).append(result)
+    rows = []
+    for (name, xla), results in runs.items():
+        model = CONFIGS[name]["model"]
+        flops = common.training_flops_per_example(model["hidden"], model["latent_dim"])
+        bound = peak * 1e9 / flops
+        best = max(r["examples_per_second"] for r in results)
+        rows.append({
+            "config": name, "xla": xla, "mixed_precision": results[0]["mixed_precision"],
+            "batch": CONFIGS[name]["batch_size"], "optimizer": CONFIGS[name]["optimizer"],
+            "examples_per_second": best,
+            "median_examples_per_second": statistics.median(
+                r["median_examples_per_second"] for r in results),
+            "first_epoch_examples_per_second": statistics.median(
+                r["first_epoch_examples_per_second"] for r in results),
+            "steps_per_execution": results[0]["steps_per_execution"],
+            "peak_rss_mib": max(r["peak_rss_mib"] for r in results),
+            "training_mflop_per_example": round(flops / 1e6, 3),
+            "matmul_bound_examples_per_second": round(bound),
+            "fraction_of_bound": round(best / bound, 3),
+        })
+    report = {"machine": common.machine(), "matmul_peak_gflops": round(peak, 1),
+              "epochs": args.epochs, "train_examples": args.train_examples,
+              "repeats": args.repeats, "results": rows}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    m = report["machine"]
+    print(f"{m['cpu']}, {m['cores']} cores, load {m['load_average_1min']}; float32 matmul peak "
+          f"{report['matmul_peak_gflops']} GFLOP/s; {args.epochs} epochs of "
+          f"{args.train_examples} MNIST images, best epoch after the first, "
+          f"{args.repeats} run(s) each")
+    common.print_table(rows, ["config", "xla", "mixed_precision", "batch", "optimizer",
+                              "examples_per_second", "median_examples_per_second",
+                              "peak_rss_mib", "matmul_bound_examples_per_second",
+                              "fraction_of_bound"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Train a tiny VAE under a tf.distribute strategy and save its weights: run by the tests in a
+subprocess, because devices and collective ops can be configured only before TensorFlow starts.
+
+    python distributed_worker.py STRATEGY RUN_DIR WEIGHTS.npz [LOGICAL_CPUS]
+
+STRATEGY is "default", "mirrored" (over LOGICAL_CPUS logical CPU devices) or "multiworker"
+(TF_CONFIG set by the caller).
+"""
+
+import sys
+
+import tensorflow as tf
+
+
+def main(strategy_name, run_dir, weights_path, logical_cpus=1):
+    if logical_cpus > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * logical_cpus)
+    strategy = strategy_name
+    if strategy_name == "mirrored":
+        strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(logical_cpus)])
+
+    import numpy as np
+
+    from tfvae.training import train
+
+    # 301 examples in batches of 64: the last batch (45) splits unevenly over two replicas.
+    vae = train(run_dir, model_config={"latent_dim": 3, "hidden": 32, "num_samples": 2},
+                data_config={"name": "mnist", "train_examples": 301, "test_examples": 100},
+                epochs=2, batch_size=64, optimizer="adam", learning_rate=1e-3, seed=3,
+                verbose=0, strategy=strategy, steps_per_execution=2,
+                # XLA on one device (too short a run for "auto" to choose it), so that the
+                # comparison with replicas, which run uncompiled, covers compiled noise too.
+                jit_compile=strategy_name == "default" or "auto")
+    np.savez(weights_path, *vae.get_weights())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], sys.argv[3], *(int(a) for a in sys.argv[4:]))

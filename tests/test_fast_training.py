@@ -1,0 +1,214 @@
+"""The fast training path: per-example noise, the epoch stream, on-device binarization, XLA,
+steps per execution and mixed precision."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import run_cli
+from tfvae import VAE, noise
+from tfvae import data as datasets
+from tfvae.errors import InputError
+from tfvae.training import (XLA_MIN_EXAMPLES, largest_divisor, read_json, read_metrics,
+                             resolve_jit_compile, train)
+
+SEED = tf.constant([7, -3], tf.int32)
+TINY = {"model_config": {"latent_dim": 3, "hidden": 16},
+        "data_config": {"name": "mnist", "train_examples": 300, "test_examples": 100},
+        "batch_size": 100, "optimizer": "adam", "learning_rate": 1e-3, "verbose": 0}
+
+
+# -- noise ------------------------------------------------------------------------------------
+
+def test_a_replica_draws_the_rows_of_its_examples_in_the_global_batch():
+    whole = noise.standard_normal(SEED, [2], 10, [3])
+    part = noise.standard_normal(SEED, [2], 4, [3], layout=(6, 10))
+    np.testing.assert_array_equal(part, whole[:, 6:])
+    probs = tf.fill([10, 5, 5, 1], 0.5)
+    np.testing.assert_array_equal(noise.bernoulli(probs[3:7], SEED, layout=(3, 10)),
+                                  noise.bernoulli(probs, SEED)[3:7])
+
+
+def test_noise_is_the_same_compiled_with_xla_or_not():
+    def draw():
+        return (noise.standard_normal(SEED, [3], 50, [4]),
+                noise.bernoulli(tf.fill([50, 28, 28, 1], 0.3), SEED), noise.split(SEED))
+
+    eager, compiled = draw(), tf.function(draw, jit_compile=True)()
+    np.testing.assert_allclose(eager[0], compiled[0], atol=1e-5)
+    np.testing.assert_array_equal(eager[1], compiled[1])
+    np.testing.assert_array_equal(eager[2], compiled[2])
+
+
+def test_noise_has_the_right_distribution():
+    z = noise.standard_normal(SEED, [], 200_000, []).numpy()
+    assert np.isfinite(z).all()
+    assert abs(z.mean()) < 0.01 and abs(z.std() - 1) < 0.01
+    assert abs(np.mean(z > 1.96) - 0.025) < 0.002
+    probs = tf.constant([[0.0, 0.3, 1.0]] * 100_000)
+    x = noise.bernoulli(probs, SEED).numpy()
+    assert set(np.unique(x)) <= {0.0, 1.0}
+    assert x[:, 0].max() == 0 and x[:, 2].min() == 1
+    assert abs(x[:, 1].mean() - 0.3) < 0.005
+    other = noise.bernoulli(probs, noise.split(SEED)[0]).numpy()
+    assert not np.array_equal(x, other)
+
+
+# -- the epoch stream -------------------------------------------------------------------------
+
+def take_epochs(stream, steps, epochs):
+    it = iter(stream)
+    return [[next(it).numpy() for _ in range(steps)] for _ in range(epochs)]
+
+
+def test_stream_epochs_cover_every_example_once_in_a_new_order():
+    x = datasets.load_dataset("mnist", train_examples=250).x_train
+    steps = datasets.steps_per_epoch(len(x), 100)
+    epochs = take_epochs(datasets.make_train_stream(x, batch_size=100, seed=1), steps, 2)
+    for batches in epochs:
+        assert [len(b) for b in batches] == [100, 100, 50]
+        seen = np.concatenate(batches).reshape(len(x), -1)
+        # Every image once: same multiset of rows (sorted), and the bytes path is exact.
+        np.testing.assert_array_equal(np.sort(seen, axis=0), np.sort(x.reshape(len(x), -1), axis=0))
+    assert not np.array_equal(epochs[0][0], epochs[1][0])
+
+
+def test_stream_epoch_depends_on_its_number_not_on_earlier_iterators():
+    x = np.random.default_rng(0).random((30, 4, 4, 1), dtype=np.float32)  # not 8-bit levels
+    stream = datasets.make_train_stream(x, batch_size=7, seed=2)
+    from_start = take_epochs(stream, 5, 3)
+    take_epochs(stream, 5, 1)  # an extra iterator (Keras makes one to build the model)
+    resumed = take_epochs(datasets.make_train_stream(x, batch_size=7, seed=2, first_epoch=2), 5, 1)
+    for a, b in zip(from_start[2], resumed[0]):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(from_start[0], take_epochs(stream, 5, 1)[0]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_stream_can_leave_out_the_partial_batch():
+    x = datasets.load_dataset("mnist", train_examples=250).x_train
+    assert datasets.steps_per_epoch(250, 100, drop_remainder=True) == 2
+    (epoch,) = take_epochs(datasets.make_train_stream(x, batch_size=100, drop_remainder=True), 2, 1)
+    assert [len(b) for b in epoch] == [100, 100]
+    with pytest.raises(InputError, match="--batch-size"):
+        datasets.make_train_stream(x, batch_size=300, drop_remainder=True)
+
+
+def test_stream_rejects_bad_arguments():
+    x = np.zeros((10, 4, 4, 1), np.float32)
+    with pytest.raises(InputError, match="--batch-size"):
+        datasets.make_train_stream(x, batch_size=0)
+    with pytest.raises(InputError, match="--seed"):
+        datasets.make_train_stream(x, batch_size=2, seed=-1)
+
+
+def test_largest_divisor():
+    assert largest_divisor(469, 32) == 7
+    assert largest_divisor(600, 32) == 30
+    assert largest_divisor(10, 32) == 10
+    assert largest_divisor(13, 12) == 1
+
+
+# -- the model --------------------------------------------------------------------------------
+
+def seen_inputs(dynamic_binarization):
+    """The batches the model's bound is computed on in one fit step of grey 0.5 images."""
+    vae = VAE(latent_dim=2, hidden=8, seed=0)
+    vae.dynamic_binarization = dynamic_binarization
+    vae.compile(optimizer="adam", run_eagerly=True)
+    seen = []
+    bound_terms = vae._bound_terms
+
+    def spy(x, seed, layout):
+        seen.append(x.numpy())
+        return bound_terms(x, seed, layout)
+
+    vae._bound_terms = spy
+    vae.fit(np.full((64, 28, 28, 1), 0.5, np.float32), batch_size=64, epochs=1, verbose=0)
+    return seen[0]
+
+
+def test_dynamic_binarization_happens_inside_the_training_step():
+    binary = seen_inputs(True)
+    assert set(np.unique(binary)) == {0.0, 1.0}
+    assert abs(binary.mean() - 0.5) < 0.02
+    assert set(np.unique(seen_inputs(False))) == {0.5}
+
+
+# -- train() ----------------------------------------------------------------------------------
+
+def test_train_uses_the_fast_path(tmp_path):
+    vae = train(tmp_path / "run", epochs=1, **TINY)
+    assert vae.dynamic_binarization
+    assert vae.steps_per_execution == 3  # 300 / 100 = 3 steps, all in one execution
+    assert not vae.jit_compile  # 300 examples: too few to repay compiling
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for split in ("train", "validation"):
+        events = EventAccumulator(str(tmp_path / "run" / "tensorboard" / split))
+        events.Reload()
+        assert {"epoch_elbo", "epoch_loss", "epoch_kl"} <= set(events.Tags()["tensors"])
+
+
+def test_xla_auto_is_on_for_long_single_device_runs_only():
+    assert resolve_jit_compile("auto", XLA_MIN_EXAMPLES)
+    assert not resolve_jit_compile("auto", XLA_MIN_EXAMPLES - 1)
+    assert resolve_jit_compile(True, 1) and not resolve_jit_compile(False, 10 ** 9)
+    with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
+        assert not resolve_jit_compile("auto", 10 ** 9)
+
+
+def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
+    whole = train(tmp_path / "whole", epochs=3, **TINY)
+    train(tmp_path / "part", epochs=2, **TINY)
+    resumed = train(tmp_path / "part", epochs=3, resume=True, **TINY)
+    a, b = read_metrics(tmp_path / "whole")[2], read_metrics(tmp_path / "part")[2]
+    for key in ("train_elbo", "train_kl", "test_elbo"):
+        assert a[key] == pytest.approx(b[key], rel=1e-5), key
+    for u, v in zip(whole.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(u, v, atol=1e-5)
+
+
+@pytest.mark.parametrize("precision", ["float16", "bfloat16"])
+def test_mixed_precision_keeps_float32_variables_and_elbo(tmp_path, precision):
+    import keras
+
+    vae = train(tmp_path / "run", epochs=1, mixed_precision=precision, jit_compile=True, **TINY)
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    dense = vae.encoder.body.layers_[0]
+    assert dense.compute_dtype == precision and dense.kernel.dtype == "float32"
+    assert all(v.dtype == "float32" for v in vae.trainable_variables)
+    is_scaled = isinstance(vae.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert is_scaled == (precision == "float16")
+    assert vae.elbo(np.zeros((2, 28, 28, 1), np.float32), seed=0).dtype == tf.float32
+    row = read_metrics(tmp_path / "run")[0]
+    assert np.isfinite(row["train_elbo"]) and np.isfinite(row["test_elbo"])
+    assert read_json(tmp_path / "run" / "config.json")["train"]["mixed_precision"] == precision
+    with pytest.raises(InputError, match="--mixed-precision"):
+        train(tmp_path / "run", epochs=2, resume=True, mixed_precision="float16"
+              if precision == "bfloat16" else "bfloat16", **TINY)
+
+
+def test_bad_speed_arguments_are_input_errors(tmp_path):
+    with pytest.raises(InputError, match="--mixed-precision"):
+        train(tmp_path / "a", mixed_precision="float8", **TINY)
+    with pytest.raises(InputError, match="--jit-compile"):
+        train(tmp_path / "b", jit_compile="yes", **TINY)
+    with pytest.raises(InputError, match="--steps-per-execution"):
+        train(tmp_path / "c", steps_per_execution=0, **TINY)
+    assert not any(tmp_path.iterdir())
+
+
+def test_cli_speed_flags(tmp_path):
+    result = run_cli("train", "--out", tmp_path / "run", "--train-examples", "300",
+                     "--test-examples", "100", "--hidden", "16", "--latent-dim", "3",
+                     "--epochs", "1", "--batch-size", "100", "--strategy", "mirrored",
+                     "--mixed-precision", "bfloat16", "--jit-compile", "on",
+                     "--steps-per-execution", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    # On a machine without GPUs MirroredStrategy has one replica, so XLA stays as asked.
+    assert "1 replica(s)" in result.stdout and "1 steps per execution" in result.stdout
+    config = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
+    assert config["strategy"] == "mirrored" and config["mixed_precision"] == "bfloat16"

@@ -1,0 +1,72 @@
+"""Where training runs: a ``tf.distribute`` strategy by name, and which process writes the run.
+
+- ``"default"``: no distribution, one device (a GPU if there is one, else the CPU).
+- ``"mirrored"``: ``MirroredStrategy``, one replica per local GPU (the CPU when there is none).
+- ``"multiworker"``: ``MultiWorkerMirroredStrategy`` over the hosts that ``TF_CONFIG`` names; every
+  worker runs the same command, the chief (task 0 of type ``worker`` when the cluster has no
+  ``chief``) writes the run directory and the others write to a temporary directory they delete.
+- ``"tpu"``: ``TPUStrategy`` on the TPU that ``TPU_NAME`` names, or the local TPU VM.
+
+The batch size is the global one: each step's batch is split over the replicas, and the VAE's
+loss and noise are arranged so that the split does not change what is computed (``tfvae.noise``).
+"""
+
+import json
+import os
+
+import tensorflow as tf
+
+from tfvae.errors import InputError
+
+STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
+
+
+def make_strategy(strategy="default"):
+    """A ``tf.distribute.Strategy`` from its name, or ``strategy`` itself when it is one.
+
+    Make it before anything else runs TensorFlow: ``multiworker`` configures the process's
+    collective ops, which TensorFlow allows only at start-up.
+    """
+    if isinstance(strategy, tf.distribute.Strategy):
+        return strategy
+    if strategy == "default":
+        return tf.distribute.get_strategy()
+    if strategy == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if strategy == "multiworker":
+        _check_tf_config()
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if strategy == "tpu":
+        return _tpu_strategy()
+    raise InputError("--strategy", f"one of {STRATEGIES} or a tf.distribute.Strategy",
+                     repr(strategy))
+
+
+def _check_tf_config():
+    raw = os.environ.get("TF_CONFIG")
+    expected = ('TF_CONFIG set to JSON such as {"cluster": {"worker": ["host1:port", '
+                '"host2:port"]}, "task": {"type": "worker", "index": 0}}')
+    if not raw:
+        raise InputError("--strategy multiworker", expected, "no TF_CONFIG in the environment")
+    try:
+        config = json.loads(raw)
+        config["cluster"], config["task"]["type"], config["task"]["index"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError("--strategy multiworker", expected, f"TF_CONFIG={raw!r} ({exc})") from exc
+
+
+def _tpu_strategy():
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+            tpu=os.environ.get("TPU_NAME", ""))
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, RuntimeError, tf.errors.OpError) as exc:
+        raise InputError("--strategy tpu", "a TPU (set TPU_NAME, or run on a TPU VM)",
+                         f"none found ({type(exc).__name__}: {exc})") from exc
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def is_writer(strategy):
+    """Whether this process writes the run directory: always, except non-chief workers."""
+    return strategy.extended.should_checkpoint
