@@ -18,7 +18,8 @@ import tensorflow_probability as tfp
 
 from tfvae.distributions import LIKELIHOODS, likelihood_layer
 from tfvae.errors import InputError
-from tfvae.model import Decoder, _check_choice, _check_int
+from tfvae.model import (Decoder, _check_choice, _check_int, _inputs, network_config,
+                         network_kwargs)
 from tfvae.networks import ARCHITECTURES, decoder_body, encoder_body
 
 tfd = tfp.distributions
@@ -156,7 +157,7 @@ class Autoencoder(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data):
-        x = data[0] if isinstance(data, (tuple, list)) else data
+        x = _inputs(data)
         with tf.GradientTape() as tape:
             reconstruction = self.log_likelihood(x)
             loss = -tf.reduce_mean(reconstruction) + self._weight_penalty()
@@ -168,31 +169,15 @@ class Autoencoder(keras.Model):
         return self._update_metrics(loss, reconstruction)
 
     def test_step(self, data):
-        x = data[0] if isinstance(data, (tuple, list)) else data
+        x = _inputs(data)
         reconstruction = self.log_likelihood(x)
         return self._update_metrics(-tf.reduce_mean(reconstruction), reconstruction)
 
     # -- serialization -----------------------------------------------------------------------
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "image_shape": list(self.image_shape),
-            "latent_dim": self.latent_dim,
-            "hidden": self.hidden,
-            "depth": self.depth,
-            "activation": self.activation,
-            "architecture": self.architecture,
-            "likelihood": self.likelihood_name,
-            "gaussian_scale": self.gaussian_scale,
-            "kernel_initializer": keras.initializers.serialize(
-                keras.initializers.get(self.kernel_initializer)),
-            "weight_decay": self.weight_decay,
-            "seed": self.seed,
-        }
+        return {**super().get_config(), **network_config(self)}
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["kernel_initializer"] = keras.initializers.deserialize(config["kernel_initializer"])
-        return cls(**config)
+        return cls(**network_kwargs(config))

@@ -270,30 +270,37 @@ class VAE(keras.Model):
         super().load_own_variables({k: store[k] for k in keys if k != _SEED_STATE})
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "image_shape": list(self.image_shape),
-            "latent_dim": self.latent_dim,
-            "hidden": self.hidden,
-            "depth": self.depth,
-            "activation": self.activation,
-            "architecture": self.architecture,
-            "likelihood": self.likelihood_name,
-            "gaussian_scale": self.gaussian_scale,
-            "kl": self.kl,
-            "objective": self.objective,
-            "num_samples": self.num_samples,
-            "kernel_initializer": keras.initializers.serialize(
-                keras.initializers.get(self.kernel_initializer)),
-            "weight_decay": self.weight_decay,
-            "seed": self.seed,
-        }
+        return {**super().get_config(), **network_config(self), "kl": self.kl,
+                "objective": self.objective, "num_samples": self.num_samples}
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["kernel_initializer"] = keras.initializers.deserialize(config["kernel_initializer"])
-        return cls(**config)
+        return cls(**network_kwargs(config))
+
+
+def network_config(model):
+    """The network settings every tfvae model shares, as its ``get_config`` records them."""
+    return {
+        "image_shape": list(model.image_shape),
+        "latent_dim": model.latent_dim,
+        "hidden": model.hidden,
+        "depth": model.depth,
+        "activation": model.activation,
+        "architecture": model.architecture,
+        "likelihood": model.likelihood_name,
+        "gaussian_scale": model.gaussian_scale,
+        "kernel_initializer": keras.initializers.serialize(
+            keras.initializers.get(model.kernel_initializer)),
+        "weight_decay": model.weight_decay,
+        "seed": model.seed,
+    }
+
+
+def network_kwargs(config):
+    """A config from ``get_config`` as constructor arguments (the initializer deserialized)."""
+    config = dict(config)
+    config["kernel_initializer"] = keras.initializers.deserialize(config["kernel_initializer"])
+    return config
 
 
 def _multi_worker():

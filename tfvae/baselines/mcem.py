@@ -23,7 +23,7 @@ import tensorflow_probability as tfp
 from tfvae import data as datasets
 from tfvae.distributions import likelihood_layer
 from tfvae.errors import InputError
-from tfvae.model import Decoder, _check_int
+from tfvae.model import Decoder, _check_int, network_config, network_kwargs
 from tfvae.networks import decoder_body
 
 tfd = tfp.distributions
@@ -165,31 +165,18 @@ class MCEM(keras.Model):
     def get_config(self):
         return {
             **super().get_config(),
+            **network_config(self),
             "num_train": self.num_train,
-            "image_shape": list(self.image_shape),
-            "latent_dim": self.latent_dim,
-            "hidden": self.hidden,
-            "depth": self.depth,
-            "activation": self.activation,
-            "architecture": self.architecture,
-            "likelihood": self.likelihood_name,
-            "gaussian_scale": self.gaussian_scale,
-            "kernel_initializer": keras.initializers.serialize(
-                keras.initializers.get(self.kernel_initializer)),
-            "weight_decay": self.weight_decay,
             "leapfrog_steps": self.leapfrog_steps,
             "weight_updates": self.weight_updates,
             "target_accept": self.target_accept,
             "initial_step_size": self.initial_step_size,
             "adaptation_rate": self.adaptation_rate,
-            "seed": self.seed,
         }
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["kernel_initializer"] = keras.initializers.deserialize(config["kernel_initializer"])
-        return cls(**config)
+        return cls(**network_kwargs(config))
 
 
 def indexed_pipeline(x, *, batch_size, shuffle=True, dynamic_binarize=False, seed=0):
