@@ -16,11 +16,11 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae.distributions import LIKELIHOODS, likelihood_layer
+from tfvae.distributions import likelihood_layer
 from tfvae.errors import InputError
-from tfvae.model import (Decoder, _check_choice, _check_int, _inputs, network_config,
-                         network_kwargs)
-from tfvae.networks import ARCHITECTURES, decoder_body, encoder_body
+from tfvae.model import (Decoder, _check_int, _inputs, network_config, network_kwargs,
+                         set_network_settings)
+from tfvae.networks import decoder_body, encoder_body
 
 tfd = tfp.distributions
 
@@ -59,30 +59,15 @@ class Autoencoder(keras.Model):
                  gaussian_scale="network", kernel_initializer="glorot_uniform", weight_decay=0.0,
                  seed=None, kl="analytic", objective="elbo", num_samples=1, **kwargs):
         super().__init__(**kwargs)
-        _check_int("latent_dim", latent_dim)
-        _check_choice("architecture", architecture, ARCHITECTURES)
-        _check_choice("likelihood", likelihood, LIKELIHOODS)
         for argument, value, default in (("kl", kl, "analytic"), ("objective", objective, "elbo"),
                                          ("num_samples", num_samples, 1)):
             if value != default:
                 raise InputError(argument, f"{default!r} (an autoencoder has no posterior to "
                                  "sample and no KL term)", repr(value))
-        image_shape = tuple(image_shape)
-        if not image_shape or any(isinstance(d, bool) or not isinstance(d, int) or d < 1
-                                  for d in image_shape):
-            raise InputError("image_shape", "a tuple of positive integers such as (28, 28, 1)",
-                             repr(image_shape))
-        if weight_decay < 0:
-            raise InputError("weight_decay", "a number >= 0", repr(weight_decay))
-        self.image_shape = image_shape
-        self.latent_dim = latent_dim
-        self.hidden, self.depth, self.activation = hidden, depth, activation
-        self.architecture = architecture
-        self.likelihood_name = likelihood
-        self.gaussian_scale = gaussian_scale
-        self.kernel_initializer = kernel_initializer
-        self.weight_decay = float(weight_decay)
-        self.seed = seed
+        set_network_settings(self, image_shape, latent_dim, hidden, depth, activation,
+                             architecture, likelihood, gaussian_scale, kernel_initializer,
+                             weight_decay, seed)
+        image_shape = self.image_shape
         body_args = (architecture, image_shape, hidden, depth, activation, kernel_initializer)
         self.encoder = CodeEncoder(encoder_body(*body_args), latent_dim, name="encoder")
         self.decoder = Decoder(decoder_body(*body_args),

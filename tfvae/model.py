@@ -96,29 +96,14 @@ class VAE(keras.Model):
                  gaussian_scale="network", kl="analytic", objective="elbo", num_samples=1,
                  kernel_initializer="glorot_uniform", weight_decay=0.0, seed=None, **kwargs):
         super().__init__(**kwargs)
-        _check_int("latent_dim", latent_dim)
+        set_network_settings(self, image_shape, latent_dim, hidden, depth, activation,
+                             architecture, likelihood, gaussian_scale, kernel_initializer,
+                             weight_decay, seed)
         _check_int("num_samples", num_samples)
-        _check_choice("architecture", architecture, ARCHITECTURES)
-        _check_choice("likelihood", likelihood, LIKELIHOODS)
         _check_choice("kl", kl, objectives.KL_ESTIMATORS)
         _check_choice("objective", objective, OBJECTIVES)
-        image_shape = tuple(image_shape)
-        if not image_shape or any(isinstance(d, bool) or not isinstance(d, int) or d < 1
-                                  for d in image_shape):
-            raise InputError("image_shape", "a tuple of positive integers such as (28, 28, 1)",
-                             repr(image_shape))
-        if weight_decay < 0:
-            raise InputError("weight_decay", "a number >= 0", repr(weight_decay))
-        self.image_shape = image_shape
-        self.latent_dim = latent_dim
-        self.hidden, self.depth, self.activation = hidden, depth, activation
-        self.architecture = architecture
-        self.likelihood_name = likelihood
-        self.gaussian_scale = gaussian_scale
         self.kl, self.objective, self.num_samples = kl, objective, num_samples
-        self.kernel_initializer = kernel_initializer
-        self.weight_decay = float(weight_decay)
-        self.seed = seed
+        image_shape = self.image_shape
         body_args = (architecture, image_shape, hidden, depth, activation, kernel_initializer)
         self.encoder = Encoder(encoder_body(*body_args), latent_dim, name="encoder")
         self.decoder = Decoder(
@@ -276,6 +261,30 @@ class VAE(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**network_kwargs(config))
+
+
+def set_network_settings(model, image_shape, latent_dim, hidden, depth, activation, architecture,
+                         likelihood, gaussian_scale, kernel_initializer, weight_decay, seed):
+    """Check the network settings every tfvae model shares and keep them on ``model``."""
+    _check_int("latent_dim", latent_dim)
+    _check_choice("architecture", architecture, ARCHITECTURES)
+    _check_choice("likelihood", likelihood, LIKELIHOODS)
+    image_shape = tuple(image_shape)
+    if not image_shape or any(isinstance(d, bool) or not isinstance(d, int) or d < 1
+                              for d in image_shape):
+        raise InputError("image_shape", "a tuple of positive integers such as (28, 28, 1)",
+                         repr(image_shape))
+    if weight_decay < 0:
+        raise InputError("weight_decay", "a number >= 0", repr(weight_decay))
+    model.image_shape = image_shape
+    model.latent_dim = latent_dim
+    model.hidden, model.depth, model.activation = hidden, depth, activation
+    model.architecture = architecture
+    model.likelihood_name = likelihood
+    model.gaussian_scale = gaussian_scale
+    model.kernel_initializer = kernel_initializer
+    model.weight_decay = float(weight_decay)
+    model.seed = seed
 
 
 def network_config(model):

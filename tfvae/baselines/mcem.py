@@ -23,7 +23,7 @@ import tensorflow_probability as tfp
 from tfvae import data as datasets
 from tfvae.distributions import likelihood_layer
 from tfvae.errors import InputError
-from tfvae.model import Decoder, _check_int, network_config, network_kwargs
+from tfvae.model import Decoder, _check_int, network_config, network_kwargs, set_network_settings
 from tfvae.networks import decoder_body
 
 tfd = tfp.distributions
@@ -55,23 +55,15 @@ class MCEM(keras.Model):
             raise InputError("initial_step_size", "a number > 0", repr(initial_step_size))
         if not adaptation_rate > 0:
             raise InputError("adaptation_rate", "a number > 0", repr(adaptation_rate))
-        if weight_decay < 0:
-            raise InputError("weight_decay", "a number >= 0", repr(weight_decay))
+        set_network_settings(self, image_shape, latent_dim, hidden, depth, activation,
+                             architecture, likelihood, gaussian_scale, kernel_initializer,
+                             weight_decay, seed)
         self.num_train = num_train
-        self.image_shape = tuple(image_shape)
-        self.latent_dim = latent_dim
-        self.hidden, self.depth, self.activation = hidden, depth, activation
-        self.architecture = architecture
-        self.likelihood_name = likelihood
-        self.gaussian_scale = gaussian_scale
-        self.kernel_initializer = kernel_initializer
-        self.weight_decay = float(weight_decay)
         self.leapfrog_steps = leapfrog_steps
         self.weight_updates = weight_updates
         self.target_accept = float(target_accept)
         self.initial_step_size = float(initial_step_size)
         self.adaptation_rate = float(adaptation_rate)
-        self.seed = seed
         self.decoder = Decoder(
             decoder_body(architecture, self.image_shape, hidden, depth, activation,
                          kernel_initializer),
