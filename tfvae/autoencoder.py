@@ -18,8 +18,8 @@ import tensorflow_probability as tfp
 
 from tfvae.distributions import likelihood_layer
 from tfvae.errors import InputError
-from tfvae.model import (Decoder, _check_int, _inputs, network_config, network_kwargs,
-                         set_network_settings)
+from tfvae.model import (Decoder, _check_int, _inputs, loss_to_differentiate, network_config,
+                         network_kwargs, set_network_settings, weight_penalty)
 from tfvae.networks import decoder_body, encoder_body
 
 tfd = tfp.distributions
@@ -130,12 +130,6 @@ class Autoencoder(keras.Model):
     def metrics(self):
         return [self.loss_tracker, self.reconstruction_tracker]
 
-    def _weight_penalty(self):
-        if not self.weight_decay:
-            return 0.0
-        return 0.5 * self.weight_decay * tf.add_n(
-            [tf.reduce_sum(tf.square(v)) for v in self.trainable_variables])
-
     def _update_metrics(self, loss, reconstruction):
         self.loss_tracker.update_state(loss)
         self.reconstruction_tracker.update_state(reconstruction)
@@ -145,10 +139,9 @@ class Autoencoder(keras.Model):
         x = _inputs(data)
         with tf.GradientTape() as tape:
             reconstruction = self.log_likelihood(x)
-            loss = -tf.reduce_mean(reconstruction) + self._weight_penalty()
-            # As in VAE.train_step: the global mean under tf.distribute, and loss scaling.
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled_loss = self.optimizer.scale_loss(loss / replicas)
+            loss = -tf.reduce_mean(reconstruction) + weight_penalty(self.weight_decay,
+                                                                    self.trainable_variables)
+            scaled_loss = loss_to_differentiate(self.optimizer, loss)
         grads = tape.gradient(scaled_loss, self.trainable_variables)
         self.optimizer.apply(grads, self.trainable_variables)
         return self._update_metrics(loss, reconstruction)

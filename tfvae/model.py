@@ -188,11 +188,7 @@ class VAE(keras.Model):
         return self.bound_terms(x, seed)["elbo"]
 
     def _weight_penalty(self):
-        # A N(0, 1/weight_decay) prior on the weights: MAP adds weight_decay/2 * ||w||^2.
-        if not self.weight_decay:
-            return 0.0
-        return 0.5 * self.weight_decay * tf.add_n(
-            [tf.reduce_sum(tf.square(v)) for v in self.trainable_variables])
+        return weight_penalty(self.weight_decay, self.trainable_variables)
 
     # -- training ----------------------------------------------------------------------------
 
@@ -226,11 +222,7 @@ class VAE(keras.Model):
         with tf.GradientTape() as tape:
             terms = self._bound_terms(x, seed, layout)
             loss = -tf.reduce_mean(terms["bound"]) + self._weight_penalty()
-            # fit() under tf.distribute sums the replicas' gradients: scale each replica's mean
-            # loss by 1/replicas so the sum is the global mean. scale_loss is the identity unless
-            # the optimizer is a LossScaleOptimizer (mixed precision).
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled_loss = self.optimizer.scale_loss(loss / replicas)
+            scaled_loss = loss_to_differentiate(self.optimizer, loss)
         grads = tape.gradient(scaled_loss, self.trainable_variables)
         self.optimizer.apply(grads, self.trainable_variables)
         return self._update_metrics(loss, terms)
@@ -261,6 +253,24 @@ class VAE(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**network_kwargs(config))
+
+
+def weight_penalty(weight_decay, variables):
+    """A N(0, 1/weight_decay) prior on the weights: MAP adds weight_decay/2 * ||w||^2."""
+    if not weight_decay:
+        return 0.0
+    return 0.5 * weight_decay * tf.add_n([tf.reduce_sum(tf.square(v)) for v in variables])
+
+
+def loss_to_differentiate(optimizer, loss):
+    """What a hand-written ``train_step`` differentiates for a replica's mean ``loss``.
+
+    fit() under tf.distribute sums the replicas' gradients: each replica's mean loss is scaled by
+    1/replicas so the sum is the global mean. ``scale_loss`` is the identity unless the optimizer
+    is a LossScaleOptimizer (mixed precision), whose ``apply`` unscales the gradients.
+    """
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return optimizer.scale_loss(loss / replicas)
 
 
 def set_network_settings(model, image_shape, latent_dim, hidden, depth, activation, architecture,

@@ -23,7 +23,8 @@ import tensorflow_probability as tfp
 from tfvae import data as datasets
 from tfvae.distributions import likelihood_layer
 from tfvae.errors import InputError
-from tfvae.model import Decoder, _check_int, network_config, network_kwargs, set_network_settings
+from tfvae.model import (Decoder, _check_int, loss_to_differentiate, network_config,
+                         network_kwargs, set_network_settings, weight_penalty)
 from tfvae.networks import decoder_body
 
 tfd = tfp.distributions
@@ -106,12 +107,6 @@ class MCEM(keras.Model):
         return [self.loss_tracker, self.log_joint_tracker, self.acceptance_tracker,
                 self.step_size_tracker]
 
-    def _weight_penalty(self):
-        if not self.weight_decay:
-            return 0.0
-        return 0.5 * self.weight_decay * tf.add_n(
-            [tf.reduce_sum(tf.square(v)) for v in self.trainable_variables])
-
     def train_step(self, data):
         if not (isinstance(data, (tuple, list)) and len(data) >= 2):
             raise InputError("MCEM data", "(x, index) batches from tfvae.baselines.indexed_pipeline",
@@ -140,12 +135,12 @@ class MCEM(keras.Model):
                                                            new_step))
 
         # M-step: a few weight updates on the complete-data log-likelihood at the sample.
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         variables = self.trainable_variables
         for _ in range(self.weight_updates):
             with tf.GradientTape() as tape:
-                loss = -tf.reduce_mean(self.decode(z1).log_prob(x)) + self._weight_penalty()
-                scaled_loss = self.optimizer.scale_loss(loss / replicas)
+                loss = (-tf.reduce_mean(self.decode(z1).log_prob(x))
+                        + weight_penalty(self.weight_decay, variables))
+                scaled_loss = loss_to_differentiate(self.optimizer, loss)
             self.optimizer.apply(tape.gradient(scaled_loss, variables), variables)
 
         self.loss_tracker.update_state(loss)

@@ -15,7 +15,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae.errors import InputError
-from tfvae.model import VAE, _inputs
+from tfvae.model import VAE, _inputs, loss_to_differentiate, weight_penalty
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
@@ -45,34 +45,27 @@ class WakeSleep(VAE):
     def metrics(self):
         return super().metrics + [self.wake_tracker, self.sleep_tracker]
 
-    def _penalty(self, variables):
-        if not self.weight_decay:
-            return 0.0
-        return 0.5 * self.weight_decay * tf.add_n([tf.reduce_sum(tf.square(v)) for v in variables])
-
     def train_step(self, data):
         x = tf.cast(_inputs(data), tf.float32)
         wake_seed, sleep_seed, dream_seed = tfp.random.split_seed(self._seed(), n=3)
         batch = tf.shape(x)[0]
         decoder_vars = self.decoder.trainable_variables
         encoder_vars = self.encoder.trainable_variables
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape(persistent=True) as tape:
             # Wake: fit p(x|z) to the recognition model's explanations of the data.
             q = self.encode(x)
             z = tf.stop_gradient(q.sample(self.num_samples, seed=wake_seed))
             wake = tf.reduce_mean(self.decode(z).log_prob(x), axis=0)  # [B]
-            wake_loss = -tf.reduce_mean(wake) + self._penalty(decoder_vars)
+            wake_loss = -tf.reduce_mean(wake) + weight_penalty(self.weight_decay, decoder_vars)
             # Sleep: fit q(z|x) to dreams from the generative model (no gradient into it).
             z_dream = self.prior.sample([self.num_samples, batch], seed=sleep_seed)
             x_dream = tf.stop_gradient(self.decode(z_dream).sample(seed=dream_seed))
             flat_z = tf.reshape(z_dream, [-1, self.latent_dim])
             flat_x = tf.reshape(x_dream, [-1, *self.image_shape])
             sleep = self.encode(flat_x).log_prob(tf.stop_gradient(flat_z))  # [S*B]
-            sleep_loss = -tf.reduce_mean(sleep) + self._penalty(encoder_vars)
-            # Scaled as in VAE.train_step: tf.distribute sums replicas; mixed precision scales.
-            scaled_wake = self.optimizer.scale_loss(wake_loss / replicas)
-            scaled_sleep = self.optimizer.scale_loss(sleep_loss / replicas)
+            sleep_loss = -tf.reduce_mean(sleep) + weight_penalty(self.weight_decay, encoder_vars)
+            scaled_wake = loss_to_differentiate(self.optimizer, wake_loss)
+            scaled_sleep = loss_to_differentiate(self.optimizer, sleep_loss)
         grads = (tape.gradient(scaled_wake, decoder_vars)
                  + tape.gradient(scaled_sleep, encoder_vars))
         del tape
