@@ -159,3 +159,34 @@ def test_an_existing_run_is_not_overwritten_without_overwrite(tmp_path):
 def test_commands_on_a_directory_that_is_no_run(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "RUN_DIR: expected a run directory" in capsys.readouterr().err
+
+
+def test_evaluate_on_the_train_split(tiny_run, capsys):
+    assert main(["evaluate", str(tiny_run), "--split", "train"]) == 0
+    train_line = capsys.readouterr().out
+    assert main(["evaluate", str(tiny_run), "--split", "test"]) == 0
+    test_line = capsys.readouterr().out
+
+    def elbo(line):
+        return float(line.split("elbo:")[1].split()[0])
+
+    assert train_line.startswith("train elbo:") and "1000 examples" in train_line
+    assert test_line.startswith("test elbo:") and "200 examples" in test_line
+    # The same model on two samples of MNIST digits: bounds of the same size.
+    assert -400 < elbo(train_line) < -100 and abs(elbo(train_line) - elbo(test_line)) < 20
+
+
+def test_estimator_a_with_static_binarization_and_adagrad(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    code = main(["train", "--out", str(run_dir), "--epochs", "2", "--kl", "sampled",
+                 "--num-samples", "2", "--binarize", "static", "--optimizer", "adagrad",
+                 "--learning-rate", "0.05", *TINY])
+    assert code == 0, capsys.readouterr().err
+    assert "binarization static" in capsys.readouterr().out
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["model"]["kl"] == "sampled" and config["model"]["num_samples"] == 2
+    assert config["data"]["binarize"] == "static" and config["train"]["optimizer"] == "adagrad"
+    rows = read_metrics(run_dir)
+    assert rows[1]["train_elbo"] > rows[0]["train_elbo"]
+    # Estimator A's KL is a sampled log-ratio: positive on average once q has moved from p.
+    assert rows[1]["test_kl"] > 0
