@@ -1,4 +1,4 @@
-"""Evaluating a trained model on data: the ELBO and estimates of log p(x)."""
+"""Evaluating a trained model on data: the ELBO, and fixed binary data for log p(x)."""
 
 import numpy as np
 
@@ -22,12 +22,3 @@ def binarize_once(x, seed=0):
     """
     rng = np.random.default_rng(seed)
     return (rng.random(np.shape(x), dtype=np.float32) < x).astype(np.float32)
-
-
-def evaluate_log_likelihood(model, x, num_samples=5000, method="importance", batch_size=100,
-                            seed=0, verbose=0, **hmc_options):
-    """log p(x) per example of ``x`` by :func:`tfvae.likelihood.log_likelihood`."""
-    from tfvae.likelihood import log_likelihood
-
-    return log_likelihood(model, x, num_samples, method=method, batch_size=batch_size, seed=seed,
-                          verbose=verbose, **hmc_options)

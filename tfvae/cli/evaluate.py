@@ -23,7 +23,8 @@ def register(subparsers):
 
 
 def run(args):
-    from tfvae.evaluation import binarize_once, evaluate_elbo, evaluate_log_likelihood
+    from tfvae.evaluation import binarize_once, evaluate_elbo
+    from tfvae.likelihood import log_likelihood
     from tfvae.training import load_run, load_run_dataset
 
     if args.examples is not None and args.examples < 1:
@@ -49,9 +50,8 @@ def run(args):
         x = x[:args.examples]
         if dynamic:
             x = binarize_once(x, args.seed)
-        ll = evaluate_log_likelihood(model, x, args.num_samples, method=args.method,
-                                     batch_size=min(args.batch_size, 100), seed=args.seed,
-                                     verbose=1)
+        ll = log_likelihood(model, x, args.num_samples, method=args.method,
+                            batch_size=min(args.batch_size, 100), seed=args.seed, verbose=1)
         extra = f", HMC acceptance {ll.acceptance:.2f}" if ll.acceptance is not None else ""
         print(f"{args.split} log p(x): {ll.mean:.4f} nats (± {ll.stderr:.4f} s.e.; {args.method}, "
               f"{args.num_samples} samples per example, {len(x)} examples{extra})")
