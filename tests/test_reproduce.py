@@ -24,7 +24,7 @@ TINY = dataclasses.replace(
 
 
 def _tiny_specs(experiment, budget):
-    return [R.RunSpec(experiment, "mnist", method, 2, 8, 200, 1000)
+    return [R.RunSpec(experiment, "mnist", method, 2, 8, 200, 4800)
             for method in ("wake_sleep", "mcem")]
 
 
@@ -58,6 +58,23 @@ def test_evaluation_points_are_log_spaced_batches_ending_at_the_budget():
     assert all(p % 100 == 0 for p in points)
     ratios = np.diff(np.log(points))
     assert np.allclose(ratios, ratios[0], atol=0.01)
+    # MCEM evaluates each example 16 times a step: its points are whole steps of 1600 samples.
+    mcem = R.evaluation_points(dataclasses.replace(spec, method="mcem"), R.BUDGETS["cpu"])
+    assert all(p % 1600 == 0 for p in mcem) and mcem[-1] == 499_200 and len(mcem) == 6
+
+
+def test_samples_evaluated_count_every_pass_of_a_training_example(tmp_path):
+    """AEVB: one pass per example and step. MCEM: the HMC transition's 11 gradients (start and
+    10 leapfrog steps) and the 5 weight updates, each a pass of every example of the batch."""
+    budget = R.BUDGETS["smoke"]
+    for method, optimizer_steps in (("aevb", 32), ("mcem", 2 * 5)):
+        spec = R.RunSpec("fig3", "mnist", method, 2, 8, 200, 3200)
+        data = R.RunData(spec, budget, 0)
+        model = R.build_model(spec, len(data.x_train), 0)
+        model.compile(optimizer="adagrad")
+        R.train_samples(model, data, method, 3200, seed=0)
+        assert int(model.optimizer.iterations) == optimizer_steps, method
+    assert (model.leapfrog_steps, model.weight_updates, model.target_accept) == (10, 5, 0.9)
 
 
 def test_paper_initialization_and_weight_prior():
@@ -128,13 +145,13 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path, monkeypatch):
     out = tmp_path / "out"
     reports = []
 
-    def kill_at_second_mcem_point(message):
+    def kill_after_first_mcem_point(message):
         reports.append(message)
-        if "mcem: 4" in message:  # the second point (400 samples) of the second run
+        if "mcem: 1,600/" in message:  # the first point (one step) of the second run
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        R.reproduce("fig3", TINY, out, log=kill_at_second_mcem_point)
+        R.reproduce("fig3", TINY, out, log=kill_after_first_mcem_point)
     # A new process (as after a real kill) can load the checkpoint with tfvae.reproduce alone.
     checkpoint = next((out / "runs" / "fig3" / "mnist-nz2-n200-mcem").glob("*.keras"))
     loaded = subprocess.run(
@@ -147,18 +164,18 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path, monkeypatch):
     messages = []
     R.reproduce("fig3", TINY, out, log=messages.append)
 
-    points = R.evaluation_points(_tiny_specs("fig3", TINY)[0], TINY)
-    assert points == [200, 400, 1000]
-    # The finished run is not touched; MCEM goes on from 400 samples with its chains.
+    points = {spec.method: R.evaluation_points(spec, TINY) for spec in _tiny_specs("fig3", TINY)}
+    assert points == {"wake_sleep": [200, 1000, 4800], "mcem": [1600, 4800]}
+    # The finished run is not touched; MCEM goes on from 1600 samples with its chains.
     assert (out / "runs" / "fig3" / "mnist-nz2-n200-wake_sleep" / "state.json").read_text() == first
-    assert trained == [("mcem", 600)]
-    assert any("resumed at 400 samples" in m for m in messages)
+    assert trained == [("mcem", 3200)]
+    assert any("resumed at 1,600 samples" in m for m in messages)
     rows = _read_csv(out / "fig3.csv")
     for method in ("wake_sleep", "mcem"):
-        assert [int(r["samples"]) for r in rows if r["method"] == method] == points
+        assert [int(r["samples"]) for r in rows if r["method"] == method] == points[method]
     assert (out / "fig3.png").is_file() and (out / "results.md").is_file()
     ckpts = sorted(p.name for p in (out / "runs" / "fig3" / "mnist-nz2-n200-mcem").glob("*.keras"))
-    assert ckpts == ["ckpt-000000001000.keras"]  # older checkpoints are removed
+    assert ckpts == ["ckpt-000000004800.keras"]  # older checkpoints are removed
 
 
 def test_a_nan_lowers_the_step_size_and_training_goes_on(tmp_path, monkeypatch):
@@ -204,11 +221,11 @@ def test_progress_is_reported_during_long_stretches(monkeypatch):
     ticks = iter(range(0, 1000, 20))  # a clock that moves 20 s per reading
     monkeypatch.setattr(R.time, "perf_counter", lambda: next(ticks))
     seen = []
-    progress = R.Progress(seen.append, every=30.0)
+    progress = R.Progress(seen.append, R.samples_per_step("mcem"), every=30.0)
     progress.on_train_begin()
     for batch in range(4):
         progress.on_train_batch_end(batch)
-    assert seen == [200, 400]  # after batches 2 and 4: 40 s, then 40 s more
+    assert seen == [3200, 6400]  # after steps 2 and 4 (40 s, then 40 s more), 1600 samples each
 
 
 def test_out_dir_must_match_the_budget_it_was_started_with(tmp_path, monkeypatch):

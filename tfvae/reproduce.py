@@ -1,11 +1,15 @@
 """Reproduce the paper's experiments: Figure 2, Figure 3 and the manifolds of Figure 4.
 
 An experiment is a list of runs (:class:`RunSpec`): one model (``aevb``, ``wake_sleep`` or
-``mcem``) on one dataset, trained for a number of *training samples evaluated* (datapoints seen
-by the optimizer, the x-axis of the paper's figures) and evaluated at points spaced evenly on a
-log scale. The paper's setup (section 5 and appendix E) is followed throughout:
+``mcem``) on one dataset, trained for a number of *training samples evaluated* (the x-axis of
+the paper's figures) and evaluated at points spaced evenly on a log scale. A training sample is
+evaluated each time the model takes a training example through a forward and backward pass:
+once per example and training step for AEVB and wake-sleep (whose sleep phase works on
+dreams), and for MCEM once per gradient of its HMC transition and once per weight update
+(:func:`samples_per_step`). The paper's setup (section 5 and appendix E) is followed throughout:
 
-- one hidden layer of tanh units; every parameter initialized from N(0, 0.01^2);
+- one hidden layer of tanh units; every parameter initialized from N(0, 0.01), a standard
+  deviation of 0.01 (the ``init_sd=1e-2`` of the authors' code);
 - Adagrad, its global step size chosen from {0.01, 0.02, 0.1} by the training performance after
   ``pilot_samples`` (the pilot of the chosen step size counts toward the run; the others are
   dropped); minibatches of 100, L = 1;
@@ -42,6 +46,8 @@ METHODS = ("aevb", "wake_sleep", "mcem")
 BATCH_SIZE = 100
 PAPER_LEARNING_RATES = (0.01, 0.02, 0.1)
 INIT_STDDEV = 0.01
+# Appendix E: per datapoint, 10 HMC leapfrog steps at ~90% acceptance, then 5 weight updates.
+MCEM_OPTIONS = {"leapfrog_steps": 10, "weight_updates": 5, "target_accept": 0.9}
 CSV_COLUMNS = [
     "experiment", "dataset", "method", "latent_dim", "hidden", "n_train", "learning_rate",
     "samples", "seconds", "train_bound", "test_bound", "train_log_px", "test_log_px",
@@ -78,15 +84,16 @@ BUDGETS = {
         name="smoke",
         fig2_mnist_latents=(3,), fig2_frey_latents=(2,),
         fig2_samples={"mnist": 3000, "frey_face": 3000},
-        fig3_n_train=(1000,), fig3_samples={1000: 2000}, fig3_mcem_max_train=1000,
+        fig3_n_train=(1000,), fig3_samples={1000: 3200}, fig3_mcem_max_train=1000,
         manifold_samples={"mnist": 2000, "frey_face": 2000},
         points=2, eval_examples=100, log_px_examples=20,
         hmc={"num_samples": 20, "num_chains": 2, "burnin": 20, "leapfrog_steps": 5},
         importance_samples=100, learning_rates=(0.02,), pilot_samples=1000, manifold_grid=8,
         train_examples=1000,
     ),
-    # All of the paper's runs at 1/200 of its training (5 x 10^5 samples each) and log p(x) on
-    # 200 points: under an hour on a shared 2-core CPU (measured: docs/reproduction.md).
+    # All of the paper's runs at 1/200 of its training (5 x 10^5 samples each), log p(x) on
+    # appendix E's 1000 points with its 50 draws and 4 leapfrog steps: under an hour on a shared
+    # 2-core CPU (measured: docs/reproduction.md).
     "cpu": Budget(
         name="cpu",
         fig2_mnist_latents=(3, 5, 10, 20, 200), fig2_frey_latents=(2, 5, 10, 20),
@@ -94,8 +101,8 @@ BUDGETS = {
         fig3_n_train=(1000, 50000), fig3_samples={1000: 500_000, 50000: 500_000},
         fig3_mcem_max_train=1000,
         manifold_samples={"mnist": 500_000, "frey_face": 500_000},
-        points=6, eval_examples=1000, log_px_examples=200,
-        hmc={"num_samples": 100, "num_chains": 4, "burnin": 100, "leapfrog_steps": 10},
+        points=6, eval_examples=1000, log_px_examples=1000,
+        hmc={"num_samples": 50, "num_chains": 2, "burnin": 50, "leapfrog_steps": 4},
         importance_samples=1000, learning_rates=PAPER_LEARNING_RATES, pilot_samples=10_000,
         manifold_grid=20,
     ),
@@ -154,12 +161,25 @@ def experiment_runs(experiment, budget):
     raise InputError("EXPERIMENT", f"one of {EXPERIMENTS} or 'all'", repr(experiment))
 
 
+def samples_per_step(method):
+    """Training samples evaluated by one training step (a minibatch) of ``method``.
+
+    AEVB and wake-sleep take each example of the minibatch through the model once. MCEM's HMC
+    transition evaluates the gradient of log p(x, z) at its start and after each leapfrog step,
+    and each weight update evaluates the example again: 16 evaluations per example.
+    """
+    if method == "mcem":
+        return BATCH_SIZE * (MCEM_OPTIONS["leapfrog_steps"] + 1 + MCEM_OPTIONS["weight_updates"])
+    return BATCH_SIZE
+
+
 def evaluation_points(spec, budget):
-    """Sample counts (multiples of the batch size) at which a run is evaluated."""
+    """Sample counts (whole training steps) at which a run is evaluated."""
+    unit = samples_per_step(spec.method)
     first = min(budget.pilot_samples, spec.samples)
     points = np.geomspace(first, spec.samples, max(budget.points, 2))
-    points = sorted({max(BATCH_SIZE, int(round(p / BATCH_SIZE)) * BATCH_SIZE) for p in points})
-    return [p for p in points if p <= spec.samples] or [spec.samples]
+    points = sorted({max(unit, int(round(p / unit)) * unit) for p in points})
+    return [p for p in points if p <= spec.samples] or [unit]
 
 
 # ------------------------------------------------------------------------------ models
@@ -179,7 +199,7 @@ def build_model(spec, num_train, seed):
     elif spec.method == "wake_sleep":
         model = WakeSleep(**common)
     elif spec.method == "mcem":
-        model = MCEM(num_train=num_train, **common)
+        model = MCEM(num_train=num_train, **MCEM_OPTIONS, **common)
     else:
         raise InputError("method", f"one of {METHODS}", repr(spec.method))
     paper_initialize(model, seed)
@@ -187,7 +207,7 @@ def build_model(spec, num_train, seed):
 
 
 def paper_initialize(model, seed, stddev=INIT_STDDEV):
-    """Draw every trainable parameter from N(0, stddev^2), as the paper does (appendix E)."""
+    """Draw every trainable parameter from N(0, stddev^2), as the paper does (section 5)."""
     rng = np.random.default_rng(seed)
     for v in model.trainable_variables:
         v.assign(rng.normal(0.0, stddev, v.shape).astype(np.float32))
@@ -232,9 +252,9 @@ class RunStopped(RuntimeError):
 class Progress(keras.callbacks.Callback):
     """Calls ``report(samples_done_in_this_call)`` every ``every`` seconds during ``fit``."""
 
-    def __init__(self, report, every=30.0):
+    def __init__(self, report, step_samples, every=30.0):
         super().__init__()
-        self.report, self.every = report, every
+        self.report, self.step_samples, self.every = report, step_samples, every
 
     def on_train_begin(self, logs=None):
         self.last = time.perf_counter()
@@ -242,17 +262,18 @@ class Progress(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if time.perf_counter() - self.last >= self.every:
             self.last = time.perf_counter()
-            self.report((batch + 1) * BATCH_SIZE)
+            self.report((batch + 1) * self.step_samples)
 
 
 def train_samples(model, data, method, samples, seed, progress=None):
-    """Train ``model`` on ``samples`` more datapoints; returns fit's last logs.
+    """Train ``model`` for ``samples`` more training samples evaluated; returns fit's last logs.
 
     ``progress(samples_done)`` is called now and then during long stretches.
     """
-    steps = samples // BATCH_SIZE
+    unit = samples_per_step(method)
+    steps = samples // unit
     keras.utils.set_random_seed(seed)
-    callbacks = [Progress(progress)] if progress else []
+    callbacks = [Progress(progress, unit)] if progress else []
     history = model.fit(data.pipeline(method, seed), steps_per_epoch=steps, epochs=1, verbose=0,
                         shuffle=False, callbacks=callbacks)
     return {k: float(v[-1]) for k, v in history.history.items()}
@@ -344,7 +365,7 @@ class Run:
         while pending:
             point = pending[0]
             start = time.perf_counter()
-            seed = self.seed + state["samples"] // BATCH_SIZE
+            seed = self.seed + state["samples"] // samples_per_step(spec.method)
             done = state["samples"]
             logs = train_samples(
                 model, data, spec.method, point - done, seed,
