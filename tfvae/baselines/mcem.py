@@ -6,8 +6,11 @@ a minibatch:
 
 - E-step (Monte Carlo): one HMC transition of ``leapfrog_steps`` (10) leapfrog steps for each
   example's chain; each example's log step size then moves by
-  ``adaptation_rate * (acceptance probability - target_accept)``, a Robbins-Monro rule whose
-  fixed point is a mean acceptance of ``target_accept`` (0.9), as the posterior sharpens;
+  ``adaptation_rate`` (2) ``* (acceptance probability - target_accept)``, a Robbins-Monro rule
+  whose fixed point is a mean acceptance of ``target_accept`` (0.9), as the posterior sharpens.
+  An example's step size moves once per visit, once an epoch, so the rate is high: at 0.5 the
+  acceptance stayed near 1 for the first 20 epochs of Figure 3's run (too small a step), and the
+  chains and the decoder drifted together before it got there;
 - M-step: ``weight_updates`` (5) optimizer steps on -log p(x|z) at the new z (plus the weight
   prior), the z held fixed.
 
@@ -44,7 +47,7 @@ class MCEM(keras.Model):
                  activation="tanh", architecture="mlp", likelihood="bernoulli",
                  gaussian_scale="network", kernel_initializer="glorot_uniform", weight_decay=0.0,
                  leapfrog_steps=10, weight_updates=5, target_accept=0.9, initial_step_size=0.05,
-                 adaptation_rate=0.5, seed=None, **kwargs):
+                 adaptation_rate=2.0, seed=None, **kwargs):
         super().__init__(**kwargs)
         for name, value in (("num_train", num_train), ("latent_dim", latent_dim),
                             ("leapfrog_steps", leapfrog_steps),
