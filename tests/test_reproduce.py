@@ -186,7 +186,7 @@ def test_a_nan_lowers_the_step_size_and_training_goes_on(tmp_path, monkeypatch):
 
     def nan_once(model, data, method, samples, seed, **kwargs):
         calls.append(float(model.optimizer.learning_rate.numpy()))
-        if len(calls) == 3:  # after the two pilots: the first step of the chosen run
+        if len(calls) == 5:  # after the two pilots (two halves each): the first segment
             return {"loss": math.nan}
         return {**real(model, data, method, samples, seed), "_lr": calls[-1]}
 
@@ -197,7 +197,7 @@ def test_a_nan_lowers_the_step_size_and_training_goes_on(tmp_path, monkeypatch):
     assert state["status"] == "finished"
     assert state["step_size_changes"] == [{"samples": 200, "from": 0.02, "to": 0.01}]
     assert state["learning_rate"] == 0.01
-    assert calls[3:] == pytest.approx([0.01, 0.01])  # the retried segment and the last one
+    assert calls[5:] == pytest.approx([0.01, 0.01])  # the retried segment and the last one
     assert [r["samples"] for r in state["rows"]] == [200, 400, 1000]
     assert any("NaN" in m for m in messages)
 
@@ -209,12 +209,36 @@ def test_a_nan_at_the_smallest_step_size_stops_the_curve(tmp_path, monkeypatch):
 
     def nan_after_pilot(model, data, method, samples, seed, **kwargs):
         calls.append(samples)
-        return real(model, data, method, samples, seed) if len(calls) == 1 else {"loss": math.nan}
+        return real(model, data, method, samples, seed) if len(calls) <= 2 else {"loss": math.nan}
 
     monkeypatch.setattr(R, "train_samples", nan_after_pilot)
     state = R.Run(spec, TINY, tmp_path, 0, lambda m: None).execute()
     assert state["status"] == "diverged"
     assert [r["samples"] for r in state["rows"]] == [200]
+
+
+def test_the_pilot_scores_its_second_half(tmp_path, monkeypatch):
+    """0.01 leads over the pilot's first half (the climb from the initialization), 0.02 over the
+    second; 0.02 must win, and each candidate trains the pilot's samples in two halves."""
+    budget = dataclasses.replace(TINY, learning_rates=(0.01, 0.02))
+    spec = R.RunSpec("fig2", "mnist", "aevb", 2, 8, 200, 1000)
+    real = R.train_samples
+    calls = []
+
+    def scripted(model, data, method, samples, seed, **kwargs):
+        lr = round(float(model.optimizer.learning_rate.numpy()), 4)
+        calls.append((lr, samples))
+        logs = real(model, data, method, samples, seed)
+        if len(calls) <= 4:  # the pilots
+            first_half = len(calls) % 2 == 1
+            logs["elbo"] = {(0.01, True): -100.0, (0.02, True): -300.0,
+                            (0.01, False): -200.0, (0.02, False): -150.0}[(lr, first_half)]
+        return logs
+
+    monkeypatch.setattr(R, "train_samples", scripted)
+    state = R.Run(spec, budget, tmp_path, 0, lambda m: None).execute()
+    assert state["learning_rate"] == 0.02
+    assert calls[:4] == [(0.01, 100), (0.01, 100), (0.02, 100), (0.02, 100)]
 
 
 def test_progress_is_reported_during_long_stretches(monkeypatch):
