@@ -63,7 +63,7 @@ def test_evaluation_points_are_log_spaced_batches_ending_at_the_budget():
     assert all(p % 1600 == 0 for p in mcem) and mcem[-1] == 499_200 and len(mcem) == 6
 
 
-def test_samples_evaluated_count_every_pass_of_a_training_example(tmp_path):
+def test_samples_evaluated_count_every_pass_of_a_training_example():
     """AEVB: one pass per example and step. MCEM: the HMC transition's 11 gradients (start and
     10 leapfrog steps) and the 5 weight updates, each a pass of every example of the batch."""
     budget = R.BUDGETS["smoke"]
