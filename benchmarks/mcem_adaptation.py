@@ -1,0 +1,36 @@
+"""MCEM's HMC step-size adaptation on Figure 3's setup, epoch by epoch.
+
+Trains MCEM (N_z = 3, 100 hidden, the first 1,000 MNIST digits, the paper's initialization,
+Adagrad 0.1) with the given adaptation rate and prints, after each epoch (1,000 visits), the
+mean acceptance, the mean log p(x, z) at the new samples, the median step size and the mean
+|z| of the chains. Never asserted on: runs differ.
+
+    python benchmarks/mcem_adaptation.py [ADAPTATION_RATE] [EPOCHS]
+"""
+
+import sys
+
+import keras
+import numpy as np
+
+from tfvae import reproduce as R
+
+
+def main(adaptation_rate=2.0, epochs=31):
+    R.MCEM_OPTIONS = {**R.MCEM_OPTIONS, "adaptation_rate": float(adaptation_rate)}
+    spec = R.RunSpec("fig3", "mnist", "mcem", 3, 100, 1000, 1)
+    data = R.RunData(spec, R.BUDGETS["cpu"], seed=0)
+    model = R.build_model(spec, len(data.x_train), seed=0)
+    model.compile(optimizer=keras.optimizers.Adagrad(0.1))
+    epoch_samples = len(data.x_train) * R.samples_per_step("mcem") // R.BATCH_SIZE
+    print(f"adaptation rate {adaptation_rate}: epoch, acceptance, log p(x, z), median step, "
+          "mean |z|")
+    for epoch in range(1, int(epochs) + 1):
+        logs = R.train_samples(model, data, "mcem", epoch_samples, seed=epoch)
+        print(f"{epoch:4d} {logs['acceptance']:8.3f} {logs['log_joint']:9.1f} "
+              f"{np.median(model.step_sizes.numpy()):8.3f} "
+              f"{np.abs(model.latents.numpy()).mean():6.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
