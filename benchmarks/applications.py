@@ -31,7 +31,7 @@ from tfvae.features import (accuracy, classifier_from_encoder, fit_classifier,  
                             labelled_subset, latent_means, linear_probe)
 from tfvae.images import save_grid  # noqa: E402
 from tfvae.synthesis import augment, interpolate  # noqa: E402
-from tfvae.training import load_run  # noqa: E402
+from tfvae.runs import load_run  # noqa: E402
 
 FIGURES = ROOT / "docs" / "figures"
 RESULTS = ROOT / "benchmarks" / "results" / "applications.json"

@@ -13,14 +13,15 @@ import time
 
 import keras
 
-from tfvae.reproduce import RunData, RunSpec, BUDGETS, build_model, samples_per_step
+from tfvae.paper.budgets import BUDGETS, RunSpec, samples_per_step
+from tfvae.paper.loop import RunData, build_model
 
 
 def main(steps=300):
     for method in ("aevb", "wake_sleep", "mcem"):
         spec = RunSpec("fig3", "mnist", method, 3, 100, 1000, steps * 100)
         data = RunData(spec, BUDGETS["smoke"], seed=0)
-        model = build_model(spec, num_train=1000, seed=0)
+        model = build_model(spec, data.dataset, seed=0)
         model.compile(optimizer=keras.optimizers.Adagrad(0.02))
         pipeline = data.pipeline(method, seed=0)
         model.fit(pipeline, steps_per_epoch=20, epochs=1, verbose=0)  # trace

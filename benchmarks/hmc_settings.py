@@ -13,7 +13,8 @@ import time
 import keras
 
 from tfvae.likelihood import hmc_log_likelihood, log_likelihood
-from tfvae.reproduce import BUDGETS, RunData, RunSpec, build_model, train_samples
+from tfvae.paper.budgets import BUDGETS, RunSpec
+from tfvae.paper.loop import RunData, build_model, train_samples
 
 SETTINGS = {
     "cpu budget (appendix E)": BUDGETS["cpu"].hmc,
@@ -25,7 +26,7 @@ SETTINGS = {
 def main():
     spec = RunSpec("fig3", "mnist", "aevb", 3, 100, 1000, 200_000, log_px=True)
     data = RunData(spec, BUDGETS["cpu"], seed=0)
-    model = build_model(spec, num_train=1000, seed=0)
+    model = build_model(spec, data.dataset, seed=0)
     model.compile(optimizer=keras.optimizers.Adagrad(0.1))
     train_samples(model, data, "aevb", spec.samples, seed=0)
     x = data.eval_test[:200]

@@ -1,7 +1,7 @@
 """Seconds for the importance-sampled log p(x) with k samples over MNIST test images.
 
 log p(x) ~= log (1/k) sum_l p(x, z_l) / q(z_l|x), z_l ~ q(z|x), by
-``tfvae.objectives.importance_log_px`` under ``tf.function`` (XLA on by default), with k = 5000
+``tfvae.estimators.importance_log_px`` under ``tf.function`` (XLA on by default), with k = 5000
 over ``--examples`` of the 10,000 binarized MNIST test images; the time for all 10,000 is
 extrapolated when fewer are used. The first batch (compilation) is timed apart and left out.
 
@@ -48,12 +48,12 @@ def main(argv=None):
     import numpy as np
     import tensorflow as tf
 
-    from tfvae import VAE, objectives
+    from tfvae import VAE, estimators
     from tfvae.data import load_dataset
 
     peak = common.matmul_peak_gflops()
     if args.run:
-        from tfvae.training import load_run
+        from tfvae.runs import load_run
 
         model, config = load_run(args.run)
         hidden, latent = config["model"].get("hidden", 500), config["model"].get("latent_dim", 20)
@@ -65,7 +65,7 @@ def main(argv=None):
 
     @tf.function(jit_compile=args.xla == "on")
     def log_px(x, seed):
-        return objectives.importance_log_px(model.encode(x), model.decode, model.prior, x,
+        return estimators.importance_log_px(model.encode(x), model.decode, model.prior, x,
                                             num_samples=args.samples, seed=seed,
                                             chunk_size=args.chunk_size)
 

@@ -13,20 +13,21 @@ import sys
 import keras
 import numpy as np
 
-from tfvae import reproduce as R
+from tfvae.paper import budgets as B
+from tfvae.paper import loop as L
 
 
 def main(adaptation_rate=2.0, epochs=31):
-    R.MCEM_OPTIONS = {**R.MCEM_OPTIONS, "adaptation_rate": float(adaptation_rate)}
-    spec = R.RunSpec("fig3", "mnist", "mcem", 3, 100, 1000, 1)
-    data = R.RunData(spec, R.BUDGETS["cpu"], seed=0)
-    model = R.build_model(spec, len(data.x_train), seed=0)
+    L.MCEM_OPTIONS = {**L.MCEM_OPTIONS, "adaptation_rate": float(adaptation_rate)}
+    spec = B.RunSpec("fig3", "mnist", "mcem", 3, 100, 1000, 1)
+    data = L.RunData(spec, B.BUDGETS["cpu"], seed=0)
+    model = L.build_model(spec, data.dataset, seed=0)
     model.compile(optimizer=keras.optimizers.Adagrad(0.1))
-    epoch_samples = len(data.x_train) * R.samples_per_step("mcem") // R.BATCH_SIZE
+    epoch_samples = len(data.x_train) * B.samples_per_step("mcem") // B.BATCH_SIZE
     print(f"adaptation rate {adaptation_rate}: epoch, acceptance, log p(x, z), median step, "
           "mean |z|")
     for epoch in range(1, int(epochs) + 1):
-        logs = R.train_samples(model, data, "mcem", epoch_samples, seed=epoch)
+        logs = L.train_samples(model, data, "mcem", epoch_samples, seed=epoch)
         print(f"{epoch:4d} {logs['acceptance']:8.3f} {logs['log_joint']:9.1f} "
               f"{np.median(model.step_sizes.numpy()):8.3f} "
               f"{np.abs(model.latents.numpy()).mean():6.2f}", flush=True)

@@ -108,7 +108,7 @@ def main(argv=None):
 
     from tfvae import VAE
     from tfvae.export import export_model
-    from tfvae.training import load_run
+    from tfvae.runs import load_run
 
     model = load_run(args.run_dir)[0] if args.run_dir else VAE(latent_dim=20, hidden=500, seed=0)
     with tempfile.TemporaryDirectory() as tmp:

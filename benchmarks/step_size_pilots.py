@@ -13,8 +13,8 @@ import sys
 
 import keras
 
-from tfvae.reproduce import (BUDGETS, PAPER_LEARNING_RATES, RunData, RunSpec, build_model,
-                             samples_per_step, train_samples, training_score)
+from tfvae.paper.budgets import BUDGETS, PAPER_LEARNING_RATES, RunSpec, samples_per_step
+from tfvae.paper.loop import RunData, build_model, train_samples, training_score
 
 STRETCHES = (10_000, 20_000, 50_000, 200_000)
 
@@ -27,7 +27,7 @@ def main(method="aevb", dataset="mnist", latent_dim=3, hidden=500, n_train=0, se
     print(f"{spec.name}, seed {seed}: mean training score over samples "
           + ", ".join(f"{a:,}-{b:,}" for a, b in zip((0,) + STRETCHES, STRETCHES)))
     for lr in PAPER_LEARNING_RATES:
-        model = build_model(spec, len(data.x_train), int(seed))
+        model = build_model(spec, data.dataset, int(seed))
         model.compile(optimizer=keras.optimizers.Adagrad(lr))
         done, scores = 0, []
         for end in STRETCHES:

@@ -40,7 +40,8 @@ CONFIGS = {
 
 def child(config_name, xla, epochs, train_examples, mixed_precision):
     """Train one configuration; print a JSON line with its figures."""
-    from tfvae.training import read_metrics, train
+    from tfvae.runs import RunDirectory
+    from tfvae.training import train
 
     config = CONFIGS[config_name]
     with tempfile.TemporaryDirectory() as tmp:
@@ -50,7 +51,7 @@ def child(config_name, xla, epochs, train_examples, mixed_precision):
                     epochs=epochs, batch_size=config["batch_size"], optimizer=config["optimizer"],
                     learning_rate=config["learning_rate"], seed=0, verbose=0,
                     jit_compile=xla == "on", mixed_precision=mixed_precision)
-        rates = [row["examples_per_second"] for row in read_metrics(run_dir)]
+        rates = [row["examples_per_second"] for row in RunDirectory(run_dir).read_metrics()]
     steady = rates[1:] or rates
     print(json.dumps({
         "config": config_name, "xla": xla, "mixed_precision": mixed_precision or "none",

@@ -10,7 +10,8 @@ from tfvae import Autoencoder, InputError, classifier_from_encoder
 from tfvae.data import load_dataset
 from tfvae.features import labelled_subset, latent_means, linear_probe, probe
 from tfvae.synthesis import augment, interpolate, latent_path, lerp, slerp
-from tfvae.training import load_run, train
+from tfvae.runs import load_run
+from tfvae.training import train
 
 
 def cli(capsys, *args):

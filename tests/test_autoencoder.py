@@ -7,8 +7,10 @@ import pytest
 from tests.conftest import run_cli
 from tfvae import VAE, Autoencoder, InputError
 from tfvae.cli import main
-from tfvae.networks import MLP
-from tfvae.training import load_run, load_run_dataset, read_json, read_metrics, train
+from tfvae.models.networks import MLP
+from tfvae.runs import RunDirectory, load_run
+from tfvae.storage import read_json
+from tfvae.training import train
 
 
 def _digits(n=64, seed=0):
@@ -21,7 +23,7 @@ def test_train_cli_writes_an_autoencoder_run(tmp_path, capsys):
                      "--test-examples", 100, "--latent-dim", 3, "--hidden", 32, "--epochs", 2,
                      "--optimizer", "adam", "--learning-rate", 0.003, "--quiet")
     assert result.returncode == 0, result.stderr
-    rows = read_metrics(run)
+    rows = RunDirectory(run).read_metrics()
     assert [r["epoch"] for r in rows] == [1, 2]
     # No ELBO or KL for an autoencoder: those cells stay empty; the reconstruction improves.
     assert all(r["train_elbo"] is None and r["test_kl"] is None for r in rows)
@@ -35,7 +37,7 @@ def test_train_cli_writes_an_autoencoder_run(tmp_path, capsys):
     model, config = load_run(run)
     assert isinstance(model, Autoencoder) and model.latent_dim == 3
     # The code is deterministic, so the final model gives the logged test reconstruction again.
-    x_test = load_run_dataset(config).x_test
+    x_test = RunDirectory(run).load_dataset().x_test
     assert float(np.mean(model.log_likelihood(x_test))) == pytest.approx(
         rows[1]["test_reconstruction"], rel=1e-4)
 

@@ -6,8 +6,9 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae import InputError
-from tfvae.baselines import MCEM, WakeSleep, indexed_pipeline
+from tfvae import InputError, estimators
+from tfvae.baselines import MCEM, WakeSleep
+from tfvae.data import make_pipeline
 
 SHAPE = (4, 4, 1)
 
@@ -50,7 +51,7 @@ def test_wake_sleep_decoder_step_is_the_gradient_of_log_p_x_given_z():
     model._seed = lambda seed=None: tf.constant([11, 0], tf.int32)
     x = _binary(8, 4)
     wake_seed = tfp.random.split_seed(tf.constant([11, 0], tf.int32), n=3)[0]
-    z = model.encode(x).sample(1, seed=wake_seed)
+    z = estimators.sample_posterior(model.encode(x), 1, wake_seed)
     decoder_vars = model.decoder.trainable_variables
     with tf.GradientTape() as tape:
         loss = -tf.reduce_mean(model.decode(z).log_prob(x))
@@ -118,7 +119,8 @@ def test_mcem_moves_only_the_chains_of_its_batch_and_makes_five_weight_updates()
 def test_mcem_tunes_acceptance_toward_ninety_percent():
     model = _mcem(adaptation_rate=2.0, initial_step_size=0.01)
     x = _binary(40, 10)
-    history = model.fit(indexed_pipeline(x, batch_size=20, seed=0), epochs=40, verbose=0).history
+    data = make_pipeline(x, batch_size=20, shuffle=True, seed=0, with_index=True)
+    history = model.fit(data, epochs=40, verbose=0).history
     assert history["acceptance"][0] > 0.97  # tiny steps: almost everything accepted
     assert abs(np.mean(history["acceptance"][-10:]) - 0.9) < 0.04
     assert history["step_size"][-1] > 5 * history["step_size"][0]
@@ -127,7 +129,8 @@ def test_mcem_tunes_acceptance_toward_ninety_percent():
 
 def test_mcem_saves_its_chains(tmp_path):
     model = _mcem()
-    model.fit(indexed_pipeline(_binary(40, 11), batch_size=20, seed=0), epochs=1, verbose=0)
+    data = make_pipeline(_binary(40, 11), batch_size=20, shuffle=True, seed=0, with_index=True)
+    model.fit(data, epochs=1, verbose=0)
     model.save(tmp_path / "mcem.keras")
     again = keras.saving.load_model(tmp_path / "mcem.keras")
     np.testing.assert_array_equal(again.latents.numpy(), model.latents.numpy())
@@ -155,7 +158,7 @@ def test_mcem_bad_options_name_the_argument(kwargs, argument):
 def test_indexed_pipeline_pairs_each_example_with_its_row():
     x = np.random.default_rng(0).random((10, *SHAPE)).astype(np.float32)
     seen = []
-    for xb, index in indexed_pipeline(x, batch_size=4, seed=1):
+    for xb, index in make_pipeline(x, batch_size=4, shuffle=True, seed=1, with_index=True):
         np.testing.assert_array_equal(xb.numpy(), x[index.numpy()])
         seen += list(index.numpy())
     assert sorted(seen) == list(range(10))

@@ -14,7 +14,7 @@ from tfvae.compression import (MAGIC, compress, decode_file, decompress, dequant
                                encode_file, model_fingerprint, pack_bits, quantize,
                                quantizer_params, unpack_bits)
 from tfvae.data import load_dataset
-from tfvae.training import load_run
+from tfvae.runs import load_run
 
 
 @pytest.fixture(scope="module")

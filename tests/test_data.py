@@ -140,7 +140,7 @@ def test_tfds_mock_data():
 
 
 def test_corrupted_embedded_file(monkeypatch):
-    monkeypatch.setitem(data._EMBEDDED, "mnist", ("mnist.npz", "0" * 64))
+    monkeypatch.setitem(data.sources._EMBEDDED, "mnist", ("mnist.npz", "0" * 64))
     with pytest.raises(InputError, match="sha256") as err:
         data.load_dataset("mnist")
     assert err.value.argument == "--dataset mnist" and "corrupted" in str(err.value)
@@ -336,4 +336,4 @@ def test_registry_names():
     assert data.DATASETS == ("mnist", "binarized_mnist", "frey_face")
     with pytest.raises(InputError, match="mnist, binarized_mnist, frey_face"):
         data.load_dataset("cifar")
-    assert os.path.isfile(data._DATA_DIR / "SOURCES.md")
+    assert os.path.isfile(data.sources._DATA_DIR / "SOURCES.md")

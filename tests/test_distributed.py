@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import cli_env
-from tfvae.training import read_metrics
+from tfvae.runs import RunDirectory
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 METRICS = ("train_elbo", "train_reconstruction", "train_kl", "test_elbo", "test_kl")
@@ -55,7 +55,7 @@ def test_mirrored_on_two_devices_matches_one_device(tmp_path):
     finish([one, two])
     assert json.loads((tmp_path / "two" / "config.json").read_text())["train"]["strategy"] == \
         "MirroredStrategy"
-    rows_one, rows_two = read_metrics(tmp_path / "one"), read_metrics(tmp_path / "two")
+    rows_one, rows_two = (RunDirectory(tmp_path / name).read_metrics() for name in ("one", "two"))
     assert len(rows_one) == len(rows_two) == 2
     for a, b in zip(rows_one, rows_two):
         for key in METRICS:
@@ -75,7 +75,7 @@ def test_multiworker_on_loopback_trains_and_workers_agree(tmp_path):
         workers.append(start_worker("multiworker", tmp_path / f"run{index}",
                                     tmp_path / f"w{index}.npz", env=env))
     finish(workers)
-    rows = read_metrics(tmp_path / "run0")
+    rows = RunDirectory(tmp_path / "run0").read_metrics()
     assert [r["epoch"] for r in rows] == [1, 2]
     assert all(np.isfinite(r["train_elbo"]) for r in rows)
     assert rows[1]["train_elbo"] > rows[0]["train_elbo"]

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from scipy import stats
 
-from tfvae.distributions import (MIN_SCALE, BernoulliLikelihood, DiagonalGaussian,
+from tfvae.models.distributions import (MIN_SCALE, BernoulliLikelihood, DiagonalGaussian,
                                  GaussianLikelihood)
 from tfvae.errors import InputError
 

@@ -21,7 +21,7 @@ from tfvae import VAE, cli
 from tfvae.errors import InputError
 from tfvae.export import (SIGNATURES, export_model, export_run, next_version, read_metadata,
                           serving_functions)
-from tfvae.training import load_run, load_run_dataset, read_metrics
+from tfvae.runs import RunDirectory, load_run
 
 MODEL = "mnist_vae"
 K = 200  # importance samples of log_likelihood in these exports
@@ -54,7 +54,7 @@ def exported(tiny_run, tmp_path_factory):
     base = tmp_path_factory.mktemp("export")
     path = export_run(tiny_run, MODEL, base_dir=base, num_samples=K)
     model, config = load_run(tiny_run)
-    x = load_run_dataset(config, test_examples=3).x_test
+    x = RunDirectory(tiny_run).load_dataset(test_examples=3).x_test
     inputs = {"x": x, "seed": np.array([0, 7, 2**40 + 3], np.int64),
               "z": np.random.default_rng(0).standard_normal((3, model.latent_dim), np.float32)}
     return {"path": path, "base": base, "model": model, "inputs": inputs,
@@ -72,7 +72,7 @@ def test_layout_and_metadata(exported, tiny_run):
     assert meta["dataset"] == "mnist" and meta["binarization"] == "dynamic"
     assert meta["image_shape"] == [28, 28, 1] and meta["latent_dim"] == 4
     assert meta["likelihood"] == "bernoulli" and meta["log_likelihood_num_samples"] == K
-    last = read_metrics(tiny_run)[-1]
+    last = RunDirectory(tiny_run).read_metrics()[-1]
     assert meta["test_elbo"] == pytest.approx(last["test_elbo"]) and meta["epochs"] == 2
     assert meta["versions"]["tensorflow"] == tf.__version__
     assert meta["model_name"] == MODEL and meta["version"] == 1

@@ -11,8 +11,9 @@ from conftest import run_cli
 from tfvae import VAE, noise
 from tfvae import data as datasets
 from tfvae.errors import InputError
-from tfvae.training import (XLA_MIN_EXAMPLES, largest_divisor, read_json, read_metrics,
-                             resolve_jit_compile, train)
+from tfvae.runs import RunDirectory
+from tfvae.storage import read_json
+from tfvae.training import XLA_MIN_EXAMPLES, largest_divisor, resolve_jit_compile, train
 
 SEED = tf.constant([7, -3], tf.int32)
 TINY = {"model_config": {"latent_dim": 3, "hidden": 16},
@@ -164,7 +165,7 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
     whole = train(tmp_path / "whole", epochs=3, **TINY)
     train(tmp_path / "part", epochs=2, **TINY)
     resumed = train(tmp_path / "part", epochs=3, resume=True, **TINY)
-    a, b = read_metrics(tmp_path / "whole")[2], read_metrics(tmp_path / "part")[2]
+    a, b = (RunDirectory(tmp_path / name).read_metrics()[2] for name in ("whole", "part"))
     for key in ("train_elbo", "train_kl", "test_elbo"):
         assert a[key] == pytest.approx(b[key], rel=1e-5), key
     for u, v in zip(whole.get_weights(), resumed.get_weights()):
@@ -183,7 +184,7 @@ def test_mixed_precision_keeps_float32_variables_and_elbo(tmp_path, precision):
     is_scaled = isinstance(vae.optimizer, keras.optimizers.LossScaleOptimizer)
     assert is_scaled == (precision == "float16")
     assert vae.elbo(np.zeros((2, 28, 28, 1), np.float32), seed=0).dtype == tf.float32
-    row = read_metrics(tmp_path / "run")[0]
+    row = RunDirectory(tmp_path / "run").read_metrics()[0]
     assert np.isfinite(row["train_elbo"]) and np.isfinite(row["test_elbo"])
     assert read_json(tmp_path / "run" / "config.json")["train"]["mixed_precision"] == precision
     with pytest.raises(InputError, match="--mixed-precision"):

@@ -11,7 +11,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from conftest import run_cli
-from tfvae import InputError, log_likelihood, objectives
+from tfvae import InputError, estimators, log_likelihood
 from tfvae.likelihood import hmc_log_likelihood
 
 tfd = tfp.distributions
@@ -123,16 +123,16 @@ def test_one_sample_importance_estimate_is_a_lower_bound_on_average(linear_gauss
 
 @pytest.fixture(scope="module")
 def trained_vae(tiny_run):
-    from tfvae.training import load_run, load_run_dataset
+    from tfvae.runs import RunDirectory, load_run
 
     model, config = load_run(tiny_run)
-    return model, load_run_dataset(config).x_test[:100]
+    return model, RunDirectory(tiny_run).load_dataset().x_test[:100]
 
 
 def test_importance_estimate_on_a_vae_is_above_the_elbo_and_grows_with_k(trained_vae):
     model, x = trained_vae
     q = model.encode(x)
-    elbo = objectives.elbo_terms(q, model.decode, model.prior, x, num_samples=200,
+    elbo = estimators.elbo_terms(q, model.decode, model.prior, x, num_samples=200,
                                  seed=tf.constant([5, 0]))["elbo"].numpy().mean()
     estimates = [log_likelihood(model, x, num_samples=k, seed=k).mean for k in (1, 10, 100, 1000)]
     assert abs(estimates[0] - elbo) < 1.5  # k = 1 estimates the ELBO itself
@@ -145,9 +145,9 @@ def test_chunks_do_not_change_the_importance_estimate(trained_vae):
     # Chunking is an exact split of one log-sum-exp: the same draws give the same estimate.
     model, x = trained_vae
     q, seed = model.encode(x[:10]), tf.constant([7, 0])
-    whole = objectives.importance_log_px(q, model.decode, model.prior, x[:10], num_samples=60,
+    whole = estimators.importance_log_px(q, model.decode, model.prior, x[:10], num_samples=60,
                                          seed=seed, chunk_size=60)
-    split = objectives.importance_log_px(q, model.decode, model.prior, x[:10], num_samples=60,
+    split = estimators.importance_log_px(q, model.decode, model.prior, x[:10], num_samples=60,
                                          seed=seed, chunk_size=60)
     assert np.allclose(whole, split)
 

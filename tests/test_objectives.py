@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae import VAE, objectives
+from tfvae import VAE, estimators
 
 tfd = tfp.distributions
 
@@ -32,7 +32,7 @@ def model_and_x():
 def test_estimators_a_and_b_agree_in_expectation(model_and_x):
     model, x = model_and_x
     q = model.encode(x)
-    terms = {kl: objectives.elbo_terms(q, model.decode, model.prior, x, kl=kl,
+    terms = {kl: estimators.elbo_terms(q, model.decode, model.prior, x, kl=kl,
                                        num_samples=4000, seed=tf.constant([3, 4]))
              for kl in ("analytic", "sampled")}
     # Same z draws: the reconstruction parts are identical, the KL parts agree in expectation.
@@ -40,7 +40,7 @@ def test_estimators_a_and_b_agree_in_expectation(model_and_x):
                                terms["sampled"]["reconstruction"])
     np.testing.assert_allclose(terms["analytic"]["elbo"], terms["sampled"]["elbo"], atol=0.1)
     # Estimator A's KL really is sampled: it differs from the analytic one for finite samples.
-    small = objectives.elbo_terms(q, model.decode, model.prior, x, kl="sampled", num_samples=1,
+    small = estimators.elbo_terms(q, model.decode, model.prior, x, kl="sampled", num_samples=1,
                                   seed=tf.constant([5, 6]))
     assert not np.allclose(small["kl"], terms["analytic"]["kl"])
 
@@ -49,15 +49,15 @@ def test_iwae_bound_lies_between_elbo_and_log_px(model_and_x):
     model, x = model_and_x
     q = model.encode(x)
     seed = tf.constant([7, 8])
-    iwae = objectives.iwae_terms(q, model.decode, model.prior, x, num_samples=1, seed=seed)
-    sampled = objectives.elbo_terms(q, model.decode, model.prior, x, kl="sampled",
+    iwae = estimators.iwae_terms(q, model.decode, model.prior, x, num_samples=1, seed=seed)
+    sampled = estimators.elbo_terms(q, model.decode, model.prior, x, kl="sampled",
                                     num_samples=1, seed=seed)
     np.testing.assert_allclose(iwae["iwae"], sampled["elbo"], rtol=1e-6)  # k = 1: the ELBO
-    elbo = objectives.elbo_terms(q, model.decode, model.prior, x, num_samples=500,
+    elbo = estimators.elbo_terms(q, model.decode, model.prior, x, num_samples=500,
                                  seed=seed)["elbo"].numpy()
-    bound_50 = objectives.iwae_terms(q, model.decode, model.prior, x, num_samples=50,
+    bound_50 = estimators.iwae_terms(q, model.decode, model.prior, x, num_samples=50,
                                      seed=seed)["iwae"].numpy()
-    log_px = objectives.importance_log_px(q, model.decode, model.prior, x, num_samples=2000,
+    log_px = estimators.importance_log_px(q, model.decode, model.prior, x, num_samples=2000,
                                           seed=seed, chunk_size=300).numpy()
     # E[IWAE_k] >= ELBO; the per-example gaps here are about a nat, well above the noise.
     assert np.all(bound_50 > elbo) and np.all(log_px > elbo)
@@ -78,6 +78,6 @@ def test_importance_log_px_combines_chunks_exactly():
     exact = decode(tf.zeros([2, 4])).log_prob(x).numpy()
     prior = tfd.MultivariateNormalDiag(loc=tf.zeros(4))
     for chunk_size in (1000, 300, 7):
-        estimate = objectives.importance_log_px(q, decode, prior, x, num_samples=1000,
+        estimate = estimators.importance_log_px(q, decode, prior, x, num_samples=1000,
                                                 seed=tf.constant([1, 1]), chunk_size=chunk_size)
         np.testing.assert_allclose(estimate, exact, rtol=1e-5)

@@ -6,25 +6,27 @@ import json
 import math
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
 from PIL import Image
 from scipy.stats import norm
 
-import tfvae.reproduce as R
 from conftest import cli_env, run_cli
-from tfvae import InputError
-from tfvae.plots import manifold_latents
+from tfvae import InputError, paper
+from tfvae.paper import budgets as B
+from tfvae.paper import loop as L
+from tfvae.paper.figures import manifold_latents
 
 TINY = dataclasses.replace(
-    R.BUDGETS["smoke"], name="tiny", points=3, eval_examples=50, log_px_examples=4,
+    B.BUDGETS["smoke"], name="tiny", points=3, eval_examples=50, log_px_examples=4,
     hmc={"num_samples": 8, "num_chains": 2, "burnin": 5, "leapfrog_steps": 3},
     importance_samples=10, learning_rates=(0.02,), pilot_samples=200)
 
 
 def _tiny_specs(experiment, budget):
-    return [R.RunSpec(experiment, "mnist", method, 2, 8, 200, 4800)
+    return [B.RunSpec(experiment, "mnist", method, 2, 8, 200, 4800)
             for method in ("wake_sleep", "mcem")]
 
 
@@ -34,56 +36,62 @@ def _read_csv(path):
 
 
 def test_the_experiments_are_the_papers():
-    cpu = R.BUDGETS["cpu"]
-    fig2 = R.experiment_runs("fig2", cpu)
+    cpu = B.BUDGETS["cpu"]
+    fig2 = B.experiment_runs("fig2", cpu)
     assert len(fig2) == 18  # (5 MNIST + 4 Frey Face latent sizes) x (AEVB, wake-sleep)
     assert {(s.dataset, s.latent_dim, s.hidden) for s in fig2} == {
         *(("mnist", nz, 500) for nz in (3, 5, 10, 20, 200)),
         *(("frey_face", nz, 200) for nz in (2, 5, 10, 20))}
-    fig3 = R.experiment_runs("fig3", cpu)
+    fig3 = B.experiment_runs("fig3", cpu)
     assert sorted((s.n_train, s.method) for s in fig3) == [
         (1000, "aevb"), (1000, "mcem"), (1000, "wake_sleep"),
         (50000, "aevb"), (50000, "wake_sleep")]  # MCEM is not online: N_train = 1000 only
     assert all(s.latent_dim == 3 and s.hidden == 100 and s.log_px for s in fig3)
-    assert [(s.dataset, s.latent_dim) for s in R.experiment_runs("manifold", cpu)] == [
+    assert [(s.dataset, s.latent_dim) for s in B.experiment_runs("manifold", cpu)] == [
         ("mnist", 2), ("frey_face", 2)]
-    assert R.BUDGETS["paper"].fig2_samples["mnist"] == 10**8
+    assert B.BUDGETS["paper"].fig2_samples["mnist"] == 10**8
     assert cpu.learning_rates == (0.01, 0.02, 0.1)
 
 
 def test_evaluation_points_are_log_spaced_batches_ending_at_the_budget():
-    spec = R.RunSpec("fig2", "mnist", "aevb", 3, 500, None, 500_000)
-    points = R.evaluation_points(spec, R.BUDGETS["cpu"])
+    spec = B.RunSpec("fig2", "mnist", "aevb", 3, 500, None, 500_000)
+    points = B.evaluation_points(spec, B.BUDGETS["cpu"])
     assert points[0] == 50_000 and points[-1] == 500_000 and len(points) == 6
     assert all(p % 100 == 0 for p in points)
     ratios = np.diff(np.log(points))
     assert np.allclose(ratios, ratios[0], atol=0.01)
     # MCEM evaluates each example 16 times a step: its points are whole steps of 1600 samples.
-    mcem = R.evaluation_points(dataclasses.replace(spec, method="mcem"), R.BUDGETS["cpu"])
+    mcem = B.evaluation_points(dataclasses.replace(spec, method="mcem"), B.BUDGETS["cpu"])
     assert all(p % 1600 == 0 for p in mcem) and mcem[-1] == 499_200 and len(mcem) == 6
 
 
 def test_samples_evaluated_count_every_pass_of_a_training_example():
     """AEVB: one pass per example and step. MCEM: the HMC transition's 11 gradients (start and
     10 leapfrog steps) and the 5 weight updates, each a pass of every example of the batch."""
-    budget = R.BUDGETS["smoke"]
+    budget = B.BUDGETS["smoke"]
     for method, optimizer_steps in (("aevb", 32), ("mcem", 2 * 5)):
-        spec = R.RunSpec("fig3", "mnist", method, 2, 8, 200, 3200)
-        data = R.RunData(spec, budget, 0)
-        model = R.build_model(spec, len(data.x_train), 0)
+        spec = B.RunSpec("fig3", "mnist", method, 2, 8, 200, 3200)
+        data = L.RunData(spec, budget, 0)
+        model = L.build_model(spec, data.dataset, 0)
         model.compile(optimizer="adagrad")
-        R.train_samples(model, data, method, 3200, seed=0)
+        L.train_samples(model, data, method, 3200, seed=0)
         assert int(model.optimizer.iterations) == optimizer_steps, method
     assert (model.leapfrog_steps, model.weight_updates, model.target_accept) == (10, 5, 0.9)
 
 
+def _data_of(num_train):
+    """What build_model reads of a dataset: its size, image shape and likelihood."""
+    return types.SimpleNamespace(x_train=range(num_train), image_shape=(28, 28, 1),
+                                 likelihood="bernoulli")
+
+
 def test_paper_initialization_and_weight_prior():
-    spec = R.RunSpec("fig2", "mnist", "aevb", 3, 500, None, 1000)
-    model = R.build_model(spec, num_train=50_000, seed=0)
+    spec = B.RunSpec("fig2", "mnist", "aevb", 3, 500, None, 1000)
+    model = L.build_model(spec, _data_of(50_000), seed=0)
     assert model.weight_decay == pytest.approx(1 / 50_000)  # N(0, I) prior, per example
     weights = np.concatenate([v.numpy().ravel() for v in model.trainable_variables])
     assert abs(weights.std() - 0.01) < 0.0002 and abs(weights.mean()) < 0.0002
-    mcem = R.build_model(dataclasses.replace(spec, method="mcem"), num_train=1000, seed=0)
+    mcem = L.build_model(dataclasses.replace(spec, method="mcem"), _data_of(1000), seed=0)
     assert mcem.latents.shape == (1000, 3)
     assert np.allclose(np.concatenate([v.numpy().ravel() for v in mcem.trainable_variables]).std(),
                        0.01, atol=0.0005)
@@ -101,20 +109,20 @@ def test_smoke_budget_end_to_end(tmp_path):
     result = run_cli("reproduce", "all", "--budget", "smoke", "--out", out)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "samples" in result.stderr  # progress
-    smoke = R.BUDGETS["smoke"]
+    smoke = B.BUDGETS["smoke"]
     for name in ("fig2.png", "fig3.png", "fig4_manifold_mnist.png", "fig4_manifold_frey_face.png",
                  "fig4_latent_mnist.png"):
         with Image.open(out / name) as image:
             assert image.width > 100 and image.height > 100
     with Image.open(out / "fig4_manifold_mnist.png") as image:  # 8 x 8 digits, 2x, 1px borders
         assert image.size == (2 * (8 * 29 + 1),) * 2
-    for experiment in R.EXPERIMENTS:
+    for experiment in B.EXPERIMENTS:
         rows = _read_csv(out / f"{experiment}.csv")
-        specs = R.experiment_runs(experiment, smoke)
+        specs = B.experiment_runs(experiment, smoke)
         for spec in specs:
             mine = [r for r in rows if r["method"] == spec.method and r["dataset"] == spec.dataset
                     and int(r["latent_dim"]) == spec.latent_dim]
-            assert [int(r["samples"]) for r in mine] == R.evaluation_points(spec, smoke)
+            assert [int(r["samples"]) for r in mine] == B.evaluation_points(spec, smoke)
             keys = (["train_log_px", "test_log_px"] if spec.log_px else []) + (
                 [] if spec.method == "mcem" else ["train_bound", "test_bound"])
             for r in mine:
@@ -130,18 +138,18 @@ def test_smoke_budget_end_to_end(tmp_path):
 
 def _count_training(monkeypatch):
     trained = []
-    real = R.train_samples
+    real = L.train_samples
 
     def counting(model, data, method, samples, seed, **kwargs):
         trained.append((method, samples))
         return real(model, data, method, samples, seed, **kwargs)
 
-    monkeypatch.setattr(R, "train_samples", counting)
+    monkeypatch.setattr(L, "train_samples", counting)
     return trained
 
 
 def test_a_killed_run_resumes_where_it_stopped(tmp_path, monkeypatch):
-    monkeypatch.setattr(R, "experiment_runs", _tiny_specs)
+    monkeypatch.setattr(paper, "experiment_runs", _tiny_specs)
     out = tmp_path / "out"
     reports = []
 
@@ -151,20 +159,20 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path, monkeypatch):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        R.reproduce("fig3", TINY, out, log=kill_after_first_mcem_point)
-    # A new process (as after a real kill) can load the checkpoint with tfvae.reproduce alone.
+        paper.reproduce("fig3", TINY, out, log=kill_after_first_mcem_point)
+    # A new process (as after a real kill) can load the checkpoint with tfvae.models alone.
     checkpoint = next((out / "runs" / "fig3" / "mnist-nz2-n200-mcem").glob("*.keras"))
     loaded = subprocess.run(
-        [sys.executable, "-c", "import sys, keras, tfvae.reproduce; "
+        [sys.executable, "-c", "import sys, keras, tfvae.models; "
                                "print(type(keras.saving.load_model(sys.argv[1])).__name__)",
          str(checkpoint)], capture_output=True, text=True, env=cli_env(), timeout=300)
     assert loaded.stdout.strip() == "MCEM", loaded.stderr[-2000:]
     first = (out / "runs" / "fig3" / "mnist-nz2-n200-wake_sleep" / "state.json").read_text()
     trained = _count_training(monkeypatch)
     messages = []
-    R.reproduce("fig3", TINY, out, log=messages.append)
+    paper.reproduce("fig3", TINY, out, log=messages.append)
 
-    points = {spec.method: R.evaluation_points(spec, TINY) for spec in _tiny_specs("fig3", TINY)}
+    points = {spec.method: B.evaluation_points(spec, TINY) for spec in _tiny_specs("fig3", TINY)}
     assert points == {"wake_sleep": [200, 1000, 4800], "mcem": [1600, 4800]}
     # The finished run is not touched; MCEM goes on from 1600 samples with its chains.
     assert (out / "runs" / "fig3" / "mnist-nz2-n200-wake_sleep" / "state.json").read_text() == first
@@ -180,8 +188,8 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path, monkeypatch):
 
 def test_a_nan_lowers_the_step_size_and_training_goes_on(tmp_path, monkeypatch):
     budget = dataclasses.replace(TINY, learning_rates=(0.01, 0.02))
-    spec = R.RunSpec("fig2", "mnist", "aevb", 2, 8, 200, 1000)
-    real = R.train_samples
+    spec = B.RunSpec("fig2", "mnist", "aevb", 2, 8, 200, 1000)
+    real = L.train_samples
     calls = []
 
     def nan_once(model, data, method, samples, seed, **kwargs):
@@ -190,10 +198,10 @@ def test_a_nan_lowers_the_step_size_and_training_goes_on(tmp_path, monkeypatch):
             return {"loss": math.nan}
         return {**real(model, data, method, samples, seed), "_lr": calls[-1]}
 
-    monkeypatch.setattr(R, "train_samples", nan_once)
-    monkeypatch.setattr(R, "training_score", lambda method, logs: logs["_lr"])  # pick 0.02
+    monkeypatch.setattr(L, "train_samples", nan_once)
+    monkeypatch.setattr(L, "training_score", lambda method, logs: logs["_lr"])  # pick 0.02
     messages = []
-    state = R.Run(spec, budget, tmp_path, 0, messages.append).execute()
+    state = L.Run(spec, budget, tmp_path, 0, messages.append).execute()
     assert state["status"] == "finished"
     assert state["step_size_changes"] == [{"samples": 200, "from": 0.02, "to": 0.01}]
     assert state["learning_rate"] == 0.01
@@ -203,16 +211,16 @@ def test_a_nan_lowers_the_step_size_and_training_goes_on(tmp_path, monkeypatch):
 
 
 def test_a_nan_at_the_smallest_step_size_stops_the_curve(tmp_path, monkeypatch):
-    spec = R.RunSpec("fig2", "mnist", "aevb", 2, 8, 200, 1000)
-    real = R.train_samples
+    spec = B.RunSpec("fig2", "mnist", "aevb", 2, 8, 200, 1000)
+    real = L.train_samples
     calls = []
 
     def nan_after_pilot(model, data, method, samples, seed, **kwargs):
         calls.append(samples)
         return real(model, data, method, samples, seed) if len(calls) <= 2 else {"loss": math.nan}
 
-    monkeypatch.setattr(R, "train_samples", nan_after_pilot)
-    state = R.Run(spec, TINY, tmp_path, 0, lambda m: None).execute()
+    monkeypatch.setattr(L, "train_samples", nan_after_pilot)
+    state = L.Run(spec, TINY, tmp_path, 0, lambda m: None).execute()
     assert state["status"] == "diverged"
     assert [r["samples"] for r in state["rows"]] == [200]
 
@@ -221,8 +229,8 @@ def test_the_pilot_scores_its_second_half(tmp_path, monkeypatch):
     """0.01 leads over the pilot's first half (the climb from the initialization), 0.02 over the
     second; 0.02 must win, and each candidate trains the pilot's samples in two halves."""
     budget = dataclasses.replace(TINY, learning_rates=(0.01, 0.02))
-    spec = R.RunSpec("fig2", "mnist", "aevb", 2, 8, 200, 1000)
-    real = R.train_samples
+    spec = B.RunSpec("fig2", "mnist", "aevb", 2, 8, 200, 1000)
+    real = L.train_samples
     calls = []
 
     def scripted(model, data, method, samples, seed, **kwargs):
@@ -235,17 +243,17 @@ def test_the_pilot_scores_its_second_half(tmp_path, monkeypatch):
                             (0.01, False): -200.0, (0.02, False): -150.0}[(lr, first_half)]
         return logs
 
-    monkeypatch.setattr(R, "train_samples", scripted)
-    state = R.Run(spec, budget, tmp_path, 0, lambda m: None).execute()
+    monkeypatch.setattr(L, "train_samples", scripted)
+    state = L.Run(spec, budget, tmp_path, 0, lambda m: None).execute()
     assert state["learning_rate"] == 0.02
     assert calls[:4] == [(0.01, 100), (0.01, 100), (0.02, 100), (0.02, 100)]
 
 
 def test_progress_is_reported_during_long_stretches(monkeypatch):
     ticks = iter(range(0, 1000, 20))  # a clock that moves 20 s per reading
-    monkeypatch.setattr(R.time, "perf_counter", lambda: next(ticks))
+    monkeypatch.setattr(L.time, "perf_counter", lambda: next(ticks))
     seen = []
-    progress = R.Progress(seen.append, R.samples_per_step("mcem"), every=30.0)
+    progress = L.Progress(seen.append, B.samples_per_step("mcem"), every=30.0)
     progress.on_train_begin()
     for batch in range(4):
         progress.on_train_batch_end(batch)
@@ -253,20 +261,20 @@ def test_progress_is_reported_during_long_stretches(monkeypatch):
 
 
 def test_out_dir_must_match_the_budget_it_was_started_with(tmp_path, monkeypatch):
-    monkeypatch.setattr(R, "experiment_runs", lambda e, b: [])
-    R.reproduce("fig2", TINY, tmp_path / "a", log=lambda m: None)
+    monkeypatch.setattr(paper, "experiment_runs", lambda e, b: [])
+    paper.reproduce("fig2", TINY, tmp_path / "a", log=lambda m: None)
     with pytest.raises(InputError) as info:
-        R.reproduce("fig2", "smoke", tmp_path / "a", log=lambda m: None)
+        paper.reproduce("fig2", "smoke", tmp_path / "a", log=lambda m: None)
     assert info.value.argument == "--out"
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "notes.txt").write_text("mine")
     with pytest.raises(InputError, match="other files"):
-        R.reproduce("fig2", TINY, tmp_path / "b", log=lambda m: None)
+        paper.reproduce("fig2", TINY, tmp_path / "b", log=lambda m: None)
     with pytest.raises(InputError) as info:
-        R.reproduce("fig9", TINY, tmp_path / "c", log=lambda m: None)
+        paper.reproduce("fig9", TINY, tmp_path / "c", log=lambda m: None)
     assert info.value.argument == "EXPERIMENT"
     with pytest.raises(InputError) as info:
-        R.reproduce("fig2", "huge", tmp_path / "c", log=lambda m: None)
+        paper.reproduce("fig2", "huge", tmp_path / "c", log=lambda m: None)
     assert info.value.argument == "--budget"
 
 

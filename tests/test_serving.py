@@ -24,7 +24,7 @@ from tfvae import cli
 from tfvae.errors import InputError
 from tfvae.export import export_run, serving_functions
 from tfvae.serving import Client, ServingError
-from tfvae.training import load_run, load_run_dataset
+from tfvae.runs import RunDirectory, load_run
 
 MODEL = "mnist_vae"
 K = 100
@@ -37,7 +37,7 @@ def served(tiny_run, tmp_path_factory):
     base = tmp_path_factory.mktemp("serving")
     path = export_run(tiny_run, MODEL, base_dir=base, num_samples=K)
     model, config = load_run(tiny_run)
-    x = load_run_dataset(config, test_examples=3).x_test
+    x = RunDirectory(tiny_run).load_dataset(test_examples=3).x_test
     seeds = np.array([3, 11, 2**35], np.int64)
     z = np.random.default_rng(2).standard_normal((3, model.latent_dim)).astype(np.float32)
     functions = serving_functions(model, K)

@@ -1,6 +1,5 @@
 """Run directories: what training writes, resume after a kill, divergence, and the CLI."""
 
-import csv
 import json
 import signal
 import subprocess
@@ -13,9 +12,10 @@ import pytest
 import tensorflow as tf
 
 from conftest import cli_env, run_cli
-from tfvae import model as model_module
 from tfvae.cli import main
-from tfvae.training import TrainingDiverged, load_run, read_metrics, train
+from tfvae.models import VAE
+from tfvae.runs import RunDirectory, load_run
+from tfvae.training import TrainingDiverged, train
 
 TINY = ["--train-examples", "1000", "--test-examples", "200", "--hidden", "32",
         "--latent-dim", "3", "--batch-size", "100", "--quiet"]
@@ -33,7 +33,7 @@ def test_cli_end_to_end(tmp_path):
     assert any((run_dir / "tensorboard").rglob("events.out.tfevents*"))
     config = json.loads((run_dir / "config.json").read_text())
     assert config["data"]["binarize"] == "dynamic" and config["model"]["latent_dim"] == 3
-    rows = read_metrics(run_dir)
+    rows = RunDirectory(run_dir).read_metrics()
     assert [r["epoch"] for r in rows] == [1, 2]
     assert all(r["examples_per_second"] > 0 and r["test_elbo"] < 0 for r in rows)
     assert rows[1]["train_elbo"] > rows[0]["train_elbo"]
@@ -82,7 +82,7 @@ def test_resume_continues_a_killed_run_from_its_checkpoint(tmp_path):
 
     resumed = run_cli("train", "--out", run_dir, "--resume", "--epochs", str(done + 2), "--quiet")
     assert resumed.returncode == 0, resumed.stderr
-    rows = read_metrics(run_dir)
+    rows = RunDirectory(run_dir).read_metrics()
     assert [int(r["epoch"]) for r in rows] == list(range(1, done + 3))
     model, _ = load_run(run_dir)
     # 10 steps per epoch; the optimizer state came back with the weights.
@@ -95,7 +95,7 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, 
     def nan_after_15_steps(self):
         return tf.where(self.optimizer.iterations >= 15, np.nan, 0.0)
 
-    monkeypatch.setattr(model_module.VAE, "_weight_penalty", nan_after_15_steps)
+    monkeypatch.setattr(VAE, "_weight_penalty", nan_after_15_steps)
     run_dir = tmp_path / "run"
     with pytest.raises(TrainingDiverged, match="NaN"):
         train(run_dir, model_config={"latent_dim": 2, "hidden": 16},
@@ -106,7 +106,7 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, 
     last = keras.saving.load_model(run_dir / "checkpoints" / "last.keras")
     assert int(last.optimizer.iterations) == 10
     assert all(np.all(np.isfinite(w)) for w in last.get_weights())
-    assert len(read_metrics(run_dir)) == 1
+    assert len(RunDirectory(run_dir).read_metrics()) == 1
 
 
 def _write_npz(path, **arrays):
@@ -147,10 +147,11 @@ def test_the_command_exits_2_on_bad_input(tmp_path):
 def test_an_existing_run_is_not_overwritten_without_overwrite(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    (run_dir / "config.json").write_text("{}")
+    previous = json.dumps({"model_type": "vae", "model": {}, "data": {}, "train": {}})
+    (run_dir / "config.json").write_text(previous)
     result = run_cli("train", "--out", run_dir, *TINY)
     assert result.returncode == 2 and "not empty" in result.stderr
-    assert (run_dir / "config.json").read_text() == "{}"
+    assert (run_dir / "config.json").read_text() == previous
     result = run_cli("train", "--out", run_dir, "--overwrite", "--epochs", "1", *TINY)
     assert result.returncode == 0, result.stderr
     assert json.loads((run_dir / "config.json").read_text())["train"]["epochs"] == 1
@@ -186,7 +187,7 @@ def test_estimator_a_with_static_binarization_and_adagrad(tmp_path, capsys):
     config = json.loads((run_dir / "config.json").read_text())
     assert config["model"]["kl"] == "sampled" and config["model"]["num_samples"] == 2
     assert config["data"]["binarize"] == "static" and config["train"]["optimizer"] == "adagrad"
-    rows = read_metrics(run_dir)
+    rows = RunDirectory(run_dir).read_metrics()
     assert rows[1]["train_elbo"] > rows[0]["train_elbo"]
     # Estimator A's KL is a sampled log-ratio: positive on average once q has moved from p.
     assert rows[1]["test_kl"] > 0

@@ -16,12 +16,16 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _LAZY = {
-    "VAE": "tfvae.model",
+    "VAE": "tfvae.models",
+    "Autoencoder": "tfvae.models",
+    "WakeSleep": "tfvae.models",
+    "MCEM": "tfvae.models",
+    "LatentVariableModel": "tfvae.models",
     "load_dataset": "tfvae.data",
     "train": "tfvae.training",
-    "load_run": "tfvae.training",
+    "RunDirectory": "tfvae.runs",
+    "load_run": "tfvae.runs",
     "export_model": "tfvae.export",
-    "Autoencoder": "tfvae.autoencoder",
     "classifier_from_encoder": "tfvae.features",
     "log_likelihood": "tfvae.likelihood",
 }

@@ -37,11 +37,12 @@ import zlib
 import numpy as np
 from scipy import special
 
+from tfvae.checks import check_choice, check_int
 from tfvae.errors import InputError
+from tfvae.options import QUANTIZERS
 
 MAGIC = b"\x89TFVAE\r\n"
 VERSION = 1
-QUANTIZERS = ("uniform", "gaussian")
 MAX_BITS = 16
 _HEADER = struct.Struct(">8sHBBII32s")  # magic, version, bits, quantizer, N, D, fingerprint
 _CRC = struct.Struct(">I")
@@ -61,20 +62,14 @@ def model_fingerprint(model):
 # ------------------------------------------------------------------------------ quantization
 
 
-def _check_bits(bits):
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not (
-            1 <= bits <= MAX_BITS):
-        raise InputError("--bits", f"an integer from 1 to {MAX_BITS}", repr(bits))
-
-
-def _check_quantizer(quantizer):
-    if quantizer not in QUANTIZERS:
-        raise InputError("--quantizer", f"one of {QUANTIZERS}", repr(quantizer))
+def check_bits(bits):
+    """``bits`` per latent dimension, an integer from 1 to MAX_BITS."""
+    return check_int("--bits", bits, 1, MAX_BITS)
 
 
 def quantizer_params(z, quantizer="uniform"):
     """The per-dimension parameters (a, b), each float32 [D], that the header stores."""
-    _check_quantizer(quantizer)
+    check_choice("--quantizer", quantizer, QUANTIZERS)
     z = np.asarray(z, np.float64)
     if quantizer == "uniform":
         return z.min(axis=0).astype(np.float32), z.max(axis=0).astype(np.float32)
@@ -83,8 +78,8 @@ def quantizer_params(z, quantizer="uniform"):
 
 def quantize(z, bits, quantizer, a, b):
     """Codes k [N, D] (uint32) in 0..2^B - 1 of z [N, D]."""
-    _check_bits(bits)
-    _check_quantizer(quantizer)
+    check_bits(bits)
+    check_choice("--quantizer", quantizer, QUANTIZERS)
     z, a, b = (np.asarray(v, np.float64) for v in (z, a, b))
     levels = 2 ** bits
     if quantizer == "uniform":
@@ -98,8 +93,8 @@ def quantize(z, bits, quantizer, a, b):
 
 def dequantize(codes, bits, quantizer, a, b):
     """The decoded latent values [N, D] (float32) of codes k [N, D]: each bin's centre."""
-    _check_bits(bits)
-    _check_quantizer(quantizer)
+    check_bits(bits)
+    check_choice("--quantizer", quantizer, QUANTIZERS)
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     centre = (np.asarray(codes, np.float64) + 0.5) / 2 ** bits
     if quantizer == "uniform":
@@ -179,8 +174,8 @@ def compress(model, x, bits, quantizer="uniform", batch_size=1000):
     """Images x [N, *E] -> the bytes of a code file: the latent means quantized to ``bits``."""
     from tfvae.features import latent_means
 
-    _check_bits(bits)
-    _check_quantizer(quantizer)
+    check_bits(bits)
+    check_choice("--quantizer", quantizer, QUANTIZERS)
     z = latent_means(model, x, batch_size=batch_size)
     a, b = quantizer_params(z, quantizer)
     codes = quantize(z, bits, quantizer, a, b)

@@ -20,7 +20,8 @@ signature              inputs                         outputs
 
 ``encode`` is also ``serving_default``. ``x_mean`` is the mean of p(x|z): Bernoulli
 probabilities or Gaussian means. ``log_px`` is the importance-sampled estimate
-log (1/k) sum_l p(x, z_l) / q(z_l|x) with k fixed at export.
+log (1/k) sum_l p(x, z_l) / q(z_l|x) with k fixed at export. A model without a bound on log p(x)
+(the autoencoder, whose ``z_stddev`` is 0) has every signature but ``log_likelihood``.
 
 Seeds: row i draws all its noise from the stateless seed [low 32 bits, high 32 bits] of
 ``seed[i]`` (so [s, 0] for 0 <= s < 2**31, the seed ``VAE.sample(1, seed=s)`` uses). A row's
@@ -43,12 +44,14 @@ from pathlib import Path
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae import objectives
+from tfvae import estimators
+from tfvae.checks import check_int
 from tfvae.errors import InputError
+from tfvae.options import EXPORT_LOG_LIKELIHOOD_SAMPLES as DEFAULT_NUM_SAMPLES
+from tfvae.runs import RunDirectory
 
 SIGNATURES = ("encode", "decode", "sample", "reconstruct", "log_likelihood")
 DEFAULT_SIGNATURE = "encode"
-DEFAULT_NUM_SAMPLES = 1000
 METADATA_FILE = "tfvae.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -114,17 +117,23 @@ def check_seeds(seed, x=None):
     return _checked(seed, checks)
 
 
+def model_signatures(model):
+    """The names of the signatures ``model`` has: all, less ``log_likelihood`` without a bound."""
+    return tuple(s for s in SIGNATURES if model.has_bound or s != "log_likelihood")
+
+
 def input_specs(model):
     """The signatures' inputs: name -> list of ``tf.TensorSpec`` (named as in the SignatureDef)."""
     image = tf.TensorSpec([None, *model.image_shape], tf.float32, name="x")
     seed = tf.TensorSpec([None], tf.int64, name="seed")
-    return {
+    specs = {
         "encode": [image],
         "decode": [tf.TensorSpec([None, model.latent_dim], tf.float32, name="z")],
         "sample": [seed],
         "reconstruct": [image],
         "log_likelihood": [image, seed],
     }
+    return {name: specs[name] for name in model_signatures(model)}
 
 
 def serving_functions(model, num_samples=DEFAULT_NUM_SAMPLES):
@@ -133,7 +142,7 @@ def serving_functions(model, num_samples=DEFAULT_NUM_SAMPLES):
     Exported as traced graphs; called eagerly they give the in-process answers an export must
     reproduce.
     """
-    _check_num_samples(num_samples)
+    check_int("--num-samples", num_samples)
     bernoulli = model.likelihood_name == "bernoulli"
     latent = tf.TensorSpec([model.latent_dim], tf.float32)
 
@@ -163,7 +172,7 @@ def serving_functions(model, num_samples=DEFAULT_NUM_SAMPLES):
             image = image[tf.newaxis]
             elbo_seed, px_seed = tf.unstack(tfp.random.split_seed(row_seed(s), n=2))
             elbo = model.bound_terms(image, seed=elbo_seed)["elbo"]
-            log_px = objectives.importance_log_px(
+            log_px = estimators.importance_log_px(
                 model.encode(image), model.decode, model.prior, image,
                 num_samples=num_samples, seed=px_seed)
             return tf.stack([elbo[0], log_px[0]])
@@ -171,8 +180,9 @@ def serving_functions(model, num_samples=DEFAULT_NUM_SAMPLES):
         out = tf.map_fn(one, (x, seed), fn_output_signature=tf.TensorSpec([2], tf.float32))
         return {"elbo": out[:, 0], "log_px": out[:, 1]}
 
-    return {"encode": encode, "decode": decode, "sample": sample, "reconstruct": reconstruct,
-            "log_likelihood": log_likelihood}
+    functions = {"encode": encode, "decode": decode, "sample": sample,
+                 "reconstruct": reconstruct, "log_likelihood": log_likelihood}
+    return {name: functions[name] for name in model_signatures(model)}
 
 
 # ------------------------------------------------------------------------------- the export
@@ -185,7 +195,7 @@ def export_model(model, path, *, num_samples=DEFAULT_NUM_SAMPLES, metadata=None)
     SavedModel is written beside ``path`` and renamed into place; returns ``path``.
     """
     path = Path(path)
-    _check_num_samples(num_samples)
+    check_int("--num-samples", num_samples)
     _check_new(path, "path")
     path.parent.mkdir(parents=True, exist_ok=True)
     info = {**model_metadata(model, num_samples), **(metadata or {})}
@@ -233,22 +243,17 @@ def export_run(run_dir, model_name, *, base_dir="export", version=None,
     ``version`` defaults to one more than the highest existing version (1 for the first).
     The metadata records the run's dataset, binarization and test ELBO.
     """
-    from tfvae.training import load_run
-
     if not isinstance(model_name, str) or not _NAME.match(model_name):
         raise InputError("--model-name", "a name of letters, digits, '_', '.' or '-'",
                          repr(model_name))
     model_dir = Path(base_dir) / model_name
-    if version is None:
-        version = next_version(model_dir)
-    elif isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise InputError("--version", "an integer >= 1", repr(version))
+    version = next_version(model_dir) if version is None else check_int("--version", version)
     path = model_dir / str(version)
     _check_new(path, "--version")
-    _check_num_samples(num_samples)
-    model, config = load_run(run_dir, checkpoint)
-    info = {"model_name": model_name, "version": version,
-            **run_metadata(run_dir, config, checkpoint)}
+    check_int("--num-samples", num_samples)
+    run = RunDirectory(run_dir)
+    model = run.load_model(checkpoint)
+    info = {"model_name": model_name, "version": version, **run_metadata(run, checkpoint)}
     return export_model(model, path, num_samples=num_samples, metadata=info)
 
 
@@ -276,6 +281,7 @@ def model_metadata(model, num_samples):
 
     return {
         "format": "tfvae-savedmodel",
+        "has_bound": model.has_bound,
         "signatures": {
             name: {"inputs": [spec.name for spec in specs],
                    "outputs": list(_OUTPUTS[name])}
@@ -297,16 +303,15 @@ def model_metadata(model, num_samples):
     }
 
 
-def run_metadata(run_dir, config, checkpoint="model"):
-    """What a run directory says about the exported model: data and its test ELBO."""
-    from tfvae.training import read_json, read_metrics
-
-    run_dir = Path(run_dir)
+def run_metadata(run, checkpoint="model"):
+    """What a run directory (a :class:`tfvae.runs.RunDirectory`) says about the exported model:
+    its data and test ELBO."""
+    config = run.read_config()
     info = {"dataset": config["data"].get("name"),
             "binarization": config["data"].get("binarize"),
-            "run_dir": str(run_dir.resolve()), "checkpoint": checkpoint}
-    state = read_json(run_dir / "state.json") if (run_dir / "state.json").is_file() else {}
-    rows = read_metrics(run_dir) if (run_dir / "metrics.csv").is_file() else []
+            "run_dir": str(run.path.resolve()), "checkpoint": checkpoint}
+    state = run.read_state()
+    rows = run.read_metrics()
     if checkpoint == "best":
         info["test_elbo"] = _finite_or_none(state.get("best_test_elbo"))
     elif rows:
@@ -322,11 +327,6 @@ _OUTPUTS = {"encode": ("z_mean", "z_stddev"), "decode": ("x_mean",), "sample": (
 
 def _jsonable(obj):
     return json.loads(json.dumps(obj, default=lambda o: repr(o)))
-
-
-def _check_num_samples(num_samples):
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise InputError("--num-samples", "an integer >= 1", repr(num_samples))
 
 
 def _check_new(path, argument):

@@ -12,13 +12,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvae.checks import check_int
+from tfvae.data import model_images
 from tfvae.errors import InputError
 
 
 def latent_means(model, x, batch_size=1000):
     """The mean of the model's code distribution for each image of ``x``: float32 [N, D]."""
-    x = np.asarray(x, np.float32)
-    _check_images(model, x, "x")
+    x = model_images(model, x, "x")
     out = [model.encode(x[i:i + batch_size]).mean().numpy() for i in range(0, len(x), batch_size)]
     return np.concatenate(out).astype(np.float32)
 
@@ -122,13 +123,11 @@ def classifier_from_encoder(model, num_classes, *, copy_weights=True, name="clas
 
     It is a fresh copy of the encoder's body (the hidden layers below the code) followed by a new
     softmax layer. With ``copy_weights`` the body starts from the trained encoder's weights (the
-    seed's "initial weights for a supervised network"); without, from a random initialization of
+    use of the code as "initial weights for a supervised network"); without, from a random initialization of
     the same architecture, the baseline to compare with. Training the classifier never changes
     ``model``.
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or \
-            num_classes < 2:
-        raise InputError("num_classes", "an integer >= 2", repr(num_classes))
+    num_classes = check_int("num_classes", num_classes, minimum=2)
     encoder = getattr(model, "encoder", None)
     source = getattr(encoder, "body", None)
     if source is None:
@@ -142,13 +141,6 @@ def classifier_from_encoder(model, num_classes, *, copy_weights=True, name="clas
     if copy_weights:
         body.set_weights(source.get_weights())
     return classifier
-
-
-def _check_images(model, x, argument):
-    shape = tuple(model.image_shape)
-    if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape:
-        raise InputError(argument, f"images [N, {', '.join(map(str, shape))}] as the model takes",
-                         f"shape {tuple(x.shape)}")
 
 
 # ------------------------------------------------------------------------------ experiments

@@ -1,21 +1,22 @@
 """Inputs and outputs of the application commands: a run of the right model type, its dataset,
-image arrays in .npz files, and outputs written atomically (all or nothing).
+image arrays in .npz files, and where outputs go.
 
 Input .npz files hold ``x``, images [N, H, W], [N, H, W, C] or [N, H*W] (grey levels 0..255 or
-floats in [0, 1]), and optionally ``y``, one integer label per image.
+floats in [0, 1]), and optionally ``y``, one integer label per image. Outputs are written
+atomically (``tfvae.storage``).
 """
 
-import io
 from pathlib import Path
 
 import numpy as np
 
 from tfvae import data as datasets
+from tfvae.data.files import read_npz
 from tfvae.errors import InputError
-from tfvae.training import is_run, load_run, load_run_dataset, read_json, write_atomic
+from tfvae.runs import RunDirectory
 
 # Model types whose runs have encode(x) -> a distribution over z, and decode(z).
-CODE_MODELS = ("vae", "autoencoder")
+CODE_MODELS = ("vae", "autoencoder", "wake_sleep")
 
 
 def check_out(path, suffix):
@@ -34,13 +35,13 @@ def load_code_run(run_dir, model_types=CODE_MODELS, purpose="an encoder and a de
                   checkpoint="model"):
     """(model, config) of a run whose model type is one of ``model_types``, checked before the
     model is loaded."""
-    if is_run(run_dir):
-        model_type = read_json(Path(run_dir) / "config.json").get("model_type")
-        if model_type not in model_types:
-            wanted = " or ".join(map(repr, model_types))
-            raise InputError("RUN_DIR", f"a run of model type {wanted} ({purpose})",
-                             f"{str(run_dir)!r}, a run of model type {model_type!r}")
-    return load_run(run_dir, checkpoint)
+    run = RunDirectory(run_dir)
+    model_type = run.model_type()
+    if model_type not in model_types:
+        wanted = " or ".join(map(repr, model_types))
+        raise InputError("RUN_DIR", f"a run of model type {wanted} ({purpose})",
+                         f"{str(run_dir)!r}, a run of model type {model_type!r}")
+    return run.load_model(checkpoint), run.read_config()
 
 
 def run_dataset(model, config, name=None, train_examples=None, test_examples=None):
@@ -49,12 +50,11 @@ def run_dataset(model, config, name=None, train_examples=None, test_examples=Non
     No binarization: under MNIST's dynamic binarization the train split keeps grey levels but the
     test split is binarized once, and features must treat both splits alike.
     """
-    seed = config["train"]["seed"]
     limits = {"train_examples": train_examples, "test_examples": test_examples}
-    if name is None:
-        dataset = load_run_dataset(config, binarize="none", **limits)
-    else:
-        dataset = datasets.load_dataset(name, binarize="none", seed=seed, **limits)
+    data_config = {**config["data"], "name": name or config["data"]["name"], "binarize": "none"}
+    if name is not None:
+        data_config.pop("data_path", None)
+    dataset = datasets.load_dataset(**{**data_config, "seed": config["train"]["seed"], **limits})
     if tuple(dataset.image_shape) != tuple(model.image_shape):
         raise InputError("--dataset", f"images of shape {tuple(model.image_shape)}, as the run's "
                          "model takes", f"{dataset.name} with shape {dataset.image_shape}")
@@ -67,18 +67,10 @@ def read_images(path, model, argument="--input", labels=False):
     expected = "an .npz file with images x (and labels y)"
     if not path.is_file():
         raise InputError(argument, expected, f"{str(path)!r}, which is not a file")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {key: f[key] for key in f.files}
-    except (OSError, ValueError) as exc:  # not a zip, truncated, or pickled objects
-        raise InputError(argument, expected, f"{str(path)!r} ({exc})") from exc
+    arrays = read_npz(path, argument, expected)
     if "x" not in arrays:
         raise InputError(argument, expected, f"{str(path)!r} with keys {sorted(arrays)}")
-    x = datasets.validate_images(arrays["x"], argument=f"{argument} (x)",
-                                 bernoulli=model.likelihood_name == "bernoulli")
-    if tuple(x.shape[1:]) != tuple(model.image_shape):
-        raise InputError(f"{argument} (x)", f"images of shape {tuple(model.image_shape)}, as the "
-                         "run's model takes", f"shape {x.shape[1:]}")
+    x = datasets.model_images(model, arrays["x"], f"{argument} (x)")
     y = arrays.get("y")
     if y is not None:
         y = np.asarray(y)
@@ -89,15 +81,3 @@ def read_images(path, model, argument="--input", labels=False):
     elif labels:
         raise InputError(argument, "an .npz with labels y", f"{str(path)!r} without y")
     return x, y
-
-
-def write_npz(path, **arrays):
-    """Write ``arrays`` to ``path`` as an .npz, atomically."""
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    write_bytes(path, buffer.getvalue())
-
-
-def write_bytes(path, data):
-    """Write ``data`` to ``path`` atomically."""
-    write_atomic(path, lambda tmp: Path(tmp).write_bytes(data))

@@ -9,10 +9,10 @@
 import numpy as np
 import tensorflow as tf
 
+from tfvae.checks import check_choice, check_int, check_number
+from tfvae.data import model_images
 from tfvae.errors import InputError
-from tfvae.model import VAE
-
-PATHS = ("linear", "spherical")
+from tfvae.options import INTERPOLATION_PATHS
 
 
 def lerp(z0, z1, t):
@@ -43,10 +43,8 @@ def slerp(z0, z1, t):
 
 def latent_path(z0, z1, steps, path="linear"):
     """``steps`` codes [steps, D] from z0 to z1 inclusive, along ``path``."""
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 2:
-        raise InputError("--steps", "an integer >= 2 (both endpoints included)", repr(steps))
-    if path not in PATHS:
-        raise InputError("--path", f"one of {PATHS}", repr(path))
+    steps = check_int("--steps", steps, minimum=2)
+    check_choice("--path", path, INTERPOLATION_PATHS)
     t = np.linspace(0.0, 1.0, steps)
     return lerp(z0, z1, t) if path == "linear" else slerp(z0, z1, t)
 
@@ -70,16 +68,12 @@ def augment(model, x, y=None, *, per_example=10, temperature=1.0, seed=0, batch_
     ``(images [N * per_example, *E], labels or None, source [N * per_example])``, where ``source``
     is the index in ``x`` each sample came from and the labels are ``y[source]``.
     """
-    if not isinstance(model, VAE):
+    if not (model.has_encoder and model.has_bound):
         raise InputError("model", "a VAE (augmentation samples its posterior q(z|x))",
                          f"a {type(model).__name__}, whose code is deterministic")
-    if isinstance(per_example, bool) or not isinstance(per_example, (int, np.integer)) or \
-            per_example < 1:
-        raise InputError("--per-example", "an integer >= 1", repr(per_example))
-    if not (isinstance(temperature, (int, float)) and np.isfinite(temperature)
-            and temperature >= 0):
-        raise InputError("--temperature", "a finite number >= 0", repr(temperature))
-    x = np.asarray(x, np.float32)
+    per_example = check_int("--per-example", per_example)
+    temperature = check_number("--temperature", temperature, at_least=0)
+    x = model_images(model, x, "x")
     if y is not None and len(y) != len(x):
         raise InputError("y", f"{len(x)} labels, one per image", f"{len(y)}")
     rng = np.random.default_rng(seed)

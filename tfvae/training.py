@@ -1,25 +1,12 @@
-"""Training runs: a run directory, ``fit`` with checkpoints, and loading a run back.
+"""Training a model into a run directory with ``fit``: checkpoints, resume, TensorBoard scalars,
+and the execution settings (XLA, steps per execution, mixed precision, ``tf.distribute``).
 
-A run directory holds:
-
-- ``config.json``: the model, data and training settings (with the binarization used);
-- ``metrics.csv``: one row per epoch, train and test ``elbo``/``reconstruction``/``kl``, seconds
-  and examples per second;
-- ``tensorboard/``: TensorBoard logs;
-- ``checkpoints/last.keras`` and ``checkpoints/best.keras`` (best test ELBO), with the optimizer
-  state, written atomically at the end of each epoch whose loss is finite;
-- ``state.json``: epochs completed, best test ELBO and status (``running``, ``finished``,
-  ``diverged``);
-- ``model.keras``: the final model, once training finishes.
-
-``--resume`` continues a killed run from ``checkpoints/last.keras`` with its optimizer state.
+The directory's files belong to :class:`tfvae.runs.RunDirectory`; ``--resume`` continues a killed
+run from ``checkpoints/last.keras`` with its optimizer state.
 """
 
 import contextlib
-import csv
-import json
 import math
-import os
 import shutil
 import tempfile
 import time
@@ -30,38 +17,21 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae import data as datasets
-from tfvae import distribute
+from tfvae import distribute, options
+from tfvae.checks import check_choice, check_int, check_number
 from tfvae.errors import InputError
+from tfvae.models import model_class
+from tfvae.runs import RunDirectory
+from tfvae.storage import write_atomic
 
-MODEL_CLASSES = {"vae": "tfvae.model.VAE", "autoencoder": "tfvae.autoencoder.Autoencoder"}
-OPTIMIZERS = ("adagrad", "adam")
-# Enough steps per call into TensorFlow that Python's share of a small model's step is small.
-DEFAULT_STEPS_PER_EXECUTION = 32
+_TRAIN = options.TRAIN_DEFAULTS
 # Below this many examples left to train on, XLA's compilation takes longer than it saves
 # (benchmarks/README.md has the measurement).
 XLA_MIN_EXAMPLES = 300_000
-CSV_COLUMNS = [
-    "epoch", "train_elbo", "train_reconstruction", "train_kl",
-    "test_elbo", "test_reconstruction", "test_kl", "seconds", "examples_per_second",
-]
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-def model_class(name):
-    if name not in MODEL_CLASSES:
-        raise InputError("--model", f"one of {tuple(MODEL_CLASSES)}", repr(name))
-    module, _, cls = MODEL_CLASSES[name].rpartition(".")
-    return getattr(__import__(module, fromlist=[cls]), cls)
-
-
-def load_model(path):
-    """``keras.saving.load_model`` with every tfvae model class registered first."""
-    for name in MODEL_CLASSES:
-        model_class(name)
-    return keras.saving.load_model(path)
 
 
 def optimizer_steps(model):
@@ -70,39 +40,11 @@ def optimizer_steps(model):
 
 
 def make_optimizer(name, learning_rate):
-    if name not in OPTIMIZERS:
-        raise InputError("--optimizer", f"one of {OPTIMIZERS}", repr(name))
-    if not (isinstance(learning_rate, (int, float)) and learning_rate > 0):
-        raise InputError("--learning-rate", "a number > 0", repr(learning_rate))
+    check_choice("--optimizer", name, options.OPTIMIZERS)
+    learning_rate = check_number("--learning-rate", learning_rate, above=0)
     if name == "adagrad":
         return keras.optimizers.Adagrad(learning_rate)
     return keras.optimizers.Adam(learning_rate)
-
-
-def write_json(path, obj):
-    """Write JSON atomically: a crash leaves the old file or the new one, never half of one."""
-    write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2) + "\n"))
-
-
-def write_atomic(path, write):
-    """Call ``write(tmp_path)`` then rename the file into ``path``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def read_json(path):
-    return json.loads(Path(path).read_text())
-
-
-def is_run(run_dir):
-    return (Path(run_dir) / "config.json").is_file()
 
 
 class RunCheckpoint(keras.callbacks.Callback):
@@ -111,9 +53,9 @@ class RunCheckpoint(keras.callbacks.Callback):
     Stops training at the first non-finite loss, before anything of that epoch is written.
     """
 
-    def __init__(self, run_dir, num_train_examples, best_elbo=-math.inf, epochs_completed=0):
+    def __init__(self, run, num_train_examples, best_elbo=-math.inf, epochs_completed=0):
         super().__init__()
-        self.run_dir = Path(run_dir)
+        self.run = run
         self.epochs_done = epochs_completed
         self.num_train_examples = num_train_examples
         self.best_elbo = best_elbo
@@ -139,7 +81,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         if self.diverged or not np.isfinite(logs.get("loss", 0.0)):
             self.diverged = True
             self.model.stop_training = True
-            write_json(self.run_dir / "state.json", {**self.state(), "status": "diverged"})
+            self.run.write_state({**self.state(), "status": "diverged"})
             return
         seconds = self.train_seconds or (time.perf_counter() - self.epoch_start)
         row = {
@@ -153,19 +95,17 @@ class RunCheckpoint(keras.callbacks.Callback):
             "seconds": round(seconds, 3),
             "examples_per_second": round(self.num_train_examples / seconds, 1),
         }
-        append_metrics(self.run_dir / "metrics.csv", row)
-        checkpoints = self.run_dir / "checkpoints"
-        checkpoints.mkdir(exist_ok=True)
-        write_atomic(checkpoints / "last.keras", self.model.save)
+        self.run.append_metrics(row)
+        self.run.checkpoint_dir.mkdir(exist_ok=True)
+        last = write_atomic(self.run.checkpoint_path("last"), self.model.save)
         # A model without an ELBO (the autoencoder) names the metric that picks best.keras.
-        key = getattr(self.model, "checkpoint_metric", "elbo")
+        key = self.model.checkpoint_metric
         test_elbo = logs.get(f"val_{key}", logs.get(key))
         if test_elbo is not None and test_elbo > self.best_elbo:
             self.best_elbo = float(test_elbo)
-            shutil.copyfile(checkpoints / "last.keras", checkpoints / ".best.keras")
-            os.replace(checkpoints / ".best.keras", checkpoints / "best.keras")
+            write_atomic(self.run.checkpoint_path("best"), lambda tmp: shutil.copyfile(last, tmp))
         self.epochs_done = epoch + 1
-        write_json(self.run_dir / "state.json", self.state())
+        self.run.write_state(self.state())
 
     def state(self):
         return {
@@ -205,63 +145,15 @@ class EpochSummaries(keras.callbacks.Callback):
             writer.close()
 
 
-def append_metrics(path, row):
-    new = not Path(path).exists()
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-
-
-def read_metrics(run_dir):
-    """metrics.csv as a list of dicts of floats."""
-    return _read_csv(Path(run_dir) / "metrics.csv")
-
-
-def _read_csv(path):
-    if not Path(path).exists():
-        return []
-    with open(path, newline="") as f:
-        return [{k: float(v) if v not in ("", None) else None for k, v in row.items()}
-                for row in csv.DictReader(f)]
-
-
-def truncate_metrics(path, epochs):
-    """Keep the rows of the first ``epochs`` epochs (a killed run may have logged one more)."""
-    rows = [r for r in _read_csv(path) if r["epoch"] <= epochs]
-    def write(tmp):
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
-            writer.writeheader()
-            writer.writerows({**r, "epoch": int(r["epoch"])} for r in rows)
-    write_atomic(path, write)
-    return rows
-
-
-def prepare_run_dir(run_dir, *, resume, overwrite):
-    """Check what ``run_dir`` holds against the flags; nothing is written here."""
-    run_dir = Path(run_dir)
-    if resume and overwrite:
-        raise InputError("--resume/--overwrite", "at most one of them", "both")
-    if run_dir.exists() and not run_dir.is_dir():
-        raise InputError("--out", "a directory", f"the file {str(run_dir)!r}")
-    if resume:
-        if not is_run(run_dir) or not (run_dir / "checkpoints" / "last.keras").is_file():
-            raise InputError("--resume", "a run directory with checkpoints/last.keras",
-                             repr(str(run_dir)))
-    elif run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
-        raise InputError("--out", "a new or empty run directory (or --resume / --overwrite)",
-                         f"{str(run_dir)!r}, which is not empty")
-
-
-def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=None, batch_size=100,
-          optimizer="adagrad", learning_rate=0.01, seed=0, resume=False, overwrite=False,
-          verbose=1, strategy="default", mixed_precision=None, jit_compile="auto",
-          steps_per_execution=DEFAULT_STEPS_PER_EXECUTION, callbacks=()):
+def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=None,
+          batch_size=_TRAIN["batch_size"], optimizer=_TRAIN["optimizer"],
+          learning_rate=_TRAIN["learning_rate"], seed=_TRAIN["seed"], resume=False,
+          overwrite=False, verbose=1, strategy="default", mixed_precision=None,
+          jit_compile="auto", steps_per_execution=_TRAIN["steps_per_execution"], callbacks=()):
     """Train a model into ``run_dir`` and return the final model.
 
-    ``model_config`` holds the model's constructor arguments (the image shape and likelihood come
+    ``model`` is a name from the model registry (``tfvae.models.MODELS``); ``model_config``
+    holds its constructor arguments (the image shape and likelihood come
     from the data when absent); ``data_config`` holds ``tfvae.data.load_dataset`` arguments.
     Every argument is checked before anything is written, so a bad one leaves ``run_dir`` as it
     was. ``epochs`` is the total (10 when not given); on ``resume`` it may extend the run.
@@ -282,15 +174,15 @@ def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=N
 
     ``callbacks``: more Keras callbacks, called after the run's own at each event.
     """
-    run_dir = Path(run_dir)
+    run = RunDirectory(run_dir)
     strategy_name = strategy if isinstance(strategy, str) else type(strategy).__name__
     # First: a multi-worker strategy must configure TensorFlow before anything else uses it.
     strategy = distribute.make_strategy(strategy)
     writer = distribute.is_writer(strategy)
     if writer:
-        prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+        run.check_new(resume=resume, overwrite=overwrite)
     if resume:
-        config = read_json(run_dir / "config.json")
+        config = run.read_config()
         config["train"]["epochs"] = epochs if epochs is not None else config["train"]["epochs"]
         recorded = config["train"].get("mixed_precision")
         if mixed_precision is not None and mixed_precision != recorded:
@@ -298,20 +190,25 @@ def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=N
                              "(the model's dtypes are part of the run)", repr(mixed_precision))
         mixed_precision = recorded
     else:
+        cls = model_class(model)
+        if cls.needs_example_index:
+            raise InputError("--model", "a model that trains on batches of images (MCEM keeps a "
+                             "chain per example: `tfvae reproduce fig3` trains it)", repr(model))
         config = {
             "model_type": model,
             "model": dict(model_config or {}),
             "data": {"name": "mnist", **(data_config or {})},
-            "train": {"epochs": 10 if epochs is None else epochs, "batch_size": batch_size,
+            "train": {"epochs": _TRAIN["epochs"] if epochs is None else epochs,
+                      "batch_size": batch_size,
                       "optimizer": optimizer, "learning_rate": learning_rate, "seed": seed,
                       "mixed_precision": mixed_precision},
         }
-    _check_int("--epochs", config["train"]["epochs"])
-    _check_int("--batch-size", config["train"]["batch_size"])
+    check_int("--epochs", config["train"]["epochs"])
+    check_int("--batch-size", config["train"]["batch_size"])
     policy = dtype_policy(mixed_precision)
     if jit_compile not in ("auto", True, False):
         raise InputError("--jit-compile", "auto, on (True) or off (False)", repr(jit_compile))
-    _check_int("--steps-per-execution", steps_per_execution)
+    check_int("--steps-per-execution", steps_per_execution)
     dataset = datasets.load_dataset(**{**config["data"], "seed": config["train"]["seed"]})
     config["data"]["binarize"] = dataset.binarize
     model_kwargs = {"image_shape": list(dataset.image_shape), "likelihood": dataset.likelihood,
@@ -327,7 +224,7 @@ def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=N
     keras.utils.set_random_seed(config["train"]["seed"])
     with strategy.scope(), _global_dtype_policy(policy):
         if resume:
-            vae = load_model(run_dir / "checkpoints" / "last.keras")
+            vae = run.load_model("last")
             # The checkpoint is written atomically and holds the optimizer's step count: the epochs
             # it completed follow from it, whatever else a kill left half-updated.
             initial_epoch = optimizer_steps(vae) // steps
@@ -344,15 +241,12 @@ def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=N
                     steps_per_execution=largest_divisor(steps, steps_per_execution))
     best = -math.inf
     if writer and resume:
-        rows = truncate_metrics(run_dir / "metrics.csv", initial_epoch)
+        rows = run.truncate_metrics(initial_epoch)
         best = max((r["test_elbo"] for r in rows if r["test_elbo"] is not None), default=best)
     if writer and not resume:
-        if overwrite and run_dir.exists():
-            shutil.rmtree(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / "config.json", config)
+        run.create(config)
     # Non-chief workers must save too (reading distributed variables is collective): elsewhere.
-    out_dir = run_dir if writer else Path(tempfile.mkdtemp(prefix="tfvae-worker-"))
+    out = run if writer else RunDirectory(tempfile.mkdtemp(prefix="tfvae-worker-"))
     verbose = verbose if writer else 0
     if verbose:
         print(f"tfvae: dataset {dataset.name}, binarization {dataset.binarize}, "
@@ -368,7 +262,7 @@ def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=N
                                             drop_remainder=full_batches)
     test_data = datasets.make_pipeline(dataset.x_test, batch_size=batch,
                                        drop_remainder=full_batches)
-    checkpoint = RunCheckpoint(out_dir, len(dataset.x_train), best_elbo=best,
+    checkpoint = RunCheckpoint(out, len(dataset.x_train), best_elbo=best,
                                epochs_completed=initial_epoch)
     try:
         vae.fit(
@@ -379,18 +273,18 @@ def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=N
             epochs=config["train"]["epochs"],
             initial_epoch=initial_epoch,
             verbose=verbose,
-            callbacks=[checkpoint, EpochSummaries(out_dir / "tensorboard"), *callbacks],
+            callbacks=[checkpoint, EpochSummaries(out.tensorboard_dir), *callbacks],
         )
         if checkpoint.diverged:
             raise TrainingDiverged(
                 f"the loss became NaN or infinite at epoch {checkpoint.epochs_done + 1};"
-                f" the last good checkpoint is kept in {run_dir / 'checkpoints'}"
+                f" the last good checkpoint is kept in {run.checkpoint_dir}"
                 " (try a smaller --learning-rate)")
-        write_atomic(out_dir / "model.keras", vae.save)
-        write_json(out_dir / "state.json", {**checkpoint.state(), "status": "finished"})
+        write_atomic(out.checkpoint_path("model"), vae.save)
+        out.write_state({**checkpoint.state(), "status": "finished"})
     finally:
         if not writer:
-            shutil.rmtree(out_dir, ignore_errors=True)
+            shutil.rmtree(out.path, ignore_errors=True)
     return vae
 
 
@@ -404,15 +298,12 @@ def resolve_jit_compile(jit_compile, remaining_examples):
     return not tf.distribute.has_strategy() and remaining_examples >= XLA_MIN_EXAMPLES
 
 
-MIXED_PRECISION = ("float16", "bfloat16")
-
-
 def dtype_policy(mixed_precision):
     """The Keras dtype policy for ``--mixed-precision`` (None: float32 throughout)."""
     if mixed_precision is None:
         return None
-    if mixed_precision not in MIXED_PRECISION:
-        raise InputError("--mixed-precision", f"one of {MIXED_PRECISION} or none",
+    if mixed_precision not in options.MIXED_PRECISION:
+        raise InputError("--mixed-precision", f"one of {options.MIXED_PRECISION} or none",
                          repr(mixed_precision))
     return f"mixed_{mixed_precision}"
 
@@ -434,34 +325,3 @@ def _global_dtype_policy(policy):
 def largest_divisor(n, at_most):
     """The largest divisor of ``n`` that is at most ``at_most``."""
     return max(d for d in range(1, min(n, at_most) + 1) if n % d == 0)
-
-
-def _check_int(argument, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(argument, "an integer >= 1", repr(value))
-
-
-def load_run(run_dir, checkpoint="model"):
-    """The model of a run and its config: ``checkpoint`` is "model" (final), "best" or "last".
-
-    "model" falls back to the last checkpoint for a run that has not finished.
-    """
-    run_dir = Path(run_dir)
-    if not is_run(run_dir):
-        raise InputError("RUN_DIR", "a run directory made by `tfvae train`", repr(str(run_dir)))
-    paths = {"model": run_dir / "model.keras", "best": run_dir / "checkpoints" / "best.keras",
-             "last": run_dir / "checkpoints" / "last.keras"}
-    if checkpoint not in paths:
-        raise InputError("checkpoint", f"one of {tuple(paths)}", repr(checkpoint))
-    path = paths[checkpoint]
-    if checkpoint == "model" and not path.exists():
-        path = paths["last"]
-    if not path.exists():
-        raise InputError("RUN_DIR", f"a run with {path.relative_to(run_dir)}",
-                         f"{str(run_dir)!r} without it")
-    return load_model(path), read_json(run_dir / "config.json")
-
-
-def load_run_dataset(config, **overrides):
-    """The dataset a run was trained on, as recorded in its config."""
-    return datasets.load_dataset(**{**config["data"], "seed": config["train"]["seed"], **overrides})

@@ -1,5 +1,7 @@
 """``tfvae compress`` and ``tfvae decompress``: images to quantized latent codes and back."""
 
+from tfvae import options
+
 
 def register(subparsers):
     p = subparsers.add_parser(
@@ -10,8 +12,8 @@ def register(subparsers):
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--input", required=True, help=".npz with images x")
     p.add_argument("--bits", type=int, required=True, help="bits per latent dimension, 1..16")
-    p.add_argument("--quantizer", choices=["uniform", "gaussian"], default="uniform")
-    p.add_argument("--checkpoint", choices=["model", "best", "last"], default="model")
+    p.add_argument("--quantizer", choices=options.QUANTIZERS, default="uniform")
+    p.add_argument("--checkpoint", choices=options.CHECKPOINTS, default="model")
     p.add_argument("--out", required=True, help="code file path (.tfvae)")
     p.set_defaults(func=compress)
 
@@ -21,17 +23,18 @@ def register(subparsers):
                     "model, and write the images (the mean of p(x|z)) as x in an .npz file.")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--input", required=True, help="code file written by tfvae compress")
-    p.add_argument("--checkpoint", choices=["model", "best", "last"], default="model")
+    p.add_argument("--checkpoint", choices=options.CHECKPOINTS, default="model")
     p.add_argument("--out", required=True, help=".npz path")
     p.set_defaults(func=decompress)
 
 
 def compress(args):
-    from tfvae.compression import _check_bits, compress as run_compress
-    from tfvae.files import check_out, load_code_run, read_images, write_bytes
+    from tfvae.compression import check_bits, compress as run_compress
+    from tfvae.files import check_out, load_code_run, read_images
+    from tfvae.storage import write_bytes
 
     out = check_out(args.out, ".tfvae")
-    _check_bits(args.bits)
+    check_bits(args.bits)
     model, _ = load_code_run(args.run_dir, checkpoint=args.checkpoint)
     x, _ = read_images(args.input, model)
     blob = run_compress(model, x, args.bits, args.quantizer)
@@ -46,7 +49,8 @@ def decompress(args):
 
     from tfvae.compression import decompress as run_decompress
     from tfvae.errors import InputError
-    from tfvae.files import check_out, load_code_run, write_npz
+    from tfvae.files import check_out, load_code_run
+    from tfvae.storage import write_npz
 
     out = check_out(args.out, ".npz")
     source = Path(args.input)

@@ -1,21 +1,22 @@
 """``tfvae evaluate``: the ELBO of a trained run on a data split, and optionally log p(x)."""
 
-from tfvae.errors import InputError
+from tfvae import options
 
 
 def register(subparsers):
     p = subparsers.add_parser("evaluate", help="print the ELBO (and log p(x)) of a run on a split")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--split", choices=["train", "test"], default="test")
-    p.add_argument("--checkpoint", choices=["model", "best", "last"], default="model")
+    p.add_argument("--checkpoint", choices=options.CHECKPOINTS, default="model")
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--log-likelihood", action="store_true",
                    help="also estimate the marginal likelihood log p(x)")
-    p.add_argument("--method", choices=["importance", "hmc"], default="importance",
+    p.add_argument("--method", choices=options.LOG_LIKELIHOOD_METHODS, default="importance",
                    help="log p(x) estimator: importance sampling with q(z|x), or the paper's "
                         "HMC estimator of appendix D (default: importance)")
-    p.add_argument("--num-samples", type=int, default=5000,
-                   help="samples of z per example for log p(x) (default: 5000)")
+    p.add_argument("--num-samples", type=int, default=options.LOG_LIKELIHOOD_SAMPLES,
+                   help="samples of z per example for log p(x) (default: "
+                        f"{options.LOG_LIKELIHOOD_SAMPLES})")
     p.add_argument("--examples", type=int,
                    help="estimate log p(x) on the first N examples of the split (default: all)")
     p.add_argument("--seed", type=int, default=0)
@@ -23,20 +24,24 @@ def register(subparsers):
 
 
 def run(args):
-    from tfvae.evaluation import binarize_once, evaluate_elbo
+    from tfvae.checks import check_int
+    from tfvae.data import binarize
+    from tfvae.errors import InputError
+    from tfvae.evaluation import evaluate_elbo
     from tfvae.likelihood import log_likelihood
-    from tfvae.training import load_run, load_run_dataset
+    from tfvae.runs import RunDirectory
 
-    if args.examples is not None and args.examples < 1:
-        raise InputError("--examples", "an integer >= 1", repr(args.examples))
-    if args.log_likelihood and args.num_samples < 1:
-        raise InputError("--num-samples", "an integer >= 1", repr(args.num_samples))
-    model, config = load_run(args.run_dir, args.checkpoint)
-    dataset = load_run_dataset(config)
+    check_int("--examples", args.examples, optional=True)
+    check_int("--batch-size", args.batch_size)
+    if args.log_likelihood:
+        check_int("--num-samples", args.num_samples)
+    run = RunDirectory(args.run_dir)
+    model = run.load_model(args.checkpoint)
+    dataset = run.load_dataset()
     x = dataset.x_train if args.split == "train" else dataset.x_test
     dynamic = args.split == "train" and dataset.binarize == "dynamic"
     result = evaluate_elbo(model, x, batch_size=args.batch_size, dynamic_binarize=dynamic)
-    if "elbo" not in result:  # an autoencoder: log p(x|f(x)) is all there is
+    if not model.has_bound:  # an autoencoder: log p(x|f(x)) is all there is
         if args.log_likelihood:
             raise InputError("--log-likelihood", "a run of a model with a prior p(z) (a VAE)",
                              "an autoencoder run")
@@ -49,7 +54,7 @@ def run(args):
     if args.log_likelihood:
         x = x[:args.examples]
         if dynamic:
-            x = binarize_once(x, args.seed)
+            x = binarize(x, args.seed)
         ll = log_likelihood(model, x, args.num_samples, method=args.method,
                             batch_size=min(args.batch_size, 100), seed=args.seed, verbose=1)
         extra = f", HMC acceptance {ll.acceptance:.2f}" if ll.acceptance is not None else ""

@@ -1,5 +1,7 @@
 """``tfvae export``: a run's model as a SavedModel in TF Serving's layout (BASE/NAME/VERSION)."""
 
+from tfvae import options
+
 
 def register(subparsers):
     p = subparsers.add_parser(
@@ -13,9 +15,10 @@ def register(subparsers):
                                                         "(default: export)")
     p.add_argument("--version", type=int,
                    help="version number (default: one more than the highest existing)")
-    p.add_argument("--num-samples", type=int, default=1000,
-                   help="importance samples k of the log_likelihood signature (default: 1000)")
-    p.add_argument("--checkpoint", choices=["model", "best", "last"], default="model",
+    p.add_argument("--num-samples", type=int, default=options.EXPORT_LOG_LIKELIHOOD_SAMPLES,
+                   help="importance samples k of the log_likelihood signature (default: "
+                        f"{options.EXPORT_LOG_LIKELIHOOD_SAMPLES})")
+    p.add_argument("--checkpoint", choices=options.CHECKPOINTS, default="model",
                    help="which of the run's models to export (default: model, the final one)")
     p.set_defaults(func=run)
 

@@ -1,12 +1,14 @@
 """``tfvae features``, ``tfvae probe`` and ``tfvae finetune``: the latent code for other
 learners."""
 
+from tfvae import options
+
 
 def _add_data_args(p):
     p.add_argument("--dataset", help="dataset name or path (default: the run's dataset)")
     p.add_argument("--train-examples", type=int, help="use the first N training examples")
     p.add_argument("--test-examples", type=int, help="use the first N test examples")
-    p.add_argument("--checkpoint", choices=["model", "best", "last"], default="model")
+    p.add_argument("--checkpoint", choices=options.CHECKPOINTS, default="model")
 
 
 def register(subparsers):
@@ -67,16 +69,10 @@ def _labels(values):
     return out
 
 
-def _check_steps(steps):
-    from tfvae.errors import InputError
-
-    if steps < 1:
-        raise InputError("--steps", "an integer >= 1", steps)
-
-
 def features(args):
     from tfvae.features import latent_means
-    from tfvae.files import check_out, write_npz
+    from tfvae.files import check_out
+    from tfvae.storage import write_npz
 
     out = check_out(args.out, ".npz")
     model, dataset = _load(args)
@@ -91,10 +87,11 @@ def features(args):
 
 
 def probe(args):
+    from tfvae.checks import check_int
     from tfvae.features import probe as run_probe
 
     labels = _labels(args.labels)
-    _check_steps(args.steps)
+    check_int("--steps", args.steps)
     model, dataset = _load(args)
     rows = run_probe(model, dataset, labels, steps=args.steps, seed=args.seed)
     print(f"linear classifier, test accuracy on {len(dataset.x_test)} {dataset.name} images")
@@ -105,10 +102,11 @@ def probe(args):
 
 
 def finetune(args):
+    from tfvae.checks import check_int
     from tfvae.features import finetune as run_finetune
 
     labels = _labels(args.labels)
-    _check_steps(args.steps)
+    check_int("--steps", args.steps)
     model, dataset = _load(args)
     rows = run_finetune(model, dataset, labels, steps=args.steps, seed=args.seed)
     print(f"encoder body + softmax, test accuracy on {len(dataset.x_test)} {dataset.name} images")

@@ -17,18 +17,12 @@ def register(subparsers):
     p.set_defaults(func=reconstruct)
 
 
-def _check_num(num):
-    from tfvae.errors import InputError
-
-    if num < 1:
-        raise InputError("--num", "an integer >= 1", num)
-
-
 def sample(args):
+    from tfvae.checks import check_int
     from tfvae.images import save_grid
-    from tfvae.training import load_run
+    from tfvae.runs import load_run
 
-    _check_num(args.num)
+    check_int("--num", args.num)
     model, _ = load_run(args.run_dir)
     path = save_grid(model.sample(args.num, seed=args.seed).numpy(), args.out)
     print(f"tfvae sample: {args.num} samples written to {path}")
@@ -38,12 +32,14 @@ def sample(args):
 def reconstruct(args):
     import numpy as np
 
+    from tfvae.checks import check_int
     from tfvae.images import save_grid
-    from tfvae.training import load_run, load_run_dataset
+    from tfvae.runs import RunDirectory
 
-    _check_num(args.num)
-    model, config = load_run(args.run_dir)
-    x = load_run_dataset(config, test_examples=args.num).x_test
+    check_int("--num", args.num)
+    run = RunDirectory(args.run_dir)
+    model = run.load_model()
+    x = run.load_dataset(test_examples=args.num).x_test
     recon = model.reconstruct(x).numpy()
     # Originals and reconstructions in alternating rows of 8.
     pairs = [part for i in range(0, len(x), 8) for part in (x[i:i + 8], recon[i:i + 8])]

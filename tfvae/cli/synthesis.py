@@ -1,5 +1,7 @@
 """``tfvae interpolate`` and ``tfvae augment``: new samples between and around known ones."""
 
+from tfvae import options
+
 
 def register(subparsers):
     p = subparsers.add_parser(
@@ -13,9 +15,9 @@ def register(subparsers):
     p.add_argument("--to", dest="target", type=int, required=True, metavar="J",
                    help="index of the last test image")
     p.add_argument("--steps", type=int, default=10, help="decoded points per path (default: 10)")
-    p.add_argument("--path", choices=["linear", "spherical", "both"], default="both",
+    p.add_argument("--path", choices=[*options.INTERPOLATION_PATHS, "both"], default="both",
                    help="one row per path (default: both, linear first)")
-    p.add_argument("--checkpoint", choices=["model", "best", "last"], default="model")
+    p.add_argument("--checkpoint", choices=options.CHECKPOINTS, default="model")
     p.add_argument("--out", required=True, help="PNG path")
     p.set_defaults(func=interpolate)
 
@@ -30,7 +32,7 @@ def register(subparsers):
     p.add_argument("--temperature", type=float, default=1.0,
                    help="scale of the posterior's standard deviation (default: 1)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint", choices=["model", "best", "last"], default="model")
+    p.add_argument("--checkpoint", choices=options.CHECKPOINTS, default="model")
     p.add_argument("--out", required=True, help=".npz path")
     p.set_defaults(func=augment)
 
@@ -41,10 +43,10 @@ def interpolate(args):
     from tfvae.errors import InputError
     from tfvae.files import check_out, load_code_run, run_dataset
     from tfvae.images import save_grid
-    from tfvae.synthesis import PATHS, interpolate as path_images, latent_path
+    from tfvae.synthesis import interpolate as path_images, latent_path
 
     out = check_out(args.out, ".png")
-    paths = PATHS if args.path == "both" else (args.path,)
+    paths = options.INTERPOLATION_PATHS if args.path == "both" else (args.path,)
     latent_path(np.zeros(1), np.zeros(1), args.steps)  # checks --steps before loading anything
     model, config = load_code_run(args.run_dir, checkpoint=args.checkpoint)
     x_test = run_dataset(model, config).x_test
@@ -63,11 +65,12 @@ def interpolate(args):
 def augment(args):
     import numpy as np
 
-    from tfvae.files import check_out, load_code_run, read_images, write_npz
+    from tfvae.files import check_out, load_code_run, read_images
+    from tfvae.storage import write_npz
     from tfvae.synthesis import augment as run_augment
 
     out = check_out(args.out, ".npz")
-    model, _ = load_code_run(args.run_dir, ("vae",), "augmentation samples q(z|x)",
+    model, _ = load_code_run(args.run_dir, ("vae", "wake_sleep"), "augmentation samples q(z|x)",
                              checkpoint=args.checkpoint)
     x, y = read_images(args.input, model)
     images, labels, source = run_augment(model, x, y, per_example=args.per_example,

@@ -1,4 +1,4 @@
-"""Datasets for tfvae: a small registry of named datasets, user files, and tf.data pipelines.
+"""The dataset registry: named datasets, TFDS datasets and user files, as train and test splits.
 
 ``load_dataset(name)`` returns a :class:`Dataset` whose images are float32 ``[N, H, W, C]`` in
 ``[0, 1]`` (``C = 1`` for grey images). ``name`` is one of:
@@ -40,22 +40,20 @@ split. Every bad input raises :class:`tfvae.errors.InputError`.
 """
 
 import dataclasses
-import gzip
 import hashlib
-import math
 import os
 import pathlib
-import struct
 
 import numpy as np
-import tensorflow as tf
 
+from tfvae.checks import check_choice, check_int, check_seed
+from tfvae.data import files
+from tfvae.data.pipelines import binarize as bernoulli_sample
+from tfvae.data.validation import validate_images
 from tfvae.errors import InputError
+from tfvae.options import BINARIZE_MODES, DATASETS
 
-DATASETS = ("mnist", "binarized_mnist", "frey_face")
-BINARIZE_MODES = ("dynamic", "static", "none")
-
-_DATA_DIR = pathlib.Path(__file__).with_name("datasets")
+_DATA_DIR = pathlib.Path(__file__).parent.parent / "datasets"
 # name -> (packaged file, sha256 from tfvae/datasets/SOURCES.md)
 _EMBEDDED = {
     "mnist": ("mnist.npz", "06af5dfe73b70e3bc1c36439982b18a8d76803db9b544f6fdf838a37fbb01b64"),
@@ -67,10 +65,7 @@ _EMBEDDED = {
 _FREY_SHAPE = (28, 20)
 _FREY_TRAIN = 1772
 _BINARIZED_MNIST_ENV = "TFVAE_BINARIZED_MNIST"
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 _PATH_SUFFIXES = (".npz", ".npy", ".gz", "ubyte")
-_FILE_EXPECTED = "an existing .npz, .npy, IDX file or image folder"
-_SHAPE_EXPECTED = "images [N, H, W] or [N, H, W, C] (or [N, D] with D a perfect square)"
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
@@ -141,11 +136,11 @@ def load_dataset(
         name = os.fspath(name)
     if not isinstance(name, str) or not name:
         raise InputError("--dataset", "a dataset name or path", repr(name))
-    _check_positive_int(train_examples, "--train-examples", optional=True)
-    _check_positive_int(test_examples, "--test-examples", optional=True)
-    _check_seed(seed)
-    if binarize is not None and binarize not in BINARIZE_MODES:
-        raise InputError("--binarize", f"one of {', '.join(BINARIZE_MODES)}", repr(binarize))
+    train_examples = check_int("--train-examples", train_examples, optional=True)
+    test_examples = check_int("--test-examples", test_examples, optional=True)
+    check_seed("--seed", seed)
+    if binarize is not None:
+        check_choice("--binarize", binarize, BINARIZE_MODES)
 
     raw = _load_raw(name, data_path)
     mode = _resolve_binarize(name, binarize, raw)
@@ -161,178 +156,6 @@ def load_dataset(
         likelihood=raw.likelihood,
         binarize=mode,
     )
-
-
-def make_pipeline(
-    x, *, batch_size, shuffle=False, dynamic_binarize=False, seed=0, drop_remainder=False
-):
-    """A ``tf.data.Dataset`` of float32 batches of ``x`` (images only, no labels).
-
-    ``shuffle`` reshuffles the whole array each epoch; ``dynamic_binarize`` replaces each batch by
-    a Bernoulli sample of its pixels, fresh each epoch. Both are seeded from ``seed``, so two
-    pipelines built with one seed yield the same sequence of epochs.
-    """
-    x = validate_images(x, argument="x", bernoulli=dynamic_binarize)
-    _check_positive_int(batch_size, "--batch-size")
-    _check_seed(seed)
-    shuffle_seed, noise_seed = (int(s) for s in np.random.SeedSequence(seed).generate_state(2))
-    # No cache(): from_tensor_slices already holds x in memory; cache() would keep a second copy.
-    ds = tf.data.Dataset.from_tensor_slices(x)
-    if shuffle:
-        ds = ds.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    if dynamic_binarize:
-        # One stateless seed per batch, from a stream that differs each epoch but is fixed by
-        # noise_seed: reproducible runs, fresh samples per epoch, one vectorized op per batch.
-        batch_seeds = tf.data.Dataset.random(seed=noise_seed, rerandomize_each_iteration=True)
-        ds = tf.data.Dataset.zip(ds, batch_seeds).map(
-            _bernoulli_batch, num_parallel_calls=tf.data.AUTOTUNE
-        )
-    return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def make_train_stream(x, *, batch_size, seed=0, first_epoch=0, drop_remainder=False):
-    """An endless ``tf.data.Dataset`` of shuffled float32 batches of ``x``, epoch after epoch.
-
-    Epoch ``e`` (counting from ``first_epoch``) is one pass over ``x`` in an order fixed by
-    ``(seed, e)``: ``ceil(len(x) / batch_size)`` batches, the last one partial. Order depends on
-    the epoch number, not on how many iterators were made before, so a resumed run sees the same
-    batches as one that was never stopped, and a ``tf.distribute`` run (Keras reads one batch
-    ahead to build the model) the same as one device. Train with
-    ``fit(..., steps_per_epoch=steps_per_epoch(len(x), batch_size))``. ``drop_remainder`` leaves
-    out each epoch's partial batch (different examples each epoch), for devices that need every
-    batch the same shape (TPUs).
-
-    ``x`` is held in memory as one tensor and batches are gathered from it, so the per-example
-    cost of a shuffle buffer is paid per batch instead. Binarization is left to the model
-    (``VAE.dynamic_binarization``), which draws it on the device.
-    """
-    x = validate_images(x, argument="x", bernoulli=False)
-    _check_positive_int(batch_size, "--batch-size")
-    _check_seed(seed)
-    _check_seed(first_epoch)
-    shuffle_seed = int(np.random.SeedSequence(seed).generate_state(1)[0] >> 1)
-    n, steps = len(x), steps_per_epoch(len(x), batch_size, drop_remainder)
-    if steps == 0:
-        raise InputError("--batch-size", f"at most the {n} training examples when partial "
-                         "batches are left out", repr(batch_size))
-    levels = _grey_levels(x)
-    # 8-bit images (MNIST) are held as bytes, a quarter of the memory, and scaled per batch.
-    images = tf.constant(x if levels is None else levels)
-    scale = (lambda batch: batch) if levels is None else (
-        lambda batch: tf.cast(batch, tf.float32) / 255.0)
-
-    def epoch_batches(epoch):
-        key = tf.stack([tf.constant(shuffle_seed, tf.int64), epoch])
-        order = tf.argsort(tf.random.stateless_uniform([n], seed=key))
-        return tf.data.Dataset.range(steps).map(
-            lambda i: order[i * batch_size: tf.minimum((i + 1) * batch_size, n)])
-
-    ds = tf.data.Dataset.counter(first_epoch).flat_map(epoch_batches)
-    ds = ds.map(lambda index: scale(tf.gather(images, index)), num_parallel_calls=tf.data.AUTOTUNE)
-    options = tf.data.Options()
-    # Each worker holds the whole (small) array: shard the batches, not files.
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
-
-
-def _grey_levels(x):
-    """``x`` as uint8 k when every value is exactly float32(k / 255), else None."""
-    levels = np.empty(x.shape, np.uint8)
-    for start in range(0, len(x), 4096):  # in blocks: no full-size float temporaries
-        block = x[start:start + 4096]
-        levels[start:start + 4096] = np.rint(block * 255)
-        if not np.array_equal(levels[start:start + 4096].astype(np.float32) / np.float32(255),
-                              block):
-            return None
-    return levels
-
-
-def steps_per_epoch(num_examples, batch_size, drop_remainder=False):
-    """Batches in one pass over ``num_examples``: the last one partial, or left out."""
-    if drop_remainder:
-        return num_examples // batch_size
-    return -(-num_examples // batch_size)
-
-
-def validate_images(x, *, argument, bernoulli):
-    """Return ``x`` as float32 ``[N, H, W, C]``, or raise InputError naming ``argument``.
-
-    Accepts ``[N, H, W]`` (adds C = 1), ``[N, H, W, C]`` and ``[N, D]`` with D a perfect square
-    (to ``[N, sqrt D, sqrt D, 1]``). Integers are grey levels 0..255, scaled by 1/255, unless they
-    hold only 0 and 1 (kept as binary); floats are kept. Values must be finite, and in [0, 1]
-    when ``bernoulli`` is true.
-    """
-    try:
-        x = np.asarray(x)
-    except ValueError as exc:  # ragged nested lists
-        got = f"an array-like that is not one ({exc})"
-        raise InputError(argument, _SHAPE_EXPECTED, got) from exc
-    if x.dtype == bool:
-        x = x.astype(np.uint8)
-    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
-        raise InputError(argument, f"numeric {_SHAPE_EXPECTED}", f"dtype {x.dtype}")
-    x = _to_nhwc(x, argument)
-    if np.issubdtype(x.dtype, np.integer):
-        return _scale_integers(x, argument)
-    x = x.astype(np.float32, copy=False)
-    _check_values(x, argument, bernoulli)
-    return x
-
-
-# ------------------------------------------------------------------------ validation helpers
-
-
-def _to_nhwc(x, argument):
-    if x.ndim == 2:
-        side = math.isqrt(x.shape[1])
-        if side * side != x.shape[1]:
-            got = f"shape {x.shape} ({x.shape[1]} is not a square)"
-            raise InputError(argument, _SHAPE_EXPECTED, got)
-        x = x.reshape(len(x), side, side)
-    if x.ndim == 3:
-        x = x[..., np.newaxis]
-    if x.ndim != 4:
-        raise InputError(argument, _SHAPE_EXPECTED, f"shape {x.shape} of dtype {x.dtype}")
-    if 0 in x.shape:
-        raise InputError(argument, f"at least one image of {_SHAPE_EXPECTED}", f"shape {x.shape}")
-    return x
-
-
-def _scale_integers(x, argument):
-    lo, hi = int(x.min()), int(x.max())
-    if lo < 0 or hi > 255:
-        raise InputError(argument, "integer grey levels in [0, 255]", f"values in [{lo}, {hi}]")
-    out = x.astype(np.float32)
-    if hi > 1:  # 0/1 data is already binary; anything else is 0..255 grey levels
-        out /= 255
-    return out
-
-
-def _check_values(x, argument, bernoulli):
-    finite = np.isfinite(x)
-    if not finite.all():
-        n_nan = int(np.isnan(x).sum())
-        n_inf = int(x.size - finite.sum()) - n_nan
-        raise InputError(argument, "finite values", f"{n_nan} NaN and {n_inf} infinite values")
-    if bernoulli:
-        lo, hi = float(x.min()), float(x.max())
-        if lo < 0 or hi > 1:
-            expected = "values in [0, 1] for a Bernoulli likelihood"
-            raise InputError(argument, expected, f"values in [{lo:g}, {hi:g}]")
-
-
-def _check_positive_int(value, argument, optional=False):
-    if value is None and optional:
-        return
-    # bool is an int subclass but never a meaningful count
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InputError(argument, "a positive integer", repr(value))
-
-
-def _check_seed(seed):
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InputError("--seed", "a non-negative integer", repr(seed))
 
 
 # ------------------------------------------------------------------------------ binarization
@@ -353,19 +176,10 @@ def _resolve_binarize(name, binarize, raw):
 def _apply_binarize(mode, x_train, x_test, seed):
     rng_train, rng_test = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     if mode == "static":
-        x_train = _bernoulli_numpy(x_train, rng_train)
+        x_train = bernoulli_sample(x_train, rng_train)
     if mode in ("static", "dynamic"):
-        x_test = _bernoulli_numpy(x_test, rng_test)
+        x_test = bernoulli_sample(x_test, rng_test)
     return x_train, x_test
-
-
-def _bernoulli_numpy(x, rng):
-    return (rng.random(x.shape, dtype=np.float32) < x).astype(np.float32)
-
-
-def _bernoulli_batch(x, batch_seed):
-    noise = tf.random.stateless_uniform(tf.shape(x), seed=tf.stack([batch_seed, 0]))
-    return tf.cast(noise < x, tf.float32)
 
 
 # ----------------------------------------------------------------------------------- sources
@@ -387,7 +201,7 @@ def _load_raw(name, data_path):
         return _load_path(pathlib.Path(name))
     raise InputError(
         "--dataset",
-        f"one of {', '.join(DATASETS)}, tfds:<name>, or a path to {_FILE_EXPECTED[3:]}",
+        f"one of {', '.join(DATASETS)}, tfds:<name>, or a path to {files.FILE_EXPECTED[3:]}",
         repr(name),
     )
 
@@ -461,7 +275,7 @@ def _load_binarized_mnist(data_path):
 
 def _read_binarized_npz(path, argument):
     expected = "an .npz with keys train, valid, test of 0/1 uint8 [N, 784]"
-    arrays = _read_npz(path, argument, expected)
+    arrays = files.read_npz(path, argument, expected)
     if not {"train", "test"} <= arrays.keys():
         raise InputError(argument, expected, f"{str(path)!r} with keys {sorted(arrays)}")
     return _as_binary(_from_splits(arrays, "train", "test", argument), argument)
@@ -536,29 +350,19 @@ def _labels(y):
 def _load_path(path):
     argument = f"--dataset {path}"
     if path.is_dir():
-        return _split_last(_read_image_folder(path), None, argument)
+        return _split_last(files.read_image_folder(path, "--dataset"), None, argument)
     if not path.is_file():
-        raise InputError("--dataset", _FILE_EXPECTED, repr(str(path)))
+        raise InputError("--dataset", files.FILE_EXPECTED, repr(str(path)))
     if path.suffix == ".npz":
         return _from_npz(path, argument)
     if path.suffix == ".npy":
-        return _split_last(_read_npy(path), None, argument)
-    images = _read_idx(path)
-    return _split_last(images, _idx_labels(path, len(images)), argument)
-
-
-def _read_npz(path, argument, expected=_FILE_EXPECTED):
-    if not path.is_file():
-        raise InputError(argument, expected, repr(str(path)))
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return {key: f[key] for key in f.files}
-    except (OSError, ValueError) as exc:  # not a zip, truncated, or pickled objects
-        raise InputError(argument, expected, f"{str(path)!r} ({exc})") from exc
+        return _split_last(files.read_npy(path, "--dataset"), None, argument)
+    images = files.read_idx(path, "--dataset")
+    return _split_last(images, files.idx_labels(path, len(images)), argument)
 
 
 def _from_npz(path, argument):
-    arrays = _read_npz(path, "--dataset")
+    arrays = files.read_npz(path, "--dataset")
     y_train, y_test = _labels(arrays.get("y_train")), _labels(arrays.get("y_test"))
     if {"x_train", "x_test"} <= arrays.keys():
         raw = _from_splits(arrays, "x_train", "x_test", argument)
@@ -568,13 +372,6 @@ def _from_npz(path, argument):
         return _split_last(arrays["x"], _labels(arrays.get("y")), argument)
     expected = "an .npz with keys x_train and x_test, or x"
     raise InputError(argument, expected, f"keys {sorted(arrays)}")
-
-
-def _read_npy(path):
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InputError("--dataset", _FILE_EXPECTED, f"{str(path)!r} ({exc})") from exc
 
 
 def _split_last(x, y, argument):
@@ -591,70 +388,3 @@ def _split_last(x, y, argument):
         y_train=None if y is None else y[:cut],
         y_test=None if y is None else y[cut:],
     )
-
-
-def _read_idx_array(path):
-    """Read an IDX file (the raw MNIST format): big-endian header, then unsigned bytes."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:  # includes a bad gzip stream
-        raise InputError("--dataset", _FILE_EXPECTED, f"{str(path)!r} ({exc})") from exc
-    # Magic: two zero bytes, 0x08 (unsigned byte data), then the number of dimensions.
-    if len(data) < 4 or data[:3] != b"\x00\x00\x08" or data[3] == 0:
-        raise InputError("--dataset", _FILE_EXPECTED, repr(str(path)))
-    header = 4 + 4 * data[3]
-    dims = struct.unpack(f">{data[3]}I", data[4:header])
-    pixels = np.frombuffer(data, np.uint8, offset=header)
-    if pixels.size != math.prod(dims):
-        expected = f"{math.prod(dims)} bytes after the IDX header {dims}"
-        raise InputError(f"--dataset {path}", expected, f"{pixels.size}")
-    return pixels.reshape(dims)
-
-
-def _read_idx(path):
-    return validate_images(_read_idx_array(path), argument=f"--dataset {path}", bernoulli=True)
-
-
-def _idx_labels(images_path, count):
-    """Labels from the sibling file named like the images file, with "labels" for "images"."""
-    if "images" not in images_path.name:
-        return None
-    stem = images_path.name.replace("images", "labels").replace("idx3", "idx1")
-    stem = stem.removesuffix(".gz")
-    for candidate in (images_path.with_name(stem), images_path.with_name(stem + ".gz")):
-        if candidate.is_file():
-            labels = _read_idx_array(candidate)
-            if labels.shape != (count,):
-                expected = f"{count} labels, one per image"
-                raise InputError(f"--dataset {candidate}", expected, f"shape {labels.shape}")
-            return labels.astype(np.int64)
-    return None
-
-
-def _read_image_folder(folder):
-    """Images of ``folder`` sorted by file name: grey stays 1 channel, colour becomes RGB."""
-    from PIL import Image  # only image folders need Pillow
-
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
-    if not files:
-        expected = f"a folder with {'/'.join(_IMAGE_SUFFIXES)} images"
-        raise InputError("--dataset", expected, repr(str(folder)))
-    images = []
-    for path in files:
-        try:
-            with Image.open(path) as img:
-                array = np.asarray(img.convert("L" if img.mode in ("1", "L", "LA") else "RGB"))
-        except OSError as exc:  # unreadable or not really an image
-            got = f"{path.name} ({exc})"
-            raise InputError(f"--dataset {folder}", "readable images", got) from exc
-        array = array[..., np.newaxis] if array.ndim == 2 else array
-        if images and array.shape != images[0].shape:
-            raise InputError(
-                f"--dataset {folder}",
-                f"images of one size and channel count, {images[0].shape} as in {files[0].name}",
-                f"{array.shape} in {path.name}",
-            )
-        images.append(array)
-    return np.stack(images)

@@ -10,15 +10,16 @@ Neither step follows the gradient of the ELBO, which is why the paper (its Figur
 optimizes the bound faster and further.
 """
 
-import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfvae import estimators
 from tfvae.errors import InputError
-from tfvae.model import VAE, _inputs, loss_to_differentiate, weight_penalty
+from tfvae.models.base import register
+from tfvae.models.vae import VAE
 
 
-@keras.saving.register_keras_serializable(package="tfvae")
+@register("wake_sleep")
 class WakeSleep(VAE):
     """Wake-sleep with the VAE's encoder (recognition model) and decoder (generative model).
 
@@ -29,43 +30,36 @@ class WakeSleep(VAE):
     (E_q log p(x|z)) and ``sleep`` (log q(z|x) on dreams).
     """
 
+    metric_names = VAE.metric_names + ("wake", "sleep")
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.objective != "elbo":
             raise InputError("objective", "'elbo' for wake-sleep", repr(self.objective))
 
-    def build(self, input_shape):
-        # VAE.__init__ builds the model, after which Keras accepts no new state: add it here.
-        if not hasattr(self, "wake_tracker"):
-            self.wake_tracker = keras.metrics.Mean(name="wake")
-            self.sleep_tracker = keras.metrics.Mean(name="sleep")
-        super().build(input_shape)
-
-    @property
-    def metrics(self):
-        return super().metrics + [self.wake_tracker, self.sleep_tracker]
-
     def train_step(self, data):
-        x = tf.cast(_inputs(data), tf.float32)
+        x = self.batch_inputs(data)
         wake_seed, sleep_seed, dream_seed = tfp.random.split_seed(self._seed(), n=3)
         batch = tf.shape(x)[0]
         decoder_vars = self.decoder.trainable_variables
         encoder_vars = self.encoder.trainable_variables
         with tf.GradientTape(persistent=True) as tape:
-            # Wake: fit p(x|z) to the recognition model's explanations of the data.
-            q = self.encode(x)
-            z = tf.stop_gradient(q.sample(self.num_samples, seed=wake_seed))
-            wake = tf.reduce_mean(self.decode(z).log_prob(x), axis=0)  # [B]
-            wake_loss = -tf.reduce_mean(wake) + weight_penalty(self.weight_decay, decoder_vars)
+            # Wake: fit p(x|z) to the recognition model's explanations of the data. The bound
+            # it reaches comes from the VAE's estimator B on the same draws; only the decoder
+            # follows its reconstruction term, in which z is held fixed.
+            terms = estimators.elbo_terms(self.encode(x), self.decode, self.prior, x,
+                                          num_samples=self.num_samples, seed=wake_seed)
+            wake = terms["reconstruction"]  # [B]
+            wake_loss = -tf.reduce_mean(wake) + self._weight_penalty(decoder_vars)
             # Sleep: fit q(z|x) to dreams from the generative model (no gradient into it).
             z_dream = self.prior.sample([self.num_samples, batch], seed=sleep_seed)
             x_dream = tf.stop_gradient(self.decode(z_dream).sample(seed=dream_seed))
             flat_z = tf.reshape(z_dream, [-1, self.latent_dim])
             flat_x = tf.reshape(x_dream, [-1, *self.image_shape])
             sleep = self.encode(flat_x).log_prob(tf.stop_gradient(flat_z))  # [S*B]
-            sleep_loss = -tf.reduce_mean(sleep) + weight_penalty(self.weight_decay, encoder_vars)
-            scaled_wake = loss_to_differentiate(self.optimizer, wake_loss)
-            scaled_sleep = loss_to_differentiate(self.optimizer, sleep_loss)
+            sleep_loss = -tf.reduce_mean(sleep) + self._weight_penalty(encoder_vars)
+            scaled_wake = self.scaled_loss(wake_loss)
+            scaled_sleep = self.scaled_loss(sleep_loss)
         grads = (tape.gradient(scaled_wake, decoder_vars)
                  + tape.gradient(scaled_sleep, encoder_vars))
         del tape
@@ -77,9 +71,5 @@ class WakeSleep(VAE):
         # update could otherwise run before the dreams are decoded.
         with tf.control_dependencies([x_dream, sleep, wake]):
             self.optimizer.apply([by_variable[id(v)] for v in variables], variables)
-        # The bound it reaches, by the VAE's estimator B, from the wake phase's own draws.
-        kl = q.kl_divergence(self.prior)
-        terms = {"elbo": wake - kl, "reconstruction": wake, "kl": kl}
-        self.wake_tracker.update_state(wake)
-        self.sleep_tracker.update_state(sleep)
-        return self._update_metrics(wake_loss + sleep_loss, terms)
+        return self.update_metrics({"loss": wake_loss + sleep_loss, **terms,
+                                    "wake": wake, "sleep": sleep})

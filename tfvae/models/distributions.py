@@ -2,7 +2,7 @@
 
 ``tfp.layers`` are Keras 2 layers and do not mix with Keras 3 models, so these layers are plain
 Keras 3 layers whose ``call`` returns a ``tfd`` object. Each layer owns the final affine map of its
-network, so a body (``tfvae.networks``) ends in hidden units and the head says what they mean.
+network, so a body (``tfvae.models.networks``) ends in hidden units and the head says what they mean.
 
 Shapes: ``B`` is any leading (batch or sample) shape, ``D`` the latent dimension and ``E`` the
 event shape of the data, e.g. ``(28, 28, 1)``.
@@ -15,6 +15,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae.errors import InputError
+from tfvae.options import LIKELIHOODS
 
 tfd = tfp.distributions
 
@@ -141,9 +142,6 @@ class GaussianLikelihood(_PixelHead):
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale, "min_scale": self.min_scale}
-
-
-LIKELIHOODS = ("bernoulli", "gaussian")
 
 
 def likelihood_layer(likelihood, event_shape, gaussian_scale="network", name="likelihood"):

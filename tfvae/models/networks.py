@@ -2,14 +2,14 @@
 
 The paper's model is an MLP with one hidden layer of tanh units (appendix C); width, depth and
 activation are options. The convolutional pair is for image data whose height and width divide
-by 4. A body never ends in a distribution: the heads in ``tfvae.distributions`` do.
+by 4. A body never ends in a distribution: the heads in ``tfvae.models.distributions`` do.
 """
 
 import keras
 
+from tfvae.checks import check_choice, check_int
 from tfvae.errors import InputError
-
-ARCHITECTURES = ("mlp", "conv")
+from tfvae.options import ARCHITECTURES
 
 
 def _build_chain(layers, shape):
@@ -25,11 +25,6 @@ def _call_chain(layers, x):
     return x
 
 
-def _check_positive(argument, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise InputError(argument, "an integer >= 1", repr(value))
-
-
 @keras.saving.register_keras_serializable(package="tfvae")
 class MLP(keras.layers.Layer):
     """[N, ...] -> flatten -> ``depth`` Dense layers of ``hidden`` units -> [N, hidden]."""
@@ -37,8 +32,8 @@ class MLP(keras.layers.Layer):
     def __init__(self, hidden=500, depth=1, activation="tanh", kernel_initializer="glorot_uniform",
                  **kwargs):
         super().__init__(**kwargs)
-        _check_positive("hidden", hidden)
-        _check_positive("depth", depth)
+        check_int("hidden", hidden)
+        check_int("depth", depth)
         self.hidden, self.depth, self.activation = hidden, depth, activation
         self.kernel_initializer = kernel_initializer
         self.flatten = keras.layers.Flatten()
@@ -80,8 +75,8 @@ class ConvEncoderBody(keras.layers.Layer):
 
     def __init__(self, hidden=256, filters=32, activation="relu", **kwargs):
         super().__init__(**kwargs)
-        _check_positive("hidden", hidden)
-        _check_positive("filters", filters)
+        check_int("hidden", hidden)
+        check_int("filters", filters)
         self.hidden, self.filters, self.activation = hidden, filters, activation
         self.layers_ = [
             keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation=activation),
@@ -113,8 +108,8 @@ class ConvDecoderBody(keras.layers.Layer):
         super().__init__(**kwargs)
         self.image_shape = tuple(int(d) for d in image_shape)
         _check_divisible(self.image_shape)
-        _check_positive("hidden", hidden)
-        _check_positive("filters", filters)
+        check_int("hidden", hidden)
+        check_int("filters", filters)
         self.hidden, self.filters, self.activation = hidden, filters, activation
         h, w = self.image_shape[0] // 4, self.image_shape[1] // 4
         self.layers_ = [
@@ -141,17 +136,11 @@ class ConvDecoderBody(keras.layers.Layer):
                 "filters": self.filters, "activation": self.activation}
 
 
-def encoder_body(architecture, image_shape, hidden, depth, activation, kernel_initializer):
+def network_body(part, architecture, image_shape, hidden, depth, activation, kernel_initializer):
+    """The body of the ``part`` ("encoder" or "decoder") network for ``architecture``."""
+    check_choice("architecture", architecture, ARCHITECTURES)
     if architecture == "mlp":
         return MLP(hidden, depth, activation, kernel_initializer, name="body")
-    if architecture == "conv":
+    if part == "encoder":
         return ConvEncoderBody(hidden, activation=activation, name="body")
-    raise InputError("architecture", f"one of {ARCHITECTURES}", repr(architecture))
-
-
-def decoder_body(architecture, image_shape, hidden, depth, activation, kernel_initializer):
-    if architecture == "mlp":
-        return MLP(hidden, depth, activation, kernel_initializer, name="body")
-    if architecture == "conv":
-        return ConvDecoderBody(image_shape, hidden, activation=activation, name="body")
-    raise InputError("architecture", f"one of {ARCHITECTURES}", repr(architecture))
+    return ConvDecoderBody(image_shape, hidden, activation=activation, name="body")

@@ -1,0 +1,55 @@
+"""Checks of user arguments, each raising :class:`tfvae.errors.InputError` on bad input.
+
+Every entry point (the Python API and the CLI alike) checks its arguments here, so a count
+accepts the same values everywhere: Python and numpy integers, never ``bool``.
+"""
+
+import math
+import numbers
+
+from tfvae.errors import InputError
+
+
+def is_integer(value):
+    """Whether ``value`` is an integer of any kind (numpy's included), bool excluded."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_int(argument, value, minimum=1, maximum=None, *, optional=False):
+    """``value`` as a Python int in [minimum, maximum]; ``None`` passes when ``optional``."""
+    if value is None and optional:
+        return None
+    if not is_integer(value) or value < minimum or (maximum is not None and value > maximum):
+        expected = (f"an integer >= {minimum}" if maximum is None
+                    else f"an integer from {minimum} to {maximum}")
+        raise InputError(argument, expected, repr(value))
+    return int(value)
+
+
+def check_seed(argument, value):
+    """A seed: an integer >= 0."""
+    return check_int(argument, value, minimum=0)
+
+
+def check_choice(argument, value, choices):
+    """``value`` if it is one of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise InputError(argument, f"one of {', '.join(map(str, choices))}", repr(value))
+    return value
+
+
+def check_number(argument, value, *, above=None, at_least=None, below=None):
+    """``value`` as a finite float with the bounds given (``above``/``below`` exclusive)."""
+    ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
+          and math.isfinite(value)
+          and (above is None or value > above)
+          and (at_least is None or value >= at_least)
+          and (below is None or value < below))
+    if not ok:
+        bounds = [f"> {above}" if above is not None else None,
+                  f">= {at_least}" if at_least is not None else None,
+                  f"< {below}" if below is not None else None]
+        expected = " and ".join(b for b in bounds if b)
+        raise InputError(argument, f"a finite number{' ' + expected if expected else ''}",
+                         repr(value))
+    return float(value)

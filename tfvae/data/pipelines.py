@@ -1,0 +1,123 @@
+"""``tf.data`` pipelines of images, and the one binarization of arrays on the host.
+
+Binarization draws a Bernoulli sample of grey levels in [0, 1]: inside graphs (a pipeline's
+batches, a training step) with ``tfvae.noise.bernoulli``; for a fixed set drawn once (a static
+binarization, a test set) with :func:`binarize`, from numpy, so it needs no TensorFlow.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from tfvae import noise
+from tfvae.checks import check_int, check_seed
+from tfvae.data.validation import validate_images
+from tfvae.errors import InputError
+
+
+def binarize(x, seed=0):
+    """One Bernoulli sample of grey levels ``x`` in [0, 1] (float32, same shape).
+
+    ``seed`` is an integer or a ``numpy.random.Generator``.
+    """
+    rng = np.random.default_rng(seed)
+    return (rng.random(np.shape(x), dtype=np.float32) < x).astype(np.float32)
+
+
+def make_pipeline(x, *, batch_size, shuffle=False, dynamic_binarize=False, seed=0,
+                  drop_remainder=False, with_index=False):
+    """A ``tf.data.Dataset`` of float32 batches of ``x`` (images only, no labels).
+
+    ``shuffle`` reshuffles the whole array each epoch; ``dynamic_binarize`` replaces each batch by
+    a Bernoulli sample of its pixels (``tfvae.noise.bernoulli``), fresh each epoch. Both are
+    seeded from ``seed``, so two pipelines built with one seed yield the same sequence of epochs.
+    ``with_index`` gives ``(x, index)`` batches, each example's row number in ``x`` beside it
+    (for models that keep state per example, such as MCEM).
+    """
+    x = validate_images(x, argument="x", bernoulli=dynamic_binarize)
+    check_int("--batch-size", batch_size)
+    check_seed("--seed", seed)
+    shuffle_seed, noise_seed = (int(s) for s in np.random.SeedSequence(seed).generate_state(2))
+    # No cache(): from_tensor_slices already holds x in memory; cache() would keep a second copy.
+    ds = tf.data.Dataset.from_tensor_slices(
+        (x, np.arange(len(x), dtype=np.int32)) if with_index else x)
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if dynamic_binarize:
+        # One stateless seed per batch, from a stream that differs each epoch but is fixed by
+        # noise_seed: reproducible runs, fresh samples per epoch, one vectorized op per batch.
+        batch_seeds = tf.data.Dataset.random(seed=noise_seed, rerandomize_each_iteration=True)
+
+        def binarize(batch, batch_seed):
+            stateless_seed = tf.stack([tf.cast(batch_seed, tf.int32), 0])
+            if with_index:
+                return noise.bernoulli(batch[0], stateless_seed), batch[1]
+            return noise.bernoulli(batch, stateless_seed)
+
+        ds = tf.data.Dataset.zip(ds, batch_seeds).map(binarize,
+                                                      num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def make_train_stream(x, *, batch_size, seed=0, first_epoch=0, drop_remainder=False):
+    """An endless ``tf.data.Dataset`` of shuffled float32 batches of ``x``, epoch after epoch.
+
+    Epoch ``e`` (counting from ``first_epoch``) is one pass over ``x`` in an order fixed by
+    ``(seed, e)``: ``ceil(len(x) / batch_size)`` batches, the last one partial. Order depends on
+    the epoch number, not on how many iterators were made before, so a resumed run sees the same
+    batches as one that was never stopped, and a ``tf.distribute`` run (Keras reads one batch
+    ahead to build the model) the same as one device. Train with
+    ``fit(..., steps_per_epoch=steps_per_epoch(len(x), batch_size))``. ``drop_remainder`` leaves
+    out each epoch's partial batch (different examples each epoch), for devices that need every
+    batch the same shape (TPUs).
+
+    ``x`` is held in memory as one tensor and batches are gathered from it, so the per-example
+    cost of a shuffle buffer is paid per batch instead. Binarization is left to the model
+    (``VAE.dynamic_binarization``), which draws it on the device.
+    """
+    x = validate_images(x, argument="x", bernoulli=False)
+    check_int("--batch-size", batch_size)
+    check_seed("--seed", seed)
+    check_seed("first_epoch", first_epoch)
+    shuffle_seed = int(np.random.SeedSequence(seed).generate_state(1)[0] >> 1)
+    n, steps = len(x), steps_per_epoch(len(x), batch_size, drop_remainder)
+    if steps == 0:
+        raise InputError("--batch-size", f"at most the {n} training examples when partial "
+                         "batches are left out", repr(batch_size))
+    levels = _grey_levels(x)
+    # 8-bit images (MNIST) are held as bytes, a quarter of the memory, and scaled per batch.
+    images = tf.constant(x if levels is None else levels)
+    scale = (lambda batch: batch) if levels is None else (
+        lambda batch: tf.cast(batch, tf.float32) / 255.0)
+
+    def epoch_batches(epoch):
+        key = tf.stack([tf.constant(shuffle_seed, tf.int64), epoch])
+        order = tf.argsort(tf.random.stateless_uniform([n], seed=key))
+        return tf.data.Dataset.range(steps).map(
+            lambda i: order[i * batch_size: tf.minimum((i + 1) * batch_size, n)])
+
+    ds = tf.data.Dataset.counter(first_epoch).flat_map(epoch_batches)
+    ds = ds.map(lambda index: scale(tf.gather(images, index)), num_parallel_calls=tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    # Each worker holds the whole (small) array: shard the batches, not files.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def _grey_levels(x):
+    """``x`` as uint8 k when every value is exactly float32(k / 255), else None."""
+    levels = np.empty(x.shape, np.uint8)
+    for start in range(0, len(x), 4096):  # in blocks: no full-size float temporaries
+        block = x[start:start + 4096]
+        levels[start:start + 4096] = np.rint(block * 255)
+        if not np.array_equal(levels[start:start + 4096].astype(np.float32) / np.float32(255),
+                              block):
+            return None
+    return levels
+
+
+def steps_per_epoch(num_examples, batch_size, drop_remainder=False):
+    """Batches in one pass over ``num_examples``: the last one partial, or left out."""
+    if drop_remainder:
+        return num_examples // batch_size
+    return -(-num_examples // batch_size)

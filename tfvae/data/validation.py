@@ -1,0 +1,129 @@
+"""Checks that turn user arrays into the images tfvae works on, or raise one clear error.
+
+Images are float32 ``[N, H, W, C]``: integers are grey levels 0..255 (scaled by 1/255) unless
+they hold only 0 and 1; floats are kept and must be finite, and in [0, 1] for a Bernoulli
+likelihood. Every bad input raises :class:`tfvae.errors.InputError` naming the argument.
+"""
+
+import math
+
+import numpy as np
+
+from tfvae.errors import InputError
+
+SHAPE_EXPECTED = "images [N, H, W] or [N, H, W, C] (or [N, D] with D a perfect square)"
+
+
+def validate_images(x, *, argument, bernoulli):
+    """Return ``x`` as float32 ``[N, H, W, C]``, or raise InputError naming ``argument``.
+
+    Accepts ``[N, H, W]`` (adds C = 1), ``[N, H, W, C]`` and ``[N, D]`` with D a perfect square
+    (to ``[N, sqrt D, sqrt D, 1]``). Integers are grey levels 0..255, scaled by 1/255, unless they
+    hold only 0 and 1 (kept as binary); floats are kept. Values must be finite, and in [0, 1]
+    when ``bernoulli`` is true.
+    """
+    return validate_values(_to_nhwc(_numeric_array(x, argument), argument), argument, bernoulli)
+
+
+def validate_values(x, argument, bernoulli):
+    """The values of ``x`` (any shape) as float32, checked and scaled as :func:`validate_images`
+    says."""
+    x = _numeric_array(x, argument)
+    if np.issubdtype(x.dtype, np.integer):
+        return _scale_integers(x, argument)
+    x = x.astype(np.float32, copy=False)
+    check_values(x, argument, bernoulli)
+    return x
+
+
+def _numeric_array(x, argument):
+    try:
+        x = np.asarray(x)
+    except ValueError as exc:  # ragged nested lists
+        got = f"an array-like that is not one ({exc})"
+        raise InputError(argument, SHAPE_EXPECTED, got) from exc
+    if x.dtype == bool:
+        x = x.astype(np.uint8)
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise InputError(argument, f"numeric {SHAPE_EXPECTED}", f"dtype {x.dtype}")
+    return x
+
+
+def _to_nhwc(x, argument):
+    if x.ndim == 2:
+        side = math.isqrt(x.shape[1])
+        if side * side != x.shape[1]:
+            got = f"shape {x.shape} ({x.shape[1]} is not a square)"
+            raise InputError(argument, SHAPE_EXPECTED, got)
+        x = x.reshape(len(x), side, side)
+    if x.ndim == 3:
+        x = x[..., np.newaxis]
+    if x.ndim != 4:
+        raise InputError(argument, SHAPE_EXPECTED, f"shape {x.shape} of dtype {x.dtype}")
+    if 0 in x.shape:
+        raise InputError(argument, f"at least one image of {SHAPE_EXPECTED}", f"shape {x.shape}")
+    return x
+
+
+def _scale_integers(x, argument):
+    lo, hi = int(x.min()), int(x.max())
+    if lo < 0 or hi > 255:
+        raise InputError(argument, "integer grey levels in [0, 255]", f"values in [{lo}, {hi}]")
+    out = x.astype(np.float32)
+    if hi > 1:  # 0/1 data is already binary; anything else is 0..255 grey levels
+        out /= 255
+    return out
+
+
+def check_values(x, argument, bernoulli):
+    finite = np.isfinite(x)
+    if not finite.all():
+        n_nan = int(np.isnan(x).sum())
+        n_inf = int(x.size - finite.sum()) - n_nan
+        raise InputError(argument, "finite values", f"{n_nan} NaN and {n_inf} infinite values")
+    if bernoulli:
+        lo, hi = float(x.min()), float(x.max())
+        if lo < 0 or hi > 1:
+            expected = "values in [0, 1] for a Bernoulli likelihood"
+            raise InputError(argument, expected, f"values in [{lo:g}, {hi:g}]")
+
+
+def _check_positive_int(value, argument, optional=False):
+    if value is None and optional:
+        return
+    # bool is an int subclass but never a meaningful count
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InputError(argument, "a positive integer", repr(value))
+
+
+def _check_seed(seed):
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError("--seed", "a non-negative integer", repr(seed))
+
+
+def model_images(model, x, argument="x"):
+    """``x`` as a batch of the images ``model`` takes, float32 [N, *model.image_shape].
+
+    Any array whose examples hold the model's number of pixels is accepted ([N, 28, 28] or
+    [N, 784] for a 28x28x1 model); its values are checked as :func:`validate_images` does.
+    """
+    try:
+        array = np.asarray(x)
+    except ValueError as exc:  # ragged nested lists
+        raise InputError(argument, "a batch of images [N, *image_shape]",
+                         f"an array-like that is not one ({exc})") from exc
+    if getattr(model, "image_shape", None) is None:
+        # A model of any event shape (one that is not a tfvae model): examples as they are.
+        if array.ndim < 2 or len(array) == 0:
+            raise InputError(argument, "examples [N, ...] with N >= 1", f"shape {array.shape}")
+        return validate_values(array, argument, bernoulli=False)
+    expected_shape = tuple(model.image_shape)
+    size = math.prod(expected_shape)
+    if array.ndim < 2 or math.prod(array.shape[1:]) != size or len(array) == 0:
+        # Shown as an image shape [H, W, C] where it reads as one, beside the model's.
+        given = tuple(array.shape[1:]) + ((1,) if array.ndim == 3 else ())
+        raise InputError(argument, f"N >= 1 images of shape {expected_shape} (or [N, {size}]), "
+                         "as the model takes", f"shape {given} for {len(array)} images")
+    images = validate_images(array.reshape(len(array), *expected_shape), argument=argument,
+                             bernoulli=model.likelihood_name == "bernoulli")
+    return images.reshape(len(array), *expected_shape)

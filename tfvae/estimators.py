@@ -1,0 +1,175 @@
+"""The estimators: every formula of the paper and its successors, each once, as pure functions of
+the model's distributions (the paper's section 2.3 and appendix D).
+
+Every function takes the posterior ``q`` = q(z|x) (batch [B], event [D]), a ``decode`` callable
+that maps z [S, B, D] to p(x|z) (batch [S, B]), the prior p(z), the data ``x`` [B, *E] and a
+stateless ``seed`` (int32 [2]). Results are per example, shape [B], in nats summed over pixels.
+``layout`` (``tfvae.noise.batch_layout``) ties each example's noise to its place in the global
+batch under tf.distribute; ``None`` on one device.
+
+- SGVB estimator A (``kl="sampled"``): mean_l log p(x, z_l) - log q(z_l|x).
+- SGVB estimator B (``kl="analytic"``): mean_l log p(x|z_l) - KL(q(z|x) || p(z)).
+- The importance-weighted bound of Burda et al. (2015): log mean_l p(x, z_l) / q(z_l|x), which
+  tends to log p(x) as the number of samples grows; the importance-sampled log p(x) is the same
+  formula with many samples, in chunks.
+- The paper's HMC estimator of log p(x) (appendix D), which needs no encoder.
+"""
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfvae import noise
+from tfvae.options import KL_ESTIMATORS
+
+tfd = tfp.distributions
+# Samples of z (times examples) decoded at once: bounds memory to about this many decoded images.
+DECODED_PER_CHUNK = 20_000
+
+
+def log_mean_exp(log_w, axis=0, count=None):
+    """log (1/count) sum exp(log_w) along ``axis``, computed stably.
+
+    ``count`` is the number of terms the mean is over: the length of ``axis`` unless ``log_w``
+    holds log-sum-exps of chunks of them.
+    """
+    count = tf.shape(log_w)[axis] if count is None else count
+    return tf.reduce_logsumexp(log_w, axis=axis) - tf.math.log(tf.cast(count, log_w.dtype))
+
+
+def log_joint(decode, prior, x, z):
+    """log p(x, z) = log p(z) + log p(x|z) for z [*S, B, D]: [*S, B]."""
+    return prior.log_prob(z) + decode(z).log_prob(x)
+
+
+def sample_posterior(q, num_samples, seed, layout=None):
+    """z_l = mu + S eps_l ~ q(z|x) with eps_l ~ N(0, I): [S, B, D], differentiable in mu and S.
+
+    ``q`` is a Gaussian with ``loc`` [B, D] and a ``scale`` linear operator (MultivariateNormalDiag
+    and its kin). The noise comes from ``tfvae.noise`` rather than ``q.sample`` so that it is the
+    same for an example whichever replica holds it.
+    """
+    loc = q.loc
+    eps = noise.standard_normal(seed, [num_samples], tf.shape(loc)[0], tf.shape(loc)[1:], layout)
+    return loc + q.scale.matvec(tf.cast(eps, loc.dtype))
+
+
+def log_weights(q, decode, prior, x, num_samples, seed, layout=None):
+    """log p(x|z) and log p(z) - log q(z|x) for z_l ~ q(z|x) (reparameterized), each [S, B]."""
+    z = sample_posterior(q, num_samples, seed, layout)
+    log_px_z = decode(z).log_prob(x)
+    return log_px_z, prior.log_prob(z) - q.log_prob(z)
+
+
+def elbo_terms(q, decode, prior, x, *, kl="analytic", num_samples=1, seed, layout=None):
+    """The ELBO with its two parts: ``elbo`` = ``reconstruction`` - ``kl``, each [B]."""
+    log_px_z, log_ratio = log_weights(q, decode, prior, x, num_samples, seed, layout)
+    reconstruction = tf.reduce_mean(log_px_z, axis=0)
+    if kl == "analytic":
+        kl_term = q.kl_divergence(prior)
+    elif kl == "sampled":
+        kl_term = -tf.reduce_mean(log_ratio, axis=0)
+    else:
+        raise ValueError(f"kl: expected one of {KL_ESTIMATORS}, got {kl!r}")
+    return {"elbo": reconstruction - kl_term, "reconstruction": reconstruction, "kl": kl_term}
+
+
+def iwae_terms(q, decode, prior, x, *, num_samples, seed, layout=None):
+    """The importance-weighted bound (``iwae``) beside estimator A's terms from the same samples."""
+    log_px_z, log_ratio = log_weights(q, decode, prior, x, num_samples, seed, layout)
+    log_w = log_px_z + log_ratio
+    reconstruction = tf.reduce_mean(log_px_z, axis=0)
+    kl_term = -tf.reduce_mean(log_ratio, axis=0)
+    return {
+        "iwae": log_mean_exp(log_w),
+        "elbo": reconstruction - kl_term,
+        "reconstruction": reconstruction,
+        "kl": kl_term,
+    }
+
+
+def importance_log_px(q, decode, prior, x, *, num_samples, seed, chunk_size=500):
+    """log p(x) ~= log (1/k) sum_l p(x, z_l) / q(z_l|x), in chunks of samples.
+
+    Memory is bounded by ``chunk_size`` samples at a time; the chunks' log-sum-exps combine
+    exactly, so the result does not depend on the chunk size.
+    """
+    chunk_size = min(chunk_size, num_samples)
+    sizes = [chunk_size] * (num_samples // chunk_size)
+    if num_samples % chunk_size:
+        sizes.append(num_samples % chunk_size)
+    seeds = tfp.random.split_seed(seed, n=len(sizes))
+    partial = []
+    for size, chunk_seed in zip(sizes, tf.unstack(seeds)):
+        log_px_z, log_ratio = log_weights(q, decode, prior, x, size, chunk_seed)
+        partial.append(tf.reduce_logsumexp(log_px_z + log_ratio, axis=0))
+    return log_mean_exp(tf.stack(partial), count=num_samples)
+
+
+def hmc_log_px(decode, prior, x, seed, *, num_chains, draws_per_chain, burnin, leapfrog_steps,
+               target_accept, initial_step_size, init_candidates):
+    """The paper's estimator (appendix D): per-example log p(x) [B] and HMC acceptance [B].
+
+    Hamiltonian Monte Carlo draws z from the posterior p(z|x) ∝ p(z) p(x|z); a Gaussian q(z) is
+    fitted to the first ``num_chains * draws_per_chain`` draws; on as many fresh draws,
+    1/p(x) = E_{p(z|x)}[q(z) / (p(z) p(x|z))], so
+    log p(x) ~= -log (1/L) sum_l q(z_l) / (p(z_l) p(x|z_l)).
+    This harmonic-mean form is accurate when the posterior has few dimensions, as in the paper.
+    """
+    batch = tf.shape(x)[0]
+    init_seed, burn_seed, draw_seed = tfp.random.split_seed(seed, n=3)
+
+    def target_log_prob(z):  # z [..., B, D] -> [..., B]
+        return log_joint(decode, prior, x, z)
+
+    # Chains [C, B, D] start from prior draws resampled by their likelihood p(x|z) (sampling
+    # importance resampling): started from the prior itself, chains of a sharp posterior can
+    # stay in a poor mode, and one such draw ruins the harmonic mean.
+    z0 = _resampled_prior_draws(decode, prior, x, num_chains, init_candidates, init_seed)
+    # One step size per example [B, 1], shared by its chains, so the adaptation averages the
+    # acceptance over an example's chains.
+    step_size = tf.fill([batch, 1], tf.constant(initial_step_size, tf.float32))
+    adaptive = tfp.mcmc.SimpleStepSizeAdaptation(
+        tfp.mcmc.HamiltonianMonteCarlo(target_log_prob, step_size, leapfrog_steps),
+        num_adaptation_steps=burnin, target_accept_prob=target_accept, adaptation_rate=0.05)
+    burn = tfp.mcmc.sample_chain(
+        num_results=1, current_state=z0, kernel=adaptive, num_burnin_steps=burnin - 1,
+        trace_fn=None, return_final_kernel_results=True, seed=burn_seed)
+    tuned = tfp.mcmc.HamiltonianMonteCarlo(target_log_prob,
+                                           burn.final_kernel_results.new_step_size,
+                                           leapfrog_steps)
+    draws, (accepted, log_pxz) = tfp.mcmc.sample_chain(
+        num_results=2 * draws_per_chain, current_state=burn.all_states[-1], kernel=tuned,
+        trace_fn=lambda _, r: (r.is_accepted, r.accepted_results.target_log_prob),
+        seed=draw_seed)
+    latent_dim = draws.shape[-1]
+    # [2n, C, B, D] -> the fitting draws and the fresh draws, each [n*C, B, D].
+    draws = tf.reshape(draws, [2, -1, batch, latent_dim])
+    log_pxz = tf.reshape(log_pxz, [2, -1, batch])
+    q = _fit_gaussian(draws[0])
+    log_px = -log_mean_exp(q.log_prob(draws[1]) - log_pxz[1])
+    acceptance = tf.reduce_mean(tf.cast(accepted, tf.float32), axis=[0, 1])
+    return log_px, acceptance
+
+
+def _resampled_prior_draws(decode, prior, x, num_draws, num_candidates, seed):
+    """``num_draws`` z per example [num_draws, B, D]: resampled from ``num_candidates`` prior
+    draws with weights p(x|z), decoded in chunks to bound memory."""
+    candidate_seed, pick_seed = tfp.random.split_seed(seed, n=2)
+    batch = tf.shape(x)[0]
+    z = prior.sample([num_candidates, batch], seed=candidate_seed)  # [K, B, D]
+    chunk = max(1, DECODED_PER_CHUNK // max(int(x.shape[0] or 100), 1))
+    log_lik = tf.concat([decode(z[i:i + chunk]).log_prob(x)
+                         for i in range(0, num_candidates, chunk)], axis=0)  # [K, B]
+    picks = tfd.Categorical(logits=tf.transpose(log_lik)).sample(num_draws, seed=pick_seed)
+    by_example = tf.gather(tf.transpose(z, [1, 0, 2]), tf.transpose(picks), batch_dims=1)
+    return tf.transpose(by_example, [1, 0, 2])
+
+
+def _fit_gaussian(z):
+    """A full-covariance Gaussian per example fitted to draws z [S, B, D] (batch [B])."""
+    mean = tf.reduce_mean(z, axis=0)
+    centered = z - mean
+    cov = tf.einsum("sbi,sbj->bij", centered, centered) / tf.cast(tf.shape(z)[0] - 1, tf.float32)
+    # A small ridge keeps the Cholesky factor defined when the draws barely move.
+    cov += 1e-6 * tf.eye(z.shape[-1], batch_shape=[1])
+    return tfd.MultivariateNormalTriL(loc=mean, scale_tril=tf.linalg.cholesky(cov))

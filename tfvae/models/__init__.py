@@ -1,0 +1,28 @@
+"""tfvae's latent-variable models, one module each, and the registry of their names.
+
+Every model extends :class:`tfvae.models.base.LatentVariableModel` and registers itself with
+``@register(name)``; :func:`model_class` and :func:`load_model` are how training, export, the
+paper's experiments and the CLI find them.
+"""
+
+import keras
+
+from tfvae.checks import check_choice
+from tfvae.models.autoencoder import Autoencoder
+from tfvae.models.base import MODELS, LatentVariableModel, register
+from tfvae.models.mcem import MCEM
+from tfvae.models.vae import VAE
+from tfvae.models.wake_sleep import WakeSleep
+
+__all__ = ["MODELS", "MCEM", "VAE", "Autoencoder", "LatentVariableModel", "WakeSleep",
+           "load_model", "model_class", "register"]
+
+
+def model_class(name):
+    """The model class registered as ``name`` (``--model``)."""
+    return MODELS[check_choice("--model", name, tuple(MODELS))]
+
+
+def load_model(path):
+    """A model saved by ``model.save`` (a ``.keras`` file), every tfvae model class known."""
+    return keras.saving.load_model(path)

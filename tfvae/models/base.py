@@ -1,0 +1,303 @@
+"""The one base class of tfvae's latent-variable models, and the registry of their names.
+
+A model is a prior p(z), a decoder p(x|z) and, for most, a recognition model q(z|x). The base
+class declares the settings they share once (the image shape, the networks, the likelihood, the
+weight prior and the seed), checks them, records them in ``get_config`` and gives every model
+the same ``prior``, ``decode``, ``sample``, stateless seeds, metrics and gradient step. A model
+adds its encoder (:meth:`make_encoder`), its metrics (``metric_names``) and its ``train_step``.
+
+Shapes: ``B`` batch, ``S`` samples per datapoint, ``D`` latent dimension, ``E`` image shape.
+"""
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfvae import options
+from tfvae.checks import check_choice, check_int, check_number, is_integer
+from tfvae.errors import InputError
+from tfvae.models.distributions import DiagonalGaussian, likelihood_layer
+from tfvae.models.networks import network_body
+
+tfd = tfp.distributions
+
+_SEED_STATE = "seed_generator_state"
+_NET = options.NETWORK_DEFAULTS
+# registry name -> model class; filled by @register
+MODELS = {}
+
+
+def register(name):
+    """Register a model class under ``name`` for ``tfvae train --model``, ``load_model`` and
+    Keras's serialization (as ``tfvae>ClassName``)."""
+    def decorate(cls):
+        MODELS[name] = keras.saving.register_keras_serializable(package="tfvae")(cls)
+        cls.registry_name = name
+        return cls
+    return decorate
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class Encoder(keras.Model):
+    """x [B, *E] -> q(z|x), a diagonal Gaussian with batch [B] and event [D]."""
+
+    def __init__(self, body, latent_dim, **kwargs):
+        super().__init__(**kwargs)
+        self.body = body
+        self.posterior = DiagonalGaussian(latent_dim, name="posterior")
+
+    def build(self, input_shape):
+        self.body.build(input_shape)
+        self.posterior.build(self.body.compute_output_shape(input_shape))
+
+    def call(self, x):
+        return self.posterior(self.body(x))
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class Decoder(keras.Model):
+    """z [*S, D] -> p(x|z) with batch [*S] and event E; leading sample dims are kept."""
+
+    def __init__(self, body, likelihood, **kwargs):
+        super().__init__(**kwargs)
+        self.body = body
+        self.likelihood = likelihood
+
+    def build(self, input_shape):
+        self.body.build(input_shape)
+        self.likelihood.build(self.body.compute_output_shape(input_shape))
+
+    def call(self, z):
+        # Bodies (convolutions in particular) take one batch dimension: flatten, then restore.
+        batch_shape = tf.shape(z)[:-1]
+        h = self.body(tf.reshape(z, [-1, z.shape[-1]]))
+        return self.likelihood(h, batch_shape=batch_shape)
+
+
+class LatentVariableModel(keras.Model):
+    """p(z) p(x|z), and q(z|x) when the model has an encoder, as one Keras model.
+
+    Subclasses set ``metric_names`` (the per-example metrics their steps report, ``loss``
+    first), may return an encoder from :meth:`make_encoder` and override :attr:`prior`, and
+    write ``train_step``; the rest is shared. ``has_bound`` is False for a model without a
+    lower bound on log p(x) (the autoencoder): no ``log_likelihood`` for it.
+
+    The settings: ``image_shape`` [H, W, C]; ``latent_dim`` D; the bodies (``architecture``
+    "mlp" or "conv", ``hidden`` units, ``depth`` layers, ``activation``,
+    ``kernel_initializer``); ``likelihood`` p(x|z), "bernoulli" (logits; binary or grey-level
+    pixels) or "gaussian" (mean through a sigmoid as in the paper, ``gaussian_scale``
+    "network", "learned" or a fixed float); ``weight_decay``, a N(0, 1/weight_decay) prior on
+    the weights (MAP); ``seed`` of the model's noise.
+    """
+
+    metric_names = ("loss",)
+    # The test metric that picks a run's best.keras.
+    checkpoint_metric = "elbo"
+    has_bound = True
+    # Trained on (x, index) batches, keeping state per training example (MCEM's chains).
+    needs_example_index = False
+
+    def __init__(self, image_shape=options.DEFAULT_IMAGE_SHAPE, latent_dim=_NET["latent_dim"],
+                 hidden=_NET["hidden"], depth=_NET["depth"], activation=_NET["activation"],
+                 architecture=_NET["architecture"], likelihood=_NET["likelihood"],
+                 gaussian_scale=_NET["gaussian_scale"],
+                 kernel_initializer=_NET["kernel_initializer"],
+                 weight_decay=_NET["weight_decay"], seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.image_shape = _check_image_shape(image_shape)
+        self.latent_dim = check_int("latent_dim", latent_dim)
+        self.hidden = check_int("hidden", hidden)
+        self.depth = check_int("depth", depth)
+        self.activation = activation
+        self.architecture = check_choice("architecture", architecture, options.ARCHITECTURES)
+        self.likelihood_name = check_choice("likelihood", likelihood, options.LIKELIHOODS)
+        self.gaussian_scale = gaussian_scale
+        self.kernel_initializer = kernel_initializer
+        self.weight_decay = check_number("weight_decay", weight_decay, at_least=0)
+        if seed is not None:
+            seed = check_int("seed", seed, minimum=0)
+        self.seed = seed
+        # Encoder before decoder: the order of trainable_variables, which optimizer slots and
+        # the paper's initialization follow.
+        encoder = self.make_encoder()
+        if encoder is not None:
+            self.encoder = encoder
+        self.decoder = Decoder(self.network_body("decoder"),
+                               likelihood_layer(likelihood, self.image_shape, gaussian_scale),
+                               name="decoder")
+        self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
+        self.trackers = [keras.metrics.Mean(name=name) for name in self.metric_names]
+        self.build((None, *self.image_shape))
+
+    def network_body(self, part):
+        """The body of the ``part`` ("encoder" or "decoder") network, from the settings."""
+        return network_body(part, self.architecture, self.image_shape, self.hidden, self.depth,
+                            self.activation, self.kernel_initializer)
+
+    @property
+    def has_encoder(self):
+        return hasattr(self, "encoder")
+
+    def make_encoder(self):
+        """The recognition model x -> q(z|x) (a diagonal Gaussian), or None for a model with a
+        decoder only."""
+        return Encoder(self.network_body("encoder"), self.latent_dim, name="encoder")
+
+    def build(self, input_shape):
+        if self.has_encoder:
+            self.encoder.build(input_shape)
+        self.decoder.build((None, self.latent_dim))
+        self.built = True
+
+    # -- the model ---------------------------------------------------------------------------
+
+    @property
+    def prior(self):
+        """p(z) = N(0, I), event [D]. Override to give a model another prior."""
+        return tfd.MultivariateNormalDiag(loc=tf.zeros([self.latent_dim]))
+
+    def encode(self, x):
+        """q(z|x), a ``tfd`` distribution with batch [B] and event [D]."""
+        if not self.has_encoder:
+            raise InputError("model", "a model with an encoder q(z|x)",
+                             f"a {type(self).__name__}, which has none")
+        return self.encoder(tf.cast(x, tf.float32))
+
+    def decode(self, z):
+        """p(x|z), a ``tfd`` distribution with batch [*S] and event E, for z [*S, D]."""
+        return self.decoder(z)
+
+    def reconstruct(self, x):
+        """The mean of p(x|z) at z = the mean of q(z|x): [B, *E]."""
+        return self.decode(self.encode(x).mean()).mean()
+
+    def sample(self, num, seed=None):
+        """``num`` images [num, *E]: the mean of p(x|z) for z ~ p(z); ``seed`` makes it repeatable."""
+        num = check_int("num", num)
+        z = self.prior.sample(num, seed=self._seed(seed))
+        return self.decode(z).mean()
+
+    def call(self, x):
+        return self.reconstruct(x)
+
+    def _seed(self, seed=None):
+        """A stateless int32 seed [2]: from ``seed`` when given, else the model's generator.
+
+        Every replica advances its copy of the generator alike, so all replicas get the same seed;
+        ``tfvae.noise`` keeps their examples' noise apart.
+        """
+        if seed is None:
+            return tf.cast(self.seed_generator.next(), tf.int32)
+        if is_integer(seed):
+            return tf.constant([int(seed), 0], tf.int32)
+        return tf.cast(seed, tf.int32)
+
+    # -- what every training step shares -----------------------------------------------------
+
+    @property
+    def metrics(self):
+        return list(self.trackers)
+
+    @staticmethod
+    def batch_inputs(data):
+        """x [B, *E] as float32 from what ``fit`` passes: x alone or (x, y[, sample_weight])."""
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return tf.cast(x, tf.float32)
+
+    def _weight_penalty(self, variables=None):
+        """A N(0, 1/weight_decay) prior on the weights: MAP adds weight_decay/2 * ||w||^2."""
+        if not self.weight_decay:
+            return 0.0
+        variables = self.trainable_variables if variables is None else variables
+        return 0.5 * self.weight_decay * tf.add_n([tf.reduce_sum(tf.square(v))
+                                                   for v in variables])
+
+    def scaled_loss(self, loss):
+        """What a ``train_step`` differentiates for a replica's mean ``loss``.
+
+        fit() under tf.distribute sums the replicas' gradients: each replica's mean loss is
+        scaled by 1/replicas so the sum is the global mean. ``scale_loss`` is the identity
+        unless the optimizer is a LossScaleOptimizer (mixed precision), whose ``apply``
+        unscales the gradients.
+        """
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return self.optimizer.scale_loss(loss / replicas)
+
+    def update_metrics(self, values):
+        """Update each tracker from ``values`` (name -> per-example [B] or a scalar) and
+        return the logs.
+
+        A scalar ``loss`` is weighted by the batch size of the other values, as the per-example
+        trackers are: the epoch's loss is then the mean over examples, whatever the batch sizes
+        and however batches are split on replicas.
+        """
+        per_example = [v for name, v in values.items() if name != "loss"]
+        for tracker in self.trackers:
+            value = values[tracker.name]
+            if tracker.name == "loss" and per_example:
+                weight = tf.cast(tf.shape(per_example[0])[0], value.dtype)
+                tracker.update_state(value, sample_weight=weight)
+            else:
+                tracker.update_state(value)
+        logs = {m.name: m.result() for m in self.trackers}
+        if _multi_worker():
+            # Keras 3 reduces per-step logs across workers with strategy.reduce(MEAN, axis=0),
+            # which fails on scalars (tensorflow/tensorflow#72388): give them a batch axis. Epoch
+            # logs are read from the metrics themselves, aggregated over all workers.
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
+
+    # -- serialization -----------------------------------------------------------------------
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        # Keras does not save a SeedGenerator's state; without it a resumed run would replay the
+        # noise of the run's first steps instead of continuing where it stopped.
+        store[_SEED_STATE] = self.seed_generator.state
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        if _SEED_STATE in keys:  # absent from models saved before it was kept
+            self.seed_generator.state.assign(store[_SEED_STATE])
+        super().load_own_variables({k: store[k] for k in keys if k != _SEED_STATE})
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "image_shape": list(self.image_shape),
+            "latent_dim": self.latent_dim,
+            "hidden": self.hidden,
+            "depth": self.depth,
+            "activation": self.activation,
+            "architecture": self.architecture,
+            "likelihood": self.likelihood_name,
+            "gaussian_scale": self.gaussian_scale,
+            "kernel_initializer": keras.initializers.serialize(
+                keras.initializers.get(self.kernel_initializer)),
+            "weight_decay": self.weight_decay,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["kernel_initializer"] = keras.initializers.deserialize(config["kernel_initializer"])
+        return cls(**config)
+
+
+def _check_image_shape(image_shape):
+    try:
+        shape = tuple(image_shape)
+    except TypeError:
+        shape = None
+    if not shape or not all(is_integer(d) and d >= 1 for d in shape):
+        raise InputError("image_shape", "a tuple of positive integers such as (28, 28, 1)",
+                         repr(image_shape))
+    return tuple(int(d) for d in shape)
+
+
+def _multi_worker():
+    strategy = tf.distribute.get_strategy()
+    # The same test Keras's trainer makes before its cross-worker reduction.
+    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and strategy.extended._in_multi_worker_mode())

@@ -1,0 +1,213 @@
+"""The run directory: the one type that knows the files of a training run and how to read them.
+
+A run directory holds:
+
+- ``config.json``: the model type, model, data and training settings (with the binarization
+  used);
+- ``metrics.csv``: one row per epoch, train and test ``elbo``/``reconstruction``/``kl``, seconds
+  and examples per second;
+- ``tensorboard/``: TensorBoard logs;
+- ``checkpoints/last.keras`` and ``checkpoints/best.keras`` (best test metric), with the
+  optimizer state, written atomically at the end of each epoch whose loss is finite;
+- ``state.json``: epochs completed, best test ELBO and status (``running``, ``finished``,
+  ``diverged``);
+- ``model.keras``: the final model, once training finishes.
+
+Nothing else in the directory is tfvae's: ``--overwrite`` removes these files and no others, and
+only from a directory whose ``config.json`` shows that tfvae wrote it.
+"""
+
+import csv
+import shutil
+from pathlib import Path
+
+from tfvae import options, storage
+from tfvae.checks import check_choice
+from tfvae.errors import InputError
+
+CSV_COLUMNS = [
+    "epoch", "train_elbo", "train_reconstruction", "train_kl",
+    "test_elbo", "test_reconstruction", "test_kl", "seconds", "examples_per_second",
+]
+# The keys of every config.json that tfvae train writes.
+_CONFIG_KEYS = {"model_type", "model", "data", "train"}
+
+
+class RunDirectory:
+    """A run directory at ``path`` (which need not exist yet)."""
+
+    CONFIG = "config.json"
+    STATE = "state.json"
+    METRICS = "metrics.csv"
+    TENSORBOARD = "tensorboard"
+    CHECKPOINTS = "checkpoints"
+    MODEL = "model.keras"
+    # Everything tfvae writes at the top of a run directory (temporary files start with ".NAME.").
+    OWN_FILES = (CONFIG, STATE, METRICS, TENSORBOARD, CHECKPOINTS, MODEL)
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __repr__(self):
+        return f"RunDirectory({str(self.path)!r})"
+
+    # -- paths -------------------------------------------------------------------------------
+
+    @property
+    def config_path(self):
+        return self.path / self.CONFIG
+
+    @property
+    def state_path(self):
+        return self.path / self.STATE
+
+    @property
+    def metrics_path(self):
+        return self.path / self.METRICS
+
+    @property
+    def tensorboard_dir(self):
+        return self.path / self.TENSORBOARD
+
+    @property
+    def checkpoint_dir(self):
+        return self.path / self.CHECKPOINTS
+
+    def checkpoint_path(self, checkpoint="model"):
+        """The file of ``checkpoint``: "model" (final), "best" or "last"."""
+        check_choice("checkpoint", checkpoint, options.CHECKPOINTS)
+        if checkpoint == "model":
+            return self.path / self.MODEL
+        return self.checkpoint_dir / f"{checkpoint}.keras"
+
+    # -- what the run holds ------------------------------------------------------------------
+
+    def is_run(self):
+        """Whether ``path`` holds a run that tfvae wrote (its config.json, with tfvae's keys)."""
+        try:
+            return _CONFIG_KEYS <= set(self.read_config())
+        except (OSError, ValueError, TypeError):
+            return False
+
+    def read_config(self):
+        return storage.read_json(self.config_path)
+
+    def write_config(self, config):
+        storage.write_json(self.config_path, config)
+
+    def read_state(self):
+        """state.json as a dict ({} before the first epoch ends)."""
+        return storage.read_json(self.state_path) if self.state_path.is_file() else {}
+
+    def write_state(self, state):
+        storage.write_json(self.state_path, state)
+
+    def read_metrics(self):
+        """metrics.csv as a list of dicts of floats (None for empty cells)."""
+        if not self.metrics_path.exists():
+            return []
+        with open(self.metrics_path, newline="") as f:
+            return [{k: float(v) if v not in ("", None) else None for k, v in row.items()}
+                    for row in csv.DictReader(f)]
+
+    def append_metrics(self, row):
+        new = not self.metrics_path.exists()
+        with open(self.metrics_path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def truncate_metrics(self, epochs):
+        """Keep the rows of the first ``epochs`` epochs (a killed run may have logged one more)."""
+        rows = [r for r in self.read_metrics() if r["epoch"] <= epochs]
+
+        def write(tmp):
+            with open(tmp, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+                writer.writeheader()
+                writer.writerows({**r, "epoch": int(r["epoch"])} for r in rows)
+
+        storage.write_atomic(self.metrics_path, write)
+        return rows
+
+    # -- models and data ---------------------------------------------------------------------
+
+    def require_run(self):
+        if not self.is_run():
+            raise InputError("RUN_DIR", "a run directory made by `tfvae train`",
+                             repr(str(self.path)))
+
+    def model_file(self, checkpoint="model"):
+        """The file of ``checkpoint``; "model" falls back to the last checkpoint for a run that
+        has not finished."""
+        self.require_run()
+        path = self.checkpoint_path(checkpoint)
+        if checkpoint == "model" and not path.exists():
+            path = self.checkpoint_path("last")
+        if not path.exists():
+            raise InputError("RUN_DIR", f"a run with {path.relative_to(self.path)}",
+                             f"{str(self.path)!r} without it")
+        return path
+
+    def load_model(self, checkpoint="model"):
+        """The run's model at ``checkpoint``."""
+        from tfvae.models import load_model
+
+        return load_model(self.model_file(checkpoint))
+
+    def model_type(self):
+        self.require_run()
+        return self.read_config().get("model_type")
+
+    def load_dataset(self, **overrides):
+        """The dataset the run was trained on, as its config records it."""
+        from tfvae.data import load_dataset
+
+        config = self.read_config()
+        return load_dataset(**{**config["data"], "seed": config["train"]["seed"], **overrides})
+
+    # -- making a run ------------------------------------------------------------------------
+
+    def check_new(self, *, resume, overwrite):
+        """Check what ``path`` holds against ``--resume``/``--overwrite``; nothing is written."""
+        if resume and overwrite:
+            raise InputError("--resume/--overwrite", "at most one of them", "both")
+        if self.path.exists() and not self.path.is_dir():
+            raise InputError("--out", "a directory", f"the file {str(self.path)!r}")
+        if resume:
+            if not self.is_run() or not self.checkpoint_path("last").is_file():
+                raise InputError("--resume", "a run directory with checkpoints/last.keras",
+                                 repr(str(self.path)))
+            return
+        if not self.path.exists() or not any(self.path.iterdir()):
+            return
+        if not overwrite:
+            raise InputError("--out", "a new or empty run directory (or --resume / --overwrite)",
+                             f"{str(self.path)!r}, which is not empty")
+        if not self.is_run():
+            raise InputError("--overwrite", "a run directory written by tfvae train (it has "
+                             "tfvae's config.json); nothing was removed",
+                             f"{str(self.path)!r}, which is not one")
+
+    def create(self, config):
+        """Start the run: remove a previous run's files (only tfvae's own), write config.json."""
+        if self.path.is_dir():
+            for entry in self.path.iterdir():
+                own = entry.name in self.OWN_FILES or any(
+                    entry.name.startswith(f".{name}.") for name in self.OWN_FILES)
+                if not own:
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.write_config(config)
+
+
+def load_run(run_dir, checkpoint="model"):
+    """The model of a run and its config: ``checkpoint`` is "model" (final), "best" or "last"."""
+    run = RunDirectory(run_dir)
+    return run.load_model(checkpoint), run.read_config()
+

@@ -1,0 +1,63 @@
+"""Writing files so that a crash, a kill or a full disk leaves the old file or the new one, never
+half of one, and with the mode the user's umask gives (temporary files are created 0600).
+"""
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def _umask_mode(mode=0o666):
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
+
+
+def write_atomic(path, write):
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place.
+
+    If ``write`` fails (a full disk included) the temporary file is removed and ``path`` keeps
+    what it held.
+    """
+    path = Path(path)
+    # The suffix is kept: Keras's save() picks the format by it.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, _umask_mode())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def write_bytes(path, data):
+    """Write ``data`` to ``path`` atomically."""
+    return write_atomic(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def write_text(path, text):
+    """Write ``text`` to ``path`` atomically."""
+    return write_atomic(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def write_json(path, obj):
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    return write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text())
+
+
+def write_npz(path, **arrays):
+    """Write ``arrays`` to ``path`` as a compressed .npz, atomically."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return write_bytes(path, buffer.getvalue())
