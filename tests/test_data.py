@@ -139,6 +139,32 @@ def test_tfds_mock_data():
     assert 0 <= ds.x_train.min() and ds.x_train.max() <= 1 and ds.y_train is not None
 
 
+def test_tfds_reads_a_dataset_prepared_in_a_local_data_dir(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from tensorflow_datasets import testing as tfds_testing
+
+    # A real TFDS builder, prepared without a network, then read back by its name.
+    tfds_testing.DummyMnist(data_dir=str(tmp_path)).download_and_prepare()
+    ds = data.load_dataset("tfds:dummy_mnist", data_path=tmp_path)
+    split = tfds.load("dummy_mnist", split="train", data_dir=str(tmp_path))
+    prepared = next(split.batch(100).as_numpy_iterator())
+    assert ds.x_train.shape == (20, 28, 28, 1) and len(ds.x_test) == 20
+    expected = data.validate_images(prepared["image"], argument="x", bernoulli=True)
+    np.testing.assert_array_equal(ds.x_train, expected)
+    np.testing.assert_array_equal(ds.y_train, prepared["label"])
+
+
+def test_tfds_failures_are_one_line_with_a_way_out(tmp_path):
+    pytest.importorskip("tensorflow_datasets")
+    with pytest.raises(InputError, match="list_builders") as err:
+        data.load_dataset("tfds:no_such_dataset_anywhere")
+    assert "\n" not in str(err.value)
+    # Not prepared in the data_dir given (nothing is downloaded then): say how to go on.
+    with pytest.raises(InputError, match="--dataset FILE.npz") as err:
+        data.load_dataset("tfds:mnist", data_path=tmp_path)
+    assert "\n" not in str(err.value) and len(str(err.value)) < 800
+
+
 def test_corrupted_embedded_file(monkeypatch):
     monkeypatch.setitem(data.sources._EMBEDDED, "mnist", ("mnist.npz", "0" * 64))
     with pytest.raises(InputError, match="sha256") as err:

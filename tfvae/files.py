@@ -1,9 +1,9 @@
 """Inputs and outputs of the application commands: a run of the right model type, its dataset,
-image arrays in .npz files, and where outputs go.
+and image arrays in .npz files.
 
 Input .npz files hold ``x``, images [N, H, W], [N, H, W, C] or [N, H*W] (grey levels 0..255 or
-floats in [0, 1]), and optionally ``y``, one integer label per image. Outputs are written
-atomically (``tfvae.storage``).
+floats in [0, 1]), and optionally ``y``, one integer label per image. Outputs are checked and
+written by ``tfvae.storage``.
 """
 
 from pathlib import Path
@@ -17,18 +17,6 @@ from tfvae.runs import RunDirectory
 
 # Model types whose runs have encode(x) -> a distribution over z, and decode(z).
 CODE_MODELS = ("vae", "autoencoder", "wake_sleep")
-
-
-def check_out(path, suffix):
-    """Check ``--out`` before any work is done: the right suffix, in an existing directory."""
-    path = Path(path)
-    if path.suffix.lower() != suffix:
-        raise InputError("--out", f"a {suffix} path", repr(str(path)))
-    if not path.parent.is_dir():
-        raise InputError("--out", "a path in an existing directory", repr(str(path)))
-    if path.is_dir():
-        raise InputError("--out", "a file path", f"the directory {str(path)!r}")
-    return path
 
 
 def load_code_run(run_dir, model_types=CODE_MODELS, purpose="an encoder and a decoder",

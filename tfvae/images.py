@@ -1,11 +1,10 @@
 """Image grids written as PNG files."""
 
 import math
-from pathlib import Path
 
 import numpy as np
 
-from tfvae.errors import InputError
+from tfvae.storage import check_output, write_atomic
 
 
 def grid(images, columns=None, padding=1):
@@ -29,15 +28,11 @@ def save_grid(images, path, columns=None, scale=2):
     """Write ``images`` as a PNG grid; ``scale`` enlarges each pixel for viewing."""
     from PIL import Image
 
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise InputError("--out", "a .png path", repr(str(path)))
-    if not path.parent.exists():
-        raise InputError("--out", "a path in an existing directory", repr(str(path)))
+    path = check_output(path, ".png", overwrite=True)
     pixels = grid(images, columns)
     pixels = pixels[..., 0] if pixels.shape[-1] == 1 else pixels
     image = Image.fromarray(pixels)
     if scale > 1:
         image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
-    image.save(path)
+    write_atomic(path, lambda tmp: image.save(tmp, format="PNG"))
     return path

@@ -175,6 +175,7 @@ class RunDirectory:
             raise InputError("--resume/--overwrite", "at most one of them", "both")
         if self.path.exists() and not self.path.is_dir():
             raise InputError("--out", "a directory", f"the file {str(self.path)!r}")
+        storage.check_writable_dir(self.path)
         if resume:
             if not self.is_run() or not self.checkpoint_path("last").is_file():
                 raise InputError("--resume", "a run directory with checkpoints/last.keras",

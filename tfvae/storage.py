@@ -10,11 +10,44 @@ from pathlib import Path
 
 import numpy as np
 
+from tfvae.errors import InputError
+
 
 def _umask_mode(mode=0o666):
     umask = os.umask(0)
     os.umask(umask)
     return mode & ~umask
+
+
+def check_writable_dir(path, argument="--out"):
+    """Check that the directory ``path`` exists, or can be made: its nearest existing ancestor is
+    a directory this process may write in."""
+    path = Path(path)
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise InputError(argument, "a path whose existing part is a directory",
+                         f"{str(path)!r} ({str(existing)!r} is a file)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(argument, "a path in a directory you may write in",
+                         f"{str(path)!r} ({str(existing)!r} is not writable)")
+    return path
+
+
+def check_output(path, suffix, *, overwrite=False, argument="--out"):
+    """Check an output file before any work is done: the right suffix, in an existing directory
+    that may be written, and no existing file replaced unless ``overwrite``."""
+    path = Path(path)
+    if path.suffix.lower() != suffix:
+        raise InputError(argument, f"a {suffix} path", repr(str(path)))
+    if not path.parent.is_dir():
+        raise InputError(argument, "a path in an existing directory", repr(str(path)))
+    if path.is_dir():
+        raise InputError(argument, "a file path", f"the directory {str(path)!r}")
+    if path.exists() and not overwrite:
+        raise InputError(argument, "a file that does not exist yet (or --overwrite to replace "
+                         "it)", f"{str(path)!r}, which exists")
+    check_writable_dir(path.parent, argument)
+    return path
 
 
 def write_atomic(path, write):

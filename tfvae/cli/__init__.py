@@ -6,19 +6,50 @@ raises ``tfvae.errors.InputError``: one line on stderr and exit status 2, no tra
 """
 
 import argparse
+import errno
 import importlib
 import os
 import pkgutil
 import sys
 
+# A write that fails for lack of space is not bad input: exit 1, as for a diverged run.
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, as every other error of the command."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tfvae", description="Auto-Encoding Variational Bayes on TensorFlow and Keras 3.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         importlib.import_module(f"{__name__}.{info.name}").register(subparsers)
     return parser
+
+
+def add_run_argument(parser, checkpoint=True):
+    """RUN_DIR, and ``--checkpoint``: which of the run's models the command uses."""
+    from tfvae.options import CHECKPOINTS
+
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by tfvae train")
+    if checkpoint:
+        parser.add_argument("--checkpoint", choices=CHECKPOINTS, default="model",
+                            help="the run's final model, its best or its last checkpoint "
+                                 "(default: model)")
+
+
+def add_out_argument(parser, suffix, default=None, what="output"):
+    """``--out`` (a file of ``suffix``) and ``--overwrite``: no command replaces a file it was not
+    told to."""
+    parser.add_argument("--out", required=default is None, default=default,
+                        help=f"{what} path ({suffix})"
+                             + (f" (default: {default})" if default else ""))
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
 
 def import_tensorflow_quietly():
@@ -61,6 +92,10 @@ def main(argv=None):
     except TrainingDiverged as e:
         print(f"tfvae {args.command}: training stopped: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # what the operating system refused: a full disk, a read-only place
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"tfvae {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1 if e.errno in _NO_SPACE else 2
     except KeyboardInterrupt:
         print(f"tfvae {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -1,6 +1,9 @@
 """``tfvae client``: call a model served by TF Serving over REST (http://) or gRPC (grpc://)."""
 
 import argparse
+from pathlib import Path
+
+from tfvae.cli import add_out_argument
 
 _IMAGE_SUFFIXES = (".png", ".pgm", ".jpg", ".jpeg", ".bmp")
 
@@ -30,13 +33,14 @@ def register(subparsers):
     group.add_argument("--z", action="append", metavar="Z1,Z2,...",
                        help="one latent vector, comma-separated (repeat for more)")
     group.add_argument("--z-file", help=".npy of latent vectors [B, D]")
-    q.add_argument("--out", default="decoded.png", help="PNG path (default: decoded.png)")
+    add_out_argument(q, ".png", default="decoded.png", what="image grid")
     q.set_defaults(func=decode)
 
     q = sub.add_parser("sample", parents=[common],
                        help="print z and write the images drawn for seeds as a PNG grid")
     q.add_argument("--seeds", type=int, nargs="+", required=True, help="one image per seed")
     q.add_argument("--out", help="PNG path for the images (optional)")
+    q.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     q.set_defaults(func=sample)
 
     q = sub.add_parser("status", parents=[common], help="print the model's version states")
@@ -80,11 +84,14 @@ def encode(args):
 def decode(args):
     import numpy as np
 
+    from tfvae.data.files import read_npy
     from tfvae.errors import InputError
     from tfvae.images import save_grid
+    from tfvae.storage import check_output
 
+    out = check_output(args.out, ".png", overwrite=args.overwrite)
     if args.z_file:
-        z = _load_npy(args.z_file, "--z-file")
+        z = read_npy(Path(args.z_file), "--z-file", "a readable .npy file of latents [B, D]")
     else:
         try:
             z = np.array([[float(v) for v in text.split(",")] for text in args.z], np.float32)
@@ -93,8 +100,8 @@ def decode(args):
     x = _call(args, lambda client: client.decode(z, format=args.format))
     if x is None:
         return 1
-    path = save_grid(x, args.out)
-    print(f"tfvae client decode: {len(x)} images written to {path}")
+    save_grid(x, out)
+    print(f"tfvae client decode: {len(x)} images written to {out}")
     return 0
 
 
@@ -102,14 +109,16 @@ def sample(args):
     import json
 
     from tfvae.images import save_grid
+    from tfvae.storage import check_output
 
+    path = args.out and check_output(args.out, ".png", overwrite=args.overwrite)
     out = _call(args, lambda client: client.sample(args.seeds, format=args.format))
     if out is None:
         return 1
     for seed, z in zip(args.seeds, out["z"]):
         print(json.dumps({"seed": seed, "z": z.tolist()}))
-    if args.out:
-        path = save_grid(out["x_mean"], args.out)
+    if path:
+        save_grid(out["x_mean"], path)
         print(f"tfvae client sample: {len(args.seeds)} images written to {path}")
     return 0
 
@@ -132,15 +141,14 @@ def _exit(result):
 
 def read_images(path):
     """Images [N, H, W, C] float32 from a grey image file or a .npy array."""
-    from pathlib import Path
-
     import numpy as np
 
+    from tfvae.data.files import read_npy
     from tfvae.errors import InputError
 
     suffix = Path(path).suffix.lower()
     if suffix == ".npy":
-        x = _load_npy(path, "IMAGE")
+        x = read_npy(Path(path), "IMAGE", "a readable .npy file of images")
         if x.ndim == 2:
             x = x[np.newaxis]
         if x.ndim == 3:
@@ -159,14 +167,3 @@ def read_images(path):
         return pixels[np.newaxis, ..., np.newaxis]
     raise InputError("IMAGE", f"an existing {'/'.join(_IMAGE_SUFFIXES)} or .npy file",
                      repr(path))
-
-
-def _load_npy(path, argument):
-    import numpy as np
-
-    from tfvae.errors import InputError
-
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InputError(argument, "a readable .npy file", f"{path!r} ({exc})") from None

@@ -1,6 +1,7 @@
 """``tfvae compress`` and ``tfvae decompress``: images to quantized latent codes and back."""
 
 from tfvae import options
+from tfvae.cli import add_out_argument, add_run_argument
 
 
 def register(subparsers):
@@ -9,32 +10,30 @@ def register(subparsers):
         description="Encode the images x of an .npz and write their latent means, quantized to "
                     "--bits bits per dimension, in the tfvae code file format "
                     "(see tfvae.compression).")
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    add_run_argument(p)
     p.add_argument("--input", required=True, help=".npz with images x")
     p.add_argument("--bits", type=int, required=True, help="bits per latent dimension, 1..16")
     p.add_argument("--quantizer", choices=options.QUANTIZERS, default="uniform")
-    p.add_argument("--checkpoint", choices=options.CHECKPOINTS, default="model")
-    p.add_argument("--out", required=True, help="code file path (.tfvae)")
+    add_out_argument(p, ".tfvae", what="code file")
     p.set_defaults(func=compress)
 
     p = subparsers.add_parser(
         "decompress", help="decode a code file back to images",
         description="Decode each code of a file written by `tfvae compress` with the same run's "
                     "model, and write the images (the mean of p(x|z)) as x in an .npz file.")
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    add_run_argument(p)
     p.add_argument("--input", required=True, help="code file written by tfvae compress")
-    p.add_argument("--checkpoint", choices=options.CHECKPOINTS, default="model")
-    p.add_argument("--out", required=True, help=".npz path")
+    add_out_argument(p, ".npz", what="images")
     p.set_defaults(func=decompress)
 
 
 def compress(args):
     from tfvae.compression import check_bits, compress as run_compress
-    from tfvae.files import check_out, load_code_run, read_images
-    from tfvae.storage import write_bytes
+    from tfvae.files import load_code_run, read_images
+    from tfvae.storage import check_output, write_bytes
 
-    out = check_out(args.out, ".tfvae")
     check_bits(args.bits)
+    out = check_output(args.out, ".tfvae", overwrite=args.overwrite)
     model, _ = load_code_run(args.run_dir, checkpoint=args.checkpoint)
     x, _ = read_images(args.input, model)
     blob = run_compress(model, x, args.bits, args.quantizer)
@@ -49,10 +48,10 @@ def decompress(args):
 
     from tfvae.compression import decompress as run_decompress
     from tfvae.errors import InputError
-    from tfvae.files import check_out, load_code_run
-    from tfvae.storage import write_npz
+    from tfvae.files import load_code_run
+    from tfvae.storage import check_output, write_npz
 
-    out = check_out(args.out, ".npz")
+    out = check_output(args.out, ".npz", overwrite=args.overwrite)
     source = Path(args.input)
     if not source.is_file():
         raise InputError("--input", "a code file written by tfvae compress",

@@ -1,13 +1,13 @@
 """``tfvae evaluate``: the ELBO of a trained run on a data split, and optionally log p(x)."""
 
 from tfvae import options
+from tfvae.cli import add_run_argument
 
 
 def register(subparsers):
     p = subparsers.add_parser("evaluate", help="print the ELBO (and log p(x)) of a run on a split")
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    add_run_argument(p)
     p.add_argument("--split", choices=["train", "test"], default="test")
-    p.add_argument("--checkpoint", choices=options.CHECKPOINTS, default="model")
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--log-likelihood", action="store_true",
                    help="also estimate the marginal likelihood log p(x)")

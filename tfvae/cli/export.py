@@ -1,6 +1,7 @@
 """``tfvae export``: a run's model as a SavedModel in TF Serving's layout (BASE/NAME/VERSION)."""
 
 from tfvae import options
+from tfvae.cli import add_run_argument
 
 
 def register(subparsers):
@@ -8,7 +9,7 @@ def register(subparsers):
         "export", help="export a run's model as a versioned SavedModel for TF Serving",
         description="Write RUN_DIR's model to BASE_DIR/NAME/VERSION with the signatures encode "
                     "(serving_default), decode, sample, reconstruct and log_likelihood.")
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    add_run_argument(p)
     p.add_argument("--model-name", required=True, metavar="NAME",
                    help="the model's name in TF Serving")
     p.add_argument("--base-dir", default="export", help="TF Serving's base directory "
@@ -18,8 +19,6 @@ def register(subparsers):
     p.add_argument("--num-samples", type=int, default=options.EXPORT_LOG_LIKELIHOOD_SAMPLES,
                    help="importance samples k of the log_likelihood signature (default: "
                         f"{options.EXPORT_LOG_LIKELIHOOD_SAMPLES})")
-    p.add_argument("--checkpoint", choices=options.CHECKPOINTS, default="model",
-                   help="which of the run's models to export (default: model, the final one)")
     p.set_defaults(func=run)
 
 

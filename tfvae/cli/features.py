@@ -1,14 +1,22 @@
 """``tfvae features``, ``tfvae probe`` and ``tfvae finetune``: the latent code for other
 learners."""
 
-from tfvae import options
+from tfvae.cli import add_out_argument, add_run_argument
 
 
-def _add_data_args(p):
+def _add_run_and_data(p):
+    add_run_argument(p)
     p.add_argument("--dataset", help="dataset name or path (default: the run's dataset)")
     p.add_argument("--train-examples", type=int, help="use the first N training examples")
     p.add_argument("--test-examples", type=int, help="use the first N test examples")
-    p.add_argument("--checkpoint", choices=options.CHECKPOINTS, default="model")
+
+
+def _add_experiment(p, labels, steps):
+    p.add_argument("--labels", nargs="+", default=labels,
+                   help=f"labelled subset sizes, or 'all' (default: {' '.join(labels)})")
+    p.add_argument("--steps", type=int, default=steps,
+                   help=f"training steps (default: {steps})")
+    p.add_argument("--seed", type=int, default=0)
 
 
 def register(subparsers):
@@ -16,21 +24,16 @@ def register(subparsers):
         "features", help="write the latent means of a dataset's images to an .npz",
         description="Write z_train, z_test (the means of q(z|x), or an autoencoder's codes) and "
                     "y_train, y_test (when the dataset has labels) to an .npz file.")
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    _add_data_args(p)
-    p.add_argument("--out", required=True, help=".npz path")
+    _add_run_and_data(p)
+    add_out_argument(p, ".npz", what="features")
     p.set_defaults(func=features)
 
     p = subparsers.add_parser(
         "probe", help="accuracy of a linear classifier on z versus on raw pixels",
         description="Train softmax regression on class-balanced labelled subsets, on the latent "
                     "means and on the raw pixels, and print the test accuracies.")
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    _add_data_args(p)
-    p.add_argument("--labels", nargs="+", default=["100", "1000", "all"],
-                   help="labelled subset sizes, or 'all' (default: 100 1000 all)")
-    p.add_argument("--steps", type=int, default=2000, help="training steps (default: 2000)")
-    p.add_argument("--seed", type=int, default=0)
+    _add_run_and_data(p)
+    _add_experiment(p, ["100", "1000", "all"], 2000)
     p.set_defaults(func=probe)
 
     p = subparsers.add_parser(
@@ -38,12 +41,8 @@ def register(subparsers):
         description="Train the encoder's body plus a softmax layer on class-balanced labelled "
                     "subsets, from the encoder's weights and from a random start, and print the "
                     "test accuracies.")
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    _add_data_args(p)
-    p.add_argument("--labels", nargs="+", default=["100", "1000"],
-                   help="labelled subset sizes, or 'all' (default: 100 1000)")
-    p.add_argument("--steps", type=int, default=1000, help="training steps (default: 1000)")
-    p.add_argument("--seed", type=int, default=0)
+    _add_run_and_data(p)
+    _add_experiment(p, ["100", "1000"], 1000)
     p.set_defaults(func=finetune)
 
 
@@ -71,10 +70,9 @@ def _labels(values):
 
 def features(args):
     from tfvae.features import latent_means
-    from tfvae.files import check_out
-    from tfvae.storage import write_npz
+    from tfvae.storage import check_output, write_npz
 
-    out = check_out(args.out, ".npz")
+    out = check_output(args.out, ".npz", overwrite=args.overwrite)
     model, dataset = _load(args)
     arrays = {"z_train": latent_means(model, dataset.x_train),
               "z_test": latent_means(model, dataset.x_test)}
@@ -86,31 +84,28 @@ def features(args):
     return 0
 
 
-def probe(args):
+def _accuracies(args, experiment, title, columns):
+    """Run ``experiment`` (``tfvae.features.probe`` or ``finetune``) and print its table."""
     from tfvae.checks import check_int
-    from tfvae.features import probe as run_probe
 
     labels = _labels(args.labels)
     check_int("--steps", args.steps)
     model, dataset = _load(args)
-    rows = run_probe(model, dataset, labels, steps=args.steps, seed=args.seed)
-    print(f"linear classifier, test accuracy on {len(dataset.x_test)} {dataset.name} images")
-    print(f"{'labels':>8}  {'z':>7}  {'pixels':>7}")
+    rows = experiment(model, dataset, labels, steps=args.steps, seed=args.seed)
+    print(f"{title}, test accuracy on {len(dataset.x_test)} {dataset.name} images")
+    print(f"{'labels':>8}  " + "  ".join(f"{column:>7}" for column in columns))
     for row in rows:
-        print(f"{row['labels']:>8}  {row['z']:>7.4f}  {row['pixels']:>7.4f}")
+        print(f"{row['labels']:>8}  " + "  ".join(f"{row[column]:>7.4f}" for column in columns))
     return 0
+
+
+def probe(args):
+    from tfvae.features import probe as run_probe
+
+    return _accuracies(args, run_probe, "linear classifier", ("z", "pixels"))
 
 
 def finetune(args):
-    from tfvae.checks import check_int
     from tfvae.features import finetune as run_finetune
 
-    labels = _labels(args.labels)
-    check_int("--steps", args.steps)
-    model, dataset = _load(args)
-    rows = run_finetune(model, dataset, labels, steps=args.steps, seed=args.seed)
-    print(f"encoder body + softmax, test accuracy on {len(dataset.x_test)} {dataset.name} images")
-    print(f"{'labels':>8}  {'encoder':>7}  {'random':>7}")
-    for row in rows:
-        print(f"{row['labels']:>8}  {row['encoder']:>7.4f}  {row['random']:>7.4f}")
-    return 0
+    return _accuracies(args, run_finetune, "encoder body + softmax", ("encoder", "random"))

@@ -1,6 +1,7 @@
 """``tfvae interpolate`` and ``tfvae augment``: new samples between and around known ones."""
 
 from tfvae import options
+from tfvae.cli import add_out_argument, add_run_argument
 
 
 def register(subparsers):
@@ -9,7 +10,7 @@ def register(subparsers):
         description="Decode linear and/or spherical paths between the latent means of test "
                     "images I and J of the run's dataset. Each row: image I, the decoded path "
                     "(its ends are the reconstructions of I and J), image J.")
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    add_run_argument(p)
     p.add_argument("--from", dest="source", type=int, required=True, metavar="I",
                    help="index of the first test image")
     p.add_argument("--to", dest="target", type=int, required=True, metavar="J",
@@ -17,8 +18,7 @@ def register(subparsers):
     p.add_argument("--steps", type=int, default=10, help="decoded points per path (default: 10)")
     p.add_argument("--path", choices=[*options.INTERPOLATION_PATHS, "both"], default="both",
                    help="one row per path (default: both, linear first)")
-    p.add_argument("--checkpoint", choices=options.CHECKPOINTS, default="model")
-    p.add_argument("--out", required=True, help="PNG path")
+    add_out_argument(p, ".png", what="image grid")
     p.set_defaults(func=interpolate)
 
     p = subparsers.add_parser(
@@ -26,14 +26,13 @@ def register(subparsers):
         description="Write x (per-example decoded draws of q(z|x) per input), y (the inputs' "
                     "labels carried over, when --input has y) and source (the input index of "
                     "each sample) to an .npz file. Needs a VAE run.")
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    add_run_argument(p)
     p.add_argument("--input", required=True, help=".npz with images x and optional labels y")
     p.add_argument("--per-example", type=int, default=10, help="samples per input (default: 10)")
     p.add_argument("--temperature", type=float, default=1.0,
                    help="scale of the posterior's standard deviation (default: 1)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint", choices=options.CHECKPOINTS, default="model")
-    p.add_argument("--out", required=True, help=".npz path")
+    add_out_argument(p, ".npz", what="samples")
     p.set_defaults(func=augment)
 
 
@@ -41,11 +40,12 @@ def interpolate(args):
     import numpy as np
 
     from tfvae.errors import InputError
-    from tfvae.files import check_out, load_code_run, run_dataset
+    from tfvae.files import load_code_run, run_dataset
     from tfvae.images import save_grid
+    from tfvae.storage import check_output
     from tfvae.synthesis import interpolate as path_images, latent_path
 
-    out = check_out(args.out, ".png")
+    out = check_output(args.out, ".png", overwrite=args.overwrite)
     paths = options.INTERPOLATION_PATHS if args.path == "both" else (args.path,)
     latent_path(np.zeros(1), np.zeros(1), args.steps)  # checks --steps before loading anything
     model, config = load_code_run(args.run_dir, checkpoint=args.checkpoint)
@@ -65,11 +65,11 @@ def interpolate(args):
 def augment(args):
     import numpy as np
 
-    from tfvae.files import check_out, load_code_run, read_images
-    from tfvae.storage import write_npz
+    from tfvae.files import load_code_run, read_images
+    from tfvae.storage import check_output, write_npz
     from tfvae.synthesis import augment as run_augment
 
-    out = check_out(args.out, ".npz")
+    out = check_output(args.out, ".npz", overwrite=args.overwrite)
     model, _ = load_code_run(args.run_dir, ("vae", "wake_sleep"), "augmentation samples q(z|x)",
                              checkpoint=args.checkpoint)
     x, y = read_images(args.input, model)

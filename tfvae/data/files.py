@@ -38,14 +38,14 @@ def read_npz(path, argument, expected=FILE_EXPECTED):
         raise InputError(argument, expected, _unreadable(path, exc)) from exc
 
 
-def read_npy(path, argument):
+def read_npy(path, argument, expected=FILE_EXPECTED):
     """The array of an .npy file."""
     try:
         array = np.load(path, allow_pickle=False)
     except _UNREADABLE as exc:
-        raise InputError(argument, FILE_EXPECTED, _unreadable(path, exc)) from exc
+        raise InputError(argument, expected, _unreadable(path, exc)) from exc
     if not isinstance(array, np.ndarray):
-        raise InputError(argument, FILE_EXPECTED, f"{str(path)!r} (not an .npy array)")
+        raise InputError(argument, expected, f"{str(path)!r} (not an .npy array)")
     return array
 
 

@@ -47,7 +47,7 @@ import pathlib
 import numpy as np
 
 from tfvae.checks import check_choice, check_int, check_seed
-from tfvae.data import files
+import tfvae.data.files as files
 from tfvae.data.pipelines import binarize as bernoulli_sample
 from tfvae.data.validation import validate_images
 from tfvae.errors import InputError
@@ -293,24 +293,33 @@ def _as_binary(raw, argument):
 
 
 def _load_tfds(tfds_name, data_dir):
+    argument = f"--dataset tfds:{tfds_name}"
     try:
         import tensorflow_datasets as tfds  # optional: only tfds:<name> needs it
     except ImportError as exc:
-        raise InputError(
-            f"--dataset tfds:{tfds_name}",
-            "tensorflow-datasets installed (pip install tensorflow-datasets)",
-            f"ImportError: {exc}",
-        ) from exc
+        raise InputError(argument, "tensorflow-datasets installed (pip install "
+                         "tensorflow-datasets, or tfvae[tfds])", f"ImportError: {exc}") from exc
+    try:
+        tfds.builder(tfds_name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError as exc:
+        raise InputError(argument, "the name of a TFDS dataset (tfds.list_builders() lists "
+                         "them)", f"{tfds_name!r}, which TFDS does not know") from exc
     try:
         train, test = (
             _tfds_arrays(split)
-            for split in tfds.load(tfds_name, split=["train", "test"], data_dir=data_dir)
+            # A data_dir given is where the dataset was prepared: read it, download nothing.
+            for split in tfds.load(tfds_name, split=["train", "test"], data_dir=data_dir,
+                                   download=data_dir is None)
         )
-    except Exception as exc:  # tfds raises many types (not found, download, missing split)
+    except Exception as exc:  # tfds raises many types (download, missing split, bad data_dir)
+        # TFDS's messages run to many lines: the first says what happened.
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise InputError(
-            f"--dataset tfds:{tfds_name}",
-            "a TFDS dataset with train and test splits that tfds.load can provide",
-            f"{type(exc).__name__}: {exc}",
+            argument,
+            "a TFDS dataset with train and test splits, prepared in --data-path DIR (a TFDS "
+            "data_dir) or downloadable from here; without a network, give a local file "
+            "instead (--dataset FILE.npz with x_train and x_test)",
+            f"{type(exc).__name__}: {first_line[:300]}",
         ) from exc
     if "image" not in train:
         got = f"features {sorted(train)}"

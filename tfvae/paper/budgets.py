@@ -47,6 +47,28 @@ class Budget:
     train_examples: int | None = None  # Figures 2 and 4 train on the first n (None: all)
 
 
+def _per_run(samples, manifold_samples=None):
+    """The training samples of every Figure 2 and 3 run, and of the manifolds."""
+    manifold = samples if manifold_samples is None else manifold_samples
+    return {"fig2_samples": {"mnist": samples, "frey_face": samples},
+            "fig3_samples": {1000: samples, 50000: samples},
+            "manifold_samples": {"mnist": manifold, "frey_face": manifold}}
+
+
+# All of the paper's runs at 1/200 of its training (5 x 10^5 samples each), log p(x) on appendix
+# E's 1000 points with its 50 draws and 4 leapfrog steps: under an hour on a shared 2-core CPU
+# (measured: docs/reproduction.md). Pilots of 5 x 10^4 samples: at 10^4 the candidates for the
+# 500-unit networks are still within a nat of each other.
+_CPU = Budget(
+    name="cpu",
+    fig2_mnist_latents=(3, 5, 10, 20, 200), fig2_frey_latents=(2, 5, 10, 20),
+    fig3_n_train=(1000, 50000), fig3_mcem_max_train=1000, **_per_run(500_000),
+    points=6, eval_examples=1000, log_px_examples=1000,
+    hmc={"num_samples": 50, "num_chains": 2, "burnin": 50, "leapfrog_steps": 4},
+    importance_samples=1000, learning_rates=PAPER_LEARNING_RATES, pilot_samples=50_000,
+    manifold_grid=20,
+)
+
 BUDGETS = {
     # Every code path at toy size: seconds per run, for CI. One step size, so no pilot.
     "smoke": Budget(
@@ -60,35 +82,12 @@ BUDGETS = {
         importance_samples=100, learning_rates=(0.02,), pilot_samples=1000, manifold_grid=8,
         train_examples=1000,
     ),
-    # All of the paper's runs at 1/200 of its training (5 x 10^5 samples each), log p(x) on
-    # appendix E's 1000 points with its 50 draws and 4 leapfrog steps: under an hour on a shared
-    # 2-core CPU (measured: docs/reproduction.md). Pilots of 5 x 10^4 samples: at 10^4 the
-    # candidates for the 500-unit networks are still within a nat of each other.
-    "cpu": Budget(
-        name="cpu",
-        fig2_mnist_latents=(3, 5, 10, 20, 200), fig2_frey_latents=(2, 5, 10, 20),
-        fig2_samples={"mnist": 500_000, "frey_face": 500_000},
-        fig3_n_train=(1000, 50000), fig3_samples={1000: 500_000, 50000: 500_000},
-        fig3_mcem_max_train=1000,
-        manifold_samples={"mnist": 500_000, "frey_face": 500_000},
-        points=6, eval_examples=1000, log_px_examples=1000,
-        hmc={"num_samples": 50, "num_chains": 2, "burnin": 50, "leapfrog_steps": 4},
-        importance_samples=1000, learning_rates=PAPER_LEARNING_RATES, pilot_samples=50_000,
-        manifold_grid=20,
-    ),
+    "cpu": _CPU,
     # The paper's scale (up to 10^8 samples per run): for a GPU.
-    "paper": Budget(
-        name="paper",
-        fig2_mnist_latents=(3, 5, 10, 20, 200), fig2_frey_latents=(2, 5, 10, 20),
-        fig2_samples={"mnist": 100_000_000, "frey_face": 100_000_000},
-        fig3_n_train=(1000, 50000), fig3_samples={1000: 100_000_000, 50000: 100_000_000},
-        fig3_mcem_max_train=1000,
-        manifold_samples={"mnist": 10_000_000, "frey_face": 10_000_000},
-        points=16, eval_examples=1000, log_px_examples=1000,
+    "paper": dataclasses.replace(
+        _CPU, name="paper", **_per_run(100_000_000, manifold_samples=10_000_000), points=16,
         hmc={"num_samples": 500, "num_chains": 5, "burnin": 300, "leapfrog_steps": 10},
-        importance_samples=5000, learning_rates=PAPER_LEARNING_RATES, pilot_samples=100_000,
-        manifold_grid=20,
-    ),
+        importance_samples=5000, pilot_samples=100_000),
 }
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from tfvae.data import load_dataset
 from tfvae.models import load_model
 from tfvae.options import EXPERIMENTS
-from tfvae.paper import figures
+import tfvae.paper.figures as figures
 from tfvae.paper.budgets import METHODS
 from tfvae.storage import read_json, write_atomic, write_text
 
