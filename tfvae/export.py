@@ -46,6 +46,7 @@ import tensorflow_probability as tfp
 
 from tfvae import estimators
 from tfvae.checks import check_int
+from tfvae.data.graph_checks import check_images, check_latents, check_seeds
 from tfvae.errors import InputError
 from tfvae.options import EXPORT_LOG_LIKELIHOOD_SAMPLES as DEFAULT_NUM_SAMPLES
 from tfvae.runs import RunDirectory
@@ -65,56 +66,6 @@ def row_seed(seed):
     low = tf.bitcast(tf.cast(tf.bitwise.bitwise_and(seed, 0xFFFFFFFF), tf.uint32), tf.int32)
     high = tf.cast(tf.bitwise.right_shift(seed, 32), tf.int32)
     return tf.stack([low, high])
-
-
-def _assert(condition, message, *data):
-    return tf.debugging.Assert(condition, [message, *data], summarize=16)
-
-
-def _checked(tensor, checks):
-    """``tensor`` once every check has passed: later ops depend on them, so bad input fails here."""
-    with tf.control_dependencies(checks):
-        return tf.identity(tensor)
-
-
-def _check_trailing_shape(tensor, name, dtype, trailing):
-    """Fail unless ``tensor`` is [batch, *trailing].
-
-    The shapes are compared as strings: the signature declares the rank, so graph optimization
-    would fold a numeric rank check to "true", but TF Serving feeds whatever shape it receives.
-    """
-    expected = " ".join(str(d) for d in trailing)
-    got = tf.strings.reduce_join(tf.strings.as_string(tf.shape(tensor)[1:]), separator=" ")
-    shape = ", ".join(["batch", *map(str, trailing)])
-    return _assert(tf.equal(got, expected),
-                   f"{name}: expected {dtype} of shape [{shape}], got shape", tf.shape(tensor))
-
-
-def check_images(x, image_shape, bernoulli):
-    """``x`` [B, *E] after the shape, finiteness and (Bernoulli) [0, 1] checks."""
-    x = _checked(x, [_check_trailing_shape(x, "x", "float32 images", image_shape)])
-    x = tf.debugging.assert_all_finite(x, "x: expected finite pixel values, got NaN or infinity")
-    if bernoulli:
-        low, high = tf.reduce_min(x), tf.reduce_max(x)
-        x = _checked(x, [_assert(
-            tf.logical_or(tf.equal(tf.size(x), 0),
-                          tf.logical_and(low >= 0.0, high <= 1.0)),
-            "x: expected pixel values in [0, 1] for a Bernoulli model, got values in", low, high)])
-    return x
-
-
-def check_latents(z, latent_dim):
-    z = _checked(z, [_check_trailing_shape(z, "z", "float32 latents", [latent_dim])])
-    return tf.debugging.assert_all_finite(z, "z: expected finite values, got NaN or infinity")
-
-
-def check_seeds(seed, x=None):
-    checks = [_check_trailing_shape(seed, "seed", "int64 seeds", [])]
-    if x is not None:
-        checks.append(_assert(tf.equal(tf.shape(seed)[0], tf.shape(x)[0]),
-                              "seed: expected one seed per image of x, got seeds and images",
-                              tf.shape(seed)[0], tf.shape(x)[0]))
-    return _checked(seed, checks)
 
 
 def model_signatures(model):

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from tfvae import noise
 from tfvae.checks import check_int, check_seed
+from tfvae.data.graph_checks import mark_checked
 from tfvae.data.validation import validate_images
 from tfvae.errors import InputError
 
@@ -56,7 +57,7 @@ def make_pipeline(x, *, batch_size, shuffle=False, dynamic_binarize=False, seed=
 
         ds = tf.data.Dataset.zip(ds, batch_seeds).map(binarize,
                                                       num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return mark_checked(ds.prefetch(tf.data.AUTOTUNE))
 
 
 def make_train_stream(x, *, batch_size, seed=0, first_epoch=0, drop_remainder=False):
@@ -101,7 +102,7 @@ def make_train_stream(x, *, batch_size, seed=0, first_epoch=0, drop_remainder=Fa
     options = tf.data.Options()
     # Each worker holds the whole (small) array: shard the batches, not files.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+    return mark_checked(ds.with_options(options).prefetch(tf.data.AUTOTUNE))
 
 
 def _grey_levels(x):

@@ -72,7 +72,7 @@ class Autoencoder(LatentVariableModel):
 
     def code(self, x):
         """The deterministic code f(x) [B, D]."""
-        return self.encoder(tf.cast(x, tf.float32))
+        return self.encoder(self.images(x))
 
     def encode(self, x):
         """The code as a point mass (batch [B], event [D]), so it reads like the VAE's q(z|x):
@@ -85,7 +85,7 @@ class Autoencoder(LatentVariableModel):
 
     def log_likelihood(self, x):
         """log p(x | z = f(x)) per example [B], in nats."""
-        x = tf.cast(x, tf.float32)
+        x = self.images(x)
         return self.decode(self.code(x)).log_prob(x)
 
     # -- training ----------------------------------------------------------------------------

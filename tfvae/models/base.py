@@ -9,12 +9,17 @@ adds its encoder (:meth:`make_encoder`), its metrics (``metric_names``) and its 
 Shapes: ``B`` batch, ``S`` samples per datapoint, ``D`` latent dimension, ``E`` image shape.
 """
 
+import math
+
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import options
 from tfvae.checks import check_choice, check_int, check_number, is_integer
+from tfvae.data.graph_checks import checked_batches
+from tfvae.data.validation import model_images
 from tfvae.errors import InputError
 from tfvae.models.distributions import DiagonalGaussian, likelihood_layer
 from tfvae.models.networks import network_body
@@ -149,6 +154,55 @@ class LatentVariableModel(keras.Model):
         self.decoder.build((None, self.latent_dim))
         self.built = True
 
+    # -- inputs ------------------------------------------------------------------------------
+
+    @property
+    def bernoulli(self):
+        return self.likelihood_name == "bernoulli"
+
+    def images(self, x, argument="x"):
+        """``x`` as a float32 batch of this model's images [B, *E].
+
+        Arrays are checked as ``tfvae.data.model_images`` checks them (any shape whose examples
+        hold the model's pixels; grey levels 0..255 scaled; NaN, infinities and, for a Bernoulli
+        model, values outside [0, 1] refused). Tensors are only reshaped, when their examples
+        hold the model's pixels: inside a training step there is nothing more to check.
+        """
+        if not tf.is_tensor(x):
+            return tf.constant(model_images(self, x, argument))
+        x = tf.cast(x, tf.float32)
+        given = tuple(x.shape[1:])
+        if x.shape.rank is None or given == self.image_shape or None in given:
+            return x
+        if math.prod(given) != math.prod(self.image_shape):
+            raise InputError(argument, f"images of shape {self.image_shape} (or their "
+                             f"{math.prod(self.image_shape)} pixels flat), as the model takes",
+                             f"shape {tuple(x.shape)}")
+        return tf.reshape(x, [-1, *self.image_shape])
+
+    def _checked_data(self, data):
+        """What ``fit``, ``evaluate`` and ``predict`` take, checked before any step: arrays at
+        once, a ``tf.data`` pipeline batch by batch."""
+        if isinstance(data, tf.data.Dataset):
+            return checked_batches(data, self.image_shape, self.bernoulli)
+        if isinstance(data, (np.ndarray, list)):
+            return model_images(self, data, "x")
+        return data
+
+    def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
+        if isinstance(validation_data, tuple):
+            validation_data = (self._checked_data(validation_data[0]), *validation_data[1:])
+        else:
+            validation_data = self._checked_data(validation_data)
+        return super().fit(self._checked_data(x), y, *args, validation_data=validation_data,
+                           **kwargs)
+
+    def evaluate(self, x=None, *args, **kwargs):
+        return super().evaluate(self._checked_data(x), *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        return super().predict(self._checked_data(x), *args, **kwargs)
+
     # -- the model ---------------------------------------------------------------------------
 
     @property
@@ -161,7 +215,7 @@ class LatentVariableModel(keras.Model):
         if not self.has_encoder:
             raise InputError("model", "a model with an encoder q(z|x)",
                              f"a {type(self).__name__}, which has none")
-        return self.encoder(tf.cast(x, tf.float32))
+        return self.encoder(self.images(x))
 
     def decode(self, z):
         """p(x|z), a ``tfd`` distribution with batch [*S] and event E, for z [*S, D]."""

@@ -49,7 +49,7 @@ class VAE(LatentVariableModel):
 
     def bound_terms(self, x, seed=None):
         """Per-example ``bound`` (what training maximizes), ``elbo``, ``reconstruction``, ``kl``."""
-        x = tf.cast(x, tf.float32)
+        x = self.images(x)
         return self._bound_terms(x, self._seed(seed), noise.batch_layout(tf.shape(x)[0]))
 
     def _bound_terms(self, x, seed, layout):

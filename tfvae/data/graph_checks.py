@@ -1,0 +1,97 @@
+"""The checks of ``tfvae.data.validation`` as TensorFlow ops, for data that only a graph sees: a
+served model's requests and the batches of a user's ``tf.data`` pipeline.
+
+A failed check raises InvalidArgumentError with a message that names the input, what was
+expected and what was given; TF Serving answers it as HTTP 400. XLA drops these ops, so they run
+outside XLA-compiled steps (in the export's signatures and the input pipeline).
+"""
+
+import math
+
+import tensorflow as tf
+
+from tfvae.errors import InputError
+
+# Set on datasets whose batches tfvae made from checked arrays: nothing to check again.
+CHECKED = "tfvae_checked"
+
+
+def _assert(condition, message, *data):
+    return tf.debugging.Assert(condition, [message, *data], summarize=16)
+
+
+def _checked(tensor, checks):
+    """``tensor`` once every check has passed: later ops depend on them, so bad input fails here."""
+    with tf.control_dependencies(checks):
+        return tf.identity(tensor)
+
+
+def _check_trailing_shape(tensor, name, dtype, trailing):
+    """Fail unless ``tensor`` is [batch, *trailing].
+
+    The shapes are compared as strings: the signature declares the rank, so graph optimization
+    would fold a numeric rank check to "true", but TF Serving feeds whatever shape it receives.
+    """
+    expected = " ".join(str(d) for d in trailing)
+    got = tf.strings.reduce_join(tf.strings.as_string(tf.shape(tensor)[1:]), separator=" ")
+    shape = ", ".join(["batch", *map(str, trailing)])
+    return _assert(tf.equal(got, expected),
+                   f"{name}: expected {dtype} of shape [{shape}], got shape", tf.shape(tensor))
+
+
+def check_images(x, image_shape, bernoulli):
+    """``x`` [B, *E] after the shape, finiteness and (Bernoulli) [0, 1] checks."""
+    x = _checked(x, [_check_trailing_shape(x, "x", "float32 images", image_shape)])
+    x = tf.debugging.assert_all_finite(x, "x: expected finite pixel values, got NaN or infinity")
+    if bernoulli:
+        low, high = tf.reduce_min(x), tf.reduce_max(x)
+        x = _checked(x, [_assert(
+            tf.logical_or(tf.equal(tf.size(x), 0),
+                          tf.logical_and(low >= 0.0, high <= 1.0)),
+            "x: expected pixel values in [0, 1] for a Bernoulli model, got values in", low, high)])
+    return x
+
+
+def check_latents(z, latent_dim):
+    z = _checked(z, [_check_trailing_shape(z, "z", "float32 latents", [latent_dim])])
+    return tf.debugging.assert_all_finite(z, "z: expected finite values, got NaN or infinity")
+
+
+def check_seeds(seed, x=None):
+    checks = [_check_trailing_shape(seed, "seed", "int64 seeds", [])]
+    if x is not None:
+        checks.append(_assert(tf.equal(tf.shape(seed)[0], tf.shape(x)[0]),
+                              "seed: expected one seed per image of x, got seeds and images",
+                              tf.shape(seed)[0], tf.shape(x)[0]))
+    return _checked(seed, checks)
+
+
+def checked_batches(dataset, image_shape, bernoulli):
+    """``dataset`` whose batches of x (alone or first of a tuple) are checked as the export
+    checks its inputs, after a reshape of examples that hold ``image_shape``'s pixels
+    ([B, 784] for [28, 28, 1])."""
+    if getattr(dataset, CHECKED, False):
+        return dataset
+    image_shape = tuple(image_shape)
+    spec = dataset.element_spec
+    given = (spec[0] if isinstance(spec, tuple) else spec).shape
+    flat = given.rank is not None and None not in given[1:] and tuple(given[1:]) != image_shape
+    if flat and math.prod(given[1:]) != math.prod(image_shape):
+        raise InputError("x", f"batches of images {image_shape} (or their "
+                         f"{math.prod(image_shape)} pixels flat), as the model takes",
+                         f"batches of shape {tuple(given[1:])}")
+
+    def check(*batch):
+        x = tf.cast(batch[0], tf.float32)
+        if flat:
+            x = tf.reshape(x, [-1, *image_shape])
+        x = check_images(x, image_shape, bernoulli)
+        return x if len(batch) == 1 else (x, *batch[1:])
+
+    return dataset.map(check)
+
+
+def mark_checked(dataset):
+    """``dataset``, marked as holding checked images (see :func:`checked_batches`)."""
+    setattr(dataset, CHECKED, True)
+    return dataset
