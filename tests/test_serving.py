@@ -340,3 +340,23 @@ def test_example_uses_the_export_with_tensorflow_alone(served, tmp_path):
     np.testing.assert_allclose(out["encode"]["z_mean"], want["z_mean"].numpy(), atol=TOL)
     np.testing.assert_allclose(out["sample"]["z"], served["ref"]["sample"]["z"][:2], atol=TOL)
     assert np.isfinite(out["log_likelihood"]["log_px"][0])
+
+
+def test_cli_client_says_when_the_server_cannot_be_reached_or_does_not_answer(capsys):
+    import socket
+    import time
+
+    assert cli.main(["client", "status", "--url", "http://127.0.0.1:1", "--model-name",
+                     MODEL]) == 1
+    assert "the server cannot be reached" in capsys.readouterr().err
+    # A server that takes the connection and never answers: --timeout bounds the wait.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        start = time.monotonic()
+        assert cli.main(["client", "status", "--url", f"http://127.0.0.1:{port}",
+                         "--model-name", MODEL, "--timeout", "1"]) == 1
+        assert time.monotonic() - start < 30
+    err = capsys.readouterr().err
+    assert "the server did not answer in time" in err and "1 s" in err

@@ -50,6 +50,7 @@ from tfvae.data.graph_checks import check_images, check_latents, check_seeds
 from tfvae.errors import InputError
 from tfvae.options import EXPORT_LOG_LIKELIHOOD_SAMPLES as DEFAULT_NUM_SAMPLES
 from tfvae.runs import RunDirectory
+from tfvae.storage import check_writable_dir, remove_stale, temporary_prefix
 
 SIGNATURES = ("encode", "decode", "sample", "reconstruct", "log_likelihood")
 DEFAULT_SIGNATURE = "encode"
@@ -148,7 +149,9 @@ def export_model(model, path, *, num_samples=DEFAULT_NUM_SAMPLES, metadata=None)
     path = Path(path)
     check_int("--num-samples", num_samples)
     _check_new(path, "path")
+    check_writable_dir(path.parent, "path")
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(path.parent)  # what killed exports left
     info = {**model_metadata(model, num_samples), **(metadata or {})}
 
     module = tf.Module()
@@ -167,9 +170,12 @@ def export_model(model, path, *, num_samples=DEFAULT_NUM_SAMPLES, metadata=None)
             captured.setdefault(id(variable), variable)
     module.model_variables = list(captured.values())
 
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    assets = Path(tempfile.mkdtemp(prefix="tfvae-assets-"))
+    # Everything is written inside the staging directory (its name is not an integer, so TF
+    # Serving ignores it), which the next export removes if this one is killed.
+    staging = Path(tempfile.mkdtemp(prefix=temporary_prefix(path.name), dir=path.parent))
     try:
+        assets = staging / "assets"
+        assets.mkdir()
         (assets / METADATA_FILE).write_text(json.dumps(info, indent=2) + "\n")
         module.metadata = tf.saved_model.Asset(str(assets / METADATA_FILE))
         saved = staging / "saved_model"
@@ -183,7 +189,6 @@ def export_model(model, path, *, num_samples=DEFAULT_NUM_SAMPLES, metadata=None)
                              f"{str(path)!r} ({exc.strerror})") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(assets, ignore_errors=True)
     return path
 
 

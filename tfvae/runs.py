@@ -11,6 +11,7 @@ A run directory holds:
   optimizer state, written atomically at the end of each epoch whose loss is finite;
 - ``state.json``: epochs completed, best test ELBO and status (``running``, ``finished``,
   ``diverged``);
+- ``train.log``: one line per epoch, as ``tfvae train`` prints it;
 - ``model.keras``: the final model, once training finishes.
 
 Nothing else in the directory is tfvae's: ``--overwrite`` removes these files and no others, and
@@ -39,11 +40,12 @@ class RunDirectory:
     CONFIG = "config.json"
     STATE = "state.json"
     METRICS = "metrics.csv"
+    LOG = "train.log"
     TENSORBOARD = "tensorboard"
     CHECKPOINTS = "checkpoints"
     MODEL = "model.keras"
     # Everything tfvae writes at the top of a run directory (temporary files start with ".NAME.").
-    OWN_FILES = (CONFIG, STATE, METRICS, TENSORBOARD, CHECKPOINTS, MODEL)
+    OWN_FILES = (CONFIG, STATE, METRICS, LOG, TENSORBOARD, CHECKPOINTS, MODEL)
 
     def __init__(self, path):
         self.path = Path(path)
@@ -110,18 +112,7 @@ class RunDirectory:
             return [{k: float(v) if v not in ("", None) else None for k, v in row.items()}
                     for row in csv.DictReader(f)]
 
-    def append_metrics(self, row):
-        new = not self.metrics_path.exists()
-        with open(self.metrics_path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
-
-    def truncate_metrics(self, epochs):
-        """Keep the rows of the first ``epochs`` epochs (a killed run may have logged one more)."""
-        rows = [r for r in self.read_metrics() if r["epoch"] <= epochs]
-
+    def _write_metrics(self, rows):
         def write(tmp):
             with open(tmp, "w", newline="") as f:
                 writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
@@ -129,7 +120,27 @@ class RunDirectory:
                 writer.writerows({**r, "epoch": int(r["epoch"])} for r in rows)
 
         storage.write_atomic(self.metrics_path, write)
+
+    def append_metrics(self, row):
+        """Add an epoch's row; the file is rewritten whole, so a full disk never leaves half a
+        row."""
+        self._write_metrics([*self.read_metrics(), row])
+
+    def truncate_metrics(self, epochs):
+        """Keep the rows of the first ``epochs`` epochs (a killed run may have logged one more)."""
+        rows = [r for r in self.read_metrics() if r["epoch"] <= epochs]
+        self._write_metrics(rows)
         return rows
+
+    def append_log(self, line):
+        """Add one line to train.log."""
+        with open(self.path / self.LOG, "a") as f:
+            f.write(line + "\n")
+
+    def remove_stale(self):
+        """Remove the temporaries a killed run left (a checkpoint or state half written)."""
+        storage.remove_stale(self.path)
+        storage.remove_stale(self.checkpoint_dir)
 
     # -- models and data ---------------------------------------------------------------------
 
@@ -160,12 +171,20 @@ class RunDirectory:
         self.require_run()
         return self.read_config().get("model_type")
 
-    def load_dataset(self, **overrides):
-        """The dataset the run was trained on, as its config records it."""
+    def load_dataset(self, name=None, **overrides):
+        """The dataset the run was trained on, as its config records it, or ``name`` instead
+        (``--dataset``) with the run's other data settings."""
         from tfvae.data import load_dataset
+        from tfvae.data.sources import looks_like_path
 
         config = self.read_config()
-        return load_dataset(**{**config["data"], "seed": config["train"]["seed"], **overrides})
+        data = dict(config["data"])
+        if name is not None:
+            data = {**{k: v for k, v in data.items() if k != "data_path"}, "name": name}
+        elif looks_like_path(data["name"]) and not Path(data["name"]).exists():
+            raise InputError("--dataset", f"the run's dataset, which was {data['name']!r} (give "
+                             "it with --dataset PATH where it is now)", "no such file")
+        return load_dataset(**{**data, "seed": config["train"]["seed"], **overrides})
 
     # -- making a run ------------------------------------------------------------------------
 
@@ -211,4 +230,3 @@ def load_run(run_dir, checkpoint="model"):
     """The model of a run and its config: ``checkpoint`` is "model" (final), "best" or "last"."""
     run = RunDirectory(run_dir)
     return run.load_model(checkpoint), run.read_config()
-

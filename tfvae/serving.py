@@ -159,6 +159,9 @@ class _Rest:
             raise ServingError(f"HTTP {exc.code}", message, http_status=exc.code) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
+            if isinstance(reason, TimeoutError):
+                raise ServingError("DEADLINE_EXCEEDED", f"no answer from {url} within "
+                                   f"{self.timeout:g} s") from None
             raise ServingError("UNAVAILABLE", f"cannot reach {url}: {reason}") from None
 
     def predict(self, model_name, version, signature, inputs, format):

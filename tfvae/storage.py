@@ -5,6 +5,8 @@ half of one, and with the mode the user's umask gives (temporary files are creat
 import io
 import json
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -12,8 +14,43 @@ import numpy as np
 
 from tfvae.errors import InputError
 
+# Temporaries are named ".NAME.tmpPID-XXXX": the process that writes them, so that a later
+# writer can tell what a killed one left behind (an empty PID: written before PIDs were kept).
+_TEMPORARY = re.compile(r"^\..+\.tmp(\d*)-")
 
-def _umask_mode(mode=0o666):
+
+def temporary_prefix(name):
+    """The prefix of this process's temporaries for ``name`` (see :func:`remove_stale`)."""
+    return f".{name}.tmp{os.getpid()}-"
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale(directory):
+    """Remove the temporaries that killed writers left in ``directory`` (files or folders)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return
+    for entry in directory.iterdir():
+        match = _TEMPORARY.match(entry.name)
+        if not match or (match.group(1) and _alive(int(match.group(1)))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def umask_mode(mode=0o666):
+    """``mode`` less the user's umask: what a file created the usual way would get."""
     umask = os.umask(0)
     os.umask(umask)
     return mode & ~umask
@@ -58,11 +95,12 @@ def write_atomic(path, write):
     """
     path = Path(path)
     # The suffix is kept: Keras's save() picks the format by it.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path.name),
+                               suffix=path.suffix)
     os.close(fd)
     try:
         write(tmp)
-        os.chmod(tmp, _umask_mode())
+        os.chmod(tmp, umask_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -8,6 +8,7 @@ run from ``checkpoints/last.keras`` with its optimizer state.
 import contextlib
 import math
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -47,15 +48,32 @@ def make_optimizer(name, learning_rate):
     return keras.optimizers.Adam(learning_rate)
 
 
+def epoch_line(row, epochs):
+    """One plain line for a person or a log file: the epoch's bounds, time and speed."""
+    def value(split):
+        for name in ("elbo", "reconstruction"):
+            if row.get(f"{split}_{name}") is not None:
+                return f"{split} {name} {row[f'{split}_{name}']:.2f}"
+        return None
+
+    parts = [p for p in (value("train"), value("test")) if p]
+    return (f"epoch {row['epoch']}/{epochs}: {', '.join(parts)}; {row['seconds']:.1f} s, "
+            f"{row['examples_per_second']:,.0f} examples/s")
+
+
 class RunCheckpoint(keras.callbacks.Callback):
-    """At each epoch's end: a metrics row, ``last.keras``, ``best.keras`` and ``state.json``.
+    """At each epoch's end: a metrics row, its line in ``train.log`` (and on stdout when
+    ``print_lines``), ``last.keras``, ``best.keras`` and ``state.json``.
 
     Stops training at the first non-finite loss, before anything of that epoch is written.
     """
 
-    def __init__(self, run, num_train_examples, best_elbo=-math.inf, epochs_completed=0):
+    def __init__(self, run, num_train_examples, epochs, best_elbo=-math.inf, epochs_completed=0,
+                 print_lines=False):
         super().__init__()
         self.run = run
+        self.epochs = epochs
+        self.print_lines = print_lines
         self.epochs_done = epochs_completed
         self.num_train_examples = num_train_examples
         self.best_elbo = best_elbo
@@ -96,6 +114,10 @@ class RunCheckpoint(keras.callbacks.Callback):
             "examples_per_second": round(self.num_train_examples / seconds, 1),
         }
         self.run.append_metrics(row)
+        line = epoch_line(row, self.epochs)
+        self.run.append_log(line)
+        if self.print_lines:
+            print(line, flush=True)
         self.run.checkpoint_dir.mkdir(exist_ok=True)
         last = write_atomic(self.run.checkpoint_path("last"), self.model.save)
         # A model without an ELBO (the autoencoder) names the metric that picks best.keras.
@@ -145,23 +167,27 @@ class EpochSummaries(keras.callbacks.Callback):
             writer.close()
 
 
-def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=None,
-          batch_size=_TRAIN["batch_size"], optimizer=_TRAIN["optimizer"],
-          learning_rate=_TRAIN["learning_rate"], seed=_TRAIN["seed"], resume=False,
+def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=None,
+          batch_size=None, optimizer=None, learning_rate=None, seed=None, resume=False,
           overwrite=False, verbose=1, strategy="default", mixed_precision=None,
           jit_compile="auto", steps_per_execution=_TRAIN["steps_per_execution"], callbacks=()):
     """Train a model into ``run_dir`` and return the final model.
 
-    ``model`` is a name from the model registry (``tfvae.models.MODELS``); ``model_config``
-    holds its constructor arguments (the image shape and likelihood come
-    from the data when absent); ``data_config`` holds ``tfvae.data.load_dataset`` arguments.
+    ``model`` is a name from the model registry (``tfvae.models.MODELS``, "vae" by default);
+    ``model_config``
+    holds its constructor arguments (the image shape and likelihood come from the data when
+    absent); ``data_config`` holds ``tfvae.data.load_dataset`` arguments. ``batch_size``,
+    ``optimizer``, ``learning_rate`` and ``seed`` default to ``tfvae.options.TRAIN_DEFAULTS``.
     Every argument is checked before anything is written, so a bad one leaves ``run_dir`` as it
-    was. ``epochs`` is the total (10 when not given); on ``resume`` it may extend the run.
+    was. ``epochs`` is the total (10 when not given). ``resume`` continues the run in
+    ``run_dir``: only ``epochs`` may differ from what it was started with (config.json then
+    records the new total); any other setting given must equal the run's. ``verbose``: 0
+    prints nothing, 1 Keras's progress bar and a line per epoch, 2 the lines alone (for logs).
     Raises ``TrainingDiverged`` if the loss turns NaN.
 
     Speed and scale (see ``docs/distributed.md``):
 
-    - ``strategy``: a name from ``tfvae.distribute.STRATEGIES`` or a ``tf.distribute.Strategy``;
+    - ``strategy``: a name from ``tfvae.options.STRATEGIES`` or a ``tf.distribute.Strategy``;
       the model is built and compiled under its scope and ``batch_size`` is the global batch.
     - ``mixed_precision``: None, "float16" or "bfloat16" compute with float32 variables and a
       float32 ELBO; float16 adds dynamic loss scaling. Kept for the run: a resume reuses it.
@@ -181,27 +207,30 @@ def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=N
     writer = distribute.is_writer(strategy)
     if writer:
         run.check_new(resume=resume, overwrite=overwrite)
+    given_train = {"batch_size": batch_size, "optimizer": optimizer,
+                   "learning_rate": learning_rate, "seed": seed}
+    data_config = _with_absolute_paths(data_config or {})
     if resume:
         config = run.read_config()
-        config["train"]["epochs"] = epochs if epochs is not None else config["train"]["epochs"]
-        recorded = config["train"].get("mixed_precision")
-        if mixed_precision is not None and mixed_precision != recorded:
-            raise InputError("--mixed-precision", f"{recorded} as the run was started with "
-                             "(the model's dtypes are part of the run)", repr(mixed_precision))
-        mixed_precision = recorded
+        _check_resume_settings(config, model, model_config or {}, data_config, given_train,
+                               mixed_precision)
+        if epochs is not None:
+            config["train"]["epochs"] = epochs
+        mixed_precision = config["train"].get("mixed_precision")
     else:
+        model = model or "vae"
         cls = model_class(model)
         if cls.needs_example_index:
             raise InputError("--model", "a model that trains on batches of images (MCEM keeps a "
                              "chain per example: `tfvae reproduce fig3` trains it)", repr(model))
+        train_settings = {key: _TRAIN[key] if value is None else value
+                          for key, value in given_train.items()}
         config = {
             "model_type": model,
             "model": dict(model_config or {}),
-            "data": {"name": "mnist", **(data_config or {})},
+            "data": {"name": "mnist", **data_config},
             "train": {"epochs": _TRAIN["epochs"] if epochs is None else epochs,
-                      "batch_size": batch_size,
-                      "optimizer": optimizer, "learning_rate": learning_rate, "seed": seed,
-                      "mixed_precision": mixed_precision},
+                      **train_settings, "mixed_precision": mixed_precision},
         }
     check_int("--epochs", config["train"]["epochs"])
     check_int("--batch-size", config["train"]["batch_size"])
@@ -211,6 +240,12 @@ def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=N
     check_int("--steps-per-execution", steps_per_execution)
     dataset = datasets.load_dataset(**{**config["data"], "seed": config["train"]["seed"]})
     config["data"]["binarize"] = dataset.binarize
+    for key, split in (("train_examples", dataset.x_train), ("test_examples", dataset.x_test)):
+        if (config["data"].get(key) or 0) > len(split):
+            if writer and verbose:
+                print(f"tfvae: --{key.replace('_', '-')} {config['data'][key]} is more than the "
+                      f"{len(split)} the dataset has; using {len(split)}", file=sys.stderr)
+            config["data"][key] = len(split)
     model_kwargs = {"image_shape": list(dataset.image_shape), "likelihood": dataset.likelihood,
                     **config["model"]}
     if model_kwargs["likelihood"] == "bernoulli":
@@ -241,6 +276,8 @@ def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=N
                     steps_per_execution=largest_divisor(steps, steps_per_execution))
     best = -math.inf
     if writer and resume:
+        run.remove_stale()
+        run.write_config(config)
         rows = run.truncate_metrics(initial_epoch)
         best = max((r["test_elbo"] for r in rows if r["test_elbo"] is not None), default=best)
     if writer and not resume:
@@ -262,8 +299,9 @@ def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=N
                                             drop_remainder=full_batches)
     test_data = datasets.make_pipeline(dataset.x_test, batch_size=batch,
                                        drop_remainder=full_batches)
-    checkpoint = RunCheckpoint(out, len(dataset.x_train), best_elbo=best,
-                               epochs_completed=initial_epoch)
+    checkpoint = RunCheckpoint(out, len(dataset.x_train), config["train"]["epochs"],
+                               best_elbo=best, epochs_completed=initial_epoch,
+                               print_lines=verbose in (1, 2))
     try:
         vae.fit(
             train_data,
@@ -272,7 +310,7 @@ def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=N
             validation_data=test_data,
             epochs=config["train"]["epochs"],
             initial_epoch=initial_epoch,
-            verbose=verbose,
+            verbose=1 if verbose == 1 else 0,
             callbacks=[checkpoint, EpochSummaries(out.tensorboard_dir), *callbacks],
         )
         if checkpoint.diverged:
@@ -286,6 +324,40 @@ def train(run_dir, *, model="vae", model_config=None, data_config=None, epochs=N
         if not writer:
             shutil.rmtree(out.path, ignore_errors=True)
     return vae
+
+
+def _with_absolute_paths(data_config):
+    """``data_config`` with the dataset's path and ``data_path`` made absolute, so that the run
+    works from any working directory."""
+    from tfvae.data.sources import looks_like_path
+
+    data_config = dict(data_config)
+    name = data_config.get("name")
+    if isinstance(name, (str, Path)) and looks_like_path(str(name)) and Path(name).exists():
+        data_config["name"] = str(Path(name).resolve())
+    if data_config.get("data_path") is not None:
+        data_config["data_path"] = str(Path(data_config["data_path"]).resolve())
+    return data_config
+
+
+def _check_resume_settings(config, model, model_config, data_config, train_settings,
+                           mixed_precision):
+    """Refuse, naming the flag, any setting given to --resume that differs from the run's."""
+    recorded = config["train"].get("mixed_precision")
+    if mixed_precision is not None and mixed_precision != recorded:
+        raise InputError("--mixed-precision", f"{recorded} as the run was started with "
+                         "(the model's dtypes are part of the run)", repr(mixed_precision))
+    given = [("--model", config["model_type"], model)]
+    given += [(f"--{key.replace('_', '-')}", config["model"].get(key), value)
+              for key, value in model_config.items()]
+    given += [("--dataset" if key == "name" else f"--{key.replace('_', '-')}",
+               config["data"].get(key), value) for key, value in data_config.items()]
+    given += [(f"--{key.replace('_', '-')}", config["train"].get(key), value)
+              for key, value in train_settings.items()]
+    for flag, stored, value in given:
+        if value is not None and value != stored:
+            raise InputError(flag, f"{stored!r} as the run was started with (--resume may only "
+                             "change --epochs)", repr(value))
 
 
 def resolve_jit_compile(jit_compile, remaining_examples):

@@ -78,7 +78,9 @@ def import_tensorflow_quietly():
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
     args = build_parser().parse_args(argv)
+    args.argv = argv  # what was given, for commands that tell a given flag from a default
     import_tensorflow_quietly()
     # Imported here so `tfvae --help` and argument errors stay fast (TensorFlow is slow to load).
     from tfvae.errors import InputError

@@ -16,6 +16,8 @@ def register(subparsers):
     common.add_argument("--version", type=int, help="a version number (default: the latest)")
     common.add_argument("--format", choices=["row", "columnar"], default="row",
                         help="REST request format (default: row)")
+    common.add_argument("--timeout", type=float, default=60.0,
+                        help="seconds to wait for an answer (default: 60)")
 
     p = subparsers.add_parser("client", help="call a model served by TF Serving",
                               description="Call a tfvae model served by TF Serving.")
@@ -53,14 +55,18 @@ def _call(args, request):
     """Run ``request(client)``; a refusal by the server is one line on stderr and status 1."""
     import sys
 
+    from tfvae.checks import check_number
     from tfvae.serving import Client, ServingError
 
-    with Client(args.url, args.model_name, version=args.version) as client:
+    check_number("--timeout", args.timeout, above=0)
+    with Client(args.url, args.model_name, version=args.version, timeout=args.timeout) as client:
         try:
             return request(client)
         except ServingError as exc:
-            print(f"tfvae client {args.client_command}: the server refused the request: {exc}",
-                  file=sys.stderr)
+            what = {"UNAVAILABLE": "the server cannot be reached",
+                    "DEADLINE_EXCEEDED": "the server did not answer in time"}.get(
+                exc.code, "the server refused the request")
+            print(f"tfvae client {args.client_command}: {what}: {exc}", file=sys.stderr)
             return None
 
 

@@ -1,11 +1,20 @@
 """``tfvae train``: train a model into a run directory."""
 
+import sys
 import time
 
 from tfvae import options
 
 _NET = options.NETWORK_DEFAULTS
 _TRAIN = options.TRAIN_DEFAULTS
+
+
+_MODEL_FLAGS = ("latent_dim", "hidden", "depth", "activation", "architecture", "kl", "objective",
+                "num_samples", "likelihood")
+_DATA_FLAGS = {"dataset": "name", "data_path": "data_path", "binarize": "binarize",
+               "train_examples": "train_examples", "test_examples": "test_examples"}
+_TRAIN_FLAGS = ("batch_size", "optimizer", "learning_rate", "seed")
+_PARSERS = []
 
 
 def register(subparsers):
@@ -64,34 +73,39 @@ def register(subparsers):
                        help="training steps per call into TensorFlow, rounded down to a divisor "
                             f"of the steps per epoch (default: {_TRAIN['steps_per_execution']})")
     p.set_defaults(func=run)
+    _PARSERS.append(p)
+
+
+def _given(args):
+    """The dests of the flags given on the command line (not left at their defaults)."""
+    tokens = [token.split("=", 1)[0] for token in args.argv if token.startswith("--")]
+    return {action.dest for action in _PARSERS[0]._actions for token in tokens
+            if any(option.startswith(token) for option in action.option_strings)}
 
 
 def run(args):
     from tfvae.runs import RunDirectory
-    from tfvae.training import optimizer_steps, train
+    from tfvae.training import train
 
-    model_config = {
-        "latent_dim": args.latent_dim, "hidden": args.hidden, "depth": args.depth,
-        "activation": args.activation, "architecture": args.architecture, "kl": args.kl,
-        "objective": args.objective, "num_samples": args.num_samples,
-    }
-    if args.likelihood:
-        model_config["likelihood"] = args.likelihood
-    data_config = {"name": args.dataset}
-    for key in ("data_path", "binarize", "train_examples", "test_examples"):
-        if getattr(args, key) is not None:
-            data_config[key] = getattr(args, key)
+    # A new run takes every setting; a resumed one only those given, which must be the run's.
+    given = _given(args) if args.resume else set(vars(args))
+    model_config = {key: getattr(args, key) for key in _MODEL_FLAGS
+                    if key in given and getattr(args, key) is not None}
+    data_config = {key: getattr(args, flag) for flag, key in _DATA_FLAGS.items()
+                   if flag in given and getattr(args, flag) is not None}
+    train_settings = {key: getattr(args, key) if key in given else None for key in _TRAIN_FLAGS}
     start = time.perf_counter()
-    model = train(args.out, model=args.model, model_config=model_config, data_config=data_config,
-                  epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
-                  learning_rate=args.learning_rate, seed=args.seed, resume=args.resume,
-                  overwrite=args.overwrite, verbose=0 if args.quiet else 1,
-                  strategy=args.strategy, mixed_precision=args.mixed_precision,
-                  jit_compile=options.JIT_COMPILE[args.jit_compile],
-                  steps_per_execution=args.steps_per_execution)
+    train(args.out, model=args.model if "model" in given else None, model_config=model_config, data_config=data_config,
+          epochs=args.epochs, resume=args.resume, overwrite=args.overwrite,
+          verbose=0 if args.quiet else (1 if sys.stdout.isatty() else 2),
+          strategy=args.strategy, mixed_precision=args.mixed_precision,
+          jit_compile=options.JIT_COMPILE[args.jit_compile],
+          steps_per_execution=args.steps_per_execution, **train_settings)
     run_dir = RunDirectory(args.out)
-    data = run_dir.read_config()["data"]
-    print(f"tfvae train: run written to {args.out} (dataset {data['name']}, "
-          f"binarization {data['binarize']}, {optimizer_steps(model)} steps, "
-          f"{time.perf_counter() - start:.0f} s)")
+    data, last = run_dir.read_config()["data"], run_dir.read_metrics()[-1]
+    test = (f"test elbo {last['test_elbo']:.2f}" if last["test_elbo"] is not None
+            else f"test reconstruction {last['test_reconstruction']:.2f}")
+    print(f"tfvae train: {test} after {int(last['epoch'])} epochs, "
+          f"{time.perf_counter() - start:.0f} s; run written to {args.out} (dataset "
+          f"{data['name']}, binarization {data['binarize']})")
     return 0

@@ -197,7 +197,7 @@ def _load_raw(name, data_path):
         return _load_frey_face()
     if name.startswith("tfds:"):
         return _load_tfds(name[len("tfds:"):], data_path)
-    if _looks_like_path(name):
+    if looks_like_path(name):
         return _load_path(pathlib.Path(name))
     raise InputError(
         "--dataset",
@@ -206,7 +206,8 @@ def _load_raw(name, data_path):
     )
 
 
-def _looks_like_path(name):
+def looks_like_path(name):
+    """Whether a ``--dataset`` value names a file or folder rather than a registered dataset."""
     return os.path.exists(name) or name.endswith(_PATH_SUFFIXES) or os.sep in name or "/" in name
 
 
