@@ -242,7 +242,7 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
     config["data"]["binarize"] = dataset.binarize
     for key, split in (("train_examples", dataset.x_train), ("test_examples", dataset.x_test)):
         if (config["data"].get(key) or 0) > len(split):
-            if writer and verbose:
+            if writer:  # even with verbose=0: the run is not what was asked for
                 print(f"tfvae: --{key.replace('_', '-')} {config['data'][key]} is more than the "
                       f"{len(split)} the dataset has; using {len(split)}", file=sys.stderr)
             config["data"][key] = len(split)

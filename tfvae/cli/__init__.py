@@ -14,6 +14,8 @@ import sys
 
 # A write that fails for lack of space is not bad input: exit 1, as for a diverged run.
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_AFTER_NO_SPACE = {"train": "; nothing half-written was kept and the last good checkpoint is: "
+                            "free space, then run again with --resume"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -96,7 +98,9 @@ def main(argv=None):
         return 1
     except OSError as e:  # what the operating system refused: a full disk, a read-only place
         where = f"{e.filename}: " if e.filename else ""
-        print(f"tfvae {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
+        print(f"tfvae {args.command}: error: {where}{e.strerror or e}"
+              + (_AFTER_NO_SPACE.get(args.command, "") if e.errno in _NO_SPACE else ""),
+              file=sys.stderr)
         return 1 if e.errno in _NO_SPACE else 2
     except KeyboardInterrupt:
         print(f"tfvae {args.command}: interrupted", file=sys.stderr)

@@ -7,6 +7,8 @@ from tfvae.cli import add_run_argument
 def register(subparsers):
     p = subparsers.add_parser("evaluate", help="print the ELBO (and log p(x)) of a run on a split")
     add_run_argument(p)
+    p.add_argument("--dataset", help="the run's dataset where it is now, if it moved (default: "
+                                     "as the run recorded it)")
     p.add_argument("--split", choices=["train", "test"], default="test")
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--log-likelihood", action="store_true",
@@ -37,7 +39,7 @@ def run(args):
         check_int("--num-samples", args.num_samples)
     run = RunDirectory(args.run_dir)
     model = run.load_model(args.checkpoint)
-    dataset = run.load_dataset()
+    dataset = run.load_dataset(args.dataset)
     x = dataset.x_train if args.split == "train" else dataset.x_test
     dynamic = args.split == "train" and dataset.binarize == "dynamic"
     result = evaluate_elbo(model, x, batch_size=args.batch_size, dynamic_binarize=dynamic)

@@ -15,6 +15,7 @@ def register(subparsers):
                               help="write test images beside their reconstructions")
     add_run_argument(p)
     p.add_argument("--num", type=int, default=32, help="test images to reconstruct")
+    p.add_argument("--dataset", help="the run's dataset where it is now, if it moved")
     add_out_argument(p, ".png", default="reconstructions.png", what="image grid")
     p.set_defaults(func=reconstruct)
 
@@ -46,7 +47,7 @@ def reconstruct(args):
     out = check_output(args.out, ".png", overwrite=args.overwrite)
     run = RunDirectory(args.run_dir)
     model = run.load_model(args.checkpoint)
-    x = run.load_dataset(test_examples=args.num).x_test
+    x = run.load_dataset(args.dataset, test_examples=args.num).x_test
     recon = model.reconstruct(x).numpy()
     # Originals and reconstructions in alternating rows of 8.
     pairs = [part for i in range(0, len(x), 8) for part in (x[i:i + 8], recon[i:i + 8])]
