@@ -120,6 +120,23 @@ def test_kill_9_of_an_export_leaves_no_visible_half_version(reference, tmp_path)
         str(v) for v in range(1, len(versions) + 2)]
 
 
+def test_an_export_onto_a_full_disk_writes_no_version(reference, tmp_path):
+    base = tmp_path / "export"
+
+    def small_disk():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    full = subprocess.run(
+        [sys.executable, "-m", "tfvae", "export", str(reference), "--model-name", "m",
+         "--base-dir", str(base)], env=cli_env(), capture_output=True, text=True, timeout=600,
+        preexec_fn=small_disk)
+    assert full.returncode == 1, full.stderr
+    lines = full.stderr.strip().splitlines()
+    assert len(lines) == 1 and "File too large" in lines[0] and "export again" in lines[0]
+    assert list((base / "m").iterdir()) == []
+    assert export_run(reference, "m", base_dir=base).name == "1"
+
+
 def test_overwrite_replaces_only_what_tfvae_wrote(tmp_path, capsys):
     run_dir = tmp_path / "run"
     args = ["train", "--out", str(run_dir), *TINY, "--epochs", "1", "--quiet"]

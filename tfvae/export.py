@@ -33,6 +33,7 @@ infinite values, and pixels outside [0, 1] for a Bernoulli model.
 """
 
 import datetime
+import errno
 import json
 import math
 import os
@@ -179,7 +180,10 @@ def export_model(model, path, *, num_samples=DEFAULT_NUM_SAMPLES, metadata=None)
         (assets / METADATA_FILE).write_text(json.dumps(info, indent=2) + "\n")
         module.metadata = tf.saved_model.Asset(str(assets / METADATA_FILE))
         saved = staging / "saved_model"
-        tf.saved_model.save(module, str(saved), signatures=signatures)
+        try:
+            tf.saved_model.save(module, str(saved), signatures=signatures)
+        except tf.errors.OpError as exc:  # TensorFlow's own writes: a full disk among them
+            raise _write_error(exc, path) from None
         try:
             # rename() fails on an existing non-empty directory: a version is never replaced,
             # even one that another export wrote since the check above.
@@ -283,6 +287,15 @@ _OUTPUTS = {"encode": ("z_mean", "z_stddev"), "decode": ("x_mean",), "sample": (
 
 def _jsonable(obj):
     return json.loads(json.dumps(obj, default=lambda o: repr(o)))
+
+
+def _write_error(exc, path):
+    """What TensorFlow could not write, as the OSError the operating system gave it."""
+    message = (exc.message or str(exc)).strip().splitlines()[0]
+    for code in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        if os.strerror(code) in message:
+            return OSError(code, os.strerror(code), str(path))
+    return OSError(errno.EIO, message, str(path))
 
 
 def _check_new(path, argument):

@@ -15,7 +15,8 @@ import sys
 # A write that fails for lack of space is not bad input: exit 1, as for a diverged run.
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _AFTER_NO_SPACE = {"train": "; nothing half-written was kept and the last good checkpoint is: "
-                            "free space, then run again with --resume"}
+                            "free space, then run again with --resume",
+                   "export": "; no version was written: free space, then export again"}
 
 
 class _Parser(argparse.ArgumentParser):
