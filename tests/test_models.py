@@ -89,6 +89,7 @@ def test_a_model_without_an_encoder_says_so():
 
 
 def test_a_new_model_trains_saves_reloads_and_exports(tmp_path):
+    keras.utils.set_random_seed(0)
     model = StudentTVAE(kl="sampled", **SMALL)
     x = _binary(64)
     # Its bound uses its own prior: estimator A with log p(z) of the Student-t.
@@ -108,13 +109,15 @@ def test_a_new_model_trains_saves_reloads_and_exports(tmp_path):
     np.testing.assert_allclose(again.reconstruct(x[:4]), model.reconstruct(x[:4]), atol=1e-6)
     np.testing.assert_allclose(again.sample(2, seed=1), model.sample(2, seed=1), atol=1e-6)
 
-    path = export_model(again, tmp_path / "export" / "1", num_samples=50)
+    path = export_model(again, tmp_path / "export" / "1", num_samples=500)
     loaded = tf.saved_model.load(str(path))
     assert set(model_signatures(again)) <= set(loaded.signatures)
-    out = loaded.signatures["log_likelihood"](x=tf.constant(x[:3]),
-                                              seed=tf.constant([0, 1, 2], tf.int64))
-    # The importance-sampled log p(x) with the model's own prior lies above its ELBO.
-    assert np.all(out["log_px"].numpy() > out["elbo"].numpy() - 1.0)
+    out = loaded.signatures["log_likelihood"](x=tf.constant(x[:8]),
+                                              seed=tf.constant(np.arange(8), tf.int64))
+    # The importance-sampled log p(x) with the model's own prior lies above its ELBO (the mean
+    # of many single-sample bounds): Jensen's inequality, up to the estimates' noise.
+    elbo = np.mean([again.elbo(x[:8], seed=s).numpy() for s in range(100)])
+    assert np.mean(out["log_px"].numpy()) > elbo - 0.5
     sample = loaded.signatures["sample"](seed=tf.constant([7], tf.int64))
     assert sample["x_mean"].shape == (1, 28, 28, 1)
 

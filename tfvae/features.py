@@ -33,10 +33,7 @@ def labelled_subset(y, num, seed=0):
     if num is None:
         return np.arange(len(y))
     classes = np.unique(y)
-    if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or not (
-            len(classes) <= num <= len(y)):
-        raise InputError("--labels", f"a count from {len(classes)} (one per class) to {len(y)}",
-                         repr(num))
+    num = check_int("--labels", num, len(classes), len(y))
     rng = np.random.default_rng(seed)
     per_class = [rng.permutation(np.flatnonzero(y == c)) for c in classes]
     quota = np.full(len(classes), num // len(classes))

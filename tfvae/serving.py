@@ -21,6 +21,7 @@ import urllib.request
 
 import numpy as np
 
+from tfvae.checks import check_int
 from tfvae.errors import InputError
 
 FORMATS = ("row", "columnar")
@@ -44,9 +45,7 @@ class Client:
     def __init__(self, url, model_name, version=None, timeout=60.0):
         if not isinstance(model_name, str) or not model_name:
             raise InputError("--model-name", "a model name", repr(model_name))
-        if version is not None and (isinstance(version, bool) or not isinstance(version, int)
-                                    or version < 1):
-            raise InputError("--version", "an integer >= 1", repr(version))
+        version = check_int("--version", version, optional=True)
         parsed = urllib.parse.urlsplit(url if isinstance(url, str) else "")
         if parsed.scheme not in ("http", "https", "grpc") or not parsed.hostname:
             raise InputError("--url", _URL_EXPECTED, repr(url))

@@ -88,19 +88,6 @@ def check_values(x, argument, bernoulli):
             raise InputError(argument, expected, f"values in [{lo:g}, {hi:g}]")
 
 
-def _check_positive_int(value, argument, optional=False):
-    if value is None and optional:
-        return
-    # bool is an int subclass but never a meaningful count
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InputError(argument, "a positive integer", repr(value))
-
-
-def _check_seed(seed):
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InputError("--seed", "a non-negative integer", repr(seed))
-
-
 def model_images(model, x, argument="x"):
     """``x`` as a batch of the images ``model`` takes, float32 [N, *model.image_shape].
 
