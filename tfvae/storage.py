@@ -118,9 +118,15 @@ def write_text(path, text):
     return write_atomic(path, lambda tmp: Path(tmp).write_text(text))
 
 
+def _numpy_scalar(value):
+    if isinstance(value, np.generic):  # numpy's integers and floats, as users pass them
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def write_json(path, obj):
     """Write ``obj`` as indented JSON to ``path`` atomically."""
-    return write_text(path, json.dumps(obj, indent=2) + "\n")
+    return write_text(path, json.dumps(obj, indent=2, default=_numpy_scalar) + "\n")
 
 
 def read_json(path):

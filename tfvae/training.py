@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from tfvae import data as datasets
 from tfvae import distribute, options
-from tfvae.checks import check_choice, check_int, check_number
+from tfvae.checks import check_choice, check_int, check_number, check_seed
 from tfvae.errors import InputError
 from tfvae.models import model_class
 from tfvae.runs import RunDirectory
@@ -232,8 +232,10 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
             "train": {"epochs": _TRAIN["epochs"] if epochs is None else epochs,
                       **train_settings, "mixed_precision": mixed_precision},
         }
-    check_int("--epochs", config["train"]["epochs"])
-    check_int("--batch-size", config["train"]["batch_size"])
+    # Plain ints from here on (numpy's are accepted): config.json and Keras's seeding take them.
+    config["train"]["epochs"] = check_int("--epochs", config["train"]["epochs"])
+    config["train"]["batch_size"] = check_int("--batch-size", config["train"]["batch_size"])
+    config["train"]["seed"] = check_seed("--seed", config["train"]["seed"])
     policy = dtype_policy(mixed_precision)
     if jit_compile not in ("auto", True, False):
         raise InputError("--jit-compile", "auto, on (True) or off (False)", repr(jit_compile))
