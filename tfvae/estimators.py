@@ -53,16 +53,37 @@ def sample_posterior(q, num_samples, seed, layout=None):
     return loc + q.scale.matvec(tf.cast(eps, loc.dtype))
 
 
-def log_weights(q, decode, prior, x, num_samples, seed, layout=None):
-    """log p(x|z) and log p(z) - log q(z|x) for z_l ~ q(z|x) (reparameterized), each [S, B]."""
+def stopped(q):
+    """``q`` with its parameters held fixed: its density at z is differentiated through z alone.
+
+    With it, log q(z|x) at a reparameterized z keeps the pathwise gradient and drops the score
+    function term, whose expectation is zero: the "sticking the landing" estimator (Roeder et
+    al., 2017) and the doubly reparameterized one (Tucker et al., 2019) are built on it.
+    """
+    def stop(value):
+        return tf.stop_gradient(value) if tf.is_tensor(value) else value
+
+    return q.copy(**{name: tf.nest.map_structure(stop, value)
+                     for name, value in q.parameters.items() if value is not None})
+
+
+def log_weights(q, decode, prior, x, num_samples, seed, layout=None, stop_q=False):
+    """log p(x|z) and log p(z) - log q(z|x) for z_l ~ q(z|x) (reparameterized), each [S, B].
+
+    ``stop_q``: log q's parameters held fixed (:func:`stopped`); the values are the same.
+    """
     z = sample_posterior(q, num_samples, seed, layout)
     log_px_z = decode(z).log_prob(x)
-    return log_px_z, prior.log_prob(z) - q.log_prob(z)
+    return log_px_z, prior.log_prob(z) - (stopped(q) if stop_q else q).log_prob(z)
 
 
-def elbo_terms(q, decode, prior, x, *, kl="analytic", num_samples=1, seed, layout=None):
-    """The ELBO with its two parts: ``elbo`` = ``reconstruction`` - ``kl``, each [B]."""
-    log_px_z, log_ratio = log_weights(q, decode, prior, x, num_samples, seed, layout)
+def elbo_terms(q, decode, prior, x, *, kl="analytic", num_samples=1, seed, layout=None,
+               stop_q=False):
+    """The ELBO with its two parts: ``elbo`` = ``reconstruction`` - ``kl``, each [B].
+
+    ``stop_q`` (estimator A only) differentiates the sampled KL by its path through z alone.
+    """
+    log_px_z, log_ratio = log_weights(q, decode, prior, x, num_samples, seed, layout, stop_q)
     reconstruction = tf.reduce_mean(log_px_z, axis=0)
     if kl == "analytic":
         kl_term = q.kl_divergence(prior)
@@ -73,9 +94,10 @@ def elbo_terms(q, decode, prior, x, *, kl="analytic", num_samples=1, seed, layou
     return {"elbo": reconstruction - kl_term, "reconstruction": reconstruction, "kl": kl_term}
 
 
-def iwae_terms(q, decode, prior, x, *, num_samples, seed, layout=None):
-    """The importance-weighted bound (``iwae``) beside estimator A's terms from the same samples."""
-    log_px_z, log_ratio = log_weights(q, decode, prior, x, num_samples, seed, layout)
+def iwae_terms(q, decode, prior, x, *, num_samples, seed, layout=None, stop_q=False):
+    """The importance-weighted bound (``iwae``) beside estimator A's terms from the same samples,
+    and the log-weights ``log_w`` [S, B] they come from (``stop_q``: see :func:`log_weights`)."""
+    log_px_z, log_ratio = log_weights(q, decode, prior, x, num_samples, seed, layout, stop_q)
     log_w = log_px_z + log_ratio
     reconstruction = tf.reduce_mean(log_px_z, axis=0)
     kl_term = -tf.reduce_mean(log_ratio, axis=0)
@@ -84,7 +106,41 @@ def iwae_terms(q, decode, prior, x, *, num_samples, seed, layout=None):
         "elbo": reconstruction - kl_term,
         "reconstruction": reconstruction,
         "kl": kl_term,
+        "log_w": log_w,
     }
+
+
+def dreg_surrogate(log_w):
+    """The doubly reparameterized surrogate of the IWAE bound for the encoder [B] (Tucker, Lawson,
+    Gu & Maddison, 2019): sum_l stop(w~_l^2) log w_l, with w~ the normalized weights and log w
+    from :func:`iwae_terms` with ``stop_q=True``. Its gradient in the encoder's parameters is an
+    unbiased estimate of the bound's, with less variance; the decoder's is the bound's own."""
+    normalized = tf.stop_gradient(tf.nn.softmax(log_w, axis=0))
+    return tf.reduce_sum(tf.square(normalized) * log_w, axis=0)
+
+
+def kl_weight(step, beta=1.0, warmup_steps=0):
+    """The weight of the KL term at training step ``step``: rising linearly from 0 to ``beta``
+    over ``warmup_steps`` (Sonderby et al., 2016), then ``beta`` (Higgins et al., 2017)."""
+    if not warmup_steps:
+        return tf.constant(beta, tf.float32)
+    progress = tf.cast(step, tf.float32) / float(warmup_steps)
+    return beta * tf.minimum(1.0, progress)
+
+
+def kl_per_dimension(q, prior):
+    """KL(q(z_d|x) || p(z_d)) for each latent dimension [B, D], in closed form, for a diagonal
+    Gaussian posterior and prior (whose KL is the sum of these)."""
+    marginal = tfd.Normal(q.mean(), q.stddev())
+    return marginal.kl_divergence(tfd.Normal(prior.mean(), prior.stddev()))
+
+
+def free_bits_kl(kl_dims, free_bits):
+    """The KL the loss counts under free bits (Kingma et al., 2016): sum_d max(lambda, the batch
+    mean of KL_d) for ``kl_dims`` [B, D], a scalar; ``free_bits`` lambda in nats per dimension.
+
+    A dimension whose KL is under the floor adds a constant: no gradient pushes it lower."""
+    return tf.reduce_sum(tf.maximum(tf.reduce_mean(kl_dims, axis=0), free_bits))
 
 
 def importance_log_px(q, decode, prior, x, *, num_samples, seed, chunk_size=500):

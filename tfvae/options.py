@@ -10,6 +10,8 @@ ARCHITECTURES = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
 KL_ESTIMATORS = ("analytic", "sampled")  # SGVB estimators B and A
 OBJECTIVES = ("elbo", "iwae")
+# The encoder's gradient: the bound's own, doubly reparameterized (IWAE), sticking the landing (ELBO)
+GRADIENTS = ("standard", "dreg", "stl")
 # The settings every latent-variable model shares (the paper's MNIST model, appendix C).
 NETWORK_DEFAULTS = {
     "latent_dim": 20,

@@ -170,7 +170,8 @@ class EpochSummaries(keras.callbacks.Callback):
 def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=None,
           batch_size=None, optimizer=None, learning_rate=None, seed=None, resume=False,
           overwrite=False, verbose=1, strategy="default", mixed_precision=None,
-          jit_compile="auto", steps_per_execution=_TRAIN["steps_per_execution"], callbacks=()):
+          jit_compile="auto", steps_per_execution=_TRAIN["steps_per_execution"],
+          kl_warmup_epochs=None, callbacks=()):
     """Train a model into ``run_dir`` and return the final model.
 
     ``model`` is a name from the model registry (``tfvae.models.MODELS``, "vae" by default);
@@ -179,7 +180,8 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
     absent); ``data_config`` holds ``tfvae.data.load_dataset`` arguments. ``batch_size``,
     ``optimizer``, ``learning_rate`` and ``seed`` default to ``tfvae.options.TRAIN_DEFAULTS``.
     Every argument is checked before anything is written, so a bad one leaves ``run_dir`` as it
-    was. ``epochs`` is the total (10 when not given). ``resume`` continues the run in
+    was. ``epochs`` is the total (10 when not given). ``kl_warmup_epochs`` sets the VAE's
+    ``kl_warmup_steps`` to that many epochs of steps. ``resume`` continues the run in
     ``run_dir``: only ``epochs`` may differ from what it was started with (config.json then
     records the new total); any other setting given must equal the run's. ``verbose``: 0
     prints nothing, 1 Keras's progress bar and a line per epoch, 2 the lines alone (for logs).
@@ -208,7 +210,8 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
     if writer:
         run.check_new(resume=resume, overwrite=overwrite)
     given_train = {"batch_size": batch_size, "optimizer": optimizer,
-                   "learning_rate": learning_rate, "seed": seed}
+                   "learning_rate": learning_rate, "seed": seed,
+                   "kl_warmup_epochs": kl_warmup_epochs}
     data_config = _with_absolute_paths(data_config or {})
     if resume:
         config = run.read_config()
@@ -223,7 +226,7 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
         if cls.needs_example_index:
             raise InputError("--model", "a model that trains on batches of images (MCEM keeps a "
                              "chain per example: `tfvae reproduce fig3` trains it)", repr(model))
-        train_settings = {key: _TRAIN[key] if value is None else value
+        train_settings = {key: _TRAIN.get(key) if value is None else value
                           for key, value in given_train.items()}
         config = {
             "model_type": model,
@@ -252,10 +255,13 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                     **config["model"]}
     if model_kwargs["likelihood"] == "bernoulli":
         datasets.validate_images(dataset.x_train, argument="--dataset", bernoulli=True)
-    config["model"] = model_kwargs
     batch = config["train"]["batch_size"]
     full_batches = isinstance(strategy, tf.distribute.TPUStrategy)  # TPUs need static shapes
     steps = datasets.steps_per_epoch(len(dataset.x_train), batch, full_batches)
+    warmup_epochs = config["train"].get("kl_warmup_epochs")
+    if warmup_epochs:
+        model_kwargs["kl_warmup_steps"] = check_int("--kl-warmup-epochs", warmup_epochs) * steps
+    config["model"] = model_kwargs
     config["train"]["strategy"] = strategy_name
 
     keras.utils.set_random_seed(config["train"]["seed"])
@@ -268,7 +274,16 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
             # Same optimizer object, so its state carries over; only the execution settings change.
             optimizer = vae.optimizer
         else:
-            vae = model_class(config["model_type"])(**model_kwargs, seed=config["train"]["seed"])
+            try:
+                vae = model_class(config["model_type"])(**model_kwargs,
+                                                        seed=config["train"]["seed"])
+            except InputError:
+                raise
+            except (TypeError, ValueError) as exc:  # a setting the model does not take
+                if "keyword argument" not in str(exc):
+                    raise
+                raise InputError("--model", f"settings that {config['model_type']} takes",
+                                 str(exc).split(": ", 1)[-1]) from None
             initial_epoch = 0
             optimizer = make_optimizer(config["train"]["optimizer"],
                                        config["train"]["learning_rate"])

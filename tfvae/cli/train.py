@@ -11,6 +11,8 @@ _TRAIN = options.TRAIN_DEFAULTS
 
 _MODEL_FLAGS = ("latent_dim", "hidden", "depth", "activation", "architecture", "kl", "objective",
                 "num_samples", "likelihood")
+# The VAE's training controls: passed only when given, so models without them take the flags.
+_CONTROL_FLAGS = ("beta", "free_bits", "gradient")
 _DATA_FLAGS = {"dataset": "name", "data_path": "data_path", "binarize": "binarize",
                "train_examples": "train_examples", "test_examples": "test_examples"}
 _TRAIN_FLAGS = ("batch_size", "optimizer", "learning_rate", "seed")
@@ -46,6 +48,19 @@ def register(subparsers):
                    help="SGVB estimator B (analytic KL) or A (sampled)")
     p.add_argument("--objective", choices=options.OBJECTIVES, default="elbo")
     p.add_argument("--num-samples", type=int, default=1, help="samples of z per datapoint (L or k)")
+    controls = p.add_argument_group("training controls (the elbo metric stays the true bound)")
+    controls.add_argument("--beta", type=float, default=1.0,
+                          help="weight of the KL term in the loss (beta-VAE; default: 1)")
+    controls.add_argument("--kl-warmup-epochs", type=int, default=0, metavar="E",
+                          help="epochs over which the KL weight rises linearly from 0 to beta "
+                               "(default: 0, none)")
+    controls.add_argument("--free-bits", type=float, default=0.0, metavar="NATS",
+                          help="nats per latent dimension under which a dimension's KL does not "
+                               "count in the loss (default: 0, none)")
+    controls.add_argument("--gradient", choices=options.GRADIENTS, default="standard",
+                          help="the encoder's gradient: the bound's own, doubly reparameterized "
+                               "(dreg, with --objective iwae) or sticking the landing (stl, with "
+                               "--kl sampled)")
     p.add_argument("--epochs", type=int, help=f"total epochs (default: {_TRAIN['epochs']})")
     p.add_argument("--batch-size", type=int, default=_TRAIN["batch_size"])
     p.add_argument("--optimizer", choices=options.OPTIMIZERS, default=_TRAIN["optimizer"])
@@ -88,12 +103,15 @@ def run(args):
     from tfvae.training import train
 
     # A new run takes every setting; a resumed one only those given, which must be the run's.
-    given = _given(args) if args.resume else set(vars(args))
-    model_config = {key: getattr(args, key) for key in _MODEL_FLAGS
+    explicit = _given(args)
+    given = explicit if args.resume else set(vars(args)) - set(_CONTROL_FLAGS) | explicit
+    model_config = {key: getattr(args, key) for key in (*_MODEL_FLAGS, *_CONTROL_FLAGS)
                     if key in given and getattr(args, key) is not None}
     data_config = {key: getattr(args, flag) for flag, key in _DATA_FLAGS.items()
                    if flag in given and getattr(args, flag) is not None}
     train_settings = {key: getattr(args, key) if key in given else None for key in _TRAIN_FLAGS}
+    if "kl_warmup_epochs" in explicit:
+        train_settings["kl_warmup_epochs"] = args.kl_warmup_epochs
     start = time.perf_counter()
     train(args.out, model=args.model if "model" in given else None, model_config=model_config, data_config=data_config,
           epochs=args.epochs, resume=args.resume, overwrite=args.overwrite,

@@ -5,9 +5,11 @@ image shape [H, W, C].
 """
 
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from tfvae import estimators, noise, options
-from tfvae.checks import check_choice, check_int
+from tfvae.checks import check_choice, check_int, check_number
+from tfvae.errors import InputError
 from tfvae.models.base import LatentVariableModel, register
 
 
@@ -33,17 +35,40 @@ class VAE(LatentVariableModel):
     example's place in the global batch (``tfvae.noise``), so training under ``tf.distribute``
     computes what one device computes with the same global batch.
 
+    Training controls (the ``elbo`` metric stays the true bound, beta = 1, whatever they are;
+    the ``loss`` is what they change):
+
+    - ``beta``: the weight of the KL term in the loss (beta-VAE, Higgins et al., 2017);
+    - ``kl_warmup_steps``: the KL weight rises linearly from 0 to ``beta`` over this many
+      optimizer steps (Sonderby et al., 2016); a resumed run continues where it stopped, as the
+      step count is the optimizer's;
+    - ``free_bits``: nats per latent dimension; each dimension's KL, averaged over the batch,
+      counts no less than this (Kingma et al., 2016; needs a diagonal Gaussian prior);
+    - ``gradient``: the encoder's gradient, ``"standard"``, ``"dreg"`` (the doubly
+      reparameterized IWAE gradient, Tucker et al., 2019) or ``"stl"`` (sticking the landing for
+      estimator A, Roeder et al., 2017).
+
     The network settings are those of :class:`tfvae.models.base.LatentVariableModel`.
     """
 
     metric_names = ("loss", "elbo", "reconstruction", "kl")
     dynamic_binarization = False
 
-    def __init__(self, *args, kl="analytic", objective="elbo", num_samples=1, **kwargs):
+    def __init__(self, *args, kl="analytic", objective="elbo", num_samples=1, beta=1.0,
+                 kl_warmup_steps=0, free_bits=0.0, gradient="standard", **kwargs):
         self.kl = check_choice("kl", kl, options.KL_ESTIMATORS)
         self.objective = check_choice("objective", objective, options.OBJECTIVES)
         self.num_samples = check_int("num_samples", num_samples)
+        self.beta = check_number("beta", beta, at_least=0)
+        self.kl_warmup_steps = check_int("kl_warmup_steps", kl_warmup_steps, minimum=0)
+        self.free_bits = check_number("free_bits", free_bits, at_least=0)
+        self.gradient = check_choice("gradient", gradient, options.GRADIENTS)
+        _check_controls(self)
         super().__init__(*args, **kwargs)
+        if self.free_bits and not isinstance(self.prior, tfp.distributions.MultivariateNormalDiag):
+            raise InputError("free_bits", "0 for a model whose prior is not a diagonal Gaussian "
+                             "(the KL per dimension is taken in closed form)",
+                             repr(self.free_bits))
 
     # -- objectives --------------------------------------------------------------------------
 
@@ -56,13 +81,28 @@ class VAE(LatentVariableModel):
         q = self.encode(x)
         if self.objective == "iwae":
             terms = estimators.iwae_terms(q, self.decode, self.prior, x,
-                                          num_samples=self.num_samples, seed=seed, layout=layout)
+                                          num_samples=self.num_samples, seed=seed, layout=layout,
+                                          stop_q=self.gradient == "dreg")
             terms["bound"] = terms.pop("iwae")
         else:
             terms = estimators.elbo_terms(q, self.decode, self.prior, x, kl=self.kl,
-                                          num_samples=self.num_samples, seed=seed, layout=layout)
+                                          num_samples=self.num_samples, seed=seed, layout=layout,
+                                          stop_q=self.gradient == "stl")
             terms["bound"] = terms["elbo"]
+            if self.free_bits:
+                terms["kl_dims"] = estimators.kl_per_dimension(q, self.prior)
         return terms
+
+    def training_loss(self, terms):
+        """What a training step minimizes, from ``_bound_terms``: minus the bound, with the KL
+        weighted (beta, warm-up) and floored (free bits). With beta = 1 and neither, it is minus
+        the mean bound."""
+        if self.objective == "iwae":
+            return -tf.reduce_mean(terms["bound"])
+        kl = (estimators.free_bits_kl(terms["kl_dims"], self.free_bits) if self.free_bits
+              else tf.reduce_mean(terms["kl"]))
+        weight = estimators.kl_weight(self.optimizer.iterations, self.beta, self.kl_warmup_steps)
+        return -tf.reduce_mean(terms["reconstruction"]) + weight * kl
 
     def elbo(self, x, seed=None):
         """The per-example ELBO [B] by this model's estimator."""
@@ -77,12 +117,25 @@ class VAE(LatentVariableModel):
         if self.dynamic_binarization:
             binarize_seed, seed = tf.unstack(noise.split(seed))
             x = noise.bernoulli(x, binarize_seed, layout)
-        with tf.GradientTape() as tape:
+        dreg = self.gradient == "dreg"
+        with tf.GradientTape(persistent=dreg) as tape:
             terms = self._bound_terms(x, seed, layout)
-            loss = -tf.reduce_mean(terms["bound"]) + self._weight_penalty()
+            loss = self.training_loss(terms) + self._weight_penalty()
             scaled_loss = self.scaled_loss(loss)
-        grads = tape.gradient(scaled_loss, self.trainable_variables)
-        self.optimizer.apply(grads, self.trainable_variables)
+            if dreg:
+                encoder_loss = (-tf.reduce_mean(estimators.dreg_surrogate(terms["log_w"]))
+                                + self._weight_penalty())
+                scaled_encoder_loss = self.scaled_loss(encoder_loss)
+        variables = self.trainable_variables
+        grads = tape.gradient(scaled_loss, variables)
+        if dreg:
+            # The encoder follows the doubly reparameterized surrogate, the decoder the bound.
+            encoder = {id(v) for v in self.encoder.trainable_variables}
+            encoder_grads = tape.gradient(scaled_encoder_loss, variables)
+            grads = [e if id(v) in encoder else g
+                     for v, g, e in zip(variables, grads, encoder_grads)]
+            del tape
+        self.optimizer.apply(grads, variables)
         return self.update_metrics({"loss": loss, **terms})
 
     def test_step(self, data):
@@ -91,4 +144,21 @@ class VAE(LatentVariableModel):
 
     def get_config(self):
         return {**super().get_config(), "kl": self.kl, "objective": self.objective,
-                "num_samples": self.num_samples}
+                "num_samples": self.num_samples, "beta": self.beta,
+                "kl_warmup_steps": self.kl_warmup_steps, "free_bits": self.free_bits,
+                "gradient": self.gradient}
+
+
+def _check_controls(model):
+    """The training controls that apply to the model's objective, and only those."""
+    if model.gradient == "dreg" and model.objective != "iwae":
+        raise InputError("gradient", "'dreg' with objective='iwae' (it is the IWAE bound's "
+                         "gradient)", repr(model.gradient))
+    if model.gradient == "stl" and (model.objective, model.kl) != ("elbo", "sampled"):
+        raise InputError("gradient", "'stl' with objective='elbo' and kl='sampled' (estimator A, "
+                         "whose score term it drops)", repr(model.gradient))
+    if model.objective == "iwae":
+        for name, default in (("beta", 1.0), ("kl_warmup_steps", 0), ("free_bits", 0.0)):
+            if getattr(model, name) != default:
+                raise InputError(name, f"{default} with objective='iwae' (the IWAE bound has no "
+                                 "separate KL term)", repr(getattr(model, name)))

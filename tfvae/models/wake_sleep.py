@@ -36,6 +36,12 @@ class WakeSleep(VAE):
         super().__init__(*args, **kwargs)
         if self.objective != "elbo":
             raise InputError("objective", "'elbo' for wake-sleep", repr(self.objective))
+        # Neither phase follows the ELBO's gradient: the VAE's training controls do not apply.
+        for name, default in (("beta", 1.0), ("kl_warmup_steps", 0), ("free_bits", 0.0),
+                              ("gradient", "standard")):
+            if getattr(self, name) != default:
+                raise InputError(name, f"{default!r} for wake-sleep (it does not train by the "
+                                 "ELBO's gradient)", repr(getattr(self, name)))
 
     def train_step(self, data):
         x = self.batch_inputs(data)
