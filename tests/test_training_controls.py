@@ -158,3 +158,38 @@ def test_the_cli_trains_with_the_controls_and_records_them(tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path / "c"), "--model", "autoencoder", "--beta", "2",
                  *tiny]) == 2
     assert "--model" in capsys.readouterr().err
+
+
+def test_active_units_and_the_kl_of_each_dimension():
+    from tfvae.evaluation import latent_diagnostics
+
+    model = _compiled()
+    kernel, bias = model.encoder.posterior.params.get_weights()
+    kernel[:, [0, 2]] = 0.0  # the means of dimensions 0 and 2 no longer depend on x
+    model.encoder.posterior.params.set_weights([kernel, bias])
+    x = (np.random.default_rng(1).random((200, 28, 28, 1)) < 0.3).astype(np.float32)
+    diagnostics = latent_diagnostics(model, x, batch_size=64)
+    q = model.encode(x)
+    mu, s = q.mean().numpy(), q.stddev().numpy()
+    expected_kl = np.mean(0.5 * (mu ** 2 + s ** 2 - 1) - np.log(s), axis=0)  # vs N(0, 1)
+    np.testing.assert_allclose(diagnostics["kl_per_dimension"], expected_kl, rtol=1e-4)
+    np.testing.assert_allclose(diagnostics["mean_variance"], mu.var(axis=0), rtol=1e-4)
+    active = mu.var(axis=0) > 0.01
+    assert not active[0] and not active[2]
+    assert diagnostics["active_units"] == int(active.sum())
+
+
+def test_each_epoch_records_the_active_units_and_evaluate_prints_them(tmp_path, capsys):
+    from tfvae.cli import main
+    from tfvae.runs import RunDirectory
+
+    run_dir = tmp_path / "run"
+    assert main(["train", "--out", str(run_dir), "--train-examples", "300", "--test-examples",
+                 "100", "--hidden", "16", "--latent-dim", "3", "--epochs", "2", "--quiet"]) == 0
+    rows = RunDirectory(run_dir).read_metrics()
+    for row in rows:
+        assert 0 <= row["active_units"] <= 3 and len(row["kl_per_dimension"]) == 3
+        assert sum(row["kl_per_dimension"]) == pytest.approx(row["test_kl"], rel=0.05, abs=0.05)
+    capsys.readouterr()
+    assert main(["evaluate", str(run_dir)]) == 0
+    assert "active units: " in capsys.readouterr().out

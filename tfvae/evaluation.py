@@ -1,6 +1,15 @@
-"""Evaluating a trained model on data: the mean ELBO (or reconstruction) over a split."""
+"""Evaluating a trained model on data: the mean ELBO (or reconstruction) over a split, and what
+the latent code is used for (the KL of each dimension, the active units)."""
+
+import numpy as np
+import tensorflow_probability as tfp
 
 from tfvae import data as datasets
+from tfvae import estimators
+
+# A unit is active when the variance over x of its posterior mean exceeds this (Burda et al.,
+# 2015, section 5.2).
+ACTIVE_UNIT_VARIANCE = 0.01
 
 
 def evaluate_elbo(model, x, batch_size=500, dynamic_binarize=False, seed=0):
@@ -11,3 +20,25 @@ def evaluate_elbo(model, x, batch_size=500, dynamic_binarize=False, seed=0):
                                       dynamic_binarize=dynamic_binarize, seed=seed)
     logs = model.evaluate(pipeline, verbose=0, return_dict=True)
     return {k: float(logs[k]) for k in ("elbo", "reconstruction", "kl") if k in logs}
+
+
+def latent_diagnostics(model, x, batch_size=1000):
+    """What each latent dimension carries over the images ``x``, for a model with an encoder.
+
+    Returns ``active_units`` (the dimensions whose posterior mean varies over x by more than
+    ``ACTIVE_UNIT_VARIANCE``), ``mean_variance`` [D] (that variance) and ``kl_per_dimension`` [D]
+    (KL(q(z_d|x) || p(z_d)) averaged over x, in nats; None unless the prior and posterior are
+    diagonal Gaussians). ``active_units`` of 0 is posterior collapse: the decoder ignores z.
+    """
+    x = datasets.model_images(model, x, "x")
+    gaussian = model.has_bound and isinstance(model.prior, tfp.distributions.MultivariateNormalDiag)
+    means, kls = [], []
+    for start in range(0, len(x), batch_size):
+        q = model.encode(x[start:start + batch_size])
+        means.append(q.mean().numpy())
+        if gaussian:
+            kls.append(estimators.kl_per_dimension(q, model.prior).numpy())
+    variance = np.var(np.concatenate(means), axis=0)
+    return {"active_units": int(np.sum(variance > ACTIVE_UNIT_VARIANCE)),
+            "mean_variance": variance,
+            "kl_per_dimension": np.concatenate(kls).mean(axis=0) if gaussian else None}

@@ -278,6 +278,8 @@ def run_metadata(run, checkpoint="model"):
         # model.keras and last.keras are the model after the last completed epoch.
         info["test_elbo"] = _finite_or_none(rows[-1].get("test_elbo"))
         info["epochs"] = int(rows[-1]["epoch"])
+        info["active_units"] = rows[-1].get("active_units")
+        info["kl_per_dimension"] = rows[-1].get("kl_per_dimension")
     return info
 
 

@@ -29,7 +29,10 @@ from tfvae.errors import InputError
 CSV_COLUMNS = [
     "epoch", "train_elbo", "train_reconstruction", "train_kl",
     "test_elbo", "test_reconstruction", "test_kl", "seconds", "examples_per_second",
+    "active_units", "kl_per_dimension",
 ]
+# A column of one number per latent dimension, written "0.12;3.40;...".
+_VECTOR_COLUMNS = ("kl_per_dimension",)
 # The keys of every config.json that tfvae train writes.
 _CONFIG_KEYS = {"model_type", "model", "data", "train"}
 
@@ -109,15 +112,16 @@ class RunDirectory:
         if not self.metrics_path.exists():
             return []
         with open(self.metrics_path, newline="") as f:
-            return [{k: float(v) if v not in ("", None) else None for k, v in row.items()}
-                    for row in csv.DictReader(f)]
+            return [{k: _cell(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
 
     def _write_metrics(self, rows):
         def write(tmp):
             with open(tmp, "w", newline="") as f:
                 writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
                 writer.writeheader()
-                writer.writerows({**r, "epoch": int(r["epoch"])} for r in rows)
+                writer.writerows({**r, "epoch": int(r["epoch"]),
+                                  **{k: _vector_text(r.get(k)) for k in _VECTOR_COLUMNS}}
+                                 for r in rows)
 
         storage.write_atomic(self.metrics_path, write)
 
@@ -230,3 +234,15 @@ def load_run(run_dir, checkpoint="model"):
     """The model of a run and its config: ``checkpoint`` is "model" (final), "best" or "last"."""
     run = RunDirectory(run_dir)
     return run.load_model(checkpoint), run.read_config()
+
+
+def _cell(column, text):
+    if text in ("", None):
+        return None
+    if column in _VECTOR_COLUMNS:
+        return [float(value) for value in text.split(";")]
+    return float(text)
+
+
+def _vector_text(values):
+    return None if values is None else ";".join(f"{float(v):.4f}" for v in values)

@@ -21,11 +21,15 @@ from tfvae import data as datasets
 from tfvae import distribute, options
 from tfvae.checks import check_choice, check_int, check_number, check_seed
 from tfvae.errors import InputError
+from tfvae.evaluation import latent_diagnostics
 from tfvae.models import model_class
 from tfvae.runs import RunDirectory
 from tfvae.storage import write_atomic
 
 _TRAIN = options.TRAIN_DEFAULTS
+# Test images the latent diagnostics of each epoch are taken on: enough for the variance of the
+# posterior means, a small share of the epoch's time.
+_DIAGNOSTIC_EXAMPLES = 2000
 # Below this many examples left to train on, XLA's compilation takes longer than it saves
 # (benchmarks/README.md has the measurement).
 XLA_MIN_EXAMPLES = 300_000
@@ -69,9 +73,11 @@ class RunCheckpoint(keras.callbacks.Callback):
     """
 
     def __init__(self, run, num_train_examples, epochs, best_elbo=-math.inf, epochs_completed=0,
-                 print_lines=False):
+                 print_lines=False, diagnostic_images=None):
         super().__init__()
         self.run = run
+        # Test images for each epoch's latent diagnostics (active units, KL per dimension).
+        self.diagnostic_images = diagnostic_images
         self.epochs = epochs
         self.print_lines = print_lines
         self.epochs_done = epochs_completed
@@ -113,8 +119,16 @@ class RunCheckpoint(keras.callbacks.Callback):
             "seconds": round(seconds, 3),
             "examples_per_second": round(self.num_train_examples / seconds, 1),
         }
+        if self.diagnostic_images is not None:
+            diagnostics = latent_diagnostics(self.model, self.diagnostic_images)
+            row["active_units"] = diagnostics["active_units"]
+            row["kl_per_dimension"] = diagnostics["kl_per_dimension"]
         self.run.append_metrics(row)
         line = epoch_line(row, self.epochs)
+        if row.get("active_units") == 0:
+            line += "; no active latent unit: posterior collapse (the decoder ignores z)"
+            print(f"tfvae: warning: epoch {row['epoch']}: {line.split('; ')[-1]}",
+                  file=sys.stderr)
         self.run.append_log(line)
         if self.print_lines:
             print(line, flush=True)
@@ -318,7 +332,9 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                                        drop_remainder=full_batches)
     checkpoint = RunCheckpoint(out, len(dataset.x_train), config["train"]["epochs"],
                                best_elbo=best, epochs_completed=initial_epoch,
-                               print_lines=verbose in (1, 2))
+                               print_lines=verbose in (1, 2),
+                               diagnostic_images=(dataset.x_test[:_DIAGNOSTIC_EXAMPLES]
+                                                  if vae.has_encoder else None))
     try:
         vae.fit(
             train_data,

@@ -1,4 +1,7 @@
-"""``tfvae evaluate``: the ELBO of a trained run on a data split, and optionally log p(x)."""
+"""``tfvae evaluate``: the ELBO of a trained run on a data split, its active units and KL per
+dimension, and optionally log p(x)."""
+
+import sys
 
 from tfvae import options
 from tfvae.cli import add_run_argument
@@ -29,7 +32,7 @@ def run(args):
     from tfvae.checks import check_int
     from tfvae.data import binarize
     from tfvae.errors import InputError
-    from tfvae.evaluation import evaluate_elbo
+    from tfvae.evaluation import evaluate_elbo, latent_diagnostics
     from tfvae.likelihood import log_likelihood
     from tfvae.runs import RunDirectory
 
@@ -53,6 +56,14 @@ def run(args):
     print(f"{args.split} elbo: {result['elbo']:.4f} nats  (reconstruction "
           f"{result['reconstruction']:.4f}, kl {result['kl']:.4f}; {len(x)} examples, "
           f"binarization {dataset.binarize})")
+    diagnostics = latent_diagnostics(model, x)
+    kl_dims = diagnostics["kl_per_dimension"]
+    print(f"active units: {diagnostics['active_units']} of {model.latent_dim}"
+          + ("" if kl_dims is None else
+             "; KL per dimension (nats): " + " ".join(f"{v:.2f}" for v in kl_dims)))
+    if diagnostics["active_units"] == 0:
+        print("tfvae evaluate: warning: no active latent unit: posterior collapse (the decoder "
+              "ignores z)", file=sys.stderr)
     if args.log_likelihood:
         x = x[:args.examples]
         if dynamic:
