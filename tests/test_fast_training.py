@@ -13,7 +13,8 @@ from tfvae import data as datasets
 from tfvae.errors import InputError
 from tfvae.runs import RunDirectory
 from tfvae.storage import read_json
-from tfvae.training import XLA_MIN_EXAMPLES, largest_divisor, resolve_jit_compile, train
+from tfvae.execution import XLA_MIN_EXAMPLES, largest_divisor, resolve_jit_compile
+from tfvae.training import train
 
 SEED = tf.constant([7, -3], tf.int32)
 TINY = {"model_config": {"latent_dim": 3, "hidden": 16},

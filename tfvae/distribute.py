@@ -17,8 +17,7 @@ import os
 import tensorflow as tf
 
 from tfvae.errors import InputError
-
-STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
+from tfvae.options import STRATEGIES
 
 
 def make_strategy(strategy="default"):

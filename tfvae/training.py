@@ -5,7 +5,6 @@ The directory's files belong to :class:`tfvae.runs.RunDirectory`; ``--resume`` c
 run from ``checkpoints/last.keras`` with its optimizer state.
 """
 
-import contextlib
 import math
 import shutil
 import sys
@@ -22,6 +21,7 @@ from tfvae import distribute, options
 from tfvae.checks import check_choice, check_int, check_number, check_seed
 from tfvae.errors import InputError
 from tfvae.evaluation import latent_diagnostics
+from tfvae.execution import dtype_policy, global_dtype_policy, largest_divisor, resolve_jit_compile
 from tfvae.models import model_class
 from tfvae.runs import RunDirectory
 from tfvae.storage import write_atomic
@@ -30,9 +30,6 @@ _TRAIN = options.TRAIN_DEFAULTS
 # Test images the latent diagnostics of each epoch are taken on: enough for the variance of the
 # posterior means, a small share of the epoch's time.
 _DIAGNOSTIC_EXAMPLES = 2000
-# Below this many examples left to train on, XLA's compilation takes longer than it saves
-# (benchmarks/README.md has the measurement).
-XLA_MIN_EXAMPLES = 300_000
 
 
 class TrainingDiverged(RuntimeError):
@@ -279,7 +276,7 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
     config["train"]["strategy"] = strategy_name
 
     keras.utils.set_random_seed(config["train"]["seed"])
-    with strategy.scope(), _global_dtype_policy(policy):
+    with strategy.scope(), global_dtype_policy(policy):
         if resume:
             vae = run.load_model("last")
             # The checkpoint is written atomically and holds the optimizer's step count: the epochs
@@ -391,42 +388,3 @@ def _check_resume_settings(config, model, model_config, data_config, train_setti
         if value is not None and value != stored:
             raise InputError(flag, f"{stored!r} as the run was started with (--resume may only "
                              "change --epochs)", repr(value))
-
-
-def resolve_jit_compile(jit_compile, remaining_examples):
-    """``jit_compile`` for ``compile``: "auto" is on for one device and a long enough run.
-
-    Call it under the strategy's scope.
-    """
-    if jit_compile != "auto":
-        return jit_compile
-    return not tf.distribute.has_strategy() and remaining_examples >= XLA_MIN_EXAMPLES
-
-
-def dtype_policy(mixed_precision):
-    """The Keras dtype policy for ``--mixed-precision`` (None: float32 throughout)."""
-    if mixed_precision is None:
-        return None
-    if mixed_precision not in options.MIXED_PRECISION:
-        raise InputError("--mixed-precision", f"one of {options.MIXED_PRECISION} or none",
-                         repr(mixed_precision))
-    return f"mixed_{mixed_precision}"
-
-
-@contextlib.contextmanager
-def _global_dtype_policy(policy):
-    """Layers take the global policy when built, so the model is built (and loaded) under it."""
-    if policy is None:
-        yield
-        return
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
-def largest_divisor(n, at_most):
-    """The largest divisor of ``n`` that is at most ``at_most``."""
-    return max(d for d in range(1, min(n, at_most) + 1) if n % d == 0)
