@@ -6,6 +6,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import signal
 import stat
 import subprocess
@@ -63,6 +64,8 @@ def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_run(refere
         if run.checkpoint_path("last").is_file():
             result = _train(run_dir, "--resume", "--epochs", "3")
         else:  # killed before the first checkpoint: nothing to resume, nothing lost
+            if not run.is_run():  # killed before config.json was whole, even
+                shutil.rmtree(run_dir, ignore_errors=True)
             result = _train(run_dir, "--epochs", "3", *(["--overwrite"] if run_dir.exists()
                                                          else []))
         assert result.returncode == 0, (moment, result.stderr)
