@@ -66,6 +66,21 @@ def check_seeds(seed, x=None):
     return _checked(seed, checks)
 
 
+def flat_images(shape, image_shape, argument="x"):
+    """Whether batches of static ``shape`` hold ``image_shape``'s pixels in another shape ([B, 784]
+    for [28, 28, 1]) and need a reshape; raise InputError naming ``argument`` if they hold other
+    pixels. Unknown dimensions: False (the graph's checks see them)."""
+    given = tf.TensorShape(shape)
+    image_shape = tuple(image_shape)
+    if given.rank is None or None in given[1:] or tuple(given[1:]) == image_shape:
+        return False
+    if math.prod(given[1:]) != math.prod(image_shape):
+        raise InputError(argument, f"batches of images {image_shape} (or their "
+                         f"{math.prod(image_shape)} pixels flat), as the model takes",
+                         f"batches of shape {tuple(given[1:])}")
+    return True
+
+
 def checked_batches(dataset, image_shape, bernoulli):
     """``dataset`` whose batches of x (alone or first of a tuple) are checked as the export
     checks its inputs, after a reshape of examples that hold ``image_shape``'s pixels
@@ -74,12 +89,7 @@ def checked_batches(dataset, image_shape, bernoulli):
         return dataset
     image_shape = tuple(image_shape)
     spec = dataset.element_spec
-    given = (spec[0] if isinstance(spec, tuple) else spec).shape
-    flat = given.rank is not None and None not in given[1:] and tuple(given[1:]) != image_shape
-    if flat and math.prod(given[1:]) != math.prod(image_shape):
-        raise InputError("x", f"batches of images {image_shape} (or their "
-                         f"{math.prod(image_shape)} pixels flat), as the model takes",
-                         f"batches of shape {tuple(given[1:])}")
+    flat = flat_images((spec[0] if isinstance(spec, tuple) else spec).shape, image_shape)
 
     def check(*batch):
         x = tf.cast(batch[0], tf.float32)

@@ -9,8 +9,6 @@ adds its encoder (:meth:`make_encoder`), its metrics (``metric_names``) and its 
 Shapes: ``B`` batch, ``S`` samples per datapoint, ``D`` latent dimension, ``E`` image shape.
 """
 
-import math
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -18,7 +16,7 @@ import tensorflow_probability as tfp
 
 from tfvae import options
 from tfvae.checks import check_choice, check_int, check_number, is_integer
-from tfvae.data.graph_checks import checked_batches
+from tfvae.data.graph_checks import checked_batches, flat_images
 from tfvae.data.validation import model_images
 from tfvae.errors import InputError
 from tfvae.models.distributions import DiagonalGaussian, likelihood_layer
@@ -171,14 +169,9 @@ class LatentVariableModel(keras.Model):
         if not tf.is_tensor(x):
             return tf.constant(model_images(self, x, argument))
         x = tf.cast(x, tf.float32)
-        given = tuple(x.shape[1:])
-        if x.shape.rank is None or given == self.image_shape or None in given:
-            return x
-        if math.prod(given) != math.prod(self.image_shape):
-            raise InputError(argument, f"images of shape {self.image_shape} (or their "
-                             f"{math.prod(self.image_shape)} pixels flat), as the model takes",
-                             f"shape {tuple(x.shape)}")
-        return tf.reshape(x, [-1, *self.image_shape])
+        if flat_images(x.shape, self.image_shape, argument):
+            return tf.reshape(x, [-1, *self.image_shape])
+        return x
 
     def _checked_data(self, data):
         """What ``fit``, ``evaluate`` and ``predict`` take, checked before any step: arrays at
