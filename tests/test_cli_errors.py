@@ -43,6 +43,8 @@ CASES = {
                             "--num-samples", "0"], "--num-samples"),
     "export-model-name": (["export", "RUN", "--model-name", "a b", "--base-dir", "OUT"],
                           "--model-name"),
+    "export-base-dir-under-a-file": (["export", "RUN", "--model-name", "m", "--base-dir",
+                                      "FILE/export"], "--base-dir"),
     "features-suffix": (["features", "RUN", "--out", "OUT/z.txt"], "--out"),
     "features-existing-out": (["features", "RUN", "--out", "FILE"], "--out"),
     "probe-labels": (["probe", "RUN", "--labels", "ten"], "--labels"),

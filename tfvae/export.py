@@ -206,7 +206,7 @@ def export_run(run_dir, model_name, *, base_dir="export", version=None,
     if not isinstance(model_name, str) or not _NAME.match(model_name):
         raise InputError("--model-name", "a name of letters, digits, '_', '.' or '-'",
                          repr(model_name))
-    model_dir = Path(base_dir) / model_name
+    model_dir = check_writable_dir(Path(base_dir) / model_name, "--base-dir")
     version = next_version(model_dir) if version is None else check_int("--version", version)
     path = model_dir / str(version)
     _check_new(path, "--version")
