@@ -32,17 +32,15 @@ def load_code_run(run_dir, model_types=CODE_MODELS, purpose="an encoder and a de
     return run.load_model(checkpoint), run.read_config()
 
 
-def run_dataset(model, config, name=None, train_examples=None, test_examples=None):
+def run_dataset(model, run_dir, name=None, train_examples=None, test_examples=None):
     """The run's dataset (or ``name``), full splits unless limited, in grey levels.
 
     No binarization: under MNIST's dynamic binarization the train split keeps grey levels but the
     test split is binarized once, and features must treat both splits alike.
     """
-    limits = {"train_examples": train_examples, "test_examples": test_examples}
-    data_config = {**config["data"], "name": name or config["data"]["name"], "binarize": "none"}
-    if name is not None:
-        data_config.pop("data_path", None)
-    dataset = datasets.load_dataset(**{**data_config, "seed": config["train"]["seed"], **limits})
+    dataset = RunDirectory(run_dir).load_dataset(name, binarize="none",
+                                                 train_examples=train_examples,
+                                                 test_examples=test_examples)
     if tuple(dataset.image_shape) != tuple(model.image_shape):
         raise InputError("--dataset", f"images of shape {tuple(model.image_shape)}, as the run's "
                          "model takes", f"{dataset.name} with shape {dataset.image_shape}")

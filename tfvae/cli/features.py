@@ -49,8 +49,9 @@ def register(subparsers):
 def _load(args):
     from tfvae.files import load_code_run, run_dataset
 
-    model, config = load_code_run(args.run_dir, checkpoint=args.checkpoint)
-    dataset = run_dataset(model, config, args.dataset, args.train_examples, args.test_examples)
+    model, _ = load_code_run(args.run_dir, checkpoint=args.checkpoint)
+    dataset = run_dataset(model, args.run_dir, args.dataset, args.train_examples,
+                          args.test_examples)
     return model, dataset
 
 

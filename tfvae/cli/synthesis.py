@@ -48,8 +48,8 @@ def interpolate(args):
     out = check_output(args.out, ".png", overwrite=args.overwrite)
     paths = options.INTERPOLATION_PATHS if args.path == "both" else (args.path,)
     latent_path(np.zeros(1), np.zeros(1), args.steps)  # checks --steps before loading anything
-    model, config = load_code_run(args.run_dir, checkpoint=args.checkpoint)
-    x_test = run_dataset(model, config).x_test
+    model, _ = load_code_run(args.run_dir, checkpoint=args.checkpoint)
+    x_test = run_dataset(model, args.run_dir).x_test
     for flag, index in (("--from", args.source), ("--to", args.target)):
         if not 0 <= index < len(x_test):
             raise InputError(flag, f"a test-set index from 0 to {len(x_test) - 1}", index)

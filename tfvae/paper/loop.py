@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from tfvae.checks import check_choice
 from tfvae.data import binarize, load_dataset, make_pipeline
+from tfvae.data.graph_checks import mark_checked
 from tfvae.errors import InputError
 from tfvae.likelihood import compiled, hmc_log_likelihood, log_likelihood
 from tfvae.models import load_model, model_class
@@ -65,9 +66,10 @@ class RunData:
         self.eval_test = ds.x_test[:n]
 
     def pipeline(self, method, seed):
-        return make_pipeline(self.x_train, batch_size=BATCH_SIZE, shuffle=True,
-                             dynamic_binarize=self.dynamic, seed=seed,
-                             with_index=method == "mcem").repeat()
+        # Still the checked images make_pipeline made: fit need not check them batch by batch.
+        return mark_checked(make_pipeline(self.x_train, batch_size=BATCH_SIZE, shuffle=True,
+                                          dynamic_binarize=self.dynamic, seed=seed,
+                                          with_index=method == "mcem").repeat())
 
 
 class Progress(keras.callbacks.Callback):
