@@ -53,3 +53,30 @@ def check_number(argument, value, *, above=None, at_least=None, below=None):
         raise InputError(argument, f"a finite number{' ' + expected if expected else ''}",
                          repr(value))
     return float(value)
+
+
+def check_labels(argument, labels, num_classes=None, count=None):
+    """Class labels as an int32 numpy array [count]: integers in [0, num_classes) (>= 0 when
+    ``num_classes`` is None), one per example. A single integer stands for ``count`` copies of
+    itself (``sample(64, labels=7)``)."""
+    import numpy as np
+
+    expected = ("class labels, integers >= 0" if num_classes is None
+                else f"class labels, integers from 0 to {num_classes - 1}")
+    if is_integer(labels):
+        labels = np.full([1 if count is None else count], labels)
+    try:
+        array = np.asarray(labels)
+    except (TypeError, ValueError):
+        raise InputError(argument, expected, repr(labels)) from None
+    if array.dtype.kind == "f" and np.all(np.isfinite(array)) and np.all(array == np.round(array)):
+        array = array.astype(np.int64)  # labels read back from float arrays: 7.0 is 7
+    if array.dtype.kind not in "iu" or array.ndim != 1:
+        raise InputError(argument, f"{expected}, one per example",
+                         f"an array of {array.dtype} with shape {array.shape}")
+    if count is not None and len(array) != count:
+        raise InputError(argument, f"{count} labels, one per example", f"{len(array)}")
+    if array.size and (array.min() < 0 or (num_classes is not None
+                                           and array.max() >= num_classes)):
+        raise InputError(argument, expected, f"values from {array.min()} to {array.max()}")
+    return array.astype(np.int32)

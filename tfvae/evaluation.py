@@ -12,18 +12,21 @@ from tfvae import estimators
 ACTIVE_UNIT_VARIANCE = 0.01
 
 
-def evaluate_elbo(model, x, batch_size=500, dynamic_binarize=False, seed=0):
-    """Mean per-example ``elbo``, ``reconstruction`` and ``kl`` (nats) of ``model`` on ``x``;
-    an autoencoder gives ``reconstruction`` alone."""
+def evaluate_elbo(model, x, batch_size=500, dynamic_binarize=False, seed=0, labels=None):
+    """Mean per-example ``elbo``, ``reconstruction`` and ``kl`` (nats) of ``model`` on ``x``
+    (with the ``labels`` of a conditional model); an autoencoder gives ``reconstruction``
+    alone."""
     x = datasets.model_images(model, x, "x")
-    pipeline = datasets.make_pipeline(x, batch_size=batch_size,
+    model.label_codes(labels, len(x))  # refuses missing, unwanted or bad labels up front
+    pipeline = datasets.make_pipeline(x, batch_size=batch_size, labels=labels,
                                       dynamic_binarize=dynamic_binarize, seed=seed)
     logs = model.evaluate(pipeline, verbose=0, return_dict=True)
     return {k: float(logs[k]) for k in ("elbo", "reconstruction", "kl") if k in logs}
 
 
-def latent_diagnostics(model, x, batch_size=1000):
-    """What each latent dimension carries over the images ``x``, for a model with an encoder.
+def latent_diagnostics(model, x, batch_size=1000, labels=None):
+    """What each latent dimension carries over the images ``x`` (with the ``labels`` of a
+    conditional model), for a model with an encoder.
 
     Returns ``active_units`` (the dimensions whose posterior mean varies over x by more than
     ``ACTIVE_UNIT_VARIANCE``), ``mean_variance`` [D] (that variance) and ``kl_per_dimension`` [D]
@@ -31,10 +34,12 @@ def latent_diagnostics(model, x, batch_size=1000):
     diagonal Gaussians). ``active_units`` of 0 is posterior collapse: the decoder ignores z.
     """
     x = datasets.model_images(model, x, "x")
+    model.label_codes(labels, len(x))
     gaussian = model.has_bound and isinstance(model.prior, tfp.distributions.MultivariateNormalDiag)
     means, kls = [], []
     for start in range(0, len(x), batch_size):
-        q = model.encode(x[start:start + batch_size])
+        q = model.encode(x[start:start + batch_size],
+                         None if labels is None else labels[start:start + batch_size])
         means.append(q.mean().numpy())
         if gaussian:
             kls.append(estimators.kl_per_dimension(q, model.prior).numpy())

@@ -18,6 +18,9 @@ signature              inputs                         outputs
 ``log_likelihood``     ``x``, ``seed`` int64 [B]      ``elbo``, ``log_px`` [B] (nats)
 ====================== ============================== ========================================
 
+A conditional model (``num_classes`` K) takes one more input in every signature: ``label`` int64
+[B], each row's class in [0, K), after the inputs above; the metadata says ``conditional``.
+
 ``encode`` is also ``serving_default``. ``x_mean`` is the mean of p(x|z): Bernoulli
 probabilities or Gaussian means. ``log_px`` is the importance-sampled estimate
 log (1/k) sum_l p(x, z_l) / q(z_l|x) with k fixed at export. A model without a bound on log p(x)
@@ -29,7 +32,7 @@ result depends only on its own input and seed: the same in every process, server
 
 Inputs are checked inside the graph, so every loader (TF Serving included) answers bad input with
 INVALID_ARGUMENT and a message naming the input: a trailing shape other than the model's, NaN or
-infinite values, and pixels outside [0, 1] for a Bernoulli model.
+infinite values, pixels outside [0, 1] for a Bernoulli model, and labels outside [0, K).
 """
 
 import datetime
@@ -47,7 +50,7 @@ import tensorflow_probability as tfp
 
 from tfvae import estimators
 from tfvae.checks import check_int
-from tfvae.data.graph_checks import check_images, check_latents, check_seeds
+from tfvae.data.graph_checks import check_images, check_labels, check_latents, check_seeds
 from tfvae.errors import InputError
 from tfvae.options import EXPORT_LOG_LIKELIHOOD_SAMPLES as DEFAULT_NUM_SAMPLES
 from tfvae.runs import RunDirectory
@@ -79,12 +82,14 @@ def input_specs(model):
     """The signatures' inputs: name -> list of ``tf.TensorSpec`` (named as in the SignatureDef)."""
     image = tf.TensorSpec([None, *model.image_shape], tf.float32, name="x")
     seed = tf.TensorSpec([None], tf.int64, name="seed")
+    # A conditional model's class labels, last in every signature.
+    label = [tf.TensorSpec([None], tf.int64, name="label")] if model.conditional else []
     specs = {
-        "encode": [image],
-        "decode": [tf.TensorSpec([None, model.latent_dim], tf.float32, name="z")],
-        "sample": [seed],
-        "reconstruct": [image],
-        "log_likelihood": [image, seed],
+        "encode": [image, *label],
+        "decode": [tf.TensorSpec([None, model.latent_dim], tf.float32, name="z"), *label],
+        "sample": [seed, *label],
+        "reconstruct": [image, *label],
+        "log_likelihood": [image, seed, *label],
     }
     return {name: specs[name] for name in model_signatures(model)}
 
@@ -99,38 +104,51 @@ def serving_functions(model, num_samples=DEFAULT_NUM_SAMPLES):
     bernoulli = model.likelihood_name == "bernoulli"
     latent = tf.TensorSpec([model.latent_dim], tf.float32)
 
-    def encode(x):
-        q = model.encode(check_images(x, model.image_shape, bernoulli))
+    def labels(label, rows):
+        """A conditional model's checked labels, one per row of ``rows``; None otherwise."""
+        return check_labels(label, model.num_classes, rows) if model.conditional else None
+
+    def encode(x, label=None):
+        x = check_images(x, model.image_shape, bernoulli)
+        q = model.encode(x, labels(label, x))
         return {"z_mean": q.mean(), "z_stddev": q.stddev()}
 
-    def decode(z):
-        return {"x_mean": model.decode(check_latents(z, model.latent_dim)).mean()}
+    def decode(z, label=None):
+        z = check_latents(z, model.latent_dim)
+        return {"x_mean": model.decode(z, labels(label, z)).mean()}
 
-    def sample(seed):
+    def sample(seed, label=None):
         seed = check_seeds(seed)
+        label = labels(label, seed)
         z = tf.map_fn(lambda s: model.prior.sample(seed=row_seed(s)), seed,
                       fn_output_signature=latent)
-        return {"z": z, "x_mean": model.decode(z).mean()}
+        return {"z": z, "x_mean": model.decode(z, label).mean()}
 
-    def reconstruct(x):
-        z_mean = model.encode(check_images(x, model.image_shape, bernoulli)).mean()
-        return {"x_mean": model.decode(z_mean).mean(), "z_mean": z_mean}
+    def reconstruct(x, label=None):
+        x = check_images(x, model.image_shape, bernoulli)
+        label = labels(label, x)
+        z_mean = model.encode(x, label).mean()
+        return {"x_mean": model.decode(z_mean, label).mean(), "z_mean": z_mean}
 
-    def log_likelihood(x, seed):
+    def log_likelihood(x, seed, label=None):
         x = check_images(x, model.image_shape, bernoulli)
         seed = check_seeds(seed, x)
+        label = labels(label, x)
+        # A row's label rides along as [1] (an unconditional model's as a placeholder).
+        rows = tf.zeros_like(seed)[:, tf.newaxis] if label is None else label[:, tf.newaxis]
 
         def one(args):
-            image, s = args
+            image, s, row_label = args
             image = image[tf.newaxis]
+            row_label = row_label if model.conditional else None
             elbo_seed, px_seed = tf.unstack(tfp.random.split_seed(row_seed(s), n=2))
-            elbo = model.bound_terms(image, seed=elbo_seed)["elbo"]
+            elbo = model.bound_terms(image, seed=elbo_seed, labels=row_label)["elbo"]
             log_px = estimators.importance_log_px(
-                model.encode(image), model.decode, model.prior, image,
-                num_samples=num_samples, seed=px_seed)
+                model.encode(image, row_label), lambda z: model.decode(z, row_label),
+                model.prior, image, num_samples=num_samples, seed=px_seed)
             return tf.stack([elbo[0], log_px[0]])
 
-        out = tf.map_fn(one, (x, seed), fn_output_signature=tf.TensorSpec([2], tf.float32))
+        out = tf.map_fn(one, (x, seed, rows), fn_output_signature=tf.TensorSpec([2], tf.float32))
         return {"elbo": out[:, 0], "log_px": out[:, 1]}
 
     functions = {"encode": encode, "decode": decode, "sample": sample,
@@ -242,6 +260,8 @@ def model_metadata(model, num_samples):
     return {
         "format": "tfvae-savedmodel",
         "has_bound": model.has_bound,
+        "conditional": model.conditional,
+        "num_classes": model.num_classes,
         "signatures": {
             name: {"inputs": [spec.name for spec in specs],
                    "outputs": list(_OUTPUTS[name])}

@@ -20,16 +20,21 @@ CODE_MODELS = ("vae", "autoencoder", "wake_sleep")
 
 
 def load_code_run(run_dir, model_types=CODE_MODELS, purpose="an encoder and a decoder",
-                  checkpoint="model"):
-    """(model, config) of a run whose model type is one of ``model_types``, checked before the
-    model is loaded."""
+                  checkpoint="model", conditional=False):
+    """(model, config) of a run whose model type is one of ``model_types`` (and unconditional
+    unless ``conditional``: the command has labels to give), checked before the model is
+    loaded."""
     run = RunDirectory(run_dir)
     model_type = run.model_type()
     if model_type not in model_types:
         wanted = " or ".join(map(repr, model_types))
         raise InputError("RUN_DIR", f"a run of model type {wanted} ({purpose})",
                          f"{str(run_dir)!r}, a run of model type {model_type!r}")
-    return run.load_model(checkpoint), run.read_config()
+    config = run.read_config()
+    if config["model"].get("num_classes") and not conditional:
+        raise InputError("RUN_DIR", f"a run of an unconditional model ({purpose}, without "
+                         "labels)", f"{str(run_dir)!r}, a conditional run")
+    return run.load_model(checkpoint), config
 
 
 def run_dataset(model, run_dir, name=None, train_examples=None, test_examples=None):

@@ -24,7 +24,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import estimators
-from tfvae.checks import check_choice, check_int, check_number, check_seed
+from tfvae.checks import check_choice, check_int, check_labels, check_number, check_seed
 from tfvae.data.validation import model_images
 from tfvae.errors import InputError
 from tfvae.options import LOG_LIKELIHOOD_METHODS, LOG_LIKELIHOOD_SAMPLES
@@ -65,8 +65,9 @@ class LogLikelihood:
 
 
 def log_likelihood(model, data, num_samples=LOG_LIKELIHOOD_SAMPLES, *, method="importance", batch_size=100,
-                   seed=0, verbose=0, **hmc_options):
-    """Estimate log p(x) for each example of ``data`` [N, *E]; returns a :class:`LogLikelihood`.
+                   seed=0, verbose=0, labels=None, **hmc_options):
+    """Estimate log p(x) for each example of ``data`` [N, *E] (log p(x|y) given the ``labels``
+    of a conditional model); returns a :class:`LogLikelihood`.
 
     ``method`` is "importance" (``num_samples`` = k draws from q(z|x) per example) or "hmc"
     (``num_samples`` = L posterior draws per example for each of the two stages; further options
@@ -75,7 +76,7 @@ def log_likelihood(model, data, num_samples=LOG_LIKELIHOOD_SAMPLES, *, method="i
     check_choice("method", method, LOG_LIKELIHOOD_METHODS)
     if method == "hmc":
         return hmc_log_likelihood(model, data, num_samples, batch_size=batch_size, seed=seed,
-                                  verbose=verbose, **hmc_options)
+                                  verbose=verbose, labels=labels, **hmc_options)
     if hmc_options:
         raise InputError("options", "no HMC options with method='importance'",
                          repr(sorted(hmc_options)))
@@ -89,23 +90,26 @@ def log_likelihood(model, data, num_samples=LOG_LIKELIHOOD_SAMPLES, *, method="i
                          "method='importance' (use method='hmc' for models without an encoder)",
                          type(model).__name__)
     x = model_images(model, data, "data")
+    labels = _checked_labels(model, labels, x)
     chunk_size = max(1, min(num_samples, estimators.DECODED_PER_CHUNK // batch_size))
 
     def make():
-        def batch_log_px(xb, batch_seed):
-            return estimators.importance_log_px(model.encode(xb), model.decode, model.prior, xb,
+        def batch_log_px(xb, batch_seed, lb=None):
+            return estimators.importance_log_px(model.encode(xb, lb),
+                                                lambda z: model.decode(z, lb), model.prior, xb,
                                                 num_samples=num_samples, seed=batch_seed,
                                                 chunk_size=chunk_size)
         return batch_log_px
 
     batch_log_px = compiled(model, ("importance", num_samples, chunk_size), make)
-    out = _map_batches(batch_log_px, x, batch_size, seed, verbose, "importance sampling")
+    out = _map_batches(batch_log_px, x, batch_size, seed, verbose, "importance sampling",
+                       labels)
     return LogLikelihood(out[0], "importance", num_samples)
 
 
 def hmc_log_likelihood(model, data, num_samples=500, *, num_chains=5, burnin=200,
                        leapfrog_steps=10, target_accept=0.8, initial_step_size=0.1,
-                       init_candidates=500, batch_size=100, seed=0, verbose=0):
+                       init_candidates=500, batch_size=100, seed=0, verbose=0, labels=None):
     """The estimator of the paper's appendix D; returns a :class:`LogLikelihood`.
 
     Per example, ``num_chains`` HMC chains start from prior draws resampled in proportion to
@@ -133,22 +137,35 @@ def hmc_log_likelihood(model, data, num_samples=500, *, num_chains=5, burnin=200
         "initial_step_size": check_number("initial_step_size", initial_step_size, above=0),
     }
     x = model_images(model, data, "data")
+    labels = _checked_labels(model, labels, x)
     batch_log_px = compiled(
         model, ("hmc", *sorted(settings.items())),
-        lambda: lambda xb, batch_seed: estimators.hmc_log_px(model.decode, model.prior, xb,
-                                                             batch_seed, **settings))
+        lambda: lambda xb, batch_seed, lb=None: estimators.hmc_log_px(
+            lambda z: model.decode(z, lb), model.prior, xb, batch_seed, **settings))
     per_example, acceptance = _map_batches(batch_log_px, x, batch_size, seed, verbose,
-                                           "HMC (appendix D)")
+                                           "HMC (appendix D)", labels)
     return LogLikelihood(per_example, "hmc", num_samples, float(np.mean(acceptance)))
 
 
-def _map_batches(fn, x, batch_size, seed, verbose, label):
-    """Apply ``fn(x_batch, seed_batch) -> tensors [B]`` over x; returns concatenated arrays."""
+def _checked_labels(model, labels, x):
+    """A conditional model's labels for the images ``x``, checked; None for another model."""
+    if labels is None and not getattr(model, "conditional", False):
+        return None
+    model.label_codes(labels, len(x))  # refuses labels missing, unwanted or out of range
+    return check_labels("labels", labels, model.num_classes, len(x))
+
+
+def _map_batches(fn, x, batch_size, seed, verbose, label, labels=None):
+    """Apply ``fn(x_batch, seed_batch[, labels_batch]) -> tensors [B]`` over x; returns
+    concatenated arrays."""
     seeds = tfp.random.split_seed(tf.constant([seed, 0], tf.int32), n=math.ceil(len(x) / batch_size))
     outputs = []
     start = time.perf_counter()
     for i, begin in enumerate(range(0, len(x), batch_size)):
-        result = fn(tf.constant(x[begin:begin + batch_size]), seeds[i])
+        batch = [tf.constant(x[begin:begin + batch_size]), seeds[i]]
+        if labels is not None:
+            batch.append(tf.constant(labels[begin:begin + batch_size]))
+        result = fn(*batch)
         result = result if isinstance(result, (tuple, list)) else (result,)
         outputs.append([np.asarray(r) for r in result])
         if verbose:

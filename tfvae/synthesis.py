@@ -4,6 +4,7 @@
   between digits, faces between expressions).
 - :func:`augment` decodes draws of q(z|x) around each input: many similar-but-different samples
   from a few, each keeping its source's label.
+- :func:`class_samples` draws new images of every class from a conditional model's p(x|z, y).
 """
 
 import numpy as np
@@ -61,7 +62,8 @@ def interpolate(model, x0, x1, steps=10, path="linear"):
 
 
 def augment(model, x, y=None, *, per_example=10, temperature=1.0, seed=0, batch_size=1000):
-    """``per_example`` decoded draws of q(z|x) around each image of ``x``.
+    """``per_example`` decoded draws of q(z|x) around each image of ``x`` (of q(z|x, y), decoded
+    by p(x|z, y), for a conditional model, which needs the labels ``y``).
 
     Each draw is z = mu(x) + temperature * sigma(x) * eps with eps ~ N(0, I), decoded to the mean
     of p(x|z); temperature 0 gives the reconstruction, 1 the posterior itself. Returns
@@ -76,14 +78,32 @@ def augment(model, x, y=None, *, per_example=10, temperature=1.0, seed=0, batch_
     x = model_images(model, x, "x")
     if y is not None and len(y) != len(x):
         raise InputError("y", f"{len(x)} labels, one per image", f"{len(y)}")
+    condition = y if model.conditional else None
+    model.label_codes(condition, len(x), argument="y")
     rng = np.random.default_rng(seed)
     images = []
     for i in range(0, len(x), batch_size):
-        q = model.encode(x[i:i + batch_size])
+        labels = None if condition is None else np.asarray(condition[i:i + batch_size])
+        q = model.encode(x[i:i + batch_size], labels)
         mu, sigma = q.mean().numpy(), q.stddev().numpy()
         eps = rng.standard_normal((len(mu), per_example, mu.shape[-1])).astype(np.float32)
         z = mu[:, None] + temperature * sigma[:, None] * eps
-        images.append(model.decode(tf.constant(z)).mean().numpy().reshape(-1, *x.shape[1:]))
+        # z [B, per_example, D]: the labels go with each draw's example, the last leading dim.
+        z = np.swapaxes(z, 0, 1)
+        decoded = model.decode(tf.constant(z), labels).mean().numpy()
+        images.append(np.swapaxes(decoded, 0, 1).reshape(-1, *x.shape[1:]))
     source = np.repeat(np.arange(len(x)), per_example)
     labels = None if y is None else np.asarray(y)[source]
     return np.concatenate(images), labels, source
+
+
+def class_samples(model, per_class, *, seed=0):
+    """``per_class`` images of every class of a conditional model: the mean of p(x|z, y) for
+    z ~ p(z). Returns ``(images [K * per_class, *E], labels [K * per_class])``, class by
+    class."""
+    if not getattr(model, "conditional", False):
+        raise InputError("model", "a conditional model (trained with --conditional)",
+                         f"an unconditional {type(model).__name__}")
+    per_class = check_int("--per-class", per_class)
+    labels = np.repeat(np.arange(model.num_classes), per_class)
+    return model.sample(len(labels), seed=seed, labels=labels).numpy(), labels

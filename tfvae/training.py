@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from tfvae import data as datasets
 from tfvae import distribute, options
-from tfvae.checks import check_choice, check_int, check_number, check_seed
+from tfvae.checks import check_choice, check_int, check_labels, check_number, check_seed
 from tfvae.errors import InputError
 from tfvae.evaluation import latent_diagnostics
 from tfvae.execution import dtype_policy, global_dtype_policy, largest_divisor, resolve_jit_compile
@@ -70,11 +70,12 @@ class RunCheckpoint(keras.callbacks.Callback):
     """
 
     def __init__(self, run, num_train_examples, epochs, best_elbo=-math.inf, epochs_completed=0,
-                 print_lines=False, diagnostic_images=None):
+                 print_lines=False, diagnostic_images=None, diagnostic_labels=None):
         super().__init__()
         self.run = run
         # Test images for each epoch's latent diagnostics (active units, KL per dimension).
         self.diagnostic_images = diagnostic_images
+        self.diagnostic_labels = diagnostic_labels
         self.epochs = epochs
         self.print_lines = print_lines
         self.epochs_done = epochs_completed
@@ -117,7 +118,8 @@ class RunCheckpoint(keras.callbacks.Callback):
             "examples_per_second": round(self.num_train_examples / seconds, 1),
         }
         if self.diagnostic_images is not None:
-            diagnostics = latent_diagnostics(self.model, self.diagnostic_images)
+            diagnostics = latent_diagnostics(self.model, self.diagnostic_images,
+                                             labels=self.diagnostic_labels)
             row["active_units"] = diagnostics["active_units"]
             row["kl_per_dimension"] = diagnostics["kl_per_dimension"]
         self.run.append_metrics(row)
@@ -182,7 +184,7 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
           batch_size=None, optimizer=None, learning_rate=None, seed=None, resume=False,
           overwrite=False, verbose=1, strategy="default", mixed_precision=None,
           jit_compile="auto", steps_per_execution=_TRAIN["steps_per_execution"],
-          kl_warmup_epochs=None, callbacks=()):
+          kl_warmup_epochs=None, conditional=None, callbacks=()):
     """Train a model into ``run_dir`` and return the final model.
 
     ``model`` is a name from the model registry (``tfvae.models.MODELS``, "vae" by default);
@@ -194,7 +196,9 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
     was. ``epochs`` is the total (10 when not given). ``kl_warmup_epochs`` sets the VAE's
     ``kl_warmup_steps`` to that many epochs of steps. ``resume`` continues the run in
     ``run_dir``: only ``epochs`` may differ from what it was started with (config.json then
-    records the new total); any other setting given must equal the run's. ``verbose``: 0
+    records the new total); any other setting given must equal the run's. ``conditional``
+    trains a conditional model (``num_classes`` from the dataset's labels) on (image, label)
+    pairs. ``verbose``: 0
     prints nothing, 1 Keras's progress bar and a line per epoch, 2 the lines alone (for logs).
     Raises ``TrainingDiverged`` if the loss turns NaN.
 
@@ -222,7 +226,7 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
         run.check_new(resume=resume, overwrite=overwrite)
     given_train = {"batch_size": batch_size, "optimizer": optimizer,
                    "learning_rate": learning_rate, "seed": seed,
-                   "kl_warmup_epochs": kl_warmup_epochs}
+                   "kl_warmup_epochs": kl_warmup_epochs, "conditional": conditional}
     data_config = _with_absolute_paths(data_config or {})
     if resume:
         config = run.read_config()
@@ -272,6 +276,11 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
     warmup_epochs = config["train"].get("kl_warmup_epochs")
     if warmup_epochs:
         model_kwargs["kl_warmup_steps"] = check_int("--kl-warmup-epochs", warmup_epochs) * steps
+    # A conditional model trains and is tested on (image, label) pairs.
+    train_labels = test_labels = None
+    if config["train"].get("conditional") or model_kwargs.get("num_classes"):
+        model_kwargs["num_classes"], train_labels, test_labels = _class_labels(
+            dataset, model_kwargs.get("num_classes"))
     config["model"] = model_kwargs
     config["train"]["strategy"] = strategy_name
 
@@ -324,14 +333,16 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
     vae.dynamic_binarization = dataset.binarize == "dynamic"
     train_data = datasets.make_train_stream(dataset.x_train, batch_size=batch,
                                             seed=config["train"]["seed"], first_epoch=initial_epoch,
-                                            drop_remainder=full_batches)
+                                            drop_remainder=full_batches, labels=train_labels)
     test_data = datasets.make_pipeline(dataset.x_test, batch_size=batch,
-                                       drop_remainder=full_batches)
+                                       drop_remainder=full_batches, labels=test_labels)
     checkpoint = RunCheckpoint(out, len(dataset.x_train), config["train"]["epochs"],
                                best_elbo=best, epochs_completed=initial_epoch,
                                print_lines=verbose in (1, 2),
                                diagnostic_images=(dataset.x_test[:_DIAGNOSTIC_EXAMPLES]
-                                                  if vae.has_encoder else None))
+                                                  if vae.has_encoder else None),
+                               diagnostic_labels=(None if test_labels is None
+                                                  else test_labels[:_DIAGNOSTIC_EXAMPLES]))
     try:
         vae.fit(
             train_data,
@@ -354,6 +365,21 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
         if not writer:
             shutil.rmtree(out.path, ignore_errors=True)
     return vae
+
+
+def _class_labels(dataset, num_classes=None):
+    """``(num_classes, train labels, test labels)`` of a dataset for a conditional model, the
+    labels checked against ``num_classes`` (by default one more than the largest label)."""
+    if dataset.y_train is None or dataset.y_test is None:
+        raise InputError("--conditional", "a dataset with class labels (mnist, tfds:NAME with "
+                         "labels, an .npz with y_train and y_test)",
+                         f"{dataset.name}, which has none")
+    if num_classes is None:
+        largest = max(check_labels("--dataset labels", y).max(initial=0)
+                      for y in (dataset.y_train, dataset.y_test))
+        num_classes = max(int(largest) + 1, 2)
+    return (num_classes, check_labels("--dataset labels", dataset.y_train, num_classes),
+            check_labels("--dataset labels", dataset.y_test, num_classes))
 
 
 def _with_absolute_paths(data_config):

@@ -44,8 +44,11 @@ def run(args):
     model = run.load_model(args.checkpoint)
     dataset = run.load_dataset(args.dataset)
     x = dataset.x_train if args.split == "train" else dataset.x_test
+    # A conditional model is evaluated on (image, label) pairs: log p(x|y).
+    y = (dataset.y_train if args.split == "train" else dataset.y_test) if model.conditional else None
     dynamic = args.split == "train" and dataset.binarize == "dynamic"
-    result = evaluate_elbo(model, x, batch_size=args.batch_size, dynamic_binarize=dynamic)
+    result = evaluate_elbo(model, x, batch_size=args.batch_size, dynamic_binarize=dynamic,
+                           labels=y)
     if not model.has_bound:  # an autoencoder: log p(x|f(x)) is all there is
         if args.log_likelihood:
             raise InputError("--log-likelihood", "a run of a model with a prior p(z) (a VAE)",
@@ -56,7 +59,7 @@ def run(args):
     print(f"{args.split} elbo: {result['elbo']:.4f} nats  (reconstruction "
           f"{result['reconstruction']:.4f}, kl {result['kl']:.4f}; {len(x)} examples, "
           f"binarization {dataset.binarize})")
-    diagnostics = latent_diagnostics(model, x)
+    diagnostics = latent_diagnostics(model, x, labels=y)
     kl_dims = diagnostics["kl_per_dimension"]
     print(f"active units: {diagnostics['active_units']} of {model.latent_dim}"
           + ("" if kl_dims is None else
@@ -69,7 +72,8 @@ def run(args):
         if dynamic:
             x = binarize(x, args.seed)
         ll = log_likelihood(model, x, args.num_samples, method=args.method,
-                            batch_size=min(args.batch_size, 100), seed=args.seed, verbose=1)
+                            batch_size=min(args.batch_size, 100), seed=args.seed, verbose=1,
+                            labels=None if y is None else y[:args.examples])
         extra = f", HMC acceptance {ll.acceptance:.2f}" if ll.acceptance is not None else ""
         print(f"{args.split} log p(x): {ll.mean:.4f} nats (± {ll.stderr:.4f} s.e.; {args.method}, "
               f"{args.num_samples} samples per example, {len(x)} examples{extra})")

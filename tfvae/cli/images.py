@@ -8,6 +8,8 @@ def register(subparsers):
     add_run_argument(p)
     p.add_argument("--num", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--label", type=int,
+                   help="a conditional run's class to draw (default: a row per class)")
     add_out_argument(p, ".png", default="samples.png", what="image grid")
     p.set_defaults(func=sample)
 
@@ -21,6 +23,10 @@ def register(subparsers):
 
 
 def sample(args):
+    import math
+
+    import numpy as np
+
     from tfvae.checks import check_int, check_seed
     from tfvae.images import save_grid
     from tfvae.runs import RunDirectory
@@ -30,8 +36,18 @@ def sample(args):
     check_seed("--seed", args.seed)
     out = check_output(args.out, ".png", overwrite=args.overwrite)
     model = RunDirectory(args.run_dir).load_model(args.checkpoint)
-    save_grid(model.sample(args.num, seed=args.seed).numpy(), out)
-    print(f"tfvae sample: {args.num} samples written to {out}")
+    columns, what = None, ""
+    labels = args.label
+    if model.conditional and labels is None:
+        # A row per class: the classes in order, as many columns as it takes.
+        columns = math.ceil(args.num / model.num_classes)
+        labels = np.arange(args.num) // columns
+        what = f", a row per class of {model.num_classes}"
+    elif labels is not None:
+        model.label_codes(labels, args.num, argument="--label")  # in range, or refused
+        what = f" of class {args.label}"
+    save_grid(model.sample(args.num, seed=args.seed, labels=labels).numpy(), out, columns=columns)
+    print(f"tfvae sample: {args.num} samples{what} written to {out}")
     return 0
 
 
@@ -47,8 +63,10 @@ def reconstruct(args):
     out = check_output(args.out, ".png", overwrite=args.overwrite)
     run = RunDirectory(args.run_dir)
     model = run.load_model(args.checkpoint)
-    x = run.load_dataset(args.dataset, test_examples=args.num).x_test
-    recon = model.reconstruct(x).numpy()
+    dataset = run.load_dataset(args.dataset, test_examples=args.num)
+    x = dataset.x_test
+    # A conditional model reconstructs each image given its own label.
+    recon = model.reconstruct(x, dataset.y_test if model.conditional else None).numpy()
     # Originals and reconstructions in alternating rows of 8.
     pairs = [part for i in range(0, len(x), 8) for part in (x[i:i + 8], recon[i:i + 8])]
     save_grid(np.concatenate(pairs), out, columns=8)

@@ -25,9 +25,14 @@ def register(subparsers):
         "augment", help="decode draws of q(z|x) around each input image",
         description="Write x (per-example decoded draws of q(z|x) per input), y (the inputs' "
                     "labels carried over, when --input has y) and source (the input index of "
-                    "each sample) to an .npz file. Needs a VAE run.")
+                    "each sample) to an .npz file. Needs a VAE run; a conditional run draws "
+                    "from q(z|x, y) and p(x|z, y), so --input needs y, or draws --per-class N "
+                    "new images of every class from p(z).")
     add_run_argument(p)
-    p.add_argument("--input", required=True, help=".npz with images x and optional labels y")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", help=".npz with images x and optional labels y")
+    source.add_argument("--per-class", type=int, metavar="N",
+                        help="a conditional run: N images of every class drawn from p(z)")
     p.add_argument("--per-example", type=int, default=10, help="samples per input (default: 10)")
     p.add_argument("--temperature", type=float, default=1.0,
                    help="scale of the posterior's standard deviation (default: 1)")
@@ -65,14 +70,26 @@ def interpolate(args):
 def augment(args):
     import numpy as np
 
+    from tfvae.checks import check_int
+    from tfvae.errors import InputError
     from tfvae.files import load_code_run, read_images
     from tfvae.storage import check_output, write_npz
-    from tfvae.synthesis import augment as run_augment
+    from tfvae.synthesis import augment as run_augment, class_samples
 
     out = check_output(args.out, ".npz", overwrite=args.overwrite)
+    check_int("--per-class", args.per_class, optional=True)
     model, _ = load_code_run(args.run_dir, ("vae", "wake_sleep"), "augmentation samples q(z|x)",
-                             checkpoint=args.checkpoint)
-    x, y = read_images(args.input, model)
+                             checkpoint=args.checkpoint, conditional=True)
+    if args.per_class is not None:
+        if not model.conditional:
+            raise InputError("--per-class", "a conditional run (trained with --conditional)",
+                             f"{str(args.run_dir)!r}, an unconditional run")
+        images, labels = class_samples(model, args.per_class, seed=args.seed)
+        write_npz(out, x=images.astype(np.float32), y=labels)
+        print(f"tfvae augment: {len(images)} samples ({args.per_class} per class of "
+              f"{model.num_classes}) written to {out}")
+        return 0
+    x, y = read_images(args.input, model, labels=model.conditional)
     images, labels, source = run_augment(model, x, y, per_example=args.per_example,
                                          temperature=args.temperature, seed=args.seed)
     arrays = {"x": images.astype(np.float32), "source": source}

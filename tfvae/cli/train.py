@@ -30,6 +30,9 @@ def register(subparsers):
                    help=f"{', '.join(options.DATASETS)} (embedded or local), tfds:NAME, or a path "
                         "to .npz/.npy/IDX/an image folder (default: mnist)")
     p.add_argument("--data-path", help="local file for datasets that need one (binarized_mnist)")
+    p.add_argument("--conditional", action="store_true",
+                   help="a conditional VAE: train on (image, label) pairs of a dataset with "
+                        "labels; sample with --label")
     p.add_argument("--binarize", choices=options.BINARIZE_MODES,
                    help="binarization of grey levels (default: the dataset's; dynamic for mnist)")
     p.add_argument("--train-examples", type=int, help="use the first N training examples")
@@ -110,8 +113,9 @@ def run(args):
     data_config = {key: getattr(args, flag) for flag, key in _DATA_FLAGS.items()
                    if flag in given and getattr(args, flag) is not None}
     train_settings = {key: getattr(args, key) if key in given else None for key in _TRAIN_FLAGS}
-    if "kl_warmup_epochs" in explicit:
-        train_settings["kl_warmup_epochs"] = args.kl_warmup_epochs
+    for key in ("kl_warmup_epochs", "conditional"):
+        if key in explicit:
+            train_settings[key] = getattr(args, key)
     start = time.perf_counter()
     train(args.out, model=args.model if "model" in given else None, model_config=model_config, data_config=data_config,
           epochs=args.epochs, resume=args.resume, overwrite=args.overwrite,

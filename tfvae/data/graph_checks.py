@@ -66,6 +66,21 @@ def check_seeds(seed, x=None):
     return _checked(seed, checks)
 
 
+def check_labels(label, num_classes, x=None):
+    """``label`` [B] (int64) after the shape, range [0, num_classes) and (with ``x``) count checks."""
+    checks = [_check_trailing_shape(label, "label", "int64 class labels", [])]
+    if x is not None:
+        checks.append(_assert(tf.equal(tf.shape(label)[0], tf.shape(x)[0]),
+                              "label: expected one label per example, got labels and examples",
+                              tf.shape(label)[0], tf.shape(x)[0]))
+    label = _checked(label, checks)
+    low, high = tf.reduce_min(label), tf.reduce_max(label)
+    return _checked(label, [_assert(
+        tf.logical_or(tf.equal(tf.size(label), 0),
+                      tf.logical_and(low >= 0, high < num_classes)),
+        f"label: expected class labels from 0 to {num_classes - 1}, got values from", low, high)])
+
+
 def flat_images(shape, image_shape, argument="x"):
     """Whether batches of static ``shape`` hold ``image_shape``'s pixels in another shape ([B, 784]
     for [28, 28, 1]) and need a reshape; raise InputError naming ``argument`` if they hold other
@@ -81,10 +96,11 @@ def flat_images(shape, image_shape, argument="x"):
     return True
 
 
-def checked_batches(dataset, image_shape, bernoulli):
+def checked_batches(dataset, image_shape, bernoulli, num_classes=0):
     """``dataset`` whose batches of x (alone or first of a tuple) are checked as the export
     checks its inputs, after a reshape of examples that hold ``image_shape``'s pixels
-    ([B, 784] for [28, 28, 1])."""
+    ([B, 784] for [28, 28, 1]); for a conditional model (``num_classes`` > 0), the labels y of
+    (x, y) batches too."""
     if getattr(dataset, CHECKED, False):
         return dataset
     image_shape = tuple(image_shape)
@@ -96,6 +112,13 @@ def checked_batches(dataset, image_shape, bernoulli):
         if flat:
             x = tf.reshape(x, [-1, *image_shape])
         x = check_images(x, image_shape, bernoulli)
+        if num_classes:
+            if len(batch) == 1:
+                raise InputError("x", "(x, y) batches of images and class labels for a "
+                                 f"conditional model (num_classes={num_classes})",
+                                 "batches of images alone")
+            y = check_labels(tf.reshape(tf.cast(batch[1], tf.int64), [-1]), num_classes, x)
+            return (x, y, *batch[2:])
         return x if len(batch) == 1 else (x, *batch[1:])
 
     return dataset.map(check)

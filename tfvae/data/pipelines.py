@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae import noise
-from tfvae.checks import check_int, check_seed
+from tfvae.checks import check_int, check_labels, check_seed
 from tfvae.data.graph_checks import mark_checked
 from tfvae.data.validation import validate_images
 from tfvae.errors import InputError
@@ -25,8 +25,9 @@ def binarize(x, seed=0):
 
 
 def make_pipeline(x, *, batch_size, shuffle=False, dynamic_binarize=False, seed=0,
-                  drop_remainder=False, with_index=False):
-    """A ``tf.data.Dataset`` of float32 batches of ``x`` (images only, no labels).
+                  drop_remainder=False, with_index=False, labels=None):
+    """A ``tf.data.Dataset`` of float32 batches of ``x``, or of ``(x, labels)`` when ``labels``
+    (int, one per image: a conditional model's) are given.
 
     ``shuffle`` reshuffles the whole array each epoch; ``dynamic_binarize`` replaces each batch by
     a Bernoulli sample of its pixels (``tfvae.noise.bernoulli``), fresh each epoch. Both are
@@ -39,8 +40,12 @@ def make_pipeline(x, *, batch_size, shuffle=False, dynamic_binarize=False, seed=
     check_seed("--seed", seed)
     shuffle_seed, noise_seed = (int(s) for s in np.random.SeedSequence(seed).generate_state(2))
     # No cache(): from_tensor_slices already holds x in memory; cache() would keep a second copy.
-    ds = tf.data.Dataset.from_tensor_slices(
-        (x, np.arange(len(x), dtype=np.int32)) if with_index else x)
+    if labels is not None and with_index:
+        raise InputError("labels", "no labels with with_index (a model that keeps state per "
+                         "example is not conditional)", f"{len(labels)} labels")
+    second = (np.arange(len(x), dtype=np.int32) if with_index
+              else None if labels is None else check_labels("labels", labels, count=len(x)))
+    ds = tf.data.Dataset.from_tensor_slices(x if second is None else (x, second))
     if shuffle:
         ds = ds.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
@@ -51,7 +56,7 @@ def make_pipeline(x, *, batch_size, shuffle=False, dynamic_binarize=False, seed=
 
         def binarize(batch, batch_seed):
             stateless_seed = tf.stack([tf.cast(batch_seed, tf.int32), 0])
-            if with_index:
+            if second is not None:
                 return noise.bernoulli(batch[0], stateless_seed), batch[1]
             return noise.bernoulli(batch, stateless_seed)
 
@@ -60,8 +65,10 @@ def make_pipeline(x, *, batch_size, shuffle=False, dynamic_binarize=False, seed=
     return mark_checked(ds.prefetch(tf.data.AUTOTUNE))
 
 
-def make_train_stream(x, *, batch_size, seed=0, first_epoch=0, drop_remainder=False):
-    """An endless ``tf.data.Dataset`` of shuffled float32 batches of ``x``, epoch after epoch.
+def make_train_stream(x, *, batch_size, seed=0, first_epoch=0, drop_remainder=False,
+                      labels=None):
+    """An endless ``tf.data.Dataset`` of shuffled float32 batches of ``x``, epoch after epoch;
+    of ``(x, labels)`` batches when ``labels`` (a conditional model's) are given.
 
     Epoch ``e`` (counting from ``first_epoch``) is one pass over ``x`` in an order fixed by
     ``(seed, e)``: ``ceil(len(x) / batch_size)`` batches, the last one partial. Order depends on
@@ -98,7 +105,13 @@ def make_train_stream(x, *, batch_size, seed=0, first_epoch=0, drop_remainder=Fa
             lambda i: order[i * batch_size: tf.minimum((i + 1) * batch_size, n)])
 
     ds = tf.data.Dataset.counter(first_epoch).flat_map(epoch_batches)
-    ds = ds.map(lambda index: scale(tf.gather(images, index)), num_parallel_calls=tf.data.AUTOTUNE)
+    if labels is None:
+        ds = ds.map(lambda index: scale(tf.gather(images, index)),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        classes = tf.constant(check_labels("labels", labels, count=len(x)), tf.int64)
+        ds = ds.map(lambda index: (scale(tf.gather(images, index)), tf.gather(classes, index)),
+                    num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     # Each worker holds the whole (small) array: shard the batches, not files.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

@@ -74,13 +74,15 @@ class Autoencoder(LatentVariableModel):
         """The deterministic code f(x) [B, D]."""
         return self.encoder(self.images(x))
 
-    def encode(self, x):
+    def encode(self, x, labels=None):
         """The code as a point mass (batch [B], event [D]), so it reads like the VAE's q(z|x):
-        ``mean()`` is f(x) and ``stddev()`` is 0."""
+        ``mean()`` is f(x) and ``stddev()`` is 0. No labels: an autoencoder is unconditional."""
+        self.label_codes(labels)
         return tfd.Independent(tfd.Deterministic(loc=self.code(x)), reinterpreted_batch_ndims=1)
 
-    def reconstruct(self, x):
+    def reconstruct(self, x, labels=None):
         """The mean of p(x|z) at z = f(x): [B, *E]."""
+        self.label_codes(labels)
         return self.decode(self.code(x)).mean()
 
     def log_likelihood(self, x):

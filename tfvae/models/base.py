@@ -15,12 +15,12 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import options
-from tfvae.checks import check_choice, check_int, check_number, is_integer
+from tfvae.checks import check_choice, check_int, check_labels, check_number, is_integer
 from tfvae.data.graph_checks import checked_batches, flat_images
 from tfvae.data.validation import model_images
 from tfvae.errors import InputError
 from tfvae.models.distributions import DiagonalGaussian, likelihood_layer
-from tfvae.models.networks import network_body
+from tfvae.models.networks import MLP, network_body
 
 tfd = tfp.distributions
 
@@ -40,39 +40,80 @@ def register(name):
     return decorate
 
 
+def images_with_labels(x, condition, spatial):
+    """Images x [B, *E] joined with one-hot labels ``condition`` [B, K] (Sohn et al., 2015): as K
+    constant channels [B, H, W, C + K] for a convolutional body (``spatial``), else after the
+    flattened pixels [B, prod(E) + K]."""
+    condition = tf.cast(condition, x.dtype)
+    if spatial:
+        maps = tf.tile(condition[:, None, None, :], [1, tf.shape(x)[1], tf.shape(x)[2], 1])
+        return tf.concat([x, maps], axis=-1)
+    return tf.concat([tf.reshape(x, [-1, int(np.prod(x.shape[1:]))]), condition], axis=-1)
+
+
+def _joined_shape(input_shape, num_classes, spatial):
+    """The shape ``images_with_labels`` gives for images of ``input_shape``."""
+    if not num_classes:
+        return input_shape
+    if spatial:
+        return (*input_shape[:-1], input_shape[-1] + num_classes)
+    return (input_shape[0], int(np.prod(input_shape[1:])) + num_classes)
+
+
 @keras.saving.register_keras_serializable(package="tfvae")
 class Encoder(keras.Model):
-    """x [B, *E] -> q(z|x), a diagonal Gaussian with batch [B] and event [D]."""
+    """x [B, *E] -> q(z|x), a diagonal Gaussian with batch [B] and event [D].
 
-    def __init__(self, body, latent_dim, **kwargs):
+    With ``num_classes`` K, q(z|x, y) takes the one-hot label ``condition`` [B, K] too.
+    """
+
+    def __init__(self, body, latent_dim, num_classes=0, **kwargs):
         super().__init__(**kwargs)
         self.body = body
+        self.num_classes = num_classes
         self.posterior = DiagonalGaussian(latent_dim, name="posterior")
 
+    @property
+    def spatial(self):
+        return not isinstance(self.body, MLP)
+
     def build(self, input_shape):
+        input_shape = _joined_shape(input_shape, self.num_classes, self.spatial)
         self.body.build(input_shape)
         self.posterior.build(self.body.compute_output_shape(input_shape))
 
-    def call(self, x):
+    def call(self, x, condition=None):
+        if condition is not None:
+            x = images_with_labels(x, condition, self.spatial)
         return self.posterior(self.body(x))
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
 class Decoder(keras.Model):
-    """z [*S, D] -> p(x|z) with batch [*S] and event E; leading sample dims are kept."""
+    """z [*S, D] -> p(x|z) with batch [*S] and event E; leading sample dims are kept.
 
-    def __init__(self, body, likelihood, **kwargs):
+    With ``num_classes`` K, p(x|z, y) takes the one-hot label ``condition`` [B, K], B being the
+    last leading dimension of z, joined to every z.
+    """
+
+    def __init__(self, body, likelihood, num_classes=0, **kwargs):
         super().__init__(**kwargs)
         self.body = body
         self.likelihood = likelihood
+        self.num_classes = num_classes
 
     def build(self, input_shape):
+        input_shape = (*input_shape[:-1], input_shape[-1] + self.num_classes)
         self.body.build(input_shape)
         self.likelihood.build(self.body.compute_output_shape(input_shape))
 
-    def call(self, z):
+    def call(self, z, condition=None):
         # Bodies (convolutions in particular) take one batch dimension: flatten, then restore.
         batch_shape = tf.shape(z)[:-1]
+        if condition is not None:
+            condition = tf.broadcast_to(tf.cast(condition, z.dtype),
+                                        tf.concat([batch_shape, [self.num_classes]], 0))
+            z = tf.concat([z, condition], axis=-1)
         h = self.body(tf.reshape(z, [-1, z.shape[-1]]))
         return self.likelihood(h, batch_shape=batch_shape)
 
@@ -90,7 +131,11 @@ class LatentVariableModel(keras.Model):
     ``kernel_initializer``); ``likelihood`` p(x|z), "bernoulli" (logits; binary or grey-level
     pixels) or "gaussian" (mean through a sigmoid as in the paper, ``gaussian_scale``
     "network", "learned" or a fixed float); ``weight_decay``, a N(0, 1/weight_decay) prior on
-    the weights (MAP); ``seed`` of the model's noise.
+    the weights (MAP); ``seed`` of the model's noise; ``num_classes`` K > 0 makes the model
+    conditional (Sohn et al., 2015): q(z|x, y) and p(x|z, y) take a class label y in [0, K),
+    as a one-hot vector joined to the inputs of both bodies, and every method that takes images
+    or latents takes ``labels`` too (``fit`` on (x, y)). Models whose training uses labels set
+    ``takes_labels``.
     """
 
     metric_names = ("loss",)
@@ -99,13 +144,15 @@ class LatentVariableModel(keras.Model):
     has_bound = True
     # Trained on (x, index) batches, keeping state per training example (MCEM's chains).
     needs_example_index = False
+    # Whether train_step uses the labels of (x, y) batches, so the model may be conditional.
+    takes_labels = False
 
     def __init__(self, image_shape=options.DEFAULT_IMAGE_SHAPE, latent_dim=_NET["latent_dim"],
                  hidden=_NET["hidden"], depth=_NET["depth"], activation=_NET["activation"],
                  architecture=_NET["architecture"], likelihood=_NET["likelihood"],
                  gaussian_scale=_NET["gaussian_scale"],
                  kernel_initializer=_NET["kernel_initializer"],
-                 weight_decay=_NET["weight_decay"], seed=None, **kwargs):
+                 weight_decay=_NET["weight_decay"], seed=None, num_classes=0, **kwargs):
         super().__init__(**kwargs)
         self.image_shape = _check_image_shape(image_shape)
         self.latent_dim = check_int("latent_dim", latent_dim)
@@ -120,6 +167,13 @@ class LatentVariableModel(keras.Model):
         if seed is not None:
             seed = check_int("seed", seed, minimum=0)
         self.seed = seed
+        self.num_classes = check_int("num_classes", num_classes, minimum=0)
+        if self.num_classes and not self.takes_labels:
+            raise InputError("num_classes", f"0 for {type(self).__name__}, which does not train "
+                             "on labels (a conditional model is a VAE)", repr(num_classes))
+        if self.num_classes == 1:
+            raise InputError("num_classes", "0 (unconditional) or at least 2 classes",
+                             repr(num_classes))
         # Encoder before decoder: the order of trainable_variables, which optimizer slots and
         # the paper's initialization follow.
         encoder = self.make_encoder()
@@ -127,7 +181,7 @@ class LatentVariableModel(keras.Model):
             self.encoder = encoder
         self.decoder = Decoder(self.network_body("decoder"),
                                likelihood_layer(likelihood, self.image_shape, gaussian_scale),
-                               name="decoder")
+                               num_classes=self.num_classes, name="decoder")
         self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
         self.trackers = [keras.metrics.Mean(name=name) for name in self.metric_names]
         self.build((None, *self.image_shape))
@@ -144,7 +198,8 @@ class LatentVariableModel(keras.Model):
     def make_encoder(self):
         """The recognition model x -> q(z|x) (a diagonal Gaussian), or None for a model with a
         decoder only."""
-        return Encoder(self.network_body("encoder"), self.latent_dim, name="encoder")
+        return Encoder(self.network_body("encoder"), self.latent_dim, self.num_classes,
+                       name="encoder")
 
     def build(self, input_shape):
         if self.has_encoder:
@@ -173,27 +228,60 @@ class LatentVariableModel(keras.Model):
             return tf.reshape(x, [-1, *self.image_shape])
         return x
 
-    def _checked_data(self, data):
+    @property
+    def conditional(self):
+        return self.num_classes > 0
+
+    def label_codes(self, labels, count=None, argument="labels"):
+        """One-hot labels [B, K] for a conditional model, None for an unconditional one.
+
+        A conditional model needs ``labels`` (an integer, copied ``count`` times, or one per
+        example); an unconditional one refuses them. Arrays are checked; tensors are a graph's
+        own, checked where they enter it (``tfvae.data.graph_checks.check_labels``).
+        """
+        if not self.conditional:
+            if labels is not None:
+                raise InputError(argument, "no labels for an unconditional model "
+                                 "(num_classes=0)", f"{np.size(labels)} label(s)")
+            return None
+        if labels is None:
+            raise InputError(argument, f"a class label from 0 to {self.num_classes - 1} per "
+                             f"example for a conditional model (num_classes={self.num_classes})",
+                             "none")
+        if not tf.is_tensor(labels):
+            labels = check_labels(argument, labels, self.num_classes, count)
+        return tf.one_hot(tf.cast(labels, tf.int32), self.num_classes)
+
+    def _checked_data(self, data, y=None):
         """What ``fit``, ``evaluate`` and ``predict`` take, checked before any step: arrays at
-        once, a ``tf.data`` pipeline batch by batch."""
+        once, a ``tf.data`` pipeline batch by batch; a conditional model's labels ``y`` with
+        them."""
         if isinstance(data, tf.data.Dataset):
-            return checked_batches(data, self.image_shape, self.bernoulli)
+            return checked_batches(data, self.image_shape, self.bernoulli, self.num_classes)
         if isinstance(data, (np.ndarray, list)):
-            return model_images(self, data, "x")
+            data = model_images(self, data, "x")
+            if self.conditional and y is None:
+                raise InputError("y", "class labels beside the images for a conditional model "
+                                 f"(num_classes={self.num_classes})", "images alone")
+            if self.conditional:
+                check_labels("y", y, self.num_classes, len(data))
         return data
 
     def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
         if isinstance(validation_data, tuple):
-            validation_data = (self._checked_data(validation_data[0]), *validation_data[1:])
+            validation_data = (self._checked_data(*validation_data[:2]), *validation_data[1:])
         else:
             validation_data = self._checked_data(validation_data)
-        return super().fit(self._checked_data(x), y, *args, validation_data=validation_data,
+        return super().fit(self._checked_data(x, y), y, *args, validation_data=validation_data,
                            **kwargs)
 
-    def evaluate(self, x=None, *args, **kwargs):
-        return super().evaluate(self._checked_data(x), *args, **kwargs)
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        return super().evaluate(self._checked_data(x, y), y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
+        """Reconstructions of ``x``: images, or (images, labels) for a conditional model."""
+        if self.conditional and isinstance(x, tuple) and len(x) == 2:
+            return super().predict((self._checked_data(*x), x[1]), *args, **kwargs)
         return super().predict(self._checked_data(x), *args, **kwargs)
 
     # -- the model ---------------------------------------------------------------------------
@@ -203,29 +291,43 @@ class LatentVariableModel(keras.Model):
         """p(z) = N(0, I), event [D]. Override to give a model another prior."""
         return tfd.MultivariateNormalDiag(loc=tf.zeros([self.latent_dim]))
 
-    def encode(self, x):
-        """q(z|x), a ``tfd`` distribution with batch [B] and event [D]."""
+    def encode(self, x, labels=None):
+        """q(z|x), a ``tfd`` distribution with batch [B] and event [D] (q(z|x, y) given the
+        ``labels`` [B] of a conditional model)."""
         if not self.has_encoder:
             raise InputError("model", "a model with an encoder q(z|x)",
                              f"a {type(self).__name__}, which has none")
-        return self.encoder(self.images(x))
+        x = self.images(x)
+        return self.encoder(x, condition=self.label_codes(labels, x.shape[0]))
 
-    def decode(self, z):
-        """p(x|z), a ``tfd`` distribution with batch [*S] and event E, for z [*S, D]."""
-        return self.decoder(z)
+    def decode(self, z, labels=None):
+        """p(x|z), a ``tfd`` distribution with batch [*S] and event E, for z [*S, D] (p(x|z, y)
+        given the ``labels`` [B] of a conditional model, B the last of the leading dims)."""
+        shape = tf.TensorShape(np.shape(z) if not tf.is_tensor(z) else z.shape)
+        count = shape[-2] if shape.rank and shape.rank >= 2 else None
+        return self.decoder(z, condition=self.label_codes(labels, count))
 
-    def reconstruct(self, x):
+    def reconstruct(self, x, labels=None):
         """The mean of p(x|z) at z = the mean of q(z|x): [B, *E]."""
-        return self.decode(self.encode(x).mean()).mean()
+        return self.decode(self.encode(x, labels).mean(), labels).mean()
 
-    def sample(self, num, seed=None):
-        """``num`` images [num, *E]: the mean of p(x|z) for z ~ p(z); ``seed`` makes it repeatable."""
+    def sample(self, num, seed=None, labels=None):
+        """``num`` images [num, *E]: the mean of p(x|z) for z ~ p(z); ``seed`` makes it
+        repeatable. A conditional model takes ``labels``: one class for all, or one per image."""
         num = check_int("num", num)
         z = self.prior.sample(num, seed=self._seed(seed))
-        return self.decode(z).mean()
+        return self.decode(z, labels).mean()
 
-    def call(self, x):
-        return self.reconstruct(x)
+    def call(self, x, labels=None):
+        return self.reconstruct(x, labels)
+
+    def predict_step(self, data):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if not self.conditional:
+            return self(x)
+        if y is None and isinstance(x, (tuple, list)) and len(x) == 2:  # predict((x, y))
+            x, y = x
+        return self(x, labels=y)
 
     def _seed(self, seed=None):
         """A stateless int32 seed [2]: from ``seed`` when given, else the model's generator.
@@ -250,6 +352,17 @@ class LatentVariableModel(keras.Model):
         """x [B, *E] as float32 from what ``fit`` passes: x alone or (x, y[, sample_weight])."""
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         return tf.cast(x, tf.float32)
+
+    def batch_labels(self, data):
+        """A conditional model's labels y [B] from what ``fit`` passes, (x, y[, sample_weight]);
+        None for an unconditional model, which ignores y."""
+        if not self.conditional:
+            return None
+        _, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if y is None:
+            raise InputError("y", "(x, y) batches of images and class labels for a conditional "
+                             f"model (num_classes={self.num_classes})", "images alone")
+        return tf.cast(tf.reshape(y, [-1]), tf.int32)
 
     def _weight_penalty(self, variables=None):
         """A N(0, 1/weight_decay) prior on the weights: MAP adds weight_decay/2 * ||w||^2."""
@@ -323,6 +436,7 @@ class LatentVariableModel(keras.Model):
                 keras.initializers.get(self.kernel_initializer)),
             "weight_decay": self.weight_decay,
             "seed": self.seed,
+            "num_classes": self.num_classes,
         }
 
     @classmethod

@@ -8,7 +8,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import estimators, noise, options
-from tfvae.checks import check_choice, check_int, check_number
+from tfvae.checks import check_choice, check_int, check_labels, check_number
 from tfvae.errors import InputError
 from tfvae.models.base import LatentVariableModel, register
 
@@ -48,11 +48,15 @@ class VAE(LatentVariableModel):
       reparameterized IWAE gradient, Tucker et al., 2019) or ``"stl"`` (sticking the landing for
       estimator A, Roeder et al., 2017).
 
+    A conditional VAE (``num_classes`` K, Sohn et al., 2015) trains on (x, y) batches of images
+    and labels and bounds log p(x|y); ``sample(n, labels=7)`` draws sevens.
+
     The network settings are those of :class:`tfvae.models.base.LatentVariableModel`.
     """
 
     metric_names = ("loss", "elbo", "reconstruction", "kl")
     dynamic_binarization = False
+    takes_labels = True
 
     def __init__(self, *args, kl="analytic", objective="elbo", num_samples=1, beta=1.0,
                  kl_warmup_steps=0, free_bits=0.0, gradient="standard", **kwargs):
@@ -72,20 +76,28 @@ class VAE(LatentVariableModel):
 
     # -- objectives --------------------------------------------------------------------------
 
-    def bound_terms(self, x, seed=None):
-        """Per-example ``bound`` (what training maximizes), ``elbo``, ``reconstruction``, ``kl``."""
+    def bound_terms(self, x, seed=None, labels=None):
+        """Per-example ``bound`` (what training maximizes), ``elbo``, ``reconstruction``, ``kl``
+        (given the ``labels`` of a conditional model)."""
         x = self.images(x)
-        return self._bound_terms(x, self._seed(seed), noise.batch_layout(tf.shape(x)[0]))
+        if self.conditional and labels is not None and not tf.is_tensor(labels):
+            labels = tf.constant(check_labels("labels", labels, self.num_classes, x.shape[0]))
+        return self._bound_terms(x, self._seed(seed), noise.batch_layout(tf.shape(x)[0]),
+                                 labels)
 
-    def _bound_terms(self, x, seed, layout):
-        q = self.encode(x)
+    def _bound_terms(self, x, seed, layout, labels=None):
+        q = self.encode(x, labels)
+
+        def decode(z):
+            return self.decode(z, labels)
+
         if self.objective == "iwae":
-            terms = estimators.iwae_terms(q, self.decode, self.prior, x,
+            terms = estimators.iwae_terms(q, decode, self.prior, x,
                                           num_samples=self.num_samples, seed=seed, layout=layout,
                                           stop_q=self.gradient == "dreg")
             terms["bound"] = terms.pop("iwae")
         else:
-            terms = estimators.elbo_terms(q, self.decode, self.prior, x, kl=self.kl,
+            terms = estimators.elbo_terms(q, decode, self.prior, x, kl=self.kl,
                                           num_samples=self.num_samples, seed=seed, layout=layout,
                                           stop_q=self.gradient == "stl")
             terms["bound"] = terms["elbo"]
@@ -104,14 +116,14 @@ class VAE(LatentVariableModel):
         weight = estimators.kl_weight(self.optimizer.iterations, self.beta, self.kl_warmup_steps)
         return -tf.reduce_mean(terms["reconstruction"]) + weight * kl
 
-    def elbo(self, x, seed=None):
+    def elbo(self, x, seed=None, labels=None):
         """The per-example ELBO [B] by this model's estimator."""
-        return self.bound_terms(x, seed)["elbo"]
+        return self.bound_terms(x, seed, labels)["elbo"]
 
     # -- training ----------------------------------------------------------------------------
 
     def train_step(self, data):
-        x = self.batch_inputs(data)
+        x, labels = self.batch_inputs(data), self.batch_labels(data)
         layout = noise.batch_layout(tf.shape(x)[0])
         seed = self._seed()
         if self.dynamic_binarization:
@@ -119,7 +131,7 @@ class VAE(LatentVariableModel):
             x = noise.bernoulli(x, binarize_seed, layout)
         dreg = self.gradient == "dreg"
         with tf.GradientTape(persistent=dreg) as tape:
-            terms = self._bound_terms(x, seed, layout)
+            terms = self._bound_terms(x, seed, layout, labels)
             loss = self.training_loss(terms) + self._weight_penalty()
             scaled_loss = self.scaled_loss(loss)
             if dreg:
@@ -139,7 +151,7 @@ class VAE(LatentVariableModel):
         return self.update_metrics({"loss": loss, **terms})
 
     def test_step(self, data):
-        terms = self.bound_terms(self.batch_inputs(data))
+        terms = self.bound_terms(self.batch_inputs(data), labels=self.batch_labels(data))
         return self.update_metrics({"loss": -tf.reduce_mean(terms["bound"]), **terms})
 
     def get_config(self):
