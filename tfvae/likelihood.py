@@ -95,8 +95,8 @@ def log_likelihood(model, data, num_samples=LOG_LIKELIHOOD_SAMPLES, *, method="i
 
     def make():
         def batch_log_px(xb, batch_seed, lb=None):
-            return estimators.importance_log_px(model.encode(xb, lb),
-                                                lambda z: model.decode(z, lb), model.prior, xb,
+            q, decode = _given_labels(model, xb, lb)
+            return estimators.importance_log_px(q, decode, model.prior, xb,
                                                 num_samples=num_samples, seed=batch_seed,
                                                 chunk_size=chunk_size)
         return batch_log_px
@@ -141,7 +141,7 @@ def hmc_log_likelihood(model, data, num_samples=500, *, num_chains=5, burnin=200
     batch_log_px = compiled(
         model, ("hmc", *sorted(settings.items())),
         lambda: lambda xb, batch_seed, lb=None: estimators.hmc_log_px(
-            lambda z: model.decode(z, lb), model.prior, xb, batch_seed, **settings))
+            _given_labels(model, None, lb)[1], model.prior, xb, batch_seed, **settings))
     per_example, acceptance = _map_batches(batch_log_px, x, batch_size, seed, verbose,
                                            "HMC (appendix D)", labels)
     return LogLikelihood(per_example, "hmc", num_samples, float(np.mean(acceptance)))
@@ -153,6 +153,14 @@ def _checked_labels(model, labels, x):
         return None
     model.label_codes(labels, len(x))  # refuses labels missing, unwanted or out of range
     return check_labels("labels", labels, model.num_classes, len(x))
+
+
+def _given_labels(model, x, labels):
+    """(q(z|x) or None without ``x``, the decode callable), given a conditional model's
+    ``labels``; without labels, the model's own (any model with encode and decode will do)."""
+    if labels is None:
+        return (None if x is None else model.encode(x)), model.decode
+    return (None if x is None else model.encode(x, labels)), lambda z: model.decode(z, labels)
 
 
 def _map_batches(fn, x, batch_size, seed, verbose, label, labels=None):
