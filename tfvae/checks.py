@@ -53,3 +53,21 @@ def check_number(argument, value, *, above=None, at_least=None, below=None):
         raise InputError(argument, f"a finite number{' ' + expected if expected else ''}",
                          repr(value))
     return float(value)
+
+
+def check_image_size(argument, value, *, optional=False):
+    """``value`` as ``[H, W]``, two integers >= 1 (a size to resize images to); a list, as
+    config.json stores it. ``None`` passes when ``optional``."""
+    if value is None and optional:
+        return None
+    items = None if isinstance(value, (str, bytes)) else _as_list(value)
+    if items is None or len(items) != 2 or not all(is_integer(v) and v >= 1 for v in items):
+        raise InputError(argument, "two integers >= 1, the height and width H W", repr(value))
+    return [int(v) for v in items]
+
+
+def _as_list(value):
+    try:
+        return list(value)
+    except TypeError:
+        return None
