@@ -49,9 +49,12 @@ def reconstruct(args):
     model = run.load_model(args.checkpoint)
     x = run.load_dataset(args.dataset, test_examples=args.num).x_test
     recon = model.reconstruct(x).numpy()
-    # Originals and reconstructions in alternating rows of 8.
-    pairs = [part for i in range(0, len(x), 8) for part in (x[i:i + 8], recon[i:i + 8])]
-    save_grid(np.concatenate(pairs), out, columns=8)
+    # Originals and reconstructions in alternating rows of up to 8; a short last pair of rows
+    # is filled with blank (white) cells so that each reconstruction sits under its original.
+    columns = min(8, len(x))
+    rows = [np.concatenate([part, np.ones((columns - len(part), *part.shape[1:]), part.dtype)])
+            for i in range(0, len(x), columns) for part in (x[i:i + columns], recon[i:i + columns])]
+    save_grid(np.concatenate(rows), out, columns=columns)
     print(f"tfvae reconstruct: {len(x)} originals (odd rows) and reconstructions written to "
           f"{out}")
     return 0
