@@ -357,6 +357,17 @@ def test_grey_folder_stays_one_channel_when_resized(tmp_path):
     np.testing.assert_array_equal(ds.x_train[:, 0, 0, 0], np.float32([0, 40]) / 255)
 
 
+def test_sixteen_bit_grey_png_is_scaled_not_clipped(tmp_path):
+    from PIL import Image
+
+    levels = np.array([[0, 257 * 100], [257 * 200, 65535]], np.uint16)
+    for i in range(2):
+        Image.fromarray(levels).save(tmp_path / f"{i}.png")
+    assert Image.open(tmp_path / "0.png").mode.startswith("I;16")
+    ds = data.load_dataset(str(tmp_path))
+    np.testing.assert_array_equal(ds.x_train[0, ..., 0], np.float32([[0, 100], [200, 255]]) / 255)
+
+
 def test_image_folder_with_no_readable_image(tmp_path):
     for name in ("a.png", "b.jpg"):
         (tmp_path / name).write_bytes(b"not an image")

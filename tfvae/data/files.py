@@ -16,7 +16,8 @@ from tfvae.errors import InputError
 
 FILE_EXPECTED = "an existing .npz, .npy, IDX file or image folder"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-# Pillow's modes of grey images (1 bit, 8 bits, 8 bits with alpha); any other mode is colour.
+# Pillow's modes of grey images (1 bit, 8 bits, 8 bits with alpha; and 16 bits, "I;16...");
+# any other mode is colour.
 GREY_MODES = ("1", "L", "LA")
 # What numpy and zipfile raise on a file that is not what its name says, or is cut short.
 _UNREADABLE = (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError)
@@ -150,10 +151,14 @@ def resize(images, image_size):
 
 def _read_pixels(img, image_size):
     """One opened image as uint8 [H, W] (grey) or [H, W, 3] (colour), resized if asked."""
-    grey = img.mode in GREY_MODES
+    from PIL import Image
+
+    grey = img.mode in GREY_MODES or img.mode.startswith("I;16")
     if image_size is not None:
         # JPEG only: decode at the smallest scale (1/2, 1/4, 1/8) still at least the size asked.
         img.draft("L" if grey else "RGB", (image_size[1], image_size[0]))
+    if img.mode.startswith("I;16"):  # 16-bit grey: Pillow's convert("L") clips, not scales
+        img = Image.fromarray(np.round(np.asarray(img) / 257).astype(np.uint8))
     img = img.convert("L" if grey else "RGB")
     return np.asarray(img if image_size is None else _resized(img, image_size))
 
