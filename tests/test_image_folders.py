@@ -93,6 +93,14 @@ def test_conv_vae_trains_on_a_colour_folder_and_writes_colour_grids(photos, tmp_
     np.testing.assert_allclose(grid[0], as_levels(x_test), atol=1)
     np.testing.assert_allclose(grid[1], as_levels(model.reconstruct(x_test).numpy()), atol=1)
 
+    # evaluate reads the run's dataset at the run's size; --resume refuses another size.
+    capsys.readouterr()
+    assert main(["evaluate", run_dir]) == 0
+    assert "test elbo" in capsys.readouterr().out
+    assert main(["train", "--out", run_dir, "--resume", "--image-size", 32, 32]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("tfvae train: error: --image-size: expected [64, 64] as the run")
+
 
 def test_python_api_checks_image_size_before_writing(photos, tmp_path):
     run_dir = tmp_path / "run"
