@@ -1,6 +1,7 @@
 """Reading the files users give as data into arrays: .npz, .npy, IDX (optionally gzipped) and
 folders of images. A file that cannot be read, for any reason, raises one
-:class:`tfvae.errors.InputError` naming the argument and the file.
+:class:`tfvae.errors.InputError` naming the argument and the file; in an image folder, such
+files are named in one warning and left out, and only a folder with no readable image is refused.
 """
 
 import gzip
