@@ -9,7 +9,8 @@ import pytest
 from tfvae.cli import main
 
 # RUN is the tiny trained run; OUT a fresh directory; FILE a file that exists; JUNK a file of
-# random bytes named .npz; TRUNC an .npz cut in half; PNG an existing image.
+# random bytes named .npz; TRUNC an .npz cut in half; PNG an existing image; MIXED a folder of
+# images of two sizes.
 CASES = {
     "train-out-is-a-file": (["train", "--out", "FILE"], "--out"),
     "train-out-under-a-file": (["train", "--out", "FILE/run"], "--out"),
@@ -24,6 +25,17 @@ CASES = {
                               "--dataset"),
     "train-random-bytes": (["train", "--out", "OUT/r", "--dataset", "JUNK"], "--dataset"),
     "train-truncated-npz": (["train", "--out", "OUT/r", "--dataset", "TRUNC"], "--dataset"),
+    "train-image-size-zero": (["train", "--out", "OUT/r", "--image-size", "0", "64"],
+                              "--image-size"),
+    "train-image-size-negative": (["train", "--out", "OUT/r", "--image-size", "-8", "64"],
+                                  "--image-size"),
+    "train-image-size-one-value": (["train", "--out", "OUT/r", "--image-size", "64"],
+                                   "--image-size"),
+    "train-image-size-not-an-int": (["train", "--out", "OUT/r", "--image-size", "64", "wide"],
+                                    "--image-size"),
+    "train-image-size-conv": (["train", "--out", "OUT/r", "--architecture", "conv",
+                               "--image-size", "30", "64"], "--image-size"),
+    "train-mixed-sizes": (["train", "--out", "OUT/r", "--dataset", "MIXED"], "--image-size H W"),
     "train-overwrite-not-a-run": (["train", "--out", "OUT", "--overwrite"], "--overwrite"),
     "train-not-an-int": (["train", "--out", "OUT/r", "--epochs", "two"], "--epochs"),
     "evaluate-not-a-run": (["evaluate", "OUT"], "RUN_DIR"),
@@ -106,9 +118,14 @@ def places(tmp_path, tiny_run):
     (given / "trunc.npz").write_bytes(whole[: len(whole) // 2])
     (given / "codes.tfvae").write_bytes(b"codes")
     (given / "image.png").write_bytes(b"png")
+    from PIL import Image
+    (given / "mixed").mkdir()
+    for i, size in enumerate([(8, 8), (8, 8), (12, 8)]):
+        Image.new("RGB", size).save(given / "mixed" / f"{i}.png")
     return {"RUN": tiny_run, "OUT": out, "FILE": given / "file.npz", "JUNK": given / "junk.npz",
             "TRUNC": given / "trunc.npz", "IMAGES": given / "images.npz",
-            "CODES": given / "codes.tfvae", "PNG": given / "image.png"}
+            "CODES": given / "codes.tfvae", "PNG": given / "image.png",
+            "MIXED": given / "mixed"}
 
 
 def _fill(arg, places):

@@ -273,6 +273,13 @@ def bad_array_file(tmp_path, array):
         (lambda p: {"name": "frey_face", "binarize": "static"}, "--binarize"),
         (lambda p: {"name": "mnist", "data_path": "x.npz"}, "--data-path"),
         (lambda p: {"seed": -1}, "--seed"),
+        (lambda p: {"image_size": (0, 64)}, "--image-size"),
+        (lambda p: {"image_size": (64,)}, "--image-size"),
+        (lambda p: {"image_size": (64, 64, 3)}, "--image-size"),
+        (lambda p: {"image_size": (64.0, 64)}, "--image-size"),
+        (lambda p: {"image_size": (True, 64)}, "--image-size"),
+        (lambda p: {"image_size": "64 64"}, "--image-size"),
+        (lambda p: {"image_size": 64}, "--image-size"),
     ],
 )
 def test_bad_input_names_its_argument(tmp_path, make_args, argument):
@@ -304,6 +311,92 @@ def test_folder_with_mixed_sizes_names_the_file(tmp_path):
     with pytest.raises(InputError, match="c.png") as err:
         data.load_dataset(str(tmp_path))
     assert err.value.argument.startswith("--dataset")
+    assert "4x4 as in a.png" in err.value.expected and "--image-size H W" in err.value.expected
+    assert err.value.got == "4x5 in c.png"
+
+
+def write_mixed_folder(folder):
+    """Colour and grey images of several sizes, and a corrupt PNG; returns their colours in
+    file-name order (RGB, grey repeated), the corrupt file left out."""
+    from PIL import Image
+
+    # Half red, half blue across the width: shows that H and W are not swapped.
+    left_right = np.zeros((10, 20, 3), np.uint8)
+    left_right[:, :10, 0], left_right[:, 10:, 2] = 255, 255
+    Image.fromarray(left_right).save(folder / "a.png")
+    Image.new("L", (7, 9), 128).save(folder / "b.jpg", quality=100)
+    (folder / "c.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    Image.new("RGB", (30, 33), (10, 200, 30)).save(folder / "d.png")
+    Image.new("LA", (5, 5), (77, 255)).save(folder / "e.png")
+    Image.new("RGB", (64, 48), (250, 5, 60)).save(folder / "f.png")
+    return [None, (128,) * 3, (10, 200, 30), (77,) * 3, (250, 5, 60)]
+
+
+def test_image_folder_of_mixed_sizes_in_colour_and_grey_is_resized(tmp_path, capsys):
+    colours = write_mixed_folder(tmp_path)
+    ds = data.load_dataset(str(tmp_path), image_size=(8, 12))
+    warning = capsys.readouterr().err.strip().splitlines()
+    assert len(warning) == 1 and "c.png" in warning[0] and "1 of 6" in warning[0], warning
+    x = np.concatenate([ds.x_train, ds.x_test])
+    # Any colour image makes the folder colour: grey images come in three equal channels.
+    assert x.shape == (5, 8, 12, 3) and ds.x_test.shape == (1, 8, 12, 3)
+    np.testing.assert_array_equal(x[0, :, 0], np.tile([1, 0, 0], (8, 1)))
+    np.testing.assert_array_equal(x[0, :, -1], np.tile([0, 0, 1], (8, 1)))
+    for image, colour in zip(x[1:], colours[1:]):
+        np.testing.assert_allclose(image, np.broadcast_to(np.float32(colour) / 255, image.shape),
+                                   atol=1 / 255)
+
+
+def test_grey_folder_stays_one_channel_when_resized(tmp_path):
+    from PIL import Image
+
+    for i, size in enumerate([(6, 4), (9, 9), (4, 4)]):
+        Image.new("L", size, 40 * i).save(tmp_path / f"{i}.png")
+    ds = data.load_dataset(str(tmp_path), image_size=[4, 4])
+    assert ds.image_shape == (4, 4, 1)
+    np.testing.assert_array_equal(ds.x_train[:, 0, 0, 0], np.float32([0, 40]) / 255)
+
+
+def test_sixteen_bit_grey_png_is_scaled_not_clipped(tmp_path):
+    from PIL import Image
+
+    levels = np.array([[0, 257 * 100], [257 * 200, 65535]], np.uint16)
+    for i in range(2):
+        Image.fromarray(levels).save(tmp_path / f"{i}.png")
+    assert Image.open(tmp_path / "0.png").mode.startswith("I;16")
+    ds = data.load_dataset(str(tmp_path))
+    np.testing.assert_array_equal(ds.x_train[0, ..., 0], np.float32([[0, 100], [200, 255]]) / 255)
+
+
+def test_image_folder_with_no_readable_image(tmp_path):
+    for name in ("a.png", "b.jpg"):
+        (tmp_path / name).write_bytes(b"not an image")
+    with pytest.raises(InputError, match="none of its 2 image files readable") as err:
+        data.load_dataset(str(tmp_path), image_size=(4, 4))
+    assert err.value.argument == f"--dataset {tmp_path}" and "a.png, b.jpg" in err.value.got
+
+
+def test_image_size_resizes_arrays_and_keeps_their_range(tmp_path):
+    x = np.zeros((10, 8, 8), np.uint8)
+    x[:, :, 4:] = 255  # dark left half, bright right half
+    np.save(tmp_path / "x.npy", x)
+    ds = data.load_dataset(str(tmp_path / "x.npy"), image_size=(4, 6))
+    assert ds.image_shape == (4, 6, 1)
+    np.testing.assert_array_equal(ds.x_train[:, :, 0], 0.0)
+    np.testing.assert_array_equal(ds.x_train[:, :, -1], 1.0)
+    assert ds.x_train.min() >= 0 and ds.x_train.max() <= 1
+    same = data.load_dataset(str(tmp_path / "x.npy"), image_size=(8, 8))
+    np.testing.assert_array_equal(same.x_train[..., 0], x[:9] / 255)
+
+
+def test_image_size_refuses_already_binary_data(tmp_path):
+    rng = np.random.default_rng(0)
+    splits = {k: rng.integers(0, 2, (n, 784), dtype=np.uint8)
+              for k, n in (("train", 5), ("valid", 2), ("test", 3))}
+    np.savez(tmp_path / "b.npz", **splits)
+    with pytest.raises(InputError, match="already binary") as err:
+        data.load_dataset("binarized_mnist", data_path=str(tmp_path / "b.npz"), image_size=(14, 14))
+    assert err.value.argument == "--image-size"
 
 
 def test_validate_images_directly():

@@ -80,3 +80,21 @@ def check_labels(argument, labels, num_classes=None, count=None):
                                            and array.max() >= num_classes)):
         raise InputError(argument, expected, f"values from {array.min()} to {array.max()}")
     return array.astype(np.int32)
+
+
+def check_image_size(argument, value, *, optional=False):
+    """``value`` as ``[H, W]``, two integers >= 1 (a size to resize images to); a list, as
+    config.json stores it. ``None`` passes when ``optional``."""
+    if value is None and optional:
+        return None
+    items = None if isinstance(value, (str, bytes)) else _as_list(value)
+    if items is None or len(items) != 2 or not all(is_integer(v) and v >= 1 for v in items):
+        raise InputError(argument, "two integers >= 1, the height and width H W", repr(value))
+    return [int(v) for v in items]
+
+
+def _as_list(value):
+    try:
+        return list(value)
+    except TypeError:
+        return None

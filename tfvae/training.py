@@ -18,11 +18,13 @@ import tensorflow as tf
 
 from tfvae import data as datasets
 from tfvae import distribute, options
-from tfvae.checks import check_choice, check_int, check_labels, check_number, check_seed
+from tfvae.checks import (check_choice, check_image_size, check_int, check_labels, check_number,
+                          check_seed)
 from tfvae.errors import InputError
 from tfvae.evaluation import latent_diagnostics
 from tfvae.execution import dtype_policy, global_dtype_policy, largest_divisor, resolve_jit_compile
 from tfvae.models import model_class
+from tfvae.models.networks import check_conv_shape
 from tfvae.runs import RunDirectory
 from tfvae.storage import write_atomic
 
@@ -227,7 +229,7 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
     given_train = {"batch_size": batch_size, "optimizer": optimizer,
                    "learning_rate": learning_rate, "seed": seed,
                    "kl_warmup_epochs": kl_warmup_epochs, "conditional": conditional}
-    data_config = _with_absolute_paths(data_config or {})
+    data_config = _normalized_data_config(data_config or {})
     if resume:
         config = run.read_config()
         _check_resume_settings(config, model, model_config or {}, data_config, given_train,
@@ -258,6 +260,9 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
     if jit_compile not in ("auto", True, False):
         raise InputError("--jit-compile", "auto, on (True) or off (False)", repr(jit_compile))
     check_int("--steps-per-execution", steps_per_execution)
+    size = config["data"].get("image_size")
+    if size is not None and config["model"].get("architecture") == "conv":
+        check_conv_shape(size, "--image-size")  # before reading a folder of images
     dataset = datasets.load_dataset(**{**config["data"], "seed": config["train"]["seed"]})
     config["data"]["binarize"] = dataset.binarize
     for key, split in (("train_examples", dataset.x_train), ("test_examples", dataset.x_test)):
@@ -382,12 +387,14 @@ def _class_labels(dataset, num_classes=None):
             check_labels("--dataset labels", dataset.y_test, num_classes))
 
 
-def _with_absolute_paths(data_config):
+def _normalized_data_config(data_config):
     """``data_config`` with the dataset's path and ``data_path`` made absolute, so that the run
-    works from any working directory."""
+    works from any working directory, and ``image_size`` checked."""
     from tfvae.data.sources import looks_like_path
 
     data_config = dict(data_config)
+    if data_config.get("image_size") is not None:  # as config.json holds it: a list
+        data_config["image_size"] = check_image_size("--image-size", data_config["image_size"])
     name = data_config.get("name")
     if isinstance(name, (str, Path)) and looks_like_path(str(name)) and Path(name).exists():
         data_config["name"] = str(Path(name).resolve())

@@ -67,9 +67,12 @@ def reconstruct(args):
     x = dataset.x_test
     # A conditional model reconstructs each image given its own label.
     recon = model.reconstruct(x, dataset.y_test if model.conditional else None).numpy()
-    # Originals and reconstructions in alternating rows of 8.
-    pairs = [part for i in range(0, len(x), 8) for part in (x[i:i + 8], recon[i:i + 8])]
-    save_grid(np.concatenate(pairs), out, columns=8)
+    # Originals and reconstructions in alternating rows of up to 8; a short last pair of rows
+    # is filled with blank (white) cells so that each reconstruction sits under its original.
+    columns = min(8, len(x))
+    rows = [np.concatenate([part, np.ones((columns - len(part), *part.shape[1:]), part.dtype)])
+            for i in range(0, len(x), columns) for part in (x[i:i + columns], recon[i:i + columns])]
+    save_grid(np.concatenate(rows), out, columns=columns)
     print(f"tfvae reconstruct: {len(x)} originals (odd rows) and reconstructions written to "
           f"{out}")
     return 0

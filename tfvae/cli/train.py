@@ -14,7 +14,8 @@ _MODEL_FLAGS = ("latent_dim", "hidden", "depth", "activation", "architecture", "
 # The VAE's training controls: passed only when given, so models without them take the flags.
 _CONTROL_FLAGS = ("beta", "free_bits", "gradient")
 _DATA_FLAGS = {"dataset": "name", "data_path": "data_path", "binarize": "binarize",
-               "train_examples": "train_examples", "test_examples": "test_examples"}
+               "train_examples": "train_examples", "test_examples": "test_examples",
+               "image_size": "image_size"}
 _TRAIN_FLAGS = ("batch_size", "optimizer", "learning_rate", "seed")
 _PARSERS = []
 
@@ -35,6 +36,10 @@ def register(subparsers):
                         "labels; sample with --label")
     p.add_argument("--binarize", choices=options.BINARIZE_MODES,
                    help="binarization of grey levels (default: the dataset's; dynamic for mnist)")
+    p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"),
+                   help="resize every image to H x W (stretched, bilinear): needed for a folder "
+                        "of images of several sizes; H and W divisible by 4 for --architecture "
+                        "conv. Kept in config.json for every command that reads the run's data")
     p.add_argument("--train-examples", type=int, help="use the first N training examples")
     p.add_argument("--test-examples", type=int, help="use the first N test examples")
     p.add_argument("--latent-dim", type=int, default=_NET["latent_dim"])

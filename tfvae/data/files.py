@@ -1,11 +1,13 @@
 """Reading the files users give as data into arrays: .npz, .npy, IDX (optionally gzipped) and
 folders of images. A file that cannot be read, for any reason, raises one
-:class:`tfvae.errors.InputError` naming the argument and the file.
+:class:`tfvae.errors.InputError` naming the argument and the file; in an image folder, such
+files are named in one warning and left out, and only a folder with no readable image is refused.
 """
 
 import gzip
 import math
 import struct
+import sys
 import zipfile
 
 import numpy as np
@@ -15,6 +17,9 @@ from tfvae.errors import InputError
 
 FILE_EXPECTED = "an existing .npz, .npy, IDX file or image folder"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+# Pillow's modes of grey images (1 bit, 8 bits, 8 bits with alpha; and 16 bits, "I;16...");
+# any other mode is colour.
+GREY_MODES = ("1", "L", "LA")
 # What numpy and zipfile raise on a file that is not what its name says, or is cut short.
 _UNREADABLE = (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError)
 
@@ -91,28 +96,83 @@ def idx_labels(images_path, count):
     return None
 
 
-def read_image_folder(folder, argument):
-    """Images of ``folder`` sorted by file name: grey stays 1 channel, colour becomes RGB."""
+def read_image_folder(folder, argument, image_size=None):
+    """Images of ``folder`` sorted by file name, as uint8 ``[N, H, W, C]``.
+
+    C is 3 when any image is in colour (grey ones are then repeated in R, G and B), else 1.
+    ``image_size`` ``[H, W]`` resizes each image as it is read (:func:`resize`); without it every
+    image must have one size. Files that are not readable images are named in one warning on
+    stderr and left out; if none is readable, InputError.
+    """
     from PIL import Image  # only image folders need Pillow
 
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         expected = f"a folder with {'/'.join(IMAGE_SUFFIXES)} images"
         raise InputError(argument, expected, repr(str(folder)))
-    images = []
+    images, names, unreadable = [], [], []
     for path in files:
         try:
             with Image.open(path) as img:
-                array = np.asarray(img.convert("L" if img.mode in ("1", "L", "LA") else "RGB"))
-        except OSError as exc:  # unreadable or not really an image
-            got = f"{path.name} ({exc})"
-            raise InputError(f"{argument} {folder}", "readable images", got) from exc
-        array = array[..., np.newaxis] if array.ndim == 2 else array
-        if images and array.shape != images[0].shape:
-            raise InputError(
-                f"{argument} {folder}",
-                f"images of one size and channel count, {images[0].shape} as in {files[0].name}",
-                f"{array.shape} in {path.name}",
-            )
-        images.append(array)
-    return np.stack(images)
+                images.append(_read_pixels(img, image_size))
+                names.append(path.name)
+        # What Pillow raises on a file that is not an image, is cut short or is corrupt.
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+            unreadable.append(path.name)
+    if not images:
+        got = f"none of its {len(files)} image files readable ({_names(unreadable)})"
+        raise InputError(f"{argument} {folder}", "readable images", got)
+    if unreadable:
+        print(f"tfvae: warning: {argument} {folder}: left out {len(unreadable)} of {len(files)} "
+              f"files that are not readable images: {_names(unreadable)}", file=sys.stderr)
+    for name, array in zip(names, images):
+        if array.shape[:2] != images[0].shape[:2]:
+            (h, w), (h2, w2) = images[0].shape[:2], array.shape[:2]
+            raise InputError(f"{argument} {folder}",
+                             f"images of one size, {h}x{w} as in {names[0]} (or --image-size H W "
+                             "to resize them all)", f"{h2}x{w2} in {name}")
+    colour = any(array.ndim == 3 for array in images)
+    return np.stack([np.repeat(array[..., np.newaxis], 3 if colour else 1, axis=-1)
+                     if array.ndim == 2 else array for array in images])
+
+
+def resize(images, image_size):
+    """Float images ``[N, H, W, C]`` resized to ``image_size`` ``[H', W']``, as the folder
+    reader resizes each file."""
+    from PIL import Image
+
+    h, w = image_size
+    out = np.empty((len(images), h, w, images.shape[-1]), np.float32)
+    for i, image in enumerate(images):
+        for c in range(images.shape[-1]):
+            out[i, ..., c] = _resized(Image.fromarray(image[..., c].astype(np.float32)),
+                                      image_size)
+    return out
+
+
+def _read_pixels(img, image_size):
+    """One opened image as uint8 [H, W] (grey) or [H, W, 3] (colour), resized if asked."""
+    from PIL import Image
+
+    grey = img.mode in GREY_MODES or img.mode.startswith("I;16")
+    if image_size is not None:
+        # JPEG only: decode at the smallest scale (1/2, 1/4, 1/8) still at least the size asked.
+        img.draft("L" if grey else "RGB", (image_size[1], image_size[0]))
+    if img.mode.startswith("I;16"):  # 16-bit grey: Pillow's convert("L") clips, not scales
+        img = Image.fromarray(np.round(np.asarray(img) / 257).astype(np.uint8))
+    img = img.convert("L" if grey else "RGB")
+    return np.asarray(img if image_size is None else _resized(img, image_size))
+
+
+def _resized(img, image_size):
+    """Stretched to [H, W] (no crop). Bilinear, antialiased when shrinking: its weights are all
+    positive, so values stay in the range of the input (pixels in [0, 1] stay there)."""
+    from PIL import Image
+
+    h, w = image_size
+    return np.asarray(img.resize((w, h), Image.Resampling.BILINEAR))
+
+
+def _names(names, shown=5):
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown
+                                       else "")

@@ -19,6 +19,7 @@ name                   source                                           likeliho
                        its ``train`` and ``test`` splits
 a path                 ``.npz``, ``.npy``, an IDX file (optionally      bernoulli   ``none``
                        ``.gz``) or a folder of PNG/JPEG/BMP images
+                       (:func:`tfvae.data.files.read_image_folder`)
 =====================  ===============================================  ==========  ===========
 
 Binarization (``binarize=``):
@@ -46,7 +47,7 @@ import pathlib
 
 import numpy as np
 
-from tfvae.checks import check_choice, check_int, check_seed
+from tfvae.checks import check_choice, check_image_size, check_int, check_seed
 import tfvae.data.files as files
 from tfvae.data.pipelines import binarize as bernoulli_sample
 from tfvae.data.validation import validate_images
@@ -124,6 +125,7 @@ def load_dataset(
     train_examples=None,
     test_examples=None,
     seed=0,
+    image_size=None,
 ):
     """Load a registered dataset, a ``tfds:<name>`` dataset or a user file as a :class:`Dataset`.
 
@@ -131,6 +133,8 @@ def load_dataset(
     ``data_path`` locates data that is not embedded: the binarized MNIST ``.npz``, or the TFDS
     ``data_dir``. ``train_examples``/``test_examples`` keep the first N examples of each split,
     after binarization, so a subset is a prefix of the full set. ``seed`` drives binarization.
+    ``image_size`` ``[H, W]`` resizes every image (a folder's as each file is read), before
+    binarization.
     """
     if isinstance(name, os.PathLike):
         name = os.fspath(name)
@@ -139,10 +143,11 @@ def load_dataset(
     train_examples = check_int("--train-examples", train_examples, optional=True)
     test_examples = check_int("--test-examples", test_examples, optional=True)
     check_seed("--seed", seed)
+    image_size = check_image_size("--image-size", image_size, optional=True)
     if binarize is not None:
         check_choice("--binarize", binarize, BINARIZE_MODES)
 
-    raw = _load_raw(name, data_path)
+    raw = _resized(_load_raw(name, data_path, image_size), image_size, name)
     mode = _resolve_binarize(name, binarize, raw)
     x_train, x_test = _apply_binarize(mode, raw.x_train, raw.x_test, seed)
     if raw.already_binary:
@@ -185,7 +190,18 @@ def _apply_binarize(mode, x_train, x_test, seed):
 # ----------------------------------------------------------------------------------- sources
 
 
-def _load_raw(name, data_path):
+def _resized(raw, image_size, name):
+    """``raw`` with its images resized to ``image_size`` (a no-op where they have that size)."""
+    if image_size is None or list(raw.x_train.shape[1:3]) == image_size:
+        return raw
+    if raw.already_binary:  # resizing would make grey levels of its 0/1 pixels
+        raise InputError("--image-size", f"no resizing of {name}, which is already binary "
+                         "(resize it before binarizing)", repr(image_size))
+    raw.x_train, raw.x_test = (files.resize(x, image_size) for x in (raw.x_train, raw.x_test))
+    return raw
+
+
+def _load_raw(name, data_path, image_size):
     if data_path is not None and name not in ("binarized_mnist",) and not name.startswith("tfds:"):
         expected = f"no --data-path with --dataset {name} (only binarized_mnist, tfds:<name>)"
         raise InputError("--data-path", expected, repr(os.fspath(data_path)))
@@ -198,7 +214,7 @@ def _load_raw(name, data_path):
     if name.startswith("tfds:"):
         return _load_tfds(name[len("tfds:"):], data_path)
     if looks_like_path(name):
-        return _load_path(pathlib.Path(name))
+        return _load_path(pathlib.Path(name), image_size)
     raise InputError(
         "--dataset",
         f"one of {', '.join(DATASETS)}, tfds:<name>, or a path to {files.FILE_EXPECTED[3:]}",
@@ -357,10 +373,11 @@ def _labels(y):
 # -------------------------------------------------------------------------------- user files
 
 
-def _load_path(path):
+def _load_path(path, image_size):
     argument = f"--dataset {path}"
     if path.is_dir():
-        return _split_last(files.read_image_folder(path, "--dataset"), None, argument)
+        folder = files.read_image_folder(path, "--dataset", image_size)
+        return _split_last(folder, None, argument)
     if not path.is_file():
         raise InputError("--dataset", files.FILE_EXPECTED, repr(str(path)))
     if path.suffix == ".npz":

@@ -63,10 +63,12 @@ class MLP(keras.layers.Layer):
         }
 
 
-def _check_divisible(image_shape):
-    if len(image_shape) != 3 or image_shape[0] % 4 or image_shape[1] % 4:
-        raise InputError("architecture 'conv'", "an image shape [H, W, C] with H and W divisible by 4",
-                         list(image_shape))
+def check_conv_shape(image_shape, argument="architecture 'conv'"):
+    """Refuse an image shape [H, W, C] (or a size [H, W]) the two stride-2 layers cannot take."""
+    if len(image_shape) not in (2, 3) or image_shape[0] % 4 or image_shape[1] % 4:
+        expected = ("H and W divisible by 4 for --architecture conv" if len(image_shape) == 2
+                    else "an image shape [H, W, C] with H and W divisible by 4")
+        raise InputError(argument, expected, list(image_shape))
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
@@ -86,7 +88,7 @@ class ConvEncoderBody(keras.layers.Layer):
         ]
 
     def build(self, input_shape):
-        _check_divisible(tuple(input_shape[1:]))
+        check_conv_shape(tuple(input_shape[1:]))
         _build_chain(self.layers_, input_shape)
 
     def compute_output_shape(self, input_shape):
@@ -107,7 +109,7 @@ class ConvDecoderBody(keras.layers.Layer):
     def __init__(self, image_shape, hidden=256, filters=32, activation="relu", **kwargs):
         super().__init__(**kwargs)
         self.image_shape = tuple(int(d) for d in image_shape)
-        _check_divisible(self.image_shape)
+        check_conv_shape(self.image_shape)
         check_int("hidden", hidden)
         check_int("filters", filters)
         self.hidden, self.filters, self.activation = hidden, filters, activation
