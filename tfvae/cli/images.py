@@ -22,7 +22,7 @@ def register(subparsers):
 
 def sample(args):
     from tfvae.checks import check_int, check_seed
-    from tfvae.images import save_grid
+    from tfvae.images import sample_images, save_grid
     from tfvae.runs import RunDirectory
     from tfvae.storage import check_output
 
@@ -30,16 +30,14 @@ def sample(args):
     check_seed("--seed", args.seed)
     out = check_output(args.out, ".png", overwrite=args.overwrite)
     model = RunDirectory(args.run_dir).load_model(args.checkpoint)
-    save_grid(model.sample(args.num, seed=args.seed).numpy(), out)
+    save_grid(sample_images(model, args.num, seed=args.seed), out)
     print(f"tfvae sample: {args.num} samples written to {out}")
     return 0
 
 
 def reconstruct(args):
-    import numpy as np
-
     from tfvae.checks import check_int
-    from tfvae.images import save_grid
+    from tfvae.images import reconstruction_grid, save_grid
     from tfvae.runs import RunDirectory
     from tfvae.storage import check_output
 
@@ -48,10 +46,7 @@ def reconstruct(args):
     run = RunDirectory(args.run_dir)
     model = run.load_model(args.checkpoint)
     x = run.load_dataset(args.dataset, test_examples=args.num).x_test
-    recon = model.reconstruct(x).numpy()
-    # Originals and reconstructions in alternating rows of 8.
-    pairs = [part for i in range(0, len(x), 8) for part in (x[i:i + 8], recon[i:i + 8])]
-    save_grid(np.concatenate(pairs), out, columns=8)
+    save_grid(reconstruction_grid(model, x, columns=8), out, columns=8)
     print(f"tfvae reconstruct: {len(x)} originals (odd rows) and reconstructions written to "
           f"{out}")
     return 0
