@@ -1,5 +1,6 @@
-"""Training a model into a run directory with ``fit``: checkpoints, resume, TensorBoard scalars,
-and the execution settings (XLA, steps per execution, mixed precision, ``tf.distribute``).
+"""Training a model into a run directory with ``fit``: checkpoints, resume, TensorBoard summaries
+(``tfvae/summaries.py``) and the execution settings (XLA, steps per execution, mixed precision,
+``tf.distribute``).
 
 The directory's files belong to :class:`tfvae.runs.RunDirectory`; ``--resume`` continues a killed
 run from ``checkpoints/last.keras`` with its optimizer state.
