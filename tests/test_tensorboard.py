@@ -266,3 +266,27 @@ def test_a_projector_without_labels_has_the_index_alone(run2d, tmp_path):
     tfvae_projector.write_projector(run2d.load_model(), data.x_test, None, tmp_path / "p")
     # One column: the plugin reads it without a header.
     assert (tmp_path / "p" / "metadata.tsv").read_text().split() == [str(i) for i in range(12)]
+
+
+def test_a_resume_may_add_the_projector_and_replaces_its_own(tmp_path):
+    from tfvae.training import train
+
+    settings = {"model_config": {"latent_dim": 3, "hidden": 16},
+                "data_config": {"name": "mnist", "train_examples": 200, "test_examples": 30},
+                "batch_size": 100, "optimizer": "adam", "learning_rate": 1e-3, "verbose": 0}
+    run = RunDirectory(tmp_path / "run")
+    train(run.path, epochs=1, **settings)
+    assert run.read_config()["train"]["projector"] is False
+    assert not run.projector_dir.exists()
+    train(run.path, epochs=2, resume=True, projector=True, **settings)
+    assert run.read_config()["train"]["projector"] is True
+    first = np.loadtxt(run.projector_dir / "latent_means.tsv")
+    assert first.shape == (30, 3)
+    train(run.path, epochs=3, resume=True, **settings)  # the run keeps its projector setting
+    again = np.loadtxt(run.projector_dir / "latent_means.tsv")
+    np.testing.assert_allclose(again, latent_means(run.load_model(), load_dataset(
+        "mnist", binarize="none", train_examples=1, test_examples=30).x_test), atol=1e-5)
+    assert not np.allclose(again, first)  # the final model's, not the first resume's
+    assert len(list(run.projector_dir.glob("events.out.tfevents.*"))) == 1
+    steps = [e.step for e in events(run.tensorboard_dir / "train").Tensors("samples")]
+    assert steps == [0, 1, 2]
