@@ -17,7 +17,7 @@ from conftest import cli_env, run_cli
 from tfvae import InputError, paper
 from tfvae.paper import budgets as B
 from tfvae.paper import loop as L
-from tfvae.paper.figures import manifold_latents
+from tfvae.images import manifold_latents
 
 TINY = dataclasses.replace(
     B.BUDGETS["smoke"], name="tiny", points=3, eval_examples=50, log_px_examples=4,

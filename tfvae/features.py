@@ -17,10 +17,14 @@ from tfvae.data import model_images
 from tfvae.errors import InputError
 
 
-def latent_means(model, x, batch_size=1000):
-    """The mean of the model's code distribution for each image of ``x``: float32 [N, D]."""
+def latent_means(model, x, batch_size=1000, labels=None):
+    """The mean of the model's code distribution for each image of ``x`` (given the ``labels``
+    of a conditional model): float32 [N, D]."""
     x = model_images(model, x, "x")
-    out = [model.encode(x[i:i + batch_size]).mean().numpy() for i in range(0, len(x), batch_size)]
+    model.label_codes(labels, len(x))  # refuses labels missing, unwanted or out of range
+    out = [model.encode(x[i:i + batch_size],
+                        None if labels is None else labels[i:i + batch_size]).mean().numpy()
+           for i in range(0, len(x), batch_size)]
     return np.concatenate(out).astype(np.float32)
 
 

@@ -43,6 +43,8 @@ TRAIN_DEFAULTS = {
     "seed": 0,
     # Enough steps per call into TensorFlow that Python's share of a small model's step is small.
     "steps_per_execution": 32,
+    # Write the test set's latent means for TensorBoard's Embedding Projector at the end.
+    "projector": False,
 }
 
 # -- runs, evaluation, export -------------------------------------------------------------

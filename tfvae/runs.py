@@ -6,7 +6,9 @@ A run directory holds:
   used);
 - ``metrics.csv``: one row per epoch, train and test ``elbo``/``reconstruction``/``kl``, seconds
   and examples per second;
-- ``tensorboard/``: TensorBoard logs;
+- ``tensorboard/``: TensorBoard logs (scalars, images and a histogram in ``train/`` and
+  ``validation/``; the test set's latent means for the Embedding Projector in ``projector/``
+  when asked);
 - ``checkpoints/last.keras`` and ``checkpoints/best.keras`` (best test metric), with the
   optimizer state, written atomically at the end of each epoch whose loss is finite;
 - ``state.json``: epochs completed, best test ELBO and status (``running``, ``finished``,
@@ -73,6 +75,10 @@ class RunDirectory:
     @property
     def tensorboard_dir(self):
         return self.path / self.TENSORBOARD
+
+    @property
+    def projector_dir(self):
+        return self.tensorboard_dir / "projector"
 
     @property
     def checkpoint_dir(self):

@@ -1,5 +1,6 @@
-"""Training a model into a run directory with ``fit``: checkpoints, resume, TensorBoard scalars,
-and the execution settings (XLA, steps per execution, mixed precision, ``tf.distribute``).
+"""Training a model into a run directory with ``fit``: checkpoints, resume, TensorBoard summaries
+(``tfvae/summaries.py``) and the execution settings (XLA, steps per execution, mixed precision,
+``tf.distribute``).
 
 The directory's files belong to :class:`tfvae.runs.RunDirectory`; ``--resume`` continues a killed
 run from ``checkpoints/last.keras`` with its optimizer state.
@@ -27,6 +28,7 @@ from tfvae.models import model_class
 from tfvae.models.networks import check_conv_shape
 from tfvae.runs import RunDirectory
 from tfvae.storage import write_atomic
+from tfvae.summaries import EpochSummaries
 
 _TRAIN = options.TRAIN_DEFAULTS
 # Test images the latent diagnostics of each epoch are taken on: enough for the variance of the
@@ -84,10 +86,12 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.num_train_examples = num_train_examples
         self.best_elbo = best_elbo
         self.diverged = False
+        self.diagnostics = {}
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = time.perf_counter()
         self.train_seconds = None
+        self.diagnostics = {}
 
     def on_test_begin(self, logs=None):
         # Validation runs inside the epoch: time the training part alone.
@@ -120,10 +124,11 @@ class RunCheckpoint(keras.callbacks.Callback):
             "examples_per_second": round(self.num_train_examples / seconds, 1),
         }
         if self.diagnostic_images is not None:
-            diagnostics = latent_diagnostics(self.model, self.diagnostic_images,
-                                             labels=self.diagnostic_labels)
-            row["active_units"] = diagnostics["active_units"]
-            row["kl_per_dimension"] = diagnostics["kl_per_dimension"]
+            # Kept for the epoch's other callbacks (the TensorBoard histogram): computed once.
+            self.diagnostics = latent_diagnostics(self.model, self.diagnostic_images,
+                                                  labels=self.diagnostic_labels)
+            row["active_units"] = self.diagnostics["active_units"]
+            row["kl_per_dimension"] = self.diagnostics["kl_per_dimension"]
         self.run.append_metrics(row)
         line = epoch_line(row, self.epochs)
         if row.get("active_units") == 0:
@@ -152,41 +157,11 @@ class RunCheckpoint(keras.callbacks.Callback):
         }
 
 
-class EpochSummaries(keras.callbacks.Callback):
-    """TensorBoard scalars of each epoch's logs, as Keras's callback writes them: ``epoch_<name>``
-    in ``log_dir/train`` and ``log_dir/validation``.
-
-    Keras 3's ``TensorBoard`` callback also writes every batch's logs (whatever its
-    ``update_freq``) and its memory grows with the number of steps; this one stays flat.
-    """
-
-    def __init__(self, log_dir):
-        super().__init__()
-        self.log_dir = Path(log_dir)
-        self.writers = {}
-
-    def on_train_begin(self, logs=None):
-        self.writers = {split: tf.summary.create_file_writer(str(self.log_dir / split))
-                        for split in ("train", "validation")}
-
-    def on_epoch_end(self, epoch, logs=None):
-        for name, value in (logs or {}).items():
-            split = "validation" if name.startswith("val_") else "train"
-            with self.writers[split].as_default(step=epoch):
-                tf.summary.scalar(f"epoch_{name.removeprefix('val_')}", value)
-        for writer in self.writers.values():
-            writer.flush()
-
-    def on_train_end(self, logs=None):
-        for writer in self.writers.values():
-            writer.close()
-
-
 def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=None,
           batch_size=None, optimizer=None, learning_rate=None, seed=None, resume=False,
           overwrite=False, verbose=1, strategy="default", mixed_precision=None,
           jit_compile="auto", steps_per_execution=_TRAIN["steps_per_execution"],
-          kl_warmup_epochs=None, conditional=None, callbacks=()):
+          kl_warmup_epochs=None, conditional=None, projector=None, callbacks=()):
     """Train a model into ``run_dir`` and return the final model.
 
     ``model`` is a name from the model registry (``tfvae.models.MODELS``, "vae" by default);
@@ -217,6 +192,11 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
     - ``steps_per_execution``: training steps per call into TensorFlow, rounded down to a divisor
       of the steps per epoch so that epochs end where an execution ends.
 
+    TensorBoard (``tfvae/summaries.py``): each epoch's scalars, samples, reconstructions, the 2-D
+    manifold and the KL of each latent dimension go to the run's ``tensorboard/``. ``projector``
+    (default False; kept for the run, and a resume may turn it on) writes the test set's latent
+    means for the Embedding Projector to ``tensorboard/projector/`` once training ends.
+
     ``callbacks``: more Keras callbacks, called after the run's own at each event.
     """
     run = RunDirectory(run_dir)
@@ -237,6 +217,8 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
         if epochs is not None:
             config["train"]["epochs"] = epochs
         mixed_precision = config["train"].get("mixed_precision")
+        if projector:  # an output, not a setting of the training: a resume may ask for it
+            config["train"]["projector"] = True
     else:
         model = model or "vae"
         cls = model_class(model)
@@ -250,7 +232,8 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
             "model": dict(model_config or {}),
             "data": {"name": "mnist", **data_config},
             "train": {"epochs": _TRAIN["epochs"] if epochs is None else epochs,
-                      **train_settings, "mixed_precision": mixed_precision},
+                      **train_settings, "mixed_precision": mixed_precision,
+                      "projector": bool(_TRAIN["projector"] if projector is None else projector)},
         }
     # Plain ints from here on (numpy's are accepted): config.json and Keras's seeding take them.
     config["train"]["epochs"] = check_int("--epochs", config["train"]["epochs"])
@@ -316,6 +299,9 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
         vae.compile(optimizer=optimizer,
                     jit_compile=resolve_jit_compile(jit_compile, remaining),
                     steps_per_execution=largest_divisor(steps, steps_per_execution))
+    if config["train"].get("projector") and not vae.has_encoder:
+        raise InputError("--projector", "a model with an encoder (the projector shows the means "
+                         "of q(z|x))", f"model type {config['model_type']!r}")
     best = -math.inf
     if writer and resume:
         run.remove_stale()
@@ -348,6 +334,11 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                                                   if vae.has_encoder else None),
                                diagnostic_labels=(None if test_labels is None
                                                   else test_labels[:_DIAGNOSTIC_EXAMPLES]))
+    summaries = EpochSummaries(out.tensorboard_dir,
+                               test_images=dataset.x_test if vae.has_encoder else None,
+                               test_labels=test_labels,
+                               kl_per_dimension=lambda: checkpoint.diagnostics.get(
+                                   "kl_per_dimension"))
     try:
         vae.fit(
             train_data,
@@ -357,7 +348,7 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
             epochs=config["train"]["epochs"],
             initial_epoch=initial_epoch,
             verbose=1 if verbose == 1 else 0,
-            callbacks=[checkpoint, EpochSummaries(out.tensorboard_dir), *callbacks],
+            callbacks=[checkpoint, summaries, *callbacks],
         )
         if checkpoint.diverged:
             raise TrainingDiverged(
@@ -365,6 +356,15 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                 f" the last good checkpoint is kept in {run.checkpoint_dir}"
                 " (try a smaller --learning-rate)")
         write_atomic(out.checkpoint_path("model"), vae.save)
+        if writer and config["train"].get("projector"):
+            from tfvae.projector import write_run_projector
+
+            # The run owns tensorboard/: a resumed run replaces its projector.
+            shown = write_run_projector(vae, run.path, run.projector_dir, overwrite=True,
+                                        test_examples=config["data"].get("test_examples"),
+                                        argument="--projector")
+            if verbose:
+                print(f"tfvae: projector: {shown['description']}, in {run.projector_dir}")
         out.write_state({**checkpoint.state(), "status": "finished"})
     finally:
         if not writer:

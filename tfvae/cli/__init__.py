@@ -46,13 +46,15 @@ def add_run_argument(parser, checkpoint=True):
                                  "(default: model)")
 
 
-def add_out_argument(parser, suffix, default=None, what="output"):
+def add_out_argument(parser, suffix, default=None, what="output", required=None):
     """``--out`` (a file of ``suffix``) and ``--overwrite``: no command replaces a file it was not
-    told to."""
-    parser.add_argument("--out", required=default is None, default=default,
+    told to. ``--out`` is required when it has no ``default``, unless ``required`` says."""
+    parser.add_argument("--out", required=default is None if required is None else required,
+                        default=default,
                         help=f"{what} path ({suffix})"
                              + (f" (default: {default})" if default else ""))
-    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace what the command writes if it exists")
 
 
 def import_tensorflow_quietly():

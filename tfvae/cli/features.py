@@ -21,11 +21,18 @@ def _add_experiment(p, labels, steps):
 
 def register(subparsers):
     p = subparsers.add_parser(
-        "features", help="write the latent means of a dataset's images to an .npz",
+        "features", help="write the latent means of a dataset's images to an .npz or for "
+                         "TensorBoard's Embedding Projector",
         description="Write z_train, z_test (the means of q(z|x), or an autoencoder's codes) and "
-                    "y_train, y_test (when the dataset has labels) to an .npz file.")
+                    "y_train, y_test (when the dataset has labels) to an .npz file (--out), and/or "
+                    "the test images' means with their labels and images for TensorBoard's "
+                    "Embedding Projector to a directory (--tensorboard; the first 10,000 test "
+                    "images at most).")
     _add_run_and_data(p)
-    add_out_argument(p, ".npz", what="features")
+    add_out_argument(p, ".npz", what="features", required=False)
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="write the Embedding Projector's files to DIR (view with "
+                        "`tensorboard --logdir DIR`)")
     p.set_defaults(func=features)
 
     p = subparsers.add_parser(
@@ -70,11 +77,21 @@ def _labels(values):
 
 
 def features(args):
+    from tfvae.errors import InputError
     from tfvae.features import latent_means
+    from tfvae.projector import check_projector_dir
     from tfvae.storage import check_output, write_npz
 
-    out = check_output(args.out, ".npz", overwrite=args.overwrite)
+    if args.out is None and args.tensorboard is None:
+        raise InputError("--out", "an .npz path, or --tensorboard DIR (or both)", "neither")
+    out = args.out and check_output(args.out, ".npz", overwrite=args.overwrite)
+    if args.tensorboard is not None:
+        check_projector_dir(args.tensorboard, overwrite=args.overwrite)
     model, dataset = _load(args)
+    if args.tensorboard is not None:
+        _projector(args, model, dataset)
+    if out is None:
+        return 0
     arrays = {"z_train": latent_means(model, dataset.x_train),
               "z_test": latent_means(model, dataset.x_test)}
     if dataset.y_train is not None and dataset.y_test is not None:
@@ -83,6 +100,14 @@ def features(args):
     print(f"tfvae features: {len(arrays['z_train'])} train and {len(arrays['z_test'])} test codes "
           f"of {arrays['z_train'].shape[1]} dimensions ({dataset.name}) written to {out}")
     return 0
+
+
+def _projector(args, model, dataset):
+    from tfvae.projector import write_projector
+
+    shown = write_projector(model, dataset.x_test, dataset.y_test, args.tensorboard,
+                            overwrite=args.overwrite, dataset=dataset.name)
+    print(f"tfvae features: projector of {shown['description']} written to {args.tensorboard}")
 
 
 def _accuracies(args, experiment, title, columns):

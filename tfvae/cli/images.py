@@ -23,12 +23,8 @@ def register(subparsers):
 
 
 def sample(args):
-    import math
-
-    import numpy as np
-
     from tfvae.checks import check_int, check_seed
-    from tfvae.images import save_grid
+    from tfvae.images import class_rows, sample_images, save_grid
     from tfvae.runs import RunDirectory
     from tfvae.storage import check_output
 
@@ -36,26 +32,22 @@ def sample(args):
     check_seed("--seed", args.seed)
     out = check_output(args.out, ".png", overwrite=args.overwrite)
     model = RunDirectory(args.run_dir).load_model(args.checkpoint)
-    columns, what = None, ""
-    labels = args.label
+    labels, columns, what = args.label, None, ""
     if model.conditional and labels is None:
-        # A row per class: the classes in order, as many columns as it takes.
-        columns = math.ceil(args.num / model.num_classes)
-        labels = np.arange(args.num) // columns
+        labels, columns = class_rows(model, args.num)
         what = f", a row per class of {model.num_classes}"
     elif labels is not None:
         model.label_codes(labels, args.num, argument="--label")  # in range, or refused
         what = f" of class {args.label}"
-    save_grid(model.sample(args.num, seed=args.seed, labels=labels).numpy(), out, columns=columns)
+    save_grid(sample_images(model, args.num, seed=args.seed, labels=labels), out,
+              columns=columns)
     print(f"tfvae sample: {args.num} samples{what} written to {out}")
     return 0
 
 
 def reconstruct(args):
-    import numpy as np
-
     from tfvae.checks import check_int
-    from tfvae.images import save_grid
+    from tfvae.images import reconstruction_grid, save_grid
     from tfvae.runs import RunDirectory
     from tfvae.storage import check_output
 
@@ -65,14 +57,11 @@ def reconstruct(args):
     model = run.load_model(args.checkpoint)
     dataset = run.load_dataset(args.dataset, test_examples=args.num)
     x = dataset.x_test
-    # A conditional model reconstructs each image given its own label.
-    recon = model.reconstruct(x, dataset.y_test if model.conditional else None).numpy()
-    # Originals and reconstructions in alternating rows of up to 8; a short last pair of rows
-    # is filled with blank (white) cells so that each reconstruction sits under its original.
     columns = min(8, len(x))
-    rows = [np.concatenate([part, np.ones((columns - len(part), *part.shape[1:]), part.dtype)])
-            for i in range(0, len(x), columns) for part in (x[i:i + columns], recon[i:i + columns])]
-    save_grid(np.concatenate(rows), out, columns=columns)
+    # A conditional model reconstructs each image given its own label.
+    save_grid(reconstruction_grid(model, x, columns=columns,
+                                  labels=dataset.y_test if model.conditional else None),
+              out, columns=columns)
     print(f"tfvae reconstruct: {len(x)} originals (odd rows) and reconstructions written to "
           f"{out}")
     return 0

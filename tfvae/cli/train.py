@@ -80,6 +80,10 @@ def register(subparsers):
     group.add_argument("--overwrite", action="store_true",
                        help="replace the tfvae run in RUN_DIR (only its own files)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--projector", action="store_true", default=_TRAIN["projector"],
+                   help="at the end, write the test set's latent means, labels and images for "
+                        "TensorBoard's Embedding Projector to RUN_DIR/tensorboard/projector "
+                        "(kept for the run; --resume may add it)")
     speed = p.add_argument_group("speed and scale (see docs/distributed.md)")
     speed.add_argument("--strategy", choices=options.STRATEGIES, default="default",
                        help="tf.distribute strategy: one device, all local GPUs, the hosts in "
@@ -127,7 +131,8 @@ def run(args):
           verbose=0 if args.quiet else (1 if sys.stdout.isatty() else 2),
           strategy=args.strategy, mixed_precision=args.mixed_precision,
           jit_compile=options.JIT_COMPILE[args.jit_compile],
-          steps_per_execution=args.steps_per_execution, **train_settings)
+          steps_per_execution=args.steps_per_execution,
+          projector=args.projector if "projector" in given else None, **train_settings)
     run_dir = RunDirectory(args.out)
     data, last = run_dir.read_config()["data"], run_dir.read_metrics()[-1]
     test = (f"test elbo {last['test_elbo']:.2f}" if last["test_elbo"] is not None

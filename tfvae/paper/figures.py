@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tfvae.images import save_grid  # noqa: E402
+from tfvae.images import manifold_images, save_grid  # noqa: E402
 
 COLORS = {"aevb": "tab:red", "wake_sleep": "tab:green", "mcem": "tab:blue"}
 LABELS = {"aevb": "AEVB", "wake_sleep": "Wake-Sleep", "mcem": "MCEM"}
@@ -102,23 +102,9 @@ def plot_fig3(rows, path):
     return _save(fig, path)
 
 
-def manifold_latents(grid):
-    """z [grid*grid, 2]: a regular grid on the unit square through the Gaussian inverse CDF.
-
-    Row r, column c holds z = (Phi^-1(p_c), Phi^-1(p_{grid-1-r})), p_i = (i + 1/2) / grid, so
-    z_1 grows to the right and z_2 upward.
-    """
-    from scipy.stats import norm
-
-    z = norm.ppf((np.arange(grid) + 0.5) / grid)
-    z1, z2 = np.meshgrid(z, z[::-1])
-    return np.stack([z1.ravel(), z2.ravel()], axis=-1).astype(np.float32)
-
-
 def plot_manifold(model, path, grid=20):
     """Figure 4 (a, b): the means of p(x|z) over the latent grid, as one image."""
-    images = np.asarray(model.decode(manifold_latents(grid)).mean())
-    return save_grid(images, path, columns=grid, scale=2)
+    return save_grid(manifold_images(model, grid), path, columns=grid, scale=2)
 
 
 def plot_latent_means(model, x, labels, path, batch_size=1000):
