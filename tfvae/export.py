@@ -30,6 +30,14 @@ result depends only on its own input and seed: the same in every process, server
 Inputs are checked inside the graph, so every loader (TF Serving included) answers bad input with
 INVALID_ARGUMENT and a message naming the input: a trailing shape other than the model's, NaN or
 infinite values, and pixels outside [0, 1] for a Bernoulli model.
+
+Warmup: ``assets.extra/tf_serving_warmup_requests`` holds one ``tensorflow.serving.PredictionLog``
+per SignatureDef (``serving_default`` included), a PredictRequest of one row built from
+:func:`input_specs` (0.5 for float inputs, 0 for integer ones), which TF Serving replays when it
+loads the version, before it answers the first request. The records are encoded here from
+protobuf's wire format with TensorFlow's own ``TensorProto``, so an export needs neither
+``tensorflow-serving-api`` nor anything beyond TensorFlow; the tests parse them with
+``tensorflow_serving.apis``.
 """
 
 import datetime
@@ -42,6 +50,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -56,6 +65,7 @@ from tfvae.storage import check_writable_dir, remove_stale, temporary_prefix
 SIGNATURES = ("encode", "decode", "sample", "reconstruct", "log_likelihood")
 DEFAULT_SIGNATURE = "encode"
 METADATA_FILE = "tfvae.json"
+WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"  # where TF Serving looks
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -138,6 +148,63 @@ def serving_functions(model, num_samples=DEFAULT_NUM_SAMPLES):
     return {name: functions[name] for name in model_signatures(model)}
 
 
+# ---------------------------------------------------------------------- the warmup requests
+
+
+def warmup_inputs(specs):
+    """One row of valid input per ``tf.TensorSpec``: name -> numpy array of the spec's dtype.
+
+    0.5 is a valid pixel of either likelihood and a finite latent; 0 a valid seed (or label).
+    Unknown dimensions past the batch's are taken as 1.
+    """
+    inputs = {}
+    for spec in specs:
+        shape = [1] + [1 if d is None else d for d in spec.shape[1:]]
+        value = 0.5 if spec.dtype.is_floating else 0
+        inputs[spec.name] = np.full(shape, value, spec.dtype.as_numpy_dtype)
+    return inputs
+
+
+def warmup_records(model, model_name):
+    """Serialized ``tensorflow.serving.PredictionLog``s: one PredictRequest per SignatureDef."""
+    specs = input_specs(model)
+    specs["serving_default"] = specs[DEFAULT_SIGNATURE]
+    records = []
+    for signature, signature_specs in specs.items():
+        # ModelSpec: name = 1, signature_name = 3.
+        model_spec = _field(1, model_name.encode()) + _field(3, signature.encode())
+        request = _field(1, model_spec)  # PredictRequest.model_spec = 1
+        for name, value in warmup_inputs(signature_specs).items():
+            # PredictRequest.inputs = 2, a map: entries of key = 1, value = 2 (a TensorProto).
+            tensor = tf.make_tensor_proto(value).SerializeToString()
+            request += _field(2, _field(1, name.encode()) + _field(2, tensor))
+        # PredictionLog.predict_log = 6; PredictLog.request = 1.
+        records.append(_field(6, _field(1, request)))
+    return records
+
+
+def _field(number, payload):
+    """A length-delimited protobuf field: its key (wire type 2), the length, the bytes."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _varint(n):
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _write_warmup(model, version_dir, model_name):
+    path = Path(version_dir) / WARMUP_FILE
+    path.parent.mkdir()
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for record in warmup_records(model, model_name):
+            writer.write(record)
+
+
 # ------------------------------------------------------------------------------- the export
 
 
@@ -182,6 +249,8 @@ def export_model(model, path, *, num_samples=DEFAULT_NUM_SAMPLES, metadata=None)
         saved = staging / "saved_model"
         try:
             tf.saved_model.save(module, str(saved), signatures=signatures)
+            # In TF Serving's layout the version's parent directory is named as the model.
+            _write_warmup(model, saved, path.parent.name)
         except tf.errors.OpError as exc:  # TensorFlow's own writes: a full disk among them
             raise _write_error(exc, path) from None
         try:
