@@ -445,3 +445,12 @@ def test_benchmark_prints_every_path(exported, capsys):
         assert 0 < row["p50_ms"] <= row["p99_ms"] and row["images_per_s"] > 0
     table = benchmark.format_rows(rows)
     assert len(table.splitlines()) == 5 and "batch-256 images/s" in table
+    rows = benchmark.measure_batches(exported["model"], exported["path"],
+                                     signatures=["encode", "log_likelihood"], batch_sizes=(1, 4),
+                                     seconds=0.01, warmup=1)
+    assert [(row["signature"], row["batch"]) for row in rows] == [
+        ("encode", 1), ("encode", 4), ("log_likelihood", 1), ("log_likelihood", 4)]
+    for row in rows:
+        assert 0 < row["p50_ms"] <= row["p99_ms"]
+        assert row["images_per_s"] == pytest.approx(row["batch"] / row["p50_ms"] * 1e3)
+    assert len(benchmark.format_batches(rows).splitlines()) == 5
