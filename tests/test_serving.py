@@ -313,6 +313,24 @@ def test_models_config_parses_for_tf_serving():
     assert model.model_version_policy.latest.num_versions == 1
 
 
+def test_readme_shows_what_a_refused_request_gets(served):
+    # serving/README.md's curl example: pixels of 2.0 for the Bernoulli model -> HTTP 400.
+    readme = (ROOT / "serving" / "README.md").read_text()
+    shown = json.loads(next(line for line in readme.splitlines()
+                            if line.startswith('{"error": "assertion failed: [x:')))["error"]
+    body = json.dumps({"signature_name": "encode", "instances": [[[[2.0]] * 28] * 28]}).encode()
+    request = urllib.request.Request(f"{served['server'].rest_url}/v1/models/{MODEL}:predict",
+                                     data=body, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=60)
+    assert refused.value.code == 400
+    error = json.loads(refused.value.read())["error"]
+    # The message up to the graph's node names, which differ between exports.
+    assert error.split("\n")[0] == shown.split("\n")[0]
+    assert shown.startswith("assertion failed: [x: expected pixel values in [0, 1] for a "
+                            "Bernoulli model")
+
+
 def test_batching_and_monitoring_configs_parse_for_tf_serving():
     from google.protobuf import text_format
     from tf_serving_protos import BatchingParameters, MonitoringConfig
