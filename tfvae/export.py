@@ -167,6 +167,8 @@ def warmup_inputs(specs):
 
 def warmup_records(model, model_name):
     """Serialized ``tensorflow.serving.PredictionLog``s: one PredictRequest per SignatureDef."""
+    # Encoded field by field (the numbers of tensorflow_serving/apis' .proto files) so that the
+    # export needs no tensorflow-serving-api; the tests parse the records with it.
     specs = input_specs(model)
     specs["serving_default"] = specs[DEFAULT_SIGNATURE]
     records = []
