@@ -22,6 +22,7 @@ from tfvae.errors import InputError
 from tfvae.export import (SIGNATURES, export_model, export_run, next_version, read_metadata,
                           serving_functions)
 from tfvae.runs import RunDirectory, load_run
+from tfvae.warmup import warmup_records
 
 MODEL = "mnist_vae"
 K = 200  # importance samples of log_likelihood in these exports
@@ -150,6 +151,15 @@ def test_loads_in_a_process_without_tfvae(exported, tmp_path):
         assert_matches(dict(got), exported["reference"])
 
 
+def tf1_run(session, meta_graph, sig, inputs):
+    """Run SignatureDef ``sig`` by its tensor names, as TF Serving does: output alias -> array."""
+    signature = meta_graph.signature_def[sig]
+    aliases = list(signature.outputs)
+    values = session.run([signature.outputs[a].name for a in aliases],
+                         {signature.inputs[n].name: value for n, value in inputs.items()})
+    return dict(zip(aliases, values))
+
+
 def test_tf1_loader_runs_signature_defs_by_tensor_names(exported):
     graph = tf.Graph()
     with tf.compat.v1.Session(graph=graph) as session:
@@ -157,11 +167,8 @@ def test_tf1_loader_runs_signature_defs_by_tensor_names(exported):
                                                           str(exported["path"]))
         got = {}
         for sig, names in INPUTS.items():
-            signature = meta_graph.signature_def[sig]
-            aliases = list(signature.outputs)
-            values = session.run([signature.outputs[a].name for a in aliases],
-                                 {signature.inputs[n].name: exported["inputs"][n] for n in names})
-            got.update({f"{sig}/{a}": v for a, v in zip(aliases, values)})
+            out = tf1_run(session, meta_graph, sig, {n: exported["inputs"][n] for n in names})
+            got.update({f"{sig}/{a}": v for a, v in out.items()})
         assert_matches(got, exported["reference"])
 
         # Bad input is refused by the graph's own checks; the session answers the next request.
@@ -173,6 +180,86 @@ def test_tf1_loader_runs_signature_defs_by_tensor_names(exported):
             session.run(z_name, {x_name: bad})
         good = session.run(z_name, {x_name: exported["inputs"]["x"]})
         np.testing.assert_allclose(good, exported["reference"]["encode/z_mean"], atol=TOL)
+
+
+def read_warmup(export_dir):
+    """The export's warmup file, parsed with TF Serving's own protos: a list of PredictionLog."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = Path(export_dir) / "assets.extra" / "tf_serving_warmup_requests"
+    return [prediction_log_pb2.PredictionLog.FromString(record.numpy())
+            for record in tf.data.TFRecordDataset(str(path))]
+
+
+def test_warmup_requests_replay_through_tf1_loader(exported):
+    logs = read_warmup(exported["path"])
+    requests = [log.predict_log.request for log in logs]
+    assert all(log.WhichOneof("log_type") == "predict_log" for log in logs)
+    assert [r.model_spec.signature_name for r in requests] == [*SIGNATURES, "serving_default"]
+    assert {r.model_spec.name for r in requests} == {MODEL}
+    graph = tf.Graph()
+    with tf.compat.v1.Session(graph=graph) as session:
+        # As TF Serving loads a version: the TF1 loader, then every warmup request replayed.
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"],
+                                                          str(exported["path"]))
+        predict = {k for k, v in meta_graph.signature_def.items()
+                   if v.method_name == "tensorflow/serving/predict"}  # not __saved_model_init_op
+        assert {r.model_spec.signature_name for r in requests} == predict
+        for request in requests:
+            signature = meta_graph.signature_def[request.model_spec.signature_name]
+            assert sorted(request.inputs) == sorted(signature.inputs)
+            inputs = {}
+            for name, tensor in request.inputs.items():
+                info = signature.inputs[name]
+                assert tensor.dtype == info.dtype, name
+                shape = [d.size for d in tensor.tensor_shape.dim]
+                assert shape == [1] + [d.size for d in info.tensor_shape.dim[1:]], name
+                inputs[name] = tf.make_ndarray(tensor)
+            out = tf1_run(session, meta_graph, request.model_spec.signature_name, inputs)
+            assert sorted(out) == sorted(signature.outputs)
+            for alias, value in out.items():
+                want = [1] + [d.size for d in signature.outputs[alias].tensor_shape.dim[1:]]
+                assert list(value.shape) == want, alias
+                assert np.all(np.isfinite(value)), alias
+        # The requests are valid input: pixels of 0.5, seeds of 0.
+        encode = next(r for r in requests if r.model_spec.signature_name == "encode")
+        np.testing.assert_array_equal(tf.make_ndarray(encode.inputs["x"]),
+                                      np.full((1, 28, 28, 1), 0.5, np.float32))
+        sample = next(r for r in requests if r.model_spec.signature_name == "sample")
+        np.testing.assert_array_equal(tf.make_ndarray(sample.inputs["seed"]), [0])
+
+
+def test_warmup_follows_the_signatures_inputs(tmp_path, monkeypatch):
+    from tfvae import export
+    from tfvae.models import Autoencoder
+
+    # The export needs no tensorflow-serving-api: with it unimportable the warmup is written.
+    for name in [m for m in sys.modules if m.split(".")[0] == "tensorflow_serving"] + \
+            ["tensorflow_serving"]:
+        monkeypatch.setitem(sys.modules, name, None)
+    model = Autoencoder(image_shape=(4, 4, 1), latent_dim=2, hidden=8, seed=0)
+    path = export_model(model, tmp_path / "ae" / "1", num_samples=5)
+    # A signature with one more input (a conditional model's label) gets it without change.
+    specs = export.input_specs(model)
+    specs["decode"] = [*specs["decode"], tf.TensorSpec([None], tf.int64, name="label")]
+    records = warmup_records({**specs, "serving_default": specs["encode"]}, "ae")
+    monkeypatch.undo()
+
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    # The autoencoder has no log_likelihood signature, so no request for it.
+    names = ["encode", "decode", "sample", "reconstruct", "serving_default"]
+    assert [log.predict_log.request.model_spec.signature_name
+            for log in read_warmup(path)] == names
+    requests = [prediction_log_pb2.PredictionLog.FromString(r).predict_log.request
+                for r in records]
+    assert [r.model_spec.signature_name for r in requests] == names
+    decode = requests[1]
+    assert sorted(decode.inputs) == ["label", "z"]
+    label = tf.make_ndarray(decode.inputs["label"])
+    assert label.dtype == np.int64 and label.tolist() == [0]
+    np.testing.assert_array_equal(tf.make_ndarray(decode.inputs["z"]),
+                                  np.full((1, 2), 0.5, np.float32))
 
 
 @pytest.mark.parametrize("sig, change, message", [
@@ -357,3 +444,12 @@ def test_benchmark_prints_every_path(exported, capsys):
         assert 0 < row["p50_ms"] <= row["p99_ms"] and row["images_per_s"] > 0
     table = benchmark.format_rows(rows)
     assert len(table.splitlines()) == 5 and "batch-256 images/s" in table
+    rows = benchmark.measure_batches(exported["model"], exported["path"],
+                                     signatures=["encode", "log_likelihood"], batch_sizes=(1, 4),
+                                     seconds=0.01, warmup=1)
+    assert [(row["signature"], row["batch"]) for row in rows] == [
+        ("encode", 1), ("encode", 4), ("log_likelihood", 1), ("log_likelihood", 4)]
+    for row in rows:
+        assert 0 < row["p50_ms"] <= row["p99_ms"]
+        assert row["images_per_s"] == pytest.approx(row["batch"] / row["p50_ms"] * 1e3)
+    assert len(benchmark.format_batches(rows).splitlines()) == 5

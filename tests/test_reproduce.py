@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from scipy.stats import norm
 
-from conftest import cli_env, run_cli
+from conftest import ROOT, cli_env, run_cli
 from tfvae import InputError, paper
 from tfvae.paper import budgets as B
 from tfvae.paper import loop as L
@@ -102,6 +102,36 @@ def test_manifold_grid_goes_through_the_gaussian_inverse_cdf():
     p = (np.arange(4) + 0.5) / 4
     np.testing.assert_allclose(norm.cdf(z[0, :, 0]), p, atol=1e-6)  # z1 grows to the right
     np.testing.assert_allclose(norm.cdf(z[:, 0, 1]), p[::-1], atol=1e-6)  # z2 grows upward
+
+
+@pytest.mark.parametrize("experiment", ["fig2", "fig3"])
+def test_figure_ticks_are_readable(experiment, tmp_path, monkeypatch):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from tfvae.paper import figures
+
+    drawn = []
+    save = figures._save
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(fig) or save(fig, path))
+    # A figure that spans less than a decade (the stored cpu-budget curves), one that spans many.
+    rows = _read_csv(ROOT / "docs" / "reproduction" / f"{experiment}.csv")
+    long = [{**r, "samples": float(r["samples"]) * 10 ** i} for i, r in enumerate(rows[:6])]
+    for curves in (rows, long):
+        drawn.clear()
+        fig = getattr(figures, f"plot_{experiment}")(curves, tmp_path / "fig.png")
+        assert fig.is_file()
+        (figure,) = drawn
+        renderer = FigureCanvasAgg(figure).get_renderer()  # the figure was closed once saved
+        for ax in figure.axes:
+            if not ax.get_visible() or not ax.lines:
+                continue
+            lo, hi = ax.get_xlim()
+            labels = [t for t in ax.xaxis.get_ticklabels(which="both")
+                      if t.get_text() and t.get_visible() and lo <= t.get_position()[0] <= hi]
+            assert 2 <= len(labels) <= 5, [t.get_text() for t in labels]
+            boxes = sorted((t.get_window_extent(renderer) for t in labels), key=lambda b: b.x0)
+            for left, right in zip(boxes, boxes[1:]):
+                assert left.x1 + 5 < right.x0, (ax.get_title(), [t.get_text() for t in labels])
 
 
 def test_smoke_budget_end_to_end(tmp_path):

@@ -313,6 +313,58 @@ def test_models_config_parses_for_tf_serving():
     assert model.model_version_policy.latest.num_versions == 1
 
 
+def test_readme_shows_what_a_refused_request_gets(served):
+    # serving/README.md's curl example: pixels of 2.0 for the Bernoulli model -> HTTP 400.
+    readme = (ROOT / "serving" / "README.md").read_text()
+    shown = json.loads(next(line for line in readme.splitlines()
+                            if line.startswith('{"error": "assertion failed: [x:')))["error"]
+    body = json.dumps({"signature_name": "encode", "instances": [[[[2.0]] * 28] * 28]}).encode()
+    request = urllib.request.Request(f"{served['server'].rest_url}/v1/models/{MODEL}:predict",
+                                     data=body, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=60)
+    assert refused.value.code == 400
+    error = json.loads(refused.value.read())["error"]
+    # The message up to the graph's node names, which differ between exports.
+    assert error.split("\n")[0] == shown.split("\n")[0]
+    assert shown.startswith("assertion failed: [x: expected pixel values in [0, 1] for a "
+                            "Bernoulli model")
+
+
+def test_batching_and_monitoring_configs_parse_for_tf_serving():
+    from google.protobuf import text_format
+    from tf_serving_protos import BatchingParameters, MonitoringConfig
+
+    batching = text_format.Parse((ROOT / "serving" / "batching.config").read_text(),
+                                 BatchingParameters())
+    for field in ("max_batch_size", "batch_timeout_micros", "num_batch_threads",
+                  "max_enqueued_batches"):
+        assert batching.HasField(field), field  # unset, TF Serving would use its own default
+    sizes = list(batching.allowed_batch_sizes)
+    # TF Serving refuses to start unless the sizes increase and the last is max_batch_size.
+    assert sizes and sizes == sorted(set(sizes)) and sizes[0] >= 1
+    assert sizes[-1] == batching.max_batch_size.value
+    assert batching.num_batch_threads.value >= 1 and batching.max_enqueued_batches.value >= 1
+    assert 0 <= batching.batch_timeout_micros.value <= 100_000
+    # The largest batch the benchmark measures, and the largest request a client may send.
+    assert batching.max_batch_size.value == 256
+
+    monitoring = text_format.Parse((ROOT / "serving" / "monitoring.config").read_text(),
+                                   MonitoringConfig())
+    assert monitoring.prometheus_config.enable
+    assert monitoring.prometheus_config.path == "/monitoring/prometheus/metrics"
+
+    # The README's docker line passes both files where it mounts them.
+    readme = (ROOT / "serving" / "README.md").read_text()
+    docker = readme[readme.index("docker run"):]
+    docker = docker[:docker.index("```")]
+    assert 'source="$PWD/serving",target=/config' in docker
+    for flag in ("--model_config_file=/config/models.config", "--enable_batching",
+                 "--batching_parameters_file=/config/batching.config",
+                 "--monitoring_config_file=/config/monitoring.config"):
+        assert flag in docker, flag
+
+
 RUN_WITHOUT_TFVAE = """
 import runpy, sys
 for name in ("tfvae", "tensorflow_probability", "keras", "tf_keras"):

@@ -33,6 +33,14 @@ result depends only on its own input and seed: the same in every process, server
 Inputs are checked inside the graph, so every loader (TF Serving included) answers bad input with
 INVALID_ARGUMENT and a message naming the input: a trailing shape other than the model's, NaN or
 infinite values, pixels outside [0, 1] for a Bernoulli model, and labels outside [0, K).
+
+Warmup: ``assets.extra/tf_serving_warmup_requests`` holds one ``tensorflow.serving.PredictionLog``
+per SignatureDef (``serving_default`` included), a PredictRequest of one row built from
+:func:`input_specs` (0.5 for float inputs, 0 for integer ones), which TF Serving replays when it
+loads the version, before it answers the first request. The records are encoded here from
+protobuf's wire format with TensorFlow's own ``TensorProto``, so an export needs neither
+``tensorflow-serving-api`` nor anything beyond TensorFlow; the tests parse them with
+``tensorflow_serving.apis``.
 """
 
 import datetime
@@ -45,6 +53,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -55,6 +64,7 @@ from tfvae.errors import InputError
 from tfvae.options import EXPORT_LOG_LIKELIHOOD_SAMPLES as DEFAULT_NUM_SAMPLES
 from tfvae.runs import RunDirectory
 from tfvae.storage import check_writable_dir, remove_stale, temporary_prefix
+from tfvae.warmup import write_warmup
 
 SIGNATURES = ("encode", "decode", "sample", "reconstruct", "log_likelihood")
 DEFAULT_SIGNATURE = "encode"
@@ -200,6 +210,9 @@ def export_model(model, path, *, num_samples=DEFAULT_NUM_SAMPLES, metadata=None)
         saved = staging / "saved_model"
         try:
             tf.saved_model.save(module, str(saved), signatures=signatures)
+            # In TF Serving's layout the version's parent directory is named as the model.
+            write_warmup({**specs, "serving_default": specs[DEFAULT_SIGNATURE]}, saved,
+                         path.parent.name)
         except tf.errors.OpError as exc:  # TensorFlow's own writes: a full disk among them
             raise _write_error(exc, path) from None
         try:

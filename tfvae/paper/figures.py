@@ -14,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tfvae.images import manifold_images, save_grid  # noqa: E402
@@ -49,8 +50,38 @@ def _panels(n):
     return fig, list(axes.flat[:n])
 
 
+def _count_label(value, _position=None):
+    """A count as a short label: 50k, 200k, 1.5M, 100M."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def _log_xticks(ax, xs, most=5):
+    """Labelled ticks on a log x axis at 1, 2 and 5 x 10^k inside the data, thinned to ``most``.
+
+    Matplotlib's own log ticks label the minor ticks of an axis spanning less than a decade
+    (2x10^5, 3x10^5, 4x10^5 print on top of each other) and only the decades of a long one.
+    """
+    lo, hi = min(xs), max(xs)
+    decades = range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
+    ticks = []
+    for subs in ((1, 2, 5), (1, 3), (1,)):
+        ticks = [m * 10.0 ** k for k in decades for m in subs if lo <= m * 10.0 ** k <= hi]
+        if len(ticks) <= most:
+            break
+    ticks = ticks[::-(-len(ticks) // most)]  # every n-th decade on very long axes
+    if len(ticks) < 2:  # a short axis between two round numbers: label its ends
+        ticks = sorted({lo, hi, *ticks})
+    ax.xaxis.set_major_locator(ticker.FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(_count_label))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    ax.tick_params(axis="x", labelsize=8)
+
+
 def _lines(ax, rows, keys, methods):
-    values = []
+    values, samples = [], []
     for method in methods:
         mine = sorted((r for r in rows if r["method"] == method), key=lambda r: float(r["samples"]))
         for key, style, split in ((keys[0], "-", "train"), (keys[1], "--", "test")):
@@ -59,7 +90,10 @@ def _lines(ax, rows, keys, methods):
                 ax.plot(xs, ys, style, color=COLORS[method], marker=".", markersize=3,
                         label=f"{LABELS[method]} ({split})")
                 values += list(ys)
+                samples += [x for x in xs if x > 0]
     ax.set_xscale("log")
+    if samples:
+        _log_xticks(ax, samples)
     ax.grid(True, alpha=0.3)
     _set_ylim(ax, values)
 
