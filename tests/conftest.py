@@ -26,6 +26,28 @@ def cli_env():
     return env
 
 
+def build_c_example(directory):
+    """serving/c/tfvae_encode.c built against the tensorflow wheel's C API into ``directory``;
+    skips the test where gcc is missing."""
+    import shutil
+
+    import tensorflow as tf
+
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("gcc is not installed: building serving/c/tfvae_encode.c needs it")
+    exe = Path(directory) / "tfvae_encode"
+    build = subprocess.run(
+        [gcc, "-O2", "-std=c11", "-Wall", "-Wextra", "-o", str(exe),
+         str(ROOT / "serving" / "c" / "tfvae_encode.c"), "-I", tf.sysconfig.get_include(),
+         "-L", tf.sysconfig.get_lib(), "-l:libtensorflow_cc.so.2",
+         "-l:libtensorflow_framework.so.2", f"-Wl,-rpath,{tf.sysconfig.get_lib()}"],
+        capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr[-3000:]
+    assert "warning" not in build.stderr, build.stderr[-3000:]
+    return exe
+
+
 def run_cli(*args, cwd=None, timeout=600):
     """Run ``python -m tfvae ARGS`` in a subprocess; returns the CompletedProcess."""
     return subprocess.run([sys.executable, "-m", "tfvae", *map(str, args)], cwd=cwd, env=cli_env(),

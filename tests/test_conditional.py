@@ -12,6 +12,7 @@ from tfvae import VAE, InputError
 from tfvae.cli import main
 from tfvae.data import load_dataset
 from tfvae.export import export_run, input_specs, read_metadata, serving_functions
+from tfvae.features import softmax_regression
 from tfvae.likelihood import log_likelihood
 from tfvae.models import load_model
 from tfvae.runs import RunDirectory
@@ -113,28 +114,15 @@ def test_log_likelihood_given_the_label_is_above_the_bound():
     assert not np.allclose(ll.per_example, other.per_example)
 
 
-def _classifier(dataset):
-    """Softmax regression on real digits: (predict, its accuracy on real test digits)."""
-    keras.utils.set_random_seed(1)
-    clf = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10)])
-    clf.compile(optimizer=keras.optimizers.Adam(3e-3),
-                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    clf.fit(dataset.x_train.reshape(-1, 784), dataset.y_train, batch_size=200, epochs=5,
-            verbose=0)
-
-    def predict(images):
-        return np.argmax(clf.predict(np.reshape(images, (-1, 784)), verbose=0), axis=-1)
-
-    return predict, float(np.mean(predict(dataset.x_test) == dataset.y_test))
-
-
 def test_generated_digits_are_recognised_as_their_label(conditional_run):
     dataset = load_dataset("mnist", binarize="none", train_examples=20000, test_examples=2000)
-    predict, real_accuracy = _classifier(dataset)
+    # Softmax regression on real digits, scored on real test digits and on generated ones.
+    score = softmax_regression(dataset.x_train, dataset.y_train, steps=1000)
+    real_accuracy = score(dataset.x_test, dataset.y_test)
     model = RunDirectory(conditional_run).load_model()
     per_class = 100
     images, labels = class_samples(model, per_class, seed=3)
-    accuracy = float(np.mean(predict(images) == labels))
+    accuracy = score(images, labels)
     n, chance = len(labels), 0.1
     # Far above chance: more than 6 binomial standard errors of a chance classifier, and at least
     # half of what the classifier manages on real digits.
@@ -143,7 +131,7 @@ def test_generated_digits_are_recognised_as_their_label(conditional_run):
     assert real_accuracy > 0.85
     assert accuracy > max(chance + margin, real_accuracy / 2)
     # And each class on its own is recognised more often than chance.
-    per_label = [np.mean(predict(images[labels == k]) == k) for k in range(10)]
+    per_label = [score(images[labels == k], labels[labels == k]) for k in range(10)]
     assert min(per_label) > chance
 
 
@@ -260,3 +248,76 @@ def test_augment_keeps_each_draw_in_its_class(conditional_run, tmp_path, capsys)
     with np.load(tmp_path / "a.npz") as out:
         np.testing.assert_array_equal(out["y"], np.repeat(np.arange(10), 2))
         assert out["x"].shape == (20, 28, 28, 1)
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_the_client_sends_labels_to_a_served_conditional_model(conditional_run, tmp_path,
+                                                              protocol):
+    from serving_double import ModelServer
+    from tfvae.serving import Client
+
+    export_run(conditional_run, "cvae", base_dir=tmp_path, num_samples=20)
+    model = RunDirectory(conditional_run).load_model()
+    seeds, labels = np.array([5, 5, 9], np.int64), np.array([3, 8, 3])
+    want = serving_functions(model, 20)["sample"](tf.constant(seeds), tf.constant(labels,
+                                                                                   tf.int64))
+    server = ModelServer({"cvae": tmp_path / "cvae"}).start()
+    try:
+        url = server.grpc_url if protocol == "grpc" else server.rest_url
+        with Client(url, "cvae") as client:
+            got = client.sample(seeds, labels=labels)
+            np.testing.assert_allclose(got["x_mean"], want["x_mean"], atol=1e-5)
+            x = RunDirectory(conditional_run).load_dataset(test_examples=2).x_test
+            recon = client.reconstruct(x, labels=[1, 2])["x_mean"]
+            np.testing.assert_allclose(recon, model.reconstruct(x, [1, 2]), atol=1e-5)
+            with pytest.raises(InputError, match="labels"):
+                client.sample(seeds, labels=[1, 2])
+    finally:
+        server.stop()
+
+
+def test_the_c_api_example_encodes_given_a_label(conditional_run, tmp_path):
+    import os
+    import subprocess
+
+    from conftest import build_c_example
+
+    exe = build_c_example(tmp_path)
+    path = export_run(conditional_run, "cvae", base_dir=tmp_path, num_samples=20)
+    model = RunDirectory(conditional_run).load_model()
+    x = RunDirectory(conditional_run).load_dataset(test_examples=2).x_test
+    x.tofile(tmp_path / "two.f32")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+    def encode(*flags):
+        return subprocess.run([str(exe), *flags, str(path), "two.f32"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    result = encode("--label", "4")
+    assert result.returncode == 0, result.stderr[-3000:]
+    got = json.loads(result.stdout)
+    np.testing.assert_allclose(got["z_mean"], model.encode(x, [4, 4]).mean(), atol=1e-5)
+    for flags, message in [((), "--label is required"), (("--label", "10"), "label: expected")]:
+        result = encode(*flags)
+        assert result.returncode in (1, 2) and message in result.stderr, result.stderr[-2000:]
+
+
+def test_train_conditional_on_a_users_npz_with_labels(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    images = (rng.random((60, 8, 8)) < 0.4).astype(np.float32)
+    np.savez(tmp_path / "data.npz", x_train=images[:40], y_train=np.arange(40) % 4,
+             x_test=images[40:], y_test=np.arange(20) % 4)
+    code, out, err = _cli(capsys, "train", "--out", tmp_path / "run", "--dataset",
+                          tmp_path / "data.npz", "--conditional", "--epochs", "1",
+                          "--latent-dim", "2", "--hidden", "8", "--batch-size", "10")
+    assert code == 0, err
+    config = RunDirectory(tmp_path / "run").read_config()
+    assert config["model"]["num_classes"] == 4
+    # A resumed conditional run keeps training on its labelled pairs.
+    code, out, err = _cli(capsys, "train", "--out", tmp_path / "run", "--resume", "--epochs", "2")
+    assert code == 0, err
+    np.savez(tmp_path / "unlabelled.npz", x_train=images[:40], x_test=images[40:])
+    code, out, err = _cli(capsys, "train", "--out", tmp_path / "run2", "--dataset",
+                          tmp_path / "unlabelled.npz", "--conditional")
+    assert code == 2 and "--conditional" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run2").exists()

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, build_c_example, run_cli
 from tfvae import VAE, cli
 from tfvae.errors import InputError
 from tfvae.export import (SIGNATURES, export_model, export_run, next_version, read_metadata,
@@ -373,18 +373,7 @@ def _write_pgm(path, pixels):
 
 
 def test_c_api_program_matches_python(exported, tmp_path):
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        pytest.skip("gcc is not installed: building serving/c/tfvae_encode.c needs it")
-    exe = tmp_path / "tfvae_encode"
-    build = subprocess.run(
-        [gcc, "-O2", "-std=c11", "-Wall", "-Wextra", "-o", str(exe),
-         str(ROOT / "serving" / "c" / "tfvae_encode.c"), "-I", tf.sysconfig.get_include(),
-         "-L", tf.sysconfig.get_lib(), "-l:libtensorflow_cc.so.2",
-         "-l:libtensorflow_framework.so.2", f"-Wl,-rpath,{tf.sysconfig.get_lib()}"],
-        capture_output=True, text=True, timeout=300)
-    assert build.returncode == 0, build.stderr[-3000:]
-    assert "warning" not in build.stderr
+    exe = build_c_example(tmp_path)
 
     x = exported["inputs"]["x"]
     grey = np.random.default_rng(1).integers(0, 256, (28, 28), dtype=np.uint8)

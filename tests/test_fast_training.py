@@ -123,9 +123,9 @@ def seen_inputs(dynamic_binarization):
     seen = []
     bound_terms = vae._bound_terms
 
-    def spy(x, seed, layout):
+    def spy(x, seed, layout, labels=None):
         seen.append(x.numpy())
-        return bound_terms(x, seed, layout)
+        return bound_terms(x, seed, layout, labels)
 
     vae._bound_terms = spy
     vae.fit(np.full((64, 28, 28, 1), 0.5, np.float32), batch_size=64, epochs=1, verbose=0)

@@ -104,19 +104,39 @@ def linear_probe(train_features, train_labels, test_features, test_labels, *, un
     Features are standardized by the mean and spread of ``unlabelled`` (all training inputs,
     labelled or not; default ``train_features``), so z and raw pixels are probed alike.
     """
-    train_labels, test_labels = np.asarray(train_labels), np.asarray(test_labels)
-    if len(train_features) != len(train_labels) or len(test_features) != len(test_labels):
+    test_labels = np.asarray(test_labels)
+    if len(test_features) != len(test_labels):
         raise InputError("labels", "one label per example",
-                         f"{len(train_labels)} labels for {len(train_features)} train and "
-                         f"{len(test_labels)} for {len(test_features)} test examples")
-    num_classes = num_classes or int(max(train_labels.max(), test_labels.max())) + 1
+                         f"{len(test_labels)} labels for {len(test_features)} test examples")
+    num_classes = num_classes or int(max(np.max(train_labels), test_labels.max())) + 1
+    score = softmax_regression(train_features, train_labels, unlabelled=unlabelled,
+                               num_classes=num_classes, steps=steps,
+                               learning_rate=learning_rate, weight_decay=weight_decay, seed=seed)
+    return score(test_features, test_labels)
+
+
+def softmax_regression(train_features, train_labels, *, unlabelled=None, num_classes=None,
+                       steps=2000, learning_rate=1e-2, weight_decay=1e-3, seed=0):
+    """Softmax regression trained on (``train_features``, ``train_labels``), standardized as
+    :func:`linear_probe` says; returns ``score(features, labels)``, its accuracy on any features
+    (a test set, or a generative model's samples of given classes)."""
+    train_labels = np.asarray(train_labels)
+    if len(train_features) != len(train_labels):
+        raise InputError("labels", "one label per example",
+                         f"{len(train_labels)} labels for {len(train_features)} train examples")
+    num_classes = num_classes or int(train_labels.max()) + 1
     reference = train_features if unlabelled is None else unlabelled
-    train_x, test_x = standardize(reference, train_features, test_features)
+    (train_x,) = standardize(reference, train_features)
     keras.utils.set_random_seed(seed)
     classifier = linear_classifier(train_x.shape[1], num_classes, weight_decay)
     fit_classifier(classifier, train_x, train_labels, steps=steps, learning_rate=learning_rate,
                    seed=seed)
-    return accuracy(classifier, test_x, test_labels)
+
+    def score(features, labels):
+        (x,) = standardize(reference, features)
+        return accuracy(classifier, x, labels)
+
+    return score
 
 
 def classifier_from_encoder(model, num_classes, *, copy_weights=True, name="classifier"):

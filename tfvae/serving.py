@@ -21,7 +21,7 @@ import urllib.request
 
 import numpy as np
 
-from tfvae.checks import check_int
+from tfvae.checks import check_int, check_labels
 from tfvae.errors import InputError
 
 FORMATS = ("row", "columnar")
@@ -61,26 +61,29 @@ class Client:
 
     # -- tfvae's signatures ----------------------------------------------------------------
 
-    def encode(self, x, **kwargs):
-        """q(z|x) of images ``x`` [B, H, W, C]: ``z_mean``, ``z_stddev`` [B, D]."""
-        return self.predict({"x": _floats(x, "x")}, "encode", **kwargs)
+    def encode(self, x, labels=None, **kwargs):
+        """q(z|x) of images ``x`` [B, H, W, C]: ``z_mean``, ``z_stddev`` [B, D]. ``labels``
+        [B]: a conditional model's classes, here and in every signature."""
+        return self.predict(_with_labels({"x": _floats(x, "x")}, labels), "encode", **kwargs)
 
-    def decode(self, z, **kwargs):
+    def decode(self, z, labels=None, **kwargs):
         """The mean of p(x|z) for latents ``z`` [B, D]: ``x_mean`` [B, H, W, C]."""
-        return self.predict({"z": _floats(z, "z")}, "decode", **kwargs)["x_mean"]
+        return self.predict(_with_labels({"z": _floats(z, "z")}, labels), "decode",
+                            **kwargs)["x_mean"]
 
-    def sample(self, seeds, **kwargs):
+    def sample(self, seeds, labels=None, **kwargs):
         """One draw per seed: ``z`` [B, D] ~ p(z) and ``x_mean`` [B, H, W, C]."""
-        return self.predict({"seed": _seeds(seeds)}, "sample", **kwargs)
+        return self.predict(_with_labels({"seed": _seeds(seeds)}, labels), "sample", **kwargs)
 
-    def reconstruct(self, x, **kwargs):
+    def reconstruct(self, x, labels=None, **kwargs):
         """``x_mean`` at z = ``z_mean`` for images ``x``."""
-        return self.predict({"x": _floats(x, "x")}, "reconstruct", **kwargs)
-
-    def log_likelihood(self, x, seeds, **kwargs):
-        """Per-image ``elbo`` and importance-sampled ``log_px`` (nats), one seed per image."""
-        return self.predict({"x": _floats(x, "x"), "seed": _seeds(seeds)}, "log_likelihood",
+        return self.predict(_with_labels({"x": _floats(x, "x")}, labels), "reconstruct",
                             **kwargs)
+
+    def log_likelihood(self, x, seeds, labels=None, **kwargs):
+        """Per-image ``elbo`` and importance-sampled ``log_px`` (nats), one seed per image."""
+        return self.predict(_with_labels({"x": _floats(x, "x"), "seed": _seeds(seeds)}, labels),
+                            "log_likelihood", **kwargs)
 
     # -- TF Serving's API --------------------------------------------------------------------
 
@@ -318,3 +321,11 @@ def _metadata(model_spec, signature_map):
     }
     version = model_spec.get("version")
     return {"version": None if version is None else int(version), "signatures": signatures}
+
+
+def _with_labels(inputs, labels):
+    """``inputs`` with a conditional model's ``label`` input (int64, one per row) when given."""
+    if labels is None:
+        return inputs
+    rows = len(next(iter(inputs.values())))
+    return {**inputs, "label": check_labels("labels", labels, count=rows).astype(np.int64)}

@@ -1,7 +1,7 @@
 /*
  * tfvae_encode: encode images with a tfvae SavedModel through the TensorFlow C API.
  *
- *   tfvae_encode [--signature NAME] [--float64] EXPORT_DIR IMAGE...
+ *   tfvae_encode [--signature NAME] [--float64] [--label L] EXPORT_DIR IMAGE...
  *
  * Loads EXPORT_DIR (e.g. export/mnist_vae/1) with TF_LoadSessionFromSavedModel, the C++ loader
  * TF Serving uses, finds the signature's tensors in the MetaGraphDef (default "encode": input
@@ -10,6 +10,9 @@
  *   - a binary PGM file (P5, maxval <= 255): one [1, height, width, 1] image, pixels / maxval;
  *   - any other file: raw little-endian float32 values in row-major [N, H, W, C] order, N >= 1
  *     images of the signature's shape (e.g. 784 values per 28x28x1 image).
+ *
+ * A conditional model's signature also takes "label" (int64 [N]): --label L gives every image
+ * of the run class L, and is required by such a model (refused by another).
  *
  * Prints one JSON line per IMAGE on stdout:
  *   {"image": "PATH", "z_mean": [[...]], "z_stddev": [[...]]}
@@ -281,17 +284,24 @@ static void json_string(const char *s) {
 static void no_free(void *data, size_t len, void *arg) { (void)data, (void)len, (void)arg; }
 
 static int usage(void) {
-  fprintf(stderr, "usage: tfvae_encode [--signature NAME] [--float64] EXPORT_DIR IMAGE...\n");
+  fprintf(stderr,
+          "usage: tfvae_encode [--signature NAME] [--float64] [--label L] EXPORT_DIR IMAGE...\n");
   return 2;
 }
 
 int main(int argc, char **argv) {
   const char *signature = "encode";
-  int as_float64 = 0, arg = 1;
+  int as_float64 = 0, arg = 1, has_label = 0;
+  int64_t label_value = 0;
   for (; arg < argc && strncmp(argv[arg], "--", 2) == 0; arg++) {
+    char *end;
     if (strcmp(argv[arg], "--float64") == 0) as_float64 = 1;
     else if (strcmp(argv[arg], "--signature") == 0 && arg + 1 < argc) signature = argv[++arg];
-    else return usage();
+    else if (strcmp(argv[arg], "--label") == 0 && arg + 1 < argc) {
+      label_value = strtoll(argv[++arg], &end, 10);
+      if (*end || end == argv[arg]) return usage();
+      has_label = 1;
+    } else return usage();
   }
   if (argc - arg < 2) return usage();
   const char *export_dir = argv[arg++];
@@ -317,9 +327,18 @@ int main(int argc, char **argv) {
             export_dir, signature);
     return 2;
   }
-  TF_Output input = graph_output(graph, x.name);
+  TensorInfo label;
+  int conditional = find_tensor(meta_graph, signature, 0, "label", &label);
+  if (conditional != has_label) {
+    fprintf(stderr, "tfvae_encode: %s: --label %s\n", export_dir,
+            conditional ? "is required: the model is conditional (its signature takes a label)"
+                        : "is for a conditional model; this one takes no label");
+    return 2;
+  }
+  TF_Output inputs[2] = {graph_output(graph, x.name),
+                         conditional ? graph_output(graph, label.name) : graph_output(graph, x.name)};
   TF_Output outputs[2] = {graph_output(graph, z_mean.name), graph_output(graph, z_stddev.name)};
-  if (!input.oper || !outputs[0].oper || !outputs[1].oper) {
+  if (!inputs[0].oper || !inputs[1].oper || !outputs[0].oper || !outputs[1].oper) {
     fprintf(stderr, "tfvae_encode: %s: the signature's tensors are not in the graph\n",
             export_dir);
     return 2;
@@ -344,10 +363,17 @@ int main(int argc, char **argv) {
       data = doubles;
     }
     size_t bytes = count * (as_float64 ? sizeof(double) : sizeof(float));
-    TF_Tensor *tensor =
-        TF_NewTensor(as_float64 ? TF_DOUBLE : TF_FLOAT, image.dims, 4, data, bytes, no_free, NULL);
+    TF_Tensor *tensors[2] = {
+        TF_NewTensor(as_float64 ? TF_DOUBLE : TF_FLOAT, image.dims, 4, data, bytes, no_free, NULL),
+        NULL};
+    if (conditional) { /* one label per image of the file */
+      tensors[1] = TF_AllocateTensor(TF_INT64, image.dims, 1, sizeof(int64_t) * image.dims[0]);
+      int64_t *labels = TF_TensorData(tensors[1]);
+      for (int64_t i = 0; i < image.dims[0]; i++) labels[i] = label_value;
+    }
     TF_Tensor *results[2] = {NULL, NULL};
-    TF_SessionRun(session, NULL, &input, &tensor, 1, outputs, results, 2, NULL, 0, NULL, status);
+    TF_SessionRun(session, NULL, inputs, tensors, conditional ? 2 : 1, outputs, results, 2, NULL,
+                  0, NULL, status);
     if (TF_GetCode(status) != TF_OK) {
       fprintf(stderr, "tfvae_encode: %s: %s: %s\n", path, code_name(TF_GetCode(status)),
               TF_Message(status));
@@ -364,7 +390,8 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < 2; i++)
       if (results[i]) TF_DeleteTensor(results[i]);
-    TF_DeleteTensor(tensor);
+    for (int i = 0; i < 2; i++)
+      if (tensors[i]) TF_DeleteTensor(tensors[i]);
     free(image.values);
     free(doubles);
   }
