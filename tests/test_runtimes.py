@@ -97,7 +97,8 @@ def check_all(exported, run):
         got = run(name, {s.name: inputs[s.name] for s in specs})
         assert sorted(got) == sorted(want[name]), name
         for key, value in want[name].items():
-            np.testing.assert_allclose(got[key], value, rtol=TOL, atol=TOL, err_msg=f"{name}/{key}")
+            np.testing.assert_allclose(got[key], value, rtol=TOL, atol=TOL,
+                                       err_msg=f"{name}/{key}")
         got = run(name, {s.name: bad[s.name] for s in specs})
         rows = bad_rows(name, model)
         good = [i for i in range(4) if i not in rows]
@@ -107,52 +108,55 @@ def check_all(exported, run):
                                        err_msg=f"{name}/{key}")
 
 
-def test_litert_matches_the_savedmodel(exported, tmp_path):
-    interpreter = pytest.importorskip("ai_edge_litert.interpreter")
-    path = tmp_path / "m.tflite"
-    runtimes.write(exported["model"], "tflite", path, num_samples=K)
-    lite = interpreter.Interpreter(model_path=str(path))
-    assert sorted(lite.get_signature_list()) == sorted(input_specs(exported["model"]))
-
-    def run(name, feed):
-        return lite.get_signature_runner(name)(**feed)
-
-    check_all(exported, run)
-
-
-def test_onnx_matches_the_savedmodel(exported, tmp_path):
+def runner(fmt, out):
+    """``run(name, feed) -> outputs`` for the files of ``fmt`` written at ``out``."""
+    if fmt == "tflite":
+        lite = pytest.importorskip("ai_edge_litert.interpreter").Interpreter(model_path=str(out))
+        return lambda name, feed: lite.get_signature_runner(name)(**feed)
     ort = pytest.importorskip("onnxruntime")
-    pytest.importorskip("tf2onnx")
-    paths = runtimes.write(exported["model"], "onnx", tmp_path / "onnx", num_samples=K)
-    assert sorted(p.name for p in paths) == sorted(f"{n}.onnx"
-                                                   for n in input_specs(exported["model"]))
-    sessions = {p.stem: ort.InferenceSession(str(p)) for p in paths}
 
     def run(name, feed):
-        session = sessions[name]
+        session = ort.InferenceSession(str(out / f"{name}.onnx"))
         names = [o.name for o in session.get_outputs()]
         return dict(zip(names, session.run(names, feed)))
 
-    check_all(exported, run)
+    return run
 
 
-def test_cli_writes_litert_and_refuses_to_replace_it(tiny_run, tmp_path):
-    """The file of ``tfvae export --format tflite`` answers as the run's SavedModel does."""
-    interpreter = pytest.importorskip("ai_edge_litert.interpreter")
-    out = tmp_path / "vae.tflite"
-    done = run_cli("export", tiny_run, "--format", "tflite", "--out", out, "--num-samples", K)
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
+def test_every_signature_matches_the_savedmodel(fmt, exported, tmp_path):
+    pytest.importorskip({"tflite": "ai_edge_litert", "onnx": "tf2onnx"}[fmt])
+    model = exported["model"]
+    out = tmp_path / ("m.tflite" if fmt == "tflite" else "onnx")
+    paths = runtimes.write(model, fmt, out, num_samples=K)
+    want = [out] if fmt == "tflite" else [out / f"{n}.onnx" for n in input_specs(model)]
+    assert sorted(paths) == sorted(want)
+    if fmt == "tflite":
+        lite = pytest.importorskip("ai_edge_litert.interpreter").Interpreter(model_path=str(out))
+        assert sorted(lite.get_signature_list()) == sorted(input_specs(model))
+    check_all(exported, runner(fmt, out))
+
+
+@pytest.mark.parametrize("fmt, out", [("tflite", "vae.tflite"), ("onnx", "vae_onnx")])
+def test_cli_writes_each_format_and_refuses_to_replace_it(fmt, out, tiny_run, tmp_path):
+    """The files of ``tfvae export --format`` answer as the run's SavedModel does."""
+    pytest.importorskip({"tflite": "ai_edge_litert", "onnx": "tf2onnx"}[fmt])
+    out = tmp_path / out
+    done = run_cli("export", tiny_run, "--format", fmt, "--out", out, "--num-samples", K)
     assert done.returncode == 0, done.stderr
     assert str(out) in done.stdout
-    first = out.read_bytes()
-    again = run_cli("export", tiny_run, "--format", "tflite", "--out", out)
-    assert again.returncode == 2 and "--out" in again.stderr and out.read_bytes() == first
+    files = {p: p.read_bytes() for p in ([out] if fmt == "tflite" else out.iterdir())}
+    again = run_cli("export", tiny_run, "--format", fmt, "--out", out)
+    assert again.returncode == 2 and "--out" in again.stderr
+    assert {p: p.read_bytes() for p in files} == files
     saved = tf.saved_model.load(str(export_run(tiny_run, "m", base_dir=tmp_path, num_samples=K)))
     x = np.random.default_rng(0).uniform(size=(3, 28, 28, 1)).astype(np.float32)
     seed = np.array([1, 2, 3], np.int64)
-    lite = interpreter.Interpreter(model_path=str(out))
-    for name, feed in (("encode", {"x": x}), ("log_likelihood", {"x": x, "seed": seed})):
+    run = runner(fmt, out)
+    for name, feed in (("encode", {"x": x}), ("sample", {"seed": seed}),
+                       ("log_likelihood", {"x": x, "seed": seed})):
         want = saved.signatures[name](**{k: tf.constant(v) for k, v in feed.items()})
-        got = lite.get_signature_runner(name)(**feed)
+        got = run(name, feed)
         for key, value in want.items():
             np.testing.assert_allclose(got[key], value.numpy(), rtol=TOL, atol=TOL)
 
