@@ -99,6 +99,8 @@ def standard_normal(seed, sample_shape, batch_size, event_shape, layout=None):
     :class:`CounterSeed` (one key per example, on one device).
     """
     if isinstance(seed, CounterSeed):
+        if layout is not None:  # its keys are the examples': no global batch to place them in
+            raise ValueError("a CounterSeed draws noise on one device, without a batch layout")
         return seed.normal(sample_shape, event_shape)
     return _own_rows(lambda shape: _normal(shape, seed),
                      list(sample_shape), batch_size, event_shape, layout)
