@@ -57,6 +57,21 @@ CASES = {
                           "--model-name"),
     "export-base-dir-under-a-file": (["export", "RUN", "--model-name", "m", "--base-dir",
                                       "FILE/export"], "--base-dir"),
+    "export-no-model-name": (["export", "RUN", "--base-dir", "OUT"], "--model-name"),
+    "export-savedmodel-out": (["export", "RUN", "--model-name", "m", "--out", "OUT/m.tflite"],
+                              "--out"),
+    "export-format": (["export", "RUN", "--format", "pb", "--out", "OUT/m.pb"], "--format"),
+    "export-tflite-no-out": (["export", "RUN", "--format", "tflite"], "--out"),
+    "export-tflite-suffix": (["export", "RUN", "--format", "tflite", "--out", "OUT/m.onnx"],
+                             "--out"),
+    "export-tflite-existing-out": (["export", "RUN", "--format", "tflite", "--out", "TFLITE"],
+                                   "--out"),
+    "export-tflite-model-name": (["export", "RUN", "--format", "tflite", "--model-name", "m",
+                                  "--out", "OUT/m.tflite"], "--model-name"),
+    "export-tflite-num-samples": (["export", "RUN", "--format", "tflite", "--out",
+                                   "OUT/m.tflite", "--num-samples", "0"], "--num-samples"),
+    "export-onnx-out-is-a-file": (["export", "RUN", "--format", "onnx", "--out", "FILE"],
+                                  "--out"),
     "features-suffix": (["features", "RUN", "--out", "OUT/z.txt"], "--out"),
     "features-existing-out": (["features", "RUN", "--out", "FILE"], "--out"),
     "features-no-output": (["features", "RUN"], "--out"),
@@ -126,6 +141,7 @@ def places(tmp_path, tiny_run):
     (given / "trunc.npz").write_bytes(whole[: len(whole) // 2])
     (given / "codes.tfvae").write_bytes(b"codes")
     (given / "image.png").write_bytes(b"png")
+    (given / "model.tflite").write_bytes(b"tflite")
     from PIL import Image
     (given / "mixed").mkdir()
     for i, size in enumerate([(8, 8), (8, 8), (12, 8)]):
@@ -133,7 +149,7 @@ def places(tmp_path, tiny_run):
     return {"RUN": tiny_run, "OUT": out, "FILE": given / "file.npz", "JUNK": given / "junk.npz",
             "TRUNC": given / "trunc.npz", "IMAGES": given / "images.npz",
             "CODES": given / "codes.tfvae", "PNG": given / "image.png",
-            "MIXED": given / "mixed"}
+            "MIXED": given / "mixed", "TFLITE": given / "model.tflite"}
 
 
 def _fill(arg, places):

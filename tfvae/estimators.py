@@ -153,9 +153,8 @@ def importance_log_px(q, decode, prior, x, *, num_samples, seed, chunk_size=500)
     sizes = [chunk_size] * (num_samples // chunk_size)
     if num_samples % chunk_size:
         sizes.append(num_samples % chunk_size)
-    seeds = tfp.random.split_seed(seed, n=len(sizes))
     partial = []
-    for size, chunk_seed in zip(sizes, tf.unstack(seeds)):
+    for size, chunk_seed in zip(sizes, noise.split_seeds(seed, len(sizes))):
         log_px_z, log_ratio = log_weights(q, decode, prior, x, size, chunk_seed)
         partial.append(tf.reduce_logsumexp(log_px_z + log_ratio, axis=0))
     return log_mean_exp(tf.stack(partial), count=num_samples)

@@ -26,9 +26,11 @@ probabilities or Gaussian means. ``log_px`` is the importance-sampled estimate
 log (1/k) sum_l p(x, z_l) / q(z_l|x) with k fixed at export. A model without a bound on log p(x)
 (the autoencoder, whose ``z_stddev`` is 0) has every signature but ``log_likelihood``.
 
-Seeds: row i draws all its noise from the stateless seed [low 32 bits, high 32 bits] of
-``seed[i]`` (so [s, 0] for 0 <= s < 2**31, the seed ``VAE.sample(1, seed=s)`` uses). A row's
-result depends only on its own input and seed: the same in every process, server and batch.
+Seeds: row i draws all its noise from ``seed[i]`` alone, by the generator of
+:class:`tfvae.noise.CounterSeed` (integer arithmetic that every runtime has, so the LiteRT and
+ONNX files of :mod:`tfvae.runtimes` draw the same numbers). A row's result depends only on its
+own input and seed: the same in every process, server, batch and format. ``sample``'s z is that
+generator's draw, not ``VAE.sample``'s; its ``x_mean`` is the mean of ``model.decode(z)``.
 
 Inputs are checked inside the graph, so every loader (TF Serving included) answers bad input with
 INVALID_ARGUMENT and a message naming the input: a trailing shape other than the model's, NaN or
@@ -57,7 +59,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae import estimators
+from tfvae import estimators, noise
 from tfvae.checks import check_int
 from tfvae.data.graph_checks import check_images, check_labels, check_latents, check_seeds
 from tfvae.errors import InputError
@@ -75,12 +77,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # --------------------------------------------------------------------------- the signatures
 
 
-def row_seed(seed):
-    """int64 seed [] -> the stateless int32 seed [2]: its low and high 32 bits."""
-    seed = tf.cast(seed, tf.int64)
-    low = tf.bitcast(tf.cast(tf.bitwise.bitwise_and(seed, 0xFFFFFFFF), tf.uint32), tf.int32)
-    high = tf.cast(tf.bitwise.right_shift(seed, 32), tf.int32)
-    return tf.stack([low, high])
+# The streams of an export's noise (tfvae.noise.CounterSeed).
+SAMPLE_STREAM, ELBO_STREAM, LOG_PX_STREAM = 0, 1, 2
 
 
 def model_signatures(model):
@@ -104,58 +102,67 @@ def input_specs(model):
     return {name: specs[name] for name in model_signatures(model)}
 
 
-def serving_functions(model, num_samples=DEFAULT_NUM_SAMPLES):
+def serving_functions(model, num_samples=DEFAULT_NUM_SAMPLES, *, checked=True):
     """The signatures as plain functions of ``model``: name -> fn(*tensors) -> dict of outputs.
 
     Exported as traced graphs; called eagerly they give the in-process answers an export must
-    reproduce.
+    reproduce. ``checked=False`` leaves out the input checks (``tfvae.runtimes`` puts its own).
     """
     check_int("--num-samples", num_samples)
     bernoulli = model.likelihood_name == "bernoulli"
-    latent = tf.TensorSpec([model.latent_dim], tf.float32)
+
+    def images(x):
+        return check_images(x, model.image_shape, bernoulli) if checked else x
+
+    def seeds(seed, x=None):
+        return check_seeds(seed, x) if checked else seed
 
     def labels(label, rows):
-        """A conditional model's checked labels, one per row of ``rows``; None otherwise."""
-        return check_labels(label, model.num_classes, rows) if model.conditional else None
+        """A conditional model's (checked) labels, one per row of ``rows``; None otherwise."""
+        if not model.conditional:
+            return None
+        return check_labels(label, model.num_classes, rows) if checked else label
 
     def encode(x, label=None):
-        x = check_images(x, model.image_shape, bernoulli)
+        x = images(x)
         q = model.encode(x, labels(label, x))
         return {"z_mean": q.mean(), "z_stddev": q.stddev()}
 
     def decode(z, label=None):
-        z = check_latents(z, model.latent_dim)
+        z = check_latents(z, model.latent_dim) if checked else z
         return {"x_mean": model.decode(z, labels(label, z)).mean()}
 
     def sample(seed, label=None):
-        seed = check_seeds(seed)
+        seed = seeds(seed)
         label = labels(label, seed)
-        z = tf.map_fn(lambda s: model.prior.sample(seed=row_seed(s)), seed,
-                      fn_output_signature=latent)
+        eps = noise.CounterSeed(seed, SAMPLE_STREAM).normals(model.latent_dim)
+        z = model.prior.mean() + model.prior.stddev() * eps  # p(z) is a diagonal Gaussian
         return {"z": z, "x_mean": model.decode(z, label).mean()}
 
     def reconstruct(x, label=None):
-        x = check_images(x, model.image_shape, bernoulli)
+        x = images(x)
         label = labels(label, x)
         z_mean = model.encode(x, label).mean()
         return {"x_mean": model.decode(z_mean, label).mean(), "z_mean": z_mean}
 
     def log_likelihood(x, seed, label=None):
-        x = check_images(x, model.image_shape, bernoulli)
-        seed = check_seeds(seed, x)
+        x = images(x)
+        seed = seeds(seed, x)
         label = labels(label, x)
         # A row's label rides along as [1] (an unconditional model's as a placeholder).
         rows = tf.zeros_like(seed)[:, tf.newaxis] if label is None else label[:, tf.newaxis]
 
+        # One row at a time: memory stays that of one image's importance samples.
         def one(args):
             image, s, row_label = args
-            image = image[tf.newaxis]
+            image, s = image[tf.newaxis], s[tf.newaxis]
             row_label = row_label if model.conditional else None
-            elbo_seed, px_seed = tf.unstack(tfp.random.split_seed(row_seed(s), n=2))
-            elbo = model.bound_terms(image, seed=elbo_seed, labels=row_label)["elbo"]
+            elbo = model.bound_terms(image, seed=noise.CounterSeed(s, ELBO_STREAM),
+                                     labels=row_label)["elbo"]
             log_px = estimators.importance_log_px(
                 model.encode(image, row_label), lambda z: model.decode(z, row_label),
-                model.prior, image, num_samples=num_samples, seed=px_seed)
+                model.prior, image, num_samples=num_samples,
+                seed=noise.CounterSeed(s, LOG_PX_STREAM))
             return tf.stack([elbo[0], log_px[0]])
 
         out = tf.map_fn(one, (x, seed, rows), fn_output_signature=tf.TensorSpec([2], tf.float32))
@@ -183,21 +190,11 @@ def export_model(model, path, *, num_samples=DEFAULT_NUM_SAMPLES, metadata=None)
     remove_stale(path.parent)  # what killed exports left
     info = {**model_metadata(model, num_samples), **(metadata or {})}
 
-    module = tf.Module()
     specs = input_specs(model)
-    signatures = {}
-    for name, fn in serving_functions(model, num_samples).items():
-        signatures[name] = tf.function(fn, input_signature=specs[name], autograph=False)
-        setattr(module, name, signatures[name])
+    signatures = {name: tf.function(fn, input_signature=specs[name], autograph=False)
+                  for name, fn in serving_functions(model, num_samples).items()}
     signatures["serving_default"] = signatures[DEFAULT_SIGNATURE]
-    # Track the tf.Variables the graphs capture, not the Keras model: its own traced calls return
-    # TFP types that a loader without TFP could not read, and the TF1 loader (TF Serving's)
-    # restores variables by the captured handles.
-    captured = {}
-    for fn in signatures.values():
-        for variable in fn.get_concrete_function().variables:
-            captured.setdefault(id(variable), variable)
-    module.model_variables = list(captured.values())
+    module = signature_module(signatures)
 
     # Everything is written inside the staging directory (its name is not an integer, so TF
     # Serving ignores it), which the next export removes if this one is killed.
@@ -225,6 +222,23 @@ def export_model(model, path, *, num_samples=DEFAULT_NUM_SAMPLES, metadata=None)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
+
+
+def signature_module(functions):
+    """A ``tf.Module`` to save with ``functions`` (name -> ``tf.function``) as its signatures.
+
+    It tracks the tf.Variables the graphs capture, not the Keras model: its own traced calls
+    return TFP types that a loader without TFP could not read, and the TF1 loader (TF Serving's)
+    restores variables by the captured handles.
+    """
+    module = tf.Module()
+    captured = {}
+    for name, fn in functions.items():
+        setattr(module, name, fn)
+        for variable in fn.get_concrete_function().variables:
+            captured.setdefault(id(variable), variable)
+    module.model_variables = list(captured.values())
+    return module
 
 
 def export_run(run_dir, model_name, *, base_dir="export", version=None,
@@ -285,7 +299,7 @@ def model_metadata(model, num_samples):
         "latent_dim": model.latent_dim,
         "likelihood": model.likelihood_name,
         "log_likelihood_num_samples": num_samples,
-        "seed_rule": "row i uses the stateless seed [low 32 bits, high 32 bits] of seed[i]",
+        "seed_rule": "row i draws its noise from seed[i] alone (tfvae.noise.CounterSeed)",
         "model_config": _jsonable(model.get_config()),
         "dataset": None,
         "binarization": None,

@@ -52,6 +52,8 @@ CHECKPOINTS = ("model", "best", "last")
 LOG_LIKELIHOOD_METHODS = ("importance", "hmc")
 LOG_LIKELIHOOD_SAMPLES = 5000
 EXPORT_LOG_LIKELIHOOD_SAMPLES = 1000
+# The SavedModel, and the files of tfvae.runtimes.
+EXPORT_FORMATS = ("savedmodel", "tflite", "onnx")
 
 # -- applications and the paper -----------------------------------------------------------
 QUANTIZERS = ("uniform", "gaussian")

@@ -81,6 +81,33 @@ def check_labels(label, num_classes, x=None):
         f"label: expected class labels from 0 to {num_classes - 1}, got values from", low, high)])
 
 
+# The same checks as values, for runtimes that drop asserts (LiteRT, ONNX): whether each row is
+# good, [B] bool, from ops those runtimes have. |v| <= the largest float is false for NaN and
+# infinity alike.
+_FLOAT_MAX = float(tf.float32.max)
+
+
+def _all_per_row(condition):
+    return tf.reduce_all(tf.reshape(condition, [tf.shape(condition)[0], -1]), axis=1)
+
+
+def valid_images(x, bernoulli):
+    """Rows of ``x`` [B, *E] whose pixels are finite (and in [0, 1] for a Bernoulli model)."""
+    if bernoulli:
+        return _all_per_row(tf.logical_and(x >= 0.0, x <= 1.0))
+    return _all_per_row(tf.abs(x) <= _FLOAT_MAX)
+
+
+def valid_latents(z):
+    """Rows of ``z`` [B, D] whose values are finite."""
+    return _all_per_row(tf.abs(z) <= _FLOAT_MAX)
+
+
+def valid_labels(label, num_classes):
+    """Labels [B] in [0, num_classes)."""
+    return tf.logical_and(label >= 0, label < num_classes)
+
+
 def flat_images(shape, image_shape, argument="x"):
     """Whether batches of static ``shape`` hold ``image_shape``'s pixels in another shape ([B, 784]
     for [28, 28, 1]) and need a reshape; raise InputError naming ``argument`` if they hold other

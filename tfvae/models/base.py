@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae import options
+from tfvae import noise, options
 from tfvae.checks import check_choice, check_int, check_labels, check_number, is_integer
 from tfvae.data.graph_checks import checked_batches, flat_images
 from tfvae.data.validation import model_images
@@ -337,6 +337,8 @@ class LatentVariableModel(keras.Model):
         """
         if seed is None:
             return tf.cast(self.seed_generator.next(), tf.int32)
+        if isinstance(seed, noise.CounterSeed):  # an export's per-example seeds
+            return seed
         if is_integer(seed):
             return tf.constant([int(seed), 0], tf.int32)
         return tf.cast(seed, tf.int32)

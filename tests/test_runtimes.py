@@ -1,0 +1,181 @@
+"""LiteRT and ONNX: every signature gives the SavedModel's numbers for the same inputs and seeds,
+bad rows answer NaN, and the CLI writes the files. Each format's tests run when its extra is
+installed (``tflite``: ai-edge-litert; ``onnx``: tf2onnx and onnxruntime)."""
+
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import run_cli
+from tfvae import VAE, Autoencoder, noise, runtimes
+from tfvae.cli import main
+from tfvae.errors import InputError
+from tfvae.export import export_model, export_run, input_specs
+
+K = 30  # importance samples of log_likelihood
+TOL = 1e-5
+KINDS = ("vae", "conditional", "autoencoder")
+
+
+def test_the_exports_noise_is_standard_normal_and_per_row():
+    from scipy import stats
+
+    draws = noise.CounterSeed(tf.range(4000, dtype=tf.int64)).normals(16).numpy()
+    assert stats.kstest(draws.ravel(), "norm").pvalue > 1e-3
+    assert abs(draws.mean()) < 0.02 and abs(draws.std() - 1) < 0.015
+    # Neighbouring seeds and neighbouring draws of one seed are uncorrelated.
+    assert abs(np.corrcoef(draws[:-1, 0], draws[1:, 0])[0, 1]) < 0.08
+    assert abs(np.corrcoef(draws[:, 0], draws[:, 1])[0, 1]) < 0.08
+    # A row's draws depend on its own seed alone; streams differ; every int64 is a seed.
+    seeds = tf.constant([5, 2**63 - 1, -2**63, -1], tf.int64)
+    batch = noise.CounterSeed(seeds).normals(3).numpy()
+    np.testing.assert_array_equal(batch[1], noise.CounterSeed(seeds[1:2]).normals(3).numpy()[0])
+    assert np.isfinite(batch).all() and len(np.unique(batch, axis=0)) == 4
+    assert not np.allclose(noise.CounterSeed(seeds, 1).normals(3), batch)
+    # The numbers are part of the export's contract: a seed keeps its sample across versions.
+    np.testing.assert_allclose(noise.CounterSeed(tf.constant([0], tf.int64)).normals(3)[0],
+                               [1.9244854, -0.02260407, -0.7628245], atol=1e-6)
+
+
+def make_model(kind):
+    if kind == "autoencoder":
+        return Autoencoder(image_shape=(4, 4, 1), latent_dim=2, hidden=8, seed=0)
+    return VAE(image_shape=(4, 4, 1), latent_dim=2, hidden=8, seed=0,
+               num_classes=3 if kind == "conditional" else 0)
+
+
+def inputs_for(model):
+    rng = np.random.default_rng(1)
+    return {"x": rng.uniform(size=(4, 4, 4, 1)).astype(np.float32),
+            "seed": np.array([0, 7, 2**40 + 3, -5], np.int64),
+            "z": rng.standard_normal((4, model.latent_dim)).astype(np.float32),
+            "label": np.array([0, 2, 1, 2], np.int64)}
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def exported(request, tmp_path_factory):
+    """A model, its SavedModel's answers to every signature, and its inputs."""
+    model = make_model(request.param)
+    path = export_model(model, tmp_path_factory.mktemp("sm") / "m" / "1", num_samples=K)
+    loaded = tf.saved_model.load(str(path))
+    inputs = inputs_for(model)
+    want = {}
+    for name, specs in input_specs(model).items():
+        feed = {s.name: tf.constant(inputs[s.name]) for s in specs}
+        want[name] = {k: v.numpy() for k, v in loaded.signatures[name](**feed).items()}
+    return {"kind": request.param, "model": model, "inputs": inputs, "want": want}
+
+
+def bad_inputs(model, inputs):
+    """Inputs whose rows 1 (a pixel of 2.0), 2 (NaN) and, with labels, 3 (label 5) are bad."""
+    bad = {k: v.copy() for k, v in inputs.items()}
+    bad["x"][1, 0, 0, 0] = 2.0
+    bad["x"][2, 1, 1, 0] = np.nan
+    bad["z"][2, 0] = np.nan
+    bad["label"][3] = 5
+    return bad
+
+
+def bad_rows(name, model):
+    """The rows of :func:`bad_inputs` that ``name`` must answer with NaN."""
+    rows = {1, 2} if "x" in [s.name for s in input_specs(model)[name]] else set()
+    rows |= {2} if name == "decode" else set()
+    rows |= {3} if model.conditional else set()
+    return sorted(rows)
+
+
+def check_all(exported, run):
+    """``run(name, feed) -> outputs`` agrees with the SavedModel on every signature; bad rows
+    answer NaN and leave the others alone."""
+    model, inputs, want = exported["model"], exported["inputs"], exported["want"]
+    names = set(input_specs(model))
+    assert ("log_likelihood" in names) == (exported["kind"] != "autoencoder")
+    bad = bad_inputs(model, inputs)
+    for name, specs in input_specs(model).items():
+        got = run(name, {s.name: inputs[s.name] for s in specs})
+        assert sorted(got) == sorted(want[name]), name
+        for key, value in want[name].items():
+            np.testing.assert_allclose(got[key], value, rtol=TOL, atol=TOL,
+                                       err_msg=f"{name}/{key}")
+        got = run(name, {s.name: bad[s.name] for s in specs})
+        rows = bad_rows(name, model)
+        good = [i for i in range(4) if i not in rows]
+        for key, value in want[name].items():
+            assert np.isnan(got[key][rows]).all(), f"{name}/{key}"
+            np.testing.assert_allclose(got[key][good], value[good], rtol=TOL, atol=TOL,
+                                       err_msg=f"{name}/{key}")
+
+
+def runner(fmt, out):
+    """``run(name, feed) -> outputs`` for the files of ``fmt`` written at ``out``."""
+    if fmt == "tflite":
+        lite = pytest.importorskip("ai_edge_litert.interpreter").Interpreter(model_path=str(out))
+        return lambda name, feed: lite.get_signature_runner(name)(**feed)
+    ort = pytest.importorskip("onnxruntime")
+
+    def run(name, feed):
+        session = ort.InferenceSession(str(out / f"{name}.onnx"))
+        names = [o.name for o in session.get_outputs()]
+        return dict(zip(names, session.run(names, feed)))
+
+    return run
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
+def test_every_signature_matches_the_savedmodel(fmt, exported, tmp_path):
+    pytest.importorskip({"tflite": "ai_edge_litert", "onnx": "tf2onnx"}[fmt])
+    model = exported["model"]
+    out = tmp_path / ("m.tflite" if fmt == "tflite" else "onnx")
+    paths = runtimes.write(model, fmt, out, num_samples=K)
+    want = [out] if fmt == "tflite" else [out / f"{n}.onnx" for n in input_specs(model)]
+    assert sorted(paths) == sorted(want)
+    if fmt == "tflite":
+        lite = pytest.importorskip("ai_edge_litert.interpreter").Interpreter(model_path=str(out))
+        assert sorted(lite.get_signature_list()) == sorted(input_specs(model))
+    check_all(exported, runner(fmt, out))
+
+
+@pytest.mark.parametrize("fmt, out", [("tflite", "vae.tflite"), ("onnx", "vae_onnx")])
+def test_cli_writes_each_format_and_refuses_to_replace_it(fmt, out, tiny_run, tmp_path):
+    """The files of ``tfvae export --format`` answer as the run's SavedModel does."""
+    pytest.importorskip({"tflite": "ai_edge_litert", "onnx": "tf2onnx"}[fmt])
+    out = tmp_path / out
+    done = run_cli("export", tiny_run, "--format", fmt, "--out", out, "--num-samples", K)
+    assert done.returncode == 0, done.stderr
+    assert str(out) in done.stdout
+    files = {p: p.read_bytes() for p in ([out] if fmt == "tflite" else out.iterdir())}
+    again = run_cli("export", tiny_run, "--format", fmt, "--out", out)
+    assert again.returncode == 2 and "--out" in again.stderr
+    assert {p: p.read_bytes() for p in files} == files
+    saved = tf.saved_model.load(str(export_run(tiny_run, "m", base_dir=tmp_path, num_samples=K)))
+    x = np.random.default_rng(0).uniform(size=(3, 28, 28, 1)).astype(np.float32)
+    seed = np.array([1, 2, 3], np.int64)
+    run = runner(fmt, out)
+    for name, feed in (("encode", {"x": x}), ("sample", {"seed": seed}),
+                       ("log_likelihood", {"x": x, "seed": seed})):
+        want = saved.signatures[name](**{k: tf.constant(v) for k, v in feed.items()})
+        got = run(name, feed)
+        for key, value in want.items():
+            np.testing.assert_allclose(got[key], value.numpy(), rtol=TOL, atol=TOL)
+
+
+def test_onnx_files_are_not_replaced(tmp_path):
+    pytest.importorskip("tf2onnx")
+    model = make_model("vae")
+    (tmp_path / "onnx").mkdir()
+    (tmp_path / "onnx" / "decode.onnx").write_bytes(b"mine")
+    with pytest.raises(InputError, match="--out: expected a file that does not exist yet"):
+        runtimes.write(model, "onnx", tmp_path / "onnx", num_samples=K)
+    assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == ["decode.onnx"]
+    runtimes.write(model, "onnx", tmp_path / "onnx", num_samples=K, overwrite=True)
+    assert (tmp_path / "onnx" / "decode.onnx").read_bytes() != b"mine"
+
+
+def test_missing_extra_is_one_line_naming_it(tiny_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)  # its import now fails
+    assert main(["export", str(tiny_run), "--format", "onnx", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pip install 'tfvae[onnx]'" in err[0], err
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,197 @@
+"""An export's signatures for other runtimes: LiteRT (``.tflite``) and ONNX (``.onnx``).
+
+Both are converted from the graphs of the SavedModel's signatures
+(:func:`tfvae.export.serving_functions`), with the same inputs, outputs and noise
+(:class:`tfvae.noise.CounterSeed`): the same inputs and seeds give the same numbers in every
+format. LiteRT gets one ``.tflite`` file holding every signature, built from LiteRT's builtin
+ops alone; ONNX one ``SIGNATURE.onnx`` file per signature (an ONNX model has one graph).
+
+Input checks: both runtimes drop TensorFlow's asserts, so the checks are values here instead. A
+row with NaN or infinite values, pixels outside [0, 1] for a Bernoulli model or a label outside
+[0, K) gets NaN in every output; the other rows are answered as usual. ONNX Runtime checks each
+input's trailing shape and dtype; LiteRT checks the dtype but resizes an input to the shape it is
+given, so its callers check the shape.
+
+Conversion needs TensorFlow alone for LiteRT (running the file needs ``ai-edge-litert``, the
+``tflite`` extra) and ``tf2onnx`` for ONNX (the ``onnx`` extra, with ``onnxruntime`` to run it).
+"""
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from tfvae.checks import check_choice, check_int
+from tfvae.data import graph_checks
+from tfvae.errors import InputError
+from tfvae.export import input_specs, serving_functions, signature_module
+from tfvae.options import EXPORT_LOG_LIKELIHOOD_SAMPLES as DEFAULT_NUM_SAMPLES
+from tfvae.storage import check_output, check_writable_dir, write_bytes
+
+FORMATS = ("tflite", "onnx")  # options.EXPORT_FORMATS less the SavedModel
+# ONNX's opset 18 has every op the graphs need; tf2onnx 1.17 writes it.
+ONNX_OPSET = 18
+_EXTRAS = {"onnx": ("tf2onnx", "onnx")}
+
+
+def checked_functions(model, num_samples=DEFAULT_NUM_SAMPLES):
+    """The signatures as ``tf.function``\\ s whose bad rows answer NaN: name -> function."""
+    bernoulli = model.likelihood_name == "bernoulli"
+    specs = input_specs(model)
+
+    def rule(name):
+        if name == "x":
+            return lambda x: graph_checks.valid_images(x, bernoulli)
+        if name == "z":
+            return graph_checks.valid_latents
+        if name == "label":
+            return lambda label: graph_checks.valid_labels(label, model.num_classes)
+        return None  # every int64 seed is good
+
+    def masked(fn, names):
+        def checked(*inputs):
+            valid = [rule(n)(t) for n, t in zip(names, inputs) if rule(n) is not None]
+            outputs = fn(*inputs)
+            if not valid:
+                return outputs
+            ok = tf.reduce_all(tf.stack(valid), axis=0)
+            nan = tf.constant(np.nan, tf.float32)
+            return {key: tf.where(tf.reshape(ok, [-1] + [1] * (value.shape.rank - 1)),
+                                  value, nan)
+                    for key, value in outputs.items()}
+
+        return checked
+
+    return {name: tf.function(masked(fn, [s.name for s in specs[name]]),
+                              input_signature=specs[name], autograph=False)
+            for name, fn in serving_functions(model, num_samples, checked=False).items()}
+
+
+def tflite_model(model, num_samples=DEFAULT_NUM_SAMPLES):
+    """One LiteRT flatbuffer (bytes) holding every signature, of builtin ops only."""
+    functions = checked_functions(model, num_samples)
+    module = signature_module(functions)
+    # Converted from a SavedModel so that the flatbuffer's signatures keep their names.
+    staging = Path(tempfile.mkdtemp(prefix="tfvae-tflite-"))
+    try:
+        tf.saved_model.save(module, str(staging), signatures=functions)
+        converter = tf.lite.TFLiteConverter.from_saved_model(
+            str(staging), signature_keys=list(functions))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        return converter.convert()
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def onnx_models(model, num_samples=DEFAULT_NUM_SAMPLES):
+    """One serialized ONNX model per signature: name -> bytes."""
+    tf2onnx = _require("onnx")
+    models = {}
+    for name, fn in checked_functions(model, num_samples).items():
+        proto, _ = tf2onnx.convert.from_function(fn, input_signature=fn.input_signature,
+                                                 opset=ONNX_OPSET)
+        models[name] = proto.SerializeToString()
+    return models
+
+
+def output_paths(fmt, out, model, *, overwrite=False):
+    """The files ``fmt`` writes for ``model`` at ``out``, checked before any work: a
+    ``.tflite`` file, or a directory of ``SIGNATURE.onnx`` files."""
+    if fmt == "tflite":
+        return {None: check_output(out, ".tflite", overwrite=overwrite)}
+    directory = check_writable_dir(out)
+    return {name: check_output(directory / f"{name}.onnx", ".onnx", overwrite=overwrite)
+            if directory.is_dir() else directory / f"{name}.onnx"
+            for name in input_specs(model)}
+
+
+def write(model, fmt, out, *, num_samples=DEFAULT_NUM_SAMPLES, overwrite=False):
+    """Write ``model`` as ``fmt`` ("tflite" or "onnx") at ``out``; returns the paths written.
+
+    Each file is written atomically; none replaces an existing one unless ``overwrite``.
+    """
+    check_choice("--format", fmt, FORMATS)
+    check_int("--num-samples", num_samples)
+    if fmt == "onnx":
+        _require("onnx")
+    paths = output_paths(fmt, out, model, overwrite=overwrite)
+    if fmt == "tflite":
+        return [write_bytes(paths[None], tflite_model(model, num_samples))]
+    models = onnx_models(model, num_samples)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return [write_bytes(paths[name], data) for name, data in models.items()]
+
+
+def export_run(run_dir, fmt, out, *, num_samples=DEFAULT_NUM_SAMPLES, checkpoint="model",
+               overwrite=False):
+    """Write a run directory's model as ``fmt`` at ``out`` (see :func:`write`)."""
+    from tfvae.runs import RunDirectory
+
+    check_choice("--format", fmt, FORMATS)
+    check_int("--num-samples", num_samples)
+    # What needs no model is checked before it is loaded.
+    if fmt == "onnx":
+        check_writable_dir(out)
+        _require("onnx")
+    else:
+        check_output(out, ".tflite", overwrite=overwrite)
+    model = RunDirectory(run_dir).load_model(checkpoint)
+    return write(model, fmt, out, num_samples=num_samples, overwrite=overwrite)
+
+
+def _require(fmt):
+    """The converter module of ``fmt``'s extra, or one line naming the extra to install."""
+    module, extra = _EXTRAS[fmt]
+    try:
+        converter = __import__(module)
+    except ImportError:
+        raise InputError("--format", f"{module} for --format {fmt} (pip install "
+                         f"'tfvae[{extra}]')", f"{fmt!r} without {module} installed") from None
+    if fmt == "onnx":
+        _register_onnx_handlers()
+    return converter
+
+
+_REGISTERED = []
+
+
+def _register_onnx_handlers():
+    """Teach tf2onnx the two ops of TFP's graphs it lacks (1.17): BroadcastArgs, MulNoNan."""
+    if _REGISTERED:
+        return
+    from onnx import TensorProto
+    from tf2onnx import utils
+    from tf2onnx.handler import tf_op
+
+    @tf_op("BroadcastArgs")
+    class BroadcastArgs:
+        """The shape two shapes broadcast to: that of the sum of zeros of each shape."""
+
+        @classmethod
+        def version_9(cls, ctx, node, **kwargs):
+            zeros = [ctx.make_node("ConstantOfShape", [ctx.make_node(
+                "Cast", [shape], attr={"to": TensorProto.INT64}).output[0]]).output[0]
+                for shape in node.input]
+            total = ctx.make_node("Add", zeros).output[0]
+            shape = ctx.make_node("Shape", [total]).output[0]
+            dtype = ctx.get_dtype(node.output[0])
+            node.type = "Cast"
+            ctx.replace_inputs(node, [shape])
+            node.set_attr("to", dtype)
+
+    @tf_op("MulNoNan")
+    class MulNoNan:
+        """x * y, and 0 where y is 0 (even where x is infinite or NaN)."""
+
+        @classmethod
+        def version_9(cls, ctx, node, **kwargs):
+            node.type = "Mul"
+            dtype = utils.map_onnx_to_numpy_type(ctx.get_dtype(node.input[1]))
+            zero = ctx.make_const(utils.make_name("zero"), np.array(0, dtype)).output[0]
+            is_zero = ctx.make_node("Equal", [node.input[1], zero]).output[0]
+            where = ctx.make_node("Where", [is_zero, zero, node.output[0]])
+            ctx.insert_node_on_output(where, node.output[0])
+
+    _REGISTERED.append((BroadcastArgs, MulNoNan))
