@@ -30,7 +30,7 @@ def conditional_run(tmp_path_factory):
     # Two latent dimensions: a small code leaves the class to the label (with 8, samples from p(z)
     # mix classes after so short a training).
     train(run_dir, model_config={"latent_dim": 2, "hidden": 256, "activation": "relu"},
-          data_config={"name": "mnist", "train_examples": 12000, "test_examples": 1000},
+          data_config={"name": "mnist", "train_examples": 8000, "test_examples": 500},
           conditional=True, epochs=4, batch_size=100, optimizer="adam", learning_rate=1e-3,
           seed=0, verbose=0)
     return run_dir
