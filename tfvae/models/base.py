@@ -65,13 +65,14 @@ class Encoder(keras.Model):
     """x [B, *E] -> q(z|x), a diagonal Gaussian with batch [B] and event [D].
 
     With ``num_classes`` K, q(z|x, y) takes the one-hot label ``condition`` [B, K] too.
+    ``posterior``: another head from hidden units to q(z|x) (a flow), event [D].
     """
 
-    def __init__(self, body, latent_dim, num_classes=0, **kwargs):
+    def __init__(self, body, latent_dim, num_classes=0, posterior=None, **kwargs):
         super().__init__(**kwargs)
         self.body = body
         self.num_classes = num_classes
-        self.posterior = DiagonalGaussian(latent_dim, name="posterior")
+        self.posterior = posterior or DiagonalGaussian(latent_dim, name="posterior")
 
     @property
     def spatial(self):
