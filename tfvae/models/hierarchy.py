@@ -51,11 +51,15 @@ class GaussianConditional(keras.layers.Layer):
         self.params.build(shape)
 
     def call(self, block):
-        h = block
+        # Dense layers take [N, D_in]: flatten the leading dims (none for one prior draw).
+        leading = tf.shape(block)[:-1]
+        h = tf.reshape(block, [-1, block.shape[-1]])
         for layer in self.dense:
             h = layer(h)
-        loc, raw_scale = tf.split(self.params(h), 2, axis=-1)
-        return tf.cast(loc, tf.float32), tf.math.log(positive_scale(raw_scale))
+        params = tf.reshape(tf.cast(self.params(h), tf.float32),
+                            tf.concat([leading, [2 * self.units]], 0))
+        loc, raw_scale = tf.split(params, 2, axis=-1)
+        return loc, tf.math.log(positive_scale(raw_scale))
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "hidden": self.hidden,
