@@ -1,6 +1,7 @@
 """Latent structure: learned priors (mixture of Gaussians, VampPrior), IAF posteriors and two
 stochastic layers, each checked against densities computed here by hand."""
 
+import argparse
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ import tensorflow as tf
 from scipy.special import logsumexp
 from scipy.stats import norm
 
+from conftest import ROOT
 from test_export import INPUTS, assert_matches, reference
 from tfvae import VAE, estimators, log_likelihood
 from tfvae.cli import main
@@ -25,7 +27,8 @@ SHAPE = (6, 6, 1)
 STRUCTURES = {
     "mog": {"prior": "mog", "prior_components": 3},
     "vamp": {"prior": "vamp", "prior_components": 3},
-    "iaf": {"posterior": "iaf", "flow_steps": 2},
+    # A flow posterior under a learned mixture prior: neither density has a closed-form KL.
+    "iaf_mog": {"posterior": "iaf", "flow_steps": 2, "prior": "mog", "prior_components": 3},
     "two_layers": {"stochastic_layers": 2, "depth": 2},
 }
 
@@ -129,7 +132,7 @@ def _check_kl_by_monte_carlo(model, log_p, n=20_000):
 
 
 def test_flow_log_q_is_the_change_of_variables():
-    model = make("iaf", latent_dim=3)
+    model = make("iaf_mog", latent_dim=3)
     randomize(model.encoder.posterior)
     x = images(2, seed=3)
     q = model.encode(x)
@@ -223,6 +226,7 @@ def test_save_and_load_give_identical_outputs(trained, name, tmp_path):
 
 @pytest.mark.parametrize("kwargs, argument", [
     ({"prior": "vamp", "num_classes": 3}, "prior"),
+    ({"prior": "vamp", "posterior": "iaf"}, "prior"),
     ({"posterior": "iaf", "objective": "iwae", "gradient": "dreg"}, "gradient"),
     ({"prior": "vamp", "kl": "sampled", "gradient": "stl"}, "gradient"),
     ({"stochastic_layers": 2, "prior": "mog"}, "stochastic_layers"),
@@ -272,7 +276,7 @@ for export_dir in exports:
 
 
 def test_exports_answer_through_the_tf1_loader_without_tfvae(trained, tmp_path):
-    names = ["vamp", "iaf", "two_layers"]
+    names = ["vamp", "iaf_mog", "two_layers"]
     paths, inputs, want = [], {}, {}
     for name in names:
         model = trained[name]
@@ -307,3 +311,28 @@ def test_cli_trains_a_structure_into_config_json(tmp_path, capsys):
     assert (config["prior"], config["prior_components"], config["kl"]) == ("vamp", 5, "sampled")
     model = RunDirectory(out).load_model()
     assert (model.prior_name, model.prior_components, model.kl) == ("vamp", 5, "sampled")
+
+
+# -- the likelihood table -------------------------------------------------------------------
+
+def test_likelihood_table_schedule_resume_and_table(tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import likelihood_table as table
+
+    rates = [table.paper_learning_rate(e) for e in range(3280)]
+    # 3^i epochs at 1e-3 * 10^(-i/7): 1 at 1e-3, 3 at 10^(-3 - 1/7), ..., the last 2187 at 1e-4.
+    assert rates[0] == pytest.approx(1e-3) and rates[1] == rates[3] == pytest.approx(
+        1e-3 * 10 ** (-1 / 7)) and rates[4] == pytest.approx(1e-3 * 10 ** (-2 / 7))
+    assert rates[3279] == rates[1093] == pytest.approx(1e-4) and rates[1092] > 1e-4
+    run_dir = tmp_path / "vae"
+    args = ["vae", run_dir, "cpu", 0.001, 100, 200, 20, 10]
+    table.child(*args)
+    first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert first["epochs"] == 1 and 400 < first["nll"] < 600  # ~545 for 784 coin flips
+    table.child(*args)  # the budget is spent: nothing trains, the score is kept
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == first
+    rows = [{"model": "VAE", **first, "published": 86.76, "source": "IWAE"}]
+    table.write_tables(rows, tmp_path, argparse.Namespace(budget="cpu", minutes=0.001, k=10,
+                                                           test_examples=20))
+    assert "| VAE | 1 |" in (tmp_path / "likelihood_table.md").read_text()
+    assert "86.76" in (tmp_path / "likelihood_table.csv").read_text()

@@ -267,6 +267,10 @@ def _check_structure(model, num_classes):
     if model.gradient in ("dreg", "stl") and model.prior_name == "vamp":
         raise InputError("gradient", "'standard' with prior='vamp' (its prior is made of the "
                          "encoder, which dreg and stl hold fixed)", repr(model.gradient))
+    if model.prior_name == "vamp" and model.posterior_name == "iaf":
+        raise InputError("prior", "'normal' or 'mog' with posterior='iaf' (a VampPrior of flow "
+                         "posteriors needs the flow's inverse, one pass per latent dimension, at "
+                         "every draw)", repr(model.prior_name))
     if model.prior_name == "vamp" and num_classes:
         raise InputError("prior", "'normal' or 'mog' for a conditional model (the VampPrior's "
                          "pseudo-inputs have no labels)", repr(model.prior_name))
