@@ -79,8 +79,8 @@ class MADE(keras.layers.Layer):
 
 
 class FlowDistribution(tfd.TransformedDistribution):
-    """A flow posterior: ``distribution`` (the Gaussian q0, with ``loc`` and ``scale``) through
-    ``bijector``.
+    """A Gaussian ``distribution`` (q0, with ``loc`` and ``scale``) through ``bijector``: a flow
+    posterior, or the joint of two stochastic layers (``tfvae.models.hierarchy``).
 
     Its mean and standard deviation have no closed form. ``mean()`` is the flow's image of q0's
     mean, the posterior's centre (what ``reconstruct`` and ``encode`` use as a code);
