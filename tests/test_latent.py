@@ -241,8 +241,9 @@ def test_combinations_refused_with_the_argument_named(kwargs, argument):
         VAE(image_shape=SHAPE, **{"latent_dim": 2, "hidden": 8, **kwargs})
 
 
-def test_mixture_prior_with_a_conditional_model():
-    model = make("mog", num_classes=2)
+@pytest.mark.parametrize("name", ["iaf_mog", "two_layers"])
+def test_structures_with_a_conditional_model(name):
+    model = make(name, num_classes=2)
     x, y = images(32), np.arange(32) % 2
     model.compile(optimizer="adam")
     model.fit(x, y, epochs=1, batch_size=16, verbose=0)
@@ -331,6 +332,15 @@ def test_likelihood_table_schedule_resume_and_table(tmp_path, capsys, monkeypatc
     assert first["epochs"] == 1 and 400 < first["nll"] < 600  # ~545 for 784 coin flips
     table.child(*args)  # the budget is spent: nothing trains, the score is kept
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == first
+    # The paper budget's schedule reaches the optimizer: epsilon, and each epoch's rate.
+    model = make("mog")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    schedule = table.callbacks("paper", tmp_path / "clock.json", 0)[0]
+    schedule.set_model(model)
+    schedule.on_train_begin()
+    schedule.on_epoch_begin(40)  # opens stage i = 4, epochs 40..120
+    assert model.optimizer.epsilon == 1e-4
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-3 * 10 ** (-4 / 7))
     rows = [{"model": "VAE", **first, "published": 86.76, "source": "IWAE"}]
     table.write_tables(rows, tmp_path, argparse.Namespace(budget="cpu", minutes=0.001, k=10,
                                                            test_examples=20))
