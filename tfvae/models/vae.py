@@ -68,6 +68,9 @@ class VAE(LatentVariableModel):
       sum, ``layer_dims`` each), p(x|z) reads z1. It takes the normal prior and the Gaussian
       posterior.
 
+    The VampPrior takes neither a flow posterior nor labels; ``gradient="dreg"`` and ``"stl"``
+    take a Gaussian posterior of one layer and no VampPrior (they hold q's parameters fixed).
+
     KL(q || p) has a closed form only for a Gaussian posterior and prior: with any other,
     ``kl="analytic"`` becomes estimator A, ``kl="sampled"``, and ``get_config`` says so.
 
