@@ -1,10 +1,10 @@
 """Train a tiny VAE under a tf.distribute strategy and save its weights: run by the tests in a
 subprocess, because devices and collective ops can be configured only before TensorFlow starts.
 
-    python distributed_worker.py STRATEGY RUN_DIR WEIGHTS.npz [LOGICAL_CPUS]
+    python distributed_worker.py STRATEGY RUN_DIR WEIGHTS.npz [LOGICAL_CPUS [MODEL_JSON]]
 
 STRATEGY is "default", "mirrored" (over LOGICAL_CPUS logical CPU devices) or "multiworker"
-(TF_CONFIG set by the caller).
+(TF_CONFIG set by the caller). MODEL_JSON adds model settings (a latent structure).
 """
 
 import sys
@@ -12,7 +12,7 @@ import sys
 import tensorflow as tf
 
 
-def main(strategy_name, run_dir, weights_path, logical_cpus=1):
+def main(strategy_name, run_dir, weights_path, logical_cpus=1, extra="{}"):
     if logical_cpus > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
@@ -21,12 +21,15 @@ def main(strategy_name, run_dir, weights_path, logical_cpus=1):
     if strategy_name == "mirrored":
         strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(logical_cpus)])
 
+    import json
+
     import numpy as np
 
     from tfvae.training import train
 
     # 301 examples in batches of 64: the last batch (45) splits unevenly over two replicas.
-    vae = train(run_dir, model_config={"latent_dim": 3, "hidden": 32, "num_samples": 2},
+    vae = train(run_dir, model_config={"latent_dim": 3, "hidden": 32, "num_samples": 2,
+                                       **json.loads(extra)},
                 data_config={"name": "mnist", "train_examples": 301, "test_examples": 100},
                 epochs=2, batch_size=64, optimizer="adam", learning_rate=1e-3, seed=3,
                 verbose=0, strategy=strategy, steps_per_execution=2,
@@ -37,4 +40,4 @@ def main(strategy_name, run_dir, weights_path, logical_cpus=1):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3], *(int(a) for a in sys.argv[4:]))
+    main(sys.argv[1], sys.argv[2], sys.argv[3], *(int(a) for a in sys.argv[4:5]), *sys.argv[5:])

@@ -20,9 +20,11 @@ WORKER = Path(__file__).with_name("distributed_worker.py")
 METRICS = ("train_elbo", "train_reconstruction", "train_kl", "test_elbo", "test_kl")
 
 
-def start_worker(strategy, run_dir, weights, logical_cpus=1, env=None):
+def start_worker(strategy, run_dir, weights, logical_cpus=1, env=None, extra=None):
+    """``extra``: model settings as JSON, added to the worker's."""
     return subprocess.Popen(
-        [sys.executable, str(WORKER), strategy, str(run_dir), str(weights), str(logical_cpus)],
+        [sys.executable, str(WORKER), strategy, str(run_dir), str(weights), str(logical_cpus),
+         *([extra] if extra else [])],
         env=env or cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -60,6 +62,21 @@ def test_mirrored_on_two_devices_matches_one_device(tmp_path):
     for a, b in zip(rows_one, rows_two):
         for key in METRICS:
             # Sampling noise alone moves these by ~1e-3 relative; rounding by ~1e-5.
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-3), key
+    for a, b in zip(load_weights(tmp_path / "one.npz"), load_weights(tmp_path / "two.npz")):
+        np.testing.assert_allclose(a, b, atol=2e-3)
+
+
+def test_mirrored_matches_one_device_for_a_learned_prior_and_a_flow(tmp_path):
+    # A mixture prior's variables, and a flow's through TFP's bijectors, under replicas.
+    structure = json.dumps({"prior": "mog", "prior_components": 2, "posterior": "iaf",
+                            "flow_steps": 1})
+    one = start_worker("default", tmp_path / "one", tmp_path / "one.npz", 2, extra=structure)
+    two = start_worker("mirrored", tmp_path / "two", tmp_path / "two.npz", 2, extra=structure)
+    finish([one, two])
+    rows_one, rows_two = (RunDirectory(tmp_path / name).read_metrics() for name in ("one", "two"))
+    for a, b in zip(rows_one, rows_two):
+        for key in ("train_elbo", "test_elbo"):
             assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-3), key
     for a, b in zip(load_weights(tmp_path / "one.npz"), load_weights(tmp_path / "two.npz")):
         np.testing.assert_allclose(a, b, atol=2e-3)

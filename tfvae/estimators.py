@@ -46,8 +46,12 @@ def sample_posterior(q, num_samples, seed, layout=None):
 
     ``q`` is a Gaussian with ``loc`` [B, D] and a ``scale`` linear operator (MultivariateNormalDiag
     and its kin). The noise comes from ``tfvae.noise`` rather than ``q.sample`` so that it is the
-    same for an example whichever replica holds it.
+    same for an example whichever replica holds it. A flow posterior (a
+    ``TransformedDistribution`` of such a Gaussian) maps that sample through its bijector, which
+    caches the pair, so ``q.log_prob(z)`` at these z needs no inverse pass.
     """
+    if not hasattr(q, "loc"):  # a flow: tfd's Gaussians are TransformedDistributions too
+        return q.bijector.forward(sample_posterior(q.distribution, num_samples, seed, layout))
     loc = q.loc
     eps = noise.standard_normal(seed, [num_samples], tf.shape(loc)[0], tf.shape(loc)[1:], layout)
     return loc + q.scale.matvec(tf.cast(eps, loc.dtype))

@@ -41,9 +41,9 @@ def latent_diagnostics(model, x, batch_size=1000, labels=None):
         q = model.encode(x[start:start + batch_size],
                          None if labels is None else labels[start:start + batch_size])
         means.append(q.mean().numpy())
-        if gaussian:
+        if gaussian and isinstance(q, tfp.distributions.MultivariateNormalDiag):
             kls.append(estimators.kl_per_dimension(q, model.prior).numpy())
     variance = np.var(np.concatenate(means), axis=0)
     return {"active_units": int(np.sum(variance > ACTIVE_UNIT_VARIANCE)),
             "mean_variance": variance,
-            "kl_per_dimension": np.concatenate(kls).mean(axis=0) if gaussian else None}
+            "kl_per_dimension": np.concatenate(kls).mean(axis=0) if kls else None}

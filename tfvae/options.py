@@ -25,6 +25,19 @@ NETWORK_DEFAULTS = {
     "weight_decay": 0.0,
 }
 DEFAULT_IMAGE_SHAPE = (28, 28, 1)
+# The VAE's latent structure: p(z) N(0, I), a mixture of Gaussians or the VampPrior; q(z|x) a
+# diagonal Gaussian or one followed by inverse autoregressive flow steps; one or two stochastic
+# layers (Burda et al., 2015).
+PRIORS = ("normal", "mog", "vamp")
+POSTERIORS = ("gaussian", "iaf")
+STOCHASTIC_LAYERS = (1, 2)
+LATENT_DEFAULTS = {
+    "prior": "normal",
+    "prior_components": 10,
+    "posterior": "gaussian",
+    "flow_steps": 2,
+    "stochastic_layers": 1,
+}
 
 # -- data ---------------------------------------------------------------------------------
 DATASETS = ("mnist", "binarized_mnist", "frey_face")

@@ -292,6 +292,12 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                     raise
                 raise InputError("--model", f"settings that {config['model_type']} takes",
                                  str(exc).split(": ", 1)[-1]) from None
+            # What the model resolved itself is recorded as it has it: the KL estimator becomes
+            # "sampled" where a prior or posterior has no closed-form KL.
+            resolved = vae.get_config()
+            config["model"].update({key: resolved[key] for key, value in config["model"].items()
+                                    if isinstance(value, str)
+                                    and isinstance(resolved.get(key), str)})
             initial_epoch = 0
             optimizer = make_optimizer(config["train"]["optimizer"],
                                        config["train"]["learning_rate"])

@@ -6,13 +6,16 @@ import time
 from tfvae import options
 
 _NET = options.NETWORK_DEFAULTS
+_LATENT = options.LATENT_DEFAULTS
 _TRAIN = options.TRAIN_DEFAULTS
 
 
 _MODEL_FLAGS = ("latent_dim", "hidden", "depth", "activation", "architecture", "kl", "objective",
                 "num_samples", "likelihood")
-# The VAE's training controls: passed only when given, so models without them take the flags.
-_CONTROL_FLAGS = ("beta", "free_bits", "gradient")
+# The VAE's training controls and latent structure: passed only when given, so models without
+# them take the flags.
+_CONTROL_FLAGS = ("beta", "free_bits", "gradient", "prior", "prior_components", "posterior",
+                  "flow_steps", "stochastic_layers")
 _DATA_FLAGS = {"dataset": "name", "data_path": "data_path", "binarize": "binarize",
                "train_examples": "train_examples", "test_examples": "test_examples",
                "image_size": "image_size"}
@@ -56,6 +59,23 @@ def register(subparsers):
                    help="SGVB estimator B (analytic KL) or A (sampled)")
     p.add_argument("--objective", choices=options.OBJECTIVES, default="elbo")
     p.add_argument("--num-samples", type=int, default=1, help="samples of z per datapoint (L or k)")
+    latent = p.add_argument_group("latent structure (vae)")
+    latent.add_argument("--prior", choices=options.PRIORS, default=_LATENT["prior"],
+                        help="p(z): N(0, I), a learned mixture of Gaussians or the VampPrior "
+                             f"(default: {_LATENT['prior']}); mog and vamp train by --kl sampled")
+    latent.add_argument("--prior-components", type=int, default=_LATENT["prior_components"],
+                        metavar="K", help="mixture components or VampPrior pseudo-inputs "
+                                          f"(default: {_LATENT['prior_components']})")
+    latent.add_argument("--posterior", choices=options.POSTERIORS, default=_LATENT["posterior"],
+                        help="q(z|x): a diagonal Gaussian, or one followed by inverse "
+                             f"autoregressive flow steps (default: {_LATENT['posterior']})")
+    latent.add_argument("--flow-steps", type=int, default=_LATENT["flow_steps"], metavar="N",
+                        help=f"IAF steps (default: {_LATENT['flow_steps']})")
+    latent.add_argument("--stochastic-layers", type=int, choices=options.STOCHASTIC_LAYERS,
+                        default=_LATENT["stochastic_layers"],
+                        help="x -> z1 -> z2 with 2 (Burda et al., 2015): z1 of --latent-dim, z2 "
+                             "of half as many, the z1-z2 networks half as wide (default: "
+                             f"{_LATENT['stochastic_layers']})")
     controls = p.add_argument_group("training controls (the elbo metric stays the true bound)")
     controls.add_argument("--beta", type=float, default=1.0,
                           help="weight of the KL term in the loss (beta-VAE; default: 1)")

@@ -65,13 +65,14 @@ class Encoder(keras.Model):
     """x [B, *E] -> q(z|x), a diagonal Gaussian with batch [B] and event [D].
 
     With ``num_classes`` K, q(z|x, y) takes the one-hot label ``condition`` [B, K] too.
+    ``posterior``: another head from hidden units to q(z|x) (a flow), event [D].
     """
 
-    def __init__(self, body, latent_dim, num_classes=0, **kwargs):
+    def __init__(self, body, latent_dim, num_classes=0, posterior=None, **kwargs):
         super().__init__(**kwargs)
         self.body = body
         self.num_classes = num_classes
-        self.posterior = DiagonalGaussian(latent_dim, name="posterior")
+        self.posterior = posterior or DiagonalGaussian(latent_dim, name="posterior")
 
     @property
     def spatial(self):
@@ -93,23 +94,28 @@ class Decoder(keras.Model):
     """z [*S, D] -> p(x|z) with batch [*S] and event E; leading sample dims are kept.
 
     With ``num_classes`` K, p(x|z, y) takes the one-hot label ``condition`` [B, K], B being the
-    last leading dimension of z, joined to every z.
+    last leading dimension of z, joined to every z. ``reads``: p(x|z) reads the first ``reads``
+    dimensions of z only (z1 of a model with two stochastic layers); None, all.
     """
 
-    def __init__(self, body, likelihood, num_classes=0, **kwargs):
+    def __init__(self, body, likelihood, num_classes=0, reads=None, **kwargs):
         super().__init__(**kwargs)
         self.body = body
         self.likelihood = likelihood
         self.num_classes = num_classes
+        self.reads = reads
 
     def build(self, input_shape):
-        input_shape = (*input_shape[:-1], input_shape[-1] + self.num_classes)
+        dims = input_shape[-1] if self.reads is None else self.reads
+        input_shape = (*input_shape[:-1], dims + self.num_classes)
         self.body.build(input_shape)
         self.likelihood.build(self.body.compute_output_shape(input_shape))
 
     def call(self, z, condition=None):
         # Bodies (convolutions in particular) take one batch dimension: flatten, then restore.
         batch_shape = tf.shape(z)[:-1]
+        if self.reads is not None:
+            z = z[..., :self.reads]
         if condition is not None:
             condition = tf.broadcast_to(tf.cast(condition, z.dtype),
                                         tf.concat([batch_shape, [self.num_classes]], 0))
@@ -179,9 +185,7 @@ class LatentVariableModel(keras.Model):
         encoder = self.make_encoder()
         if encoder is not None:
             self.encoder = encoder
-        self.decoder = Decoder(self.network_body("decoder"),
-                               likelihood_layer(likelihood, self.image_shape, gaussian_scale),
-                               num_classes=self.num_classes, name="decoder")
+        self.decoder = self.make_decoder()
         self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
         self.trackers = [keras.metrics.Mean(name=name) for name in self.metric_names]
         self.build((None, *self.image_shape))
@@ -200,6 +204,13 @@ class LatentVariableModel(keras.Model):
         decoder only."""
         return Encoder(self.network_body("encoder"), self.latent_dim, self.num_classes,
                        name="encoder")
+
+    def make_decoder(self, reads=None):
+        """The generative model z -> p(x|z) (p(x|z1) reading ``reads`` dimensions of z)."""
+        return Decoder(self.network_body("decoder"),
+                       likelihood_layer(self.likelihood_name, self.image_shape,
+                                        self.gaussian_scale),
+                       num_classes=self.num_classes, reads=reads, name="decoder")
 
     def build(self, input_shape):
         if self.has_encoder:

@@ -5,12 +5,16 @@ image shape [H, W, C].
 """
 
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 from tfvae import estimators, noise, options
 from tfvae.checks import check_choice, check_int, check_labels, check_number
 from tfvae.errors import InputError
-from tfvae.models.base import LatentVariableModel, register
+from tfvae.models.base import Encoder, LatentVariableModel, register
+from tfvae.models.flows import FlowPosterior
+from tfvae.models.hierarchy import HierarchicalPosterior, HierarchicalPrior
+from tfvae.models.priors import prior_layer
+
+_LATENT = options.LATENT_DEFAULTS
 
 
 @register("vae")
@@ -51,6 +55,25 @@ class VAE(LatentVariableModel):
     A conditional VAE (``num_classes`` K, Sohn et al., 2015) trains on (x, y) batches of images
     and labels and bounds log p(x|y); ``sample(n, labels=7)`` draws sevens.
 
+    Latent structure:
+
+    - ``prior``: ``"normal"`` N(0, I); ``"mog"``, a learned mixture of ``prior_components``
+      Gaussians; ``"vamp"``, the VampPrior (Tomczak & Welling, 2018) on ``prior_components``
+      pseudo-inputs (``tfvae.models.priors``);
+    - ``posterior``: ``"gaussian"``, or ``"iaf"``: ``flow_steps`` inverse autoregressive flow
+      steps on the Gaussian (Kingma et al., 2016; ``tfvae.models.flows``);
+    - ``stochastic_layers=2``: x -> z1 -> z2 (Burda et al., 2015; ``tfvae.models.hierarchy``),
+      z1 of ``latent_dim`` units and z2 of half as many, the z1-z2 networks of ``hidden // 2``
+      units and the same depth; the model's latent z = [z1, z2] (``model.latent_dim`` is their
+      sum, ``layer_dims`` each), p(x|z) reads z1. It takes the normal prior and the Gaussian
+      posterior.
+
+    The VampPrior takes neither a flow posterior nor labels; ``gradient="dreg"`` and ``"stl"``
+    take a Gaussian posterior of one layer and no VampPrior (they hold q's parameters fixed).
+
+    KL(q || p) has a closed form only for a Gaussian posterior and prior: with any other,
+    ``kl="analytic"`` becomes estimator A, ``kl="sampled"``, and ``get_config`` says so.
+
     The network settings are those of :class:`tfvae.models.base.LatentVariableModel`.
     """
 
@@ -59,7 +82,23 @@ class VAE(LatentVariableModel):
     takes_labels = True
 
     def __init__(self, *args, kl="analytic", objective="elbo", num_samples=1, beta=1.0,
-                 kl_warmup_steps=0, free_bits=0.0, gradient="standard", **kwargs):
+                 kl_warmup_steps=0, free_bits=0.0, gradient="standard", prior=_LATENT["prior"],
+                 prior_components=_LATENT["prior_components"],
+                 posterior=_LATENT["posterior"], flow_steps=_LATENT["flow_steps"],
+                 stochastic_layers=_LATENT["stochastic_layers"], **kwargs):
+        self.prior_name = check_choice("prior", prior, options.PRIORS)
+        self.prior_components = check_int("prior_components", prior_components)
+        self.posterior_name = check_choice("posterior", posterior, options.POSTERIORS)
+        self.flow_steps = check_int("flow_steps", flow_steps)
+        self.stochastic_layers = check_int("stochastic_layers", stochastic_layers,
+                                           maximum=max(options.STOCHASTIC_LAYERS))
+        latent_dim = check_int("latent_dim", kwargs.pop("latent_dim",
+                                                        options.NETWORK_DEFAULTS["latent_dim"]))
+        if self.stochastic_layers == 2 and latent_dim < 2:
+            raise InputError("latent_dim", "at least 2 with stochastic_layers=2 (z2 has half as "
+                             "many)", repr(latent_dim))
+        self.layer_dims = (latent_dim,) if self.stochastic_layers == 1 else (latent_dim,
+                                                                              latent_dim // 2)
         self.kl = check_choice("kl", kl, options.KL_ESTIMATORS)
         self.objective = check_choice("objective", objective, options.OBJECTIVES)
         self.num_samples = check_int("num_samples", num_samples)
@@ -68,11 +107,47 @@ class VAE(LatentVariableModel):
         self.free_bits = check_number("free_bits", free_bits, at_least=0)
         self.gradient = check_choice("gradient", gradient, options.GRADIENTS)
         _check_controls(self)
-        super().__init__(*args, **kwargs)
-        if self.free_bits and not isinstance(self.prior, tfp.distributions.MultivariateNormalDiag):
-            raise InputError("free_bits", "0 for a model whose prior is not a diagonal Gaussian "
-                             "(the KL per dimension is taken in closed form)",
-                             repr(self.free_bits))
+        _check_structure(self, kwargs.get("num_classes", 0))
+        if not self.gaussian_latents:
+            self.kl = "sampled"  # no closed form: estimator A
+        super().__init__(*args, latent_dim=sum(self.layer_dims), **kwargs)
+
+    @property
+    def gaussian_latents(self):
+        """Whether q(z|x) and p(z) are diagonal Gaussians, with a KL in closed form."""
+        return (self.prior_name == "normal" and self.posterior_name == "gaussian"
+                and self.stochastic_layers == 1)
+
+    def make_encoder(self):
+        if self.stochastic_layers == 2:
+            head = HierarchicalPosterior(self.layer_dims, self.hidden // 2, self.depth,
+                                         self.activation, name="posterior")
+        elif self.posterior_name == "iaf":
+            head = FlowPosterior(self.latent_dim, self.flow_steps, self.hidden, name="posterior")
+        else:
+            return super().make_encoder()
+        return Encoder(self.network_body("encoder"), self.latent_dim, self.num_classes,
+                       posterior=head, name="encoder")
+
+    def make_decoder(self):
+        return super().make_decoder(reads=self.layer_dims[0] if self.stochastic_layers == 2
+                                    else None)
+
+    def build(self, input_shape):
+        # The prior's variables after the encoder's and decoder's, and before the model locks.
+        if self.stochastic_layers == 2:
+            self.prior_layer = HierarchicalPrior(self.layer_dims, self.hidden // 2, self.depth,
+                                                 self.activation, name="prior")
+        else:
+            self.prior_layer = prior_layer(self.prior_name, self.latent_dim, self.image_shape,
+                                           self.prior_components)
+        super().build(input_shape)
+
+    @property
+    def prior(self):
+        if getattr(self, "prior_layer", None) is None:
+            return super().prior
+        return self.prior_layer.distribution(getattr(self, "encoder", None))
 
     # -- objectives --------------------------------------------------------------------------
 
@@ -158,7 +233,10 @@ class VAE(LatentVariableModel):
         return {**super().get_config(), "kl": self.kl, "objective": self.objective,
                 "num_samples": self.num_samples, "beta": self.beta,
                 "kl_warmup_steps": self.kl_warmup_steps, "free_bits": self.free_bits,
-                "gradient": self.gradient}
+                "gradient": self.gradient, "prior": self.prior_name,
+                "prior_components": self.prior_components, "posterior": self.posterior_name,
+                "flow_steps": self.flow_steps, "stochastic_layers": self.stochastic_layers,
+                "latent_dim": self.layer_dims[0]}
 
 
 def _check_controls(model):
@@ -174,3 +252,32 @@ def _check_controls(model):
             if getattr(model, name) != default:
                 raise InputError(name, f"{default} with objective='iwae' (the IWAE bound has no "
                                  "separate KL term)", repr(getattr(model, name)))
+
+
+def _check_structure(model, num_classes):
+    """The latent structures that combine: the estimators that stop q's gradient need a Gaussian
+    q whose parameters are the encoder's alone; the VampPrior needs an encoder without labels."""
+    if model.stochastic_layers == 2 and (model.prior_name, model.posterior_name) != (
+            "normal", "gaussian"):
+        raise InputError("stochastic_layers", "1 with prior='{}' and posterior='{}' (two layers "
+                         "take the normal prior and the Gaussian posterior)".format(
+                             model.prior_name, model.posterior_name), "2")
+    if model.gradient in ("dreg", "stl") and (model.posterior_name != "gaussian"
+                                              or model.stochastic_layers == 2):
+        raise InputError("gradient", "'standard' with posterior='iaf' or stochastic_layers=2 "
+                         "(dreg and stl hold a Gaussian q's parameters fixed)",
+                         repr(model.gradient))
+    if model.gradient in ("dreg", "stl") and model.prior_name == "vamp":
+        raise InputError("gradient", "'standard' with prior='vamp' (its prior is made of the "
+                         "encoder, which dreg and stl hold fixed)", repr(model.gradient))
+    if model.prior_name == "vamp" and model.posterior_name == "iaf":
+        raise InputError("prior", "'normal' or 'mog' with posterior='iaf' (a VampPrior of flow "
+                         "posteriors needs the flow's inverse, one pass per latent dimension, at "
+                         "every draw)", repr(model.prior_name))
+    if model.prior_name == "vamp" and num_classes:
+        raise InputError("prior", "'normal' or 'mog' for a conditional model (the VampPrior's "
+                         "pseudo-inputs have no labels)", repr(model.prior_name))
+    if model.free_bits and not model.gaussian_latents:
+        raise InputError("free_bits", "0 with a prior or posterior other than a diagonal "
+                         "Gaussian (the KL per dimension is taken in closed form)",
+                         repr(model.free_bits))
