@@ -9,7 +9,8 @@ import tensorflow as tf
 from tfvae import estimators, noise, options
 from tfvae.checks import check_choice, check_int, check_labels, check_number
 from tfvae.errors import InputError
-from tfvae.models.base import Encoder, LatentVariableModel, register
+from tfvae.models.base import LatentVariableModel, register
+from tfvae.models.coders import Encoder
 from tfvae.models.flows import FlowPosterior
 from tfvae.models.hierarchy import HierarchicalPosterior, HierarchicalPrior
 from tfvae.models.priors import prior_layer
