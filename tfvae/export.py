@@ -135,8 +135,9 @@ def serving_functions(model, num_samples=DEFAULT_NUM_SAMPLES, *, checked=True):
     def sample(seed, label=None):
         seed = seeds(seed)
         label = labels(label, seed)
-        eps = noise.CounterSeed(seed, SAMPLE_STREAM).normals(model.latent_dim)
-        z = model.prior.mean() + model.prior.stddev() * eps  # p(z) is a diagonal Gaussian
+        rows = noise.CounterSeed(seed, SAMPLE_STREAM)
+        z = estimators.draw_from_noise(model.prior, rows.normals(model.latent_dim),
+                                       rows.substream(1).uniform(1)[:, 0])
         return {"z": z, "x_mean": model.decode(z, label).mean()}
 
     def reconstruct(x, label=None):
