@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import run_cli
 from tfvae import VAE, Autoencoder, noise, runtimes
 from tfvae.cli import main
 from tfvae.errors import InputError
@@ -138,16 +137,16 @@ def test_every_signature_matches_the_savedmodel(fmt, exported, tmp_path):
 
 
 @pytest.mark.parametrize("fmt, out", [("tflite", "vae.tflite"), ("onnx", "vae_onnx")])
-def test_cli_writes_each_format_and_refuses_to_replace_it(fmt, out, tiny_run, tmp_path):
+def test_cli_writes_each_format_and_refuses_to_replace_it(fmt, out, tiny_run, tmp_path, capsys):
     """The files of ``tfvae export --format`` answer as the run's SavedModel does."""
     pytest.importorskip({"tflite": "ai_edge_litert", "onnx": "tf2onnx"}[fmt])
     out = tmp_path / out
-    done = run_cli("export", tiny_run, "--format", fmt, "--out", out, "--num-samples", K)
-    assert done.returncode == 0, done.stderr
-    assert str(out) in done.stdout
+    assert main(["export", str(tiny_run), "--format", fmt, "--out", str(out), "--num-samples",
+                 str(K)]) == 0
+    assert str(out) in capsys.readouterr().out
     files = {p: p.read_bytes() for p in ([out] if fmt == "tflite" else out.iterdir())}
-    again = run_cli("export", tiny_run, "--format", fmt, "--out", out)
-    assert again.returncode == 2 and "--out" in again.stderr
+    assert main(["export", str(tiny_run), "--format", fmt, "--out", str(out)]) == 2
+    assert "--out" in capsys.readouterr().err
     assert {p: p.read_bytes() for p in files} == files
     saved = tf.saved_model.load(str(export_run(tiny_run, "m", base_dir=tmp_path, num_samples=K)))
     x = np.random.default_rng(0).uniform(size=(3, 28, 28, 1)).astype(np.float32)

@@ -144,16 +144,15 @@ def test_the_command_exits_2_on_bad_input(tmp_path):
                                      "got 0")
 
 
-def test_an_existing_run_is_not_overwritten_without_overwrite(tmp_path):
+def test_an_existing_run_is_not_overwritten_without_overwrite(tmp_path, capsys):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     previous = json.dumps({"model_type": "vae", "model": {}, "data": {}, "train": {}})
     (run_dir / "config.json").write_text(previous)
-    result = run_cli("train", "--out", run_dir, *TINY)
-    assert result.returncode == 2 and "not empty" in result.stderr
+    assert main(["train", "--out", str(run_dir), *TINY]) == 2
+    assert "not empty" in capsys.readouterr().err
     assert (run_dir / "config.json").read_text() == previous
-    result = run_cli("train", "--out", run_dir, "--overwrite", "--epochs", "1", *TINY)
-    assert result.returncode == 0, result.stderr
+    assert main(["train", "--out", str(run_dir), "--overwrite", "--epochs", "1", *TINY]) == 0
     assert json.loads((run_dir / "config.json").read_text())["train"]["epochs"] == 1
 
 
