@@ -59,24 +59,29 @@ def sample_posterior(q, num_samples, seed, layout=None):
 
 def draw_from_noise(distribution, eps, u):
     """One draw of ``distribution`` (event [D]) per row of the given noise: eps ~ N(0, I) [B, D]
-    and u ~ U(0, 1) [B], the mixture component's. For the exports, whose noise must come from
-    ops every runtime has (``tfvae.noise.CounterSeed``), not from ``distribution.sample``.
+    and u ~ U(0, 1) [B], the mixture component's; None for a distribution of another family.
+    For the exports, whose noise must come from ops every runtime has
+    (``tfvae.noise.CounterSeed``), not from ``distribution.sample``.
 
-    - a diagonal Gaussian (N(0, I), a VampPrior's components): mu + sigma * eps;
+    - a Gaussian (N(0, I), a VampPrior's components): mu + S eps;
     - a flow of one (the prior of two stochastic layers): the bijector's image of that draw;
-    - a mixture of diagonal Gaussians: component k, the first whose cumulative weight exceeds
-      u, then its mu_k + sigma_k * eps.
+    - a mixture of Gaussians: component k, the first whose cumulative weight exceeds u, then
+      its mu_k + S_k eps.
     """
+    if isinstance(distribution, tfd.MultivariateNormalLinearOperator):
+        return distribution.loc + distribution.scale.matvec(eps)
     if isinstance(distribution, tfd.MixtureSameFamily):
-        cumulative = tf.cumsum(distribution.mixture_distribution.probs_parameter(), axis=-1)
-        count = tf.shape(cumulative)[-1]
-        k = tf.minimum(tf.reduce_sum(tf.cast(u[:, None] > cumulative, tf.int32), axis=-1),
-                       count - 1)
         components = distribution.components_distribution
-        return (tf.gather(components.mean(), k) + tf.gather(components.stddev(), k) * eps)
-    if not hasattr(distribution, "loc"):  # a flow: tfd's Gaussians are TransformedDistributions
-        return distribution.bijector.forward(draw_from_noise(distribution.distribution, eps, u))
-    return distribution.mean() + distribution.stddev() * eps
+        if not isinstance(components, tfd.MultivariateNormalLinearOperator):
+            return None
+        cumulative = tf.cumsum(distribution.mixture_distribution.probs_parameter(), axis=-1)
+        k = tf.minimum(tf.reduce_sum(tf.cast(u[:, None] > cumulative, tf.int32), axis=-1),
+                       tf.shape(cumulative)[-1] - 1)
+        return tf.gather(components.mean(), k) + tf.gather(components.stddev(), k) * eps
+    if isinstance(distribution, tfd.TransformedDistribution):
+        base = draw_from_noise(distribution.distribution, eps, u)
+        return None if base is None else distribution.bijector.forward(base)
+    return None
 
 
 def stopped(q):

@@ -30,7 +30,9 @@ Seeds: row i draws all its noise from ``seed[i]`` alone, by the generator of
 :class:`tfvae.noise.CounterSeed` (integer arithmetic that every runtime has, so the LiteRT and
 ONNX files of :mod:`tfvae.runtimes` draw the same numbers). A row's result depends only on its
 own input and seed: the same in every process, server, batch and format. ``sample``'s z is that
-generator's draw, not ``VAE.sample``'s; its ``x_mean`` is the mean of ``model.decode(z)``.
+generator's draw, not ``VAE.sample``'s; its ``x_mean`` is the mean of ``model.decode(z)``. A
+prior other than Gaussians, their mixtures and flows (a user's Student-t, say) is sampled by
+TensorFlow's own stateless sampler instead: the SavedModel answers, the other formats cannot.
 
 Inputs are checked inside the graph, so every loader (TF Serving included) answers bad input with
 INVALID_ARGUMENT and a message naming the input: a trailing shape other than the model's, NaN or
@@ -138,6 +140,9 @@ def serving_functions(model, num_samples=DEFAULT_NUM_SAMPLES, *, checked=True):
         rows = noise.CounterSeed(seed, SAMPLE_STREAM)
         z = estimators.draw_from_noise(model.prior, rows.normals(model.latent_dim),
                                        rows.substream(1).uniform(1)[:, 0])
+        if z is None:  # a prior of another family: TF's sampler, per row (SavedModel only)
+            z = tf.map_fn(lambda s: model.prior.sample(seed=_stateless_seed(s)), seed,
+                          fn_output_signature=tf.TensorSpec([model.latent_dim], tf.float32))
         return {"z": z, "x_mean": model.decode(z, label).mean()}
 
     def reconstruct(x, label=None):
@@ -175,6 +180,14 @@ def serving_functions(model, num_samples=DEFAULT_NUM_SAMPLES, *, checked=True):
 
 
 # ------------------------------------------------------------------------------- the export
+
+
+def _stateless_seed(seed):
+    """int64 seed [] -> a stateless int32 seed [2]: its value modulo 2^31 and the rest."""
+    seed = tf.cast(seed, tf.int64)
+    return tf.cast(tf.stack([tf.math.floormod(seed, 2 ** 31),
+                             tf.math.floormod(tf.math.floordiv(seed, 2 ** 31), 2 ** 31)]),
+                   tf.int32)
 
 
 def export_model(model, path, *, num_samples=DEFAULT_NUM_SAMPLES, metadata=None):
