@@ -25,10 +25,10 @@ run's score. The table is printed and written to ``OUT/BUDGET/likelihood_table.{
     python benchmarks/likelihood_table.py --budget cpu --minutes 0.2 --train-examples 1000 \\
         --test-examples 500 --k 100          # a quick check of the whole path
 
-Published figures: Burda et al. (2015), Table 1 (dynamic binarization); the VampPrior's from
-Tomczak & Welling (2018), Table 2, is on statically binarized MNIST with their own networks
-(K = 500 pseudo-inputs), so it is a reference, not a like-for-like figure. No MLP figure was
-published for IAF with this architecture.
+Published figures: Burda et al. (2015), Table 1 (dynamic binarization); the VampPrior's, from
+Tomczak & Welling (2018) for their one-layer VAE with the VampPrior (K = 500 pseudo-inputs), is
+on statically binarized MNIST with their own networks, so it is a reference, not a
+like-for-like figure. No MLP figure was published for IAF with this architecture.
 """
 
 import argparse

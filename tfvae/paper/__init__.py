@@ -8,8 +8,8 @@ once per example and training step for AEVB and wake-sleep (whose sleep phase wo
 dreams), and for MCEM once per gradient of its HMC transition and once per weight update
 (``budgets.samples_per_step``). The paper's setup (section 5 and appendix E) is followed throughout:
 
-- one hidden layer of tanh units; every parameter initialized from N(0, 0.01), a standard
-  deviation of 0.01 (the ``init_sd=1e-2`` of the authors' code);
+- one hidden layer of tanh units; every parameter initialized from N(0, 0.01), read in the
+  paper's own notation N(mean, variance): a standard deviation of 0.1;
 - Adagrad, its global step size chosen from {0.01, 0.02, 0.1} by the training performance over
   the second half of ``pilot_samples`` (the pilot of the chosen step size counts toward the run;
   the others are dropped); minibatches of 100, L = 1;
