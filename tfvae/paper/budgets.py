@@ -61,7 +61,7 @@ def _per_run(samples, manifold_samples=None):
 
 # All of the paper's runs at 1/200 of its training (5 x 10^5 samples each), log p(x) on appendix
 # E's 1000 points with its 50 draws and 4 leapfrog steps, and the manifolds at the paper's 10^7
-# samples (blurred at 5 x 10^5): about half an hour on a 2-core CPU (measured:
+# samples (blurred at 5 x 10^5): under an hour on a 2-core CPU (measured:
 # docs/reproduction.md). Pilots of 5 x 10^4 samples: at 10^4 the candidates for the 500-unit
 # networks are still within a nat of each other.
 _CPU = Budget(
@@ -89,9 +89,8 @@ BUDGETS = {
         train_examples=1000,
     ),
     "cpu": _CPU,
-    # Ten times the cpu budget's training per run (5 x 10^6 samples; 1/20 of the paper's), more
-    # points on each curve: about two hours on a 2-core CPU, where the cpu budget's small
-    # margins (MNIST N_z = 3 and 5) are within run-to-run variation.
+    # Ten times the cpu budget's training per run (5 x 10^6 samples; 1/20 of the paper's) and more
+    # points on each curve, sized for about two hours on a 2-core CPU: where the curves settle.
     "long": dataclasses.replace(
         _CPU, name="long", **_per_run(5_000_000, manifold_samples=10_000_000), points=9),
     # The paper's scale (up to 10^8 samples per run): for a GPU.
