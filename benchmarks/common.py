@@ -108,6 +108,13 @@ def machine():
     return {"cpu": name, "cores": os.cpu_count(), "load_average_1min": round(load, 2)}
 
 
+def write_results(name, **fields):
+    """Write ``fields`` with the machine to ``benchmarks/results/NAME.json``; print the path."""
+    out = ROOT / "benchmarks" / "results" / f"{name}.json"
+    out.write_text(json.dumps({"machine": machine(), **fields}, indent=2) + "\n")
+    print(f"written: {out}")
+
+
 def print_table(rows, columns):
     """Rows of dicts as an aligned text table."""
     cells = [[str(c) for c in columns]] + [[_fmt(r.get(c)) for c in columns] for r in rows]

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import ROOT, machine, print_table, run_child
+from common import ROOT, machine, print_table, run_child, write_results
 
 RECIPE = {"model_config": {"hidden": 400, "activation": "relu"},
           "data_config": {"name": "mnist", "binarize": "dynamic"},
@@ -68,9 +68,7 @@ def main():
     print_table(results, ["latent_dim", "epochs", "test_elbo", "active_units",
                           "classifier_on_real_test", "classifier_on_samples", "seconds",
                           "figure"])
-    out = ROOT / "benchmarks" / "results" / "conditional.json"
-    out.write_text(json.dumps({"machine": machine(), "runs": results}, indent=2) + "\n")
-    print(f"written: {out}")
+    write_results("conditional", runs=results)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import ROOT, machine, print_table, run_child
+from common import machine, print_table, run_child, write_results
 
 ARCHITECTURE = {"hidden": 200, "depth": 2, "activation": "tanh", "latent_dim": 50,
                 "objective": "iwae"}
@@ -85,11 +85,8 @@ def main():
                        args.draws]) for k in (5, 50) for gradient in ("standard", "dreg")]
     print_table(rows, ["k", "gradient", "epochs", "test_bound", "test_log_px",
                        "test_log_px_stderr", "encoder_snr", "train_seconds"])
-    out = ROOT / "benchmarks" / "results" / "iwae_gradients.json"
-    out.write_text(json.dumps({"machine": machine(), "epochs": args.epochs,
-                               "test_examples": args.test_examples, "draws": args.draws,
-                               "runs": rows}, indent=2) + "\n")
-    print(f"written: {out}")
+    write_results("iwae_gradients", epochs=args.epochs, test_examples=args.test_examples,
+                  draws=args.draws, runs=rows)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import ROOT, machine, print_table, run_child
+from common import ROOT, machine, print_table, run_child, write_results
 
 RECIPE = {"model_config": {"hidden": 400, "activation": "relu", "latent_dim": 20},
           "data_config": {"name": "mnist", "binarize": "dynamic"},
@@ -95,12 +95,10 @@ def main():
     for r in latents:
         print(f"2-D latent, beta {r['beta']:g}: test ELBO {r['test_elbo']:.2f}, "
               f"active units {r['active_units']}")
-    out = ROOT / "benchmarks" / "results" / "training_controls.json"
-    out.write_text(json.dumps({"machine": machine(), "epochs": args.epochs, "runs": rows,
-                               "latent_2d": [{k: v for k, v in r.items()
-                                              if k not in ("z_test", "y_test")}
-                                             for r in latents]}, indent=2) + "\n")
-    print(f"written: {out}, {args.figure}")
+    write_results("training_controls", epochs=args.epochs, runs=rows,
+                  latent_2d=[{k: v for k, v in r.items() if k not in ("z_test", "y_test")}
+                             for r in latents])
+    print(f"written: {args.figure}")
 
 
 if __name__ == "__main__":
