@@ -59,13 +59,12 @@ def frey_face_run(samples):
     return spec, RunData(spec, BUDGETS["cpu"], seed=0)
 
 
-def run(start, args):
+def run(start, args, spec, data):
     import keras
 
     from tfvae.paper.budgets import RunSpec
     from tfvae.paper.loop import build_model, mean_bound, paper_initialize, train_samples
 
-    spec, data = frey_face_run(args.samples)
     model = build_model(spec, data.dataset, seed=0)
     paper_initialize(model, 0, stddev=0.1 if start == "sd0.1" else 0.01)
     if start == "sd0.01-nodecay":
@@ -107,10 +106,11 @@ def main():
     if min(args.samples, args.points, args.pretrain_samples) < 1 or args.step_size <= 0:
         parser.error("--samples, --points, --pretrain-samples and --step-size must be positive")
     print(f"machine: {machine()}")
+    spec, data = frey_face_run(args.samples)  # loaded once, shared by every start
     print(f"one Gaussian per pixel (maximum likelihood, first 1,000 training faces): "
-          f"{one_gaussian_per_pixel(frey_face_run(args.samples)[1].eval_train):.1f} nats per face")
+          f"{one_gaussian_per_pixel(data.eval_train):.1f} nats per face")
     for start in args.starts:
-        run(start, args)
+        run(start, args, spec, data)
     return 0
 
 
