@@ -11,6 +11,13 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def xla_cache(tmp_path_factory):
+    """The tests' own cache of measured XLA figures (``tfvae.execution.xla_figures``), never the
+    user's; CLI subprocesses inherit it through the environment."""
+    os.environ["TFVAE_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture(scope="session")
 def shared_data():
     """``../shared/data`` beside the checkout; tests that need it skip where it is absent."""
@@ -26,13 +33,15 @@ def cli_env():
     return env
 
 
-def build_c_example(directory):
-    """serving/c/tfvae_encode.c built against the tensorflow wheel's C API into ``directory``;
+@pytest.fixture(scope="session")
+def c_example(tmp_path_factory):
+    """serving/c/tfvae_encode.c built against the tensorflow wheel's C API, once per session;
     skips the test where gcc is missing."""
     import shutil
 
     import tensorflow as tf
 
+    directory = tmp_path_factory.mktemp("c_example")
     gcc = shutil.which("gcc")
     if gcc is None:
         pytest.skip("gcc is not installed: building serving/c/tfvae_encode.c needs it")

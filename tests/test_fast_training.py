@@ -13,7 +13,8 @@ from tfvae import data as datasets
 from tfvae.errors import InputError
 from tfvae.runs import RunDirectory
 from tfvae.storage import read_json
-from tfvae.execution import XLA_MIN_EXAMPLES, largest_divisor, resolve_jit_compile
+from tfvae import execution, training
+from tfvae.execution import largest_divisor, resolve_jit_compile
 from tfvae.training import train
 
 SEED = tf.constant([7, -3], tf.int32)
@@ -154,12 +155,87 @@ def test_train_uses_the_fast_path(tmp_path):
         assert {"epoch_elbo", "epoch_loss", "epoch_kl"} <= set(events.Tags()["tensors"])
 
 
-def test_xla_auto_is_on_for_long_single_device_runs_only():
-    assert resolve_jit_compile("auto", XLA_MIN_EXAMPLES)
-    assert not resolve_jit_compile("auto", XLA_MIN_EXAMPLES - 1)
-    assert resolve_jit_compile(True, 1) and not resolve_jit_compile(False, 10 ** 9)
+def test_xla_auto_follows_the_measured_break_even_and_measures_only_when_it_matters():
+    calls = []
+
+    def measure(break_even):
+        def figures():
+            calls.append(break_even)
+            return {"break_even_examples": break_even}
+        return figures
+
+    assert resolve_jit_compile("auto", 50_000, measure(40_000))
+    assert not resolve_jit_compile("auto", 50_000, measure(60_000))
+    assert not resolve_jit_compile("auto", 10 ** 9, measure(float("inf")))  # XLA no faster
+    assert len(calls) == 3
+    assert not resolve_jit_compile("auto", execution.XLA_NEVER_BELOW - 1, measure(0))
+    assert resolve_jit_compile(True, 1, measure(10 ** 9))
+    assert not resolve_jit_compile(False, 10 ** 9, measure(0))
     with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
-        assert not resolve_jit_compile("auto", 10 ** 9)
+        assert not resolve_jit_compile("auto", 10 ** 9, measure(0))
+    assert len(calls) == 3
+
+
+def test_a_step_xla_cannot_compile_is_measured_as_never_worth_compiling():
+    class Uncompiled:
+        def fit(self, *args, **kwargs):
+            pass
+
+    def build(jit_compile):
+        if jit_compile:
+            raise tf.errors.UnimplementedError(None, None, "no XLA kernel for this op")
+        return Uncompiled()
+
+    figures = execution.measure_xla(build, data=None, steps_per_execution=1, examples_per_step=1)
+    assert figures == {"break_even_examples": float("inf"),
+                       "xla_error": "no XLA kernel for this op"}
+    assert not resolve_jit_compile("auto", 10 ** 9, lambda: figures)
+
+
+def test_xla_figures_are_measured_once_per_machine_and_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFVAE_CACHE_DIR", str(tmp_path))
+    measured = []
+
+    def measure():
+        measured.append(1)
+        return {"break_even_examples": 123}
+
+    for _ in range(2):
+        assert execution.xla_figures({"model": {"hidden": 8}}, measure) == {
+            "break_even_examples": 123}
+    assert len(measured) == 1
+    execution.xla_figures({"model": {"hidden": 9}}, measure)
+    assert len(measured) == 2
+    (key, _), _ = read_json(tmp_path / "xla_break_even.json").items()
+    assert json.loads(key)["cpu"] == execution.cpu_name() and json.loads(key)["tensorflow"]
+    # Another machine's figures are not this one's.
+    monkeypatch.setattr(execution, "cpu_name", lambda: "another processor")
+    execution.xla_figures({"model": {"hidden": 8}}, measure)
+    assert len(measured) == 3
+
+
+def test_train_measures_xla_once_and_decides_from_the_figures(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFVAE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(execution, "XLA_NEVER_BELOW", 0)
+    vae = train(tmp_path / "a", epochs=1, **TINY)
+    cache = read_json(tmp_path / "cache" / "xla_break_even.json")
+    assert len(cache) == 1
+    (key, figures), = cache.items()
+    assert json.loads(key)["model"]["hidden"] == 16 and json.loads(key)["batch_size"] == 100
+    assert figures["compile_seconds"] >= 0
+    assert figures["uncompiled_examples_per_second"] > 0
+    assert figures["compiled_examples_per_second"] > 0
+    gain = (1 / figures["uncompiled_examples_per_second"]
+            - 1 / figures["compiled_examples_per_second"])
+    if gain > 0:
+        assert figures["break_even_examples"] == pytest.approx(
+            figures["compile_seconds"] / gain, rel=0.05, abs=1)
+    assert vae.jit_compile == (300 >= figures["break_even_examples"])
+    # The figures decide the next run without measuring again.
+    forced = {**figures, "break_even_examples": 0}
+    monkeypatch.setattr(training, "measure_xla", lambda *a, **k: pytest.fail("measured again"))
+    (tmp_path / "cache" / "xla_break_even.json").write_text(json.dumps({key: forced}))
+    assert train(tmp_path / "b", epochs=1, **TINY).jit_compile
 
 
 def test_resumed_run_matches_an_uninterrupted_one(tmp_path):

@@ -1,26 +1,107 @@
 """How a training step executes: XLA compilation, mixed precision, steps per execution."""
 
 import contextlib
+import json
+import math
+import os
+import time
+from pathlib import Path
 
 import keras
 import tensorflow as tf
 
 from tfvae import options
 from tfvae.errors import InputError
+from tfvae.machine import cpu_name
+from tfvae.storage import write_json
 
-# Below this many examples left to train on, XLA's compilation takes longer than it saves
-# (benchmarks/README.md has the measurement).
-XLA_MIN_EXAMPLES = 300_000
+# Shorter runs than this are never compiled nor measured: uncompiled, they train in well under
+# the second or more that XLA takes to compile a step (benchmarks/README.md).
+XLA_NEVER_BELOW = 20_000
+# Where each machine's measured XLA figures are kept, per model (TFVAE_CACHE_DIR overrides).
+CACHE_DIR = Path.home() / ".cache" / "tfvae"
+_XLA_CACHE = "xla_break_even.json"
 
 
-def resolve_jit_compile(jit_compile, remaining_examples):
-    """``jit_compile`` for ``compile``: "auto" is on for one device and a long enough run.
+def resolve_jit_compile(jit_compile, remaining_examples, measure):
+    """``jit_compile`` for ``compile``: "auto" is on for one device when the run is long enough
+    for XLA's compile time to be repaid on this machine.
 
-    Call it under the strategy's scope.
+    ``measure``: a callable returning this machine's figures for the model (:func:`xla_figures`),
+    called only when the run is long enough for the question to arise. Call it under the
+    strategy's scope.
     """
     if jit_compile != "auto":
         return jit_compile
-    return not tf.distribute.has_strategy() and remaining_examples >= XLA_MIN_EXAMPLES
+    if tf.distribute.has_strategy() or remaining_examples < XLA_NEVER_BELOW:
+        return False
+    return remaining_examples >= measure()["break_even_examples"]
+
+
+def xla_figures(key, measure):
+    """This machine's XLA figures for the model described by ``key`` (a dict: the model's config
+    and the step's settings): read from the cache, or measured by ``measure()`` (see
+    :func:`measure_xla`) and cached. The machine (its CPU and core count) and TensorFlow's
+    version are part of the key, so figures never cross machines."""
+    key = json.dumps({"cpu": cpu_name(), "cores": os.cpu_count(), "tensorflow": tf.__version__,
+                      **key}, sort_keys=True, default=str)
+    path = Path(os.environ.get("TFVAE_CACHE_DIR", CACHE_DIR)) / _XLA_CACHE
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    if key not in cache:
+        cache[key] = measure()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_json(path, cache)
+        except OSError:  # a read-only home: measured again next time
+            pass
+    return cache[key]
+
+
+def timed_fits(model, data, steps, repeats=3):
+    """Seconds of ``repeats`` one-epoch ``fit`` calls of ``steps`` steps each on ``data``: the
+    first includes tracing (and XLA's compilation), the others are the step's own time plus
+    ``fit``'s fixed cost per call."""
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def measure_xla(build, data, steps_per_execution, examples_per_step, min_steps=64):
+    """Time a model's training step uncompiled and compiled here: the figures the "auto"
+    decision needs.
+
+    ``build(jit_compile)`` returns a fresh compiled model; ``data`` is a training stream for its
+    ``fit``. Each variant fits whole executions, at least ``min_steps`` steps (enough for the
+    time per example to stand out of ``fit``'s fixed cost), three times (:func:`timed_fits`).
+    Returns the compile seconds (the compiled variant's extra first-fit time), both rates and
+    ``break_even_examples``, the examples after which compiling has paid (infinite when the
+    compiled step is not faster, or XLA cannot compile it: then ``xla_error`` says why).
+    """
+    steps = math.ceil(min_steps / steps_per_execution) * steps_per_execution
+    examples = steps * examples_per_step
+    first, per_example = {}, {}
+    for jit in (False, True):
+        try:
+            seconds = timed_fits(build(jit), data, steps)
+        except (tf.errors.OpError, NotImplementedError, ValueError) as exc:
+            if not jit:
+                raise
+            # An op XLA cannot compile: "auto" trains uncompiled.
+            return {"break_even_examples": math.inf, "xla_error": str(exc).splitlines()[0]}
+        first[jit], per_example[jit] = seconds[0], min(seconds[1:]) / examples
+    compile_seconds = max(0.0, (first[True] - examples * per_example[True])
+                          - (first[False] - examples * per_example[False]))
+    gain = per_example[False] - per_example[True]
+    return {"compile_seconds": round(compile_seconds, 3),
+            "uncompiled_examples_per_second": round(1 / per_example[False]),
+            "compiled_examples_per_second": round(1 / per_example[True]),
+            "break_even_examples": (round(compile_seconds / gain) if gain > 0 else math.inf)}
 
 
 def dtype_policy(mixed_precision):

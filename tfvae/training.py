@@ -23,7 +23,8 @@ from tfvae.checks import (check_choice, check_image_size, check_int, check_label
                           check_seed)
 from tfvae.errors import InputError
 from tfvae.evaluation import latent_diagnostics
-from tfvae.execution import dtype_policy, global_dtype_policy, largest_divisor, resolve_jit_compile
+from tfvae.execution import (dtype_policy, global_dtype_policy, largest_divisor,
+                             measure_xla, resolve_jit_compile, xla_figures)
 from tfvae.models import model_class
 from tfvae.models.networks import check_conv_shape
 from tfvae.runs import RunDirectory
@@ -133,7 +134,13 @@ class RunCheckpoint(keras.callbacks.Callback):
         line = epoch_line(row, self.epochs)
         if row.get("active_units") == 0:
             line += "; no active latent unit: posterior collapse (the decoder ignores z)"
-            print(f"tfvae: warning: epoch {row['epoch']}: {line.split('; ')[-1]}",
+            hint = ""
+            if getattr(self.model, "kl_warmup_steps", None) == 0:
+                # A learned prior (the VampPrior above all) collapses before the decoder learns
+                # to read z unless the KL comes in gradually (docs/likelihood.md measures it).
+                hint = ("; a KL warm-up (--kl-warmup-epochs, or kl_warmup_steps) lets the "
+                        "decoder learn to use z first")
+            print(f"tfvae: warning: epoch {row['epoch']}: {line.split('; ')[-1]}{hint}",
                   file=sys.stderr)
         self.run.append_log(line)
         if self.print_lines:
@@ -186,9 +193,11 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
     - ``mixed_precision``: None, "float16" or "bfloat16" compute with float32 variables and a
       float32 ELBO; float16 adds dynamic loss scaling. Kept for the run: a resume reuses it.
     - ``jit_compile``: True, False, or "auto": XLA-compile each step when training on one device
-      (Keras cannot compile a multi-replica step whole) and the run has at least
-      ``XLA_MIN_EXAMPLES`` examples left to train on, below which compiling costs more time
-      than it saves.
+      (Keras cannot compile a multi-replica step whole) and the run is long enough for the
+      compile time to be repaid on this machine. The first run of a model on a machine times
+      its step both ways for a few seconds and keeps the figures
+      (``tfvae.execution.xla_figures``); runs under ``XLA_NEVER_BELOW`` examples are never
+      compiled.
     - ``steps_per_execution``: training steps per call into TensorFlow, rounded down to a divisor
       of the steps per epoch so that epochs end where an execution ends.
 
@@ -302,9 +311,12 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
             optimizer = make_optimizer(config["train"]["optimizer"],
                                        config["train"]["learning_rate"])
         remaining = (config["train"]["epochs"] - initial_epoch) * len(dataset.x_train)
-        vae.compile(optimizer=optimizer,
-                    jit_compile=resolve_jit_compile(jit_compile, remaining),
-                    steps_per_execution=largest_divisor(steps, steps_per_execution))
+        per_execution = largest_divisor(steps, steps_per_execution)
+        # The model drew its weights when built: measuring XLA here, which builds copies of it,
+        # leaves the run as it would be without.
+        jit = resolve_jit_compile(jit_compile, remaining, measure=lambda: _xla_figures(
+            config, model_kwargs, dataset, train_labels, per_execution))
+        vae.compile(optimizer=optimizer, jit_compile=jit, steps_per_execution=per_execution)
     if config["train"].get("projector") and not vae.has_encoder:
         raise InputError("--projector", "a model with an encoder (the projector shows the means "
                          "of q(z|x))", f"model type {config['model_type']!r}")
@@ -376,6 +388,33 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
         if not writer:
             shutil.rmtree(out.path, ignore_errors=True)
     return vae
+
+
+def _xla_figures(config, model_kwargs, dataset, train_labels, steps_per_execution):
+    """This machine's XLA figures for the run's model and step (``tfvae.execution.xla_figures``):
+    measured once on fresh copies of the model over the first training batches, then cached."""
+    batch = config["train"]["batch_size"]
+    key = {"model_type": config["model_type"], "model": model_kwargs, "batch_size": batch,
+           "optimizer": config["train"]["optimizer"], "binarize": config["data"]["binarize"],
+           "steps_per_execution": steps_per_execution,
+           "dtype_policy": keras.config.dtype_policy().name}
+
+    def build(jit_compile):
+        model = model_class(config["model_type"])(**model_kwargs, seed=0)
+        model.dynamic_binarization = config["data"]["binarize"] == "dynamic"
+        model.compile(optimizer=make_optimizer(config["train"]["optimizer"],
+                                               config["train"]["learning_rate"]),
+                      jit_compile=jit_compile, steps_per_execution=steps_per_execution)
+        return model
+
+    def measure():
+        head = slice(0, steps_per_execution * batch)
+        data = datasets.make_train_stream(
+            dataset.x_train[head], batch_size=batch,
+            labels=None if train_labels is None else train_labels[head])
+        return measure_xla(build, data, steps_per_execution, batch)
+
+    return xla_figures(key, measure)
 
 
 def _class_labels(dataset, num_classes=None):

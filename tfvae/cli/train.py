@@ -113,8 +113,9 @@ def register(subparsers):
                             "loss scaling); default: float32 throughout")
     speed.add_argument("--jit-compile", choices=tuple(options.JIT_COMPILE), default="auto",
                        help="XLA-compile each training step (auto: on for one device when the "
-                            "run is long enough to repay compiling, off under a multi-replica "
-                            "strategy)")
+                            "run is long enough to repay compiling on this machine, as the "
+                            "model's first run here measures and remembers; off under a "
+                            "multi-replica strategy)")
     speed.add_argument("--steps-per-execution", type=int, default=_TRAIN["steps_per_execution"],
                        metavar="N",
                        help="training steps per call into TensorFlow, rounded down to a divisor "
