@@ -46,8 +46,11 @@ def rss_mib():
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 
 
-def matmul_peak_gflops(sizes=(256, 512, 1024, 2048), seconds=0.5, repeats=3):
-    """The best float32 matrix-multiply rate TensorFlow reaches here, over a few square sizes.
+def matmul_peak_gflops(sizes=(256, 512, 1024, 2048), seconds=0.5, repeats=3, dtype="float32",
+                       jit_compile=False):
+    """The best matrix-multiply rate TensorFlow reaches here in ``dtype``, over a few square
+    sizes (``jit_compile``: through XLA rather than TensorFlow's own kernels, which on a CPU are
+    oneDNN's).
 
     Each size runs back-to-back products for about ``seconds``, ``repeats`` times; the best rate
     counts, as other processes on a shared machine only ever slow it down. A GPU adds larger
@@ -59,9 +62,9 @@ def matmul_peak_gflops(sizes=(256, 512, 1024, 2048), seconds=0.5, repeats=3):
         sizes = (*sizes, 4096, 8192)
     best = 0.0
     for n in sizes:
-        a = tf.random.normal([n, n])
-        b = tf.random.normal([n, n])
-        matmul = tf.function(lambda a, b: tf.linalg.matmul(a, b))
+        a = tf.cast(tf.random.normal([n, n]), dtype)
+        b = tf.cast(tf.random.normal([n, n]), dtype)
+        matmul = tf.function(lambda a, b: tf.linalg.matmul(a, b), jit_compile=jit_compile)
         matmul(a, b).numpy()
         start = time.perf_counter()
         matmul(a, b).numpy()
@@ -94,18 +97,18 @@ def decoder_flops(hidden, latent_dim, pixels=784):
     return 2 * (latent_dim * hidden + hidden * pixels)
 
 
+# CPU flags that decide which matrix units a figure had: AVX-512, its bfloat16 dot products, AMX.
+MATRIX_FLAGS = ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
 def machine():
-    """A line naming the CPU, its core count and the load when measured."""
-    name = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    """The CPU's name and matrix features (``tfvae.machine``), its core count and the load when
+    measured."""
+    from tfvae.machine import cpu_flags, cpu_name
+
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return {"cpu": name, "cores": os.cpu_count(), "load_average_1min": round(load, 2)}
+    return {"cpu": cpu_name(), "matrix_features": [f for f in MATRIX_FLAGS if f in cpu_flags()],
+            "cores": os.cpu_count(), "load_average_1min": round(load, 2)}
 
 
 def write_results(name, **fields):

@@ -63,7 +63,12 @@ def child(config_name, xla, epochs, train_examples, mixed_precision):
 
 
 def matmul_child():
-    print(json.dumps({"matmul_gflops": common.matmul_peak_gflops()}))
+    """The matmul peaks: float32 (the bound) and, beside it, bfloat16 through TensorFlow's
+    kernels and through XLA, which a CPU with bfloat16 matrix units can run faster."""
+    print(json.dumps({"matmul_gflops": common.matmul_peak_gflops(),
+                      "bfloat16_matmul_gflops": {
+                          "tensorflow": common.matmul_peak_gflops(dtype="bfloat16"),
+                          "xla": common.matmul_peak_gflops(dtype="bfloat16", jit_compile=True)}}))
 
 
 def main(argv=None):
@@ -95,7 +100,8 @@ def main(argv=None):
         if xla not in ("on", "off"):
             parser.error(f"--xla: expected on and/or off, got {xla!r}")
     me = Path(__file__).resolve()
-    peak = common.run_child([me, "--matmul-child"])["matmul_gflops"]
+    peaks = common.run_child([me, "--matmul-child"])
+    peak = peaks["matmul_gflops"]
     runs = {}
     for _ in range(args.repeats):
         for name in configs:
@@ -124,14 +130,19 @@ def main(argv=None):
             "fraction_of_bound": round(best / bound, 3),
         })
     report = {"machine": common.machine(), "matmul_peak_gflops": round(peak, 1),
+              "bfloat16_matmul_peak_gflops": {k: round(v, 1) for k, v in
+                                              peaks["bfloat16_matmul_gflops"].items()},
               "epochs": args.epochs, "train_examples": args.train_examples,
               "repeats": args.repeats, "results": rows}
     if args.json:
         print(json.dumps(report, indent=2))
         return
     m = report["machine"]
-    print(f"{m['cpu']}, {m['cores']} cores, load {m['load_average_1min']}; float32 matmul peak "
-          f"{report['matmul_peak_gflops']} GFLOP/s; {args.epochs} epochs of "
+    bf16 = report["bfloat16_matmul_peak_gflops"]
+    print(f"{m['cpu']} ({', '.join(m['matrix_features']) or 'no AVX-512'}), {m['cores']} cores, "
+          f"load {m['load_average_1min']}; matmul peak float32 {report['matmul_peak_gflops']} "
+          f"GFLOP/s, bfloat16 {bf16['tensorflow']} (TensorFlow), {bf16['xla']} (XLA); "
+          f"{args.epochs} epochs of "
           f"{args.train_examples} MNIST images, best epoch after the first, "
           f"{args.repeats} run(s) each")
     common.print_table(rows, ["config", "xla", "mixed_precision", "batch", "optimizer",

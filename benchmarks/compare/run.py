@@ -1,14 +1,21 @@
-"""tfvae against plain PyTorch and the keras.io-example way on one network, batch, optimizer and
-data: 784-400-20 ReLU, batch 128, Adam 1e-3, MNIST's 60,000 training images.
+"""tfvae against its peers on one network, batch, optimizer and data: 784-400-20 ReLU, batch
+128, Adam 1e-3, MNIST's 60,000 training images; and the importance-sampled log p(x) (k = 5000)
+against the same estimator in plain PyTorch.
 
-The three run alternately, each in a fresh child process of this one, for ``--rounds`` rounds;
-each figure is the run's best epoch after the first (which includes start-up and compilation).
-Prints every figure, the medians, and tfvae's ratio to each (per round, and of the medians).
+Training: tfvae, plain PyTorch (``torch_vae.py``), the keras.io-example way (``keras_io_vae.py``)
+and Pythae (``pythae_vae.py``, ``pythae==0.1.2`` with its own trainer; its loss is binary
+cross-entropy on a binarization fixed once, where the others draw a fresh one per batch) run
+alternately, each in a fresh child process, for ``--rounds`` rounds; each figure is the run's
+best epoch after the first (which includes start-up and compilation). Log p(x): tfvae
+(``benchmarks/log_likelihood.py``) and ``torch_log_likelihood.py`` alternately, on the paper's
+784-500-20 tanh model over ``--likelihood-examples`` test images, first batch left out.
+Prints every figure, the medians and tfvae's ratio to each (per round, and of the medians).
 
-    python benchmarks/compare/run.py [--rounds 3] [--epochs 4] [--torch-python PYTHON] [--json]
+    python benchmarks/compare/run.py [--rounds 3] [--epochs 4] [--likelihood-examples 1000]
+                                     [--torch-python PYTHON] [--json]
 
-PyTorch is optional: pass the interpreter of an environment that has it (``--torch-python``, or
-``$TORCH_PYTHON``); without one that part is skipped.
+PyTorch and Pythae are optional: pass the interpreter of an environment that has them
+(``--torch-python``, or ``$TORCH_PYTHON``); without one those parts are skipped.
 """
 
 import argparse
@@ -24,57 +31,97 @@ sys.path.insert(0, str(HERE.parent))
 import common  # noqa: E402
 
 
-def has_torch(python):
-    return subprocess.run([python, "-c", "import torch"], capture_output=True).returncode == 0
+def importable(python, module):
+    return subprocess.run([python, "-c", f"import {module}"], capture_output=True).returncode == 0
 
 
 def steady(rates):
     return max(rates[1:] or rates)
 
 
+def alternate(contenders, rounds, unit, quiet):
+    """Run each contender once per round, in turn; the figures [round][name] and the medians."""
+    figures = []
+    for i in range(rounds):
+        figures.append({name: run() for name, run in contenders.items()})
+        if not quiet:
+            print(f"round {i + 1}: " + ", ".join(f"{k} {v:,.4g} {unit}"
+                                                 for k, v in figures[-1].items()), flush=True)
+    medians = {name: statistics.median(r[name] for r in figures) for name in contenders}
+    return figures, medians
+
+
+def ratios(figures, medians, higher_is_better):
+    """tfvae's lead over each other contender: >1 means tfvae is faster."""
+    def lead(ours, theirs):
+        return round(ours / theirs if higher_is_better else theirs / ours, 2)
+
+    return {name: {"of_medians": lead(medians["tfvae"], medians[name]),
+                   "per_round": [lead(r["tfvae"], r[name]) for r in figures]}
+            for name in medians if name != "tfvae"}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--likelihood-examples", type=int, default=1000,
+                        help="test images for the log p(x) part (0 skips it)")
     parser.add_argument("--torch-python", default=os.environ.get("TORCH_PYTHON"))
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     torch_python = args.torch_python or sys.executable
-    if not has_torch(torch_python):
-        print(f"PyTorch is not importable by {torch_python}: skipping it (see --torch-python)",
-              file=sys.stderr)
+    if not importable(torch_python, "torch"):
+        print(f"PyTorch is not importable by {torch_python}: skipping it and Pythae (see "
+              "--torch-python)", file=sys.stderr)
         torch_python = None
+    with_pythae = torch_python and importable(torch_python, "pythae")
+    if torch_python and not with_pythae:
+        print(f"Pythae is not importable by {torch_python}: skipping it (pip install "
+              "pythae==0.1.2)", file=sys.stderr)
 
-    contenders = {
-        "tfvae": lambda: steady([common.run_child(
+    def rate(script, python=None, *extra):
+        return lambda: round(steady(common.run_child(
+            [script, *extra], python=python)["examples_per_second"]))
+
+    training = {
+        "tfvae": lambda: round(steady([common.run_child(
             [HERE.parent / "train_throughput.py", "--child", "relu", "on", args.epochs, 60000,
-             "none"])["examples_per_second"]]),
-        "keras.io way": lambda: steady(common.run_child(
-            [HERE / "keras_io_vae.py", "--epochs", args.epochs])["examples_per_second"]),
+             "none"])["examples_per_second"]])),
+        "keras.io way": rate(HERE / "keras_io_vae.py", None, "--epochs", args.epochs),
     }
     if torch_python:
-        contenders["pytorch"] = lambda: steady(common.run_child(
-            [HERE / "torch_vae.py", "--epochs", args.epochs], python=torch_python)
-            ["examples_per_second"])
-    rounds = []
-    for i in range(args.rounds):
-        figures = {name: round(run()) for name, run in contenders.items()}
-        rounds.append(figures)
+        training["pytorch"] = rate(HERE / "torch_vae.py", torch_python, "--epochs", args.epochs)
+    if with_pythae:
+        training["pythae"] = rate(HERE / "pythae_vae.py", torch_python, "--epochs", args.epochs)
+    report = {"machine": common.machine(), "epochs": args.epochs}
+    if not args.json:
+        print(f"training, examples/s ({report['machine']['cpu']}):")
+    figures, medians = alternate(training, args.rounds, "ex/s", args.json)
+    report["training"] = {"rounds": figures, "median_examples_per_second": medians,
+                          "tfvae_ratio": ratios(figures, medians, higher_is_better=True)}
+    if args.likelihood_examples and torch_python:
+        n = ["--examples", args.likelihood_examples]
+        likelihood = {
+            "tfvae": lambda: common.run_child(
+                [HERE.parent / "log_likelihood.py", *n, "--json"])["seconds"],
+            "pytorch": lambda: common.run_child(
+                [HERE / "torch_log_likelihood.py", *n], python=torch_python)["seconds"],
+        }
         if not args.json:
-            print(f"round {i + 1}: " + ", ".join(f"{k} {v:,} ex/s" for k, v in figures.items()),
-                  flush=True)
-    medians = {name: statistics.median(r[name] for r in rounds) for name in contenders}
-    ratios = {name: {"of_medians": round(medians["tfvae"] / medians[name], 2),
-                     "per_round": [round(r["tfvae"] / r[name], 2) for r in rounds]}
-              for name in contenders if name != "tfvae"}
-    report = {"rounds": rounds, "median_examples_per_second": medians,
-              "tfvae_ratio": ratios, "epochs": args.epochs, "machine": common.machine()}
+            print(f"log p(x), k = 5000, {args.likelihood_examples} test images, seconds:")
+        figures, medians = alternate(likelihood, args.rounds, "s", args.json)
+        report["log_likelihood"] = {"examples": args.likelihood_examples, "rounds": figures,
+                                    "median_seconds": medians,
+                                    "tfvae_ratio": ratios(figures, medians,
+                                                          higher_is_better=False)}
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print("median: " + ", ".join(f"{k} {v:,.0f} ex/s" for k, v in medians.items()))
-    for name, r in ratios.items():
-        print(f"tfvae / {name}: {r['of_medians']} (per round {r['per_round']})")
+    for part in ("training", "log_likelihood"):
+        for name, r in report.get(part, {}).get("tfvae_ratio", {}).items():
+            print(f"{part}: tfvae / {name} speed: {r['of_medians']} (per round "
+                  f"{r['per_round']})")
 
 
 if __name__ == "__main__":

@@ -11,15 +11,12 @@ Needs only torch and numpy; reads the MNIST file that ships with tfvae.
 import argparse
 import json
 import time
-from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-MNIST = Path(__file__).resolve().parents[2] / "tfvae" / "datasets" / "mnist.npz"
-
+import torch_mnist
 
 class VAE(nn.Module):
     def __init__(self):
@@ -46,13 +43,8 @@ def loss_function(logits, x, mu, logvar):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    with np.load(MNIST) as f:
-        x_train = torch.from_numpy(f["x_train"].reshape(-1, 784).astype(np.float32) / 255)
+    args = torch_mnist.parse(parser)
+    x_train = torch.from_numpy(torch_mnist.grey("x_train"))
     model = VAE()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     rates, losses = [], []

@@ -1,0 +1,152 @@
+"""Where the training step's time goes, by subtraction: the ReLU configuration of
+``train_throughput.py`` (784-400-20, batch 128, Adam 1e-3, XLA on) timed whole and with one part
+taken out at a time, each variant in a fresh child process, alternating over ``--repeats``:
+
+- ``step``: the training step as ``tfvae train`` runs it (on-device binarization, Adam, 32 steps
+  per execution, here 7: the largest divisor of the 469 steps of an epoch);
+- ``no binarization``: the images binarized once beforehand: the Bernoulli noise's cost;
+- ``sgd``: plain SGD instead of Adam: Adam's moment updates' cost;
+- ``one step per execution``: the per-call overhead of going from Python into TensorFlow;
+- ``forward only``: the ELBO without its gradient or the update (Keras's ``evaluate``);
+- ``matmuls only``: the step's matrix products alone (forward, weight gradients and input
+  gradients at the step's own shapes), XLA-compiled: what the step would cost with nothing else.
+
+Each figure is milliseconds per step (best of three one-epoch fits after the first). The bound
+is the float32 matmul peak on square matrices (``common.matmul_peak_gflops``) over the step's
+FLOPs; ``matmuls only`` shows how far the step's own small shapes are from that peak.
+
+    python benchmarks/step_profile.py [--repeats 2] [--json]
+"""
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+HIDDEN, LATENT, BATCH, PIXELS = 400, 20, 128, 784
+VARIANTS = ("step", "no binarization", "sgd", "one step per execution", "forward only",
+            "matmuls only")
+TRAIN_EXAMPLES = 60000
+
+
+def child(variant):
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from tfvae import VAE
+    from tfvae.data import load_dataset, make_pipeline, make_train_stream, steps_per_epoch
+    from tfvae.execution import largest_divisor, timed_fits
+
+    steps = steps_per_epoch(TRAIN_EXAMPLES, BATCH)
+    if variant == "matmuls only":
+        ms = _matmul_chain_ms(tf, steps)
+        print(json.dumps({"variant": variant, "ms_per_step": ms}))
+        return
+    x = load_dataset("mnist", binarize="none").x_train[:TRAIN_EXAMPLES]
+    model = VAE(hidden=HIDDEN, latent_dim=LATENT, activation="relu", seed=0)
+    optimizer = (keras.optimizers.SGD(1e-3) if variant == "sgd"
+                 else keras.optimizers.Adam(1e-3))
+    model.compile(optimizer=optimizer, jit_compile=True,
+                  steps_per_execution=1 if variant == "one step per execution"
+                  else largest_divisor(steps, 32))
+    if variant == "no binarization":
+        fixed = (np.random.default_rng(0).random(x.shape) < x).astype(np.float32)
+        data = make_train_stream(fixed, batch_size=BATCH)
+    else:
+        model.dynamic_binarization = True
+        data = make_train_stream(x, batch_size=BATCH)
+    if variant == "forward only":
+        test = make_pipeline((np.random.default_rng(0).random(x.shape) < x).astype(np.float32),
+                             batch_size=BATCH)
+        seconds = []
+        for _ in range(3):
+            start = _now()
+            model.evaluate(test, verbose=0)
+            seconds.append(_now() - start)
+    else:
+        seconds = timed_fits(model, data, steps)
+    print(json.dumps({"variant": variant, "ms_per_step": 1000 * min(seconds[1:]) / steps}))
+
+
+def _now():
+    import time
+
+    return time.perf_counter()
+
+
+def _matmul_chain_ms(tf, steps):
+    """The step's matrix products at its shapes: forward x W1, h W2 (mu and sigma), z W3, h W4;
+    the weight gradients of all four; the input gradients of all but the first."""
+    rng = tf.random.Generator.from_seed(0)
+    x = rng.normal([BATCH, PIXELS])
+    w1, w2 = rng.normal([PIXELS, HIDDEN]), rng.normal([HIDDEN, 2 * LATENT])
+    w3, w4 = rng.normal([LATENT, HIDDEN]), rng.normal([HIDDEN, PIXELS])
+
+    @tf.function(jit_compile=True)
+    def chain(x):
+        h1 = x @ w1
+        p = h1 @ w2
+        h2 = p[:, :LATENT] @ w3
+        out = h2 @ w4
+        # Backward: weight gradients (inputs^T @ output gradients), input gradients.
+        g_h2 = out @ tf.transpose(w4)
+        g_p = tf.pad(g_h2 @ tf.transpose(w3), [[0, 0], [0, LATENT]])
+        g_h1 = g_p @ tf.transpose(w2)
+        grads = (tf.transpose(x) @ g_h1, tf.transpose(h1) @ g_p, tf.transpose(p[:, :LATENT]) @ g_h2,
+                 tf.transpose(h2) @ out)
+        return sum(tf.reduce_sum(g) for g in grads)
+
+    chain(x).numpy()
+    best = float("inf")
+    for _ in range(3):
+        start = _now()
+        for _ in range(steps):
+            total = chain(x)
+        total.numpy()
+        best = min(best, (_now() - start) / steps)
+    return 1000 * best
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return child(args.child)
+    me = Path(__file__).resolve()
+    peak = common.run_child([me.parent / "train_throughput.py", "--matmul-child"])["matmul_gflops"]
+    figures = {v: [] for v in VARIANTS}
+    for _ in range(args.repeats):
+        for variant in VARIANTS:
+            figures[variant].append(common.run_child([me, "--child", variant])["ms_per_step"])
+    best = {v: min(f) for v, f in figures.items()}
+    flops = common.training_flops_per_example(HIDDEN, LATENT) * BATCH
+    bound_ms = 1000 * flops / (peak * 1e9)
+    step = best["step"]
+    rows = [{"variant": v, "ms_per_step": round(best[v], 3),
+             "difference_from_step_ms": round(step - best[v], 3),
+             "examples_per_second": round(BATCH / best[v] * 1000) if v != "matmuls only" else None,
+             "fraction_of_bound": round(bound_ms / best[v], 3)} for v in VARIANTS]
+    report = {"machine": common.machine(), "matmul_peak_gflops": round(peak, 1),
+              "bound_ms_per_step": round(bound_ms, 3), "repeats": args.repeats,
+              "all_figures_ms": figures, "results": rows}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    m = report["machine"]
+    print(f"{m['cpu']} ({', '.join(m['matrix_features'])}), {m['cores']} cores, load "
+          f"{m['load_average_1min']}; float32 matmul peak {peak:.0f} GFLOP/s: the step's bound "
+          f"is {bound_ms:.3f} ms ({BATCH} examples, 784-{HIDDEN}-{LATENT} ReLU)")
+    common.print_table(rows, ["variant", "ms_per_step", "difference_from_step_ms",
+                              "examples_per_second", "fraction_of_bound"])
+
+
+if __name__ == "__main__":
+    main()
