@@ -193,3 +193,25 @@ def test_each_epoch_records_the_active_units_and_evaluate_prints_them(tmp_path, 
     capsys.readouterr()
     assert main(["evaluate", str(run_dir)]) == 0
     assert "active units: " in capsys.readouterr().out
+
+
+def test_an_epoch_without_active_units_warns_of_collapse_and_names_the_warm_up(
+        tmp_path, capsys, monkeypatch):
+    from tfvae import training
+    from tfvae.cli import main
+
+    def collapsed(model, x, **kwargs):
+        return {"active_units": 0, "mean_variance": np.zeros(3),
+                "kl_per_dimension": np.zeros(3)}
+
+    monkeypatch.setattr(training, "latent_diagnostics", collapsed)
+    tiny = ["--train-examples", "200", "--test-examples", "100", "--hidden", "8",
+            "--latent-dim", "3", "--epochs", "1", "--quiet"]
+    assert main(["train", "--out", str(tmp_path / "a"), *tiny]) == 0
+    err = capsys.readouterr().err
+    assert "epoch 1: no active latent unit: posterior collapse" in err
+    assert "--kl-warmup-epochs" in err
+    # With a warm-up already on, the warning names no remedy it has.
+    assert main(["train", "--out", str(tmp_path / "b"), "--kl-warmup-epochs", "1", *tiny]) == 0
+    err = capsys.readouterr().err
+    assert "posterior collapse" in err and "--kl-warmup-epochs" not in err
