@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import run_cli
 from tfvae.cli import main
 from tfvae import Autoencoder, InputError, classifier_from_encoder
 from tfvae.data import load_dataset
@@ -45,9 +44,8 @@ def autoencoder_run(tmp_path_factory):
 
 def test_features_cli_writes_the_latent_means_and_labels(tiny_run, vae, digits, tmp_path):
     out = tmp_path / "z.npz"
-    result = run_cli("features", tiny_run, "--train-examples", 300, "--test-examples", 50,
-                     "--out", out)
-    assert result.returncode == 0, result.stderr
+    assert main(["features", str(tiny_run), "--train-examples", "300", "--test-examples", "50",
+                 "--out", str(out)]) == 0
     with np.load(out) as f:
         assert set(f.files) == {"z_train", "y_train", "z_test", "y_test"}
         assert f["z_train"].shape == (300, 4) and f["z_test"].shape == (50, 4)
@@ -233,9 +231,8 @@ def test_augment_checks_its_arguments(vae):
 def test_augment_cli_carries_labels_over(tiny_run, digits, tmp_path):
     data, out = tmp_path / "data.npz", tmp_path / "augmented.npz"
     np.savez(data, x=(digits.x_test[:6, ..., 0] * 255).astype(np.uint8), y=digits.y_test[:6])
-    result = run_cli("augment", tiny_run, "--input", data, "--per-example", 3, "--temperature",
-                     0.5, "--out", out)
-    assert result.returncode == 0, result.stderr
+    assert main(["augment", str(tiny_run), "--input", str(data), "--per-example", "3",
+                 "--temperature", "0.5", "--out", str(out)]) == 0
     with np.load(out) as f:
         assert f["x"].shape == (18, 28, 28, 1) and f["x"].dtype == np.float32
         np.testing.assert_array_equal(f["y"], np.repeat(digits.y_test[:6], 3))

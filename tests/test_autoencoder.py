@@ -4,7 +4,6 @@ import keras
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli
 from tfvae import VAE, Autoencoder, InputError
 from tfvae.cli import main
 from tfvae.models.networks import MLP
@@ -19,10 +18,10 @@ def _digits(n=64, seed=0):
 
 def test_train_cli_writes_an_autoencoder_run(tmp_path, capsys):
     run = tmp_path / "ae"
-    result = run_cli("train", "--model", "autoencoder", "--out", run, "--train-examples", 500,
-                     "--test-examples", 100, "--latent-dim", 3, "--hidden", 32, "--epochs", 2,
-                     "--optimizer", "adam", "--learning-rate", 0.003, "--quiet")
-    assert result.returncode == 0, result.stderr
+    assert main(["train", "--model", "autoencoder", "--out", str(run), "--train-examples", "500",
+                 "--test-examples", "100", "--latent-dim", "3", "--hidden", "32", "--epochs", "2",
+                 "--optimizer", "adam", "--learning-rate", "0.003", "--quiet"]) == 0
+    assert "tfvae train: test reconstruction" in capsys.readouterr().out
     rows = RunDirectory(run).read_metrics()
     assert [r["epoch"] for r in rows] == [1, 2]
     # No ELBO or KL for an autoencoder: those cells stay empty; the reconstruction improves.

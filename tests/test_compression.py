@@ -7,7 +7,6 @@ import zlib
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli
 from tfvae import Autoencoder, InputError
 from tfvae.cli import main
 from tfvae.compression import (MAGIC, compress, decode_file, decompress, dequantize,
@@ -145,9 +144,8 @@ def test_compress_checks_bits(vae, digits):
 def test_compress_and_decompress_cli(tiny_run, vae, digits, tmp_path):
     data, codes, out = tmp_path / "data.npz", tmp_path / "codes.tfvae", tmp_path / "out.npz"
     np.savez(data, x=digits[:20])
-    result = run_cli("compress", tiny_run, "--input", data, "--bits", 6, "--quantizer",
-                     "gaussian", "--out", codes)
-    assert result.returncode == 0, result.stderr
+    assert main(["compress", str(tiny_run), "--input", str(data), "--bits", "6", "--quantizer",
+                 "gaussian", "--out", str(codes)]) == 0
     assert codes.stat().st_size == _header_size(4) + math.ceil(20 * 4 * 6 / 8) + 4
     assert decode_file(codes.read_bytes())["quantizer"] == "gaussian"
     assert main(["decompress", str(tiny_run), "--input", str(codes), "--out", str(out)]) == 0

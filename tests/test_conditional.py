@@ -276,13 +276,11 @@ def test_the_client_sends_labels_to_a_served_conditional_model(conditional_run, 
         server.stop()
 
 
-def test_the_c_api_example_encodes_given_a_label(conditional_run, tmp_path):
+def test_the_c_api_example_encodes_given_a_label(conditional_run, c_example, tmp_path):
     import os
     import subprocess
 
-    from conftest import build_c_example
-
-    exe = build_c_example(tmp_path)
+    exe = c_example
     path = export_run(conditional_run, "cvae", base_dir=tmp_path, num_samples=20)
     model = RunDirectory(conditional_run).load_model()
     x = RunDirectory(conditional_run).load_dataset(test_examples=2).x_test

@@ -51,9 +51,12 @@ def free_ports(n):
 
 def test_mirrored_on_two_devices_matches_one_device(tmp_path):
     # The one-device run is XLA-compiled (the default) and the mirrored one is not, so this also
-    # checks that compiled and uncompiled steps draw the same noise.
-    one = start_worker("default", tmp_path / "one", tmp_path / "one.npz", logical_cpus=2)
-    two = start_worker("mirrored", tmp_path / "two", tmp_path / "two.npz", logical_cpus=2)
+    # checks that compiled and uncompiled steps draw the same noise. The model has a mixture
+    # prior's variables and a flow's (through TFP's bijectors) beside the encoder's and decoder's.
+    structure = json.dumps({"prior": "mog", "prior_components": 2, "posterior": "iaf",
+                            "flow_steps": 1})
+    one = start_worker("default", tmp_path / "one", tmp_path / "one.npz", 2, extra=structure)
+    two = start_worker("mirrored", tmp_path / "two", tmp_path / "two.npz", 2, extra=structure)
     finish([one, two])
     assert json.loads((tmp_path / "two" / "config.json").read_text())["train"]["strategy"] == \
         "MirroredStrategy"
@@ -62,21 +65,6 @@ def test_mirrored_on_two_devices_matches_one_device(tmp_path):
     for a, b in zip(rows_one, rows_two):
         for key in METRICS:
             # Sampling noise alone moves these by ~1e-3 relative; rounding by ~1e-5.
-            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-3), key
-    for a, b in zip(load_weights(tmp_path / "one.npz"), load_weights(tmp_path / "two.npz")):
-        np.testing.assert_allclose(a, b, atol=2e-3)
-
-
-def test_mirrored_matches_one_device_for_a_learned_prior_and_a_flow(tmp_path):
-    # A mixture prior's variables, and a flow's through TFP's bijectors, under replicas.
-    structure = json.dumps({"prior": "mog", "prior_components": 2, "posterior": "iaf",
-                            "flow_steps": 1})
-    one = start_worker("default", tmp_path / "one", tmp_path / "one.npz", 2, extra=structure)
-    two = start_worker("mirrored", tmp_path / "two", tmp_path / "two.npz", 2, extra=structure)
-    finish([one, two])
-    rows_one, rows_two = (RunDirectory(tmp_path / name).read_metrics() for name in ("one", "two"))
-    for a, b in zip(rows_one, rows_two):
-        for key in ("train_elbo", "test_elbo"):
             assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-3), key
     for a, b in zip(load_weights(tmp_path / "one.npz"), load_weights(tmp_path / "two.npz")):
         np.testing.assert_allclose(a, b, atol=2e-3)

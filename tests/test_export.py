@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import ROOT, build_c_example, run_cli
+from conftest import ROOT
 from tfvae import VAE, cli, noise
 from tfvae.errors import InputError
 from tfvae.export import (SAMPLE_STREAM, SIGNATURES, export_model, export_run, next_version,
@@ -342,10 +342,9 @@ def test_written_beside_and_renamed_into_place(tmp_path, monkeypatch):
 def test_cli_export_picks_the_next_version(exported, tiny_run, tmp_path, capsys):
     base = tmp_path / "export"
     shutil.copytree(exported["path"], base / MODEL / "1")
-    result = run_cli("export", tiny_run, "--model-name", MODEL, "--base-dir", base,
-                     "--num-samples", K)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert f"{MODEL} version 2 written to {base / MODEL / '2'}" in result.stdout
+    assert cli.main(["export", str(tiny_run), "--model-name", MODEL, "--base-dir", str(base),
+                     "--num-samples", str(K)]) == 0
+    assert f"{MODEL} version 2 written to {base / MODEL / '2'}" in capsys.readouterr().out
     assert read_metadata(base / MODEL / "2")["version"] == 2
     loaded = tf.saved_model.load(str(base / MODEL / "2"))
     got = loaded.signatures["encode"](x=tf.constant(exported["inputs"]["x"]))
@@ -374,8 +373,8 @@ def _write_pgm(path, pixels):
     path.write_bytes(f"P5\n# tfvae test\n{width} {height}\n255\n".encode() + pixels.tobytes())
 
 
-def test_c_api_program_matches_python(exported, tmp_path):
-    exe = build_c_example(tmp_path)
+def test_c_api_program_matches_python(exported, c_example, tmp_path):
+    exe = c_example
 
     x = exported["inputs"]["x"]
     grey = np.random.default_rng(1).integers(0, 256, (28, 28), dtype=np.uint8)
