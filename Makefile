@@ -24,5 +24,7 @@ main: install
 	$(VENV)/bin/tfvae evaluate $(RUN_DIR)
 	$(VENV)/bin/tfvae export $(RUN_DIR) --model-name $(MODEL_NAME) --base-dir export
 
+# Two processes, a test file each at a time: most of a test's time is spent tracing and
+# compiling models, on one core.
 test: install
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile

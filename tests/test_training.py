@@ -21,8 +21,9 @@ TINY = ["--train-examples", "1000", "--test-examples", "200", "--hidden", "32",
         "--latent-dim", "3", "--batch-size", "100", "--quiet"]
 
 
-def test_cli_end_to_end(tmp_path):
+def test_cli_end_to_end(tmp_path, capsys):
     run_dir = tmp_path / "run"
+    # The installed command once, in its own process; the others in this one.
     result = run_cli("train", "--out", run_dir, "--epochs", "2", "--optimizer", "adam",
                      "--learning-rate", "0.003", *TINY)
     assert result.returncode == 0, result.stderr
@@ -38,16 +39,15 @@ def test_cli_end_to_end(tmp_path):
     assert all(r["examples_per_second"] > 0 and r["test_elbo"] < 0 for r in rows)
     assert rows[1]["train_elbo"] > rows[0]["train_elbo"]
 
-    evaluated = run_cli("evaluate", run_dir)
-    assert evaluated.returncode == 0, evaluated.stderr
-    printed = float(evaluated.stdout.split("test elbo:")[1].split()[0])
+    capsys.readouterr()
+    assert main(["evaluate", run_dir]) == 0
+    printed = float(capsys.readouterr().out.split("test elbo:")[1].split()[0])
     # The final model's test bound is stochastic (z is sampled): close to the logged one.
     assert printed == pytest.approx(rows[-1]["test_elbo"], abs=3.0)
 
     for command in ("sample", "reconstruct"):
         png = tmp_path / f"{command}.png"
-        result = run_cli(command, run_dir, "--out", png)
-        assert result.returncode == 0, result.stderr
+        assert main([command, run_dir, "--out", png]) == 0
         from PIL import Image
         image = np.asarray(Image.open(png))
         assert image.ndim == 2 and image.shape[0] > 56 and image.std() > 10
@@ -63,7 +63,7 @@ def _wait_for_epoch(run_dir, epochs, process, timeout=120):
     raise AssertionError("training did not checkpoint in time")
 
 
-def test_resume_continues_a_killed_run_from_its_checkpoint(tmp_path):
+def test_resume_continues_a_killed_run_from_its_checkpoint(tmp_path, capsys):
     run_dir = tmp_path / "run"
     process = subprocess.Popen(
         [sys.executable, "-m", "tfvae", "train", "--out", str(run_dir), "--epochs", "1000",
@@ -77,11 +77,9 @@ def test_resume_continues_a_killed_run_from_its_checkpoint(tmp_path):
     done = json.loads((run_dir / "state.json").read_text())["epochs_completed"]
     assert not (run_dir / "model.keras").exists()
 
-    refused = run_cli("train", "--out", run_dir, *TINY)
-    assert refused.returncode == 2 and "--resume" in refused.stderr
-
-    resumed = run_cli("train", "--out", run_dir, "--resume", "--epochs", str(done + 2), "--quiet")
-    assert resumed.returncode == 0, resumed.stderr
+    assert main(["train", "--out", run_dir, *TINY]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(["train", "--out", run_dir, "--resume", "--epochs", done + 2, "--quiet"]) == 0
     rows = RunDirectory(run_dir).read_metrics()
     assert [int(r["epoch"]) for r in rows] == list(range(1, done + 3))
     model, _ = load_run(run_dir)
@@ -137,11 +135,10 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, make_
     assert not run_dir.exists()
 
 
-def test_the_command_exits_2_on_bad_input(tmp_path):
-    result = run_cli("train", "--out", tmp_path / "run", "--latent-dim", "0")
-    assert result.returncode == 2
-    assert result.stderr.strip() == ("tfvae train: error: latent_dim: expected an integer >= 1, "
-                                     "got 0")
+def test_the_command_exits_2_on_bad_input(tmp_path, capsys):
+    assert main(["train", "--out", tmp_path / "run", "--latent-dim", "0"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "tfvae train: error: latent_dim: expected an integer >= 1, got 0")
 
 
 def test_an_existing_run_is_not_overwritten_without_overwrite(tmp_path, capsys):
