@@ -12,7 +12,8 @@ import dataclasses
 import numpy as np
 
 from tfvae.errors import InputError
-from tfvae.options import EXPERIMENTS
+from tfvae.execution import largest_divisor
+from tfvae.options import EXPERIMENTS, TRAIN_DEFAULTS
 
 METHODS = ("aevb", "wake_sleep", "mcem")
 # method -> the model registry's name for it
@@ -156,7 +157,12 @@ def samples_per_step(method):
 def evaluation_points(spec, budget):
     """Sample counts (whole training steps) at which a run is evaluated."""
     unit = samples_per_step(spec.method)
-    first = min(budget.pilot_samples, spec.samples)
-    points = np.geomspace(first, spec.samples, max(budget.points, 2))
-    points = sorted({max(unit, int(round(p / unit)) * unit) for p in points})
-    return [p for p in points if p <= spec.samples] or [unit]
+    last = max(unit, spec.samples // unit * unit)
+    first = min(budget.pilot_samples, last)
+    # Points on a grain of whole executions that divides the run, so that one number of steps
+    # per execution serves all of its fits (tfvae.paper.loop.steps_per_execution).
+    grain = unit * largest_divisor(last // unit, TRAIN_DEFAULTS["steps_per_execution"])
+    if first < 2 * grain:
+        grain = unit
+    points = np.geomspace(first, last, max(budget.points, 2))[:-1]
+    return sorted({max(grain, int(round(p / grain)) * grain) for p in points} | {last})

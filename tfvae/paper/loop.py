@@ -20,8 +20,10 @@ from tfvae.checks import check_choice
 from tfvae.data import binarize, load_dataset, make_pipeline
 from tfvae.data.graph_checks import mark_checked
 from tfvae.errors import InputError
+from tfvae.execution import largest_divisor, measure_xla, resolve_jit_compile, xla_figures
 from tfvae.likelihood import compiled, hmc_log_likelihood, log_likelihood
 from tfvae.models import load_model, model_class
+from tfvae.options import TRAIN_DEFAULTS
 from tfvae.paper.budgets import (BATCH_SIZE, INIT_STDDEV, MCEM_OPTIONS, METHOD_MODELS, METHODS,
                                  evaluation_points, samples_per_step)
 from tfvae.storage import read_json, write_atomic, write_json
@@ -49,6 +51,43 @@ def paper_initialize(model, seed, stddev=INIT_STDDEV):
     rng = np.random.default_rng(seed)
     for v in model.trainable_variables:
         v.assign(rng.normal(0.0, stddev, v.shape).astype(np.float32))
+
+
+def compile_model(model, learning_rate, steps_per_execution, jit_compile):
+    model.compile(optimizer=keras.optimizers.Adagrad(learning_rate), jit_compile=jit_compile,
+                  steps_per_execution=steps_per_execution)
+    return model
+
+
+def steps_per_execution(segments):
+    """Steps per call into TensorFlow for a run trained in ``segments`` (their step counts): the
+    largest divisor of all of them up to the library's default, so one traced step serves every
+    ``fit`` of the run."""
+    return largest_divisor(math.gcd(*segments), TRAIN_DEFAULTS["steps_per_execution"])
+
+
+def jit_compile(spec, dataset, data, per_execution, seed):
+    """Whether the run's step is XLA-compiled: the library's per-machine decision
+    (:func:`tfvae.execution.resolve_jit_compile`) for the run's whole length."""
+    examples = spec.samples // samples_per_step(spec.method) * BATCH_SIZE
+    key = {"paper_run": spec.method, "dataset": spec.dataset, "latent_dim": spec.latent_dim,
+           "hidden": spec.hidden, "batch_size": BATCH_SIZE, "optimizer": "adagrad",
+           "steps_per_execution": per_execution}
+
+    def build(jit):
+        return compile_model(build_model(spec, dataset, seed), 0.01, per_execution, jit)
+
+    return resolve_jit_compile("auto", examples, measure=lambda: xla_figures(
+        key, lambda: measure_xla(build, data.pipeline(spec.method, seed), per_execution,
+                                 BATCH_SIZE)))
+
+
+def pilot_split(first_point, unit):
+    """Where the pilots' second half starts, in samples: about halfway to the first point, on a
+    whole number of the first point's executions (:func:`steps_per_execution`)."""
+    steps = first_point // unit
+    grain = largest_divisor(steps, TRAIN_DEFAULTS["steps_per_execution"])
+    return (steps // 2 // grain * grain or steps // 2) * unit
 
 
 class RunData:
@@ -171,13 +210,19 @@ class Run:
             return state
         data = RunData(spec, budget, self.seed)
         points = evaluation_points(spec, budget)
+        unit = samples_per_step(spec.method)
+        first_half = pilot_split(points[0], unit)
+        segments = [n // unit for n in np.diff([0, first_half, *points]) if n]
+        self.steps_per_execution = steps_per_execution(segments)
         if state is None:
             self.dir.mkdir(parents=True, exist_ok=True)
-            state, model = self._pilot(data, points[0])
+            self.jit_compile = jit_compile(spec, data.dataset, data, self.steps_per_execution,
+                                           self.seed)
+            state, model = self._pilot(data, points[0], first_half)
             if state["status"] != "running":
                 return state
         else:
-            model = load_model(self.dir / state["checkpoint"])
+            model = self._load(state)
             self.log(f"{spec.name}: resumed at {state['samples']:,} samples")
         pending = [p for p in points if p > state["samples"]]
         while pending:
@@ -222,12 +267,18 @@ class Run:
         state.setdefault("step_size_changes", []).append(
             {"samples": state["samples"], "from": state["learning_rate"], "to": lr})
         state["learning_rate"] = lr
-        model = load_model(self.dir / state["checkpoint"])
+        model = self._load(state)
         model.optimizer.learning_rate = lr
         write_json(self.state_path, state)
         return model
 
-    def _pilot(self, data, first_point):
+    def _load(self, state):
+        model = load_model(self.dir / state["checkpoint"])
+        # Not yet traced: fit builds its step with the run's steps per execution.
+        model.steps_per_execution = self.steps_per_execution
+        return model
+
+    def _pilot(self, data, first_point, first_half):
         """Train each candidate step size to the first point; keep the best by training score.
 
         The score is that of the pilot's second half: the first is dominated by the climb from
@@ -236,12 +287,11 @@ class Run:
         """
         spec = self.spec
         unit = samples_per_step(spec.method)
-        first_half = first_point // unit // 2 * unit
         best = None
         start = time.perf_counter()
         for lr in self.budget.learning_rates:
-            model = build_model(spec, data.dataset, self.seed)
-            model.compile(optimizer=keras.optimizers.Adagrad(lr))
+            model = compile_model(build_model(spec, data.dataset, self.seed), lr,
+                                  self.steps_per_execution, self.jit_compile)
             if first_half:
                 train_samples(model, data, spec.method, first_half, self.seed)
             logs = train_samples(model, data, spec.method, first_point - first_half,
