@@ -4,9 +4,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_probability as tfp
 
-from tfvae import InputError, estimators
+from tfvae import InputError, estimators, noise
 from tfvae.baselines import MCEM, WakeSleep
 from tfvae.data import make_pipeline
 
@@ -50,7 +49,7 @@ def test_wake_sleep_decoder_step_is_the_gradient_of_log_p_x_given_z():
     model = _wake_sleep(seed=3)
     model._seed = lambda seed=None: tf.constant([11, 0], tf.int32)
     x = _binary(8, 4)
-    wake_seed = tfp.random.split_seed(tf.constant([11, 0], tf.int32), n=3)[0]
+    wake_seed = noise.split(tf.constant([11, 0], tf.int32))[0]
     z = estimators.sample_posterior(model.encode(x), 1, wake_seed)
     decoder_vars = model.decoder.trainable_variables
     with tf.GradientTape() as tape:
@@ -86,9 +85,30 @@ def test_wake_sleep_saves_and_reloads_with_its_optimizer(tmp_path):
     again.fit(_binary(20, 8), batch_size=10, epochs=1, verbose=0)  # keeps training
 
 
-def test_wake_sleep_refuses_the_iwae_objective():
-    with pytest.raises(InputError, match="objective"):
-        WakeSleep(image_shape=SHAPE, latent_dim=2, hidden=8, objective="iwae")
+@pytest.mark.parametrize("options", [{}, {"likelihood": "gaussian", "posterior": "iaf"}])
+def test_wake_sleep_steps_compiled_by_xla_match_uncompiled_ones(options):
+    # Same weights and draws: XLA must compile the step (its optimizer slots created outside the
+    # step's control dependencies) and dream what the uncompiled step dreams.
+    x = _binary(40, 9)
+    start = WakeSleep(image_shape=SHAPE, latent_dim=2, hidden=8, seed=4, **options).get_weights()
+    models = []
+    for jit in (False, True):
+        model = WakeSleep(image_shape=SHAPE, latent_dim=2, hidden=8, seed=4, **options)
+        model.set_weights(start)
+        model.compile(optimizer=keras.optimizers.Adagrad(0.1), jit_compile=jit,
+                      steps_per_execution=2)
+        model.fit(x, batch_size=10, epochs=1, verbose=0, shuffle=False)
+        models.append(model)
+    for a, b, before in zip(models[0].get_weights(), models[1].get_weights(), start):
+        assert not np.allclose(a, before)
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("option, value", [("objective", "iwae"), ("prior", "mog"),
+                                           ("stochastic_layers", 2), ("beta", 0.5)])
+def test_wake_sleep_refuses_what_it_cannot_train(option, value):
+    with pytest.raises(InputError, match=f"^{option}: expected"):
+        WakeSleep(image_shape=SHAPE, latent_dim=2, hidden=8, **{option: value})
 
 
 def _mcem(n=40, **kwargs):

@@ -11,9 +11,8 @@ optimizes the bound faster and further.
 """
 
 import tensorflow as tf
-import tensorflow_probability as tfp
 
-from tfvae import estimators
+from tfvae import estimators, noise
 from tfvae.errors import InputError
 from tfvae.models.base import register
 from tfvae.models.vae import VAE
@@ -36,6 +35,12 @@ class WakeSleep(VAE):
         super().__init__(*args, **kwargs)
         if self.objective != "elbo":
             raise InputError("objective", "'elbo' for wake-sleep", repr(self.objective))
+        # The wake phase fits the decoder alone: a prior with parameters would never learn.
+        for name, value, default in (("prior", self.prior_name, "normal"),
+                                     ("stochastic_layers", self.stochastic_layers, 1)):
+            if value != default:
+                raise InputError(name, f"{default!r} for wake-sleep (its wake phase fits the "
+                                 "decoder, not the prior)", repr(value))
         # Neither phase follows the ELBO's gradient: the VAE's training controls do not apply.
         for name, default in (("beta", 1.0), ("kl_warmup_steps", 0), ("free_bits", 0.0),
                               ("gradient", "standard")):
@@ -43,9 +48,27 @@ class WakeSleep(VAE):
                 raise InputError(name, f"{default!r} for wake-sleep (it does not train by the "
                                  "ELBO's gradient)", repr(getattr(self, name)))
 
+    def dream(self, num, seed):
+        """``num`` dreams (z, x) ~ p(z) p(x|z) [num, D], [num, *E], held fixed (no gradient).
+
+        The noise comes from ``tfvae.noise`` (not ``distribution.sample``), so an XLA-compiled
+        step dreams what an uncompiled one does.
+        """
+        z_seed, component_seed, x_seed = tf.unstack(noise.split(seed, 3))
+        eps = noise.standard_normal(z_seed, [], num, [self.latent_dim])
+        z = estimators.draw_from_noise(self.prior, eps, noise.uniform(component_seed, [], num, []))
+        if z is None:  # a prior of another family
+            z = self.prior.sample(num, seed=z_seed)
+        pixels = self.decode(z).distribution  # Bernoulli or Normal, per pixel
+        if self.bernoulli:
+            x = noise.bernoulli(pixels.probs_parameter(), x_seed)
+        else:
+            x = pixels.loc + pixels.scale * noise.standard_normal(x_seed, [], num, self.image_shape)
+        return tf.stop_gradient(z), tf.stop_gradient(x)
+
     def train_step(self, data):
         x = self.batch_inputs(data)
-        wake_seed, sleep_seed, dream_seed = tfp.random.split_seed(self._seed(), n=3)
+        wake_seed, sleep_seed = tf.unstack(noise.split(self._seed()))
         batch = tf.shape(x)[0]
         decoder_vars = self.decoder.trainable_variables
         encoder_vars = self.encoder.trainable_variables
@@ -53,16 +76,13 @@ class WakeSleep(VAE):
             # Wake: fit p(x|z) to the recognition model's explanations of the data. The bound
             # it reaches comes from the VAE's estimator B on the same draws; only the decoder
             # follows its reconstruction term, in which z is held fixed.
-            terms = estimators.elbo_terms(self.encode(x), self.decode, self.prior, x,
+            terms = estimators.elbo_terms(self.encode(x), self.decode, self.prior, x, kl=self.kl,
                                           num_samples=self.num_samples, seed=wake_seed)
             wake = terms["reconstruction"]  # [B]
             wake_loss = -tf.reduce_mean(wake) + self._weight_penalty(decoder_vars)
             # Sleep: fit q(z|x) to dreams from the generative model (no gradient into it).
-            z_dream = self.prior.sample([self.num_samples, batch], seed=sleep_seed)
-            x_dream = tf.stop_gradient(self.decode(z_dream).sample(seed=dream_seed))
-            flat_z = tf.reshape(z_dream, [-1, self.latent_dim])
-            flat_x = tf.reshape(x_dream, [-1, *self.image_shape])
-            sleep = self.encode(flat_x).log_prob(tf.stop_gradient(flat_z))  # [S*B]
+            flat_z, flat_x = self.dream(self.num_samples * batch, sleep_seed)
+            sleep = self.encode(flat_x).log_prob(flat_z)  # [S*B]
             sleep_loss = -tf.reduce_mean(sleep) + self._weight_penalty(encoder_vars)
             scaled_wake = self.scaled_loss(wake_loss)
             scaled_sleep = self.scaled_loss(sleep_loss)
@@ -73,9 +93,13 @@ class WakeSleep(VAE):
         # in that order, so a checkpoint reloads into the right accumulators.
         by_variable = {id(v): g for v, g in zip(decoder_vars + encoder_vars, grads)}
         variables = self.trainable_variables
+        if not self.optimizer.built:
+            # Its slots are created here, outside the control dependencies below: XLA can lift
+            # a variable's creation out of the step only from outside them.
+            self.optimizer.build(variables)
         # Both phases read the weights before either is updated: in graph mode the decoder's
         # update could otherwise run before the dreams are decoded.
-        with tf.control_dependencies([x_dream, sleep, wake]):
+        with tf.control_dependencies([flat_x, sleep, wake]):
             self.optimizer.apply([by_variable[id(v)] for v in variables], variables)
         return self.update_metrics({"loss": wake_loss + sleep_loss, **terms,
                                     "wake": wake, "sleep": sleep})
