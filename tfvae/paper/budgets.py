@@ -154,15 +154,24 @@ def samples_per_step(method):
     return BATCH_SIZE
 
 
-def evaluation_points(spec, budget):
-    """Sample counts (whole training steps) at which a run is evaluated."""
+def step_grain(spec, budget):
+    """The run's grain, in training steps: its evaluation points and the pilots' halfway point
+    sit on multiples of it, so one number of steps per execution serves every ``fit`` of the
+    run (``tfvae.paper.loop.steps_per_execution``). The largest divisor of the run's steps up to
+    the library's default steps per execution that leaves at least two grains before the first
+    point."""
     unit = samples_per_step(spec.method)
+    steps = max(1, spec.samples // unit)
+    first = min(budget.pilot_samples, spec.samples) // unit
+    return largest_divisor(steps, min(TRAIN_DEFAULTS["steps_per_execution"], max(1, first // 2)))
+
+
+def evaluation_points(spec, budget):
+    """Sample counts (whole training steps, on the run's :func:`step_grain`) at which a run is
+    evaluated: log-spaced from the pilots' end to the run's."""
+    unit = samples_per_step(spec.method)
+    grain = unit * step_grain(spec, budget)
     last = max(unit, spec.samples // unit * unit)
     first = min(budget.pilot_samples, last)
-    # Points on a grain of whole executions that divides the run, so that one number of steps
-    # per execution serves all of its fits (tfvae.paper.loop.steps_per_execution).
-    grain = unit * largest_divisor(last // unit, TRAIN_DEFAULTS["steps_per_execution"])
-    if first < 2 * grain:
-        grain = unit
     points = np.geomspace(first, last, max(budget.points, 2))[:-1]
     return sorted({max(grain, int(round(p / grain)) * grain) for p in points} | {last})

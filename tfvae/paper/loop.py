@@ -25,7 +25,7 @@ from tfvae.likelihood import compiled, hmc_log_likelihood, log_likelihood
 from tfvae.models import load_model, model_class
 from tfvae.options import TRAIN_DEFAULTS
 from tfvae.paper.budgets import (BATCH_SIZE, INIT_STDDEV, MCEM_OPTIONS, METHOD_MODELS, METHODS,
-                                 evaluation_points, samples_per_step)
+                                 evaluation_points, samples_per_step, step_grain)
 from tfvae.storage import read_json, write_atomic, write_json
 
 
@@ -82,11 +82,10 @@ def jit_compile(spec, dataset, data, per_execution, seed):
                                  BATCH_SIZE)))
 
 
-def pilot_split(first_point, unit):
-    """Where the pilots' second half starts, in samples: about halfway to the first point, on a
-    whole number of the first point's executions (:func:`steps_per_execution`)."""
+def pilot_split(first_point, unit, grain):
+    """Where the pilots' second half starts, in samples: about halfway to the first point, on
+    the run's grain of ``grain`` steps where the first point holds two."""
     steps = first_point // unit
-    grain = largest_divisor(steps, TRAIN_DEFAULTS["steps_per_execution"])
     return (steps // 2 // grain * grain or steps // 2) * unit
 
 
@@ -211,13 +210,15 @@ class Run:
         data = RunData(spec, budget, self.seed)
         points = evaluation_points(spec, budget)
         unit = samples_per_step(spec.method)
-        first_half = pilot_split(points[0], unit)
+        first_half = pilot_split(points[0], unit, step_grain(spec, budget))
         segments = [n // unit for n in np.diff([0, first_half, *points]) if n]
         self.steps_per_execution = steps_per_execution(segments)
         if state is None:
             self.dir.mkdir(parents=True, exist_ok=True)
             self.jit_compile = jit_compile(spec, data.dataset, data, self.steps_per_execution,
                                            self.seed)
+            self.log(f"{spec.name}: {self.steps_per_execution} steps per execution, XLA "
+                     f"{'on' if self.jit_compile else 'off'}")
             state, model = self._pilot(data, points[0], first_half)
             if state["status"] != "running":
                 return state
