@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tfvae import data
+from tfvae.data import sources
 from tfvae.errors import InputError
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -18,7 +19,7 @@ SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 def reference(filename):
     """The shared copy of a data file, or the packaged one (same sha256) where none is shared."""
     shared = SHARED / filename
-    return shared if shared.is_file() else data._DATA_DIR / filename
+    return shared if shared.is_file() else sources.DATA_DIR / filename
 
 
 @pytest.fixture(scope="module")
@@ -455,4 +456,4 @@ def test_registry_names():
     assert data.DATASETS == ("mnist", "binarized_mnist", "frey_face")
     with pytest.raises(InputError, match="mnist, binarized_mnist, frey_face"):
         data.load_dataset("cifar")
-    assert os.path.isfile(data.sources._DATA_DIR / "SOURCES.md")
+    assert os.path.isfile(sources.DATA_DIR / "SOURCES.md")

@@ -54,7 +54,8 @@ from tfvae.data.validation import validate_images
 from tfvae.errors import InputError
 from tfvae.options import BINARIZE_MODES, DATASETS
 
-_DATA_DIR = pathlib.Path(__file__).parent.parent / "datasets"
+# Where the packaged dataset files are.
+DATA_DIR = pathlib.Path(__file__).parent.parent / "datasets"
 # name -> (packaged file, sha256 from tfvae/datasets/SOURCES.md)
 _EMBEDDED = {
     "mnist": ("mnist.npz", "06af5dfe73b70e3bc1c36439982b18a8d76803db9b544f6fdf838a37fbb01b64"),
@@ -230,7 +231,7 @@ def looks_like_path(name):
 def _embedded_file(name):
     """The packaged file of ``name``, after checking its sha256."""
     filename, expected = _EMBEDDED[name]
-    path = _DATA_DIR / filename
+    path = DATA_DIR / filename
     if not path.is_file():
         got = "no such file (reinstall tfvae)"
         raise InputError(f"--dataset {name}", f"the packaged file {path}", got)
