@@ -4,8 +4,8 @@ from tfvae import options
 
 BUDGET_HELP = ("smoke: every code path at toy size (under 2 minutes, for CI); cpu: all the "
                "paper's runs at 5x10^5 training samples each, 1/200 of the paper's 10^8 (under "
-               "an hour on a 2-core CPU); long: 5x10^6 samples each (about 10 minutes "
-               "per run on a 2-core CPU, several hours in all); "
+               "an hour on a 2-core CPU); long: 5x10^6 samples each (3 to 6 minutes per "
+               "Figure 2 run on a 2-core CPU); "
                "paper: the paper's full budget, up to 10^8 samples per run (for a GPU)")
 
 

@@ -92,7 +92,7 @@ BUDGETS = {
     "cpu": _CPU,
     # Ten times the cpu budget's training per run (5 x 10^6 samples; 1/20 of the paper's) and more
     # points on each curve: where the curves settle. On a 2-core CPU a Figure 2 MNIST run takes
-    # about 10 minutes (610 s measured for N_z = 3 with AEVB), so the budget takes several hours.
+    # 3 to 6 minutes and a Frey Face one about 3 (docs/reproduction.md).
     "long": dataclasses.replace(
         _CPU, name="long", **_per_run(5_000_000, manifold_samples=10_000_000), points=9),
     # The paper's scale (up to 10^8 samples per run): for a GPU.
