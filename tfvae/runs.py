@@ -25,7 +25,7 @@ import shutil
 from pathlib import Path
 
 from tfvae import options, storage
-from tfvae.checks import check_choice
+from tfvae.checks import check_choice, check_image_size
 from tfvae.errors import InputError
 
 CSV_COLUMNS = [
@@ -252,3 +252,41 @@ def _cell(column, text):
 
 def _vector_text(values):
     return None if values is None else ";".join(f"{float(v):.4f}" for v in values)
+
+
+# -- a run's settings, as train() takes them --------------------------------------------------
+
+def normalized_data_config(data_config):
+    """``data_config`` with the dataset's path and ``data_path`` made absolute, so that the run
+    works from any working directory, and ``image_size`` checked."""
+    from tfvae.data.sources import looks_like_path
+
+    data_config = dict(data_config)
+    if data_config.get("image_size") is not None:  # as config.json holds it: a list
+        data_config["image_size"] = check_image_size("--image-size", data_config["image_size"])
+    name = data_config.get("name")
+    if isinstance(name, (str, Path)) and looks_like_path(str(name)) and Path(name).exists():
+        data_config["name"] = str(Path(name).resolve())
+    if data_config.get("data_path") is not None:
+        data_config["data_path"] = str(Path(data_config["data_path"]).resolve())
+    return data_config
+
+
+def check_resume_settings(config, model, model_config, data_config, train_settings,
+                           mixed_precision):
+    """Refuse, naming the flag, any setting given to --resume that differs from the run's."""
+    recorded = config["train"].get("mixed_precision")
+    if mixed_precision is not None and mixed_precision != recorded:
+        raise InputError("--mixed-precision", f"{recorded} as the run was started with "
+                         "(the model's dtypes are part of the run)", repr(mixed_precision))
+    given = [("--model", config["model_type"], model)]
+    given += [(f"--{key.replace('_', '-')}", config["model"].get(key), value)
+              for key, value in model_config.items()]
+    given += [("--dataset" if key == "name" else f"--{key.replace('_', '-')}",
+               config["data"].get(key), value) for key, value in data_config.items()]
+    given += [(f"--{key.replace('_', '-')}", config["train"].get(key), value)
+              for key, value in train_settings.items()]
+    for flag, stored, value in given:
+        if value is not None and value != stored:
+            raise InputError(flag, f"{stored!r} as the run was started with (--resume may only "
+                             "change --epochs)", repr(value))

@@ -11,7 +11,6 @@ import shutil
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -19,15 +18,14 @@ import tensorflow as tf
 
 from tfvae import data as datasets
 from tfvae import distribute, options
-from tfvae.checks import (check_choice, check_image_size, check_int, check_labels, check_number,
-                          check_seed)
+from tfvae.checks import check_choice, check_int, check_labels, check_number, check_seed
 from tfvae.errors import InputError
 from tfvae.evaluation import latent_diagnostics
 from tfvae.execution import (dtype_policy, global_dtype_policy, largest_divisor,
                              measure_xla, resolve_jit_compile, xla_figures)
 from tfvae.models import model_class
 from tfvae.models.networks import check_conv_shape
-from tfvae.runs import RunDirectory
+from tfvae.runs import RunDirectory, check_resume_settings, normalized_data_config
 from tfvae.storage import write_atomic
 from tfvae.summaries import EpochSummaries
 
@@ -218,10 +216,10 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
     given_train = {"batch_size": batch_size, "optimizer": optimizer,
                    "learning_rate": learning_rate, "seed": seed,
                    "kl_warmup_epochs": kl_warmup_epochs, "conditional": conditional}
-    data_config = _normalized_data_config(data_config or {})
+    data_config = normalized_data_config(data_config or {})
     if resume:
         config = run.read_config()
-        _check_resume_settings(config, model, model_config or {}, data_config, given_train,
+        check_resume_settings(config, model, model_config or {}, data_config, given_train,
                                mixed_precision)
         if epochs is not None:
             config["train"]["epochs"] = epochs
@@ -430,39 +428,3 @@ def _class_labels(dataset, num_classes=None):
         num_classes = max(int(largest) + 1, 2)
     return (num_classes, check_labels("--dataset labels", dataset.y_train, num_classes),
             check_labels("--dataset labels", dataset.y_test, num_classes))
-
-
-def _normalized_data_config(data_config):
-    """``data_config`` with the dataset's path and ``data_path`` made absolute, so that the run
-    works from any working directory, and ``image_size`` checked."""
-    from tfvae.data.sources import looks_like_path
-
-    data_config = dict(data_config)
-    if data_config.get("image_size") is not None:  # as config.json holds it: a list
-        data_config["image_size"] = check_image_size("--image-size", data_config["image_size"])
-    name = data_config.get("name")
-    if isinstance(name, (str, Path)) and looks_like_path(str(name)) and Path(name).exists():
-        data_config["name"] = str(Path(name).resolve())
-    if data_config.get("data_path") is not None:
-        data_config["data_path"] = str(Path(data_config["data_path"]).resolve())
-    return data_config
-
-
-def _check_resume_settings(config, model, model_config, data_config, train_settings,
-                           mixed_precision):
-    """Refuse, naming the flag, any setting given to --resume that differs from the run's."""
-    recorded = config["train"].get("mixed_precision")
-    if mixed_precision is not None and mixed_precision != recorded:
-        raise InputError("--mixed-precision", f"{recorded} as the run was started with "
-                         "(the model's dtypes are part of the run)", repr(mixed_precision))
-    given = [("--model", config["model_type"], model)]
-    given += [(f"--{key.replace('_', '-')}", config["model"].get(key), value)
-              for key, value in model_config.items()]
-    given += [("--dataset" if key == "name" else f"--{key.replace('_', '-')}",
-               config["data"].get(key), value) for key, value in data_config.items()]
-    given += [(f"--{key.replace('_', '-')}", config["train"].get(key), value)
-              for key, value in train_settings.items()]
-    for flag, stored, value in given:
-        if value is not None and value != stored:
-            raise InputError(flag, f"{stored!r} as the run was started with (--resume may only "
-                             "change --epochs)", repr(value))
