@@ -106,12 +106,6 @@ def standard_normal(seed, sample_shape, batch_size, event_shape, layout=None):
                      list(sample_shape), batch_size, event_shape, layout)
 
 
-def uniform(seed, sample_shape, batch_size, event_shape, layout=None):
-    """U(0, 1) noise, laid out as :func:`standard_normal`'s (a stateless ``seed`` only)."""
-    return _own_rows(lambda shape: _uniform(shape, seed),
-                     list(sample_shape), batch_size, event_shape, layout)
-
-
 def bernoulli(probs, seed, layout=None):
     """A 0/1 sample of ``probs`` [B, *E] in [0, 1], per-example noise as in :func:`standard_normal`.
 

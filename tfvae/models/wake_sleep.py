@@ -54,11 +54,11 @@ class WakeSleep(VAE):
         The noise comes from ``tfvae.noise`` (not ``distribution.sample``), so an XLA-compiled
         step dreams what an uncompiled one does.
         """
-        z_seed, component_seed, x_seed = tf.unstack(noise.split(seed, 3))
+        # Three seeds, the second unused: the normal prior (the only one wake-sleep takes) needs
+        # no mixture component, and the third keeps the dreams of the runs already recorded.
+        z_seed, _, x_seed = tf.unstack(noise.split(seed, 3))
         eps = noise.standard_normal(z_seed, [], num, [self.latent_dim])
-        z = estimators.draw_from_noise(self.prior, eps, noise.uniform(component_seed, [], num, []))
-        if z is None:  # a prior of another family
-            z = self.prior.sample(num, seed=z_seed)
+        z = estimators.draw_from_noise(self.prior, eps, None)
         pixels = self.decode(z).distribution  # Bernoulli or Normal, per pixel
         if self.bernoulli:
             x = noise.bernoulli(pixels.probs_parameter(), x_seed)

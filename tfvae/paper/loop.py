@@ -84,9 +84,8 @@ def jit_compile(spec, dataset, data, per_execution, seed):
 
 def pilot_split(first_point, unit, grain):
     """Where the pilots' second half starts, in samples: about halfway to the first point, on
-    the run's grain of ``grain`` steps where the first point holds two."""
-    steps = first_point // unit
-    return (steps // 2 // grain * grain or steps // 2) * unit
+    the run's grain of ``grain`` steps (the first point holds at least two)."""
+    return first_point // unit // 2 // grain * grain * unit
 
 
 class RunData:
