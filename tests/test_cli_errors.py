@@ -27,6 +27,8 @@ CASES = {
     "train-two-layers-iaf": (["train", "--out", "OUT/r", "--stochastic-layers", "2",
                               "--posterior", "iaf"], "stochastic_layers"),
     "train-mcem": (["train", "--out", "OUT/r", "--model", "mcem"], "--model"),
+    "train-wake-sleep-prior": (["train", "--out", "OUT/r", "--model", "wake_sleep", "--prior",
+                                "mog"], "prior"),
     "train-missing-dataset": (["train", "--out", "OUT/r", "--dataset", "OUT/none.npz"],
                               "--dataset"),
     "train-random-bytes": (["train", "--out", "OUT/r", "--dataset", "JUNK"], "--dataset"),
