@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 from scipy import stats
 
-from tfvae.models.distributions import (MIN_SCALE, BernoulliLikelihood, DiagonalGaussian,
-                                 GaussianLikelihood)
+from tfvae.models.distributions import (MIN_SCALE, BernoulliLikelihood, CrossEntropyBernoulli,
+                                        DiagonalGaussian, GaussianLikelihood)
 from tfvae.errors import InputError
 
 
@@ -57,6 +57,21 @@ def test_bernoulli_log_prob_matches_cross_entropy_on_binary_and_grey_pixels():
         np.testing.assert_allclose(p.log_prob(x.reshape(2, 2, 1)), expected, rtol=1e-5)
     np.testing.assert_allclose(p.mean().numpy().reshape(5, 4), 1 / (1 + np.exp(-logits)),
                                rtol=1e-5)
+
+
+def test_bernoulli_log_prob_and_gradient_stay_accurate_at_large_logits():
+    # x * l - softplus(l) loses the log1p(exp(-l)) part once l passes float32's resolution;
+    # what is lost must stay below a ulp of l, per pixel, in value and in gradient.
+    logits = tf.Variable(np.linspace(-60, 60, 241).astype(np.float32))
+    l64 = logits.numpy().astype(np.float64)
+    for x in (np.ones(241, np.float32), np.zeros(241, np.float32),
+              np.full(241, 0.3, np.float32)):
+        with tf.GradientTape() as tape:
+            log_prob = CrossEntropyBernoulli(logits=logits, dtype=tf.float32).log_prob(x)
+        np.testing.assert_allclose(log_prob, x * l64 - np.logaddexp(0.0, l64), atol=4e-6,
+                                   rtol=1e-6)
+        np.testing.assert_allclose(tape.gradient(log_prob, logits), x - 1 / (1 + np.exp(-l64)),
+                                   atol=1e-6)
 
 
 def test_bernoulli_head_keeps_leading_sample_dims():
