@@ -87,10 +87,11 @@ class _PixelHead(keras.layers.Layer):
 class CrossEntropyBernoulli(tfd.Bernoulli):
     """``tfd.Bernoulli`` whose log-probability is x * logits - softplus(logits).
 
-    The same value as TFP's (the negated sigmoid cross-entropy), in three elementwise passes with
-    one softplus, where TFP's takes two softpluses and materializes x broadcast to the logits'
-    shape. Decoding thousands of samples per image makes this the largest elementwise cost of
-    ``log_likelihood`` and of the training step (``benchmarks/log_likelihood.py``).
+    The same value as TFP's (the negated sigmoid cross-entropy) in three elementwise passes with
+    one softplus, where TFP's computes log sigmoid(l) and log sigmoid(-l) (two softpluses) and
+    weights them by x and 1 - x. ``log_likelihood`` decodes thousands of samples per image, and
+    these passes over the logits are most of its time beside the decoder's products
+    (``benchmarks/README.md``).
     """
 
     def _log_prob(self, event):
