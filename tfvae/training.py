@@ -220,7 +220,7 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
     if resume:
         config = run.read_config()
         check_resume_settings(config, model, model_config or {}, data_config, given_train,
-                               mixed_precision)
+                              mixed_precision)
         if epochs is not None:
             config["train"]["epochs"] = epochs
         mixed_precision = config["train"].get("mixed_precision")
