@@ -18,6 +18,16 @@ def xla_cache(tmp_path_factory):
     os.environ["TFVAE_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def global_seed():
+    """Every test file starts from the same global random state, whichever files ran before it
+    in its worker: a model's ``seed`` fixes its noise, but its initial weights and ``fit``'s
+    shuffling come from Keras's global generator."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+
+
 @pytest.fixture(scope="session")
 def shared_data():
     """``../shared/data`` beside the checkout; tests that need it skip where it is absent."""
