@@ -3,7 +3,10 @@
 taken out at a time, each variant in a fresh child process, alternating over ``--repeats``:
 
 - ``step``: the training step as ``tfvae train`` runs it (on-device binarization, Adam, 32 steps
-  per execution, here 7: the largest divisor of the 469 steps of an epoch);
+  per execution rounded as ``tfvae train`` rounds them: 67, the divisor of an epoch's 469 steps
+  nearest to 32);
+- ``rounded down``: 7 steps per execution, the largest divisor of 469 up to 32 (how ``tfvae
+  train`` rounded before it took the nearest divisor);
 - ``no binarization``: the images binarized once beforehand: the Bernoulli noise's cost;
 - ``sgd``: plain SGD instead of Adam: Adam's moment updates' cost;
 - ``one step per execution``: the per-call overhead of going from Python into TensorFlow;
@@ -28,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 HIDDEN, LATENT, BATCH, PIXELS = 400, 20, 128, 784
-VARIANTS = ("step", "no binarization", "sgd", "one step per execution", "forward only",
-            "matmuls only")
+VARIANTS = ("step", "rounded down", "no binarization", "sgd", "one step per execution",
+            "forward only", "matmuls only")
 TRAIN_EXAMPLES = 60000
 
 
@@ -40,7 +43,11 @@ def child(variant):
 
     from tfvae import VAE
     from tfvae.data import load_dataset, make_pipeline, make_train_stream, steps_per_epoch
-    from tfvae.execution import largest_divisor, timed_fits
+    from tfvae.execution import largest_divisor, nearest_divisor, timed_fits
+    from tfvae.options import TRAIN_DEFAULTS
+
+    per_execution = {"one step per execution": lambda steps, requested: 1,
+                     "rounded down": largest_divisor}
 
     steps = steps_per_epoch(TRAIN_EXAMPLES, BATCH)
     if variant == "matmuls only":
@@ -52,8 +59,8 @@ def child(variant):
     optimizer = (keras.optimizers.SGD(1e-3) if variant == "sgd"
                  else keras.optimizers.Adam(1e-3))
     model.compile(optimizer=optimizer, jit_compile=True,
-                  steps_per_execution=1 if variant == "one step per execution"
-                  else largest_divisor(steps, 32))
+                  steps_per_execution=per_execution.get(variant, nearest_divisor)(
+                      steps, TRAIN_DEFAULTS["steps_per_execution"]))
     if variant == "no binarization":
         fixed = (np.random.default_rng(0).random(x.shape) < x).astype(np.float32)
         data = make_train_stream(fixed, batch_size=BATCH)

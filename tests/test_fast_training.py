@@ -14,7 +14,7 @@ from tfvae.errors import InputError
 from tfvae.runs import RunDirectory
 from tfvae.storage import read_json
 from tfvae import execution, training
-from tfvae.execution import largest_divisor, resolve_jit_compile
+from tfvae.execution import largest_divisor, nearest_divisor, resolve_jit_compile
 from tfvae.training import train
 
 SEED = tf.constant([7, -3], tf.int32)
@@ -112,6 +112,16 @@ def test_largest_divisor():
     assert largest_divisor(600, 32) == 30
     assert largest_divisor(10, 32) == 10
     assert largest_divisor(13, 12) == 1
+
+
+def test_nearest_divisor_by_ratio():
+    assert nearest_divisor(469, 32) == 67  # 7 x 67: 67 / 32 < 32 / 7
+    assert nearest_divisor(600, 32) == 30
+    assert nearest_divisor(10, 32) == 10
+    assert nearest_divisor(13, 12) == 13  # a prime: all its steps, not one per call
+    assert nearest_divisor(8, 4) == 4
+    assert nearest_divisor(18, 6) == 6
+    assert nearest_divisor(12, 24 ** 0.5) == 4  # 4 and 6 are equally far: the smaller
 
 
 # -- the model --------------------------------------------------------------------------------
@@ -286,7 +296,8 @@ def test_cli_speed_flags(tmp_path):
                      "--mixed-precision", "bfloat16", "--jit-compile", "on",
                      "--steps-per-execution", "2")
     assert result.returncode == 0, result.stderr[-3000:]
-    # On a machine without GPUs MirroredStrategy has one replica, so XLA stays as asked.
-    assert "1 replica(s)" in result.stdout and "1 steps per execution" in result.stdout
+    # On a machine without GPUs MirroredStrategy has one replica, so XLA stays as asked; 2 steps
+    # per execution round to 3, the divisor of the epoch's 3 steps nearest to 2 (1 is farther).
+    assert "1 replica(s)" in result.stdout and "3 steps per execution" in result.stdout
     config = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
     assert config["strategy"] == "mirrored" and config["mixed_precision"] == "bfloat16"

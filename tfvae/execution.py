@@ -131,3 +131,14 @@ def global_dtype_policy(policy):
 def largest_divisor(n, at_most):
     """The largest divisor of ``n`` that is at most ``at_most``."""
     return max(d for d in range(1, min(n, at_most) + 1) if n % d == 0)
+
+
+def nearest_divisor(n, target):
+    """The divisor of ``n`` closest to ``target`` by ratio (the smaller one on a tie).
+
+    Steps per execution are rounded this way: rounding down would turn MNIST's 469 steps of 128
+    (7 x 67) and a request of 32 into 7, and a prime number of steps into 1, where each call
+    into TensorFlow costs about a millisecond (``benchmarks/step_profile.py``).
+    """
+    return min((d for d in range(1, n + 1) if n % d == 0),
+               key=lambda d: (abs(math.log(d / target)), d))

@@ -21,8 +21,8 @@ from tfvae import distribute, options
 from tfvae.checks import check_choice, check_int, check_labels, check_number, check_seed
 from tfvae.errors import InputError
 from tfvae.evaluation import latent_diagnostics
-from tfvae.execution import (dtype_policy, global_dtype_policy, largest_divisor,
-                             measure_xla, resolve_jit_compile, xla_figures)
+from tfvae.execution import (dtype_policy, global_dtype_policy, measure_xla, nearest_divisor,
+                             resolve_jit_compile, xla_figures)
 from tfvae.models import model_class
 from tfvae.models.networks import check_conv_shape
 from tfvae.runs import RunDirectory, check_resume_settings, normalized_data_config
@@ -196,8 +196,8 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
       its step both ways for a few seconds and keeps the figures
       (``tfvae.execution.xla_figures``); runs under ``XLA_NEVER_BELOW`` examples are never
       compiled.
-    - ``steps_per_execution``: training steps per call into TensorFlow, rounded down to a divisor
-      of the steps per epoch so that epochs end where an execution ends.
+    - ``steps_per_execution``: training steps per call into TensorFlow, rounded to the nearest
+      divisor of the steps per epoch (by ratio) so that epochs end where an execution ends.
 
     TensorBoard (``tfvae/summaries.py``): each epoch's scalars, samples, reconstructions, the 2-D
     manifold and the KL of each latent dimension go to the run's ``tensorboard/``. ``projector``
@@ -309,7 +309,7 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
             optimizer = make_optimizer(config["train"]["optimizer"],
                                        config["train"]["learning_rate"])
         remaining = (config["train"]["epochs"] - initial_epoch) * len(dataset.x_train)
-        per_execution = largest_divisor(steps, steps_per_execution)
+        per_execution = nearest_divisor(steps, steps_per_execution)
         # The model drew its weights when built: measuring XLA here, which builds copies of it,
         # leaves the run as it would be without.
         jit = resolve_jit_compile(jit_compile, remaining, measure=lambda: _xla_figures(
