@@ -14,7 +14,8 @@ is the process's. The bound is the float32 matmul rate measured here divided by 
 training FLOPs per example (see ``common.training_flops_per_example``).
 
     python benchmarks/train_throughput.py [--configs paper,relu] [--xla on,off] [--epochs 4]
-                                          [--repeats 1] [--mixed-precision float16] [--json]
+                                          [--repeats 1] [--mixed-precision float16]
+                                          [--steps-per-execution 32,7] [--json]
 
 On a machine shared with other work every figure is a lower bound: run it when the machine is
 quiet, or several times (``--repeats``), and read the best.
@@ -38,7 +39,7 @@ CONFIGS = {
 }
 
 
-def child(config_name, xla, epochs, train_examples, mixed_precision):
+def child(config_name, xla, epochs, train_examples, mixed_precision, steps_per_execution):
     """Train one configuration; print a JSON line with its figures."""
     from tfvae.runs import RunDirectory
     from tfvae.training import train
@@ -50,7 +51,9 @@ def child(config_name, xla, epochs, train_examples, mixed_precision):
                     data_config={"name": "mnist", "train_examples": train_examples},
                     epochs=epochs, batch_size=config["batch_size"], optimizer=config["optimizer"],
                     learning_rate=config["learning_rate"], seed=0, verbose=0,
-                    jit_compile=xla == "on", mixed_precision=mixed_precision)
+                    jit_compile=xla == "on", mixed_precision=mixed_precision,
+                    **({} if steps_per_execution is None
+                       else {"steps_per_execution": steps_per_execution}))
         rates = [row["examples_per_second"] for row in RunDirectory(run_dir).read_metrics()]
     steady = rates[1:] or rates
     print(json.dumps({
@@ -80,14 +83,19 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=1,
                         help="run every configuration this many times, alternating")
     parser.add_argument("--mixed-precision", choices=["float16", "bfloat16"])
+    parser.add_argument("--steps-per-execution", default="default",
+                        help="steps per execution as tfvae train is asked for them (it rounds "
+                             "them to a divisor of the epoch's steps), comma-separated to "
+                             "alternate several; default: tfvae train's")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead")
-    parser.add_argument("--child", nargs=5, metavar=("CONFIG", "XLA", "EPOCHS", "N", "MP"),
+    parser.add_argument("--child", nargs=6, metavar=("CONFIG", "XLA", "EPOCHS", "N", "MP", "SPE"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--matmul-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        name, xla, epochs, n, mp = args.child
-        return child(name, xla, int(epochs), int(n), None if mp == "none" else mp)
+        name, xla, epochs, n, mp, spe = args.child
+        return child(name, xla, int(epochs), int(n), None if mp == "none" else mp,
+                     None if spe == "default" else int(spe))
     if args.matmul_child:
         return matmul_child()
 
@@ -99,6 +107,10 @@ def main(argv=None):
     for xla in xlas:
         if xla not in ("on", "off"):
             parser.error(f"--xla: expected on and/or off, got {xla!r}")
+    requested = args.steps_per_execution.split(",")
+    for spe in requested:
+        if not (spe == "default" or spe.isdigit() and int(spe) > 0):
+            parser.error(f"--steps-per-execution: expected positive integers, got {spe!r}")
     me = Path(__file__).resolve()
     peaks = common.run_child([me, "--matmul-child"])
     peak = peaks["matmul_gflops"]
@@ -106,11 +118,13 @@ def main(argv=None):
     for _ in range(args.repeats):
         for name in configs:
             for xla in xlas:
-                result = common.run_child([me, "--child", name, xla, args.epochs,
-                                           args.train_examples, args.mixed_precision or "none"])
-                runs.setdefault((name, xla), []).append(result)
+                for spe in requested:
+                    result = common.run_child([me, "--child", name, xla, args.epochs,
+                                               args.train_examples, args.mixed_precision or "none",
+                                               spe])
+                    runs.setdefault((name, xla, spe), []).append(result)
     rows = []
-    for (name, xla), results in runs.items():
+    for (name, xla, _), results in runs.items():
         model = CONFIGS[name]["model"]
         flops = common.training_flops_per_example(model["hidden"], model["latent_dim"])
         bound = peak * 1e9 / flops
@@ -146,7 +160,7 @@ def main(argv=None):
           f"{args.train_examples} MNIST images, best epoch after the first, "
           f"{args.repeats} run(s) each")
     common.print_table(rows, ["config", "xla", "mixed_precision", "batch", "optimizer",
-                              "examples_per_second", "median_examples_per_second",
+                              "steps_per_execution", "examples_per_second", "median_examples_per_second",
                               "peak_rss_mib", "matmul_bound_examples_per_second",
                               "fraction_of_bound"])
 
