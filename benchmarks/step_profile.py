@@ -168,8 +168,8 @@ def main(argv=None):
              "examples_per_second": round(BATCH / best[v] * 1000) if v != "matmuls only" else None,
              "fraction_of_bound": round(bound_ms / best[v], 3)} for v in VARIANTS]
     report = {"machine": common.machine(), "matmul_peak_gflops": round(peak, 1),
-              "bound_ms_per_step": round(bound_ms, 3), "repeats": args.repeats, "epochs": args.epochs,
-              "all_figures_ms": figures, "results": rows}
+              "bound_ms_per_step": round(bound_ms, 3), "repeats": args.repeats,
+              "epochs": args.epochs, "all_figures_ms": figures, "results": rows}
     if args.json:
         print(json.dumps(report, indent=2))
         return

@@ -118,8 +118,9 @@ def register(subparsers):
                             "multi-replica strategy)")
     speed.add_argument("--steps-per-execution", type=int, default=_TRAIN["steps_per_execution"],
                        metavar="N",
-                       help="training steps per call into TensorFlow, rounded to the nearest divisor "
-                            f"of the steps per epoch (default: {_TRAIN['steps_per_execution']})")
+                       help="training steps per call into TensorFlow, rounded to the nearest "
+                            "divisor of the steps per epoch (default: "
+                            f"{_TRAIN['steps_per_execution']})")
     p.set_defaults(func=run)
     _PARSERS.append(p)
 
