@@ -150,6 +150,8 @@ def main(argv=None):
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.epochs < 2:
+        parser.error(f"--epochs: expected at least 2 (the first compiles), got {args.epochs}")
     if args.child:
         return child(args.child, args.epochs)
     me = Path(__file__).resolve()

@@ -41,6 +41,7 @@ CONFIGS = {
 
 def child(config_name, xla, epochs, train_examples, mixed_precision, steps_per_execution):
     """Train one configuration; print a JSON line with its figures."""
+    from tfvae.options import TRAIN_DEFAULTS
     from tfvae.runs import RunDirectory
     from tfvae.training import train
 
@@ -52,8 +53,8 @@ def child(config_name, xla, epochs, train_examples, mixed_precision, steps_per_e
                     epochs=epochs, batch_size=config["batch_size"], optimizer=config["optimizer"],
                     learning_rate=config["learning_rate"], seed=0, verbose=0,
                     jit_compile=xla == "on", mixed_precision=mixed_precision,
-                    **({} if steps_per_execution is None
-                       else {"steps_per_execution": steps_per_execution}))
+                    steps_per_execution=steps_per_execution
+                    or TRAIN_DEFAULTS["steps_per_execution"])
         rates = [row["examples_per_second"] for row in RunDirectory(run_dir).read_metrics()]
     steady = rates[1:] or rates
     print(json.dumps({
