@@ -6,9 +6,13 @@ files are named in one warning and left out, and only a folder with no readable 
 
 import gzip
 import math
+import os
+import stat
 import struct
 import sys
 import zipfile
+import zlib
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -20,57 +24,194 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 # Pillow's modes of grey images (1 bit, 8 bits, 8 bits with alpha; and 16 bits, "I;16...");
 # any other mode is colour.
 GREY_MODES = ("1", "L", "LA")
-# What numpy and zipfile raise on a file that is not what its name says, or is cut short.
-_UNREADABLE = (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError)
+# What numpy, zipfile, gzip and zlib raise on a file that is not what its name says, or is cut
+# short.
+_UNREADABLE = (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, zlib.error,
+               struct.error)
+# Deflate expands at most 1032 to 1: a gzip stream or zip member claiming more than that many
+# bytes per compressed byte is lying, and is refused before anything is decompressed.
+DEFLATE_RATIO = 1032
+_CHUNK = 1 << 20
 
 
-def _unreadable(path, exc):
-    """What to say about a file numpy could not read; never numpy's advice on pickles."""
+def _unreadable(path, exc, part=""):
+    """What to say about a file (``part`` of it) numpy could not read; never numpy's advice on
+    pickles."""
     reason = str(exc) if isinstance(exc, OSError) else "corrupt, truncated or not in this format"
-    return f"{str(path)!r} ({reason})"
+    return f"{str(path)!r}{part} ({reason})"
 
 
-def read_npz(path, argument, expected=FILE_EXPECTED):
-    """Every array of an .npz file, by key."""
-    if not path.is_file():
-        raise InputError(argument, expected, repr(str(path)))
+def memory_bytes():
+    """This machine's physical memory in bytes (None where the system does not say)."""
     try:
-        with np.load(path, allow_pickle=False) as f:
-            if not isinstance(f, np.lib.npyio.NpzFile):
-                raise ValueError("not an .npz archive")
-            return {key: f[key] for key in f.files}
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_claim(argument, where, claimed, limit, why):
+    """Refuse a file whose header claims more bytes than ``limit`` (what the file can hold:
+    its size, or its compressed size times :data:`DEFLATE_RATIO`) or than this machine's memory,
+    before anything that size is allocated."""
+    memory = memory_bytes()
+    if claimed > limit:
+        raise InputError(argument, f"a file whose header matches its contents ({why})",
+                         f"{where}, whose header claims {claimed:,} bytes of data")
+    if memory is not None and claimed > memory:
+        raise InputError(argument, f"data that fits in this machine's {memory:,} bytes of memory",
+                         f"{where}, whose header claims {claimed:,} bytes")
+
+
+def _npy_header(f, path, argument, expected, part=""):
+    """(shape, dtype, data bytes claimed) from an .npy stream at its start; the stream is left
+    at the first data byte. Object arrays (pickles) are refused."""
+    try:
+        version = np.lib.format.read_magic(f)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"format version {version}")
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read_header(f)
     except _UNREADABLE as exc:
-        raise InputError(argument, expected, _unreadable(path, exc)) from exc
+        raise InputError(argument, expected, _unreadable(path, exc, part)) from exc
+    if dtype.hasobject:
+        raise InputError(argument, expected, f"{str(path)!r}{part} (an array of Python objects, "
+                         "which tfvae does not read)")
+    return shape, dtype, math.prod(shape) * dtype.itemsize
 
 
 def read_npy(path, argument, expected=FILE_EXPECTED):
-    """The array of an .npy file."""
+    """The array of an .npy file, after checking that its header's size matches the file."""
     try:
-        array = np.load(path, allow_pickle=False)
+        with open_regular(path) as f:
+            _, _, claimed = _npy_header(f, path, argument, expected)
+            check_claim(argument, repr(str(path)), claimed, os.fstat(f.fileno()).st_size - f.tell(),
+                        "array bytes as its .npy header gives")
+            f.seek(0)
+            return np.lib.format.read_array(f, allow_pickle=False)
+    except InputError:  # a ValueError, already naming the file
+        raise
     except _UNREADABLE as exc:
         raise InputError(argument, expected, _unreadable(path, exc)) from exc
-    if not isinstance(array, np.ndarray):
-        raise InputError(argument, expected, f"{str(path)!r} (not an .npy array)")
-    return array
+
+
+def open_regular(path):
+    """``path`` opened for binary reading, or OSError if it is not a regular file. Opened without
+    blocking and checked on the open file, so a FIFO or a device named like an image (or put in
+    its place after a check) is never read."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError("not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class NpzArrays(Mapping):
+    """The arrays of an .npz file by key, each read (and checked) only when asked for: a key the
+    command does not use costs nothing."""
+
+    def __init__(self, path, argument, expected=FILE_EXPECTED):
+        self.path, self.argument, self.expected = path, argument, expected
+        try:
+            with open_regular(path) as f, zipfile.ZipFile(f) as z:
+                self._members = {name.removesuffix(".npy"): name for name in z.namelist()
+                                 if name.endswith(".npy")}
+        except InputError:  # a ValueError, already naming the file
+            raise
+        except _UNREADABLE as exc:
+            raise InputError(argument, expected, _unreadable(path, exc)) from exc
+        self._arrays = {}
+
+    def __getitem__(self, key):
+        if key not in self._arrays:
+            self._arrays[key] = self._read(self._members[key])
+        return self._arrays[key]
+
+    def __iter__(self):
+        return iter(self._members)
+
+    def __len__(self):
+        return len(self._members)
+
+    def _read(self, name):
+        part = f" array {name!r}"
+        where = f"{str(self.path)!r}{part}"
+        try:
+            with open_regular(self.path) as file, zipfile.ZipFile(file) as z:
+                info = z.getinfo(name)
+                if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                    raise InputError(self.argument, "an .npz written by numpy (stored or "
+                                     "deflated)", f"{where} compressed by method "
+                                     f"{info.compress_type}")
+                ratio = 1 if info.compress_type == zipfile.ZIP_STORED else DEFLATE_RATIO
+                check_claim(self.argument, where, info.file_size,
+                            info.compress_size * ratio + 1024, "zip member sizes")
+                with z.open(info) as f:
+                    _, _, claimed = _npy_header(f, self.path, self.argument, self.expected, part)
+                    check_claim(self.argument, where, claimed, info.file_size - f.tell(),
+                                "array bytes as its .npy header gives")
+                    f.seek(0)
+                    array = np.lib.format.read_array(f, allow_pickle=False)
+                    f.read(1)  # to the member's end, where zipfile checks its CRC
+                return array
+        except InputError:  # a ValueError, already naming the file
+            raise
+        except _UNREADABLE as exc:
+            raise InputError(self.argument, self.expected,
+                             _unreadable(self.path, exc, part)) from exc
+
+
+def read_npz(path, argument, expected=FILE_EXPECTED):
+    """The arrays of an .npz file, by key (:class:`NpzArrays`: read when asked for)."""
+    if not path.is_file():
+        raise InputError(argument, expected, repr(str(path)))
+    return NpzArrays(path, argument, expected)
 
 
 def read_idx_array(path, argument="--dataset"):
-    """Read an IDX file (the raw MNIST format): big-endian header, then unsigned bytes."""
-    opener = gzip.open if path.suffix == ".gz" else open
+    """Read an IDX file (the raw MNIST format): big-endian header, then unsigned bytes.
+
+    The data is read into an array of the size the header claims, once that claim is checked
+    against the file's size (or, gzipped, its most a deflate stream can expand to); a stream
+    with fewer or more bytes than claimed is refused without reading past the claim.
+    """
+    gz = path.suffix == ".gz"
     try:
-        with opener(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:  # includes a bad gzip stream
-        raise InputError(argument, FILE_EXPECTED, f"{str(path)!r} ({exc})") from exc
-    # Magic: two zero bytes, 0x08 (unsigned byte data), then the number of dimensions.
-    if len(data) < 4 or data[:3] != b"\x00\x00\x08" or data[3] == 0:
-        raise InputError(argument, FILE_EXPECTED, repr(str(path)))
-    header = 4 + 4 * data[3]
-    dims = struct.unpack(f">{data[3]}I", data[4:header])
-    pixels = np.frombuffer(data, np.uint8, offset=header)
-    if pixels.size != math.prod(dims):
-        expected = f"{math.prod(dims)} bytes after the IDX header {dims}"
-        raise InputError(f"{argument} {path}", expected, f"{pixels.size}")
+        with open_regular(path) as file, (gzip.GzipFile(fileobj=file) if gz else file) as f:
+            size = os.fstat(file.fileno()).st_size
+            magic = f.read(4)
+            # Two zero bytes, 0x08 (unsigned byte data), then the number of dimensions.
+            if len(magic) < 4 or magic[:3] != b"\x00\x00\x08" or magic[3] == 0:
+                raise InputError(argument, FILE_EXPECTED, f"{str(path)!r} (no IDX header of "
+                                 "unsigned bytes)")
+            raw_dims = f.read(4 * magic[3])
+            if len(raw_dims) < 4 * magic[3]:
+                raise InputError(argument, FILE_EXPECTED, f"{str(path)!r} (its IDX header is "
+                                 "truncated)")
+            dims = struct.unpack(f">{magic[3]}I", raw_dims)
+            claimed, header = math.prod(dims), 4 + 4 * magic[3]
+            limit = size * DEFLATE_RATIO if gz else size - header
+            check_claim(argument, repr(str(path)), claimed, limit, f"the bytes of the IDX header {dims}")
+            pixels = np.empty(claimed, np.uint8)
+            view, done = memoryview(pixels), 0
+            while done < claimed:
+                count = f.readinto(view[done:done + _CHUNK])
+                if not count:
+                    break
+                done += count
+            extra = len(f.read(1))
+    except InputError:  # a ValueError, already naming the file
+        raise
+    except _UNREADABLE as exc:
+        raise InputError(argument, FILE_EXPECTED, _unreadable(path, exc)) from exc
+    if done != claimed or extra:
+        expected = f"{claimed} bytes after the IDX header {dims}"
+        raise InputError(f"{argument} {path}", expected,
+                         f"{done} bytes" if done != claimed else "more")
     return pixels.reshape(dims)
 
 
@@ -113,10 +254,11 @@ def read_image_folder(folder, argument, image_size=None):
     images, names, unreadable = [], [], []
     for path in files:
         try:
-            with Image.open(path) as img:
+            with open_regular(path) as f, Image.open(f) as img:
                 images.append(_read_pixels(img, image_size))
                 names.append(path.name)
-        # What Pillow raises on a file that is not an image, is cut short or is corrupt.
+        # What Pillow raises on a file that is not an image, is cut short or is corrupt (and
+        # open_regular on one that is not a regular file).
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
             unreadable.append(path.name)
     if not images:
