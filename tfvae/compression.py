@@ -31,6 +31,7 @@ the weights' sha256 in the header is checked first.
 
 import hashlib
 import math
+import os
 import struct
 import zlib
 
@@ -130,14 +131,20 @@ def encode_file(codes, bits, quantizer, a, b, fingerprint):
     return body + _CRC.pack(zlib.crc32(body))
 
 
-def decode_file(blob, argument="--input"):
-    """The fields of a version-1 file: a dict with ``bits``, ``quantizer``, ``codes`` [N, D],
-    ``a``, ``b`` and ``fingerprint``. Raises InputError naming ``argument`` for a file that is
-    not one, of another version, truncated or corrupted."""
-    blob = bytes(blob)
+def file_size(n, d, bits):
+    """The size in bytes of a version-1 file of ``n`` codes of ``d`` x ``bits`` bits."""
+    return _HEADER.size + 8 * d + math.ceil(n * d * bits / 8) + _CRC.size
+
+
+def read_header(blob, argument="--input"):
+    """The header of a version-1 file, checked against the file's length and its CRC32 before
+    any code is unpacked: a dict with ``bits``, ``quantizer``, ``n``, ``d``, ``fingerprint``,
+    ``a``, ``b`` and ``payload`` (a memoryview of the packed codes). Raises InputError naming
+    ``argument`` for a file that is not one, of another version, truncated or corrupted."""
+    blob = memoryview(blob).cast("B")
     if len(blob) < len(MAGIC) or blob[:len(MAGIC)] != MAGIC:
         raise InputError(argument, "a tfvae code file (starting with the bytes "
-                         f"{MAGIC!r})", f"a file starting with {blob[:len(MAGIC)]!r}")
+                         f"{MAGIC!r})", f"a file starting with {bytes(blob[:len(MAGIC)])!r}")
     minimum = _HEADER.size + _CRC.size
     if len(blob) < minimum:
         raise InputError(argument, f"a complete tfvae code file (at least {minimum} bytes)",
@@ -146,7 +153,7 @@ def decode_file(blob, argument="--input"):
     if version != VERSION:
         raise InputError(argument, f"a tfvae code file of format version {VERSION}",
                          f"version {version}")
-    expected = _HEADER.size + 8 * d + math.ceil(n * d * bits / 8) + _CRC.size
+    expected = file_size(n, d, bits)
     if len(blob) != expected:
         raise InputError(argument, f"{expected} bytes, as its header gives for {n} codes of "
                          f"{d} x {bits} bits", f"{len(blob)} bytes (truncated or corrupted)")
@@ -161,10 +168,31 @@ def decode_file(blob, argument="--input"):
     offset = _HEADER.size
     a = np.frombuffer(blob, ">f4", d, offset).astype(np.float32)
     b = np.frombuffer(blob, ">f4", d, offset + 4 * d).astype(np.float32)
-    payload = blob[offset + 8 * d:-_CRC.size]
-    codes = unpack_bits(payload, bits, n * d).reshape(n, d)
-    return {"bits": bits, "quantizer": QUANTIZERS[quantizer], "codes": codes, "a": a, "b": b,
-            "fingerprint": fingerprint}
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise InputError(argument, "finite quantizer parameters", "NaN or infinite values")
+    return {"bits": bits, "quantizer": QUANTIZERS[quantizer], "n": n, "d": d,
+            "fingerprint": fingerprint, "a": a, "b": b,
+            "payload": blob[offset + 8 * d:-_CRC.size]}
+
+
+def read_codes(header, start=0, stop=None):
+    """The codes [stop - start, D] (uint32) of rows ``start`` to ``stop`` of a file's
+    :func:`read_header`: only the bytes that hold them are unpacked."""
+    bits, d = header["bits"], header["d"]
+    stop = header["n"] if stop is None else min(stop, header["n"])
+    first, last = start * d * bits, stop * d * bits  # in bits
+    chunk = np.frombuffer(header["payload"][first // 8:math.ceil(last / 8)], np.uint8)
+    planes = np.unpackbits(chunk)[first % 8:first % 8 + last - first]
+    weights = (2 ** np.arange(bits - 1, -1, -1)).astype(np.uint32)
+    return (planes.reshape(-1, bits).astype(np.uint32) @ weights).reshape(stop - start, d)
+
+
+def decode_file(blob, argument="--input"):
+    """The fields of a version-1 file: :func:`read_header`'s with ``codes`` [N, D] for
+    ``payload``."""
+    header = read_header(blob, argument)
+    fields = {k: v for k, v in header.items() if k not in ("payload", "n", "d")}
+    return {**fields, "codes": read_codes(header)}
 
 
 # -------------------------------------------------------------------------------- the model
@@ -184,18 +212,52 @@ def compress(model, x, bits, quantizer="uniform", batch_size=1000):
 
 def decompress(model, blob, argument="--input", batch_size=1000):
     """The bytes of a code file -> images [N, *E], the mean of p(x|z) at each decoded code."""
-    fields = decode_file(blob, argument)
+    batches = list(decompress_batches(model, blob, argument, batch_size))
+    if not batches:
+        return np.zeros((0, *model.image_shape), np.float32)
+    return np.concatenate(batches)
+
+
+def decompress_batches(model, blob, argument="--input", batch_size=1000):
+    """The images of a code file, ``batch_size`` at a time: the header is checked against the
+    model (its weights' sha256 and latent dimensions) before any code is unpacked, and no more
+    than one batch of codes and images is held at once."""
+    header = read_header(blob, argument)
     fingerprint = model_fingerprint(model)
-    if fields["fingerprint"] != fingerprint:
+    if header["fingerprint"] != fingerprint:
         raise InputError("RUN_DIR", f"the model that wrote {argument} (weights sha256 "
-                         f"{fields['fingerprint'].hex()[:16]}...)",
+                         f"{header['fingerprint'].hex()[:16]}...)",
                          f"a model with weights sha256 {fingerprint.hex()[:16]}...")
     latent_dim = int(model.latent_dim)
-    if fields["codes"].shape[1] != latent_dim:
-        raise InputError(argument, f"codes of {latent_dim} dimensions",
-                         f"{fields['codes'].shape[1]}")
-    z = dequantize(fields["codes"], fields["bits"], fields["quantizer"], fields["a"], fields["b"])
-    out = [model.decode(z[i:i + batch_size]).mean().numpy() for i in range(0, len(z), batch_size)]
-    if not out:
-        return np.zeros((0, *model.image_shape), np.float32)
-    return np.concatenate(out)
+    if header["d"] != latent_dim:
+        raise InputError(argument, f"codes of {latent_dim} dimensions", f"{header['d']}")
+    return _decoded(model, header, batch_size)
+
+
+def _decoded(model, header, batch_size):
+    for start in range(0, header["n"], batch_size):
+        codes = read_codes(header, start, start + batch_size)
+        z = dequantize(codes, header["bits"], header["quantizer"], header["a"], header["b"])
+        yield model.decode(z).mean().numpy()
+
+
+def read_code_file(path, argument="--input"):
+    """The bytes of the code file ``path``, read only once its header's size matches the file's
+    (a large file that is not a code file is refused after its first bytes)."""
+    from tfvae.data.files import open_regular
+
+    expected = "a code file written by tfvae compress"
+    try:
+        with open_regular(path) as f:
+            head = f.read(_HEADER.size)
+            size = os.fstat(f.fileno()).st_size
+            if len(head) < _HEADER.size or not head.startswith(MAGIC):
+                return head  # read_header says what is wrong with it
+            _, _, bits, _, n, d, _ = _HEADER.unpack(head)
+            if size != file_size(n, d, bits):
+                raise InputError(argument, f"{file_size(n, d, bits)} bytes, as its header "
+                                 f"gives for {n} codes of {d} x {bits} bits",
+                                 f"{str(path)!r} of {size} bytes (truncated or corrupted)")
+            return head + f.read()
+    except OSError as exc:
+        raise InputError(argument, expected, f"{str(path)!r} ({exc.strerror or exc})") from exc
