@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -251,3 +252,150 @@ def test_logs_are_plain_lines_when_stdout_is_not_a_terminal(tmp_path, capsys):
     assert [line.split(":")[0] for line in log] == ["epoch 1/2", "epoch 2/2"]
     model, _ = load_run(run_dir)
     assert model.latent_dim == 3
+
+
+# -- one writer at a time; nothing replaced that another process wrote -------------------------
+
+def _wait_for(predicate, timeout=240, what="the condition"):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _epochs_completed(run_dir):
+    try:
+        return RunDirectory(run_dir).read_state().get("epochs_completed", 0)
+    except ValueError:  # read while being replaced: try again
+        return 0
+
+
+def test_a_run_has_one_writer_and_sigterm_leaves_it_resumable_exactly(reference, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tfvae", "train", "--out", str(run_dir), *TINY, "--epochs", "3",
+         "--quiet"], env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: _epochs_completed(run_dir) >= 1, what="the first epoch")
+        process.send_signal(signal.SIGSTOP)  # held mid-run while the others try
+        for flags in ([], ["--overwrite"], ["--resume"]):
+            assert _train(run_dir, "--epochs", "3", *flags) == 2, flags
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and f"process {process.pid} " in err[0], err
+            assert "no other process is writing" in err[0], err
+        process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGCONT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "interrupted by SIGTERM" in lines[0], lines
+    state = RunDirectory(run_dir).read_state()
+    assert state["status"] == "interrupted" and state["epochs_completed"] in (1, 2)
+    assert f"tfvae train --out {run_dir} --resume" in lines[0]
+    # The killed writer's lock went with it: the advised command works and gives the same run.
+    assert _train(run_dir, "--resume", "--epochs", "3") == 0
+    assert _curves(run_dir) == _curves(reference)
+    assert RunDirectory(run_dir).read_state()["status"] == "finished"
+    assert not _temporaries(run_dir)
+
+
+def test_the_writer_lock_names_its_holder_and_a_refused_command_leaves_no_directory(tmp_path):
+    from tfvae.errors import InputError
+    from tfvae.storage import exclusive_writer
+
+    folder = tmp_path / "new"
+    with exclusive_writer(folder):
+        with pytest.raises(InputError, match=f"process {os.getpid()} on"):
+            with exclusive_writer(folder):
+                pass
+    assert not folder.exists()  # made for the lock, left empty: removed again
+    (tmp_path / "kept").mkdir()
+    with exclusive_writer(tmp_path / "kept"):
+        pass
+    with exclusive_writer(tmp_path / "kept"):  # released, and taken again
+        pass
+
+
+def test_the_last_step_of_a_write_refuses_a_file_another_process_wrote(tmp_path):
+    from tfvae.errors import InputError
+    from tfvae.storage import write_atomic, write_bytes
+
+    out = tmp_path / "out.npz"
+
+    def meanwhile(tmp):  # another process writes `out` while this one works
+        out.write_bytes(b"theirs")
+        Path(tmp).write_bytes(b"mine")
+
+    with pytest.raises(InputError, match="another process wrote while this one ran"):
+        write_atomic(out, meanwhile, overwrite=False)
+    assert out.read_bytes() == b"theirs"
+    assert not _temporaries(tmp_path)
+    write_atomic(out, lambda tmp: Path(tmp).write_bytes(b"mine"), overwrite=True)
+    assert out.read_bytes() == b"mine"
+    # What a killed writer of `out` left is removed by the next write of `out`, other files' not.
+    stale = tmp_path / ".out.npz.tmp999999999-x.npz"
+    other = tmp_path / ".other.npz.tmp999999999-x.npz"
+    stale.write_bytes(b""), other.write_bytes(b"")
+    write_bytes(tmp_path / "new.npz", b"1", overwrite=False)
+    assert stale.exists()
+    write_bytes(out, b"2")
+    assert not stale.exists() and other.exists()
+
+
+@pytest.mark.parametrize("command", ["sample", "augment"])
+def test_an_out_file_written_while_a_command_runs_is_kept(command, tiny_run, tmp_path,
+                                                          monkeypatch, capsys):
+    import tfvae.images
+    import tfvae.synthesis
+
+    out = tmp_path / ("out.png" if command == "sample" else "out.npz")
+    module, name = ((tfvae.images, "sample_images") if command == "sample"
+                    else (tfvae.synthesis, "augment"))
+    original = getattr(module, name)
+
+    def racing(*args, **kwargs):
+        out.write_bytes(b"another process's output")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, racing)
+    if command == "sample":
+        args = ["sample", tiny_run, "--num", "4", "--out", out]
+    else:
+        inputs = tmp_path / "in.npz"
+        np.savez(inputs, x=np.full((2, 28, 28), 0.5, np.float32))
+        args = ["augment", tiny_run, "--input", inputs, "--per-example", "2", "--out", out]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--out" in err[0] and "it was kept" in err[0], err
+    assert out.read_bytes() == b"another process's output"
+    assert not _temporaries(tmp_path)
+
+
+def test_an_export_takes_the_next_version_when_another_export_took_its_own(reference, tmp_path,
+                                                                            monkeypatch):
+    import tfvae.export
+    from tfvae.export import read_metadata
+
+    original = tfvae.export.write_warmup
+
+    def racing(specs, saved, model_name):
+        original(specs, saved, model_name)
+        taken = tmp_path / model_name / "1"
+        if not taken.exists():  # another export finishes version 1 first
+            taken.mkdir()
+            (taken / "saved_model.pb").write_bytes(b"theirs")
+
+    monkeypatch.setattr(tfvae.export, "write_warmup", racing)
+    path = export_run(reference, "vae", base_dir=tmp_path, num_samples=2)
+    assert path == tmp_path / "vae" / "2"
+    assert read_metadata(path)["version"] == 2
+    assert (tmp_path / "vae" / "1" / "saved_model.pb").read_bytes() == b"theirs"
+    shutil.rmtree(tmp_path / "vae" / "1")
+    # A version asked for by number is refused instead.
+    from tfvae.errors import InputError
+
+    with pytest.raises(InputError, match="another export wrote while this one ran"):
+        export_run(reference, "vae", base_dir=tmp_path, version=1, num_samples=2)
+    assert (tmp_path / "vae" / "1" / "saved_model.pb").read_bytes() == b"theirs"

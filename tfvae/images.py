@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfvae.storage import check_output, write_atomic
+from tfvae.storage import check_output, write_bytes
 
 
 def sample_images(model, num, seed=0, labels=None):
@@ -89,11 +89,11 @@ def png_bytes(pixels):
     return buffer.getvalue()
 
 
-def save_grid(images, path, columns=None, scale=2):
-    """Write ``images`` as a PNG grid; ``scale`` enlarges each pixel for viewing."""
+def save_grid(images, path, columns=None, scale=2, *, overwrite=True, argument="--out"):
+    """Write ``images`` as a PNG grid; ``scale`` enlarges each pixel for viewing. Unless
+    ``overwrite``, an existing ``path`` is kept (``tfvae.storage.write_atomic``)."""
     path = check_output(path, ".png", overwrite=True)
     pixels = grid(images, columns)
     if scale > 1:
         pixels = pixels.repeat(scale, axis=0).repeat(scale, axis=1)
-    data = png_bytes(pixels)
-    return write_atomic(path, lambda tmp: Path(tmp).write_bytes(data))
+    return write_bytes(path, png_bytes(pixels), overwrite=overwrite, argument=argument)

@@ -15,6 +15,7 @@ The rows are the first test images, at most ``MAX_POINTS`` and no more than a sp
 ``MAX_SPRITE_SIDE`` pixels a side holds (the plugin's limit), so every point has its image.
 """
 
+import errno
 import io
 import math
 import os
@@ -100,7 +101,7 @@ def write_projector(model, x, labels, directory, *, overwrite=False, dataset="te
     try:
         _write_files(staging, means, None if labels is None else np.asarray(labels)[:count],
                      sprite, (width, height), description)
-        _move_in(staging, directory)
+        _move_in(staging, directory, overwrite, argument)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return {"points": count, "offered": len(x), "dimensions": int(means.shape[1]),
@@ -137,14 +138,25 @@ def _write_files(folder, means, labels, sprite, image_size, description):
     writer.close()
 
 
-def _move_in(staging, directory):
+def _move_in(staging, directory, overwrite, argument):
     """Put the files of ``staging`` in ``directory``: the folder itself when ``directory`` is new
-    or empty, else file by file (each rename atomic), the config last and old events files
-    removed, so the plugin never reads a config naming files that are not there."""
+    or empty, else (with ``overwrite``) file by file (each rename atomic), the config last and old
+    events files removed, so the plugin never reads a config naming files that are not there.
+    Without ``overwrite``, a directory that another process filled meanwhile is kept."""
+    os.chmod(staging, storage.umask_mode(0o777))  # mkdtemp made it 0700
+    if not overwrite:
+        try:
+            os.rename(staging, directory)  # replaces an empty directory, never a full one
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            raise InputError(argument, "a new or empty directory (or --overwrite to replace "
+                             "the projector)", f"{str(directory)!r}, which another process "
+                             "wrote while this one ran; it was kept") from None
+        return
     if directory.is_dir() and not any(directory.iterdir()):
         directory.rmdir()
     if not directory.exists():
-        os.chmod(staging, storage.umask_mode(0o777))  # mkdtemp made it 0700
         os.replace(staging, directory)
         return
     old_events = [p for p in directory.iterdir() if p.name.startswith(EVENTS_PREFIX)]

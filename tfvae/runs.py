@@ -16,12 +16,16 @@ A run directory holds:
 - ``train.log``: one line per epoch, as ``tfvae train`` prints it;
 - ``model.keras``: the final model, once training finishes.
 
+``.tfvae.lock`` is the writer lock: while ``tfvae train`` writes the run it holds it, and the
+kernel releases it when that process ends, however it ends.
+
 Nothing else in the directory is tfvae's: ``--overwrite`` removes these files and no others, and
 only from a directory whose ``config.json`` shows that tfvae wrote it.
 """
 
 import csv
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 from tfvae import options, storage
@@ -198,19 +202,29 @@ class RunDirectory:
 
     # -- making a run ------------------------------------------------------------------------
 
-    def check_new(self, *, resume, overwrite):
-        """Check what ``path`` holds against ``--resume``/``--overwrite``; nothing is written."""
+    @contextmanager
+    def writer(self, *, resume, overwrite):
+        """Hold the run's writer lock (``storage.exclusive_writer``) while the block runs, and
+        check under it what ``path`` holds against ``resume``/``overwrite``: a second ``train``,
+        ``--resume`` or ``--overwrite`` of a run being written is refused, naming the process
+        that writes it. A refused command leaves the directory as it was."""
         if resume and overwrite:
             raise InputError("--resume/--overwrite", "at most one of them", "both")
         if self.path.exists() and not self.path.is_dir():
             raise InputError("--out", "a directory", f"the file {str(self.path)!r}")
         storage.check_writable_dir(self.path)
+        with storage.exclusive_writer(self.path, argument="--out", what="run directory"):
+            self._check_new(resume=resume, overwrite=overwrite)
+            yield self
+
+    def _check_new(self, *, resume, overwrite):
         if resume:
             if not self.is_run() or not self.checkpoint_path("last").is_file():
                 raise InputError("--resume", "a run directory with checkpoints/last.keras",
                                  repr(str(self.path)))
             return
-        if not self.path.exists() or not any(self.path.iterdir()):
+        if not self.path.exists() or not any(e.name != storage.LOCK_FILE
+                                             for e in self.path.iterdir()):
             return
         if not overwrite:
             raise InputError("--out", "a new or empty run directory (or --resume / --overwrite)",

@@ -118,10 +118,10 @@ def write(model, fmt, out, *, num_samples=DEFAULT_NUM_SAMPLES, overwrite=False):
         _require("onnx")
     paths = output_paths(fmt, out, model, overwrite=overwrite)
     if fmt == "tflite":
-        return [write_bytes(paths[None], tflite_model(model, num_samples))]
+        return [write_bytes(paths[None], tflite_model(model, num_samples), overwrite=overwrite)]
     models = onnx_models(model, num_samples)
     Path(out).mkdir(parents=True, exist_ok=True)
-    return [write_bytes(paths[name], data) for name, data in models.items()]
+    return [write_bytes(paths[name], data, overwrite=overwrite) for name, data in models.items()]
 
 
 def export_run(run_dir, fmt, out, *, num_samples=DEFAULT_NUM_SAMPLES, checkpoint="model",

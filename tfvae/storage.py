@@ -1,13 +1,21 @@
 """Writing files so that a crash, a kill or a full disk leaves the old file or the new one, never
-half of one, and with the mode the user's umask gives (temporary files are created 0600).
+half of one, and with the mode the user's umask gives (temporary files are created 0600); so that
+a file another process wrote meanwhile is never replaced unless asked; and so that a directory has
+one writer at a time (:func:`exclusive_writer`).
 """
 
+import ctypes
+import errno
+import fcntl
 import io
 import json
 import os
 import re
 import shutil
+import socket
+import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -34,14 +42,17 @@ def _alive(pid):
     return True
 
 
-def remove_stale(directory):
-    """Remove the temporaries that killed writers left in ``directory`` (files or folders)."""
+def remove_stale(directory, name=None):
+    """Remove the temporaries that killed writers left in ``directory`` (files or folders); only
+    those of the file ``name`` when given."""
     directory = Path(directory)
     if not directory.is_dir():
         return
     for entry in directory.iterdir():
         match = _TEMPORARY.match(entry.name)
         if not match or (match.group(1) and _alive(int(match.group(1)))):
+            continue
+        if name is not None and not entry.name.startswith(f".{name}.tmp"):
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
@@ -87,13 +98,53 @@ def check_output(path, suffix, *, overwrite=False, argument="--out"):
     return path
 
 
-def write_atomic(path, write):
+_RENAME_NOREPLACE = 1  # renameat2's flag (Linux 3.15)
+_AT_FDCWD = -100
+
+
+def _renameat2_noreplace(source, target):
+    """renameat2(RENAME_NOREPLACE); False where the system or the file system lacks it."""
+    if not sys.platform.startswith("linux"):
+        return False
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target),
+                 _RENAME_NOREPLACE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(target))
+
+
+def rename_no_replace(source, target):
+    """Rename ``source`` (a file or a directory) to ``target`` in one step that fails with
+    ``FileExistsError`` if ``target`` exists, however recently it appeared: the check and the
+    rename cannot be split by another process's write."""
+    source, target = Path(source), Path(target)
+    if _renameat2_noreplace(source, target):
+        return target
+    if source.is_dir():
+        # Claim the name with an exclusive mkdir; rename() replaces an empty directory.
+        os.mkdir(target)
+        os.rename(source, target)
+    else:
+        os.link(source, target)  # fails on an existing target
+        os.unlink(source)
+    return target
+
+
+def write_atomic(path, write, *, overwrite=True, argument="--out"):
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place.
 
     If ``write`` fails (a full disk included) the temporary file is removed and ``path`` keeps
-    what it held.
+    what it held. Unless ``overwrite``, the rename itself refuses a ``path`` that exists by then
+    (an ``InputError`` naming ``argument``), so a file that another process wrote while this one
+    worked is kept. Temporaries of ``path`` that killed writers left are removed first.
     """
     path = Path(path)
+    remove_stale(path.parent, path.name)
     # The suffix is kept: Keras's save() picks the format by it.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path.name),
                                suffix=path.suffix)
@@ -101,21 +152,29 @@ def write_atomic(path, write):
     try:
         write(tmp)
         os.chmod(tmp, umask_mode())
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                rename_no_replace(tmp, path)
+            except FileExistsError:
+                raise InputError(argument, "a file that does not exist yet (or --overwrite to "
+                                 "replace it)", f"{str(path)!r}, which another process wrote "
+                                 "while this one ran; it was kept") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
 
 
-def write_bytes(path, data):
-    """Write ``data`` to ``path`` atomically."""
-    return write_atomic(path, lambda tmp: Path(tmp).write_bytes(data))
+def write_bytes(path, data, **kwargs):
+    """Write ``data`` to ``path`` atomically (``kwargs``: those of :func:`write_atomic`)."""
+    return write_atomic(path, lambda tmp: Path(tmp).write_bytes(data), **kwargs)
 
 
-def write_text(path, text):
-    """Write ``text`` to ``path`` atomically."""
-    return write_atomic(path, lambda tmp: Path(tmp).write_text(text))
+def write_text(path, text, **kwargs):
+    """Write ``text`` to ``path`` atomically (``kwargs``: those of :func:`write_atomic`)."""
+    return write_atomic(path, lambda tmp: Path(tmp).write_text(text), **kwargs)
 
 
 def _numpy_scalar(value):
@@ -133,8 +192,58 @@ def read_json(path):
     return json.loads(Path(path).read_text())
 
 
-def write_npz(path, **arrays):
-    """Write ``arrays`` to ``path`` as a compressed .npz, atomically."""
+def write_npz(path, *, overwrite=True, argument="--out", **arrays):
+    """Write ``arrays`` to ``path`` as a compressed .npz, atomically (see :func:`write_atomic`)."""
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    return write_bytes(path, buffer.getvalue())
+    return write_bytes(path, buffer.getvalue(), overwrite=overwrite, argument=argument)
+
+
+# -- one writer per directory ----------------------------------------------------------------
+
+LOCK_FILE = ".tfvae.lock"
+
+
+def _this_process():
+    command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))
+    return f"process {os.getpid()} on {socket.gethostname()} ({command[:200]})"
+
+
+@contextmanager
+def exclusive_writer(directory, *, argument="--out", what="directory"):
+    """Hold ``directory``'s writer lock (made with the directory if need be) while the block runs.
+
+    The lock is an ``flock`` on ``LOCK_FILE``, which the kernel releases when its holder exits,
+    however it exits: a killed writer never leaves it held. A second writer is refused with an
+    ``InputError`` naming the holder. A directory that the lock made and the block left empty is
+    removed again, so a refused command leaves no trace.
+    """
+    directory = Path(directory)
+    created = not directory.exists()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / LOCK_FILE
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, umask_mode())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 1024).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise InputError(argument, f"a {what} that no other process is writing",
+                             f"{str(directory)!r}, which {holder} is writing") from None
+        # A holder that removed the file (below) before this lock was taken: lock the new one.
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, _this_process().encode(), 0)
+        yield directory
+    finally:
+        if created and [e.name for e in directory.iterdir()] == [LOCK_FILE]:
+            path.unlink(missing_ok=True)
+            directory.rmdir()
+        os.close(fd)  # releases the lock

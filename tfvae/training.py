@@ -6,6 +6,7 @@ The directory's files belong to :class:`tfvae.runs.RunDirectory`; ``--resume`` c
 run from ``checkpoints/last.keras`` with its optimizer state.
 """
 
+import contextlib
 import math
 import shutil
 import sys
@@ -18,12 +19,15 @@ import tensorflow as tf
 
 from tfvae import data as datasets
 from tfvae import distribute, options
-from tfvae.checks import check_choice, check_int, check_labels, check_number, check_seed
+from tfvae.checks import (check_choice, check_image_size, check_int, check_labels,
+                          check_number, check_seed, is_integer)
 from tfvae.errors import InputError
 from tfvae.evaluation import latent_diagnostics
+from tfvae.interruption import Interrupted, deferred, stop_on_signals
 from tfvae.execution import (dtype_policy, global_dtype_policy, measure_xla, nearest_divisor,
                              resolve_jit_compile, xla_figures)
 from tfvae.models import model_class
+from tfvae.models.base import check_model_size
 from tfvae.models.networks import check_conv_shape
 from tfvae.runs import RunDirectory, check_resume_settings, normalized_data_config
 from tfvae.storage import write_atomic
@@ -37,6 +41,21 @@ _DIAGNOSTIC_EXAMPLES = 2000
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class TrainingInterrupted(Interrupted):
+    """A stop signal (SIGTERM, SIGINT) ended training; the run records "interrupted" and resumes
+    from its last finished epoch."""
+
+    def __init__(self, signum, run_dir, epochs_completed, epochs):
+        if epochs_completed:
+            next_step = (f"{epochs_completed} of {epochs} epochs are kept; continue with: tfvae "
+                         f"train --out {run_dir} --resume")
+        else:
+            next_step = (f"no epoch had finished, so there is nothing to resume; start again "
+                         f"with: tfvae train --out {run_dir} --overwrite (and the same settings)")
+        super().__init__(signum, next_step)
+        self.run_dir, self.epochs_completed, self.epochs = run_dir, epochs_completed, epochs
 
 
 def optimizer_steps(model):
@@ -143,16 +162,19 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.run.append_log(line)
         if self.print_lines:
             print(line, flush=True)
-        self.run.checkpoint_dir.mkdir(exist_ok=True)
-        last = write_atomic(self.run.checkpoint_path("last"), self.model.save)
-        # A model without an ELBO (the autoencoder) names the metric that picks best.keras.
-        key = self.model.checkpoint_metric
-        test_elbo = logs.get(f"val_{key}", logs.get(key))
-        if test_elbo is not None and test_elbo > self.best_elbo:
-            self.best_elbo = float(test_elbo)
-            write_atomic(self.run.checkpoint_path("best"), lambda tmp: shutil.copyfile(last, tmp))
-        self.epochs_done = epoch + 1
-        self.run.write_state(self.state())
+        # A stop signal waits until the checkpoints and state.json agree on this epoch.
+        with deferred():
+            self.run.checkpoint_dir.mkdir(exist_ok=True)
+            last = write_atomic(self.run.checkpoint_path("last"), self.model.save)
+            # A model without an ELBO (the autoencoder) names the metric that picks best.keras.
+            key = self.model.checkpoint_metric
+            test_elbo = logs.get(f"val_{key}", logs.get(key))
+            if test_elbo is not None and test_elbo > self.best_elbo:
+                self.best_elbo = float(test_elbo)
+                write_atomic(self.run.checkpoint_path("best"),
+                             lambda tmp: shutil.copyfile(last, tmp))
+            self.epochs_done = epoch + 1
+            self.run.write_state(self.state())
 
     def state(self):
         return {
@@ -211,181 +233,190 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
     # First: a multi-worker strategy must configure TensorFlow before anything else uses it.
     strategy = distribute.make_strategy(strategy)
     writer = distribute.is_writer(strategy)
-    if writer:
-        run.check_new(resume=resume, overwrite=overwrite)
-    given_train = {"batch_size": batch_size, "optimizer": optimizer,
-                   "learning_rate": learning_rate, "seed": seed,
-                   "kl_warmup_epochs": kl_warmup_epochs, "conditional": conditional}
-    data_config = normalized_data_config(data_config or {})
-    if resume:
-        config = run.read_config()
-        check_resume_settings(config, model, model_config or {}, data_config, given_train,
-                              mixed_precision)
-        if epochs is not None:
-            config["train"]["epochs"] = epochs
-        mixed_precision = config["train"].get("mixed_precision")
-        if projector:  # an output, not a setting of the training: a resume may ask for it
-            config["train"]["projector"] = True
-    else:
-        model = model or "vae"
-        cls = model_class(model)
-        if cls.needs_example_index:
-            raise InputError("--model", "a model that trains on batches of images (MCEM keeps a "
-                             "chain per example: `tfvae reproduce fig3` trains it)", repr(model))
-        train_settings = {key: _TRAIN.get(key) if value is None else value
-                          for key, value in given_train.items()}
-        config = {
-            "model_type": model,
-            "model": dict(model_config or {}),
-            "data": {"name": "mnist", **data_config},
-            "train": {"epochs": _TRAIN["epochs"] if epochs is None else epochs,
-                      **train_settings, "mixed_precision": mixed_precision,
-                      "projector": bool(_TRAIN["projector"] if projector is None else projector)},
-        }
-    # Plain ints from here on (numpy's are accepted): config.json and Keras's seeding take them.
-    config["train"]["epochs"] = check_int("--epochs", config["train"]["epochs"])
-    config["train"]["batch_size"] = check_int("--batch-size", config["train"]["batch_size"])
-    config["train"]["seed"] = check_seed("--seed", config["train"]["seed"])
-    policy = dtype_policy(mixed_precision)
-    if jit_compile not in ("auto", True, False):
-        raise InputError("--jit-compile", "auto, on (True) or off (False)", repr(jit_compile))
-    check_int("--steps-per-execution", steps_per_execution)
-    size = config["data"].get("image_size")
-    if size is not None and config["model"].get("architecture") == "conv":
-        check_conv_shape(size, "--image-size")  # before reading a folder of images
-    dataset = datasets.load_dataset(**{**config["data"], "seed": config["train"]["seed"]})
-    config["data"]["binarize"] = dataset.binarize
-    for key, split in (("train_examples", dataset.x_train), ("test_examples", dataset.x_test)):
-        if (config["data"].get(key) or 0) > len(split):
-            if writer:  # even with verbose=0: the run is not what was asked for
-                print(f"tfvae: --{key.replace('_', '-')} {config['data'][key]} is more than the "
-                      f"{len(split)} the dataset has; using {len(split)}", file=sys.stderr)
-            config["data"][key] = len(split)
-    model_kwargs = {"image_shape": list(dataset.image_shape), "likelihood": dataset.likelihood,
-                    **config["model"]}
-    if model_kwargs["likelihood"] == "bernoulli":
-        datasets.validate_images(dataset.x_train, argument="--dataset", bernoulli=True)
-    batch = config["train"]["batch_size"]
-    full_batches = isinstance(strategy, tf.distribute.TPUStrategy)  # TPUs need static shapes
-    steps = datasets.steps_per_epoch(len(dataset.x_train), batch, full_batches)
-    warmup_epochs = config["train"].get("kl_warmup_epochs")
-    if warmup_epochs:
-        model_kwargs["kl_warmup_steps"] = check_int("--kl-warmup-epochs", warmup_epochs) * steps
-    # A conditional model trains and is tested on (image, label) pairs.
-    train_labels = test_labels = None
-    if config["train"].get("conditional") or model_kwargs.get("num_classes"):
-        model_kwargs["num_classes"], train_labels, test_labels = _class_labels(
-            dataset, model_kwargs.get("num_classes"))
-    config["model"] = model_kwargs
-    config["train"]["strategy"] = strategy_name
-
-    keras.utils.set_random_seed(config["train"]["seed"])
-    with strategy.scope(), global_dtype_policy(policy):
+    with contextlib.ExitStack() as held:
+        if writer:
+            # Under the lock: what the directory holds cannot change while it is checked.
+            held.enter_context(run.writer(resume=resume, overwrite=overwrite))
+        held.enter_context(stop_on_signals())
+        given_train = {"batch_size": batch_size, "optimizer": optimizer,
+                       "learning_rate": learning_rate, "seed": seed,
+                       "kl_warmup_epochs": kl_warmup_epochs, "conditional": conditional}
+        data_config = normalized_data_config(data_config or {})
         if resume:
-            vae = run.load_model("last")
-            # The checkpoint is written atomically and holds the optimizer's step count: the epochs
-            # it completed follow from it, whatever else a kill left half-updated.
-            initial_epoch = optimizer_steps(vae) // steps
-            # Same optimizer object, so its state carries over; only the execution settings change.
-            optimizer = vae.optimizer
+            config = run.read_config()
+            check_resume_settings(config, model, model_config or {}, data_config, given_train,
+                                  mixed_precision)
+            if epochs is not None:
+                config["train"]["epochs"] = epochs
+            mixed_precision = config["train"].get("mixed_precision")
+            if projector:  # an output, not a setting of the training: a resume may ask for it
+                config["train"]["projector"] = True
         else:
-            try:
-                vae = model_class(config["model_type"])(**model_kwargs,
-                                                        seed=config["train"]["seed"])
-            except InputError:
-                raise
-            except (TypeError, ValueError) as exc:  # a setting the model does not take
-                if "keyword argument" not in str(exc):
+            model = model or "vae"
+            cls = model_class(model)
+            if cls.needs_example_index:
+                raise InputError("--model", "a model that trains on batches of images (MCEM keeps a "
+                                 "chain per example: `tfvae reproduce fig3` trains it)", repr(model))
+            train_settings = {key: _TRAIN.get(key) if value is None else value
+                              for key, value in given_train.items()}
+            config = {
+                "model_type": model,
+                "model": dict(model_config or {}),
+                "data": {"name": "mnist", **data_config},
+                "train": {"epochs": _TRAIN["epochs"] if epochs is None else epochs,
+                          **train_settings, "mixed_precision": mixed_precision,
+                          "projector": bool(_TRAIN["projector"] if projector is None else projector)},
+            }
+        # Plain ints from here on (numpy's are accepted): config.json and Keras's seeding take them.
+        config["train"]["epochs"] = check_int("--epochs", config["train"]["epochs"])
+        config["train"]["batch_size"] = check_int("--batch-size", config["train"]["batch_size"])
+        config["train"]["seed"] = check_seed("--seed", config["train"]["seed"])
+        policy = dtype_policy(mixed_precision)
+        if jit_compile not in ("auto", True, False):
+            raise InputError("--jit-compile", "auto, on (True) or off (False)", repr(jit_compile))
+        check_int("--steps-per-execution", steps_per_execution)
+        size = config["data"].get("image_size")
+        if size is not None and config["model"].get("architecture") == "conv":
+            check_conv_shape(size, "--image-size")  # before reading a folder of images
+        _check_size(config, size and (*check_image_size("--image-size", size), 1))
+        dataset = datasets.load_dataset(**{**config["data"], "seed": config["train"]["seed"]})
+        config["data"]["binarize"] = dataset.binarize
+        for key, split in (("train_examples", dataset.x_train), ("test_examples", dataset.x_test)):
+            if (config["data"].get(key) or 0) > len(split):
+                if writer:  # even with verbose=0: the run is not what was asked for
+                    print(f"tfvae: --{key.replace('_', '-')} {config['data'][key]} is more than the "
+                          f"{len(split)} the dataset has; using {len(split)}", file=sys.stderr)
+                config["data"][key] = len(split)
+        model_kwargs = {"image_shape": list(dataset.image_shape), "likelihood": dataset.likelihood,
+                        **config["model"]}
+        _check_size(config, dataset.image_shape)
+        if model_kwargs["likelihood"] == "bernoulli":
+            datasets.validate_images(dataset.x_train, argument="--dataset", bernoulli=True)
+        batch = config["train"]["batch_size"]
+        full_batches = isinstance(strategy, tf.distribute.TPUStrategy)  # TPUs need static shapes
+        steps = datasets.steps_per_epoch(len(dataset.x_train), batch, full_batches)
+        warmup_epochs = config["train"].get("kl_warmup_epochs")
+        if warmup_epochs:
+            model_kwargs["kl_warmup_steps"] = check_int("--kl-warmup-epochs", warmup_epochs) * steps
+        # A conditional model trains and is tested on (image, label) pairs.
+        train_labels = test_labels = None
+        if config["train"].get("conditional") or model_kwargs.get("num_classes"):
+            model_kwargs["num_classes"], train_labels, test_labels = _class_labels(
+                dataset, model_kwargs.get("num_classes"))
+        config["model"] = model_kwargs
+        config["train"]["strategy"] = strategy_name
+
+        keras.utils.set_random_seed(config["train"]["seed"])
+        with strategy.scope(), global_dtype_policy(policy):
+            if resume:
+                vae = run.load_model("last")
+                # The checkpoint is written atomically and holds the optimizer's step count: the epochs
+                # it completed follow from it, whatever else a kill left half-updated.
+                initial_epoch = optimizer_steps(vae) // steps
+                # Same optimizer object, so its state carries over; only the execution settings change.
+                optimizer = vae.optimizer
+            else:
+                try:
+                    vae = model_class(config["model_type"])(**model_kwargs,
+                                                            seed=config["train"]["seed"])
+                except InputError:
                     raise
-                raise InputError("--model", f"settings that {config['model_type']} takes",
-                                 str(exc).split(": ", 1)[-1]) from None
-            # What the model resolved itself is recorded as it has it: the KL estimator becomes
-            # "sampled" where a prior or posterior has no closed-form KL.
-            resolved = vae.get_config()
-            config["model"].update({key: resolved[key] for key, value in config["model"].items()
-                                    if isinstance(value, str)
-                                    and isinstance(resolved.get(key), str)})
-            initial_epoch = 0
-            optimizer = make_optimizer(config["train"]["optimizer"],
-                                       config["train"]["learning_rate"])
-        remaining = (config["train"]["epochs"] - initial_epoch) * len(dataset.x_train)
-        per_execution = nearest_divisor(steps, steps_per_execution)
-        # The model drew its weights when built: measuring XLA here, which builds copies of it,
-        # leaves the run as it would be without.
-        jit = resolve_jit_compile(jit_compile, remaining, measure=lambda: _xla_figures(
-            config, model_kwargs, dataset, train_labels, per_execution))
-        vae.compile(optimizer=optimizer, jit_compile=jit, steps_per_execution=per_execution)
-    if config["train"].get("projector") and not vae.has_encoder:
-        raise InputError("--projector", "a model with an encoder (the projector shows the means "
-                         "of q(z|x))", f"model type {config['model_type']!r}")
-    best = -math.inf
-    if writer and resume:
-        run.remove_stale()
-        run.write_config(config)
-        rows = run.truncate_metrics(initial_epoch)
-        best = max((r["test_elbo"] for r in rows if r["test_elbo"] is not None), default=best)
-    if writer and not resume:
-        run.create(config)
-    # Non-chief workers must save too (reading distributed variables is collective): elsewhere.
-    out = run if writer else RunDirectory(tempfile.mkdtemp(prefix="tfvae-worker-"))
-    verbose = verbose if writer else 0
-    if verbose:
-        print(f"tfvae: dataset {dataset.name}, binarization {dataset.binarize}, "
-              f"{len(dataset.x_train)} train / {len(dataset.x_test)} test examples; "
-              f"{strategy.num_replicas_in_sync} replica(s), XLA {'on' if vae.jit_compile else 'off'}, "
-              f"{vae.steps_per_execution} steps per execution"
-              + (f", mixed precision {mixed_precision}" if mixed_precision else ""))
+                except (TypeError, ValueError) as exc:  # a setting the model does not take
+                    if "keyword argument" not in str(exc):
+                        raise
+                    raise InputError("--model", f"settings that {config['model_type']} takes",
+                                     str(exc).split(": ", 1)[-1]) from None
+                # What the model resolved itself is recorded as it has it: the KL estimator becomes
+                # "sampled" where a prior or posterior has no closed-form KL.
+                resolved = vae.get_config()
+                config["model"].update({key: resolved[key] for key, value in config["model"].items()
+                                        if isinstance(value, str)
+                                        and isinstance(resolved.get(key), str)})
+                initial_epoch = 0
+                optimizer = make_optimizer(config["train"]["optimizer"],
+                                           config["train"]["learning_rate"])
+            remaining = (config["train"]["epochs"] - initial_epoch) * len(dataset.x_train)
+            per_execution = nearest_divisor(steps, steps_per_execution)
+            # The model drew its weights when built: measuring XLA here, which builds copies of it,
+            # leaves the run as it would be without.
+            jit = resolve_jit_compile(jit_compile, remaining, measure=lambda: _xla_figures(
+                config, model_kwargs, dataset, train_labels, per_execution))
+            vae.compile(optimizer=optimizer, jit_compile=jit, steps_per_execution=per_execution)
+        if config["train"].get("projector") and not vae.has_encoder:
+            raise InputError("--projector", "a model with an encoder (the projector shows the means "
+                             "of q(z|x))", f"model type {config['model_type']!r}")
+        best = -math.inf
+        if writer and resume:
+            run.remove_stale()
+            run.write_config(config)
+            rows = run.truncate_metrics(initial_epoch)
+            best = max((r["test_elbo"] for r in rows if r["test_elbo"] is not None), default=best)
+        if writer and not resume:
+            run.create(config)
+        # Non-chief workers must save too (reading distributed variables is collective): elsewhere.
+        out = run if writer else RunDirectory(tempfile.mkdtemp(prefix="tfvae-worker-"))
+        verbose = verbose if writer else 0
+        if verbose:
+            print(f"tfvae: dataset {dataset.name}, binarization {dataset.binarize}, "
+                  f"{len(dataset.x_train)} train / {len(dataset.x_test)} test examples; "
+                  f"{strategy.num_replicas_in_sync} replica(s), XLA {'on' if vae.jit_compile else 'off'}, "
+                  f"{vae.steps_per_execution} steps per execution"
+                  + (f", mixed precision {mixed_precision}" if mixed_precision else ""))
 
-    # Grey levels go to the model, which binarizes each batch on the device.
-    vae.dynamic_binarization = dataset.binarize == "dynamic"
-    train_data = datasets.make_train_stream(dataset.x_train, batch_size=batch,
-                                            seed=config["train"]["seed"], first_epoch=initial_epoch,
-                                            drop_remainder=full_batches, labels=train_labels)
-    test_data = datasets.make_pipeline(dataset.x_test, batch_size=batch,
-                                       drop_remainder=full_batches, labels=test_labels)
-    checkpoint = RunCheckpoint(out, len(dataset.x_train), config["train"]["epochs"],
-                               best_elbo=best, epochs_completed=initial_epoch,
-                               print_lines=verbose in (1, 2),
-                               diagnostic_images=(dataset.x_test[:_DIAGNOSTIC_EXAMPLES]
-                                                  if vae.has_encoder else None),
-                               diagnostic_labels=(None if test_labels is None
-                                                  else test_labels[:_DIAGNOSTIC_EXAMPLES]))
-    summaries = EpochSummaries(out.tensorboard_dir,
-                               test_images=dataset.x_test if vae.has_encoder else None,
-                               test_labels=test_labels,
-                               kl_per_dimension=lambda: checkpoint.diagnostics.get(
-                                   "kl_per_dimension"))
-    try:
-        vae.fit(
-            train_data,
-            steps_per_epoch=steps,
-            shuffle=False,  # the stream shuffles
-            validation_data=test_data,
-            epochs=config["train"]["epochs"],
-            initial_epoch=initial_epoch,
-            verbose=1 if verbose == 1 else 0,
-            callbacks=[checkpoint, summaries, *callbacks],
-        )
-        if checkpoint.diverged:
-            raise TrainingDiverged(
-                f"the loss became NaN or infinite at epoch {checkpoint.epochs_done + 1};"
-                f" the last good checkpoint is kept in {run.checkpoint_dir}"
-                " (try a smaller --learning-rate)")
-        write_atomic(out.checkpoint_path("model"), vae.save)
-        if writer and config["train"].get("projector"):
-            from tfvae.projector import write_run_projector
+        # Grey levels go to the model, which binarizes each batch on the device.
+        vae.dynamic_binarization = dataset.binarize == "dynamic"
+        train_data = datasets.make_train_stream(dataset.x_train, batch_size=batch,
+                                                seed=config["train"]["seed"], first_epoch=initial_epoch,
+                                                drop_remainder=full_batches, labels=train_labels)
+        test_data = datasets.make_pipeline(dataset.x_test, batch_size=batch,
+                                           drop_remainder=full_batches, labels=test_labels)
+        checkpoint = RunCheckpoint(out, len(dataset.x_train), config["train"]["epochs"],
+                                   best_elbo=best, epochs_completed=initial_epoch,
+                                   print_lines=verbose in (1, 2),
+                                   diagnostic_images=(dataset.x_test[:_DIAGNOSTIC_EXAMPLES]
+                                                      if vae.has_encoder else None),
+                                   diagnostic_labels=(None if test_labels is None
+                                                      else test_labels[:_DIAGNOSTIC_EXAMPLES]))
+        summaries = EpochSummaries(out.tensorboard_dir,
+                                   test_images=dataset.x_test if vae.has_encoder else None,
+                                   test_labels=test_labels,
+                                   kl_per_dimension=lambda: checkpoint.diagnostics.get(
+                                       "kl_per_dimension"))
+        try:
+            try:
+                vae.fit(
+                    train_data,
+                    steps_per_epoch=steps,
+                    shuffle=False,  # the stream shuffles
+                    validation_data=test_data,
+                    epochs=config["train"]["epochs"],
+                    initial_epoch=initial_epoch,
+                    verbose=1 if verbose == 1 else 0,
+                    callbacks=[checkpoint, summaries, *callbacks],
+                )
+            except Interrupted as stop:
+                # The epoch in progress is dropped: last.keras and state.json are those of the
+                # last epoch that finished, from which --resume continues exactly.
+                out.write_state({**checkpoint.state(), "status": "interrupted"})
+                raise TrainingInterrupted(stop.signum, run.path, checkpoint.epochs_done,
+                                          config["train"]["epochs"]) from None
+            if checkpoint.diverged:
+                raise TrainingDiverged(_diverged(run, checkpoint.epochs_done + 1))
+            write_atomic(out.checkpoint_path("model"), vae.save)
+            if writer and config["train"].get("projector"):
+                from tfvae.projector import write_run_projector
 
-            # The run owns tensorboard/: a resumed run replaces its projector.
-            shown = write_run_projector(vae, run.path, run.projector_dir, overwrite=True,
-                                        test_examples=config["data"].get("test_examples"),
-                                        argument="--projector")
-            if verbose:
-                print(f"tfvae: projector: {shown['description']}, in {run.projector_dir}")
-        out.write_state({**checkpoint.state(), "status": "finished"})
-    finally:
-        if not writer:
-            shutil.rmtree(out.path, ignore_errors=True)
-    return vae
+                # The run owns tensorboard/: a resumed run replaces its projector.
+                shown = write_run_projector(vae, run.path, run.projector_dir, overwrite=True,
+                                            test_examples=config["data"].get("test_examples"),
+                                            argument="--projector")
+                if verbose:
+                    print(f"tfvae: projector: {shown['description']}, in {run.projector_dir}")
+            out.write_state({**checkpoint.state(), "status": "finished"})
+        finally:
+            if not writer:
+                shutil.rmtree(out.path, ignore_errors=True)
+        return vae
 
 
 def _xla_figures(config, model_kwargs, dataset, train_labels, steps_per_execution):
@@ -428,3 +459,31 @@ def _class_labels(dataset, num_classes=None):
         num_classes = max(int(largest) + 1, 2)
     return (num_classes, check_labels("--dataset labels", dataset.y_train, num_classes),
             check_labels("--dataset labels", dataset.y_test, num_classes))
+
+
+def _diverged(run, epoch):
+    """Why training stopped at ``epoch`` and how to start again, true whether or not a
+    checkpoint was written (--resume keeps the run's learning rate, so it is no way out)."""
+    last = run.checkpoint_path("last")
+    kept = (f"the last good checkpoint is kept in {last}" if last.is_file()
+            else "no checkpoint was written before it")
+    return (f"the loss became NaN or infinite at epoch {epoch}; {kept}. Start again with a "
+            f"smaller learning rate: tfvae train --out {run.path} --overwrite --learning-rate LR "
+            "and the run's other settings")
+
+
+# The flags of the settings that size a model, for the check before any data is read.
+_SIZE_FLAGS = {"image_shape": "--image-size", "latent_dim": "--latent-dim", "hidden": "--hidden",
+               "depth": "--depth"}
+
+
+def _check_size(config, image_shape):
+    """Refuse a model too large for memory, naming the flag, before the data is read (with
+    ``image_shape`` None: not known yet) and again once its image shape is known."""
+    net = {**options.NETWORK_DEFAULTS, **config["model"]}
+    if not all(is_integer(net[key]) and net[key] >= 1 for key in ("latent_dim", "hidden", "depth")):
+        return  # the model's own checks name what is wrong
+    names = {**_SIZE_FLAGS, "image_shape": "--image-size" if config["data"].get("image_size")
+             else "--dataset"}
+    check_model_size(net["architecture"], image_shape, net["latent_dim"], net["hidden"],
+                     net["depth"], names)

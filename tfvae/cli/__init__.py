@@ -83,9 +83,22 @@ def import_tensorflow_quietly():
 
 
 def main(argv=None):
+    from tfvae.interruption import Interrupted, stop_on_signals
+
     argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
     args = build_parser().parse_args(argv)
     args.argv = argv  # what was given, for commands that tell a given flag from a default
+    # SIGTERM (schedulers, `kill`, preemption) and SIGINT unwind as an exception: what a command
+    # was writing is removed or recorded, and it exits with 128 + the signal's number.
+    with stop_on_signals():
+        try:
+            return _run(args)
+        except Interrupted as e:
+            print(f"tfvae {args.command}: {e}", file=sys.stderr)
+            return e.exit_status
+
+
+def _run(args):
     import_tensorflow_quietly()
     # Imported here so `tfvae --help` and argument errors stay fast (TensorFlow is slow to load).
     from tfvae.errors import InputError
@@ -105,6 +118,3 @@ def main(argv=None):
               + (_AFTER_NO_SPACE.get(args.command, "") if e.errno in _NO_SPACE else ""),
               file=sys.stderr)
         return 1 if e.errno in _NO_SPACE else 2
-    except KeyboardInterrupt:
-        print(f"tfvae {args.command}: interrupted", file=sys.stderr)
-        return 130

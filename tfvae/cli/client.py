@@ -106,7 +106,7 @@ def decode(args):
     x = _call(args, lambda client: client.decode(z, format=args.format))
     if x is None:
         return 1
-    save_grid(x, out)
+    save_grid(x, out, overwrite=args.overwrite)
     print(f"tfvae client decode: {len(x)} images written to {out}")
     return 0
 
@@ -124,7 +124,7 @@ def sample(args):
     for seed, z in zip(args.seeds, out["z"]):
         print(json.dumps({"seed": seed, "z": z.tolist()}))
     if path:
-        save_grid(out["x_mean"], path)
+        save_grid(out["x_mean"], path, overwrite=args.overwrite)
         print(f"tfvae client sample: {len(args.seeds)} images written to {path}")
     return 0
 

@@ -37,7 +37,7 @@ def compress(args):
     model, _ = load_code_run(args.run_dir, checkpoint=args.checkpoint)
     x, _ = read_images(args.input, model)
     blob = run_compress(model, x, args.bits, args.quantizer)
-    write_bytes(out, blob)
+    write_bytes(out, blob, overwrite=args.overwrite)
     print(f"tfvae compress: {len(x)} images -> {len(blob)} bytes ({len(blob) / len(x):.2f} "
           f"bytes per image, {args.bits} bits x {model.latent_dim} dimensions) written to {out}")
     return 0
@@ -58,6 +58,6 @@ def decompress(args):
                          f"{str(source)!r}, which is not a file")
     model, _ = load_code_run(args.run_dir, checkpoint=args.checkpoint)
     images = run_decompress(model, source.read_bytes())
-    write_npz(out, x=images)
+    write_npz(out, overwrite=args.overwrite, x=images)
     print(f"tfvae decompress: {len(images)} images written to {out}")
     return 0

@@ -96,7 +96,7 @@ def features(args):
               "z_test": latent_means(model, dataset.x_test)}
     if dataset.y_train is not None and dataset.y_test is not None:
         arrays.update(y_train=dataset.y_train, y_test=dataset.y_test)
-    write_npz(out, **arrays)
+    write_npz(out, overwrite=args.overwrite, **arrays)
     print(f"tfvae features: {len(arrays['z_train'])} train and {len(arrays['z_test'])} test codes "
           f"of {arrays['z_train'].shape[1]} dimensions ({dataset.name}) written to {out}")
     return 0

@@ -40,7 +40,7 @@ def sample(args):
         model.label_codes(labels, args.num, argument="--label")  # in range, or refused
         what = f" of class {args.label}"
     save_grid(sample_images(model, args.num, seed=args.seed, labels=labels), out,
-              columns=columns)
+              columns=columns, overwrite=args.overwrite)
     print(f"tfvae sample: {args.num} samples{what} written to {out}")
     return 0
 
@@ -61,7 +61,7 @@ def reconstruct(args):
     # A conditional model reconstructs each image given its own label.
     save_grid(reconstruction_grid(model, x, columns=columns,
                                   labels=dataset.y_test if model.conditional else None),
-              out, columns=columns)
+              out, columns=columns, overwrite=args.overwrite)
     print(f"tfvae reconstruct: {len(x)} originals (odd rows) and reconstructions written to "
           f"{out}")
     return 0

@@ -61,7 +61,7 @@ def interpolate(args):
     x0, x1 = x_test[args.source], x_test[args.target]
     rows = [np.concatenate([x0[None], path_images(model, x0, x1, args.steps, path), x1[None]])
             for path in paths]
-    save_grid(np.concatenate(rows), out, columns=args.steps + 2)
+    save_grid(np.concatenate(rows), out, columns=args.steps + 2, overwrite=args.overwrite)
     print(f"tfvae interpolate: test images {args.source} -> {args.target}, {args.steps} steps, "
           f"rows {', '.join(paths)}, written to {out}")
     return 0
@@ -85,7 +85,7 @@ def augment(args):
             raise InputError("--per-class", "a conditional run (trained with --conditional)",
                              f"{str(args.run_dir)!r}, an unconditional run")
         images, labels = class_samples(model, args.per_class, seed=args.seed)
-        write_npz(out, x=images.astype(np.float32), y=labels)
+        write_npz(out, overwrite=args.overwrite, x=images.astype(np.float32), y=labels)
         print(f"tfvae augment: {len(images)} samples ({args.per_class} per class of "
               f"{model.num_classes}) written to {out}")
         return 0
@@ -95,7 +95,7 @@ def augment(args):
     arrays = {"x": images.astype(np.float32), "source": source}
     if labels is not None:
         arrays["y"] = labels
-    write_npz(out, **arrays)
+    write_npz(out, overwrite=args.overwrite, **arrays)
     print(f"tfvae augment: {len(images)} samples ({args.per_example} per input, temperature "
           f"{args.temperature:g}) of {len(x)} inputs written to {out}")
     return 0

@@ -30,11 +30,12 @@ from pathlib import Path
 
 from tfvae.checks import check_choice, check_seed
 from tfvae.errors import InputError
+from tfvae.interruption import Interrupted
 from tfvae.options import EXPERIMENTS
 from tfvae.paper.budgets import BUDGETS, Budget, RunSpec, experiment_runs
 from tfvae.paper.loop import Run
 from tfvae.paper.report import write_outputs, write_results
-from tfvae.storage import read_json, write_json
+from tfvae.storage import LOCK_FILE, exclusive_writer, read_json, write_json
 
 __all__ = ["BUDGETS", "Budget", "RunSpec", "experiment_runs", "reproduce"]
 
@@ -54,7 +55,7 @@ def check_out_dir(out_dir, budget, seed):
                                       f"{previous['budget']} --seed {previous['seed']}",
                              f"{str(out_dir)!r} with --budget {budget.name} --seed {seed}")
     else:
-        if any(p.name != "reproduce.json" for p in out_dir.iterdir()):
+        if any(p.name not in ("reproduce.json", LOCK_FILE) for p in out_dir.iterdir()):
             raise InputError("--out", "a new or empty directory (or one made by tfvae reproduce)",
                              f"{str(out_dir)!r}, which holds other files")
         write_json(marker, settings)
@@ -75,16 +76,24 @@ def reproduce(experiment, budget="smoke", out_dir="reproduction", seed=0, log=No
     seed = check_seed("--seed", seed)
     log = log or (lambda message: print(f"tfvae reproduce: {message}", file=sys.stderr,
                                         flush=True))
-    out_dir = check_out_dir(out_dir, budget, seed)
-    started = time.perf_counter()
-    written = []
-    for name in experiments:
-        specs = experiment_runs(name, budget)
-        states = []
-        for i, spec in enumerate(specs):
-            log(f"[{name} {i + 1}/{len(specs)}] {spec.name}")
-            states.append(Run(spec, budget, out_dir, seed, log).execute())
-        written += write_outputs(name, specs, states, budget, out_dir, seed)
-    written.append(write_results(out_dir, budget))
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise InputError("--out", "a directory", f"the file {str(out_dir)!r}")
+    with exclusive_writer(out_dir, argument="--out", what="reproduction directory"):
+        out_dir = check_out_dir(out_dir, budget, seed)
+        started = time.perf_counter()
+        written = []
+        try:
+            for name in experiments:
+                specs = experiment_runs(name, budget)
+                states = []
+                for i, spec in enumerate(specs):
+                    log(f"[{name} {i + 1}/{len(specs)}] {spec.name}")
+                    states.append(Run(spec, budget, out_dir, seed, log).execute())
+                written += write_outputs(name, specs, states, budget, out_dir, seed)
+            written.append(write_results(out_dir, budget))
+        except Interrupted as stop:
+            # Each run's checkpoint and state.json are written as a pair: nothing is lost.
+            raise Interrupted(stop.signum, "what was computed is kept; run the same command "
+                              "again to continue") from None
     log(f"done in {time.perf_counter() - started:.0f} s; results in {out_dir / 'results.md'}")
     return written

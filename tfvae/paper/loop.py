@@ -26,6 +26,7 @@ from tfvae.models import load_model, model_class
 from tfvae.options import TRAIN_DEFAULTS
 from tfvae.paper.budgets import (BATCH_SIZE, INIT_STDDEV, MCEM_OPTIONS, METHOD_MODELS, METHODS,
                                  evaluation_points, samples_per_step, step_grain)
+from tfvae.interruption import deferred
 from tfvae.storage import read_json, write_atomic, write_json
 
 
@@ -193,12 +194,13 @@ class Run:
         """Checkpoint, then state: state.json names the checkpoint, so a crash between the two
         leaves the previous pair intact."""
         name = f"ckpt-{state['samples']:012d}.keras"
-        write_atomic(self.dir / name, model.save)
-        previous = state.get("checkpoint")
-        state["checkpoint"] = name
-        write_json(self.state_path, state)
-        if previous and previous != name:
-            (self.dir / previous).unlink(missing_ok=True)
+        with deferred():  # a stop signal waits for the pair
+            write_atomic(self.dir / name, model.save)
+            previous = state.get("checkpoint")
+            state["checkpoint"] = name
+            write_json(self.state_path, state)
+            if previous and previous != name:
+                (self.dir / previous).unlink(missing_ok=True)
 
     def execute(self):
         """Train and evaluate to the end (or resume); returns the final state."""
