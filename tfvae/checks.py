@@ -6,8 +6,20 @@ accepts the same values everywhere: Python and numpy integers, never ``bool``.
 
 import math
 import numbers
+import re
 
 from tfvae.errors import InputError
+
+# What numpy's and Keras's global seeding take (``keras.utils.set_random_seed``).
+MAX_SEED = 2 ** 32 - 1
+# Counts and versions stored as TensorFlow's and TF Serving's int64.
+MAX_INT64 = 2 ** 63 - 1
+# The most weights a model may have: 2^27 float32 weights are 512 MiB, and training holds four
+# times as much (the gradients and Adam's two moments), which a machine of 4 GiB still has.
+MAX_WEIGHTS = 2 ** 27
+# A name that is one path component on every file system and a model name TF Serving takes:
+# letters, digits, '_', '.' and '-', starting with a letter or digit, at most 255 bytes.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
 
 
 def is_integer(value):
@@ -26,9 +38,28 @@ def check_int(argument, value, minimum=1, maximum=None, *, optional=False):
     return int(value)
 
 
-def check_seed(argument, value):
-    """A seed: an integer >= 0."""
-    return check_int(argument, value, minimum=0)
+def check_seed(argument, value, *, optional=False):
+    """A seed: an integer from 0 to 2^32 - 1, what numpy and Keras take."""
+    return check_int(argument, value, minimum=0, maximum=MAX_SEED, optional=optional)
+
+
+def check_name(argument, value):
+    """``value`` if it is a name of letters, digits, '_', '.' and '-' (see ``_NAME``)."""
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise InputError(argument, "a name of 1 to 255 letters, digits, '_', '.' or '-', "
+                         "starting with a letter or digit", repr(value))
+    return value
+
+
+def check_weights(argument, value, weights, settings):
+    """Refuse a model of more than ``MAX_WEIGHTS`` weights, naming the ``argument`` that made
+    it so large, its ``value`` and the other ``settings`` it was counted with."""
+    if weights > MAX_WEIGHTS:
+        raise InputError(argument, f"a model of at most {MAX_WEIGHTS:,} weights (512 MiB of "
+                         "float32; training needs four times as much)",
+                         f"{value!r}, which with {settings} makes about {weights:,} weights "
+                         f"({4 * weights / 2 ** 30:,.1f} GiB, {16 * weights / 2 ** 30:,.1f} GiB "
+                         "to train)")
 
 
 def check_choice(argument, value, choices):

@@ -14,9 +14,24 @@ import sys
 
 # A write that fails for lack of space is not bad input: exit 1, as for a diverged run.
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-_AFTER_NO_SPACE = {"train": "; nothing half-written was kept and the last good checkpoint is: "
-                            "free space, then run again with --resume",
-                   "export": "; no version was written: free space, then export again"}
+
+
+def _after_no_space(args):
+    """What to do once space is back, true in the state the command stopped in: a run resumes
+    from its last checkpoint, or starts again where it wrote none."""
+    if args.command == "export":
+        return "; no version was written: free space, then export again"
+    if args.command != "train":
+        return ""
+    from tfvae.runs import RunDirectory
+
+    run = RunDirectory(args.out)
+    last = run.checkpoint_path("last")
+    if last.is_file():
+        return (f"; nothing half-written was kept and the last good checkpoint is {last}: free "
+                "space, then run again with --resume")
+    again = "run again with --overwrite" if run.is_run() else "run the same command again"
+    return f"; no checkpoint was written yet: free space, then {again}"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -115,6 +130,6 @@ def _run(args):
     except OSError as e:  # what the operating system refused: a full disk, a read-only place
         where = f"{e.filename}: " if e.filename else ""
         print(f"tfvae {args.command}: error: {where}{e.strerror or e}"
-              + (_AFTER_NO_SPACE.get(args.command, "") if e.errno in _NO_SPACE else ""),
+              + (_after_no_space(args) if e.errno in _NO_SPACE else ""),
               file=sys.stderr)
         return 1 if e.errno in _NO_SPACE else 2

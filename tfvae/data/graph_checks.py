@@ -123,16 +123,26 @@ def flat_images(shape, image_shape, argument="x"):
     return True
 
 
-def checked_batches(dataset, image_shape, bernoulli, num_classes=0):
+def checked_batches(dataset, image_shape, bernoulli, num_classes=0, *, unlabelled=False,
+                    argument="x"):
     """``dataset`` whose batches of x (alone or first of a tuple) are checked as the export
     checks its inputs, after a reshape of examples that hold ``image_shape``'s pixels
     ([B, 784] for [28, 28, 1]); for a conditional model (``num_classes`` > 0), the labels y of
-    (x, y) batches too."""
+    (x, y) batches too. ``unlabelled``: (x, y) batches are refused, as the model would ignore
+    y. Elements that are not tensors or tuples of them (dicts) are refused, naming
+    ``argument``."""
     if getattr(dataset, CHECKED, False):
         return dataset
     image_shape = tuple(image_shape)
     spec = dataset.element_spec
-    flat = flat_images((spec[0] if isinstance(spec, tuple) else spec).shape, image_shape)
+    first = spec[0] if isinstance(spec, tuple) and spec else spec
+    if not isinstance(first, tf.TensorSpec):
+        raise InputError(argument, "a tf.data.Dataset of image batches x, or of (x, y) tuples "
+                         "for a conditional model", f"elements {spec}")
+    if unlabelled and isinstance(spec, tuple) and len(spec) > 1:
+        raise InputError(argument, "batches of images alone for an unconditional model "
+                         "(num_classes=0), which would ignore labels", f"elements {spec}")
+    flat = flat_images(first.shape, image_shape, argument)
 
     def check(*batch):
         x = tf.cast(batch[0], tf.float32)

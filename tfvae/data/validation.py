@@ -94,11 +94,7 @@ def model_images(model, x, argument="x"):
     Any array whose examples hold the model's number of pixels is accepted ([N, 28, 28] or
     [N, 784] for a 28x28x1 model); its values are checked as :func:`validate_images` does.
     """
-    try:
-        array = np.asarray(x)
-    except ValueError as exc:  # ragged nested lists
-        raise InputError(argument, "a batch of images [N, *image_shape]",
-                         f"an array-like that is not one ({exc})") from exc
+    array = _array(x, argument, "a batch of images [N, *image_shape]")
     if getattr(model, "image_shape", None) is None:
         # A model of any event shape (one that is not a tfvae model): examples as they are.
         if array.ndim < 2 or len(array) == 0:
@@ -107,6 +103,9 @@ def model_images(model, x, argument="x"):
     expected_shape = tuple(model.image_shape)
     size = math.prod(expected_shape)
     if array.ndim < 2 or math.prod(array.shape[1:]) != size or len(array) == 0:
+        if array.ndim == 0:  # None, a string, a number: not a batch at all
+            raise InputError(argument, f"N >= 1 images of shape {expected_shape} (or [N, {size}])"
+                             ", as the model takes", _what(x))
         # Shown as an image shape [H, W, C] where it reads as one, beside the model's.
         given = tuple(array.shape[1:]) + ((1,) if array.ndim == 3 else ())
         raise InputError(argument, f"N >= 1 images of shape {expected_shape} (or [N, {size}]), "
@@ -114,3 +113,29 @@ def model_images(model, x, argument="x"):
     images = validate_images(array.reshape(len(array), *expected_shape), argument=argument,
                              bernoulli=model.likelihood_name == "bernoulli")
     return images.reshape(len(array), *expected_shape)
+
+
+def model_latents(model, z, argument="z"):
+    """``z`` as float32 latents [..., D] of ``model`` (D its ``latent_dim``), finite."""
+    array = _array(z, argument, f"latents [..., {model.latent_dim}]")
+    expected = f"finite latents [..., {model.latent_dim}] (the model's latent_dim)"
+    if array.ndim == 0 or array.shape[-1] != model.latent_dim or array.size == 0:
+        raise InputError(argument, expected, _what(z) if array.ndim == 0
+                         else f"shape {array.shape}")
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise InputError(argument, expected, f"dtype {array.dtype}")
+    array = array.astype(np.float32)
+    check_values(array, argument, bernoulli=False)
+    return array
+
+
+def _array(x, argument, expected):
+    try:
+        return np.asarray(x)
+    except ValueError as exc:  # ragged nested lists
+        raise InputError(argument, expected, f"an array-like that is not one ({exc})") from exc
+
+
+def _what(x):
+    """A short description of something that is not an array."""
+    return "None" if x is None else f"a {type(x).__name__}"

@@ -9,19 +9,23 @@ adds its encoder (:meth:`make_encoder`), its metrics (``metric_names``) and its 
 Shapes: ``B`` batch, ``S`` samples per datapoint, ``D`` latent dimension, ``E`` image shape.
 """
 
+import math
+import numbers
+
 import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import noise, options
-from tfvae.checks import check_choice, check_int, check_labels, check_number, is_integer
+from tfvae.checks import (MAX_SEED, check_choice, check_int, check_labels, check_number,
+                          check_seed, check_weights, is_integer)
 from tfvae.data.graph_checks import checked_batches, flat_images
-from tfvae.data.validation import model_images
+from tfvae.data.validation import model_images, model_latents
 from tfvae.errors import InputError
 from tfvae.models.coders import Decoder, Encoder
 from tfvae.models.distributions import likelihood_layer
-from tfvae.models.networks import network_body
+from tfvae.models.networks import estimated_weights, network_body
 
 tfd = tfp.distributions
 
@@ -81,15 +85,16 @@ class LatentVariableModel(keras.Model):
         self.latent_dim = check_int("latent_dim", latent_dim)
         self.hidden = check_int("hidden", hidden)
         self.depth = check_int("depth", depth)
-        self.activation = activation
+        self.activation = _check_known("activation", activation, keras.activations.get)
         self.architecture = check_choice("architecture", architecture, options.ARCHITECTURES)
+        check_model_size(self.architecture, self.image_shape, self.latent_dim, self.hidden,
+                         self.depth)
         self.likelihood_name = check_choice("likelihood", likelihood, options.LIKELIHOODS)
         self.gaussian_scale = gaussian_scale
-        self.kernel_initializer = kernel_initializer
+        self.kernel_initializer = _check_known("kernel_initializer", kernel_initializer,
+                                               keras.initializers.get)
         self.weight_decay = check_number("weight_decay", weight_decay, at_least=0)
-        if seed is not None:
-            seed = check_int("seed", seed, minimum=0)
-        self.seed = seed
+        self.seed = check_seed("seed", seed, optional=True)
         self.num_classes = check_int("num_classes", num_classes, minimum=0)
         if self.num_classes and not self.takes_labels:
             raise InputError("num_classes", f"0 for {type(self).__name__}, which does not train "
@@ -180,14 +185,22 @@ class LatentVariableModel(keras.Model):
             labels = check_labels(argument, labels, self.num_classes, count)
         return tf.one_hot(tf.cast(labels, tf.int32), self.num_classes)
 
-    def _checked_data(self, data, y=None):
+    def _checked_data(self, data, y=None, argument="x"):
         """What ``fit``, ``evaluate`` and ``predict`` take, checked before any step: arrays at
         once, a ``tf.data`` pipeline batch by batch; a conditional model's labels ``y`` with
-        them."""
+        them, and no labels for a model that would ignore them."""
         if isinstance(data, tf.data.Dataset):
-            return checked_batches(data, self.image_shape, self.bernoulli, self.num_classes)
+            return checked_batches(data, self.image_shape, self.bernoulli, self.num_classes,
+                                   unlabelled=not (self.conditional or self.needs_example_index),
+                                   argument=argument)
+        if data is None or isinstance(data, (str, bytes, dict, numbers.Number)):
+            raise InputError(argument, "images [N, H, W(, C)] or a tf.data.Dataset of image "
+                             "batches", "None" if data is None else f"a {type(data).__name__}")
+        if y is not None and not (self.conditional or self.needs_example_index):
+            raise InputError("y", "no labels for an unconditional model (num_classes=0), which "
+                             "would ignore them", f"{np.size(y)} label(s)")
         if isinstance(data, (np.ndarray, list)):
-            data = model_images(self, data, "x")
+            data = model_images(self, data, argument)
             if self.conditional and y is None:
                 raise InputError("y", "class labels beside the images for a conditional model "
                                  f"(num_classes={self.num_classes})", "images alone")
@@ -197,9 +210,11 @@ class LatentVariableModel(keras.Model):
 
     def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
         if isinstance(validation_data, tuple):
-            validation_data = (self._checked_data(*validation_data[:2]), *validation_data[1:])
-        else:
-            validation_data = self._checked_data(validation_data)
+            validation_data = (self._checked_data(*validation_data[:2],
+                                                  argument="validation_data"),
+                               *validation_data[1:])
+        elif validation_data is not None:
+            validation_data = self._checked_data(validation_data, argument="validation_data")
         return super().fit(self._checked_data(x, y), y, *args, validation_data=validation_data,
                            **kwargs)
 
@@ -231,7 +246,13 @@ class LatentVariableModel(keras.Model):
     def decode(self, z, labels=None):
         """p(x|z), a ``tfd`` distribution with batch [*S] and event E, for z [*S, D] (p(x|z, y)
         given the ``labels`` [B] of a conditional model, B the last of the leading dims)."""
+        if z is None or isinstance(z, (np.ndarray, np.generic, list, tuple, str, bytes, dict,
+                                       numbers.Number)):
+            z = model_latents(self, z)
         shape = tf.TensorShape(np.shape(z) if not tf.is_tensor(z) else z.shape)
+        if shape.rank == 0 or (shape.rank and shape[-1] not in (None, self.latent_dim)):
+            raise InputError("z", f"latents [..., {self.latent_dim}] (the model's latent_dim)",
+                             f"shape {tuple(shape)}")
         count = shape[-2] if shape.rank and shape.rank >= 2 else None
         return self.decoder(z, condition=self.label_codes(labels, count))
 
@@ -268,8 +289,12 @@ class LatentVariableModel(keras.Model):
         if isinstance(seed, noise.CounterSeed):  # an export's per-example seeds
             return seed
         if is_integer(seed):
-            return tf.constant([int(seed), 0], tf.int32)
-        return tf.cast(seed, tf.int32)
+            seed = check_seed("seed", seed)
+            return tf.constant([seed % 2 ** 31, seed // 2 ** 31], tf.int32)
+        if not (tf.is_tensor(seed) or isinstance(seed, (np.ndarray, list, tuple))):
+            raise InputError("seed", f"an integer from 0 to {MAX_SEED} (or a stateless seed "
+                             "pair)", repr(seed))
+        return tf.cast(seed, tf.int32)  # a stateless seed pair [2]
 
     # -- what every training step shares -----------------------------------------------------
 
@@ -377,14 +402,44 @@ class LatentVariableModel(keras.Model):
 
 
 def _check_image_shape(image_shape):
+    # [H, W, C] only: the networks and the checks of every input read images so.
     try:
         shape = tuple(image_shape)
     except TypeError:
         shape = None
-    if not shape or not all(is_integer(d) and d >= 1 for d in shape):
-        raise InputError("image_shape", "a tuple of positive integers such as (28, 28, 1)",
+    if not shape or len(shape) != 3 or not all(is_integer(d) and d >= 1 for d in shape):
+        raise InputError("image_shape", "an image shape (H, W, C) of three positive integers "
+                         "such as (28, 28, 1) (vectors of D values: (1, D, 1))",
                          repr(image_shape))
     return tuple(int(d) for d in shape)
+
+
+def _check_known(argument, value, get):
+    """``value`` if Keras knows it (``get`` is ``keras.activations.get`` or the like)."""
+    try:
+        get(value)
+    except (ValueError, TypeError):
+        raise InputError(argument, "a name Keras knows (or a Keras object)",
+                         repr(value)) from None
+    return value
+
+
+def check_model_size(architecture, image_shape, latent_dim, hidden, depth, names=None):
+    """Refuse settings whose model would not fit in memory (``tfvae.checks.MAX_WEIGHTS``),
+    naming the largest of them: ``names`` maps the model's argument names to the caller's (the
+    CLI's flags). ``image_shape`` None counts the weights that do not depend on it."""
+    known = image_shape is not None  # None: not known yet (before the data is read), one pixel
+    image_shape = tuple(image_shape) if known else (1, 1, 1)
+    weights = estimated_weights(architecture, image_shape, latent_dim, hidden, depth)
+    sizes = {"image_shape": math.prod(image_shape), "latent_dim": latent_dim, "hidden": hidden,
+             "depth": depth}
+    names = {key: key for key in sizes} | (names or {})
+    values = {"image_shape": image_shape, "latent_dim": latent_dim, "hidden": hidden,
+              "depth": depth}
+    largest = max(sizes, key=sizes.get)
+    settings = ", ".join(f"{names[key]} {values[key]}" for key in sizes
+                         if key != largest and (known or key != "image_shape"))
+    check_weights(names[largest], values[largest], weights, settings)
 
 
 def _multi_worker():

@@ -5,6 +5,8 @@ activation are options. The convolutional pair is for image data whose height an
 by 4. A body never ends in a distribution: the heads in ``tfvae.models.distributions`` do.
 """
 
+import math
+
 import keras
 
 from tfvae.checks import check_choice, check_int
@@ -136,6 +138,17 @@ class ConvDecoderBody(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "image_shape": list(self.image_shape), "hidden": self.hidden,
                 "filters": self.filters, "activation": self.activation}
+
+
+def estimated_weights(architecture, image_shape, latent_dim, hidden, depth):
+    """About how many weights a model of these settings has (its largest matrices: from the
+    pixels to the first hidden layer and back, between hidden layers, and to and from z), counted
+    before anything is built, so that a model too large for memory is refused, not attempted."""
+    pixels = math.prod(image_shape)
+    if architecture == "conv":  # two stride-2 convolutions of 32 and 64 filters
+        flat = math.prod(image_shape[:2]) // 16 * 64
+        return 2 * flat * hidden + 3 * latent_dim * hidden + 2 * 9 * 64 * (32 + pixels)
+    return 3 * pixels * hidden + 2 * (depth - 1) * hidden * hidden + 3 * latent_dim * hidden
 
 
 def network_body(part, architecture, image_shape, hidden, depth, activation, kernel_initializer):
