@@ -105,24 +105,54 @@ class RunDirectory:
             return False
 
     def read_config(self):
-        return storage.read_json(self.config_path)
+        """config.json, checked to hold tfvae's keys of the right types (InputError naming the
+        file and what is wrong if not)."""
+        from tfvae.readers import read_json
+
+        expected = "a run's config.json as tfvae train writes it"
+        config = read_json(self.config_path, "RUN_DIR", expected)
+        problem = _config_problem(config)
+        if problem:
+            raise InputError("RUN_DIR", expected, f"{str(self.config_path)!r}, {problem}")
+        return config
 
     def write_config(self, config):
         storage.write_json(self.config_path, config)
 
     def read_state(self):
         """state.json as a dict ({} before the first epoch ends)."""
-        return storage.read_json(self.state_path) if self.state_path.is_file() else {}
+        from tfvae.readers import read_json
+
+        if not self.state_path.exists():
+            return {}
+        expected = "a run's state.json as tfvae train writes it"
+        state = read_json(self.state_path, "RUN_DIR", expected)
+        for key, kinds in _STATE_TYPES.items():
+            if key in state and not _of_type(state[key], kinds):
+                raise InputError("RUN_DIR", expected, f"{str(self.state_path)!r}, whose "
+                                 f"{key!r} is {state[key]!r}")
+        return state
 
     def write_state(self, state):
         storage.write_json(self.state_path, state)
 
     def read_metrics(self):
         """metrics.csv as a list of dicts of floats (None for empty cells)."""
+        from tfvae.readers import read_csv
+
         if not self.metrics_path.exists():
             return []
-        with open(self.metrics_path, newline="") as f:
-            return [{k: _cell(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
+        expected = "a run's metrics.csv as tfvae train writes it (numbers, one row per epoch)"
+        rows = []
+        for number, row in enumerate(read_csv(self.metrics_path, "RUN_DIR", expected), start=2):
+            try:
+                rows.append({k: _cell(k, v) for k, v in row.items()})
+            except ValueError:
+                rows = None
+            if rows is None or not _of_type(rows[-1].get("epoch"), (float,)):
+                raise InputError("RUN_DIR", expected, f"{str(self.metrics_path)!r}, whose line "
+                                 f"{number} is not numbers with an epoch")
+        return rows
 
     def _write_metrics(self, rows):
         def write(tmp):
@@ -159,6 +189,8 @@ class RunDirectory:
     # -- models and data ---------------------------------------------------------------------
 
     def require_run(self):
+        if self.config_path.exists():
+            self.read_config()  # a config.json that is there but broken: say what is wrong
         if not self.is_run():
             raise InputError("RUN_DIR", "a run directory made by `tfvae train`",
                              repr(str(self.path)))
@@ -254,6 +286,34 @@ def load_run(run_dir, checkpoint="model"):
     """The model of a run and its config: ``checkpoint`` is "model" (final), "best" or "last"."""
     run = RunDirectory(run_dir)
     return run.load_model(checkpoint), run.read_config()
+
+
+# The types each key of state.json and config.json must have where it is present.
+_STATE_TYPES = {"epochs_completed": (int,), "best_test_elbo": (float, int, type(None)),
+                "status": (str,)}
+
+
+def _of_type(value, kinds):
+    """Whether ``value`` is of one of ``kinds`` (bool is not a number here)."""
+    return isinstance(value, kinds) and not isinstance(value, bool)
+
+
+def _config_problem(config):
+    """What is wrong with a config.json's structure, or None."""
+    missing = sorted(_CONFIG_KEYS - set(config))
+    if missing:
+        return f"without {', '.join(missing)}"
+    if not isinstance(config["model_type"], str):
+        return f"whose model_type is {config['model_type']!r}"
+    for key in ("model", "data", "train"):
+        if not isinstance(config[key], dict):
+            return f"whose {key!r} is {config[key]!r}, not an object"
+    if not isinstance(config["data"].get("name"), str):
+        return "without a dataset name in 'data'"
+    for key in ("seed", "epochs"):
+        if key in config["train"] and not _of_type(config["train"][key], (int,)):
+            return f"whose train {key!r} is {config['train'][key]!r}"
+    return None
 
 
 def _cell(column, text):

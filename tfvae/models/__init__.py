@@ -5,8 +5,6 @@ Every model extends :class:`tfvae.models.base.LatentVariableModel` and registers
 paper's experiments and the CLI find them.
 """
 
-import keras
-
 from tfvae.checks import check_choice
 from tfvae.models.autoencoder import Autoencoder
 from tfvae.models.base import MODELS, LatentVariableModel, register
@@ -23,6 +21,9 @@ def model_class(name):
     return MODELS[check_choice("--model", name, tuple(MODELS))]
 
 
-def load_model(path):
-    """A model saved by ``model.save`` (a ``.keras`` file), every tfvae model class known."""
-    return keras.saving.load_model(path)
+def load_model(path, argument="RUN_DIR"):
+    """A model saved by ``model.save`` (a ``.keras`` file), every tfvae model class known; a
+    file Keras cannot load (in safe mode) raises InputError naming it."""
+    from tfvae.readers import load_keras
+
+    return load_keras(path, argument)
