@@ -241,6 +241,30 @@ def _decoded(model, header, batch_size):
         yield model.decode(z).mean().numpy()
 
 
+def decompress_to_npz(model, blob, out, *, overwrite=False, argument="--input",
+                      batch_size=1000):
+    """Decode a code file into the .npz ``out`` (images as ``x``), writing each batch as it is
+    decoded: memory holds one batch, however many images the file holds. Returns N."""
+    import zipfile
+
+    from tfvae.storage import write_atomic
+
+    batches = decompress_batches(model, blob, argument, batch_size)
+    count = read_header(blob, argument)["n"]
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")), "fortran_order": False,
+              "shape": (count, *model.image_shape)}
+
+    def write(tmp):
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z, \
+                z.open("x.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_2_0(f, header)
+            for images in batches:
+                f.write(np.ascontiguousarray(images, "<f4").tobytes())
+
+    write_atomic(out, write, overwrite=overwrite)
+    return count
+
+
 def read_code_file(path, argument="--input"):
     """The bytes of the code file ``path``, read only once its header's size matches the file's
     (a large file that is not a code file is refused after its first bytes)."""

@@ -14,7 +14,9 @@ seeds); ``predict`` sends arrays as they are, so TF Serving's own dtype rules ap
 server refuses raises :class:`ServingError` with the server's message.
 """
 
+import contextlib
 import json
+import math
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,6 +27,11 @@ from tfvae.checks import check_int, check_labels
 from tfvae.errors import InputError
 
 FORMATS = ("row", "columnar")
+# The most a reply is read: status and metadata, and predictions beyond what their rows need
+# (``per_row``); an error's text.
+REPLY_LIMIT = 4 * 2 ** 20
+ERROR_LIMIT = 64 * 2 ** 10
+_BYTES_PER_NUMBER = 32
 _URL_EXPECTED = "http://HOST:PORT (REST, port 8501) or grpc://HOST:PORT (gRPC, port 8500)"
 _INT64 = np.iinfo(np.int64)
 
@@ -100,15 +107,30 @@ class Client:
         inputs = {name: np.asarray(value) for name, value in inputs.items()}
         if self.protocol == "grpc":
             return self._transport.predict(self.model_name, self.version, signature, inputs)
-        outputs = self._transport.predict(self.model_name, self.version, signature, inputs,
-                                          format)
         # JSON carries neither a single output's name nor dtypes: take both from the signature.
-        infos = self.signatures()[signature]["outputs"]
-        if not isinstance(outputs, dict):
-            (name,) = infos
-            outputs = {name: outputs}
-        return {name: value.astype(_numpy_dtype(infos[name]["dtype"]), copy=False)
-                for name, value in outputs.items()}
+        signatures = self.signatures()
+        infos = signatures.get(signature, {}).get("outputs", {})
+        # A signature the metadata does not list: the server itself says so.
+        outputs = self._transport.predict(self.model_name, self.version, signature, inputs,
+                                          format, _row_bytes(infos or {signature: {}}))
+        if not infos:
+            raise InputError("--url", f"a server whose metadata lists the signature "
+                             f"{signature!r}", f"{self.url!r}, listing {sorted(signatures)}")
+        if not isinstance(outputs, dict) and len(infos) == 1:
+            outputs = {next(iter(infos)): outputs}
+        rows = {len(value) if value.ndim else None for value in inputs.values()}
+        if (not isinstance(outputs, dict) or not set(outputs) <= set(infos)
+                or any(value.ndim == 0 or {len(value)} != rows for value in outputs.values())):
+            got = (f"outputs {sorted(outputs)} of shapes {[v.shape for v in outputs.values()]}"
+                   if isinstance(outputs, dict) else "outputs without names")
+            raise InputError("--url", f"a reply of {signature}'s outputs {sorted(infos)}, one "
+                             "row per input", f"{self.url!r}, which answered {got}")
+        try:
+            return {name: value.astype(_numpy_dtype(infos[name]["dtype"]), copy=False)
+                    for name, value in outputs.items()}
+        except (ValueError, TypeError) as exc:
+            raise InputError("--url", f"a reply of {signature}'s outputs with their dtypes",
+                             f"{self.url!r}, which answered another ({exc})") from None
 
     def status(self):
         """The model's versions: a list of {"version", "state", "error_code", "error_message"}."""
@@ -145,15 +167,16 @@ class _Rest:
         path = f"{self.base}/v1/models/{urllib.parse.quote(model_name, safe='')}"
         return path if version is None else f"{path}/versions/{version}"
 
-    def _call(self, url, body=None):
+    def _call(self, url, body=None, limit=REPLY_LIMIT):
+        """The JSON object the server answers, read no further than ``limit`` bytes."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(url, data=data, method="GET" if body is None else "POST",
                                          headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return json.loads(response.read())
+                return _json_reply(url, response, limit)
         except urllib.error.HTTPError as exc:
-            text = exc.read().decode(errors="replace")
+            text = exc.read(ERROR_LIMIT).decode(errors="replace")
             try:
                 message = json.loads(text)["error"]
             except (ValueError, KeyError, TypeError):
@@ -166,7 +189,7 @@ class _Rest:
                                    f"{self.timeout:g} s") from None
             raise ServingError("UNAVAILABLE", f"cannot reach {url}: {reason}") from None
 
-    def predict(self, model_name, version, signature, inputs, format):
+    def predict(self, model_name, version, signature, inputs, format, per_row):
         body = {"signature_name": signature}
         if format == "columnar":
             body["inputs"] = {name: value.tolist() for name, value in inputs.items()}
@@ -180,24 +203,32 @@ class _Rest:
             lists = {name: value.tolist() for name, value in inputs.items()}
             body["instances"] = [{name: rows[i] for name, rows in lists.items()}
                                  for i in range(sizes.pop())]
-        reply = self._call(f"{self._path(model_name, version)}:predict", body)
-        if "predictions" in reply:
-            rows = reply["predictions"]
-            if rows and isinstance(rows[0], dict):
-                return {name: np.array([row[name] for row in rows]) for name in rows[0]}
-            return np.array(rows)
-        outputs = reply["outputs"]
-        if isinstance(outputs, dict):
-            return {name: np.array(value) for name, value in outputs.items()}
-        return np.array(outputs)
+        url = f"{self._path(model_name, version)}:predict"
+        # Numbers in JSON take at most ~32 bytes each: the limit grows with the request's rows.
+        count = max((len(v) for v in inputs.values() if v.ndim), default=1)
+        reply = self._call(url, body, limit=REPLY_LIMIT + count * per_row)
+        with _unexpected(url, "predictions or outputs, arrays of numbers"):
+            if "predictions" in reply:
+                rows = reply["predictions"]
+                if rows and isinstance(rows[0], dict):
+                    return {name: _numbers(row[name] for row in rows) for name in rows[0]}
+                return _numbers(rows)
+            outputs = reply["outputs"]
+            if isinstance(outputs, dict):
+                return {name: _numbers(value) for name, value in outputs.items()}
+            return _numbers(outputs)
 
     def status(self, model_name, version):
-        reply = self._call(self._path(model_name, version))
-        return [_version_status(entry) for entry in reply.get("model_version_status", [])]
+        url = self._path(model_name, version)
+        reply = self._call(url)
+        with _unexpected(url, "model_version_status, a list of versions"):
+            return [_version_status(entry) for entry in reply.get("model_version_status", [])]
 
     def metadata(self, model_name, version):
-        reply = self._call(f"{self._path(model_name, version)}/metadata")
-        return _metadata(reply["model_spec"], reply["metadata"]["signature_def"])
+        url = f"{self._path(model_name, version)}/metadata"
+        reply = self._call(url)
+        with _unexpected(url, "model_spec and metadata.signature_def"):
+            return _metadata(reply["model_spec"], reply["metadata"]["signature_def"])
 
     def close(self):
         pass
@@ -269,6 +300,58 @@ class _Grpc:
 
 
 # ------------------------------------------------------------------------------- helpers
+
+
+def _json_reply(url, response, limit):
+    """The JSON object of an HTTP ``response``, refused (InputError naming ``url``) if longer
+    than ``limit`` bytes or not a JSON object."""
+    length = response.headers.get("Content-Length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise InputError("--url", f"a TF Serving REST API answering at most {limit:,} bytes",
+                         f"{url!r}, which answered {int(length):,} bytes")
+    data = response.read(limit + 1)
+    if len(data) > limit:
+        raise InputError("--url", f"a TF Serving REST API answering at most {limit:,} bytes",
+                         f"{url!r}, which answered more")
+    try:
+        reply = json.loads(data)
+    except (ValueError, RecursionError):
+        kind = response.headers.get("Content-Type") or "no content type"
+        start = data[:40].decode(errors="replace")
+        raise InputError("--url", "a TF Serving REST API answering JSON",
+                         f"{url!r}, which answered {kind}: {start!r}") from None
+    if not isinstance(reply, dict):
+        raise InputError("--url", "a TF Serving REST API answering a JSON object",
+                         f"{url!r}, which answered a JSON {type(reply).__name__}")
+    return reply
+
+
+@contextlib.contextmanager
+def _unexpected(url, expected):
+    """Turn what reading an unexpected JSON reply raises into one InputError naming ``url``."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError("--url", f"a TF Serving REST API answering {expected}",
+                         f"{url!r}, which answered JSON without them ({type(exc).__name__}: "
+                         f"{str(exc)[:80]})") from None
+
+
+def _numbers(values):
+    """A JSON array of numbers as a numpy array (ragged or non-numeric: ValueError)."""
+    array = np.array(values if isinstance(values, list) else list(values))
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"an array of {array.dtype}")
+    return array
+
+
+def _row_bytes(infos):
+    """The most bytes one row of these outputs takes in JSON (an unknown dimension: 4096)."""
+    shapes = [info.get("shape") or [0, 4096] for info in infos.values()]
+    numbers = sum(math.prod(d if d and d > 0 else 4096 for d in shape[1:]) for shape in shapes)
+    return numbers * _BYTES_PER_NUMBER
 
 
 def _floats(values, name):

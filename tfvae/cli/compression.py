@@ -46,10 +46,10 @@ def compress(args):
 def decompress(args):
     from pathlib import Path
 
-    from tfvae.compression import decompress as run_decompress
+    from tfvae.compression import decompress_to_npz, read_code_file
     from tfvae.errors import InputError
     from tfvae.files import load_code_run
-    from tfvae.storage import check_output, write_npz
+    from tfvae.storage import check_output
 
     out = check_output(args.out, ".npz", overwrite=args.overwrite)
     source = Path(args.input)
@@ -57,7 +57,6 @@ def decompress(args):
         raise InputError("--input", "a code file written by tfvae compress",
                          f"{str(source)!r}, which is not a file")
     model, _ = load_code_run(args.run_dir, checkpoint=args.checkpoint)
-    images = run_decompress(model, source.read_bytes())
-    write_npz(out, overwrite=args.overwrite, x=images)
-    print(f"tfvae decompress: {len(images)} images written to {out}")
+    count = decompress_to_npz(model, read_code_file(source), out, overwrite=args.overwrite)
+    print(f"tfvae decompress: {count} images written to {out}")
     return 0

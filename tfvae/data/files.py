@@ -195,7 +195,8 @@ def read_idx_array(path, argument="--dataset"):
             dims = struct.unpack(f">{magic[3]}I", raw_dims)
             claimed, header = math.prod(dims), 4 + 4 * magic[3]
             limit = size * DEFLATE_RATIO if gz else size - header
-            check_claim(argument, repr(str(path)), claimed, limit, f"the bytes of the IDX header {dims}")
+            check_claim(argument, repr(str(path)), claimed, limit,
+                        f"the bytes of the IDX header {dims}")
             pixels = np.empty(claimed, np.uint8)
             view, done = memoryview(pixels), 0
             while done < claimed:
