@@ -399,3 +399,85 @@ def test_an_export_takes_the_next_version_when_another_export_took_its_own(refer
     with pytest.raises(InputError, match="another export wrote while this one ran"):
         export_run(reference, "vae", base_dir=tmp_path, version=1, num_samples=2)
     assert (tmp_path / "vae" / "1" / "saved_model.pb").read_bytes() == b"theirs"
+
+
+# -- resumed as it was, or refused -------------------------------------------------------------
+
+def test_a_resumed_run_keeps_the_xla_choice_of_the_run_it_resumes(tmp_path):
+    from tfvae.training import train
+
+    def run(run_dir, epochs, **kwargs):
+        return train(run_dir, model_config={"latent_dim": 3, "hidden": 32},
+                     data_config={"name": "mnist", "train_examples": 600, "test_examples": 200},
+                     epochs=epochs, batch_size=100, optimizer="adam", learning_rate=3e-3, seed=0,
+                     verbose=0, **kwargs)
+
+    run(tmp_path / "reference", 2, jit_compile=True)
+    run(tmp_path / "resumed", 1, jit_compile=True)
+    # "auto" on 600 examples would never compile: the resumed part compiles as the run did.
+    model = run(tmp_path / "resumed", 2, resume=True)
+    assert model.jit_compile is True
+    assert RunDirectory(tmp_path / "resumed").read_config()["train"]["jit_compile"] is True
+    assert _curves(tmp_path / "resumed") == _curves(tmp_path / "reference")
+
+
+def test_resume_takes_the_same_data_at_a_new_place_and_refuses_other_data(tmp_path, capsys):
+    images = (np.random.default_rng(0).random((300, 28, 28)) * 255).astype(np.uint8)
+    first = tmp_path / "digits.npz"
+    np.savez(first, x=images)
+    run_dir = tmp_path / "run"
+    flags = ["--hidden", "8", "--latent-dim", "2", "--batch-size", "100", "--quiet"]
+    assert main(["train", "--out", run_dir, "--dataset", first, "--epochs", "1", *flags]) == 0
+    moved = tmp_path / "elsewhere.npz"
+    first.rename(moved)
+    other = tmp_path / "other.npz"
+    changed = images.copy()
+    changed[0, 0, 0] ^= 1
+    np.savez(other, x=changed)
+    fewer = tmp_path / "fewer.npz"
+    np.savez(fewer, x=images[:200])
+    before = (run_dir / "config.json").read_text()
+    capsys.readouterr()
+    for path, what in ((other, "values differ"), (fewer, "examples [180, 20]")):
+        assert main(["train", "--out", run_dir, "--resume", "--dataset", path,
+                     "--epochs", "2"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--dataset" in err[0] and what in err[0], err
+    assert (run_dir / "config.json").read_text() == before
+    # Not given: the message names the old place and the flag.
+    assert main(["train", "--out", run_dir, "--resume", "--epochs", "2"]) == 2
+    assert "give it with --dataset PATH" in capsys.readouterr().err
+    assert main(["train", "--out", run_dir, "--resume", "--dataset", moved, "--epochs", "2",
+                 "--quiet"]) == 0
+    config = RunDirectory(run_dir).read_config()
+    assert config["data"]["name"] == str(moved) and config["train"]["epochs"] == 2
+    assert len(RunDirectory(run_dir).read_metrics()) == 2
+
+
+def test_resume_with_no_more_epochs_than_done_changes_nothing(reference, tmp_path,
+                                                                          capsys):
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference, run_dir)
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    assert main(["train", "--out", run_dir, "--resume", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tfvae train: error: --epochs:"), err
+    assert "at least the 3 epochs" in err[0], err
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+    # As many as the finished run has: nothing to do, and nothing changes.
+    assert main(["train", "--out", run_dir, "--resume", "--epochs", "3"]) == 0
+    assert "nothing to do" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+
+
+def test_a_run_of_20000_latent_dimensions_is_read_resumed_and_exported(tmp_path):
+    run_dir = tmp_path / "run"
+    flags = ["--train-examples", "200", "--test-examples", "100", "--hidden", "8",
+             "--latent-dim", "20000", "--batch-size", "100", "--quiet"]
+    assert main(["train", "--out", run_dir, *flags, "--epochs", "1"]) == 0
+    rows = RunDirectory(run_dir).read_metrics()
+    assert len(rows[0]["kl_per_dimension"]) == 20000
+    assert main(["train", "--out", run_dir, "--resume", "--epochs", "2", "--quiet"]) == 0
+    assert len(RunDirectory(run_dir).read_metrics()) == 2
+    path = export_run(run_dir, "wide", base_dir=tmp_path / "export", num_samples=2)
+    assert (path / "saved_model.pb").is_file()

@@ -39,6 +39,8 @@ CSV_COLUMNS = [
 ]
 # A column of one number per latent dimension, written "0.12;3.40;...".
 _VECTOR_COLUMNS = ("kl_per_dimension",)
+# config.json's record of the data a run trained on: sha256, example counts, image shape.
+DATA_CHECKSUM = "data_checksum"
 # The keys of every config.json that tfvae train writes.
 _CONFIG_KEYS = {"model_type", "model", "data", "train"}
 
@@ -221,15 +223,13 @@ class RunDirectory:
         """The dataset the run was trained on, as its config records it, or ``name`` instead
         (``--dataset``) with the run's other data settings."""
         from tfvae.data import load_dataset
-        from tfvae.data.sources import looks_like_path
 
         config = self.read_config()
         data = dict(config["data"])
         if name is not None:
             data = {**{k: v for k, v in data.items() if k != "data_path"}, "name": name}
-        elif looks_like_path(data["name"]) and not Path(data["name"]).exists():
-            raise InputError("--dataset", f"the run's dataset, which was {data['name']!r} (give "
-                             "it with --dataset PATH where it is now)", "no such file")
+        else:
+            check_dataset_is_there(data)
         return load_dataset(**{**data, "seed": config["train"]["seed"], **overrides})
 
     # -- making a run ------------------------------------------------------------------------
@@ -356,11 +356,59 @@ def check_resume_settings(config, model, model_config, data_config, train_settin
     given = [("--model", config["model_type"], model)]
     given += [(f"--{key.replace('_', '-')}", config["model"].get(key), value)
               for key, value in model_config.items()]
+    moved = _moved_dataset(config, data_config.get("name"))
     given += [("--dataset" if key == "name" else f"--{key.replace('_', '-')}",
-               config["data"].get(key), value) for key, value in data_config.items()]
+               config["data"].get(key), value) for key, value in data_config.items()
+              if not (key == "name" and moved)]
     given += [(f"--{key.replace('_', '-')}", config["train"].get(key), value)
               for key, value in train_settings.items()]
     for flag, stored, value in given:
         if value is not None and value != stored:
             raise InputError(flag, f"{stored!r} as the run was started with (--resume may only "
                              "change --epochs)", repr(value))
+
+
+def check_dataset_is_there(data_config):
+    """Refuse a run's dataset file that is no longer where the run recorded it, saying how to give
+    its new place."""
+    from tfvae.data.sources import looks_like_path
+
+    name = data_config["name"]
+    if looks_like_path(name) and not Path(name).exists():
+        raise InputError("--dataset", f"the run's dataset, which was {name!r} (give it with "
+                         "--dataset PATH where it is now)", "no such file")
+
+
+def _moved_dataset(config, name):
+    """Whether ``name`` may stand for the run's dataset file at another place: both are paths and
+    the run recorded its data's checksum, which :func:`check_same_data` compares after loading."""
+    from tfvae.data.sources import looks_like_path
+
+    stored = config["data"].get("name")
+    return (DATA_CHECKSUM in config and isinstance(name, str) and isinstance(stored, str)
+            and looks_like_path(name) and looks_like_path(stored))
+
+
+def check_same_data(recorded, dataset):
+    """The checksum record of ``dataset`` (``config.json``'s ``data_checksum``), after checking it
+    against the ``recorded`` one of a resumed run: the same data wherever it is now, or refused
+    naming what differs."""
+    record = {"sha256": dataset.checksum(), "examples": [len(dataset.x_train), len(dataset.x_test)],
+              "image_shape": list(dataset.image_shape)}
+    if recorded is None or recorded["sha256"] == record["sha256"]:
+        return record
+    differs = [f"{key} {record[key]} (the run's: {recorded[key]})"
+               for key in ("examples", "image_shape") if record[key] != recorded.get(key)]
+    raise InputError("--dataset", "the data the run was trained on (the same content, wherever "
+                     "it is now)", f"{dataset.name}, whose "
+                     + ("; ".join(differs) if differs else "values differ (sha256 "
+                        f"{record['sha256'][:12]}..., the run's {recorded['sha256'][:12]}...)"))
+
+
+def check_resume_epochs(epochs, completed, state):
+    """Refuse ``--epochs`` below what a resumed run completed; whether a finished run has
+    nothing left to train (True: leave it as it is)."""
+    if epochs < completed:
+        raise InputError("--epochs", f"at least the {completed} epochs the run has completed "
+                         "(--epochs is the total)", epochs)
+    return epochs == completed and state.get("status") == "finished"

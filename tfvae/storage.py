@@ -214,9 +214,10 @@ def exclusive_writer(directory, *, argument="--out", what="directory"):
     """Hold ``directory``'s writer lock (made with the directory if need be) while the block runs.
 
     The lock is an ``flock`` on ``LOCK_FILE``, which the kernel releases when its holder exits,
-    however it exits: a killed writer never leaves it held. A second writer is refused with an
-    ``InputError`` naming the holder. A directory that the lock made and the block left empty is
-    removed again, so a refused command leaves no trace.
+    however it exits: a killed writer never leaves it held (only, at most, the file). A second
+    writer is refused with an ``InputError`` naming the holder. The file is removed on release,
+    and so is a directory that the lock made and the block left empty: a command leaves no trace
+    of the lock.
     """
     directory = Path(directory)
     created = not directory.exists()
@@ -231,7 +232,7 @@ def exclusive_writer(directory, *, argument="--out", what="directory"):
             os.close(fd)
             raise InputError(argument, f"a {what} that no other process is writing",
                              f"{str(directory)!r}, which {holder} is writing") from None
-        # A holder that removed the file (below) before this lock was taken: lock the new one.
+        # The holder removed the file on release (below) before this lock was taken: try again.
         try:
             if os.stat(path).st_ino == os.fstat(fd).st_ino:
                 break
@@ -243,7 +244,7 @@ def exclusive_writer(directory, *, argument="--out", what="directory"):
         os.pwrite(fd, _this_process().encode(), 0)
         yield directory
     finally:
-        if created and [e.name for e in directory.iterdir()] == [LOCK_FILE]:
-            path.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
+        if created and not any(directory.iterdir()):
             directory.rmdir()
         os.close(fd)  # releases the lock

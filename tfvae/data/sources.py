@@ -92,6 +92,17 @@ class Dataset:
         """``(H, W, C)`` of one image."""
         return tuple(self.x_train.shape[1:])
 
+    def checksum(self):
+        """sha256 of the examples and labels as the model sees them: the same data read from
+        another place, or another format, has the same checksum."""
+        digest = hashlib.sha256()
+        for array in (self.x_train, self.x_test, self.y_train, self.y_test):
+            if array is not None:
+                array = np.ascontiguousarray(array)
+                digest.update(f"{array.dtype.str}{array.shape}".encode())
+                digest.update(memoryview(array).cast("B"))
+        return digest.hexdigest()
+
     def __repr__(self):
         # Arrays are large: show shapes, not values.
         return (
