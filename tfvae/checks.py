@@ -17,6 +17,8 @@ MAX_INT64 = 2 ** 63 - 1
 # The most weights a model may have: 2^27 float32 weights are 512 MiB, and training holds four
 # times as much (the gradients and Adam's two moments), which a machine of 4 GiB still has.
 MAX_WEIGHTS = 2 ** 27
+# The most float32 values one array that a count sets the size of may hold: 4 GiB.
+MAX_VALUES = 2 ** 30
 # A name that is one path component on every file system and a model name TF Serving takes:
 # letters, digits, '_', '.' and '-', starting with a letter or digit, at most 255 bytes.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
@@ -35,6 +37,16 @@ def check_int(argument, value, minimum=1, maximum=None, *, optional=False):
         expected = (f"an integer >= {minimum}" if maximum is None
                     else f"an integer from {minimum} to {maximum}")
         raise InputError(argument, expected, repr(value))
+    return int(value)
+
+
+def check_count(argument, value, values_each=1, *, minimum=1, what="outputs"):
+    """A count of things of ``values_each`` float32 values each (an image: its pixels), as an
+    int: from ``minimum`` to as many as 4 GiB holds (``MAX_VALUES``)."""
+    maximum = max(minimum, MAX_VALUES // max(1, values_each))
+    if not is_integer(value) or not minimum <= value <= maximum:
+        raise InputError(argument, f"an integer from {minimum} to {maximum:,} (at most 4 GiB of "
+                         f"{what} of {values_each:,} float32 values each)", repr(value))
     return int(value)
 
 
@@ -95,6 +107,8 @@ def check_labels(argument, labels, num_classes=None, count=None):
     expected = ("class labels, integers >= 0" if num_classes is None
                 else f"class labels, integers from 0 to {num_classes - 1}")
     if is_integer(labels):
+        if labels < 0 or (num_classes is not None and labels >= num_classes):
+            raise InputError(argument, expected, repr(labels))  # before numpy, whose ints end
         labels = np.full([1 if count is None else count], labels)
     try:
         array = np.asarray(labels)
@@ -129,3 +143,13 @@ def _as_list(value):
         return list(value)
     except TypeError:
         return None
+
+
+def check_known(argument, value, get):
+    """``value`` if Keras knows it (``get`` is ``keras.activations.get`` or the like)."""
+    try:
+        get(value)
+    except (ValueError, TypeError):
+        raise InputError(argument, "a name Keras knows (or a Keras object)",
+                         repr(value)) from None
+    return value

@@ -60,10 +60,12 @@ def check_projector_dir(path, *, overwrite=False, argument="--tensorboard"):
         raise InputError(argument, "a directory", f"the file {str(path)!r}")
     storage.check_writable_dir(path, argument)
     if path.is_dir() and any(path.iterdir()):
-        if not overwrite:
-            raise InputError(argument, "a new or empty directory (or --overwrite to replace the "
-                             "projector tfvae wrote there)", f"{str(path)!r}, which is not empty")
-        if not is_projector_dir(path):
+        projector = is_projector_dir(path)
+        if not overwrite:  # --overwrite is advised only where it would be taken
+            advice = " (or --overwrite to replace the projector tfvae wrote there)"
+            raise InputError(argument, "a new or empty directory" + (advice if projector else ""),
+                             f"{str(path)!r}, which is not empty")
+        if not projector:
             raise InputError("--overwrite", f"a projector directory written by tfvae (it has "
                              f"{CONFIG}); nothing was removed", f"{str(path)!r}, which is not one")
     return path

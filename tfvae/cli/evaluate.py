@@ -1,6 +1,7 @@
 """``tfvae evaluate``: the ELBO of a trained run on a data split, its active units and KL per
 dimension, and optionally log p(x)."""
 
+import math
 import sys
 
 from tfvae import options
@@ -29,7 +30,7 @@ def register(subparsers):
 
 
 def run(args):
-    from tfvae.checks import check_int
+    from tfvae.checks import check_count, check_int, check_seed
     from tfvae.data import binarize
     from tfvae.errors import InputError
     from tfvae.evaluation import evaluate_elbo, latent_diagnostics
@@ -38,10 +39,12 @@ def run(args):
 
     check_int("--examples", args.examples, optional=True)
     check_int("--batch-size", args.batch_size)
+    check_seed("--seed", args.seed)
     if args.log_likelihood:
-        check_int("--num-samples", args.num_samples)
+        check_count("--num-samples", args.num_samples, what="samples")
     run = RunDirectory(args.run_dir)
     model = run.load_model(args.checkpoint)
+    check_count("--batch-size", args.batch_size, math.prod(model.image_shape), what="images")
     dataset = run.load_dataset(args.dataset)
     x = dataset.x_train if args.split == "train" else dataset.x_test
     # A conditional model is evaluated on (image, label) pairs: log p(x|y).

@@ -112,10 +112,11 @@ def _projector(args, model, dataset):
 
 def _accuracies(args, experiment, title, columns):
     """Run ``experiment`` (``tfvae.features.probe`` or ``finetune``) and print its table."""
-    from tfvae.checks import check_int
+    from tfvae.checks import check_int, check_seed
 
     labels = _labels(args.labels)
     check_int("--steps", args.steps)
+    check_seed("--seed", args.seed)
     model, dataset = _load(args)
     rows = experiment(model, dataset, labels, steps=args.steps, seed=args.seed)
     print(f"{title}, test accuracy on {len(dataset.x_test)} {dataset.name} images")

@@ -1,5 +1,7 @@
 """``tfvae sample`` and ``tfvae reconstruct``: image grids from a trained run."""
 
+import math
+
 from tfvae.cli import add_out_argument, add_run_argument
 
 
@@ -23,15 +25,16 @@ def register(subparsers):
 
 
 def sample(args):
-    from tfvae.checks import check_int, check_seed
+    from tfvae.checks import check_count, check_seed
     from tfvae.images import class_rows, sample_images, save_grid
     from tfvae.runs import RunDirectory
     from tfvae.storage import check_output
 
-    check_int("--num", args.num)
+    check_count("--num", args.num, what="images")
     check_seed("--seed", args.seed)
     out = check_output(args.out, ".png", overwrite=args.overwrite)
     model = RunDirectory(args.run_dir).load_model(args.checkpoint)
+    check_count("--num", args.num, math.prod(model.image_shape), what="images")
     labels, columns, what = args.label, None, ""
     if model.conditional and labels is None:
         labels, columns = class_rows(model, args.num)
@@ -46,15 +49,17 @@ def sample(args):
 
 
 def reconstruct(args):
-    from tfvae.checks import check_int
+    from tfvae.checks import check_count
     from tfvae.images import reconstruction_grid, save_grid
     from tfvae.runs import RunDirectory
     from tfvae.storage import check_output
 
-    check_int("--num", args.num)
+    check_count("--num", args.num, what="images")
     out = check_output(args.out, ".png", overwrite=args.overwrite)
     run = RunDirectory(args.run_dir)
     model = run.load_model(args.checkpoint)
+    # Each image and its reconstruction.
+    check_count("--num", args.num, 2 * math.prod(model.image_shape), what="images")
     dataset = run.load_dataset(args.dataset, test_examples=args.num)
     x = dataset.x_test
     columns = min(8, len(x))

@@ -47,12 +47,13 @@ def interpolate(args):
     from tfvae.errors import InputError
     from tfvae.files import load_code_run, run_dataset
     from tfvae.images import save_grid
+    from tfvae.checks import check_count
     from tfvae.storage import check_output
-    from tfvae.synthesis import interpolate as path_images, latent_path
+    from tfvae.synthesis import interpolate as path_images
 
     out = check_output(args.out, ".png", overwrite=args.overwrite)
     paths = options.INTERPOLATION_PATHS if args.path == "both" else (args.path,)
-    latent_path(np.zeros(1), np.zeros(1), args.steps)  # checks --steps before loading anything
+    check_count("--steps", args.steps, minimum=2, what="images")  # before loading anything
     model, _ = load_code_run(args.run_dir, checkpoint=args.checkpoint)
     x_test = run_dataset(model, args.run_dir).x_test
     for flag, index in (("--from", args.source), ("--to", args.target)):
@@ -70,7 +71,7 @@ def interpolate(args):
 def augment(args):
     import numpy as np
 
-    from tfvae.checks import check_int
+    from tfvae.checks import check_int, check_seed
     from tfvae.errors import InputError
     from tfvae.files import load_code_run, read_images
     from tfvae.storage import check_output, write_npz
@@ -78,6 +79,8 @@ def augment(args):
 
     out = check_output(args.out, ".npz", overwrite=args.overwrite)
     check_int("--per-class", args.per_class, optional=True)
+    check_int("--per-example", args.per_example)
+    check_seed("--seed", args.seed)
     model, _ = load_code_run(args.run_dir, ("vae", "wake_sleep"), "augmentation samples q(z|x)",
                              checkpoint=args.checkpoint, conditional=True)
     if args.per_class is not None:

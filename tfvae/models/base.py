@@ -18,14 +18,14 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import noise, options
-from tfvae.checks import (MAX_SEED, check_choice, check_int, check_labels, check_number,
-                          check_seed, check_weights, is_integer)
+from tfvae.checks import (MAX_SEED, check_choice, check_count, check_int, check_known,
+                          check_labels, check_number, check_seed, is_integer)
 from tfvae.data.graph_checks import checked_batches, flat_images
 from tfvae.data.validation import model_images, model_latents
 from tfvae.errors import InputError
 from tfvae.models.coders import Decoder, Encoder
 from tfvae.models.distributions import likelihood_layer
-from tfvae.models.networks import estimated_weights, network_body
+from tfvae.models.networks import check_model_size, network_body
 
 tfd = tfp.distributions
 
@@ -85,13 +85,13 @@ class LatentVariableModel(keras.Model):
         self.latent_dim = check_int("latent_dim", latent_dim)
         self.hidden = check_int("hidden", hidden)
         self.depth = check_int("depth", depth)
-        self.activation = _check_known("activation", activation, keras.activations.get)
+        self.activation = check_known("activation", activation, keras.activations.get)
         self.architecture = check_choice("architecture", architecture, options.ARCHITECTURES)
         check_model_size(self.architecture, self.image_shape, self.latent_dim, self.hidden,
                          self.depth)
         self.likelihood_name = check_choice("likelihood", likelihood, options.LIKELIHOODS)
         self.gaussian_scale = gaussian_scale
-        self.kernel_initializer = _check_known("kernel_initializer", kernel_initializer,
+        self.kernel_initializer = check_known("kernel_initializer", kernel_initializer,
                                                keras.initializers.get)
         self.weight_decay = check_number("weight_decay", weight_decay, at_least=0)
         self.seed = check_seed("seed", seed, optional=True)
@@ -263,7 +263,7 @@ class LatentVariableModel(keras.Model):
     def sample(self, num, seed=None, labels=None):
         """``num`` images [num, *E]: the mean of p(x|z) for z ~ p(z); ``seed`` makes it
         repeatable. A conditional model takes ``labels``: one class for all, or one per image."""
-        num = check_int("num", num)
+        num = check_count("num", num, math.prod(self.image_shape), what="images")
         z = self.prior.sample(num, seed=self._seed(seed))
         return self.decode(z, labels).mean()
 
@@ -412,34 +412,6 @@ def _check_image_shape(image_shape):
                          "such as (28, 28, 1) (vectors of D values: (1, D, 1))",
                          repr(image_shape))
     return tuple(int(d) for d in shape)
-
-
-def _check_known(argument, value, get):
-    """``value`` if Keras knows it (``get`` is ``keras.activations.get`` or the like)."""
-    try:
-        get(value)
-    except (ValueError, TypeError):
-        raise InputError(argument, "a name Keras knows (or a Keras object)",
-                         repr(value)) from None
-    return value
-
-
-def check_model_size(architecture, image_shape, latent_dim, hidden, depth, names=None):
-    """Refuse settings whose model would not fit in memory (``tfvae.checks.MAX_WEIGHTS``),
-    naming the largest of them: ``names`` maps the model's argument names to the caller's (the
-    CLI's flags). ``image_shape`` None counts the weights that do not depend on it."""
-    known = image_shape is not None  # None: not known yet (before the data is read), one pixel
-    image_shape = tuple(image_shape) if known else (1, 1, 1)
-    weights = estimated_weights(architecture, image_shape, latent_dim, hidden, depth)
-    sizes = {"image_shape": math.prod(image_shape), "latent_dim": latent_dim, "hidden": hidden,
-             "depth": depth}
-    names = {key: key for key in sizes} | (names or {})
-    values = {"image_shape": image_shape, "latent_dim": latent_dim, "hidden": hidden,
-              "depth": depth}
-    largest = max(sizes, key=sizes.get)
-    settings = ", ".join(f"{names[key]} {values[key]}" for key in sizes
-                         if key != largest and (known or key != "image_shape"))
-    check_weights(names[largest], values[largest], weights, settings)
 
 
 def _multi_worker():

@@ -9,7 +9,7 @@ import math
 
 import keras
 
-from tfvae.checks import check_choice, check_int
+from tfvae.checks import check_choice, check_int, check_weights
 from tfvae.errors import InputError
 from tfvae.options import ARCHITECTURES
 
@@ -149,6 +149,24 @@ def estimated_weights(architecture, image_shape, latent_dim, hidden, depth):
         flat = math.prod(image_shape[:2]) // 16 * 64
         return 2 * flat * hidden + 3 * latent_dim * hidden + 2 * 9 * 64 * (32 + pixels)
     return 3 * pixels * hidden + 2 * (depth - 1) * hidden * hidden + 3 * latent_dim * hidden
+
+
+def check_model_size(architecture, image_shape, latent_dim, hidden, depth, names=None):
+    """Refuse settings whose model would not fit in memory (``tfvae.checks.MAX_WEIGHTS``),
+    naming the largest of them: ``names`` maps the model's argument names to the caller's (the
+    CLI's flags). ``image_shape`` None counts the weights that do not depend on it."""
+    known = image_shape is not None  # None: not known yet (before the data is read), one pixel
+    image_shape = tuple(image_shape) if known else (1, 1, 1)
+    weights = estimated_weights(architecture, image_shape, latent_dim, hidden, depth)
+    sizes = {"image_shape": math.prod(image_shape), "latent_dim": latent_dim, "hidden": hidden,
+             "depth": depth}
+    names = {key: key for key in sizes} | (names or {})
+    values = {"image_shape": image_shape, "latent_dim": latent_dim, "hidden": hidden,
+              "depth": depth}
+    largest = max(sizes, key=sizes.get)
+    settings = ", ".join(f"{names[key]} {values[key]}" for key in sizes
+                         if key != largest and (known or key != "image_shape"))
+    check_weights(names[largest], values[largest], weights, settings)
 
 
 def network_body(part, architecture, image_shape, hidden, depth, activation, kernel_initializer):

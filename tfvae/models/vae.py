@@ -4,10 +4,13 @@ Shapes: ``B`` batch, ``S`` samples per datapoint (the paper's L), ``D`` latent d
 image shape [H, W, C].
 """
 
+import math
+
 import tensorflow as tf
 
 from tfvae import estimators, noise, options
-from tfvae.checks import check_choice, check_int, check_labels, check_number
+from tfvae.checks import (MAX_INT64, check_choice, check_int, check_labels, check_number,
+                          check_weights)
 from tfvae.errors import InputError
 from tfvae.models.base import LatentVariableModel, register
 from tfvae.models.coders import Encoder
@@ -104,7 +107,8 @@ class VAE(LatentVariableModel):
         self.objective = check_choice("objective", objective, options.OBJECTIVES)
         self.num_samples = check_int("num_samples", num_samples)
         self.beta = check_number("beta", beta, at_least=0)
-        self.kl_warmup_steps = check_int("kl_warmup_steps", kl_warmup_steps, minimum=0)
+        self.kl_warmup_steps = check_int("kl_warmup_steps", kl_warmup_steps, minimum=0,
+                                         maximum=MAX_INT64)
         self.free_bits = check_number("free_bits", free_bits, at_least=0)
         self.gradient = check_choice("gradient", gradient, options.GRADIENTS)
         _check_controls(self)
@@ -124,6 +128,9 @@ class VAE(LatentVariableModel):
             head = HierarchicalPosterior(self.layer_dims, self.hidden // 2, self.depth,
                                          self.activation, name="posterior")
         elif self.posterior_name == "iaf":
+            # Each step is an autoregressive network D -> hidden -> 2D: counted before it is made.
+            check_weights("flow_steps", self.flow_steps, self.flow_steps * 3 * self.latent_dim
+                          * self.hidden, f"latent_dim {self.latent_dim}, hidden {self.hidden}")
             head = FlowPosterior(self.latent_dim, self.flow_steps, self.hidden, name="posterior")
         else:
             return super().make_encoder()
@@ -140,6 +147,10 @@ class VAE(LatentVariableModel):
             self.prior_layer = HierarchicalPrior(self.layer_dims, self.hidden // 2, self.depth,
                                                  self.activation, name="prior")
         else:
+            # A VampPrior's pseudo-inputs are images; a mixture's components, means and scales.
+            each = math.prod(self.image_shape) if self.prior_name == "vamp" else 2 * self.latent_dim
+            check_weights("prior_components", self.prior_components, self.prior_components * each,
+                          f"prior {self.prior_name!r}, {each:,} weights each")
             self.prior_layer = prior_layer(self.prior_name, self.latent_dim, self.image_shape,
                                            self.prior_components)
         super().build(input_shape)
