@@ -52,7 +52,6 @@ import errno
 import json
 import math
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -62,18 +61,17 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import estimators, noise
-from tfvae.checks import check_int
+from tfvae.checks import MAX_INT64, check_count, check_int, check_name
 from tfvae.data.graph_checks import check_images, check_labels, check_latents, check_seeds
 from tfvae.errors import InputError
 from tfvae.options import EXPORT_LOG_LIKELIHOOD_SAMPLES as DEFAULT_NUM_SAMPLES
 from tfvae.runs import RunDirectory
-from tfvae.storage import check_writable_dir, remove_stale, temporary_prefix
+from tfvae.storage import check_writable_dir, remove_stale, rename_no_replace, temporary_prefix
 from tfvae.warmup import write_warmup
 
 SIGNATURES = ("encode", "decode", "sample", "reconstruct", "log_likelihood")
 DEFAULT_SIGNATURE = "encode"
 METADATA_FILE = "tfvae.json"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 # --------------------------------------------------------------------------- the signatures
@@ -190,17 +188,27 @@ def _stateless_seed(seed):
                    tf.int32)
 
 
-def export_model(model, path, *, num_samples=DEFAULT_NUM_SAMPLES, metadata=None):
+def export_model(model, path, *, num_samples=DEFAULT_NUM_SAMPLES, metadata=None,
+                 next_free_version=False):
     """Write ``model`` as a SavedModel at ``path`` (a version directory such as export/vae/1).
 
     ``metadata`` adds to (or overrides) what ``assets/tfvae.json`` records about the model. The
-    SavedModel is written beside ``path`` and renamed into place; returns ``path``.
+    SavedModel is written beside ``path`` and renamed into place; returns the path written: with
+    ``next_free_version``, a version that another export took meanwhile moves this one to the
+    next free number (and its metadata's ``version`` with it), else it is refused.
     """
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise InputError("path", "a version directory such as export/vae/1", repr(path))
     path = Path(path)
-    check_int("--num-samples", num_samples)
+    # The log_likelihood signature decodes num_samples images per row.
+    check_count("--num-samples", num_samples, math.prod(model.image_shape), what="images")
     _check_new(path, "path")
     check_writable_dir(path.parent, "path")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # what os.access cannot tell: a read-only file system, /sys, /proc
+        raise InputError("path", "a path in a directory that can be written",
+                         f"{str(path)!r} ({exc.strerror})") from None
     remove_stale(path.parent)  # what killed exports left
     info = {**model_metadata(model, num_samples), **(metadata or {})}
 
@@ -226,13 +234,7 @@ def export_model(model, path, *, num_samples=DEFAULT_NUM_SAMPLES, metadata=None)
                          path.parent.name)
         except tf.errors.OpError as exc:  # TensorFlow's own writes: a full disk among them
             raise _write_error(exc, path) from None
-        try:
-            # rename() fails on an existing non-empty directory: a version is never replaced,
-            # even one that another export wrote since the check above.
-            os.rename(saved, path)
-        except OSError as exc:
-            raise InputError("path", "a version directory that does not exist yet",
-                             f"{str(path)!r} ({exc.strerror})") from None
+        path = _move_in_version(saved, path, next_free_version)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
@@ -262,18 +264,19 @@ def export_run(run_dir, model_name, *, base_dir="export", version=None,
     ``version`` defaults to one more than the highest existing version (1 for the first).
     The metadata records the run's dataset, binarization and test ELBO.
     """
-    if not isinstance(model_name, str) or not _NAME.match(model_name):
-        raise InputError("--model-name", "a name of letters, digits, '_', '.' or '-'",
-                         repr(model_name))
+    check_name("--model-name", model_name)
     model_dir = check_writable_dir(Path(base_dir) / model_name, "--base-dir")
-    version = next_version(model_dir) if version is None else check_int("--version", version)
+    automatic = version is None
+    version = (next_version(model_dir) if automatic
+               else check_int("--version", version, maximum=MAX_INT64))
     path = model_dir / str(version)
     _check_new(path, "--version")
     check_int("--num-samples", num_samples)
     run = RunDirectory(run_dir)
     model = run.load_model(checkpoint)
     info = {"model_name": model_name, "version": version, **run_metadata(run, checkpoint)}
-    return export_model(model, path, num_samples=num_samples, metadata=info)
+    return export_model(model, path, num_samples=num_samples, metadata=info,
+                        next_free_version=automatic)
 
 
 def next_version(model_dir):
@@ -359,6 +362,26 @@ def _write_error(exc, path):
         if os.strerror(code) in message:
             return OSError(code, os.strerror(code), str(path))
     return OSError(errno.EIO, message, str(path))
+
+
+def _move_in_version(saved, path, next_free_version):
+    """Rename the staged SavedModel to ``path`` in one step that never replaces a version, even
+    one another export wrote since the checks; with ``next_free_version`` take the next number
+    instead. Returns the version directory written."""
+    while True:
+        try:
+            return rename_no_replace(saved, path)
+        except FileExistsError:
+            if not next_free_version:
+                raise InputError("path", "a version that does not exist yet (versions are "
+                                 "never overwritten)", f"{str(path)!r}, which another export "
+                                 "wrote while this one ran") from None
+        path = path.parent / str(next_version(path.parent))
+        info_path = saved / "assets" / METADATA_FILE
+        info = json.loads(info_path.read_text())
+        if "version" in info:
+            info["version"] = int(path.name)
+            info_path.write_text(json.dumps(info, indent=2) + "\n")
 
 
 def _check_new(path, argument):
