@@ -19,8 +19,8 @@ import tensorflow as tf
 
 from tfvae import data as datasets
 from tfvae import distribute, options
-from tfvae.checks import (check_choice, check_image_size, check_int, check_labels,
-                          check_number, check_seed, is_integer)
+from tfvae.checks import (MAX_INT64, check_choice, check_count, check_image_size, check_int,
+                          check_labels, check_number, check_seed, is_integer)
 from tfvae.errors import InputError
 from tfvae.evaluation import latent_diagnostics
 from tfvae.interruption import Interrupted, deferred, stop_on_signals
@@ -29,7 +29,8 @@ from tfvae.execution import (dtype_policy, global_dtype_policy, measure_xla, nea
 from tfvae.models import model_class
 from tfvae.models.base import check_model_size
 from tfvae.models.networks import check_conv_shape
-from tfvae.runs import RunDirectory, check_resume_settings, normalized_data_config
+from tfvae.runs import (DATA_CHECKSUM, RunDirectory, check_dataset_is_there, check_resume_epochs,
+                        check_resume_settings, check_same_data, normalized_data_config)
 from tfvae.storage import write_atomic
 from tfvae.summaries import EpochSummaries
 
@@ -246,6 +247,9 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
             config = run.read_config()
             check_resume_settings(config, model, model_config or {}, data_config, given_train,
                                   mixed_precision)
+            if data_config.get("name") is not None:  # the run's data where it is now
+                config["data"]["name"] = data_config["name"]
+            check_dataset_is_there(config["data"])
             if epochs is not None:
                 config["train"]["epochs"] = epochs
             mixed_precision = config["train"].get("mixed_precision")
@@ -281,6 +285,7 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
         _check_size(config, size and (*check_image_size("--image-size", size), 1))
         dataset = datasets.load_dataset(**{**config["data"], "seed": config["train"]["seed"]})
         config["data"]["binarize"] = dataset.binarize
+        config[DATA_CHECKSUM] = check_same_data(config.get(DATA_CHECKSUM), dataset)
         for key, split in (("train_examples", dataset.x_train), ("test_examples", dataset.x_test)):
             if (config["data"].get(key) or 0) > len(split):
                 if writer:  # even with verbose=0: the run is not what was asked for
@@ -297,7 +302,8 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
         steps = datasets.steps_per_epoch(len(dataset.x_train), batch, full_batches)
         warmup_epochs = config["train"].get("kl_warmup_epochs")
         if warmup_epochs:
-            model_kwargs["kl_warmup_steps"] = check_int("--kl-warmup-epochs", warmup_epochs) * steps
+            model_kwargs["kl_warmup_steps"] = check_int("--kl-warmup-epochs", warmup_epochs,
+                                                        maximum=MAX_INT64 // steps) * steps
         # A conditional model trains and is tested on (image, label) pairs.
         train_labels = test_labels = None
         if config["train"].get("conditional") or model_kwargs.get("num_classes"):
@@ -313,6 +319,11 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                 # The checkpoint is written atomically and holds the optimizer's step count: the epochs
                 # it completed follow from it, whatever else a kill left half-updated.
                 initial_epoch = optimizer_steps(vae) // steps
+                if check_resume_epochs(config["train"]["epochs"], initial_epoch, run.read_state()):
+                    if verbose and writer:
+                        print(f"tfvae: the run has finished its {initial_epoch} epochs; nothing to "
+                              "do (a larger --epochs trains more)", file=sys.stderr)
+                    return vae
                 # Same optimizer object, so its state carries over; only the execution settings change.
                 optimizer = vae.optimizer
             else:
@@ -339,8 +350,12 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
             per_execution = nearest_divisor(steps, steps_per_execution)
             # The model drew its weights when built: measuring XLA here, which builds copies of it,
             # leaves the run as it would be without.
-            jit = resolve_jit_compile(jit_compile, remaining, measure=lambda: _xla_figures(
-                config, model_kwargs, dataset, train_labels, per_execution))
+            if resume and jit_compile == "auto" and "jit_compile" in config["train"]:
+                jit = config["train"]["jit_compile"]  # the run's numerics: resumed exactly
+            else:
+                jit = resolve_jit_compile(jit_compile, remaining, measure=lambda: _xla_figures(
+                    config, model_kwargs, dataset, train_labels, per_execution))
+            config["train"]["jit_compile"] = bool(jit)
             vae.compile(optimizer=optimizer, jit_compile=jit, steps_per_execution=per_execution)
         if config["train"].get("projector") and not vae.has_encoder:
             raise InputError("--projector", "a model with an encoder (the projector shows the means "
@@ -487,3 +502,9 @@ def _check_size(config, image_shape):
              else "--dataset"}
     check_model_size(net["architecture"], image_shape, net["latent_dim"], net["hidden"],
                      net["depth"], names)
+    # A training step decodes batch x samples images: the larger of the two is refused.
+    sizes = {"--batch-size": config["train"]["batch_size"],
+             "--num-samples": check_int("--num-samples", net.get("num_samples", 1))}
+    larger, other = sorted(sizes, key=sizes.get, reverse=True)
+    check_count(larger, sizes[larger], math.prod(image_shape or (1,)) * sizes[other],
+                what=f"decoded images in a step of {other} {sizes[other]}")
