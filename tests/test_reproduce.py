@@ -4,6 +4,8 @@ import csv
 import dataclasses
 import json
 import math
+import os
+import signal
 import subprocess
 import sys
 import types
@@ -205,7 +207,10 @@ def _count_training(monkeypatch):
     return trained
 
 
-def test_a_killed_run_resumes_where_it_stopped(tmp_path, monkeypatch):
+@pytest.mark.parametrize("stop", ["exception", "sigterm"])
+def test_a_killed_run_resumes_where_it_stopped(stop, tmp_path, monkeypatch):
+    from tfvae.interruption import Interrupted, stop_on_signals
+
     monkeypatch.setattr(paper, "experiment_runs", _tiny_specs)
     out = tmp_path / "out"
     reports = []
@@ -213,10 +218,19 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path, monkeypatch):
     def kill_after_first_mcem_point(message):
         reports.append(message)
         if "mcem: 1,600/" in message:  # the first point (one step) of the second run
+            if stop == "sigterm":
+                os.kill(os.getpid(), signal.SIGTERM)
             raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
-        paper.reproduce("fig3", TINY, out, log=kill_after_first_mcem_point)
+    if stop == "exception":
+        with pytest.raises(KeyboardInterrupt):
+            paper.reproduce("fig3", TINY, out, log=kill_after_first_mcem_point)
+    else:  # as `tfvae reproduce` runs it: the signal unwinds with a way to go on
+        with stop_on_signals(), pytest.raises(Interrupted) as stopped:
+            paper.reproduce("fig3", TINY, out, log=kill_after_first_mcem_point)
+        assert stopped.value.exit_status == 128 + signal.SIGTERM
+        assert "run the same command again to continue" in str(stopped.value)
+    assert not (out / ".tfvae.lock").exists()
     # A new process (as after a real kill) can load the checkpoint with tfvae.models alone.
     checkpoint = next((out / "runs" / "fig3" / "mnist-nz2-n200-mcem").glob("*.keras"))
     loaded = subprocess.run(
