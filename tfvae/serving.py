@@ -222,7 +222,7 @@ class _Rest:
         url = self._path(model_name, version)
         reply = self._call(url)
         with _unexpected(url, "model_version_status, a list of versions"):
-            return [_version_status(entry) for entry in reply.get("model_version_status", [])]
+            return [_version_status(entry) for entry in reply["model_version_status"]]
 
     def metadata(self, model_name, version):
         url = f"{self._path(model_name, version)}/metadata"
