@@ -75,8 +75,11 @@ class Client:
 
     def decode(self, z, labels=None, **kwargs):
         """The mean of p(x|z) for latents ``z`` [B, D]: ``x_mean`` [B, H, W, C]."""
-        return self.predict(_with_labels({"z": _floats(z, "z")}, labels), "decode",
-                            **kwargs)["x_mean"]
+        outputs = self.predict(_with_labels({"z": _floats(z, "z")}, labels), "decode", **kwargs)
+        if "x_mean" not in outputs:
+            raise InputError("--url", "a server of a tfvae model (its decode gives x_mean)",
+                             f"{self.url!r}, whose decode gives {sorted(outputs)}")
+        return outputs["x_mean"]
 
     def sample(self, seeds, labels=None, **kwargs):
         """One draw per seed: ``z`` [B, D] ~ p(z) and ``x_mean`` [B, H, W, C]."""

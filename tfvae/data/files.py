@@ -10,6 +10,7 @@ import os
 import stat
 import struct
 import sys
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -27,7 +28,7 @@ GREY_MODES = ("1", "L", "LA")
 # What numpy, zipfile, gzip and zlib raise on a file that is not what its name says, or is cut
 # short.
 _UNREADABLE = (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, zlib.error,
-               struct.error)
+               struct.error, SyntaxError, tokenize.TokenError)  # the last two: .npy headers
 # Deflate expands at most 1032 to 1: a gzip stream or zip member claiming more than that many
 # bytes per compressed byte is lying, and is refused before anything is decompressed.
 DEFLATE_RATIO = 1032
