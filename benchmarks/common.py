@@ -46,8 +46,26 @@ def rss_mib():
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 
 
-def matmul_peak_gflops(sizes=(256, 512, 1024, 2048), seconds=0.5, repeats=3, dtype="float32",
-                       jit_compile=False):
+MATMUL_SECONDS = 0.5  # of back-to-back products per matrix size, for the matmul peak
+
+
+def add_matmul_seconds(parser):
+    """The ``--matmul-seconds`` flag of the scripts that measure the matmul peak."""
+    parser.add_argument("--matmul-seconds", type=float, default=MATMUL_SECONDS,
+                        help=f"seconds of back-to-back products per matrix size when measuring "
+                             f"the matmul peak (default {MATMUL_SECONDS}; less gives a quick, "
+                             f"lower peak)")
+
+
+def add_out(parser, writes):
+    """The ``--out`` flag of the scripts that write results (and figures) into the checkout."""
+    parser.add_argument("--out", type=Path,
+                        help=f"write {writes} into this folder instead (default: where the "
+                             f"documentation takes them from)")
+
+
+def matmul_peak_gflops(sizes=(256, 512, 1024, 2048), seconds=MATMUL_SECONDS, repeats=3,
+                       dtype="float32", jit_compile=False):
     """The best matrix-multiply rate TensorFlow reaches here in ``dtype``, over a few square
     sizes (``jit_compile``: through XLA rather than TensorFlow's own kernels, which on a CPU are
     oneDNN's).
@@ -111,9 +129,11 @@ def machine():
             "cores": os.cpu_count(), "load_average_1min": round(load, 2)}
 
 
-def write_results(name, **fields):
-    """Write ``fields`` with the machine to ``benchmarks/results/NAME.json``; print the path."""
-    out = ROOT / "benchmarks" / "results" / f"{name}.json"
+def write_results(name, out=None, **fields):
+    """Write ``fields`` with the machine to ``benchmarks/results/NAME.json`` (or ``OUT/NAME.json``);
+    print the path."""
+    out = Path(out or ROOT / "benchmarks" / "results") / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": machine(), **fields}, indent=2) + "\n")
     print(f"written: {out}")
 

@@ -11,7 +11,8 @@ rate measured here: images x k x 2 (D*H + H*784) FLOPs. The encoder (once per im
 elementwise work (the Bernoulli log-likelihood of 784 pixels per sample) are not counted.
 
     python benchmarks/log_likelihood.py [--examples 1000] [--samples 5000] [--config paper|relu]
-                                        [--run RUN_DIR] [--xla on|off] [--batch-size 100] [--json]
+                                        [--run RUN_DIR] [--xla on|off] [--batch-size 100]
+                                        [--matmul-seconds 0.5] [--json]
 
 ``--run`` times a trained model (its figures then include a meaningful log-likelihood); without
 it a freshly initialized model is timed, which costs the same.
@@ -43,6 +44,7 @@ def main(argv=None):
     parser.add_argument("--chunk-size", type=int,
                         help="samples per chunk (default: as tfvae.log_likelihood chooses, "
                              "estimators.DECODED_PER_CHUNK / --batch-size)")
+    common.add_matmul_seconds(parser)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if not 1 <= args.examples <= TEST_IMAGES:
@@ -56,7 +58,7 @@ def main(argv=None):
 
     if args.chunk_size is None:
         args.chunk_size = max(1, min(args.samples, estimators.DECODED_PER_CHUNK // args.batch_size))
-    peak = common.matmul_peak_gflops()
+    peak = common.matmul_peak_gflops(seconds=args.matmul_seconds)
     if args.run:
         from tfvae.runs import load_run
 

@@ -16,6 +16,7 @@ training FLOPs per example (see ``common.training_flops_per_example``).
     python benchmarks/train_throughput.py [--configs paper,relu] [--xla on,off] [--epochs 4]
                                           [--repeats 1] [--mixed-precision float16]
                                           [--steps-per-execution 32,7] [--json]
+                                          [--train-examples 60000] [--matmul-seconds 0.5]
 
 On a machine shared with other work every figure is a lower bound: run it when the machine is
 quiet, or several times (``--repeats``), and read the best.
@@ -66,13 +67,15 @@ def child(config_name, xla, epochs, train_examples, mixed_precision, steps_per_e
     }))
 
 
-def matmul_child():
+def matmul_child(seconds):
     """The matmul peaks: float32 (the bound) and, beside it, bfloat16 through TensorFlow's
     kernels and through XLA, which a CPU with bfloat16 matrix units can run faster."""
-    print(json.dumps({"matmul_gflops": common.matmul_peak_gflops(),
+    print(json.dumps({"matmul_gflops": common.matmul_peak_gflops(seconds=seconds),
                       "bfloat16_matmul_gflops": {
-                          "tensorflow": common.matmul_peak_gflops(dtype="bfloat16"),
-                          "xla": common.matmul_peak_gflops(dtype="bfloat16", jit_compile=True)}}))
+                          "tensorflow": common.matmul_peak_gflops(seconds=seconds,
+                                                                  dtype="bfloat16"),
+                          "xla": common.matmul_peak_gflops(seconds=seconds, dtype="bfloat16",
+                                                           jit_compile=True)}}))
 
 
 def main(argv=None):
@@ -88,6 +91,7 @@ def main(argv=None):
                         help="steps per execution as tfvae train is asked for them (it rounds "
                              "them to a divisor of the epoch's steps), comma-separated to "
                              "alternate several; default: tfvae train's")
+    common.add_matmul_seconds(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead")
     parser.add_argument("--child", nargs=6, metavar=("CONFIG", "XLA", "EPOCHS", "N", "MP", "SPE"),
                         help=argparse.SUPPRESS)
@@ -98,7 +102,7 @@ def main(argv=None):
         return child(name, xla, int(epochs), int(n), None if mp == "none" else mp,
                      None if spe == "default" else int(spe))
     if args.matmul_child:
-        return matmul_child()
+        return matmul_child(args.matmul_seconds)
 
     configs = args.configs.split(",")
     xlas = args.xla.split(",")
@@ -113,7 +117,7 @@ def main(argv=None):
         if not (spe == "default" or spe.isdigit() and int(spe) > 0):
             parser.error(f"--steps-per-execution: expected positive integers, got {spe!r}")
     me = Path(__file__).resolve()
-    peaks = common.run_child([me, "--matmul-child"])
+    peaks = common.run_child([me, "--matmul-child", "--matmul-seconds", args.matmul_seconds])
     peak = peaks["matmul_gflops"]
     runs = {}
     for _ in range(args.repeats):

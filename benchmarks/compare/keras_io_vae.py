@@ -5,7 +5,7 @@ of MNIST grey levels with ``batch_size=128`` and Keras's defaults otherwise (as 
 no binarization, which is less work than tfvae's). Prints one JSON line: examples per second of
 each epoch.
 
-    python keras_io_vae.py [--epochs 4]
+    python keras_io_vae.py [--epochs 4] [--train-examples 60000]
 """
 
 import argparse
@@ -94,13 +94,14 @@ class Rate(keras.callbacks.Callback):
         self.loss = float(logs["total_loss"])
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=4)
-    args = parser.parse_args()
+    parser.add_argument("--train-examples", type=int, default=60000)
+    args = parser.parse_args(argv)
     keras.utils.set_random_seed(0)
     with np.load(MNIST) as f:
-        mnist_digits = f["x_train"].reshape(-1, 784).astype("float32") / 255
+        mnist_digits = f["x_train"][:args.train_examples].reshape(-1, 784).astype("float32") / 255
     vae = VAE(*build())
     vae.compile(optimizer=keras.optimizers.Adam(1e-3))
     rate = Rate(len(mnist_digits))

@@ -5,7 +5,7 @@ fixed, so the images are binarized once (a Bernoulli sample of the grey levels, 
 than afresh at every batch as tfvae and the plain PyTorch script do. Prints one JSON line:
 examples per second of each epoch.
 
-    python pythae_vae.py [--epochs 4] [--threads N]
+    python pythae_vae.py [--epochs 4] [--train-examples 60000] [--threads N]
 
 Needs torch, numpy and pythae; reads the MNIST file that ships with tfvae.
 """
@@ -65,8 +65,9 @@ class EpochClock(TrainingCallback):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--train-examples", type=int, default=60000)
     args = torch_mnist.parse(parser)
-    grey = torch_mnist.grey("x_train")
+    grey = torch_mnist.grey("x_train", args.train_examples)
     x_train = torch.from_numpy((np.random.default_rng(0).random(grey.shape) < grey)
                                .astype(np.float32))
     model = VAE(VAEConfig(input_dim=(784,), latent_dim=20, reconstruction_loss="bce"),

@@ -11,11 +11,13 @@ best epoch after the first (which includes start-up and compilation). Log p(x): 
 784-500-20 tanh model over ``--likelihood-examples`` test images, first batch left out.
 Prints every figure, the medians and tfvae's ratio to each (per round, and of the medians).
 
-    python benchmarks/compare/run.py [--rounds 3] [--epochs 4] [--likelihood-examples 1000]
+    python benchmarks/compare/run.py [--rounds 3] [--epochs 4] [--train-examples 60000]
+                                     [--likelihood-examples 1000] [--likelihood-samples 5000]
                                      [--torch-python PYTHON] [--json]
 
-PyTorch and Pythae are optional: pass the interpreter of an environment that has them
-(``--torch-python``, or ``$TORCH_PYTHON``); without one those parts are skipped.
+PyTorch and Pythae are optional, and never tfvae's dependencies: they are looked for in the
+interpreter given by ``--torch-python`` (or ``$TORCH_PYTHON``; default: this one), and the
+peers it lacks are named on one line and skipped.
 """
 
 import argparse
@@ -32,7 +34,11 @@ import common  # noqa: E402
 
 
 def importable(python, module):
-    return subprocess.run([python, "-c", f"import {module}"], capture_output=True).returncode == 0
+    try:
+        return subprocess.run([python, "-c", f"import {module}"],
+                              capture_output=True).returncode == 0
+    except OSError:  # no such interpreter
+        return False
 
 
 def steady(rates):
@@ -65,53 +71,62 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--train-examples", type=int, default=60000,
+                        help="MNIST training images each contender trains on")
     parser.add_argument("--likelihood-examples", type=int, default=1000,
                         help="test images for the log p(x) part (0 skips it)")
-    parser.add_argument("--torch-python", default=os.environ.get("TORCH_PYTHON"))
+    parser.add_argument("--likelihood-samples", type=int, default=5000, help="k of log p(x)")
+    parser.add_argument("--torch-python", default=os.environ.get("TORCH_PYTHON"),
+                        help="an interpreter with torch (and pythae) installed (default: "
+                             "$TORCH_PYTHON, else this one)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     torch_python = args.torch_python or sys.executable
-    if not importable(torch_python, "torch"):
-        print(f"PyTorch is not importable by {torch_python}: skipping it and Pythae (see "
-              "--torch-python)", file=sys.stderr)
-        torch_python = None
-    with_pythae = torch_python and importable(torch_python, "pythae")
-    if torch_python and not with_pythae:
-        print(f"Pythae is not importable by {torch_python}: skipping it (pip install "
-              "pythae==0.1.2)", file=sys.stderr)
+    peers = {name: importable(torch_python, module)
+             for name, module in (("PyTorch", "torch"), ("Pythae", "pythae"))}
+    peers["Pythae"] = peers["Pythae"] and peers["PyTorch"]
+    missing = [name for name, found in peers.items() if not found]
+    if missing:
+        print(f"skipping {' and '.join(missing)}: not importable by {torch_python} (pass "
+              f"--torch-python or $TORCH_PYTHON, an interpreter with torch and "
+              f"pythae==0.1.2)", file=sys.stderr)
+    sizes = ["--epochs", args.epochs, "--train-examples", args.train_examples]
 
-    def rate(script, python=None, *extra):
+    def rate(script, python=None):
         return lambda: round(steady(common.run_child(
-            [script, *extra], python=python)["examples_per_second"]))
+            [script, *sizes], python=python)["examples_per_second"]))
 
     training = {
-        "tfvae": lambda: round(steady([common.run_child(
-            [HERE.parent / "train_throughput.py", "--child", "relu", "on", args.epochs, 60000,
-             "none"])["examples_per_second"]])),
-        "keras.io way": rate(HERE / "keras_io_vae.py", None, "--epochs", args.epochs),
+        # The child's own figure is already the best epoch after the first.
+        "tfvae": lambda: round(common.run_child(
+            [HERE.parent / "train_throughput.py", "--child", "relu", "on", args.epochs,
+             args.train_examples, "none", "default"])["examples_per_second"]),
+        "keras.io way": rate(HERE / "keras_io_vae.py"),
     }
-    if torch_python:
-        training["pytorch"] = rate(HERE / "torch_vae.py", torch_python, "--epochs", args.epochs)
-    if with_pythae:
-        training["pythae"] = rate(HERE / "pythae_vae.py", torch_python, "--epochs", args.epochs)
-    report = {"machine": common.machine(), "epochs": args.epochs}
+    if peers["PyTorch"]:
+        training["pytorch"] = rate(HERE / "torch_vae.py", torch_python)
+    if peers["Pythae"]:
+        training["pythae"] = rate(HERE / "pythae_vae.py", torch_python)
+    report = {"machine": common.machine(), "epochs": args.epochs,
+              "train_examples": args.train_examples, "skipped": missing}
     if not args.json:
         print(f"training, examples/s ({report['machine']['cpu']}):")
     figures, medians = alternate(training, args.rounds, "ex/s", args.json)
     report["training"] = {"rounds": figures, "median_examples_per_second": medians,
                           "tfvae_ratio": ratios(figures, medians, higher_is_better=True)}
-    if args.likelihood_examples and torch_python:
-        n = ["--examples", args.likelihood_examples]
-        likelihood = {
-            "tfvae": lambda: common.run_child(
-                [HERE.parent / "log_likelihood.py", *n, "--json"])["seconds"],
-            "pytorch": lambda: common.run_child(
-                [HERE / "torch_log_likelihood.py", *n], python=torch_python)["seconds"],
-        }
+    if args.likelihood_examples:
+        n = ["--examples", args.likelihood_examples, "--samples", args.likelihood_samples]
+        likelihood = {"tfvae": lambda: common.run_child(
+            [HERE.parent / "log_likelihood.py", *n, "--json"])["seconds"]}
+        if peers["PyTorch"]:
+            likelihood["pytorch"] = lambda: common.run_child(
+                [HERE / "torch_log_likelihood.py", *n], python=torch_python)["seconds"]
         if not args.json:
-            print(f"log p(x), k = 5000, {args.likelihood_examples} test images, seconds:")
+            print(f"log p(x), k = {args.likelihood_samples}, {args.likelihood_examples} test "
+                  f"images, seconds:")
         figures, medians = alternate(likelihood, args.rounds, "s", args.json)
-        report["log_likelihood"] = {"examples": args.likelihood_examples, "rounds": figures,
+        report["log_likelihood"] = {"examples": args.likelihood_examples,
+                                    "samples": args.likelihood_samples, "rounds": figures,
                                     "median_seconds": medians,
                                     "tfvae_ratio": ratios(figures, medians,
                                                           higher_is_better=False)}

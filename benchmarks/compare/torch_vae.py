@@ -3,7 +3,7 @@ model and loss), on MNIST held in memory as one tensor: each epoch a random perm
 indexed from it, a fresh Bernoulli sample of the pixels per batch (dynamic binarization, as tfvae
 does). Prints one JSON line: examples per second of each epoch.
 
-    python torch_vae.py [--epochs 4] [--threads N]
+    python torch_vae.py [--epochs 4] [--train-examples 60000] [--threads N]
 
 Needs only torch and numpy; reads the MNIST file that ships with tfvae.
 """
@@ -43,8 +43,9 @@ def loss_function(logits, x, mu, logvar):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--train-examples", type=int, default=60000)
     args = torch_mnist.parse(parser)
-    x_train = torch.from_numpy(torch_mnist.grey("x_train"))
+    x_train = torch.from_numpy(torch_mnist.grey("x_train", args.train_examples))
     model = VAE()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     rates, losses = [], []
