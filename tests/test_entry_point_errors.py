@@ -72,6 +72,17 @@ CASES = {
                         "--version", "99999999999999999999999"], "--version"),
     "export-num-samples": (["export", "RUN", "--model-name", "m", "--base-dir", "OUT",
                             "--num-samples", BIG], "--num-samples"),
+    # Refused before any connection is tried (nothing listens on port 9).
+    "client-version": (["client", "status", "--url", "http://127.0.0.1:9", "--model-name", "m",
+                        "--version", "99999999999999999999999"], "--version"),
+    "client-timeout": (["client", "status", "--url", "http://127.0.0.1:9", "--model-name", "m",
+                        "--timeout", "1e30"], "--timeout"),
+    "client-model-name": (["client", "status", "--url", "http://127.0.0.1:9", "--model-name",
+                           "m\n"], "--model-name"),
+    "client-seeds": (["client", "sample", "--url", "http://127.0.0.1:9", "--model-name", "m",
+                      "--seeds", str(2 ** 70)], "seeds"),
+    "client-image": (["client", "encode", "--url", "http://127.0.0.1:9", "--model-name", "m",
+                      "OUT"], "IMAGE"),
 }
 
 

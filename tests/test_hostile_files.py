@@ -220,6 +220,32 @@ def test_a_fifo_named_like_an_image_is_left_out_not_read(tmp_path):
     assert "x.png" in proc.stderr
 
 
+def test_a_png_claiming_more_pixels_than_its_bytes_hold_is_left_out_undecoded(tmp_path,
+                                                                             monkeypatch):
+    import zlib
+
+    from PIL import Image
+
+    import tfvae.data.files as files
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(2):
+        Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(folder / f"{i}.png")
+    # An 8x8 PNG whose header says 12000 x 12000 (its CRC mended): under Pillow's own bomb limit,
+    # so Pillow would allocate 432 MB to decode it.
+    data = bytearray((folder / "0.png").read_bytes())
+    data[16:24] = struct.pack(">II", 12000, 12000)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    (folder / "bomb.png").write_bytes(bytes(data))
+    decoded = []
+    original = files._read_pixels
+    monkeypatch.setattr(files, "_read_pixels",
+                        lambda img, size: decoded.append(img.size) or original(img, size))
+    assert files.read_image_folder(folder, "--dataset").shape == (2, 8, 8, 3)
+    assert decoded == [(8, 8), (8, 8)]  # the claim was refused before any decoding
+
+
 class _Answers:
     """A server on 127.0.0.1 that answers every request with ``body`` (``stream`` times over
     when given, with no Content-Length unless ``declared``)."""

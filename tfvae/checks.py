@@ -34,10 +34,17 @@ def check_int(argument, value, minimum=1, maximum=None, *, optional=False):
     if value is None and optional:
         return None
     if not is_integer(value) or value < minimum or (maximum is not None and value > maximum):
-        expected = (f"an integer >= {minimum}" if maximum is None
-                    else f"an integer from {minimum} to {maximum}")
-        raise InputError(argument, expected, repr(value))
+        raise InputError(argument, _integer_range(value, minimum, maximum), repr(value))
     return int(value)
+
+
+def _integer_range(value, minimum, maximum):
+    """What an integer argument must be: the bound ``value`` breaks, or both for a non-integer."""
+    if is_integer(value) and maximum is not None and value > maximum:
+        return f"an integer <= {maximum:,}"
+    if is_integer(value) or maximum is None:
+        return f"an integer >= {minimum}"
+    return f"an integer from {minimum} to {maximum:,}"
 
 
 def check_count(argument, value, values_each=1, *, minimum=1, what="outputs"):
@@ -45,8 +52,9 @@ def check_count(argument, value, values_each=1, *, minimum=1, what="outputs"):
     int: from ``minimum`` to as many as 4 GiB holds (``MAX_VALUES``)."""
     maximum = max(minimum, MAX_VALUES // max(1, values_each))
     if not is_integer(value) or not minimum <= value <= maximum:
-        raise InputError(argument, f"an integer from {minimum} to {maximum:,} (at most 4 GiB of "
-                         f"{what} of {values_each:,} float32 values each)", repr(value))
+        raise InputError(argument, _integer_range(value, minimum, maximum)
+                         + (f" (at most 4 GiB of {what} of {values_each:,} float32 values each)"
+                            if is_integer(value) and value > maximum else ""), repr(value))
     return int(value)
 
 

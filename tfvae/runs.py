@@ -100,10 +100,13 @@ class RunDirectory:
     # -- what the run holds ------------------------------------------------------------------
 
     def is_run(self):
-        """Whether ``path`` holds a run that tfvae wrote (its config.json, with tfvae's keys)."""
+        """Whether ``path`` holds a run that tfvae wrote (its config.json, with tfvae's keys; what
+        they hold is checked where it is read)."""
+        from tfvae.readers import read_json
+
         try:
-            return _CONFIG_KEYS <= set(self.read_config())
-        except (OSError, ValueError, TypeError):
+            return _CONFIG_KEYS <= set(read_json(self.config_path, "RUN_DIR", "a config.json"))
+        except (OSError, ValueError):  # InputError included
             return False
 
     def read_config(self):
@@ -251,6 +254,8 @@ class RunDirectory:
 
     def _check_new(self, *, resume, overwrite):
         if resume:
+            if self.config_path.exists():
+                self.read_config()  # a damaged config.json is named as such
             if not self.is_run() or not self.checkpoint_path("last").is_file():
                 raise InputError("--resume", "a run directory with checkpoints/last.keras",
                                  repr(str(self.path)))
@@ -259,7 +264,10 @@ class RunDirectory:
                                              for e in self.path.iterdir()):
             return
         if not overwrite:
-            raise InputError("--out", "a new or empty run directory (or --resume / --overwrite)",
+            # --resume and --overwrite are offered only where they would be taken.
+            way_out = ("--resume / --overwrite" if self.is_run()
+                       else "another directory: it is no tfvae run")
+            raise InputError("--out", f"a new or empty run directory (or {way_out})",
                              f"{str(self.path)!r}, which is not empty")
         if not self.is_run():
             raise InputError("--overwrite", "a run directory written by tfvae train (it has "

@@ -23,7 +23,7 @@ import urllib.request
 
 import numpy as np
 
-from tfvae.checks import check_int, check_labels
+from tfvae.checks import MAX_INT64, check_int, check_labels, check_name, check_number
 from tfvae.errors import InputError
 
 FORMATS = ("row", "columnar")
@@ -34,6 +34,8 @@ ERROR_LIMIT = 64 * 2 ** 10
 _BYTES_PER_NUMBER = 32
 _URL_EXPECTED = "http://HOST:PORT (REST, port 8501) or grpc://HOST:PORT (gRPC, port 8500)"
 _INT64 = np.iinfo(np.int64)
+# A socket's timeout must fit the C library's; a day is more than any request needs.
+MAX_TIMEOUT = 86400.0
 
 
 class ServingError(RuntimeError):
@@ -50,9 +52,9 @@ class Client:
     """A model ``model_name`` (``version``: a number, or None for the latest) behind ``url``."""
 
     def __init__(self, url, model_name, version=None, timeout=60.0):
-        if not isinstance(model_name, str) or not model_name:
-            raise InputError("--model-name", "a model name", repr(model_name))
-        version = check_int("--version", version, optional=True)
+        check_name("--model-name", model_name)
+        version = check_int("--version", version, maximum=MAX_INT64, optional=True)
+        timeout = check_number("--timeout", timeout, above=0, below=MAX_TIMEOUT)
         parsed = urllib.parse.urlsplit(url if isinstance(url, str) else "")
         if parsed.scheme not in ("http", "https", "grpc") or not parsed.hostname:
             raise InputError("--url", _URL_EXPECTED, repr(url))

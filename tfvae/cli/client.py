@@ -55,10 +55,8 @@ def _call(args, request):
     """Run ``request(client)``; a refusal by the server is one line on stderr and status 1."""
     import sys
 
-    from tfvae.checks import check_number
     from tfvae.serving import Client, ServingError
 
-    check_number("--timeout", args.timeout, above=0)
     with Client(args.url, args.model_name, version=args.version, timeout=args.timeout) as client:
         try:
             return request(client)
@@ -168,8 +166,13 @@ def read_images(path):
     if suffix in _IMAGE_SUFFIXES and Path(path).is_file():
         from PIL import Image
 
-        with Image.open(path) as image:
-            pixels = np.asarray(image.convert("L"), dtype=np.float32) / 255
+        from tfvae.data.files import open_regular
+
+        try:
+            with open_regular(Path(path)) as f, Image.open(f) as image:
+                pixels = np.asarray(image.convert("L"), dtype=np.float32) / 255
+        except (OSError, SyntaxError, ValueError) as exc:  # Pillow's words for a bad image
+            raise InputError("IMAGE", "a readable image file", f"{path!r} ({exc})") from None
         return pixels[np.newaxis, ..., np.newaxis]
     raise InputError("IMAGE", f"an existing {'/'.join(_IMAGE_SUFFIXES)} or .npy file",
                      repr(path))

@@ -257,6 +257,7 @@ def read_image_folder(folder, argument, image_size=None):
     for path in files:
         try:
             with open_regular(path) as f, Image.open(f) as img:
+                _check_claimed_size(img, os.fstat(f.fileno()).st_size)
                 images.append(_read_pixels(img, image_size))
                 names.append(path.name)
         # What Pillow raises on a file that is not an image, is cut short or is corrupt (and
@@ -292,6 +293,21 @@ def resize(images, image_size):
             out[i, ..., c] = _resized(Image.fromarray(image[..., c].astype(np.float32)),
                                       image_size)
     return out
+
+
+# The most an image format expands its bytes (LZW's 12-bit codes for strings of up to 4,096
+# bytes, under 4 x deflate's ratio), and a floor for small files.
+_IMAGE_EXPANSION = 4 * DEFLATE_RATIO
+_IMAGE_FLOOR = 2 ** 24
+
+
+def _check_claimed_size(img, file_size):
+    """Refuse an image whose header claims more pixels than its file's bytes can encode: Pillow
+    allocates the whole claimed image before it decodes a byte."""
+    claimed = img.size[0] * img.size[1] * len(img.getbands())
+    if claimed > _IMAGE_EXPANSION * file_size + _IMAGE_FLOOR:
+        raise ValueError(f"its header claims {img.size[0]}x{img.size[1]} pixels, more than its "
+                         f"{file_size:,} bytes can hold")
 
 
 def _read_pixels(img, image_size):
