@@ -8,7 +8,7 @@ runs three ways, alternated over ``--rounds`` in one sitting: one step per call 
 uncompiled; 25 steps per call, uncompiled; 25 steps per call, XLA-compiled. Never asserted on:
 machines differ.
 
-    python benchmarks/baselines_throughput.py [--figure 2|3] [--steps N] [--rounds R]
+    python benchmarks/baselines_throughput.py [--figure 2|3] [--steps N] [--rounds R] [--out DIR]
 """
 
 import argparse
@@ -17,7 +17,7 @@ import time
 
 import tensorflow as tf
 
-from common import machine, write_results
+from common import add_out, machine, write_results
 from tfvae.paper.budgets import BUDGETS, RunSpec, samples_per_step
 from tfvae.paper.loop import RunData, build_model, compile_model
 
@@ -36,12 +36,13 @@ def rate(spec, data, steps_per_execution, jit, steps):
     return steps * 100 / (time.perf_counter() - start)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--figure", type=int, choices=(2, 3), default=3)
     parser.add_argument("--steps", type=int, default=300, help="a multiple of 25")
     parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
+    add_out(parser, "baselines_throughput_figN.json")
+    args = parser.parse_args(argv)
     hidden, n_train = (500, None) if args.figure == 2 else (100, 1000)
     print(machine(), flush=True)
     results = {}
@@ -63,7 +64,7 @@ def main():
                   f"{r * samples_per_step(method) / 100:8.0f} samples evaluated/s, "
                   f"{r / base:.2f} x one step per call", flush=True)
         results[method] = {name: round(statistics.median(v)) for name, v in rates.items()}
-    write_results(f"baselines_throughput_fig{args.figure}", steps=args.steps, rounds=args.rounds,
+    write_results(f"baselines_throughput_fig{args.figure}", out=args.out, steps=args.steps, rounds=args.rounds,
                   examples_per_second=results)
 
 

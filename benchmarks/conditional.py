@@ -7,7 +7,10 @@ softmax regression trained on the real training digits, beside that classifier's
 real test digits; and writes each model's samples, a row per class, to
 ``docs/figures/conditional_samples_D.png``. Results go to ``benchmarks/results/conditional.json``.
 
-    python benchmarks/conditional.py [--epochs 10]
+    python benchmarks/conditional.py [--epochs 10] [--train-examples 60000] [--out DIR]
+
+``--train-examples N`` trains the models and the classifier on the first N training digits;
+``--out DIR`` writes the figures and the results there instead.
 
 Each configuration runs in its own process (``common.run_child``).
 """
@@ -18,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import ROOT, machine, print_table, run_child, write_results
+from common import ROOT, add_out, machine, print_table, run_child, write_results
 
 RECIPE = {"model_config": {"hidden": 400, "activation": "relu"},
           "data_config": {"name": "mnist", "binarize": "dynamic"},
@@ -26,8 +29,9 @@ RECIPE = {"model_config": {"hidden": 400, "activation": "relu"},
 PER_CLASS = 100
 
 
-def child(latent_dim, epochs):
-    """Train one conditional model; write its sample grid; print a JSON line with its figures."""
+def child(latent_dim, epochs, train_examples, out=""):
+    """Train one conditional model; write its sample grid (to ``out``, else docs/figures); print
+    a JSON line with its figures."""
     from tfvae.data import load_dataset
     from tfvae.features import softmax_regression
     from tfvae.images import save_grid
@@ -35,18 +39,21 @@ def child(latent_dim, epochs):
     from tfvae.synthesis import class_samples
     from tfvae.training import train
 
-    latent_dim, epochs = int(latent_dim), int(epochs)
+    latent_dim, epochs, train_examples = int(latent_dim), int(epochs), int(train_examples)
+    recipe = {**RECIPE, "data_config": {**RECIPE["data_config"],
+                                        "train_examples": train_examples}}
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
-        model = train(run_dir, **{**RECIPE, "model_config": {**RECIPE["model_config"],
+        model = train(run_dir, **{**recipe, "model_config": {**RECIPE["model_config"],
                                                              "latent_dim": latent_dim}},
                       conditional=True, epochs=epochs, verbose=0)
         rows = RunDirectory(run_dir).read_metrics()
     data = load_dataset("mnist", binarize="none")
-    score = softmax_regression(data.x_train, data.y_train)
+    score = softmax_regression(data.x_train[:train_examples], data.y_train[:train_examples])
     images, labels = class_samples(model, PER_CLASS, seed=0)
-    figure = ROOT / "docs" / "figures" / f"conditional_samples_{latent_dim}.png"
+    figure = Path(out or ROOT / "docs" / "figures") / f"conditional_samples_{latent_dim}.png"
     # A row per class, the first 12 samples of each.
+    figure.parent.mkdir(parents=True, exist_ok=True)
     rows_of_12 = images.reshape(model.num_classes, PER_CLASS, *images.shape[1:])[:, :12]
     save_grid(rows_of_12.reshape(-1, *images.shape[1:]), figure, columns=12)
     print(json.dumps({
@@ -55,20 +62,23 @@ def child(latent_dim, epochs):
         "classifier_on_real_test": score(data.x_test, data.y_test),
         "classifier_on_samples": score(images, labels),
         "seconds": round(sum(r["seconds"] for r in rows), 1),
-        "figure": str(figure.relative_to(ROOT))}))
+        "figure": str(figure.relative_to(ROOT) if figure.is_relative_to(ROOT) else figure)}))
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
-    args = parser.parse_args()
+    parser.add_argument("--train-examples", type=int, default=60000)
+    add_out(parser, "the figures and conditional.json")
+    args = parser.parse_args(argv)
     print(f"machine: {machine()}")
     script = str(Path(__file__).resolve())
-    results = [run_child([script, "--child", str(d), str(args.epochs)]) for d in (2, 20)]
+    results = [run_child([script, "--child", d, args.epochs, args.train_examples, args.out or ""])
+               for d in (2, 20)]
     print_table(results, ["latent_dim", "epochs", "test_elbo", "active_units",
                           "classifier_on_real_test", "classifier_on_samples", "seconds",
                           "figure"])
-    write_results("conditional", runs=results)
+    write_results("conditional", out=args.out, runs=results)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ parameter |mean| / standard deviation of the gradient over ``--draws`` draws of 
 fixed batch of 100 training images, averaged over the parameters.
 
     python benchmarks/iwae_gradients.py [--epochs 3] [--test-examples 1000] [--draws 100]
+                                        [--train-examples 60000] [--out DIR]
 
 Each configuration runs in its own process (``common.run_child``).
 """
@@ -20,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import machine, print_table, run_child, write_results
+from common import add_out, machine, print_table, run_child, write_results
 
 ARCHITECTURE = {"hidden": 200, "depth": 2, "activation": "tanh", "latent_dim": 50,
                 "objective": "iwae"}
@@ -49,7 +50,7 @@ def encoder_snr(model, x, draws, dreg):
     return float(np.mean(np.abs(grads.mean(axis=0))[keep] / std[keep]))
 
 
-def child(k, gradient, epochs, test_examples, draws):
+def child(k, gradient, epochs, test_examples, draws, train_examples):
     """Train one configuration; print a JSON line with its figures."""
     from tfvae import log_likelihood
     from tfvae.data import binarize
@@ -60,7 +61,8 @@ def child(k, gradient, epochs, test_examples, draws):
         run_dir = Path(tmp) / "run"
         model = train(run_dir, model_config={**ARCHITECTURE, "num_samples": int(k),
                                              "gradient": gradient},
-                      data_config={"name": "mnist", "binarize": "dynamic"}, epochs=int(epochs),
+                      data_config={"name": "mnist", "binarize": "dynamic",
+                                   "train_examples": int(train_examples)}, epochs=int(epochs),
                       batch_size=100, optimizer="adam", learning_rate=1e-3, seed=0, verbose=0)
         run = RunDirectory(run_dir)
         rows = run.read_metrics()
@@ -73,19 +75,22 @@ def child(k, gradient, epochs, test_examples, draws):
                       "train_seconds": sum(r["seconds"] for r in rows)}))
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--test-examples", type=int, default=1000)
     parser.add_argument("--draws", type=int, default=100)
-    args = parser.parse_args()
+    parser.add_argument("--train-examples", type=int, default=60000)
+    add_out(parser, "iwae_gradients.json")
+    args = parser.parse_args(argv)
     print(f"machine: {machine()}")
     script = str(Path(__file__).resolve())
     rows = [run_child([script, "--child", k, gradient, args.epochs, args.test_examples,
-                       args.draws]) for k in (5, 50) for gradient in ("standard", "dreg")]
+                       args.draws, args.train_examples])
+            for k in (5, 50) for gradient in ("standard", "dreg")]
     print_table(rows, ["k", "gradient", "epochs", "test_bound", "test_log_px",
                        "test_log_px_stderr", "encoder_snr", "train_seconds"])
-    write_results("iwae_gradients", epochs=args.epochs, test_examples=args.test_examples,
+    write_results("iwae_gradients", out=args.out, epochs=args.epochs, test_examples=args.test_examples,
                   draws=args.draws, runs=rows)
 
 

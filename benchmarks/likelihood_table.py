@@ -198,7 +198,7 @@ def _two_places(value):
     return "" if value is None else f"{value:.2f}"
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", choices=("cpu", "paper"), default="cpu")
     parser.add_argument("--minutes", type=float, default=15.0,
@@ -213,7 +213,7 @@ def main():
     parser.add_argument("--out", type=Path, default=Path("runs") / "likelihood",
                         help="run directories and tables go to OUT/BUDGET (default: "
                              "runs/likelihood)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.minutes <= 0 or args.k < 1 or args.test_examples < 1:
         parser.error("--minutes, --k and --test-examples must be positive")
     batch_size = args.batch_size or (20 if args.budget == "paper" else 100)

@@ -20,7 +20,8 @@ the best of three ``evaluate`` calls after the first). The bound
 is the float32 matmul peak on square matrices (``common.matmul_peak_gflops``) over the step's
 FLOPs; ``matmuls only`` shows how far the step's own small shapes are from that peak.
 
-    python benchmarks/step_profile.py [--repeats 2] [--epochs 5] [--json]
+    python benchmarks/step_profile.py [--repeats 2] [--epochs 5] [--train-examples 60000]
+                                      [--matmul-seconds 0.5] [--json]
 """
 
 import argparse
@@ -38,7 +39,7 @@ VARIANTS = ("step", "rounded down", "no binarization", "sgd", "one step per exec
 TRAIN_EXAMPLES = 60000
 
 
-def child(variant, epochs):
+def child(variant, epochs, train_examples):
     import keras
     import numpy as np
     import tensorflow as tf
@@ -51,12 +52,12 @@ def child(variant, epochs):
     per_execution = {"one step per execution": lambda steps, requested: 1,
                      "rounded down": largest_divisor}
 
-    steps = steps_per_epoch(TRAIN_EXAMPLES, BATCH)
+    steps = steps_per_epoch(train_examples, BATCH)
     if variant == "matmuls only":
         ms = _matmul_chain_ms(tf, steps)
         print(json.dumps({"variant": variant, "ms_per_step": ms}))
         return
-    x = load_dataset("mnist", binarize="none").x_train[:TRAIN_EXAMPLES]
+    x = load_dataset("mnist", binarize="none").x_train[:train_examples]
     model = VAE(hidden=HIDDEN, latent_dim=LATENT, activation="relu", seed=0)
     optimizer = (keras.optimizers.SGD(1e-3) if variant == "sgd"
                  else keras.optimizers.Adam(1e-3))
@@ -147,20 +148,25 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=5,
                         help="epochs of each variant's fit; the best after the first counts")
+    parser.add_argument("--train-examples", type=int, default=TRAIN_EXAMPLES,
+                        help=f"MNIST training images per epoch (default {TRAIN_EXAMPLES})")
+    common.add_matmul_seconds(parser)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.epochs < 2:
         parser.error(f"--epochs: expected at least 2 (the first compiles), got {args.epochs}")
     if args.child:
-        return child(args.child, args.epochs)
+        return child(args.child, args.epochs, args.train_examples)
     me = Path(__file__).resolve()
-    peak = common.run_child([me.parent / "train_throughput.py", "--matmul-child"])["matmul_gflops"]
+    peak = common.run_child([me.parent / "train_throughput.py", "--matmul-child",
+                             "--matmul-seconds", args.matmul_seconds])["matmul_gflops"]
     figures = {v: [] for v in VARIANTS}
     for _ in range(args.repeats):
         for variant in VARIANTS:
             figures[variant].append(common.run_child(
-                [me, "--child", variant, "--epochs", args.epochs])["ms_per_step"])
+                [me, "--child", variant, "--epochs", args.epochs, "--train-examples",
+                 args.train_examples])["ms_per_step"])
     best = {v: min(f) for v, f in figures.items()}
     flops = common.training_flops_per_example(HIDDEN, LATENT) * BATCH
     bound_ms = 1000 * flops / (peak * 1e9)

@@ -8,6 +8,11 @@ same recipe with a 2-D latent for beta 1 and 4 and draws the test set's latent m
 side (``--figure PATH``). Results go to ``benchmarks/results/training_controls.json``.
 
     python benchmarks/training_controls.py [--epochs 10] [--figure docs/figures/beta_latents.png]
+                                           [--betas 0.5 1 2 4] [--train-examples 60000]
+                                           [--out DIR]
+
+``--betas`` chooses the table's betas (the 2-D latents are always beta 1 and 4); ``--out DIR``
+writes the results there instead.
 
 Each configuration runs in its own process (``common.run_child``).
 """
@@ -18,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import ROOT, machine, print_table, run_child, write_results
+from common import ROOT, add_out, machine, print_table, run_child, write_results
 
 RECIPE = {"model_config": {"hidden": 400, "activation": "relu", "latent_dim": 20},
           "data_config": {"name": "mnist", "binarize": "dynamic"},
@@ -26,7 +31,7 @@ RECIPE = {"model_config": {"hidden": 400, "activation": "relu", "latent_dim": 20
 VARIANTS = {"none": {}, "warm-up": {"kl_warmup_epochs": 2}, "free bits": {"free_bits": 0.5}}
 
 
-def child(beta, variant, epochs, latent_dim):
+def child(beta, variant, epochs, latent_dim, train_examples):
     """Train one configuration; print a JSON line with its figures."""
     from tfvae.runs import RunDirectory
     from tfvae.training import train
@@ -37,8 +42,9 @@ def child(beta, variant, epochs, latent_dim):
                     **controls}
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
-        train(run_dir, **{**RECIPE, "model_config": model_config}, epochs=int(epochs),
-              kl_warmup_epochs=warmup, verbose=0)
+        data_config = {**RECIPE["data_config"], "train_examples": int(train_examples)}
+        train(run_dir, **{**RECIPE, "model_config": model_config, "data_config": data_config},
+              epochs=int(epochs), kl_warmup_epochs=warmup, verbose=0)
         last = RunDirectory(run_dir).read_metrics()[-1]
         result = {"beta": float(beta), "variant": variant, "latent_dim": int(latent_dim),
                   "test_elbo": last["test_elbo"], "test_kl": last["test_kl"],
@@ -76,26 +82,29 @@ def draw(results, path):
     plt.close(fig)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--figure", default=str(ROOT / "docs" / "figures" / "beta_latents.png"))
-    args = parser.parse_args()
+    parser.add_argument("--betas", type=float, nargs="+", default=[0.5, 1.0, 2.0, 4.0])
+    parser.add_argument("--train-examples", type=int, default=60000)
+    add_out(parser, "training_controls.json")
+    args = parser.parse_args(argv)
     print(f"machine: {machine()}")
     script = str(Path(__file__).resolve())
-    rows = [run_child([script, "--child", str(beta), variant, str(args.epochs), "20"])
-            for variant in VARIANTS for beta in (0.5, 1.0, 2.0, 4.0)]
+    rows = [run_child([script, "--child", beta, variant, args.epochs, 20, args.train_examples])
+            for variant in VARIANTS for beta in args.betas]
     print_table([{**r, "kl_per_dimension": " ".join(f"{v:.2f}" for v in r["kl_per_dimension"])}
                  for r in rows],
                 ["variant", "beta", "test_elbo", "test_kl", "active_units", "seconds",
                  "kl_per_dimension"])
-    latents = [run_child([script, "--child", str(beta), "none", str(args.epochs), "2"])
+    latents = [run_child([script, "--child", beta, "none", args.epochs, 2, args.train_examples])
                for beta in (1.0, 4.0)]
     draw(latents, args.figure)
     for r in latents:
         print(f"2-D latent, beta {r['beta']:g}: test ELBO {r['test_elbo']:.2f}, "
               f"active units {r['active_units']}")
-    write_results("training_controls", epochs=args.epochs, runs=rows,
+    write_results("training_controls", out=args.out, epochs=args.epochs, runs=rows,
                   latent_2d=[{k: v for k, v in r.items() if k not in ("z_test", "y_test")}
                              for r in latents])
     print(f"written: {args.figure}")

@@ -80,9 +80,11 @@ def table(text, columns):
     lines = text.splitlines()
     header = [i for i, line in enumerate(lines) if line.split() == columns]
     assert header, f"no table with columns {columns} in:\n{text}"
+    # Every row is padded to the header's width; the first line that is not ends the table.
+    width = len(lines[header[0]])
     rows = []
     for line in lines[header[0] + 2:]:
-        if not line.strip() or set(line.split()[0]) <= set("-"):
+        if len(line) != width:
             break
         rows.append(line)
     assert rows, text
@@ -136,3 +138,88 @@ def test_compare_runs_tfvae_and_skips_missing_peers(script, children_here, capsy
                      out), out
     assert re.search(rf"training: tfvae / keras\.io way speed: {NUMBER} \(per round "
                      rf"\[{NUMBER}\]\)", out), out
+
+
+def test_step_profile(script, children_here, capsys):
+    module = script("step_profile.py")
+    module.main(["--repeats", "1", "--epochs", "2", "--train-examples", "256"])
+    out = capsys.readouterr().out
+    assert re.search(rf"float32 matmul peak {NUMBER} GFLOP/s: the step's bound is {NUMBER} ms "
+                     r"\(128 examples, 784-400-20 ReLU\)", out), out
+    rows = table(out, ["variant", "ms_per_step", "difference_from_step_ms", "examples_per_second",
+                       "fraction_of_bound"])
+    assert [re.match(r"\s*(\D+?)\s+-?\d", row).group(1) for row in rows] == list(module.VARIANTS)
+
+
+def test_prior_collapse(script, children_here, capsys):
+    script("prior_collapse.py").main(["--epochs", "1", "--train-examples", "200"])
+    out = capsys.readouterr().out
+    for warmup in (0, 2, 20):
+        assert re.search(rf"warm-up {warmup} epochs: epoch 1 bound {NUMBER} KL {NUMBER} active "
+                         r"\d+", out), out
+    assert re.search(rf"reconstruction after 2 steps: {{'vamp': {NUMBER}, 'normal': {NUMBER}}}",
+                     out), out
+    for prior in ("vamp", "normal"):
+        assert re.search(rf"{prior}: step 0 KL {NUMBER} sd {NUMBER}; step 2 KL", out), out
+
+
+def test_conditional(script, children_here, capsys, tmp_path):
+    script("conditional.py").main(["--epochs", "1", "--train-examples", "256", "--out",
+                                   str(tmp_path)])
+    out = capsys.readouterr().out
+    rows = table(out, ["latent_dim", "epochs", "test_elbo", "active_units",
+                       "classifier_on_real_test", "classifier_on_samples", "seconds", "figure"])
+    assert [row.split()[:2] for row in rows] == [["2", "1"], ["20", "1"]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "conditional.json", "conditional_samples_2.png", "conditional_samples_20.png"]
+    assert len(json.loads((tmp_path / "conditional.json").read_text())["runs"]) == 2
+
+
+def test_iwae_gradients(script, children_here, capsys, tmp_path):
+    script("iwae_gradients.py").main(["--epochs", "1", "--train-examples", "200",
+                                      "--test-examples", "10", "--draws", "2", "--out",
+                                      str(tmp_path)])
+    out = capsys.readouterr().out
+    rows = table(out, ["k", "gradient", "epochs", "test_bound", "test_log_px",
+                       "test_log_px_stderr", "encoder_snr", "train_seconds"])
+    assert [row.split()[:3] for row in rows] == [
+        ["5", "standard", "1"], ["5", "dreg", "1"], ["50", "standard", "1"], ["50", "dreg", "1"]]
+    assert (tmp_path / "iwae_gradients.json").is_file()
+
+
+def test_training_controls(script, children_here, capsys, tmp_path):
+    figure = tmp_path / "beta_latents.png"
+    script("training_controls.py").main(["--epochs", "2", "--betas", "1", "--train-examples",
+                                         "256", "--figure", str(figure), "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    rows = table(out, ["variant", "beta", "test_elbo", "test_kl", "active_units", "seconds",
+                       "kl_per_dimension"])
+    assert [re.match(r"\s*(\D+?)\s+(\d\S*)", row).groups() for row in rows] == [
+        ("none", "1.000"), ("warm-up", "1.000"), ("free bits", "1.000")]
+    for beta in (1, 4):
+        assert re.search(rf"2-D latent, beta {beta}: test ELBO {NUMBER}, active units \d", out)
+    assert figure.is_file() and (tmp_path / "training_controls.json").is_file()
+
+
+def test_likelihood_table(script, children_here, capsys, tmp_path):
+    assert script("likelihood_table.py").main(
+        ["--budget", "cpu", "--minutes", "0.01", "--models", "vae", "--train-examples", "200",
+         "--test-examples", "20", "--k", "10", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(rf"VAE, one layer, k=1: NLL {NUMBER} ± {NUMBER} after 1 epochs", out), out
+    [row] = table(out, ["model", "epochs", "train_minutes", "nll", "nll_stderr", "published",
+                        "source"])
+    assert re.search(rf"VAE, one layer, k=1\s+1\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+86\.76", row)
+    assert {p.name for p in (tmp_path / "cpu").iterdir()} == {
+        "vae", "likelihood_table.csv", "likelihood_table.md"}
+
+
+def test_baselines_throughput(script, capsys, tmp_path):
+    script("baselines_throughput.py").main(["--figure", "3", "--steps", "25", "--rounds", "1",
+                                            "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    for method in ("aevb", "wake_sleep", "mcem"):
+        for variant in ("1 step/call", "25 steps/call", "25 steps/call, XLA"):
+            assert re.search(rf"{method} +{re.escape(variant)}: +{NUMBER} examples/s, +{NUMBER} "
+                             rf"samples evaluated/s, {NUMBER} x one step per call", out), out
+    assert (tmp_path / "baselines_throughput_fig3.json").is_file()
