@@ -18,6 +18,7 @@ from matplotlib import ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tfvae.images import manifold_images, save_grid  # noqa: E402
+from tfvae.storage import write_atomic  # noqa: E402
 
 COLORS = {"aevb": "tab:red", "wake_sleep": "tab:green", "mcem": "tab:blue"}
 LABELS = {"aevb": "AEVB", "wake_sleep": "Wake-Sleep", "mcem": "MCEM"}
@@ -100,7 +101,7 @@ def _lines(ax, rows, keys, methods):
 
 def _save(fig, path):
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=100))
     plt.close(fig)
     return Path(path)
 
