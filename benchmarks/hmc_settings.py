@@ -5,9 +5,10 @@ initialization, Adagrad 0.1) for 2x10^5 samples, then estimates log p(x) on the 
 digits with each HMC setting and with importance sampling (k = 1,000), printing the mean, the
 acceptance and the seconds taken. Never asserted on: machines differ.
 
-    python benchmarks/hmc_settings.py
+    python benchmarks/hmc_settings.py [--train-samples 200000] [--test-examples 200]
 """
 
+import argparse
 import time
 
 import keras
@@ -23,13 +24,17 @@ SETTINGS = {
 }
 
 
-def main():
-    spec = RunSpec("fig3", "mnist", "aevb", 3, 100, 1000, 200_000, log_px=True)
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train-samples", type=int, default=200_000)
+    parser.add_argument("--test-examples", type=int, default=200)
+    args = parser.parse_args(argv)
+    spec = RunSpec("fig3", "mnist", "aevb", 3, 100, 1000, args.train_samples, log_px=True)
     data = RunData(spec, BUDGETS["cpu"], seed=0)
     model = build_model(spec, data.dataset, seed=0)
     model.compile(optimizer=keras.optimizers.Adagrad(0.1))
     train_samples(model, data, "aevb", spec.samples, seed=0)
-    x = data.eval_test[:200]
+    x = data.eval_test[:args.test_examples]
     hmc_log_likelihood(model, x[:10], seed=0, **BUDGETS["smoke"].hmc)  # warm-up
     for name, options in SETTINGS.items():
         start = time.perf_counter()

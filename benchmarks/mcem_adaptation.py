@@ -5,9 +5,10 @@ Adagrad 0.1) with the given adaptation rate and prints, after each epoch (1,000 
 mean acceptance, the mean log p(x, z) at the new samples, the median step size and the mean
 |z| of the chains. Never asserted on: runs differ.
 
-    python benchmarks/mcem_adaptation.py [ADAPTATION_RATE] [EPOCHS]
+    python benchmarks/mcem_adaptation.py [ADAPTATION_RATE] [EPOCHS] [--train-examples 1000]
 """
 
+import argparse
 import sys
 
 import keras
@@ -17,9 +18,9 @@ from tfvae.paper import budgets as B
 from tfvae.paper import loop as L
 
 
-def main(adaptation_rate=2.0, epochs=31):
+def main(adaptation_rate=2.0, epochs=31, train_examples=1000):
     L.MCEM_OPTIONS = {**L.MCEM_OPTIONS, "adaptation_rate": float(adaptation_rate)}
-    spec = B.RunSpec("fig3", "mnist", "mcem", 3, 100, 1000, 1)
+    spec = B.RunSpec("fig3", "mnist", "mcem", 3, 100, int(train_examples), 1)
     data = L.RunData(spec, B.BUDGETS["cpu"], seed=0)
     model = L.build_model(spec, data.dataset, seed=0)
     model.compile(optimizer=keras.optimizers.Adagrad(0.1))
@@ -34,4 +35,9 @@ def main(adaptation_rate=2.0, epochs=31):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("adaptation_rate", nargs="?", type=float, default=2.0)
+    parser.add_argument("epochs", nargs="?", type=int, default=31)
+    parser.add_argument("--train-examples", type=int, default=1000,
+                        help="the first N MNIST digits (an epoch is N visits)")
+    main(**vars(parser.parse_args()))

@@ -95,14 +95,14 @@ def run(start, args, spec, data):
     return rows
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=200_000)
     parser.add_argument("--points", type=int, default=5)
     parser.add_argument("--step-size", type=float, default=0.02)
     parser.add_argument("--pretrain-samples", type=int, default=500_000)
     parser.add_argument("--starts", nargs="+", choices=STARTS, default=list(STARTS))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if min(args.samples, args.points, args.pretrain_samples) < 1 or args.step_size <= 0:
         parser.error("--samples, --points, --pretrain-samples and --step-size must be positive")
     print(f"machine: {machine()}")

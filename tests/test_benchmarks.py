@@ -51,6 +51,22 @@ def script(monkeypatch, common):
     return load
 
 
+def run_as_main(monkeypatch, argv):
+    """Run the script ``argv[0]`` here as ``__main__`` with ``sys.argv`` = ``argv``, as
+    ``python ARGV`` would; returns what it printed."""
+    argv = [str(a) for a in argv]
+    out = io.StringIO()
+    with monkeypatch.context() as m:
+        m.setattr(sys, "argv", argv)
+        m.syspath_prepend(str(Path(argv[0]).parent))
+        with contextlib.redirect_stdout(out):
+            try:
+                runpy.run_path(argv[0], run_name="__main__")
+            except SystemExit as exit:
+                assert exit.code in (None, 0), f"{argv} exited with {exit.code}"
+    return out.getvalue()
+
+
 @pytest.fixture
 def children_here(monkeypatch, common):
     """``common.run_child`` without the process: the child script runs here as ``__main__``
@@ -58,17 +74,7 @@ def children_here(monkeypatch, common):
     briefly: its figure is not under test."""
     def run_here(args, python=None, timeout=None):
         assert python in (None, sys.executable), f"{python}: only this interpreter runs here"
-        argv = [str(a) for a in args]
-        out = io.StringIO()
-        with monkeypatch.context() as m:
-            m.setattr(sys, "argv", argv)
-            m.syspath_prepend(str(Path(argv[0]).parent))
-            with contextlib.redirect_stdout(out):
-                try:
-                    runpy.run_path(argv[0], run_name="__main__")
-                except SystemExit as exit:
-                    assert exit.code in (None, 0), f"{argv} exited with {exit.code}"
-        return json.loads(out.getvalue().strip().splitlines()[-1])
+        return json.loads(run_as_main(monkeypatch, args).strip().splitlines()[-1])
 
     monkeypatch.setattr(common, "run_child", run_here)
     monkeypatch.setattr(common, "MATMUL_SECONDS", 0.01)
@@ -223,3 +229,59 @@ def test_baselines_throughput(script, capsys, tmp_path):
             assert re.search(rf"{method} +{re.escape(variant)}: +{NUMBER} examples/s, +{NUMBER} "
                              rf"samples evaluated/s, {NUMBER} x one step per call", out), out
     assert (tmp_path / "baselines_throughput_fig3.json").is_file()
+
+
+def test_step_size_pilots(monkeypatch, common):
+    out = run_as_main(monkeypatch, [BENCH / "step_size_pilots.py", "aevb", "mnist", "2", "20",
+                                    "200", "0", "--stretches", "200,400"])
+    assert "seed 0: mean training score over samples 0-200, 200-400\n" in out, out
+    for lr in ("0.01", "0.02", "0.1"):
+        assert re.search(rf"step size +{lr}: +{NUMBER}, +{NUMBER}\n", out), out
+
+
+def test_mcem_adaptation(monkeypatch, common):
+    from tfvae.paper import loop
+
+    monkeypatch.setattr(loop, "MCEM_OPTIONS", loop.MCEM_OPTIONS)  # the script sets its rate
+    out = run_as_main(monkeypatch, [BENCH / "mcem_adaptation.py", "2.0", "2",
+                                    "--train-examples", "100"])
+    lines = out.splitlines()
+    assert lines[0] == ("adaptation rate 2.0: epoch, acceptance, log p(x, z), median step, "
+                        "mean |z|"), out
+    assert [re.fullmatch(rf" +(\d+)(?: +{NUMBER}){{4}}", line).group(1) for line in lines[1:]] \
+        == ["1", "2"], out
+
+
+def test_hmc_settings(script, capsys):
+    script("hmc_settings.py").main(["--train-samples", "2000", "--test-examples", "10"])
+    out = capsys.readouterr().out
+    for name in script("hmc_settings.py").SETTINGS:
+        assert re.search(rf"{re.escape(name)}: log p\(x\) +{NUMBER}, acceptance {NUMBER}, +{NUMBER} s",
+                         out), out
+    assert re.search(rf"importance sampling, k = 1000: log p\(x\) +{NUMBER}, +{NUMBER} s", out), out
+
+
+def test_wake_sleep_plateau(script, capsys):
+    assert script("wake_sleep_plateau.py").main(
+        ["--samples", "200", "--points", "1", "--pretrain-samples", "200", "--starts", "sd0.01",
+         "pretrained"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(rf"one Gaussian per pixel .*: {NUMBER} nats per face", out), out
+    assert re.search(rf"AEVB decoder after 200 samples: bound {NUMBER}", out), out
+    for start in ("sd0.01", "pretrained"):
+        for done in (0, 200):
+            assert re.search(rf"{start} +{done} samples  bound +{NUMBER}  dec_z {NUMBER}  enc_x "
+                             rf"{NUMBER}  sleep_grad {NUMBER}", out), out
+
+
+def test_serving(script, capsys):
+    assert script("serving.py").main(["--repeats", "3", "--batches", "1", "--signatures",
+                                      "encode", "sample", "--seconds", "0.01"]) == 0
+    out = capsys.readouterr().out
+    assert "untrained 784-500-20 MLP" in out, out
+    paths = re.findall(rf"^(keras eager|keras tf\.function|saved_model|tf1 session) +{NUMBER} +"
+                       rf"{NUMBER} +{NUMBER}$", out, re.M)
+    assert paths == ["keras eager", "keras tf.function", "saved_model", "tf1 session"], out
+    batches = re.findall(rf"^(encode|sample) +(\d+) +{NUMBER} +{NUMBER} +{NUMBER}$", out, re.M)
+    assert batches == [(s, str(b)) for s in ("encode", "sample")
+                       for b in script("serving.py").BATCH_SIZES], out
