@@ -7,10 +7,14 @@ Needs the runs of ``benchmarks/applications_runs.sh``. Usage::
 
 Sections: scatter, probe, finetune, synthesis, augment, compress (default: all). Each prints a
 markdown table, writes its figures to docs/figures/ and its numbers to
-benchmarks/results/applications.json (merged with the sections run before).
+benchmarks/results/applications.json (merged with the sections run before); ``--out DIR`` writes
+both into DIR instead. ``--train-examples``, ``--test-examples``, ``--steps`` (of every classifier
+fit) and ``--seeds`` make a quick check of the whole path (at least 1,000 training images: the
+probe draws 1,000 labels).
 """
 
 import argparse
+import functools
 import gzip
 import io
 import json
@@ -36,6 +40,7 @@ from tfvae.runs import load_run  # noqa: E402
 FIGURES = ROOT / "docs" / "figures"
 RESULTS = ROOT / "benchmarks" / "results" / "applications.json"
 SEEDS = (0, 1, 2)
+EXAMPLES = {}  # load_dataset's train_examples and test_examples, where given
 
 
 def mean_std(values):
@@ -48,7 +53,7 @@ def fmt(cell):
 
 
 def mnist():
-    return load_dataset("mnist", binarize="none")
+    return load_dataset("mnist", binarize="none", **EXAMPLES)
 
 
 # ------------------------------------------------------------------------------------ scatter
@@ -118,7 +123,8 @@ def scatter(runs):
 
 def probe(runs, steps=2000):
     data = mnist()
-    features = {"pixels": (data.x_train.reshape(60000, -1), data.x_test.reshape(10000, -1))}
+    features = {"pixels": (data.x_train.reshape(len(data.x_train), -1),
+                           data.x_test.reshape(len(data.x_test), -1))}
     for name, run in (("VAE z", "mnist-vae-z20"), ("autoencoder z", "mnist-ae-z20")):
         model, _ = load_run(Path(runs) / run)
         features[name] = (latent_means(model, data.x_train), latent_means(model, data.x_test))
@@ -134,7 +140,7 @@ def probe(runs, steps=2000):
                                          unlabelled=train, num_classes=10, steps=steps,
                                          seed=seed))
             row[name] = mean_std(accs)
-        result[str(labels or 60000)] = row
+        result[str(labels or len(data.x_train))] = row
     names = list(features)
     print(f"| labels | {' | '.join(names)} |")
     print("|---" * (len(names) + 1) + "|")
@@ -187,7 +193,7 @@ def synthesis(runs, steps=10):
                                         x1[None]]))
     save_grid(np.concatenate(rows), FIGURES / "interpolate_mnist.png", columns=steps + 2)
 
-    faces = load_dataset("frey_face")
+    faces = load_dataset("frey_face", **EXAMPLES)
     frey, _ = load_run(Path(runs) / "frey-vae-z5")
     # From the test face with the lowest code to the one with the highest, along each of the
     # three latent dimensions whose codes spread the most: pairs of different expressions.
@@ -311,18 +317,43 @@ SECTIONS = {"scatter": scatter, "probe": probe, "finetune": finetune, "synthesis
             "augment": augment_section, "compress": compress_section}
 
 
-def main():
+def main(argv=None):
+    global FIGURES, RESULTS, SEEDS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sections", nargs="*", default=list(SECTIONS), choices=list(SECTIONS))
+    # Checked below, not by choices=: argparse checks an empty or default list against the
+    # choices as one value, and refuses it.
+    parser.add_argument("sections", nargs="*", metavar="SECTION",
+                        help=f"any of {', '.join(SECTIONS)} (default: all)")
     parser.add_argument("--runs", default="runs", help="folder of the trained runs")
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path,
+                        help="write the figures and applications.json here (default: "
+                             "docs/figures and benchmarks/results)")
+    parser.add_argument("--train-examples", type=int, help="default: all")
+    parser.add_argument("--test-examples", type=int, help="default: all")
+    parser.add_argument("--steps", type=int,
+                        help="steps of every classifier fit (default: each section's own)")
+    parser.add_argument("--seeds", type=int, default=len(SEEDS),
+                        help=f"seeds per figure (default {len(SEEDS)})")
+    args = parser.parse_args(argv)
+    unknown = [s for s in args.sections if s not in SECTIONS]
+    if unknown:
+        parser.error(f"expected sections from {', '.join(SECTIONS)}, got {', '.join(unknown)}")
+    if args.out:
+        FIGURES, RESULTS = args.out, args.out / "applications.json"
+    SEEDS = tuple(range(args.seeds))
+    EXAMPLES.update({k: v for k, v in (("train_examples", args.train_examples),
+                                       ("test_examples", args.test_examples)) if v})
+    sections = dict(SECTIONS)
+    if args.steps:
+        for name in ("probe", "finetune", "augment"):
+            sections[name] = functools.partial(SECTIONS[name], steps=args.steps)
     FIGURES.mkdir(parents=True, exist_ok=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    for section in args.sections:
+    for section in args.sections or SECTIONS:
         start = time.perf_counter()
         print(f"## {section}")
-        results[section] = SECTIONS[section](args.runs)
+        results[section] = sections[section](args.runs)
         print(f"({time.perf_counter() - start:.0f} s)\n", flush=True)
         RESULTS.write_text(json.dumps(results, indent=1) + "\n")
 

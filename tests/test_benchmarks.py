@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, cli_env
 
 BENCH = ROOT / "benchmarks"
 NUMBER = r"-?[\d,]+(?:\.\d+)?(?:e[-+]?\d+)?"
@@ -285,3 +285,88 @@ def test_serving(script, capsys):
     batches = re.findall(rf"^(encode|sample) +(\d+) +{NUMBER} +{NUMBER} +{NUMBER}$", out, re.M)
     assert batches == [(s, str(b)) for s in ("encode", "sample")
                        for b in script("serving.py").BATCH_SIZES], out
+
+
+@pytest.fixture
+def recorder(tmp_path):
+    """An executable that stands for an interpreter or a command: it records its arguments, one
+    JSON list a line, in the returned log, and prints ``{}``."""
+    log = tmp_path / "calls.jsonl"
+    stub = tmp_path / "record"
+    stub.write_text(f"#!/bin/sh\nexec {sys.executable} -c 'import json, sys; "
+                    f"open(sys.argv[1], \"a\").write(json.dumps(sys.argv[2:]) + \"\\n\"); "
+                    f"print(\"{{}}\")' {log} \"$@\"\n")
+    stub.chmod(0o755)
+    return stub, log
+
+
+def recorded(log):
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("name", ["gpu.sh", "applications_runs.sh"])
+def test_shell_scripts_parse(name):
+    import subprocess
+
+    check = subprocess.run(["bash", "-n", BENCH / name], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+
+
+def test_gpu_script_runs_each_benchmark(recorder, script, children_here, capsys, tmp_path,
+                                        monkeypatch):
+    """gpu.sh's commands, recorded by a stand-in interpreter, then run here with tiny sizes
+    added (argparse takes a flag's last value), so each flag it passes must still exist."""
+    import subprocess
+
+    stub, log = recorder
+    done = subprocess.run(["bash", BENCH / "gpu.sh", tmp_path / "results"], capture_output=True,
+                          text=True, env={**cli_env(), "PYTHON": str(stub)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "results" / "gpu.log").is_file()
+    tiny = {"benchmarks/train_throughput.py": ["--configs", "relu", "--xla", "off", "--epochs",
+                                               "2", "--train-examples", "256"],
+            "benchmarks/log_likelihood.py": ["--examples", "20", "--samples", "10",
+                                             "--batch-size", "10", "--chunk-size", "10"]}
+    calls = [call for call in recorded(log) if call[0] != "-c"]
+    assert [call[0] for call in calls] == ["benchmarks/train_throughput.py"] * 3 + [
+        "benchmarks/log_likelihood.py"], calls
+    for path, *args in calls:
+        capsys.readouterr()
+        script(Path(path).relative_to("benchmarks")).main(args + tiny[path])
+        report = json.loads(capsys.readouterr().out)
+        assert "results" in report if "throughput" in path else "seconds" in report, report
+
+
+def test_applications(recorder, script, capsys, tmp_path):
+    """applications_runs.sh's trainings, recorded by a stand-in ``tfvae``, run here for one
+    epoch on 1,000 images; then every section of applications.py on them."""
+    import subprocess
+
+    from tfvae.cli import main as tfvae
+
+    stub, log = recorder
+    runs = tmp_path / "runs"
+    done = subprocess.run(["bash", BENCH / "applications_runs.sh", runs], capture_output=True,
+                          text=True, env={**cli_env(), "TFVAE": str(stub)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    calls = recorded(log)
+    assert [call[0] for call in calls] == ["train"] * 5, calls
+    for call in calls:
+        assert tfvae(call + ["--epochs", "1", "--train-examples", "1000", "--test-examples",
+                             "100"]) == 0
+    capsys.readouterr()
+    script("applications.py").main(["--runs", str(runs), "--out", str(tmp_path / "out"),
+                                    "--train-examples", "1000", "--test-examples", "100",
+                                    "--steps", "2", "--seeds", "1"])
+    out = capsys.readouterr().out
+    for section in ("scatter", "probe", "finetune", "synthesis", "augment", "compress"):
+        assert f"## {section}\n" in out, out
+    assert re.search(rf"\| vae N\(0, I\) \| {NUMBER} ± {NUMBER} \|", out), out
+    assert re.search(rf"\| 100 \| {NUMBER} \| {NUMBER} \| {NUMBER} \|", out), out
+    assert re.search(rf"\| VAE, 8 bits x 20 dims, gaussian \| {NUMBER} \| {NUMBER} \| {NUMBER} \|",
+                     out), out
+    assert set(json.loads((tmp_path / "out" / "applications.json").read_text())) == {
+        "scatter", "probe", "finetune", "synthesis", "augment", "compress"}
+    assert {p.name for p in (tmp_path / "out").glob("*.png")} == {
+        "latent_scatter.png", "random_points.png", "interpolate_mnist.png",
+        "interpolate_frey.png", "augment.png", "compression.png"}
