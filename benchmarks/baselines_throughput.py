@@ -64,8 +64,8 @@ def main(argv=None):
                   f"{r * samples_per_step(method) / 100:8.0f} samples evaluated/s, "
                   f"{r / base:.2f} x one step per call", flush=True)
         results[method] = {name: round(statistics.median(v)) for name, v in rates.items()}
-    write_results(f"baselines_throughput_fig{args.figure}", out=args.out, steps=args.steps, rounds=args.rounds,
-                  examples_per_second=results)
+    write_results(f"baselines_throughput_fig{args.figure}", out=args.out, steps=args.steps,
+                  rounds=args.rounds, examples_per_second=results)
 
 
 if __name__ == "__main__":

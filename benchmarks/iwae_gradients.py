@@ -90,8 +90,8 @@ def main(argv=None):
             for k in (5, 50) for gradient in ("standard", "dreg")]
     print_table(rows, ["k", "gradient", "epochs", "test_bound", "test_log_px",
                        "test_log_px_stderr", "encoder_snr", "train_seconds"])
-    write_results("iwae_gradients", out=args.out, epochs=args.epochs, test_examples=args.test_examples,
-                  draws=args.draws, runs=rows)
+    write_results("iwae_gradients", out=args.out, epochs=args.epochs,
+                  test_examples=args.test_examples, draws=args.draws, runs=rows)
 
 
 if __name__ == "__main__":

@@ -256,8 +256,8 @@ def test_hmc_settings(script, capsys):
     script("hmc_settings.py").main(["--train-samples", "2000", "--test-examples", "10"])
     out = capsys.readouterr().out
     for name in script("hmc_settings.py").SETTINGS:
-        assert re.search(rf"{re.escape(name)}: log p\(x\) +{NUMBER}, acceptance {NUMBER}, +{NUMBER} s",
-                         out), out
+        assert re.search(rf"{re.escape(name)}: log p\(x\) +{NUMBER}, acceptance {NUMBER}, "
+                         rf"+{NUMBER} s", out), out
     assert re.search(rf"importance sampling, k = 1000: log p\(x\) +{NUMBER}, +{NUMBER} s", out), out
 
 
