@@ -108,7 +108,7 @@ class LatentVariableModel(keras.Model):
         if encoder is not None:
             self.encoder = encoder
         self.decoder = self.make_decoder()
-        self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
+        self.seed_generator = keras.random.SeedGenerator(self.seed, name="seed_generator")
         self.trackers = [keras.metrics.Mean(name=name) for name in self.metric_names]
         self.build((None, *self.image_shape))
 
