@@ -29,12 +29,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tfvae.compression import compress, decompress  # noqa: E402
+from tfvae.applications.compression import compress, decompress  # noqa: E402
 from tfvae.data import load_dataset  # noqa: E402
-from tfvae.features import (accuracy, classifier_from_encoder, fit_classifier,  # noqa: E402
+from tfvae.applications.features import (accuracy, classifier_from_encoder, fit_classifier,  # noqa: E402
                             labelled_subset, latent_means, linear_probe)
 from tfvae.images import save_grid  # noqa: E402
-from tfvae.synthesis import augment, interpolate  # noqa: E402
+from tfvae.applications.synthesis import augment, interpolate  # noqa: E402
 from tfvae.runs import load_run  # noqa: E402
 
 FIGURES = ROOT / "docs" / "figures"

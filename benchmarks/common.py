@@ -120,9 +120,9 @@ MATRIX_FLAGS = ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 
 def machine():
-    """The CPU's name and matrix features (``tfvae.machine``), its core count and the load when
+    """The CPU's name and matrix features (``tfvae.training.machine``), its core count and the load when
     measured."""
-    from tfvae.machine import cpu_flags, cpu_name
+    from tfvae.training.machine import cpu_flags, cpu_name
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return {"cpu": cpu_name(), "matrix_features": [f for f in MATRIX_FLAGS if f in cpu_flags()],

@@ -33,11 +33,11 @@ def child(latent_dim, epochs, train_examples, out=""):
     """Train one conditional model; write its sample grid (to ``out``, else docs/figures); print
     a JSON line with its figures."""
     from tfvae.data import load_dataset
-    from tfvae.features import softmax_regression
+    from tfvae.applications.features import softmax_regression
     from tfvae.images import save_grid
     from tfvae.runs import RunDirectory
-    from tfvae.synthesis import class_samples
-    from tfvae.training import train
+    from tfvae.applications.synthesis import class_samples
+    from tfvae.training.pipeline import train
 
     latent_dim, epochs, train_examples = int(latent_dim), int(epochs), int(train_examples)
     recipe = {**RECIPE, "data_config": {**RECIPE["data_config"],

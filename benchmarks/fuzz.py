@@ -97,7 +97,7 @@ class Targets:
                                   load_model)
 
     def _add_code_file(self, model):
-        from tfvae.compression import compress, decompress_batches
+        from tfvae.applications.compression import compress, decompress_batches
 
         x = np.random.default_rng(1).random((5, *model.image_shape)).astype(np.float32)
         blob = compress(model, x, 3)
@@ -106,7 +106,7 @@ class Targets:
 
     def add_client(self):
         """The REST client's reading of metadata and predict replies, from a local server."""
-        from tfvae.serving import Client
+        from tfvae.export.client import Client
 
         metadata = {"model_spec": {"name": "m", "version": "1"}, "metadata": {"signature_def": {
             "signature_def": {"decode": {
@@ -243,7 +243,7 @@ def fuzz(targets, name, examples, run_seed=0):
 def tiny_model_and_run(folder):
     """One tiny trained run (and its model), for the run-directory and code-file targets."""
     from tfvae.runs import RunDirectory
-    from tfvae.training import train
+    from tfvae.training.pipeline import train
 
     run_dir = Path(folder) / "tiny-run"
     train(run_dir, model_config={"latent_dim": 2, "hidden": 8},

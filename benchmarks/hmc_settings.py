@@ -13,7 +13,7 @@ import time
 
 import keras
 
-from tfvae.likelihood import hmc_log_likelihood, log_likelihood
+from tfvae.evaluation.likelihood import hmc_log_likelihood, log_likelihood
 from tfvae.paper.budgets import BUDGETS, RunSpec
 from tfvae.paper.loop import RunData, build_model, train_samples
 

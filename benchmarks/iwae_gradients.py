@@ -55,7 +55,7 @@ def child(k, gradient, epochs, test_examples, draws, train_examples):
     from tfvae import log_likelihood
     from tfvae.data import binarize
     from tfvae.runs import RunDirectory
-    from tfvae.training import train
+    from tfvae.training.pipeline import train
 
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"

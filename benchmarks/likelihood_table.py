@@ -129,7 +129,7 @@ def child(name, run_dir, budget, minutes, batch_size, train_examples, test_examp
     from tfvae import estimators, log_likelihood
     from tfvae.data import binarize, load_dataset
     from tfvae.runs import RunDirectory
-    from tfvae.training import train
+    from tfvae.training.pipeline import train
 
     run_dir = Path(run_dir)
     run = RunDirectory(run_dir)

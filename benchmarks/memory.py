@@ -1,6 +1,6 @@
 """Resident memory of ``tfvae train`` epoch after epoch: it should stay flat.
 
-Trains the 784-400-20 ReLU model (batch 128, Adam) on MNIST through ``tfvae.training.train``
+Trains the 784-400-20 ReLU model (batch 128, Adam) on MNIST through ``tfvae.training.pipeline.train``
 for ``--epochs`` epochs (20 by default), with validation, checkpoints and TensorBoard logs as the
 command writes them, and prints the process's resident memory (RSS) at the end of every epoch,
 then the growth from the end of epoch 2 (after compilation and the first checkpoint) to the end,
@@ -29,7 +29,7 @@ def main(argv=None):
 
     import keras
 
-    from tfvae.training import train
+    from tfvae.training.pipeline import train
 
     per_epoch = []
 

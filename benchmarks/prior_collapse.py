@@ -32,7 +32,7 @@ WARMUPS = (0, 2, 20)
 
 def warmup_child(warmup_epochs, epochs, train_examples):
     from tfvae.runs import RunDirectory
-    from tfvae.training import train
+    from tfvae.training.pipeline import train
 
     with tempfile.TemporaryDirectory() as tmp:
         train(Path(tmp) / "run", model_config={**MODEL, "prior": "vamp"},

@@ -52,7 +52,7 @@ def measure(model, export_dir, *, repeats=300, batches=20, batch_size=256, warmu
     """Rows of {"path", "p50_ms", "p99_ms", "images_per_s"} for the encode signature."""
     import tensorflow as tf
 
-    from tfvae.export import serving_functions
+    from tfvae.export.savedmodel import serving_functions
 
     rng = np.random.default_rng(0)
     one = rng.random((1, *model.image_shape), dtype=np.float32)
@@ -108,8 +108,8 @@ def measure_batches(model, export_dir, *, signatures=("encode", "decode", "sampl
     """
     import tensorflow as tf
 
-    from tfvae.export import input_specs
-    from tfvae.warmup import warmup_inputs
+    from tfvae.export.savedmodel import input_specs
+    from tfvae.export.warmup import warmup_inputs
 
     specs = input_specs(model)
     graph = tf.Graph()
@@ -166,7 +166,7 @@ def main(argv=None):
 
     where = machine()  # the load before this process adds its own
     from tfvae import VAE
-    from tfvae.export import export_model
+    from tfvae.export.savedmodel import export_model
     from tfvae.runs import load_run
 
     model = load_run(args.run_dir)[0] if args.run_dir else VAE(latent_dim=20, hidden=500, seed=0)

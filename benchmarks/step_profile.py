@@ -46,7 +46,7 @@ def child(variant, epochs, train_examples):
 
     from tfvae import VAE
     from tfvae.data import load_dataset, make_pipeline, make_train_stream, steps_per_epoch
-    from tfvae.execution import largest_divisor, nearest_divisor
+    from tfvae.training.execution import largest_divisor, nearest_divisor
     from tfvae.options import TRAIN_DEFAULTS
 
     per_execution = {"one step per execution": lambda steps, requested: 1,

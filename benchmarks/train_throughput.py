@@ -5,7 +5,7 @@ Configurations:
 - ``paper``: the paper's MLP, 784-500-20 tanh, batch 100, Adagrad (learning rate 0.01);
 - ``relu``:  784-400-20 ReLU, batch 128, Adam (learning rate 1e-3).
 
-Each (configuration, XLA) pair trains in a fresh process through ``tfvae.training.train``, the
+Each (configuration, XLA) pair trains in a fresh process through ``tfvae.training.pipeline.train``, the
 code behind ``tfvae train`` (in-memory epoch stream, binarization on the device, several steps per
 execution), for ``--epochs`` epochs over ``--train-examples`` images. The figure is the best
 epoch's training examples per second after the first (which includes compilation), from the
@@ -44,7 +44,7 @@ def child(config_name, xla, epochs, train_examples, mixed_precision, steps_per_e
     """Train one configuration; print a JSON line with its figures."""
     from tfvae.options import TRAIN_DEFAULTS
     from tfvae.runs import RunDirectory
-    from tfvae.training import train
+    from tfvae.training.pipeline import train
 
     config = CONFIGS[config_name]
     with tempfile.TemporaryDirectory() as tmp:

@@ -34,7 +34,7 @@ VARIANTS = {"none": {}, "warm-up": {"kl_warmup_epochs": 2}, "free bits": {"free_
 def child(beta, variant, epochs, latent_dim, train_examples):
     """Train one configuration; print a JSON line with its figures."""
     from tfvae.runs import RunDirectory
-    from tfvae.training import train
+    from tfvae.training.pipeline import train
 
     controls = dict(VARIANTS[variant])
     warmup = controls.pop("kl_warmup_epochs", None)
@@ -53,7 +53,7 @@ def child(beta, variant, epochs, latent_dim, train_examples):
                   "seconds": sum(r["seconds"] for r in RunDirectory(run_dir).read_metrics())}
         if int(latent_dim) == 2:
             from tfvae.data import load_dataset
-            from tfvae.features import latent_means
+            from tfvae.applications.features import latent_means
             from tfvae.runs import load_run
 
             model, _ = load_run(run_dir)

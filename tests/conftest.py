@@ -13,7 +13,7 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 
 @pytest.fixture(scope="session", autouse=True)
 def xla_cache(tmp_path_factory):
-    """The tests' own cache of measured XLA figures (``tfvae.execution.xla_figures``), never the
+    """The tests' own cache of measured XLA figures (``tfvae.training.execution.xla_figures``), never the
     user's; CLI subprocesses inherit it through the environment."""
     os.environ["TFVAE_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
 
@@ -76,7 +76,7 @@ def run_cli(*args, cwd=None, timeout=600):
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """A VAE trained briefly on 1,000 MNIST digits: a run directory other tests read, never write."""
-    from tfvae.training import train
+    from tfvae.training.pipeline import train
 
     run_dir = tmp_path_factory.mktemp("tiny") / "run"
     train(run_dir, model_config={"latent_dim": 4, "hidden": 64},

@@ -25,7 +25,7 @@ def main(strategy_name, run_dir, weights_path, logical_cpus=1, extra="{}"):
 
     import numpy as np
 
-    from tfvae.training import train
+    from tfvae.training.pipeline import train
 
     # 301 examples in batches of 64: the last batch (45) splits unevenly over two replicas.
     vae = train(run_dir, model_config={"latent_dim": 3, "hidden": 32, "num_samples": 2,

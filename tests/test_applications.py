@@ -7,10 +7,10 @@ from PIL import Image
 from tfvae.cli import main
 from tfvae import Autoencoder, InputError, classifier_from_encoder
 from tfvae.data import load_dataset
-from tfvae.features import labelled_subset, latent_means, linear_probe, probe
-from tfvae.synthesis import augment, interpolate, latent_path, lerp, slerp
+from tfvae.applications.features import labelled_subset, latent_means, linear_probe, probe
+from tfvae.applications.synthesis import augment, interpolate, latent_path, lerp, slerp
 from tfvae.runs import load_run
-from tfvae.training import train
+from tfvae.training.pipeline import train
 
 
 def cli(capsys, *args):

@@ -6,10 +6,10 @@ import pytest
 
 from tfvae import VAE, Autoencoder, InputError
 from tfvae.cli import main
-from tfvae.models.networks import MLP
+from tfvae.layers.bodies import MLP
 from tfvae.runs import RunDirectory, load_run
 from tfvae.storage import read_json
-from tfvae.training import train
+from tfvae.training.pipeline import train
 
 
 def _digits(n=64, seed=0):

@@ -9,7 +9,7 @@ import pytest
 
 from tfvae import Autoencoder, InputError
 from tfvae.cli import main
-from tfvae.compression import (MAGIC, compress, decode_file, decompress, dequantize,
+from tfvae.applications.compression import (MAGIC, compress, decode_file, decompress, dequantize,
                                encode_file, model_fingerprint, pack_bits, quantize,
                                quantizer_params, unpack_bits)
 from tfvae.data import load_dataset

@@ -11,13 +11,13 @@ import tensorflow as tf
 from tfvae import VAE, InputError
 from tfvae.cli import main
 from tfvae.data import load_dataset
-from tfvae.export import export_run, input_specs, read_metadata, serving_functions
-from tfvae.features import softmax_regression
-from tfvae.likelihood import log_likelihood
+from tfvae.export.savedmodel import export_run, input_specs, read_metadata, serving_functions
+from tfvae.applications.features import softmax_regression
+from tfvae.evaluation.likelihood import log_likelihood
 from tfvae.models import load_model
 from tfvae.runs import RunDirectory
-from tfvae.synthesis import augment, class_samples
-from tfvae.training import train
+from tfvae.applications.synthesis import augment, class_samples
+from tfvae.training.pipeline import train
 
 X = (np.random.default_rng(0).random((12, 28, 28, 1)) < 0.3).astype(np.float32)
 Y = np.arange(12) % 3
@@ -254,7 +254,7 @@ def test_augment_keeps_each_draw_in_its_class(conditional_run, tmp_path, capsys)
 def test_the_client_sends_labels_to_a_served_conditional_model(conditional_run, tmp_path,
                                                               protocol):
     from serving_double import ModelServer
-    from tfvae.serving import Client
+    from tfvae.export.client import Client
 
     export_run(conditional_run, "cvae", base_dir=tmp_path, num_samples=20)
     model = RunDirectory(conditional_run).load_model()

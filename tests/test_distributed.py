@@ -95,7 +95,7 @@ def test_multiworker_on_loopback_trains_and_workers_agree(tmp_path):
 
 def test_multiworker_without_tf_config_is_an_input_error(tmp_path, monkeypatch):
     from tfvae.errors import InputError
-    from tfvae.training import train
+    from tfvae.training.pipeline import train
 
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(InputError, match="--strategy multiworker.*TF_CONFIG"):
@@ -105,7 +105,7 @@ def test_multiworker_without_tf_config_is_an_input_error(tmp_path, monkeypatch):
 
 def test_unknown_strategy_is_an_input_error(tmp_path):
     from tfvae.errors import InputError
-    from tfvae.training import train
+    from tfvae.training.pipeline import train
 
     with pytest.raises(InputError, match="--strategy"):
         train(tmp_path / "run", strategy="horovod", epochs=1)

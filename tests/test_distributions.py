@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from scipy import stats
 
-from tfvae.models.distributions import (MIN_SCALE, BernoulliLikelihood, CrossEntropyBernoulli,
+from tfvae.layers.likelihoods import (MIN_SCALE, BernoulliLikelihood, CrossEntropyBernoulli,
                                         DiagonalGaussian, GaussianLikelihood)
 from tfvae.errors import InputError
 

@@ -18,10 +18,10 @@ from conftest import cli_env
 from tfvae import MCEM, VAE, Autoencoder, WakeSleep
 from tfvae.cli import main
 from tfvae.errors import InputError
-from tfvae.export import export_model, export_run
-from tfvae.likelihood import log_likelihood
+from tfvae.export.savedmodel import export_model, export_run
+from tfvae.evaluation.likelihood import log_likelihood
 from tfvae.runs import RunDirectory
-from tfvae.training import TrainingDiverged, train
+from tfvae.training.pipeline import TrainingDiverged, train
 
 BIG = str(10 ** 9)
 # The smallest run that trains in a few seconds (as tests/test_reliability.py's).

@@ -19,10 +19,10 @@ import tensorflow as tf
 from conftest import ROOT
 from tfvae import VAE, cli, noise
 from tfvae.errors import InputError
-from tfvae.export import (SAMPLE_STREAM, SIGNATURES, export_model, export_run, next_version,
+from tfvae.export.savedmodel import (SAMPLE_STREAM, SIGNATURES, export_model, export_run, next_version,
                           read_metadata, serving_functions)
 from tfvae.runs import RunDirectory, load_run
-from tfvae.warmup import warmup_records
+from tfvae.export.warmup import warmup_records
 
 MODEL = "mnist_vae"
 K = 200  # importance samples of log_likelihood in these exports
@@ -232,7 +232,7 @@ def test_warmup_requests_replay_through_tf1_loader(exported):
 
 
 def test_warmup_follows_the_signatures_inputs(tmp_path, monkeypatch):
-    from tfvae import export
+    from tfvae.export import savedmodel as export
     from tfvae.models import Autoencoder
 
     # The export needs no tensorflow-serving-api: with it unimportable the warmup is written.

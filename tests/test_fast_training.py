@@ -13,9 +13,10 @@ from tfvae import data as datasets
 from tfvae.errors import InputError
 from tfvae.runs import RunDirectory
 from tfvae.storage import read_json
-from tfvae import execution, training
-from tfvae.execution import largest_divisor, nearest_divisor, resolve_jit_compile
-from tfvae.training import train
+from tfvae.training import execution
+from tfvae.training import pipeline as training
+from tfvae.training.execution import largest_divisor, nearest_divisor, resolve_jit_compile
+from tfvae.training.pipeline import train
 
 SEED = tf.constant([7, -3], tf.int32)
 TINY = {"model_config": {"latent_dim": 3, "hidden": 16},

@@ -119,7 +119,7 @@ def test_an_npz_member_claiming_more_than_deflate_allows_is_refused(tmp_path, ti
 
 
 def _code_file(n, d, fingerprint):
-    from tfvae.compression import encode_file
+    from tfvae.applications.compression import encode_file
 
     return encode_file(np.zeros((n, d), np.uint32), 1, "uniform", np.zeros(d), np.ones(d),
                        fingerprint)
@@ -128,7 +128,7 @@ def _code_file(n, d, fingerprint):
 def test_a_code_file_of_another_model_is_refused_before_decoding(tmp_path, tiny_run, capsys):
     import tracemalloc
 
-    from tfvae.compression import decompress
+    from tfvae.applications.compression import decompress
     from tfvae.errors import InputError
     from tfvae.runs import RunDirectory
 
@@ -147,7 +147,7 @@ def test_a_code_file_of_another_model_is_refused_before_decoding(tmp_path, tiny_
 
 
 def test_a_code_file_is_decoded_a_batch_at_a_time(tiny_run):
-    from tfvae.compression import decompress_batches, model_fingerprint
+    from tfvae.applications.compression import decompress_batches, model_fingerprint
     from tfvae.runs import RunDirectory
 
     model = RunDirectory(tiny_run).load_model()

@@ -11,7 +11,7 @@ from PIL import Image
 from tfvae.cli import main
 from tfvae.errors import InputError
 from tfvae.runs import RunDirectory
-from tfvae.training import train
+from tfvae.training.pipeline import train
 
 SIDE, PAD, SCALE = 64, 1, 2  # the image size asked for; tfvae.images' padding and enlargement
 

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from tfvae import VAE, Autoencoder, InputError, log_likelihood
-from tfvae.evaluation import evaluate_elbo
+from tfvae.evaluation.diagnostics import evaluate_elbo
 
 GREY = (np.random.default_rng(0).random((32, 28, 28)) * 255).astype(np.uint8)
 
@@ -89,7 +89,7 @@ def test_every_method_that_takes_images_takes_them_flat_and_names_x_otherwise():
 
 def test_train_takes_numpy_integers_for_counts_and_seeds(tmp_path):
     from tfvae.runs import RunDirectory
-    from tfvae.training import train
+    from tfvae.training.pipeline import train
 
     model = train(tmp_path / "run", model_config={"latent_dim": np.int64(2), "hidden": np.int32(8)},
                   data_config={"name": "mnist", "train_examples": np.int64(200),

@@ -12,7 +12,7 @@ import tensorflow_probability as tfp
 
 from conftest import run_cli
 from tfvae import InputError, estimators, log_likelihood
-from tfvae.likelihood import hmc_log_likelihood
+from tfvae.evaluation.likelihood import hmc_log_likelihood
 
 tfd = tfp.distributions
 

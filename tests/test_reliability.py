@@ -19,7 +19,7 @@ import pytest
 
 from conftest import cli_env, run_cli
 from tfvae.cli import main
-from tfvae.export import export_run
+from tfvae.export.savedmodel import export_run
 from tfvae.runs import RunDirectory, load_run
 
 TINY = ["--train-examples", "600", "--test-examples", "200", "--hidden", "32",
@@ -348,11 +348,11 @@ def test_the_last_step_of_a_write_refuses_a_file_another_process_wrote(tmp_path)
 def test_an_out_file_written_while_a_command_runs_is_kept(command, tiny_run, tmp_path,
                                                           monkeypatch, capsys):
     import tfvae.images
-    import tfvae.synthesis
+    import tfvae.applications.synthesis
 
     out = tmp_path / ("out.png" if command == "sample" else "out.npz")
     module, name = ((tfvae.images, "sample_images") if command == "sample"
-                    else (tfvae.synthesis, "augment"))
+                    else (tfvae.applications.synthesis, "augment"))
     original = getattr(module, name)
 
     def racing(*args, **kwargs):
@@ -375,10 +375,10 @@ def test_an_out_file_written_while_a_command_runs_is_kept(command, tiny_run, tmp
 
 def test_an_export_takes_the_next_version_when_another_export_took_its_own(reference, tmp_path,
                                                                             monkeypatch):
-    import tfvae.export
-    from tfvae.export import read_metadata
+    import tfvae.export.savedmodel
+    from tfvae.export.savedmodel import read_metadata
 
-    original = tfvae.export.write_warmup
+    original = tfvae.export.savedmodel.write_warmup
 
     def racing(specs, saved, model_name):
         original(specs, saved, model_name)
@@ -387,7 +387,7 @@ def test_an_export_takes_the_next_version_when_another_export_took_its_own(refer
             taken.mkdir()
             (taken / "saved_model.pb").write_bytes(b"theirs")
 
-    monkeypatch.setattr(tfvae.export, "write_warmup", racing)
+    monkeypatch.setattr(tfvae.export.savedmodel, "write_warmup", racing)
     path = export_run(reference, "vae", base_dir=tmp_path, num_samples=2)
     assert path == tmp_path / "vae" / "2"
     assert read_metadata(path)["version"] == 2
@@ -404,7 +404,7 @@ def test_an_export_takes_the_next_version_when_another_export_took_its_own(refer
 # -- resumed as it was, or refused -------------------------------------------------------------
 
 def test_a_resumed_run_keeps_the_xla_choice_of_the_run_it_resumes(tmp_path):
-    from tfvae.training import train
+    from tfvae.training.pipeline import train
 
     def run(run_dir, epochs, **kwargs):
         return train(run_dir, model_config={"latent_dim": 3, "hidden": 32},

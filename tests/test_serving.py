@@ -22,8 +22,8 @@ from conftest import ROOT, run_cli
 from serving_double import ModelServer
 from tfvae import cli
 from tfvae.errors import InputError
-from tfvae.export import export_run, serving_functions
-from tfvae.serving import Client, ServingError
+from tfvae.export.savedmodel import export_run, serving_functions
+from tfvae.export.client import Client, ServingError
 from tfvae.runs import RunDirectory, load_run
 
 MODEL = "mnist_vae"

@@ -13,11 +13,12 @@ from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator as ea
 from tensorboard.plugins import projector
 
-from tfvae import images, summaries
+from tfvae import images
+from tfvae.training import summaries
 from tfvae import projector as tfvae_projector
 from tfvae.cli import main
 from tfvae.data import load_dataset
-from tfvae.features import latent_means
+from tfvae.applications.features import latent_means
 from tfvae.models import MCEM
 from tfvae.runs import RunDirectory
 
@@ -269,7 +270,7 @@ def test_a_projector_without_labels_has_the_index_alone(run2d, tmp_path):
 
 
 def test_a_resume_may_add_the_projector_and_replaces_its_own(tmp_path):
-    from tfvae.training import train
+    from tfvae.training.pipeline import train
 
     settings = {"model_config": {"latent_dim": 3, "hidden": 16},
                 "data_config": {"name": "mnist", "train_examples": 200, "test_examples": 30},

@@ -15,7 +15,7 @@ from conftest import cli_env, run_cli
 from tfvae.cli import main
 from tfvae.models import VAE
 from tfvae.runs import RunDirectory, load_run
-from tfvae.training import TrainingDiverged, train
+from tfvae.training.pipeline import TrainingDiverged, train
 
 TINY = ["--train-examples", "1000", "--test-examples", "200", "--hidden", "32",
         "--latent-dim", "3", "--batch-size", "100", "--quiet"]

@@ -161,7 +161,7 @@ def test_the_cli_trains_with_the_controls_and_records_them(tmp_path, capsys):
 
 
 def test_active_units_and_the_kl_of_each_dimension():
-    from tfvae.evaluation import latent_diagnostics
+    from tfvae.evaluation.diagnostics import latent_diagnostics
 
     model = _compiled()
     kernel, bias = model.encoder.posterior.params.get_weights()
@@ -197,7 +197,7 @@ def test_each_epoch_records_the_active_units_and_evaluate_prints_them(tmp_path, 
 
 def test_an_epoch_without_active_units_warns_of_collapse_and_names_the_warm_up(
         tmp_path, capsys, monkeypatch):
-    from tfvae import training
+    from tfvae.training import pipeline as training
     from tfvae.cli import main
 
     def collapsed(model, x, **kwargs):

@@ -65,7 +65,7 @@ CHECKPOINTS = ("model", "best", "last")
 LOG_LIKELIHOOD_METHODS = ("importance", "hmc")
 LOG_LIKELIHOOD_SAMPLES = 5000
 EXPORT_LOG_LIKELIHOOD_SAMPLES = 1000
-# The SavedModel, and the files of tfvae.runtimes.
+# The SavedModel, and the files of tfvae.export.runtimes.
 EXPORT_FORMATS = ("savedmodel", "tflite", "onnx")
 
 # -- applications and the paper -----------------------------------------------------------

@@ -20,7 +20,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
-MNIST = Path(__file__).resolve().parents[2] / "tfvae" / "datasets" / "mnist.npz"
+MNIST = Path(__file__).resolve().parents[2] / "tfvae" / "data" / "packaged" / "mnist.npz"
 
 
 class Sampling(layers.Layer):

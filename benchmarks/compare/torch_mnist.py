@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-MNIST = Path(__file__).resolve().parents[2] / "tfvae" / "datasets" / "mnist.npz"
+MNIST = Path(__file__).resolve().parents[2] / "tfvae" / "data" / "packaged" / "mnist.npz"
 
 
 def parse(parser):

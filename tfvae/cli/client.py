@@ -55,7 +55,7 @@ def _call(args, request):
     """Run ``request(client)``; a refusal by the server is one line on stderr and status 1."""
     import sys
 
-    from tfvae.serving import Client, ServingError
+    from tfvae.export.client import Client, ServingError
 
     with Client(args.url, args.model_name, version=args.version, timeout=args.timeout) as client:
         try:

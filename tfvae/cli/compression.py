@@ -9,7 +9,7 @@ def register(subparsers):
         "compress", help="write images as latent means quantized to B bits per dimension",
         description="Encode the images x of an .npz and write their latent means, quantized to "
                     "--bits bits per dimension, in the tfvae code file format "
-                    "(see tfvae.compression).")
+                    "(see tfvae.applications.compression).")
     add_run_argument(p)
     p.add_argument("--input", required=True, help=".npz with images x")
     p.add_argument("--bits", type=int, required=True, help="bits per latent dimension, 1..16")
@@ -28,8 +28,8 @@ def register(subparsers):
 
 
 def compress(args):
-    from tfvae.compression import check_bits, compress as run_compress
-    from tfvae.files import load_code_run, read_images
+    from tfvae.applications.compression import check_bits, compress as run_compress
+    from tfvae.applications.inputs import load_code_run, read_images
     from tfvae.storage import check_output, write_bytes
 
     check_bits(args.bits)
@@ -46,9 +46,9 @@ def compress(args):
 def decompress(args):
     from pathlib import Path
 
-    from tfvae.compression import decompress_to_npz, read_code_file
+    from tfvae.applications.compression import decompress_to_npz, read_code_file
     from tfvae.errors import InputError
-    from tfvae.files import load_code_run
+    from tfvae.applications.inputs import load_code_run
     from tfvae.storage import check_output
 
     out = check_output(args.out, ".npz", overwrite=args.overwrite)

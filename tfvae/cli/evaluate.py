@@ -33,8 +33,8 @@ def run(args):
     from tfvae.checks import check_count, check_int, check_seed
     from tfvae.data import binarize
     from tfvae.errors import InputError
-    from tfvae.evaluation import evaluate_elbo, latent_diagnostics
-    from tfvae.likelihood import log_likelihood
+    from tfvae.evaluation.diagnostics import evaluate_elbo, latent_diagnostics
+    from tfvae.evaluation.likelihood import log_likelihood
     from tfvae.runs import RunDirectory
 
     check_int("--examples", args.examples, optional=True)

@@ -46,7 +46,7 @@ def run(args):
                              repr(value))
     if args.out is None:
         raise InputError("--out", f"the path to write --format {args.format} to", "none")
-    from tfvae.runtimes import export_run
+    from tfvae.export.runtimes import export_run
 
     paths = export_run(args.run_dir, args.format, args.out, num_samples=args.num_samples,
                        checkpoint=args.checkpoint, overwrite=args.overwrite)
@@ -62,7 +62,7 @@ def _savedmodel(args):
     if args.model_name is None:
         raise InputError("--model-name", "a name for --format savedmodel (the model's name in "
                          "TF Serving)", "none")
-    from tfvae.export import export_run
+    from tfvae.export.savedmodel import export_run
 
     path = export_run(args.run_dir, args.model_name, base_dir=args.base_dir or "export",
                       version=args.version, num_samples=args.num_samples,

@@ -54,7 +54,7 @@ def register(subparsers):
 
 
 def _load(args):
-    from tfvae.files import load_code_run, run_dataset
+    from tfvae.applications.inputs import load_code_run, run_dataset
 
     model, _ = load_code_run(args.run_dir, checkpoint=args.checkpoint)
     dataset = run_dataset(model, args.run_dir, args.dataset, args.train_examples,
@@ -78,8 +78,8 @@ def _labels(values):
 
 def features(args):
     from tfvae.errors import InputError
-    from tfvae.features import latent_means
-    from tfvae.projector import check_projector_dir
+    from tfvae.applications.features import latent_means
+    from tfvae.applications.projector import check_projector_dir
     from tfvae.storage import check_output, write_npz
 
     if args.out is None and args.tensorboard is None:
@@ -103,7 +103,7 @@ def features(args):
 
 
 def _projector(args, model, dataset):
-    from tfvae.projector import write_projector
+    from tfvae.applications.projector import write_projector
 
     shown = write_projector(model, dataset.x_test, dataset.y_test, args.tensorboard,
                             overwrite=args.overwrite, dataset=dataset.name)
@@ -111,7 +111,7 @@ def _projector(args, model, dataset):
 
 
 def _accuracies(args, experiment, title, columns):
-    """Run ``experiment`` (``tfvae.features.probe`` or ``finetune``) and print its table."""
+    """Run ``experiment`` (``tfvae.applications.features.probe`` or ``finetune``) and print its table."""
     from tfvae.checks import check_int, check_seed
 
     labels = _labels(args.labels)
@@ -127,12 +127,12 @@ def _accuracies(args, experiment, title, columns):
 
 
 def probe(args):
-    from tfvae.features import probe as run_probe
+    from tfvae.applications.features import probe as run_probe
 
     return _accuracies(args, run_probe, "linear classifier", ("z", "pixels"))
 
 
 def finetune(args):
-    from tfvae.features import finetune as run_finetune
+    from tfvae.applications.features import finetune as run_finetune
 
     return _accuracies(args, run_finetune, "encoder body + softmax", ("encoder", "random"))

@@ -45,11 +45,11 @@ def interpolate(args):
     import numpy as np
 
     from tfvae.errors import InputError
-    from tfvae.files import load_code_run, run_dataset
+    from tfvae.applications.inputs import load_code_run, run_dataset
     from tfvae.images import save_grid
     from tfvae.checks import check_count
     from tfvae.storage import check_output
-    from tfvae.synthesis import interpolate as path_images
+    from tfvae.applications.synthesis import interpolate as path_images
 
     out = check_output(args.out, ".png", overwrite=args.overwrite)
     paths = options.INTERPOLATION_PATHS if args.path == "both" else (args.path,)
@@ -73,9 +73,9 @@ def augment(args):
 
     from tfvae.checks import check_int, check_seed
     from tfvae.errors import InputError
-    from tfvae.files import load_code_run, read_images
+    from tfvae.applications.inputs import load_code_run, read_images
     from tfvae.storage import check_output, write_npz
-    from tfvae.synthesis import augment as run_augment, class_samples
+    from tfvae.applications.synthesis import augment as run_augment, class_samples
 
     out = check_output(args.out, ".npz", overwrite=args.overwrite)
     check_int("--per-class", args.per_class, optional=True)

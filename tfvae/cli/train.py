@@ -134,7 +134,7 @@ def _given(args):
 
 def run(args):
     from tfvae.runs import RunDirectory
-    from tfvae.training import train
+    from tfvae.training.pipeline import train
 
     # A new run takes every setting; a resumed one only those given, which must be the run's.
     explicit = _given(args)

@@ -6,13 +6,13 @@
 =====================  ===============================================  ==========  ===========
 name                   source                                           likelihood  binarize
 =====================  ===============================================  ==========  ===========
-``"mnist"``            embedded ``tfvae/datasets/mnist.npz`` (60,000    bernoulli   ``dynamic``
+``"mnist"``            embedded ``tfvae/data/packaged/mnist.npz`` (60,000    bernoulli   ``dynamic``
                        train / 10,000 test, labels), sha256-checked
 ``"binarized_mnist"``  Larochelle & Murray's static binarization:       bernoulli   ``static``
                        ``data_path``, else ``$TFVAE_BINARIZED_MNIST``,              (fixed)
                        else ``tensorflow_datasets``; 50,000 train (the
                        ``valid`` split is not used) / 10,000 test
-``"frey_face"``        embedded ``tfvae/datasets/frey_rawface.mat``     gaussian    ``none``
+``"frey_face"``        embedded ``tfvae/data/packaged/frey_rawface.mat``     gaussian    ``none``
                        (1,965 faces 28x20), sha256-checked, a fixed                 (fixed)
                        1,772 / 193 split
 ``"tfds:<name>"``      ``tensorflow_datasets`` (optional dependency),   bernoulli   ``none``
@@ -55,8 +55,8 @@ from tfvae.errors import InputError
 from tfvae.options import BINARIZE_MODES, DATASETS
 
 # Where the packaged dataset files are.
-DATA_DIR = pathlib.Path(__file__).parent.parent / "datasets"
-# name -> (packaged file, sha256 from tfvae/datasets/SOURCES.md)
+DATA_DIR = pathlib.Path(__file__).parent / "packaged"
+# name -> (packaged file, sha256 from tfvae/data/packaged/SOURCES.md)
 _EMBEDDED = {
     "mnist": ("mnist.npz", "06af5dfe73b70e3bc1c36439982b18a8d76803db9b544f6fdf838a37fbb01b64"),
     "frey_face": (

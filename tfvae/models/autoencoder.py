@@ -1,6 +1,6 @@
 """``tfvae.Autoencoder``: the plain autoencoder the paper starts from, a baseline to the VAE.
 
-It has the VAE's bodies and decoder head (``tfvae.models.networks``, ``.distributions``) but a
+It has the VAE's bodies and decoder head (``tfvae.layers.bodies``, ``.distributions``) but a
 deterministic code z = f(x) [B, D]. Training maximizes log p(x | z = f(x)) under the decoder head
 (for a Bernoulli head, minus the binary cross-entropy summed over pixels). There is no KL term,
 so nothing makes the codes fill N(0, I): decoding points drawn from N(0, I) need not give

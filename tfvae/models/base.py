@@ -23,9 +23,9 @@ from tfvae.checks import (MAX_SEED, check_choice, check_count, check_int, check_
 from tfvae.data.graph_checks import checked_batches, flat_images
 from tfvae.data.validation import model_images, model_latents
 from tfvae.errors import InputError
-from tfvae.models.coders import Decoder, Encoder
-from tfvae.models.distributions import likelihood_layer
-from tfvae.models.networks import check_model_size, network_body
+from tfvae.layers.coders import Decoder, Encoder
+from tfvae.layers.likelihoods import likelihood_layer
+from tfvae.layers.bodies import check_model_size, network_body
 
 tfd = tfp.distributions
 

@@ -13,10 +13,10 @@ from tfvae.checks import (MAX_INT64, check_choice, check_int, check_labels, chec
                           check_weights)
 from tfvae.errors import InputError
 from tfvae.models.base import LatentVariableModel, register
-from tfvae.models.coders import Encoder
-from tfvae.models.flows import FlowPosterior
-from tfvae.models.hierarchy import HierarchicalPosterior, HierarchicalPrior
-from tfvae.models.priors import prior_layer
+from tfvae.layers.coders import Encoder
+from tfvae.layers.flows import FlowPosterior
+from tfvae.layers.hierarchy import HierarchicalPosterior, HierarchicalPrior
+from tfvae.layers.priors import prior_layer
 
 _LATENT = options.LATENT_DEFAULTS
 
@@ -63,10 +63,10 @@ class VAE(LatentVariableModel):
 
     - ``prior``: ``"normal"`` N(0, I); ``"mog"``, a learned mixture of ``prior_components``
       Gaussians; ``"vamp"``, the VampPrior (Tomczak & Welling, 2018) on ``prior_components``
-      pseudo-inputs (``tfvae.models.priors``);
+      pseudo-inputs (``tfvae.layers.priors``);
     - ``posterior``: ``"gaussian"``, or ``"iaf"``: ``flow_steps`` inverse autoregressive flow
-      steps on the Gaussian (Kingma et al., 2016; ``tfvae.models.flows``);
-    - ``stochastic_layers=2``: x -> z1 -> z2 (Burda et al., 2015; ``tfvae.models.hierarchy``),
+      steps on the Gaussian (Kingma et al., 2016; ``tfvae.layers.flows``);
+    - ``stochastic_layers=2``: x -> z1 -> z2 (Burda et al., 2015; ``tfvae.layers.hierarchy``),
       z1 of ``latent_dim`` units and z2 of half as many, the z1-z2 networks of ``hidden // 2``
       units and the same depth; the model's latent z = [z1, z2] (``model.latent_dim`` is their
       sum, ``layer_dims`` each), p(x|z) reads z1. It takes the normal prior and the Gaussian

@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 
 from tfvae.errors import InputError
-from tfvae.execution import largest_divisor
+from tfvae.training.execution import largest_divisor
 from tfvae.options import EXPERIMENTS, TRAIN_DEFAULTS
 
 METHODS = ("aevb", "wake_sleep", "mcem")
@@ -44,7 +44,7 @@ class Budget:
     points: int  # evaluation points per run, log-spaced
     eval_examples: int  # the bound on the first n train and test examples
     log_px_examples: int  # log p(x) (Figure 3) on the first n train and test examples
-    hmc: dict  # options of tfvae.likelihood.hmc_log_likelihood for Figure 3
+    hmc: dict  # options of tfvae.evaluation.likelihood.hmc_log_likelihood for Figure 3
     importance_samples: int  # importance-sampled log p(x) at each fig3 run's end (0: none)
     learning_rates: tuple
     pilot_samples: int

@@ -20,8 +20,8 @@ from tfvae.checks import check_choice
 from tfvae.data import binarize, load_dataset, make_pipeline
 from tfvae.data.graph_checks import mark_checked
 from tfvae.errors import InputError
-from tfvae.execution import largest_divisor, measure_xla, resolve_jit_compile, xla_figures
-from tfvae.likelihood import compiled, hmc_log_likelihood, log_likelihood
+from tfvae.training.execution import largest_divisor, measure_xla, resolve_jit_compile, xla_figures
+from tfvae.evaluation.likelihood import compiled, hmc_log_likelihood, log_likelihood
 from tfvae.models import load_model, model_class
 from tfvae.options import TRAIN_DEFAULTS
 from tfvae.paper.budgets import (BATCH_SIZE, INIT_STDDEV, MCEM_OPTIONS, METHOD_MODELS, METHODS,
@@ -69,7 +69,7 @@ def steps_per_execution(segments):
 
 def jit_compile(spec, dataset, data, per_execution, seed):
     """Whether the run's step is XLA-compiled: the library's per-machine decision
-    (:func:`tfvae.execution.resolve_jit_compile`) for the run's whole length."""
+    (:func:`tfvae.training.execution.resolve_jit_compile`) for the run's whole length."""
     examples = spec.samples // samples_per_step(spec.method) * BATCH_SIZE
     key = {"paper_run": spec.method, "dataset": spec.dataset, "latent_dim": spec.latent_dim,
            "hidden": spec.hidden, "batch_size": BATCH_SIZE, "optimizer": "adagrad",

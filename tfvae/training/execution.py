@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from tfvae import options
 from tfvae.errors import InputError
-from tfvae.machine import cpu_name
+from tfvae.training.machine import cpu_name
 from tfvae.storage import write_json
 
 # Shorter runs than this are never compiled nor measured: uncompiled, they train in well under

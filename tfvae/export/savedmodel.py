@@ -28,7 +28,7 @@ log (1/k) sum_l p(x, z_l) / q(z_l|x) with k fixed at export. A model without a b
 
 Seeds: row i draws all its noise from ``seed[i]`` alone, by the generator of
 :class:`tfvae.noise.CounterSeed` (integer arithmetic that every runtime has, so the LiteRT and
-ONNX files of :mod:`tfvae.runtimes` draw the same numbers). A row's result depends only on its
+ONNX files of :mod:`tfvae.export.runtimes` draw the same numbers). A row's result depends only on its
 own input and seed: the same in every process, server, batch and format. ``sample``'s z is that
 generator's draw, not ``VAE.sample``'s; its ``x_mean`` is the mean of ``model.decode(z)``. A
 prior other than Gaussians, their mixtures and flows (a user's Student-t, say) is sampled by
@@ -67,7 +67,7 @@ from tfvae.errors import InputError
 from tfvae.options import EXPORT_LOG_LIKELIHOOD_SAMPLES as DEFAULT_NUM_SAMPLES
 from tfvae.runs import RunDirectory
 from tfvae.storage import check_writable_dir, remove_stale, rename_no_replace, temporary_prefix
-from tfvae.warmup import write_warmup
+from tfvae.export.warmup import write_warmup
 
 SIGNATURES = ("encode", "decode", "sample", "reconstruct", "log_likelihood")
 DEFAULT_SIGNATURE = "encode"
@@ -106,7 +106,7 @@ def serving_functions(model, num_samples=DEFAULT_NUM_SAMPLES, *, checked=True):
     """The signatures as plain functions of ``model``: name -> fn(*tensors) -> dict of outputs.
 
     Exported as traced graphs; called eagerly they give the in-process answers an export must
-    reproduce. ``checked=False`` leaves out the input checks (``tfvae.runtimes`` puts its own).
+    reproduce. ``checked=False`` leaves out the input checks (``tfvae.export.runtimes`` puts its own).
     """
     check_int("--num-samples", num_samples)
     bernoulli = model.likelihood_name == "bernoulli"

@@ -22,8 +22,8 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae.models.distributions import DiagonalGaussian, positive_scale
-from tfvae.models.flows import FlowDistribution
+from tfvae.layers.likelihoods import DiagonalGaussian, positive_scale
+from tfvae.layers.flows import FlowDistribution
 
 tfd = tfp.distributions
 tfb = tfp.bijectors

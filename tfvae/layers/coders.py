@@ -1,6 +1,6 @@
 """The two networks of a latent-variable model: the encoder x -> q(z|x) and the decoder
-z -> p(x|z), each a body (``tfvae.models.networks``) followed by a distribution head
-(``tfvae.models.distributions``), with a conditional model's class label joined to the inputs
+z -> p(x|z), each a body (``tfvae.layers.bodies``) followed by a distribution head
+(``tfvae.layers.likelihoods``), with a conditional model's class label joined to the inputs
 of both (Sohn et al., 2015).
 
 Shapes: ``B`` batch, ``S`` samples per datapoint, ``D`` latent dimension, ``E`` image shape,
@@ -11,8 +11,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae.models.distributions import DiagonalGaussian
-from tfvae.models.networks import MLP
+from tfvae.layers.likelihoods import DiagonalGaussian
+from tfvae.layers.bodies import MLP
 
 
 def images_with_labels(x, condition, spatial):

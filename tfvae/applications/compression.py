@@ -200,7 +200,7 @@ def decode_file(blob, argument="--input"):
 
 def compress(model, x, bits, quantizer="uniform", batch_size=1000):
     """Images x [N, *E] -> the bytes of a code file: the latent means quantized to ``bits``."""
-    from tfvae.features import latent_means
+    from tfvae.applications.features import latent_means
 
     check_bits(bits)
     check_choice("--quantizer", quantizer, QUANTIZERS)

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae.models.distributions import positive_scale
+from tfvae.layers.likelihoods import positive_scale
 
 tfd = tfp.distributions
 # softplus^-1(1): a raw scale that starts each component at unit standard deviation.

@@ -2,7 +2,7 @@
 
 The paper's model is an MLP with one hidden layer of tanh units (appendix C); width, depth and
 activation are options. The convolutional pair is for image data whose height and width divide
-by 4. A body never ends in a distribution: the heads in ``tfvae.models.distributions`` do.
+by 4. A body never ends in a distribution: the heads in ``tfvae.layers.likelihoods`` do.
 """
 
 import math

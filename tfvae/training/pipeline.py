@@ -18,21 +18,22 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae import data as datasets
-from tfvae import distribute, options
+from tfvae import options
+from tfvae.training import distribute
 from tfvae.checks import (MAX_INT64, check_choice, check_count, check_image_size, check_int,
                           check_labels, check_number, check_seed, is_integer)
 from tfvae.errors import InputError
-from tfvae.evaluation import latent_diagnostics
+from tfvae.evaluation.diagnostics import latent_diagnostics
 from tfvae.interruption import Interrupted, deferred, stop_on_signals
-from tfvae.execution import (dtype_policy, global_dtype_policy, measure_xla, nearest_divisor,
+from tfvae.training.execution import (dtype_policy, global_dtype_policy, measure_xla, nearest_divisor,
                              resolve_jit_compile, xla_figures)
 from tfvae.models import model_class
 from tfvae.models.base import check_model_size
-from tfvae.models.networks import check_conv_shape
+from tfvae.layers.bodies import check_conv_shape
 from tfvae.runs import (DATA_CHECKSUM, RunDirectory, check_dataset_is_there, check_resume_epochs,
                         check_resume_settings, check_same_data, normalized_data_config)
 from tfvae.storage import write_atomic
-from tfvae.summaries import EpochSummaries
+from tfvae.training.summaries import EpochSummaries
 
 _TRAIN = options.TRAIN_DEFAULTS
 # Test images the latent diagnostics of each epoch are taken on: enough for the variance of the
@@ -217,7 +218,7 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
       (Keras cannot compile a multi-replica step whole) and the run is long enough for the
       compile time to be repaid on this machine. The first run of a model on a machine times
       its step both ways for a few seconds and keeps the figures
-      (``tfvae.execution.xla_figures``); runs under ``XLA_NEVER_BELOW`` examples are never
+      (``tfvae.training.execution.xla_figures``); runs under ``XLA_NEVER_BELOW`` examples are never
       compiled.
     - ``steps_per_execution``: training steps per call into TensorFlow, rounded to the nearest
       divisor of the steps per epoch (by ratio) so that epochs end where an execution ends.
@@ -419,7 +420,7 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                 raise TrainingDiverged(_diverged(run, checkpoint.epochs_done + 1))
             write_atomic(out.checkpoint_path("model"), vae.save)
             if writer and config["train"].get("projector"):
-                from tfvae.projector import write_run_projector
+                from tfvae.applications.projector import write_run_projector
 
                 # The run owns tensorboard/: a resumed run replaces its projector.
                 shown = write_run_projector(vae, run.path, run.projector_dir, overwrite=True,
@@ -435,7 +436,7 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
 
 
 def _xla_figures(config, model_kwargs, dataset, train_labels, steps_per_execution):
-    """This machine's XLA figures for the run's model and step (``tfvae.execution.xla_figures``):
+    """This machine's XLA figures for the run's model and step (``tfvae.training.execution.xla_figures``):
     measured once on fresh copies of the model over the first training batches, then cached."""
     batch = config["train"]["batch_size"]
     key = {"model_type": config["model_type"], "model": model_kwargs, "batch_size": batch,

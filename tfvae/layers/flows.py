@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae.models.distributions import DiagonalGaussian
+from tfvae.layers.likelihoods import DiagonalGaussian
 
 tfd = tfp.distributions
 tfb = tfp.bijectors
@@ -80,7 +80,7 @@ class MADE(keras.layers.Layer):
 
 class FlowDistribution(tfd.TransformedDistribution):
     """A Gaussian ``distribution`` (q0, with ``loc`` and ``scale``) through ``bijector``: a flow
-    posterior, or the joint of two stochastic layers (``tfvae.models.hierarchy``).
+    posterior, or the joint of two stochastic layers (``tfvae.layers.hierarchy``).
 
     Its mean and standard deviation have no closed form. ``mean()`` is the flow's image of q0's
     mean, the posterior's centre (what ``reconstruct`` and ``encode`` use as a code);

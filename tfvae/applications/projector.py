@@ -80,7 +80,7 @@ def write_projector(model, x, labels, directory, *, overwrite=False, dataset="te
     The files are written in a folder beside ``directory`` and moved in at the end, so a failure
     leaves what was there; ``overwrite`` replaces only the files of a projector.
     """
-    from tfvae.features import latent_means
+    from tfvae.applications.features import latent_means
 
     directory = check_projector_dir(directory, overwrite=overwrite, argument=argument)
     x = np.asarray(model.images(x), np.float32)
@@ -172,7 +172,7 @@ def write_run_projector(model, run_dir, directory, *, overwrite=False, dataset=N
                         test_examples=None, argument="--tensorboard"):
     """:func:`write_projector` of the test images of a run's dataset (or ``dataset``) in grey
     levels, as ``tfvae features`` reads them."""
-    from tfvae.files import run_dataset
+    from tfvae.applications.inputs import run_dataset
 
     check_projector_dir(directory, overwrite=overwrite, argument=argument)
     data = run_dataset(model, run_dir, dataset, test_examples=test_examples)

@@ -2,7 +2,7 @@
 
 ``tfp.layers`` are Keras 2 layers and do not mix with Keras 3 models, so these layers are plain
 Keras 3 layers whose ``call`` returns a ``tfd`` object. Each layer owns the final affine map of its
-network, so a body (``tfvae.models.networks``) ends in hidden units and the head says what they mean.
+network, so a body (``tfvae.layers.bodies``) ends in hidden units and the head says what they mean.
 
 Shapes: ``B`` is any leading (batch or sample) shape, ``D`` the latent dimension and ``E`` the
 event shape of the data, e.g. ``(28, 28, 1)``.

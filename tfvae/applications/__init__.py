@@ -1,0 +1,4 @@
+"""What a trained model is used for: features for downstream models (``features``), new samples
+between and around known ones (``synthesis``), compression to latent codes (``compression``),
+TensorBoard's Embedding Projector (``projector``), and the inputs and outputs of the commands
+that do these (``inputs``)."""

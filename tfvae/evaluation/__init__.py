@@ -1,0 +1,12 @@
+"""Scoring a trained model: log p(x) by importance sampling or HMC (``likelihood``), the bound
+and the latent diagnostics (``diagnostics``: active units, KL per dimension)."""
+
+from tfvae.lazy import lazy_names
+
+_NAMES = {"log_likelihood": "tfvae.evaluation.likelihood",
+          "hmc_log_likelihood": "tfvae.evaluation.likelihood",
+          "LogLikelihood": "tfvae.evaluation.likelihood",
+          "evaluate_elbo": "tfvae.evaluation.diagnostics",
+          "latent_diagnostics": "tfvae.evaluation.diagnostics"}
+__all__ = list(_NAMES)
+__getattr__, __dir__ = lazy_names(__name__, _NAMES, ("likelihood", "diagnostics"))

@@ -1,0 +1,4 @@
+"""The layers models are built from: network bodies (``bodies``), distribution heads
+(``likelihoods``), the encoder and decoder around them (``coders``), learned priors
+(``priors``), inverse autoregressive flows (``flows``) and the two-layer hierarchy
+(``hierarchy``). Each is a Keras layer registered for serialization."""
