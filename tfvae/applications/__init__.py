@@ -2,3 +2,8 @@
 between and around known ones (``synthesis``), compression to latent codes (``compression``),
 TensorBoard's Embedding Projector (``projector``), and the inputs and outputs of the commands
 that do these (``inputs``)."""
+
+from tfvae.lazy import lazy_names
+
+__getattr__, __dir__ = lazy_names(__name__, {}, ("features", "synthesis", "compression",
+                                                 "projector", "inputs"))

@@ -2,3 +2,8 @@
 (``likelihoods``), the encoder and decoder around them (``coders``), learned priors
 (``priors``), inverse autoregressive flows (``flows``) and the two-layer hierarchy
 (``hierarchy``). Each is a Keras layer registered for serialization."""
+
+from tfvae.lazy import lazy_names
+
+__getattr__, __dir__ = lazy_names(__name__, {}, ("bodies", "likelihoods", "coders", "priors",
+                                                 "flows", "hierarchy"))
