@@ -5,9 +5,12 @@ command line builds its flags from the same names, so ``tfvae --help`` answers a
 choice or default is never written twice.
 """
 
+from tfvae.layers.registries import BODIES as _BODIES, LIKELIHOODS as _LIKELIHOODS
+
 # -- models -------------------------------------------------------------------------------
-ARCHITECTURES = ("mlp", "conv")
-LIKELIHOODS = ("bernoulli", "gaussian")
+# The built-in members of the registries (a member registered later is in the registry itself).
+ARCHITECTURES = _BODIES.names()
+LIKELIHOODS = _LIKELIHOODS.names()
 KL_ESTIMATORS = ("analytic", "sampled")  # SGVB estimators B and A
 OBJECTIVES = ("elbo", "iwae")
 # The encoder's gradient: the bound's own, doubly reparameterized (IWAE), sticking the landing (ELBO)
@@ -65,8 +68,6 @@ CHECKPOINTS = ("model", "best", "last")
 LOG_LIKELIHOOD_METHODS = ("importance", "hmc")
 LOG_LIKELIHOOD_SAMPLES = 5000
 EXPORT_LOG_LIKELIHOOD_SAMPLES = 1000
-# The SavedModel, and the files of tfvae.export.runtimes.
-EXPORT_FORMATS = ("savedmodel", "tflite", "onnx")
 
 # -- applications and the paper -----------------------------------------------------------
 QUANTIZERS = ("uniform", "gaussian")

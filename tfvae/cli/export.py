@@ -4,9 +4,10 @@ as a LiteRT or ONNX file (``--format``)."""
 from tfvae import options
 from tfvae.cli import add_run_argument
 from tfvae.errors import InputError
+from tfvae.export.formats import FORMATS
 
-# What only a SavedModel takes.
-_SAVEDMODEL_ONLY = ("model_name", "base_dir", "version")
+# What only a format of TF Serving's versioned layout takes.
+_VERSIONED_ONLY = ("model_name", "base_dir", "version")
 
 
 def register(subparsers):
@@ -18,8 +19,9 @@ def register(subparsers):
                     "--format tflite, the same signatures in one .tflite file at --out; with "
                     "--format onnx, one SIGNATURE.onnx file each in the directory --out.")
     add_run_argument(p)
-    p.add_argument("--format", choices=options.EXPORT_FORMATS, default="savedmodel",
-                   help="savedmodel (default), tflite (LiteRT) or onnx")
+    p.add_argument("--format", choices=FORMATS.names(), default="savedmodel",
+                   help="savedmodel (default), tflite (LiteRT), onnx, or any format registered "
+                        "in tfvae.export.formats.FORMATS")
     p.add_argument("--model-name", metavar="NAME",
                    help="the model's name in TF Serving (--format savedmodel)")
     p.add_argument("--base-dir", help="TF Serving's base directory (default: export)")
@@ -36,36 +38,42 @@ def register(subparsers):
 
 
 def run(args):
-    if args.format == "savedmodel":
-        return _savedmodel(args)
-    for name in _SAVEDMODEL_ONLY:
-        value = getattr(args, name)
+    from tfvae.export.formats import export_format, export_model
+
+    member = export_format(args.format)
+    # What only one kind of format takes: a versioned layout's name, base and version, or the
+    # path and --overwrite of a format that writes where it is told.
+    given = ([("--out", args.out), ("--overwrite", args.overwrite or None)] if member.versioned
+             else [("--" + name.replace("_", "-"), getattr(args, name))
+                   for name in _VERSIONED_ONLY])
+    for flag, value in given:
         if value is not None:
-            flag = "--" + name.replace("_", "-")
-            raise InputError(flag, f"no {flag} with --format {args.format} (it writes --out)",
+            where = ("versions are written to BASE_DIR/NAME/VERSION, never replaced"
+                     if member.versioned else "it writes --out")
+            raise InputError(flag, f"no {flag} with --format {args.format} ({where})",
                              repr(value))
+    if member.versioned:
+        return _versioned(args)
     if args.out is None:
         raise InputError("--out", f"the path to write --format {args.format} to", "none")
-    from tfvae.export.runtimes import export_run
+    member.check(args.out, overwrite=args.overwrite)  # before the model is loaded
+    from tfvae.runs import RunDirectory
 
-    paths = export_run(args.run_dir, args.format, args.out, num_samples=args.num_samples,
-                       checkpoint=args.checkpoint, overwrite=args.overwrite)
-    print(f"tfvae export: {args.format} written to " + ", ".join(str(p) for p in paths))
+    model = RunDirectory(args.run_dir).load_model(args.checkpoint)
+    path = export_model(model, args.out, format=args.format, num_samples=args.num_samples,
+                        overwrite=args.overwrite)
+    print(f"tfvae export: {args.format} written to {path}")
     return 0
 
 
-def _savedmodel(args):
-    for flag, value in (("--out", args.out), ("--overwrite", args.overwrite or None)):
-        if value is not None:
-            raise InputError(flag, f"no {flag} with --format savedmodel (versions are written "
-                             "to BASE_DIR/NAME/VERSION, never replaced)", repr(value))
+def _versioned(args):
     if args.model_name is None:
-        raise InputError("--model-name", "a name for --format savedmodel (the model's name in "
-                         "TF Serving)", "none")
+        raise InputError("--model-name", f"a name for --format {args.format} (the model's name "
+                         "in TF Serving)", "none")
     from tfvae.export.savedmodel import export_run
 
     path = export_run(args.run_dir, args.model_name, base_dir=args.base_dir or "export",
                       version=args.version, num_samples=args.num_samples,
-                      checkpoint=args.checkpoint)
+                      checkpoint=args.checkpoint, format=args.format)
     print(f"tfvae export: {args.model_name} version {path.name} written to {path}")
     return 0

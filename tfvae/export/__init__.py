@@ -1,12 +1,17 @@
-"""Exporting a model for serving: the SavedModel and its signatures (``savedmodel``), TF
+"""Exporting a model for serving: one dispatcher over the registered formats (``formats``:
+``export_model(model, path, format=...)``), the SavedModel and its signatures (``savedmodel``), TF
 Serving's warmup records (``warmup``), the LiteRT and ONNX files (``runtimes``), and a client of
 TF Serving's REST and gRPC APIs (``client``)."""
 
 from tfvae.lazy import lazy_names
 
-_NAMES = {name: "tfvae.export.savedmodel" for name in (
-    "export_model", "export_run", "read_metadata", "SIGNATURES", "DEFAULT_SIGNATURE",
-    "METADATA_FILE", "input_specs", "model_signatures", "serving_functions", "next_version")}
+_NAMES = {
+    **{name: "tfvae.export.formats" for name in (
+        "export_model", "export_format", "ExportFormat", "FORMATS")},
+    **{name: "tfvae.export.savedmodel" for name in (
+        "export_run", "read_metadata", "SIGNATURES", "DEFAULT_SIGNATURE", "METADATA_FILE",
+        "input_specs", "model_signatures", "serving_functions", "next_version")},
+}
 __all__ = list(_NAMES)
-__getattr__, __dir__ = lazy_names(__name__, _NAMES, ("savedmodel", "warmup", "runtimes",
-                                                     "client"))
+__getattr__, __dir__ = lazy_names(__name__, _NAMES, ("formats", "savedmodel", "warmup",
+                                                     "runtimes", "client"))

@@ -26,11 +26,12 @@ import tensorflow as tf
 from tfvae.checks import check_choice, check_int
 from tfvae.data import graph_checks
 from tfvae.errors import InputError
+from tfvae.export.formats import ExportFormat
 from tfvae.export.savedmodel import input_specs, serving_functions, signature_module
 from tfvae.options import EXPORT_LOG_LIKELIHOOD_SAMPLES as DEFAULT_NUM_SAMPLES
 from tfvae.storage import check_output, check_writable_dir, write_bytes
 
-FORMATS = ("tflite", "onnx")  # options.EXPORT_FORMATS less the SavedModel
+_PORTABLE = ("tflite", "onnx")
 # ONNX's opset 18 has every op the graphs need; tf2onnx 1.17 writes it.
 ONNX_OPSET = 18
 _EXTRAS = {"onnx": ("tf2onnx", "onnx")}
@@ -112,7 +113,7 @@ def write(model, fmt, out, *, num_samples=DEFAULT_NUM_SAMPLES, overwrite=False):
 
     Each file is written atomically; none replaces an existing one unless ``overwrite``.
     """
-    check_choice("--format", fmt, FORMATS)
+    check_choice("--format", fmt, _PORTABLE)
     check_int("--num-samples", num_samples)
     if fmt == "onnx":
         _require("onnx")
@@ -124,21 +125,28 @@ def write(model, fmt, out, *, num_samples=DEFAULT_NUM_SAMPLES, overwrite=False):
     return [write_bytes(paths[name], data, overwrite=overwrite) for name, data in models.items()]
 
 
-def export_run(run_dir, fmt, out, *, num_samples=DEFAULT_NUM_SAMPLES, checkpoint="model",
-               overwrite=False):
-    """Write a run directory's model as ``fmt`` at ``out`` (see :func:`write`)."""
-    from tfvae.runs import RunDirectory
+class LiteRTFormat(ExportFormat):
+    """One ``.tflite`` file holding every signature."""
 
-    check_choice("--format", fmt, FORMATS)
-    check_int("--num-samples", num_samples)
-    # What needs no model is checked before it is loaded.
-    if fmt == "onnx":
-        check_writable_dir(out)
+    def check(self, path, *, overwrite=False):
+        check_output(path, ".tflite", overwrite=overwrite)
+
+    def write(self, model, path, *, num_samples=DEFAULT_NUM_SAMPLES, overwrite=False,
+              metadata=None):
+        return write(model, "tflite", path, num_samples=num_samples, overwrite=overwrite)[0]
+
+
+class ONNXFormat(ExportFormat):
+    """A directory of ``SIGNATURE.onnx`` files, one per signature."""
+
+    def check(self, path, *, overwrite=False):
+        check_writable_dir(path)
         _require("onnx")
-    else:
-        check_output(out, ".tflite", overwrite=overwrite)
-    model = RunDirectory(run_dir).load_model(checkpoint)
-    return write(model, fmt, out, num_samples=num_samples, overwrite=overwrite)
+
+    def write(self, model, path, *, num_samples=DEFAULT_NUM_SAMPLES, overwrite=False,
+              metadata=None):
+        write(model, "onnx", path, num_samples=num_samples, overwrite=overwrite)
+        return Path(path)
 
 
 def _require(fmt):

@@ -64,10 +64,11 @@ from tfvae import estimators, noise
 from tfvae.checks import MAX_INT64, check_count, check_int, check_name
 from tfvae.data.graph_checks import check_images, check_labels, check_latents, check_seeds
 from tfvae.errors import InputError
+from tfvae.export.formats import ExportFormat, export_model
+from tfvae.export.warmup import write_warmup
 from tfvae.options import EXPORT_LOG_LIKELIHOOD_SAMPLES as DEFAULT_NUM_SAMPLES
 from tfvae.runs import RunDirectory
 from tfvae.storage import check_writable_dir, remove_stale, rename_no_replace, temporary_prefix
-from tfvae.export.warmup import write_warmup
 
 SIGNATURES = ("encode", "decode", "sample", "reconstruct", "log_likelihood")
 DEFAULT_SIGNATURE = "encode"
@@ -188,27 +189,42 @@ def _stateless_seed(seed):
                    tf.int32)
 
 
-def export_model(model, path, *, num_samples=DEFAULT_NUM_SAMPLES, metadata=None,
-                 next_free_version=False):
-    """Write ``model`` as a SavedModel at ``path`` (a version directory such as export/vae/1).
+class SavedModelFormat(ExportFormat):
+    """The SavedModel in TF Serving's layout: ``path`` is a version directory such as
+    ``export/vae/1``, never replaced."""
+
+    versioned = True
+
+    def check(self, path, *, overwrite=False):
+        if not isinstance(path, (str, os.PathLike)) or not str(path):
+            raise InputError("path", "a version directory such as export/vae/1", repr(path))
+        if overwrite:
+            raise InputError("overwrite", "False: SavedModel versions are never replaced",
+                             repr(overwrite))
+        path = Path(path)
+        _check_new(path, "path")
+        check_writable_dir(path.parent, "path")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # what os.access cannot tell: a read-only file system, /sys
+            raise InputError("path", "a path in a directory that can be written",
+                             f"{str(path)!r} ({exc.strerror})") from None
+
+    def write(self, model, path, *, num_samples=DEFAULT_NUM_SAMPLES, overwrite=False,
+              metadata=None, next_free_version=False):
+        return _write_savedmodel(model, Path(path), num_samples, metadata, next_free_version)
+
+
+def _write_savedmodel(model, path, num_samples, metadata, next_free_version):
+    """Write ``model`` as a SavedModel at ``path`` (checked by :class:`SavedModelFormat`).
 
     ``metadata`` adds to (or overrides) what ``assets/tfvae.json`` records about the model. The
     SavedModel is written beside ``path`` and renamed into place; returns the path written: with
     ``next_free_version``, a version that another export took meanwhile moves this one to the
     next free number (and its metadata's ``version`` with it), else it is refused.
     """
-    if not isinstance(path, (str, os.PathLike)) or not str(path):
-        raise InputError("path", "a version directory such as export/vae/1", repr(path))
-    path = Path(path)
     # The log_likelihood signature decodes num_samples images per row.
     check_count("--num-samples", num_samples, math.prod(model.image_shape), what="images")
-    _check_new(path, "path")
-    check_writable_dir(path.parent, "path")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # what os.access cannot tell: a read-only file system, /sys, /proc
-        raise InputError("path", "a path in a directory that can be written",
-                         f"{str(path)!r} ({exc.strerror})") from None
     remove_stale(path.parent)  # what killed exports left
     info = {**model_metadata(model, num_samples), **(metadata or {})}
 
@@ -258,10 +274,12 @@ def signature_module(functions):
 
 
 def export_run(run_dir, model_name, *, base_dir="export", version=None,
-               num_samples=DEFAULT_NUM_SAMPLES, checkpoint="model"):
-    """Export a run directory's model to ``base_dir/model_name/version``; returns that path.
+               num_samples=DEFAULT_NUM_SAMPLES, checkpoint="model", format="savedmodel"):
+    """Export a run directory's model to ``base_dir/model_name/version`` in ``format`` (one of
+    TF Serving's versioned layout: "savedmodel"); returns that path.
 
-    ``version`` defaults to one more than the highest existing version (1 for the first).
+    ``version`` defaults to one more than the highest existing version (1 for the first); if
+    another export takes it meanwhile, this one takes the next.
     The metadata records the run's dataset, binarization and test ELBO.
     """
     check_name("--model-name", model_name)
@@ -275,7 +293,7 @@ def export_run(run_dir, model_name, *, base_dir="export", version=None,
     run = RunDirectory(run_dir)
     model = run.load_model(checkpoint)
     info = {"model_name": model_name, "version": version, **run_metadata(run, checkpoint)}
-    return export_model(model, path, num_samples=num_samples, metadata=info,
+    return export_model(model, path, format=format, num_samples=num_samples, metadata=info,
                         next_free_version=automatic)
 
 
