@@ -43,7 +43,11 @@ LATENT_DEFAULTS = {
 }
 
 # -- data ---------------------------------------------------------------------------------
-DATASETS = ("mnist", "binarized_mnist", "frey_face")
+# The built-in datasets, as their registry declares them (SOURCES.names() also lists the ones
+# users register); importing it loads no TensorFlow.
+from tfvae.data.sources import SOURCES as _SOURCES  # noqa: E402
+
+DATASETS = _SOURCES.names()
 BINARIZE_MODES = ("dynamic", "static", "none")
 
 # -- training -----------------------------------------------------------------------------

@@ -1,11 +1,30 @@
-"""Data for tfvae: the dataset registry and its sources (``sources``), the files users give
-(``files``), the checks every array goes through (``validation``) and ``tf.data`` pipelines with
-the one host-side binarization (``pipelines``)."""
+"""Data for tfvae: the data sources and ``load_dataset`` (``sources``, with the ``SOURCES``
+registry users add a dataset to), the files users give (``files``), the checks every array goes
+through (``validation``) and ``tf.data`` pipelines with the one host-side binarization
+(``pipelines``).
 
-from tfvae.data.pipelines import binarize, make_pipeline, make_train_stream, steps_per_epoch
-from tfvae.data.sources import Dataset, load_dataset
-from tfvae.data.validation import model_images, validate_images
-from tfvae.options import BINARIZE_MODES, DATASETS
+Names load their module on first use, so the command line can list ``SOURCES.names()`` without
+loading TensorFlow.
+"""
 
-__all__ = ["BINARIZE_MODES", "DATASETS", "Dataset", "binarize", "load_dataset", "make_pipeline",
-           "make_train_stream", "model_images", "steps_per_epoch", "validate_images"]
+from tfvae.lazy import lazy_names
+
+# public name -> the module that defines it
+_NAMES = {
+    "BINARIZE_MODES": "tfvae.options",
+    "DATASETS": "tfvae.options",
+    "SCHEMES": "tfvae.data.sources",
+    "SOURCES": "tfvae.data.sources",
+    "Dataset": "tfvae.data.sources",
+    "Splits": "tfvae.data.sources",
+    "load_dataset": "tfvae.data.sources",
+    "binarize": "tfvae.data.pipelines",
+    "make_pipeline": "tfvae.data.pipelines",
+    "make_train_stream": "tfvae.data.pipelines",
+    "steps_per_epoch": "tfvae.data.pipelines",
+    "model_images": "tfvae.data.validation",
+    "validate_images": "tfvae.data.validation",
+}
+__all__ = sorted(_NAMES)
+__getattr__, __dir__ = lazy_names(__name__, _NAMES, ("files", "graph_checks", "packaged",
+                                                     "pipelines", "sources", "validation"))

@@ -1,0 +1,215 @@
+"""``load_dataset``: a data source's splits, found by name, checked, resized and binarized into a
+:class:`Dataset`. The sources and what each returns are described in :mod:`tfvae.data.sources`."""
+
+import dataclasses
+import hashlib
+import inspect
+import os
+import pathlib
+
+import numpy as np
+
+from tfvae.checks import check_choice, check_image_size, check_int, check_seed
+from tfvae.data import files
+from tfvae.data.pipelines import binarize as bernoulli_sample
+from tfvae.data.sources import SCHEMES, SOURCES
+from tfvae.data.sources.paths import read_path
+from tfvae.data.sources.splits import Splits, check_labels, labels
+from tfvae.data.validation import validate_images
+from tfvae.errors import InputError
+from tfvae.options import BINARIZE_MODES
+
+_PATH_SUFFIXES = (".npz", ".npy", ".gz", "ubyte")
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class Dataset:
+    """Train and test images, float32 ``[N, H, W, C]`` in ``[0, 1]``, with what was applied.
+
+    ``likelihood`` is the suggested decoder ("bernoulli" or "gaussian"); ``binarize`` is the
+    binarization applied ("dynamic", "static" or "none"); under "dynamic" pass
+    ``dynamic_binarize=True`` to :func:`make_pipeline` for the training split.
+    """
+
+    name: str
+    x_train: np.ndarray
+    x_test: np.ndarray
+    y_train: np.ndarray | None
+    y_test: np.ndarray | None
+    likelihood: str
+    binarize: str
+
+    @property
+    def image_shape(self):
+        """``(H, W, C)`` of one image."""
+        return tuple(self.x_train.shape[1:])
+
+    def checksum(self):
+        """sha256 of the examples and labels as the model sees them: the same data read from
+        another place, or another format, has the same checksum."""
+        digest = hashlib.sha256()
+        for array in (self.x_train, self.x_test, self.y_train, self.y_test):
+            if array is not None:
+                array = np.ascontiguousarray(array)
+                digest.update(f"{array.dtype.str}{array.shape}".encode())
+                digest.update(memoryview(array).cast("B"))
+        return digest.hexdigest()
+
+    def __repr__(self):
+        # Arrays are large: show shapes, not values.
+        return (
+            f"Dataset(name={self.name!r}, x_train={self.x_train.shape}, "
+            f"x_test={self.x_test.shape}, labels={self.y_train is not None}, "
+            f"likelihood={self.likelihood!r}, binarize={self.binarize!r})"
+        )
+
+
+def load_dataset(
+    name="mnist",
+    *,
+    binarize=None,
+    data_path=None,
+    train_examples=None,
+    test_examples=None,
+    seed=0,
+    image_size=None,
+):
+    """Load a registered source, a ``scheme:NAME`` source (``tfds:<name>``) or a user file as a
+    :class:`Dataset`.
+
+    ``binarize`` is None (the dataset's default) or one of "dynamic", "static", "none".
+    ``data_path`` locates data that is not embedded: the binarized MNIST ``.npz``, or the TFDS
+    ``data_dir``. ``train_examples``/``test_examples`` keep the first N examples of each split,
+    after binarization, so a subset is a prefix of the full set. ``seed`` drives binarization.
+    ``image_size`` ``[H, W]`` resizes every image (a folder's as each file is read), before
+    binarization.
+    """
+    if isinstance(name, os.PathLike):
+        name = os.fspath(name)
+    if not isinstance(name, str) or not name:
+        raise InputError("--dataset", "a dataset name or path", repr(name))
+    train_examples = check_int("--train-examples", train_examples, optional=True)
+    test_examples = check_int("--test-examples", test_examples, optional=True)
+    check_seed("--seed", seed)
+    image_size = check_image_size("--image-size", image_size, optional=True)
+    if binarize is not None:
+        check_choice("--binarize", binarize, BINARIZE_MODES)
+
+    splits = _resized(_checked(_read(name, data_path, image_size), name), image_size, name)
+    mode = _resolve_binarize(name, binarize, splits)
+    x_train, x_test = _apply_binarize(mode, splits.x_train, splits.x_test, seed)
+    if splits.already_binary:
+        mode = "static"
+    return Dataset(
+        name=name,
+        x_train=x_train[:train_examples],
+        x_test=x_test[:test_examples],
+        y_train=None if splits.y_train is None else splits.y_train[:train_examples],
+        y_test=None if splits.y_test is None else splits.y_test[:test_examples],
+        likelihood=splits.likelihood,
+        binarize=mode,
+    )
+
+
+def looks_like_path(name):
+    """Whether a ``--dataset`` value names a file or folder rather than a registered source."""
+    if _registered(name) is not None:
+        return False
+    return os.path.exists(name) or name.endswith(_PATH_SUFFIXES) or os.sep in name or "/" in name
+
+
+# ----------------------------------------------------------------------------------- sources
+
+
+def _registered(name):
+    """``(source, leading arguments)`` of a registered name or ``scheme:NAME``, else None."""
+    if name in SOURCES:
+        return SOURCES.get(name), ()
+    scheme, _, rest = name.partition(":")
+    if rest and scheme in SCHEMES:
+        return SCHEMES.get(scheme), (rest,)
+    return None
+
+
+def _read(name, data_path, image_size):
+    """What the source of ``name`` returns, given the keyword arguments it takes."""
+    source, args = _registered(name) or (None, ())
+    if source is None and looks_like_path(name):
+        source, args = read_path, (pathlib.Path(name),)
+    if source is None:
+        schemes = ", ".join(f"{scheme}:NAME" for scheme in SCHEMES.names())
+        raise InputError("--dataset", f"one of {', '.join(SOURCES.names())}, {schemes}, or a "
+                         f"path to {files.FILE_EXPECTED[3:]}", repr(name))
+    takes = _parameters(source)
+    if data_path is not None and "data_path" not in takes:
+        raise InputError("--data-path", f"no --data-path with --dataset {name} (only "
+                         f"{', '.join(_reading_local_data())})", repr(os.fspath(data_path)))
+    given = {"data_path": data_path, "image_size": image_size}
+    splits = source(*args, **{key: value for key, value in given.items() if key in takes})
+    if not isinstance(splits, Splits):
+        raise InputError(f"--dataset {name}", "a source that returns tfvae.data.Splits",
+                         f"{type(splits).__name__}")
+    return splits
+
+
+def _reading_local_data():
+    """The sources and schemes that take a ``data_path``."""
+    return ([name for name in SOURCES.names() if "data_path" in _parameters(SOURCES.get(name))]
+            + [f"{scheme}:NAME" for scheme in SCHEMES.names()
+               if "data_path" in _parameters(SCHEMES.get(scheme))])
+
+
+def _parameters(source):
+    """The names a source's function takes: it is given only those of ``data_path`` and
+    ``image_size`` (so a source that reads no local file takes neither, and --data-path with it
+    is refused)."""
+    return inspect.signature(source).parameters
+
+
+def _checked(splits, name):
+    """``splits`` as every model takes them: images validated (again, for the built-in sources,
+    which name their files as they read them: a quick pass), labels int64, one per image."""
+    bernoulli = splits.likelihood == "bernoulli"
+    checked = {}
+    for split in ("train", "test"):
+        x = validate_images(getattr(splits, f"x_{split}"), argument=f"--dataset {name} "
+                            f"(x_{split})", bernoulli=bernoulli)
+        y = labels(getattr(splits, f"y_{split}"))
+        check_labels(x, y, f"--dataset {name} (y_{split})")
+        checked.update({f"x_{split}": x, f"y_{split}": y})
+    return dataclasses.replace(splits, **checked)
+
+
+def _resized(splits, image_size, name):
+    """``splits`` with its images resized to ``image_size`` (a no-op where they have that size)."""
+    if image_size is None or list(splits.x_train.shape[1:3]) == image_size:
+        return splits
+    if splits.already_binary:  # resizing would make grey levels of its 0/1 pixels
+        raise InputError("--image-size", f"no resizing of {name}, which is already binary "
+                         "(resize it before binarizing)", repr(image_size))
+    x_train, x_test = (files.resize(x, image_size) for x in (splits.x_train, splits.x_test))
+    return dataclasses.replace(splits, x_train=x_train, x_test=x_test)
+
+
+# ------------------------------------------------------------------------------ binarization
+
+
+def _resolve_binarize(name, binarize, splits):
+    mode = splits.default_binarize if binarize is None else binarize
+    if mode not in splits.allowed_binarize:
+        why = "already binary" if splits.already_binary else "continuous data"
+        raise InputError(
+            "--binarize",
+            f"one of {', '.join(splits.allowed_binarize)} for {name} ({why})",
+            repr(binarize),
+        )
+    return mode
+
+
+def _apply_binarize(mode, x_train, x_test, seed):
+    rng_train, rng_test = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    if mode == "static":
+        x_train = bernoulli_sample(x_train, rng_train)
+    if mode in ("static", "dynamic"):
+        x_test = bernoulli_sample(x_test, rng_test)
+    return x_train, x_test
