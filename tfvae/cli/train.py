@@ -4,6 +4,7 @@ import sys
 import time
 
 from tfvae import options
+from tfvae.layers.registries import BODIES, LIKELIHOODS
 
 _NET = options.NETWORK_DEFAULTS
 _LATENT = options.LATENT_DEFAULTS
@@ -52,8 +53,8 @@ def register(subparsers):
                    help=f"hidden layers (default: {_NET['depth']})")
     p.add_argument("--activation", default=_NET["activation"],
                    help=f"hidden activation (default: {_NET['activation']})")
-    p.add_argument("--architecture", choices=options.ARCHITECTURES, default=_NET["architecture"])
-    p.add_argument("--likelihood", choices=options.LIKELIHOODS,
+    p.add_argument("--architecture", choices=BODIES.names(), default=_NET["architecture"])
+    p.add_argument("--likelihood", choices=LIKELIHOODS.names(),
                    help="p(x|z) (default: the dataset's; gaussian for frey_face)")
     p.add_argument("--kl", choices=options.KL_ESTIMATORS, default="analytic",
                    help="SGVB estimator B (analytic KL) or A (sampled)")

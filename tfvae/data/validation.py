@@ -111,7 +111,7 @@ def model_images(model, x, argument="x"):
         raise InputError(argument, f"N >= 1 images of shape {expected_shape} (or [N, {size}]), "
                          "as the model takes", f"shape {given} for {len(array)} images")
     images = validate_images(array.reshape(len(array), *expected_shape), argument=argument,
-                             bernoulli=model.likelihood_name == "bernoulli")
+                             bernoulli=model.unit_interval)
     return images.reshape(len(array), *expected_shape)
 
 

@@ -39,7 +39,7 @@ _EXTRAS = {"onnx": ("tf2onnx", "onnx")}
 
 def checked_functions(model, num_samples=DEFAULT_NUM_SAMPLES):
     """The signatures as ``tf.function``\\ s whose bad rows answer NaN: name -> function."""
-    bernoulli = model.likelihood_name == "bernoulli"
+    bernoulli = model.unit_interval  # pixels in [0, 1] only
     specs = input_specs(model)
 
     def rule(name):

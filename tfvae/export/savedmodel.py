@@ -110,7 +110,7 @@ def serving_functions(model, num_samples=DEFAULT_NUM_SAMPLES, *, checked=True):
     reproduce. ``checked=False`` leaves out the input checks (``tfvae.export.runtimes`` puts its own).
     """
     check_int("--num-samples", num_samples)
-    bernoulli = model.likelihood_name == "bernoulli"
+    bernoulli = model.unit_interval  # pixels in [0, 1] only
 
     def images(x):
         return check_images(x, model.image_shape, bernoulli) if checked else x

@@ -3,15 +3,21 @@
 The paper's model is an MLP with one hidden layer of tanh units (appendix C); width, depth and
 activation are options. The convolutional pair is for image data whose height and width divide
 by 4. A body never ends in a distribution: the heads in ``tfvae.layers.likelihoods`` do.
+
+The bodies are the members of ``BODIES`` (``architecture="mlp"``): a new one is a subclass of
+:class:`Body` registered with ``@BODIES.register(name)`` and Keras's
+``register_keras_serializable``. Its classmethods make the encoder's and the decoder's body from a
+model's settings, refuse an image shape it cannot take and size a model before it is built, so
+nothing elsewhere asks which architecture a model has.
 """
 
 import math
 
 import keras
 
-from tfvae.checks import check_choice, check_int, check_weights
+from tfvae.checks import check_int, check_weights
 from tfvae.errors import InputError
-from tfvae.options import ARCHITECTURES
+from tfvae.layers.registries import BODIES
 
 
 def _build_chain(layers, shape):
@@ -27,8 +33,45 @@ def _call_chain(layers, x):
     return x
 
 
+class Body(keras.layers.Layer):
+    """Base of the registered bodies: inputs [N, ...] -> hidden units [N, H] (or a feature map
+    [N, *E[:-1], F] that the decoder's head maps pixel by pixel).
+
+    The encoder's body takes images [N, *E]; a conditional model joins its one-hot labels [N, K]
+    to them, as K constant channels for a ``spatial`` body, else after the flattened pixels
+    [N, prod(E) + K] (so a flat body flattens what it is given). The decoder's body takes
+    z [N, D (+ K)]. A body builds from ``build(input_shape)`` and answers
+    ``compute_output_shape``.
+    """
+
+    # Whether the encoder's body reads images as [N, H, W, C] (labels joined as channels).
+    spatial = False
+
+    @classmethod
+    def make(cls, part, image_shape, hidden, depth, activation, kernel_initializer):
+        """The body of the ``part`` ("encoder" or "decoder") network of a model with these
+        settings: by default this class for both, from ``hidden``, ``depth``, ``activation`` and
+        ``kernel_initializer``."""
+        return cls(hidden=hidden, depth=depth, activation=activation,
+                   kernel_initializer=kernel_initializer, name="body")
+
+    @classmethod
+    def check_image_shape(cls, image_shape, argument):
+        """Refuse an image shape [H, W, C] (or a size [H, W]) the body cannot take, as an
+        ``InputError`` naming ``argument``: by default every shape is taken."""
+
+    @classmethod
+    def estimated_weights(cls, image_shape, latent_dim, hidden, depth):
+        """About how many weights a model of these settings has (its largest matrices), counted
+        before anything is built, so that a model too large for memory is refused, not attempted.
+        By default a dense body's: from the pixels to the first hidden layer and back, between
+        hidden layers, and to and from z."""
+        pixels = math.prod(image_shape)
+        return 3 * pixels * hidden + 2 * (depth - 1) * hidden * hidden + 3 * latent_dim * hidden
+
+
 @keras.saving.register_keras_serializable(package="tfvae")
-class MLP(keras.layers.Layer):
+class MLP(Body):
     """[N, ...] -> flatten -> ``depth`` Dense layers of ``hidden`` units -> [N, hidden]."""
 
     def __init__(self, hidden=500, depth=1, activation="tanh", kernel_initializer="glorot_uniform",
@@ -65,17 +108,35 @@ class MLP(keras.layers.Layer):
         }
 
 
-def check_conv_shape(image_shape, argument="architecture 'conv'"):
-    """Refuse an image shape [H, W, C] (or a size [H, W]) the two stride-2 layers cannot take."""
-    if len(image_shape) not in (2, 3) or image_shape[0] % 4 or image_shape[1] % 4:
-        expected = ("H and W divisible by 4 for --architecture conv" if len(image_shape) == 2
-                    else "an image shape [H, W, C] with H and W divisible by 4")
-        raise InputError(argument, expected, list(image_shape))
-
-
 @keras.saving.register_keras_serializable(package="tfvae")
-class ConvEncoderBody(keras.layers.Layer):
-    """[N, H, W, C] -> two stride-2 convolutions -> Dense(hidden) -> [N, hidden]."""
+class ConvEncoderBody(Body):
+    """[N, H, W, C] -> two stride-2 convolutions -> Dense(hidden) -> [N, hidden].
+
+    The member ``"conv"`` of ``BODIES``: its decoder's body is a :class:`ConvDecoderBody`.
+    """
+
+    spatial = True
+
+    @classmethod
+    def make(cls, part, image_shape, hidden, depth, activation, kernel_initializer):
+        if part == "encoder":
+            return cls(hidden, activation=activation, name="body")
+        return ConvDecoderBody(image_shape, hidden, activation=activation, name="body")
+
+    @classmethod
+    def check_image_shape(cls, image_shape, argument="architecture 'conv'"):
+        # Two stride-2 layers halve H and W twice.
+        if len(image_shape) not in (2, 3) or image_shape[0] % 4 or image_shape[1] % 4:
+            expected = ("H and W divisible by 4 for --architecture conv" if len(image_shape) == 2
+                        else "an image shape [H, W, C] with H and W divisible by 4")
+            raise InputError(argument, expected, list(image_shape))
+
+    @classmethod
+    def estimated_weights(cls, image_shape, latent_dim, hidden, depth):
+        # Two stride-2 convolutions of 32 and 64 filters, then dense layers.
+        flat = math.prod(image_shape[:2]) // 16 * 64
+        return (2 * flat * hidden + 3 * latent_dim * hidden
+                + 2 * 9 * 64 * (32 + math.prod(image_shape)))
 
     def __init__(self, hidden=256, filters=32, activation="relu", **kwargs):
         super().__init__(**kwargs)
@@ -90,7 +151,7 @@ class ConvEncoderBody(keras.layers.Layer):
         ]
 
     def build(self, input_shape):
-        check_conv_shape(tuple(input_shape[1:]))
+        self.check_image_shape(tuple(input_shape[1:]))
         _build_chain(self.layers_, input_shape)
 
     def compute_output_shape(self, input_shape):
@@ -111,7 +172,7 @@ class ConvDecoderBody(keras.layers.Layer):
     def __init__(self, image_shape, hidden=256, filters=32, activation="relu", **kwargs):
         super().__init__(**kwargs)
         self.image_shape = tuple(int(d) for d in image_shape)
-        check_conv_shape(self.image_shape)
+        ConvEncoderBody.check_image_shape(self.image_shape)
         check_int("hidden", hidden)
         check_int("filters", filters)
         self.hidden, self.filters, self.activation = hidden, filters, activation
@@ -140,24 +201,14 @@ class ConvDecoderBody(keras.layers.Layer):
                 "filters": self.filters, "activation": self.activation}
 
 
-def estimated_weights(architecture, image_shape, latent_dim, hidden, depth):
-    """About how many weights a model of these settings has (its largest matrices: from the
-    pixels to the first hidden layer and back, between hidden layers, and to and from z), counted
-    before anything is built, so that a model too large for memory is refused, not attempted."""
-    pixels = math.prod(image_shape)
-    if architecture == "conv":  # two stride-2 convolutions of 32 and 64 filters
-        flat = math.prod(image_shape[:2]) // 16 * 64
-        return 2 * flat * hidden + 3 * latent_dim * hidden + 2 * 9 * 64 * (32 + pixels)
-    return 3 * pixels * hidden + 2 * (depth - 1) * hidden * hidden + 3 * latent_dim * hidden
-
-
 def check_model_size(architecture, image_shape, latent_dim, hidden, depth, names=None):
     """Refuse settings whose model would not fit in memory (``tfvae.checks.MAX_WEIGHTS``),
     naming the largest of them: ``names`` maps the model's argument names to the caller's (the
     CLI's flags). ``image_shape`` None counts the weights that do not depend on it."""
     known = image_shape is not None  # None: not known yet (before the data is read), one pixel
     image_shape = tuple(image_shape) if known else (1, 1, 1)
-    weights = estimated_weights(architecture, image_shape, latent_dim, hidden, depth)
+    body = BODIES.get(architecture, (names or {}).get("architecture", "architecture"))
+    weights = body.estimated_weights(image_shape, latent_dim, hidden, depth)
     sizes = {"image_shape": math.prod(image_shape), "latent_dim": latent_dim, "hidden": hidden,
              "depth": depth}
     names = {key: key for key in sizes} | (names or {})
@@ -170,10 +221,6 @@ def check_model_size(architecture, image_shape, latent_dim, hidden, depth, names
 
 
 def network_body(part, architecture, image_shape, hidden, depth, activation, kernel_initializer):
-    """The body of the ``part`` ("encoder" or "decoder") network for ``architecture``."""
-    check_choice("architecture", architecture, ARCHITECTURES)
-    if architecture == "mlp":
-        return MLP(hidden, depth, activation, kernel_initializer, name="body")
-    if part == "encoder":
-        return ConvEncoderBody(hidden, activation=activation, name="body")
-    return ConvDecoderBody(image_shape, hidden, activation=activation, name="body")
+    """The body of the ``part`` ("encoder" or "decoder") network of the member ``architecture``."""
+    return BODIES.get(architecture, "architecture").make(part, image_shape, hidden, depth,
+                                                         activation, kernel_initializer)

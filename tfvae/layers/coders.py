@@ -12,7 +12,6 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae.layers.likelihoods import DiagonalGaussian
-from tfvae.layers.bodies import MLP
 
 
 def images_with_labels(x, condition, spatial):
@@ -51,7 +50,8 @@ class Encoder(keras.Model):
 
     @property
     def spatial(self):
-        return not isinstance(self.body, MLP)
+        # A body that is not a tfvae.layers.bodies.Body is taken to read images as they are.
+        return getattr(self.body, "spatial", True)
 
     def build(self, input_shape):
         input_shape = _joined_shape(input_shape, self.num_classes, self.spatial)

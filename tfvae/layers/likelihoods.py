@@ -4,6 +4,11 @@
 Keras 3 layers whose ``call`` returns a ``tfd`` object. Each layer owns the final affine map of its
 network, so a body (``tfvae.layers.bodies``) ends in hidden units and the head says what they mean.
 
+The decoder heads are the members of ``LIKELIHOODS`` (``likelihood="bernoulli"``): a new one is a
+subclass of :class:`Likelihood` registered with ``@LIKELIHOODS.register(name)`` and Keras's
+``register_keras_serializable``. What the rest of the package needs to know of a head (the
+pixel values it takes, how to draw from it) is an attribute of its class, never its name.
+
 Shapes: ``B`` is any leading (batch or sample) shape, ``D`` the latent dimension and ``E`` the
 event shape of the data, e.g. ``(28, 28, 1)``.
 """
@@ -14,8 +19,9 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfvae import noise
 from tfvae.errors import InputError
-from tfvae.options import LIKELIHOODS
+from tfvae.layers.registries import LIKELIHOODS
 
 tfd = tfp.distributions
 
@@ -57,17 +63,34 @@ class DiagonalGaussian(keras.layers.Layer):
         return {**super().get_config(), "latent_dim": self.latent_dim, "min_scale": self.min_scale}
 
 
-class _PixelHead(keras.layers.Layer):
-    """Base of the likelihood heads: one affine map from hidden units to per-pixel parameters.
+class Likelihood(keras.layers.Layer):
+    """Base of the decoder heads: hidden units -> p(x|z), a ``tfd`` distribution with event E.
 
-    A body that ends in a flat vector [N, H] gets a dense map to prod(E) values; a convolutional
-    body that ends in a feature map [N, *E[:-1], F] gets a per-pixel (1x1) map to E[-1] channels.
-    ``batch_shape`` restores leading sample dimensions that the decoder flattened.
+    A head owns one affine map from hidden units to per-pixel parameters (:meth:`_dense`): a body
+    that ends in a flat vector [N, H] gets a dense map to prod(E) values; a convolutional body
+    that ends in a feature map [N, *E[:-1], F] gets a per-pixel (1x1) map to E[-1] channels.
+    ``call(h, batch_shape)`` restores leading sample dimensions that the decoder flattened
+    (:meth:`_to_event`). The mean of its distribution is the ``x_mean`` of ``decode``,
+    ``sample`` and the exported signatures.
     """
+
+    # Whether x must lie in [0, 1] (the support of a Bernoulli): the input checks of the model,
+    # the training data and the exported graphs refuse other values.
+    unit_interval = False
 
     def __init__(self, event_shape, **kwargs):
         super().__init__(**kwargs)
         self.event_shape = tuple(int(d) for d in event_shape)
+
+    @classmethod
+    def from_settings(cls, event_shape, name="likelihood", **settings):
+        """The head of a model whose likelihood settings (``gaussian_scale``) are ``settings``;
+        a head with settings of its own reads them here."""
+        return cls(event_shape, name=name)
+
+    def draw(self, p_x, seed):
+        """One x ~ ``p_x`` [B, *E] (what :meth:`call` returned) for a stateless ``seed`` [2]."""
+        return p_x.sample(seed=seed)
 
     def _dense(self, input_shape, name):
         units = self.event_shape[-1] if len(input_shape) > 2 else math.prod(self.event_shape)
@@ -100,12 +123,14 @@ class CrossEntropyBernoulli(tfd.Bernoulli):
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
-class BernoulliLikelihood(_PixelHead):
+class BernoulliLikelihood(Likelihood):
     """Hidden units -> p(x|z) = prod Bernoulli(sigmoid(logits)), event shape E.
 
     Its log-probability is -sigmoid_cross_entropy, which is also defined for grey levels in [0, 1]
     (the paper's MNIST setting when inputs are not binarized).
     """
+
+    unit_interval = True
 
     def build(self, input_shape):
         self.logits = self._dense(input_shape, "logits")
@@ -117,9 +142,13 @@ class BernoulliLikelihood(_PixelHead):
             reinterpreted_batch_ndims=len(self.event_shape),
         )
 
+    def draw(self, p_x, seed):
+        # tfvae.noise, so that an XLA-compiled step draws what an uncompiled one does.
+        return noise.bernoulli(p_x.distribution.probs_parameter(), seed)
+
 
 @keras.saving.register_keras_serializable(package="tfvae")
-class GaussianLikelihood(_PixelHead):
+class GaussianLikelihood(Likelihood):
     """Hidden units -> p(x|z) = N(sigmoid(W h + b), diag(sigma^2)), event shape E.
 
     The mean goes through a sigmoid as in the paper's Frey Face model (appendix C.2). ``scale``:
@@ -133,6 +162,10 @@ class GaussianLikelihood(_PixelHead):
             raise InputError("gaussian scale", "'network', 'learned' or a positive float", repr(scale))
         self.scale = scale
         self.min_scale = float(min_scale)
+
+    @classmethod
+    def from_settings(cls, event_shape, name="likelihood", gaussian_scale="network", **settings):
+        return cls(event_shape, scale=gaussian_scale, name=name)
 
     def build(self, input_shape):
         self.mean = self._dense(input_shape, "mean")
@@ -155,14 +188,17 @@ class GaussianLikelihood(_PixelHead):
             tfd.Normal(loc=mean, scale=scale), reinterpreted_batch_ndims=len(self.event_shape)
         )
 
+    def draw(self, p_x, seed):
+        # tfvae.noise, so that an XLA-compiled step draws what an uncompiled one does.
+        pixels = p_x.distribution
+        return pixels.loc + pixels.scale * noise.standard_normal(
+            seed, [], tf.shape(pixels.loc)[0], self.event_shape)
+
     def get_config(self):
         return {**super().get_config(), "scale": self.scale, "min_scale": self.min_scale}
 
 
 def likelihood_layer(likelihood, event_shape, gaussian_scale="network", name="likelihood"):
-    """The decoder head for ``likelihood`` ("bernoulli" or "gaussian")."""
-    if likelihood == "bernoulli":
-        return BernoulliLikelihood(event_shape, name=name)
-    if likelihood == "gaussian":
-        return GaussianLikelihood(event_shape, scale=gaussian_scale, name=name)
-    raise InputError("likelihood", f"one of {LIKELIHOODS}", repr(likelihood))
+    """The decoder head registered as ``likelihood`` in ``LIKELIHOODS``."""
+    return LIKELIHOODS.get(likelihood, "likelihood").from_settings(
+        event_shape, name=name, gaussian_scale=gaussian_scale)

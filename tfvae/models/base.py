@@ -18,7 +18,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import noise, options
-from tfvae.checks import (MAX_SEED, check_choice, check_count, check_int, check_known,
+from tfvae.checks import (MAX_SEED, check_count, check_int, check_known,
                           check_labels, check_number, check_seed, is_integer)
 from tfvae.data.graph_checks import checked_batches, flat_images
 from tfvae.data.validation import model_images, model_latents
@@ -26,6 +26,7 @@ from tfvae.errors import InputError
 from tfvae.layers.coders import Decoder, Encoder
 from tfvae.layers.likelihoods import likelihood_layer
 from tfvae.layers.bodies import check_model_size, network_body
+from tfvae.layers.registries import BODIES, LIKELIHOODS
 
 tfd = tfp.distributions
 
@@ -63,6 +64,15 @@ class LatentVariableModel(keras.Model):
     as a one-hot vector joined to the inputs of both bodies, and every method that takes images
     or latents takes ``labels`` too (``fit`` on (x, y)). Models whose training uses labels set
     ``takes_labels``.
+
+    A body or a likelihood of one's own is a member of a registry, given by name: a subclass of
+    ``tfvae.layers.bodies.Body`` registered with ``@tfvae.layers.bodies.BODIES.register("mine")``
+    (``architecture="mine"``; its classmethod ``make`` gives the encoder's and the decoder's
+    body from the settings above), or of ``tfvae.layers.likelihoods.Likelihood`` registered with
+    ``@tfvae.layers.likelihoods.LIKELIHOODS.register("mine")`` (``likelihood="mine"``). With the
+    class also registered by ``keras.saving.register_keras_serializable``, the model trains,
+    saves, loads (once the module that registers it is imported) and exports as a built-in one
+    does (``docs/extending.md``).
     """
 
     metric_names = ("loss",)
@@ -86,10 +96,13 @@ class LatentVariableModel(keras.Model):
         self.hidden = check_int("hidden", hidden)
         self.depth = check_int("depth", depth)
         self.activation = check_known("activation", activation, keras.activations.get)
-        self.architecture = check_choice("architecture", architecture, options.ARCHITECTURES)
+        BODIES.get(architecture, "architecture").check_image_shape(
+            self.image_shape, f"architecture {architecture!r}")
+        self.architecture = architecture
         check_model_size(self.architecture, self.image_shape, self.latent_dim, self.hidden,
                          self.depth)
-        self.likelihood_name = check_choice("likelihood", likelihood, options.LIKELIHOODS)
+        LIKELIHOODS.get(likelihood, "likelihood")  # an unknown name is refused before building
+        self.likelihood_name = likelihood
         self.gaussian_scale = gaussian_scale
         self.kernel_initializer = check_known("kernel_initializer", kernel_initializer,
                                                keras.initializers.get)
@@ -143,8 +156,10 @@ class LatentVariableModel(keras.Model):
     # -- inputs ------------------------------------------------------------------------------
 
     @property
-    def bernoulli(self):
-        return self.likelihood_name == "bernoulli"
+    def unit_interval(self):
+        """Whether p(x|z) takes pixel values in [0, 1] only (a Bernoulli's): the input checks
+        refuse others."""
+        return self.decoder.likelihood.unit_interval
 
     def images(self, x, argument="x"):
         """``x`` as a float32 batch of this model's images [B, *E].
@@ -190,7 +205,7 @@ class LatentVariableModel(keras.Model):
         once, a ``tf.data`` pipeline batch by batch; a conditional model's labels ``y`` with
         them, and no labels for a model that would ignore them."""
         if isinstance(data, tf.data.Dataset):
-            return checked_batches(data, self.image_shape, self.bernoulli, self.num_classes,
+            return checked_batches(data, self.image_shape, self.unit_interval, self.num_classes,
                                    unlabelled=not (self.conditional or self.needs_example_index),
                                    argument=argument)
         if data is None or isinstance(data, (str, bytes, dict, numbers.Number)):

@@ -59,11 +59,7 @@ class WakeSleep(VAE):
         z_seed, _, x_seed = tf.unstack(noise.split(seed, 3))
         eps = noise.standard_normal(z_seed, [], num, [self.latent_dim])
         z = estimators.draw_from_noise(self.prior, eps, None)
-        pixels = self.decode(z).distribution  # Bernoulli or Normal, per pixel
-        if self.bernoulli:
-            x = noise.bernoulli(pixels.probs_parameter(), x_seed)
-        else:
-            x = pixels.loc + pixels.scale * noise.standard_normal(x_seed, [], num, self.image_shape)
+        x = self.decoder.likelihood.draw(self.decode(z), x_seed)
         return tf.stop_gradient(z), tf.stop_gradient(x)
 
     def train_step(self, data):

@@ -29,7 +29,7 @@ from tfvae.training.execution import (dtype_policy, global_dtype_policy, measure
                              resolve_jit_compile, xla_figures)
 from tfvae.models import model_class
 from tfvae.models.base import check_model_size
-from tfvae.layers.bodies import check_conv_shape
+from tfvae.layers.registries import BODIES, LIKELIHOODS
 from tfvae.runs import (DATA_CHECKSUM, RunDirectory, check_dataset_is_there, check_resume_epochs,
                         check_resume_settings, check_same_data, normalized_data_config)
 from tfvae.storage import write_atomic
@@ -281,8 +281,9 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
             raise InputError("--jit-compile", "auto, on (True) or off (False)", repr(jit_compile))
         check_int("--steps-per-execution", steps_per_execution)
         size = config["data"].get("image_size")
-        if size is not None and config["model"].get("architecture") == "conv":
-            check_conv_shape(size, "--image-size")  # before reading a folder of images
+        if size is not None and config["model"].get("architecture") in BODIES:
+            # Before reading a folder of images; an unknown name is the model's to refuse.
+            BODIES.get(config["model"]["architecture"]).check_image_shape(size, "--image-size")
         _check_size(config, size and (*check_image_size("--image-size", size), 1))
         dataset = datasets.load_dataset(**{**config["data"], "seed": config["train"]["seed"]})
         config["data"]["binarize"] = dataset.binarize
@@ -296,7 +297,8 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
         model_kwargs = {"image_shape": list(dataset.image_shape), "likelihood": dataset.likelihood,
                         **config["model"]}
         _check_size(config, dataset.image_shape)
-        if model_kwargs["likelihood"] == "bernoulli":
+        likelihood = model_kwargs["likelihood"]
+        if likelihood in LIKELIHOODS and LIKELIHOODS.get(likelihood).unit_interval:
             datasets.validate_images(dataset.x_train, argument="--dataset", bernoulli=True)
         batch = config["train"]["batch_size"]
         full_batches = isinstance(strategy, tf.distribute.TPUStrategy)  # TPUs need static shapes

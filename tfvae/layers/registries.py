@@ -1,0 +1,20 @@
+"""The registries of the layers users choose by name: decoder heads (``--likelihood``) and
+network bodies (``--architecture``).
+
+They live apart from the layers so that listing the names (``tfvae.options``, the command's
+choices and ``--help``) imports no TensorFlow; a member's module is imported when it is first
+used. A new member is one class and its decorator, e.g. ``@LIKELIHOODS.register("laplace")``.
+"""
+
+from tfvae.registry import Registry
+
+# name -> a subclass of tfvae.layers.likelihoods.Likelihood
+LIKELIHOODS = Registry("likelihood", {
+    "bernoulli": "tfvae.layers.likelihoods:BernoulliLikelihood",
+    "gaussian": "tfvae.layers.likelihoods:GaussianLikelihood",
+})
+# name -> a subclass of tfvae.layers.bodies.Body
+BODIES = Registry("architecture", {
+    "mlp": "tfvae.layers.bodies:MLP",
+    "conv": "tfvae.layers.bodies:ConvEncoderBody",
+})
