@@ -64,3 +64,9 @@ def test_an_unknown_dataset_is_one_line_naming_the_known_ones(tmp_path, capsys):
     assert err.count("\n") == 1 and "'cifar'" in err
     assert "mnist, binarized_mnist, frey_face, toy" in err and "tfds:NAME" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_the_help_lists_registered_sources(capsys):
+    with pytest.raises(SystemExit):
+        tfvae.cli.main(["train", "--help"])
+    assert "frey_face, toy, tfds:NAME" in " ".join(capsys.readouterr().out.split())

@@ -4,6 +4,7 @@ import sys
 import time
 
 from tfvae import options
+from tfvae.data.sources import known_names
 from tfvae.layers.registries import BODIES, LIKELIHOODS
 
 _NET = options.NETWORK_DEFAULTS
@@ -32,8 +33,8 @@ def register(subparsers):
     p.add_argument("--model", default="vae",
                    help="model type: vae, autoencoder or wake_sleep (default: vae)")
     p.add_argument("--dataset", default="mnist",
-                   help=f"{', '.join(options.DATASETS)} (embedded or local), tfds:NAME, or a path "
-                        "to .npz/.npy/IDX/an image folder (default: mnist)")
+                   help=f"a registered dataset ({', '.join(known_names())}), or a path to "
+                        ".npz/.npy/IDX/an image folder (default: mnist)")
     p.add_argument("--data-path", help="local file for datasets that need one (binarized_mnist)")
     p.add_argument("--conditional", action="store_true",
                    help="a conditional VAE: train on (image, label) pairs of a dataset with "

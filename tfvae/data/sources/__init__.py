@@ -71,6 +71,13 @@ SOURCES = Registry("--dataset", {
 })
 SCHEMES = Registry("--dataset scheme", {"tfds": "tfvae.data.sources.tfds:tfds_dataset"})
 
+
+def known_names():
+    """Every registered name, then each scheme as ``scheme:NAME``: what ``--dataset`` takes
+    besides a path, as the help and the errors list it."""
+    return [*SOURCES.names(), *(f"{scheme}:NAME" for scheme in SCHEMES.names())]
+
+
 # public name -> the module that defines it
 _NAMES = {
     "Dataset": "tfvae.data.sources.dataset",
@@ -80,6 +87,6 @@ _NAMES = {
     "DATA_DIR": "tfvae.data.sources.embedded",
     "_EMBEDDED": "tfvae.data.sources.embedded",  # the packaged files' checksums, for tests
 }
-__all__ = ["SCHEMES", "SOURCES", *(name for name in _NAMES if not name.startswith("_"))]
+__all__ = ["SCHEMES", "SOURCES", "known_names", *(name for name in _NAMES if not name.startswith("_"))]
 __getattr__, __dir__ = lazy_names(__name__, _NAMES, ("binarized_mnist", "dataset", "embedded",
                                                      "paths", "splits", "tfds"))

@@ -12,7 +12,7 @@ import numpy as np
 from tfvae.checks import check_choice, check_image_size, check_int, check_seed
 from tfvae.data import files
 from tfvae.data.pipelines import binarize as bernoulli_sample
-from tfvae.data.sources import SCHEMES, SOURCES
+from tfvae.data.sources import SCHEMES, SOURCES, known_names
 from tfvae.data.sources.paths import read_path
 from tfvae.data.sources.splits import Splits, check_labels, labels
 from tfvae.data.validation import validate_images
@@ -137,9 +137,8 @@ def _read(name, data_path, image_size):
     if source is None and looks_like_path(name):
         source, args = read_path, (pathlib.Path(name),)
     if source is None:
-        schemes = ", ".join(f"{scheme}:NAME" for scheme in SCHEMES.names())
-        raise InputError("--dataset", f"one of {', '.join(SOURCES.names())}, {schemes}, or a "
-                         f"path to {files.FILE_EXPECTED[3:]}", repr(name))
+        raise InputError("--dataset", f"one of {', '.join(known_names())}, or a path to "
+                         f"{files.FILE_EXPECTED[3:]}", repr(name))
     takes = _parameters(source)
     if data_path is not None and "data_path" not in takes:
         raise InputError("--data-path", f"no --data-path with --dataset {name} (only "
