@@ -87,6 +87,6 @@ _NAMES = {
     "DATA_DIR": "tfvae.data.sources.embedded",
     "_EMBEDDED": "tfvae.data.sources.embedded",  # the packaged files' checksums, for tests
 }
-__all__ = ["SCHEMES", "SOURCES", "known_names", *(name for name in _NAMES if not name.startswith("_"))]
+__all__ = ["SCHEMES", "SOURCES", "known_names", *(n for n in _NAMES if not n.startswith("_"))]
 __getattr__, __dir__ = lazy_names(__name__, _NAMES, ("binarized_mnist", "dataset", "embedded",
                                                      "paths", "splits", "tfds"))

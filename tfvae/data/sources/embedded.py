@@ -6,7 +6,7 @@ import pathlib
 
 import numpy as np
 
-from tfvae.data.sources.splits import from_arrays, labels, Splits
+from tfvae.data.sources.splits import Splits, from_arrays, labels
 from tfvae.data.validation import validate_images
 from tfvae.errors import InputError
 
