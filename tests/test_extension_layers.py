@@ -16,7 +16,7 @@ from tfvae.layers.likelihoods import LIKELIHOODS, MIN_SCALE, Likelihood, positiv
 from tfvae.models import VAE
 
 
-# As docs/extending.md shows them.
+# As docs/extending.md shows them (the Laplace here with a choice of scale).
 @keras.saving.register_keras_serializable(package="tfvae_tests")
 @LIKELIHOODS.register("laplace")
 class LaplaceLikelihood(Likelihood):
