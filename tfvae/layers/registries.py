@@ -18,3 +18,9 @@ BODIES = Registry("architecture", {
     "mlp": "tfvae.layers.bodies:MLP",
     "conv": "tfvae.layers.bodies:ConvEncoderBody",
 })
+
+
+def unit_interval(likelihood):
+    """Whether the likelihood named ``likelihood`` takes pixel values in [0, 1] only (a
+    Bernoulli's): the data checks ask; False for a name not registered, which the model refuses."""
+    return likelihood in LIKELIHOODS and LIKELIHOODS.get(likelihood).unit_interval

@@ -29,7 +29,7 @@ from tfvae.training.execution import (dtype_policy, global_dtype_policy, measure
                              resolve_jit_compile, xla_figures)
 from tfvae.models import model_class
 from tfvae.models.base import check_model_size
-from tfvae.layers.registries import BODIES, LIKELIHOODS
+from tfvae.layers.registries import BODIES, unit_interval
 from tfvae.runs import (DATA_CHECKSUM, RunDirectory, check_dataset_is_there, check_resume_epochs,
                         check_resume_settings, check_same_data, normalized_data_config)
 from tfvae.storage import write_atomic
@@ -297,8 +297,7 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
         model_kwargs = {"image_shape": list(dataset.image_shape), "likelihood": dataset.likelihood,
                         **config["model"]}
         _check_size(config, dataset.image_shape)
-        likelihood = model_kwargs["likelihood"]
-        if likelihood in LIKELIHOODS and LIKELIHOODS.get(likelihood).unit_interval:
+        if unit_interval(model_kwargs["likelihood"]):
             datasets.validate_images(dataset.x_train, argument="--dataset", bernoulli=True)
         batch = config["train"]["batch_size"]
         full_batches = isinstance(strategy, tf.distribute.TPUStrategy)  # TPUs need static shapes

@@ -17,6 +17,7 @@ from tfvae.data.sources.paths import read_path
 from tfvae.data.sources.splits import Splits, check_labels, labels
 from tfvae.data.validation import validate_images
 from tfvae.errors import InputError
+from tfvae.layers.registries import unit_interval
 from tfvae.options import BINARIZE_MODES
 
 _PATH_SUFFIXES = (".npz", ".npy", ".gz", "ubyte")
@@ -168,7 +169,7 @@ def _parameters(source):
 def _checked(splits, name):
     """``splits`` as every model takes them: images validated (again, for the built-in sources,
     which name their files as they read them: a quick pass), labels int64, one per image."""
-    bernoulli = splits.likelihood == "bernoulli"
+    bernoulli = unit_interval(splits.likelihood)
     checked = {}
     for split in ("train", "test"):
         x = validate_images(getattr(splits, f"x_{split}"), argument=f"--dataset {name} "
