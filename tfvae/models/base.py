@@ -65,14 +65,11 @@ class LatentVariableModel(keras.Model):
     or latents takes ``labels`` too (``fit`` on (x, y)). Models whose training uses labels set
     ``takes_labels``.
 
-    A body or a likelihood of one's own is a member of a registry, given by name: a subclass of
-    ``tfvae.layers.bodies.Body`` registered with ``@tfvae.layers.bodies.BODIES.register("mine")``
-    (``architecture="mine"``; its classmethod ``make`` gives the encoder's and the decoder's
-    body from the settings above), or of ``tfvae.layers.likelihoods.Likelihood`` registered with
-    ``@tfvae.layers.likelihoods.LIKELIHOODS.register("mine")`` (``likelihood="mine"``). With the
-    class also registered by ``keras.saving.register_keras_serializable``, the model trains,
-    saves, loads (once the module that registers it is imported) and exports as a built-in one
-    does (``docs/extending.md``).
+    An encoder and decoder body of one's own is a ``tfvae.layers.bodies.Body`` registered with
+    ``@BODIES.register("mine")`` and given as ``architecture="mine"``; a likelihood, a
+    ``tfvae.layers.likelihoods.Likelihood`` registered with ``@LIKELIHOODS.register("mine")``.
+    Such a model trains, saves, loads (where the registering module is imported) and exports as
+    a built-in one does (``docs/extending.md``).
     """
 
     metric_names = ("loss",)
