@@ -15,6 +15,9 @@ Adding one is a class and its registration, ``@FORMATS.register("name")``; ``tfv
 them (for the command's choices) needs no TensorFlow.
 """
 
+import math
+
+from tfvae.checks import check_count
 from tfvae.options import EXPORT_LOG_LIKELIHOOD_SAMPLES
 from tfvae.registry import Registry
 
@@ -57,6 +60,9 @@ def export_model(model, path, *, format="savedmodel", num_samples=EXPORT_LOG_LIK
     Nothing existing is replaced unless ``overwrite`` (and a SavedModel version never is).
     """
     member = export_format(format)
+    # The log_likelihood signature decodes num_samples images per row: checked before anything
+    # is made on disk.
+    check_count("--num-samples", num_samples, math.prod(model.image_shape), what="images")
     member.check(path, overwrite=overwrite)
     return member.write(model, path, num_samples=num_samples, overwrite=overwrite,
                         metadata=metadata, **options)

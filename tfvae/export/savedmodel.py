@@ -61,7 +61,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import estimators, noise
-from tfvae.checks import MAX_INT64, check_count, check_int, check_name
+from tfvae.checks import MAX_INT64, check_int, check_name
 from tfvae.data.graph_checks import check_images, check_labels, check_latents, check_seeds
 from tfvae.errors import InputError
 from tfvae.export.formats import ExportFormat, export_model
@@ -223,8 +223,6 @@ def _write_savedmodel(model, path, num_samples, metadata, next_free_version):
     ``next_free_version``, a version that another export took meanwhile moves this one to the
     next free number (and its metadata's ``version`` with it), else it is refused.
     """
-    # The log_likelihood signature decodes num_samples images per row.
-    check_count("--num-samples", num_samples, math.prod(model.image_shape), what="images")
     remove_stale(path.parent)  # what killed exports left
     info = {**model_metadata(model, num_samples), **(metadata or {})}
 
