@@ -11,7 +11,8 @@ import tensorflow as tf
 from tfvae import VAE, InputError
 from tfvae.cli import main
 from tfvae.data import load_dataset
-from tfvae.export.savedmodel import export_run, input_specs, read_metadata, serving_functions
+from tfvae.export.metadata import read_metadata
+from tfvae.export.savedmodel import export_run, input_specs, serving_functions
 from tfvae.applications.features import softmax_regression
 from tfvae.evaluation.likelihood import log_likelihood
 from tfvae.models import load_model

@@ -18,7 +18,8 @@ from conftest import cli_env
 from tfvae import MCEM, VAE, Autoencoder, WakeSleep
 from tfvae.cli import main
 from tfvae.errors import InputError
-from tfvae.export.savedmodel import export_model, export_run
+from tfvae.export import export_model
+from tfvae.export.savedmodel import export_run
 from tfvae.evaluation.likelihood import log_likelihood
 from tfvae.runs import RunDirectory
 from tfvae.training.pipeline import TrainingDiverged, train

@@ -19,8 +19,10 @@ import tensorflow as tf
 from conftest import ROOT
 from tfvae import VAE, cli, noise
 from tfvae.errors import InputError
-from tfvae.export.savedmodel import (SAMPLE_STREAM, SIGNATURES, export_model, export_run, next_version,
-                          read_metadata, serving_functions)
+from tfvae.export import export_model
+from tfvae.export.metadata import read_metadata
+from tfvae.export.savedmodel import (SAMPLE_STREAM, SIGNATURES, export_run, next_version,
+                                     serving_functions)
 from tfvae.runs import RunDirectory, load_run
 from tfvae.export.warmup import warmup_records
 

@@ -19,7 +19,7 @@ from test_export import INPUTS, assert_matches, reference
 from tfvae import VAE, estimators, log_likelihood
 from tfvae.cli import main
 from tfvae.errors import InputError
-from tfvae.export.savedmodel import export_model
+from tfvae.export import export_model
 from tfvae.models import load_model
 from tfvae.runs import RunDirectory
 

@@ -376,7 +376,7 @@ def test_an_out_file_written_while_a_command_runs_is_kept(command, tiny_run, tmp
 def test_an_export_takes_the_next_version_when_another_export_took_its_own(reference, tmp_path,
                                                                             monkeypatch):
     import tfvae.export.savedmodel
-    from tfvae.export.savedmodel import read_metadata
+    from tfvae.export.metadata import read_metadata
 
     original = tfvae.export.savedmodel.write_warmup
 

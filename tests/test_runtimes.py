@@ -11,7 +11,8 @@ import tensorflow as tf
 from tfvae import VAE, Autoencoder, noise, runtimes
 from tfvae.cli import main
 from tfvae.errors import InputError
-from tfvae.export.savedmodel import export_model, export_run, input_specs
+from tfvae.export import export_model
+from tfvae.export.savedmodel import export_run, input_specs
 
 K = 30  # importance samples of log_likelihood
 TOL = 1e-5

@@ -197,14 +197,14 @@ def test_each_epoch_records_the_active_units_and_evaluate_prints_them(tmp_path, 
 
 def test_an_epoch_without_active_units_warns_of_collapse_and_names_the_warm_up(
         tmp_path, capsys, monkeypatch):
-    from tfvae.training import pipeline as training
+    from tfvae.training import callbacks
     from tfvae.cli import main
 
     def collapsed(model, x, **kwargs):
         return {"active_units": 0, "mean_variance": np.zeros(3),
                 "kl_per_dimension": np.zeros(3)}
 
-    monkeypatch.setattr(training, "latent_diagnostics", collapsed)
+    monkeypatch.setattr(callbacks, "latent_diagnostics", collapsed)
     tiny = ["--train-examples", "200", "--test-examples", "100", "--hidden", "8",
             "--latent-dim", "3", "--epochs", "1", "--quiet"]
     assert main(["train", "--out", str(tmp_path / "a"), *tiny]) == 0

@@ -9,7 +9,6 @@ manifold) is made here.
 """
 
 import math
-from pathlib import Path
 
 import numpy as np
 

@@ -11,6 +11,7 @@ it is used. A user's member is registered by decorating it:
 
 import importlib
 
+from tfvae.checks import check_choice
 from tfvae.errors import InputError
 
 
@@ -38,14 +39,22 @@ class Registry:
         return tuple(dict.fromkeys([*self._lazy, *self._members]))
 
     def __contains__(self, name):
-        return name in self._members or name in self._lazy
+        return isinstance(name, str) and (name in self._members or name in self._lazy)
+
+    # Read as a mapping of name -> member (each loaded when read).
+    def __iter__(self):
+        return iter(self.names())
+
+    def __getitem__(self, name):
+        return self.get(name)
+
+    def items(self):
+        return [(name, self.get(name)) for name in self.names()]
 
     def get(self, name, argument=None):
         """The member ``name``; an unknown name is an ``InputError`` naming ``argument`` (the
         family by default) and the names there are."""
-        if name not in self:
-            raise InputError(argument or self.family, f"one of {', '.join(self.names())}",
-                             repr(name))
+        check_choice(argument or self.family, name, self.names())
         if name not in self._members:
             module, attribute = self._lazy[name].split(":")
             self._members[name] = getattr(importlib.import_module(module), attribute)

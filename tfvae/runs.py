@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tfvae import options, storage
-from tfvae.checks import check_choice, check_image_size
+from tfvae.checks import check_choice
 from tfvae.errors import InputError
 
 CSV_COLUMNS = [
@@ -336,46 +336,6 @@ def _vector_text(values):
     return None if values is None else ";".join(f"{float(v):.4f}" for v in values)
 
 
-# -- a run's settings, as train() takes them --------------------------------------------------
-
-def normalized_data_config(data_config):
-    """``data_config`` with the dataset's path and ``data_path`` made absolute, so that the run
-    works from any working directory, and ``image_size`` checked."""
-    from tfvae.data.sources import looks_like_path
-
-    data_config = dict(data_config)
-    if data_config.get("image_size") is not None:  # as config.json holds it: a list
-        data_config["image_size"] = check_image_size("--image-size", data_config["image_size"])
-    name = data_config.get("name")
-    if isinstance(name, (str, Path)) and looks_like_path(str(name)) and Path(name).exists():
-        data_config["name"] = str(Path(name).resolve())
-    if data_config.get("data_path") is not None:
-        data_config["data_path"] = str(Path(data_config["data_path"]).resolve())
-    return data_config
-
-
-def check_resume_settings(config, model, model_config, data_config, train_settings,
-                           mixed_precision):
-    """Refuse, naming the flag, any setting given to --resume that differs from the run's."""
-    recorded = config["train"].get("mixed_precision")
-    if mixed_precision is not None and mixed_precision != recorded:
-        raise InputError("--mixed-precision", f"{recorded} as the run was started with "
-                         "(the model's dtypes are part of the run)", repr(mixed_precision))
-    given = [("--model", config["model_type"], model)]
-    given += [(f"--{key.replace('_', '-')}", config["model"].get(key), value)
-              for key, value in model_config.items()]
-    moved = _moved_dataset(config, data_config.get("name"))
-    given += [("--dataset" if key == "name" else f"--{key.replace('_', '-')}",
-               config["data"].get(key), value) for key, value in data_config.items()
-              if not (key == "name" and moved)]
-    given += [(f"--{key.replace('_', '-')}", config["train"].get(key), value)
-              for key, value in train_settings.items()]
-    for flag, stored, value in given:
-        if value is not None and value != stored:
-            raise InputError(flag, f"{stored!r} as the run was started with (--resume may only "
-                             "change --epochs)", repr(value))
-
-
 def check_dataset_is_there(data_config):
     """Refuse a run's dataset file that is no longer where the run recorded it, saying how to give
     its new place."""
@@ -385,38 +345,3 @@ def check_dataset_is_there(data_config):
     if looks_like_path(name) and not Path(name).exists():
         raise InputError("--dataset", f"the run's dataset, which was {name!r} (give it with "
                          "--dataset PATH where it is now)", "no such file")
-
-
-def _moved_dataset(config, name):
-    """Whether ``name`` may stand for the run's dataset file at another place: both are paths and
-    the run recorded its data's checksum, which :func:`check_same_data` compares after loading."""
-    from tfvae.data.sources import looks_like_path
-
-    stored = config["data"].get("name")
-    return (DATA_CHECKSUM in config and isinstance(name, str) and isinstance(stored, str)
-            and looks_like_path(name) and looks_like_path(stored))
-
-
-def check_same_data(recorded, dataset):
-    """The checksum record of ``dataset`` (``config.json``'s ``data_checksum``), after checking it
-    against the ``recorded`` one of a resumed run: the same data wherever it is now, or refused
-    naming what differs."""
-    record = {"sha256": dataset.checksum(), "examples": [len(dataset.x_train), len(dataset.x_test)],
-              "image_shape": list(dataset.image_shape)}
-    if recorded is None or recorded["sha256"] == record["sha256"]:
-        return record
-    differs = [f"{key} {record[key]} (the run's: {recorded[key]})"
-               for key in ("examples", "image_shape") if record[key] != recorded.get(key)]
-    raise InputError("--dataset", "the data the run was trained on (the same content, wherever "
-                     "it is now)", f"{dataset.name}, whose "
-                     + ("; ".join(differs) if differs else "values differ (sha256 "
-                        f"{record['sha256'][:12]}..., the run's {recorded['sha256'][:12]}...)"))
-
-
-def check_resume_epochs(epochs, completed, state):
-    """Refuse ``--epochs`` below what a resumed run completed; whether a finished run has
-    nothing left to train (True: leave it as it is)."""
-    if epochs < completed:
-        raise InputError("--epochs", f"at least the {completed} epochs the run has completed "
-                         "(--epochs is the total)", epochs)
-    return epochs == completed and state.get("status") == "finished"

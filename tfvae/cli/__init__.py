@@ -117,7 +117,7 @@ def _run(args):
     import_tensorflow_quietly()
     # Imported here so `tfvae --help` and argument errors stay fast (TensorFlow is slow to load).
     from tfvae.errors import InputError
-    from tfvae.training.pipeline import TrainingDiverged
+    from tfvae.training.stops import TrainingDiverged
 
     try:
         return args.func(args) or 0

@@ -9,9 +9,10 @@ _NAMES = {
     **{name: "tfvae.export.formats" for name in (
         "export_model", "export_format", "ExportFormat", "FORMATS")},
     **{name: "tfvae.export.savedmodel" for name in (
-        "export_run", "read_metadata", "SIGNATURES", "DEFAULT_SIGNATURE", "METADATA_FILE",
-        "input_specs", "model_signatures", "serving_functions", "next_version")},
+        "export_run", "SIGNATURES", "DEFAULT_SIGNATURE", "input_specs", "model_signatures",
+        "serving_functions", "next_version")},
+    **{name: "tfvae.export.metadata" for name in ("read_metadata", "METADATA_FILE")},
 }
 __all__ = list(_NAMES)
-__getattr__, __dir__ = lazy_names(__name__, _NAMES, ("formats", "savedmodel", "warmup",
-                                                     "runtimes", "client"))
+__getattr__, __dir__ = lazy_names(__name__, _NAMES, (
+    "formats", "savedmodel", "metadata", "warmup", "runtimes", "client", "transports"))

@@ -28,7 +28,8 @@ log (1/k) sum_l p(x, z_l) / q(z_l|x) with k fixed at export. A model without a b
 
 Seeds: row i draws all its noise from ``seed[i]`` alone, by the generator of
 :class:`tfvae.noise.CounterSeed` (integer arithmetic that every runtime has, so the LiteRT and
-ONNX files of :mod:`tfvae.export.runtimes` draw the same numbers). A row's result depends only on its
+ONNX files of :mod:`tfvae.export.runtimes` draw the same numbers). A row's result depends only on
+its
 own input and seed: the same in every process, server, batch and format. ``sample``'s z is that
 generator's draw, not ``VAE.sample``'s; its ``x_mean`` is the mean of ``model.decode(z)``. A
 prior other than Gaussians, their mixtures and flows (a user's Student-t, say) is sampled by
@@ -47,24 +48,21 @@ protobuf's wire format with TensorFlow's own ``TensorProto``, so an export needs
 ``tensorflow_serving.apis``.
 """
 
-import datetime
 import errno
 import json
-import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 from tfvae import estimators, noise
 from tfvae.checks import MAX_INT64, check_int, check_name
 from tfvae.data.graph_checks import check_images, check_labels, check_latents, check_seeds
 from tfvae.errors import InputError
 from tfvae.export.formats import ExportFormat, export_model
+from tfvae.export.metadata import METADATA_FILE, model_metadata, run_metadata
 from tfvae.export.warmup import write_warmup
 from tfvae.options import EXPORT_LOG_LIKELIHOOD_SAMPLES as DEFAULT_NUM_SAMPLES
 from tfvae.runs import RunDirectory
@@ -72,7 +70,6 @@ from tfvae.storage import check_writable_dir, remove_stale, rename_no_replace, t
 
 SIGNATURES = ("encode", "decode", "sample", "reconstruct", "log_likelihood")
 DEFAULT_SIGNATURE = "encode"
-METADATA_FILE = "tfvae.json"
 
 
 # --------------------------------------------------------------------------- the signatures
@@ -107,7 +104,8 @@ def serving_functions(model, num_samples=DEFAULT_NUM_SAMPLES, *, checked=True):
     """The signatures as plain functions of ``model``: name -> fn(*tensors) -> dict of outputs.
 
     Exported as traced graphs; called eagerly they give the in-process answers an export must
-    reproduce. ``checked=False`` leaves out the input checks (``tfvae.export.runtimes`` puts its own).
+    reproduce. ``checked=False`` leaves out the input checks (``tfvae.export.runtimes`` puts its
+    own).
     """
     check_int("--num-samples", num_samples)
     bernoulli = model.unit_interval  # pixels in [0, 1] only
@@ -224,7 +222,10 @@ def _write_savedmodel(model, path, num_samples, metadata, next_free_version):
     next free number (and its metadata's ``version`` with it), else it is refused.
     """
     remove_stale(path.parent)  # what killed exports left
-    info = {**model_metadata(model, num_samples), **(metadata or {})}
+    signatures = {name: {"inputs": [spec.name for spec in specs], "outputs": list(_OUTPUTS[name])}
+                  for name, specs in input_specs(model).items()}
+    info = {**model_metadata(model, num_samples, signatures, DEFAULT_SIGNATURE),
+            **(metadata or {})}
 
     specs = input_specs(model)
     signatures = {name: tf.function(fn, input_signature=specs[name], autograph=False)
@@ -303,72 +304,8 @@ def next_version(model_dir):
     return max(versions, default=0) + 1
 
 
-def read_metadata(export_dir):
-    """The ``assets/tfvae.json`` of an export, as a dict."""
-    path = Path(export_dir) / "assets" / METADATA_FILE
-    if not path.is_file():
-        raise InputError("export_dir", f"an export with assets/{METADATA_FILE}",
-                         repr(str(export_dir)))
-    return json.loads(path.read_text())
-
-
-def model_metadata(model, num_samples):
-    import keras
-
-    import tfvae
-
-    return {
-        "format": "tfvae-savedmodel",
-        "has_bound": model.has_bound,
-        "conditional": model.conditional,
-        "num_classes": model.num_classes,
-        "signatures": {
-            name: {"inputs": [spec.name for spec in specs],
-                   "outputs": list(_OUTPUTS[name])}
-            for name, specs in input_specs(model).items()
-        },
-        "default_signature": DEFAULT_SIGNATURE,
-        "image_shape": list(model.image_shape),
-        "latent_dim": model.latent_dim,
-        "likelihood": model.likelihood_name,
-        "log_likelihood_num_samples": num_samples,
-        "seed_rule": "row i draws its noise from seed[i] alone (tfvae.noise.CounterSeed)",
-        "model_config": _jsonable(model.get_config()),
-        "dataset": None,
-        "binarization": None,
-        "test_elbo": None,
-        "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "versions": {"tfvae": tfvae.__version__, "tensorflow": tf.__version__,
-                     "tensorflow_probability": tfp.__version__, "keras": keras.__version__},
-    }
-
-
-def run_metadata(run, checkpoint="model"):
-    """What a run directory (a :class:`tfvae.runs.RunDirectory`) says about the exported model:
-    its data and test ELBO."""
-    config = run.read_config()
-    info = {"dataset": config["data"].get("name"),
-            "binarization": config["data"].get("binarize"),
-            "run_dir": str(run.path.resolve()), "checkpoint": checkpoint}
-    state = run.read_state()
-    rows = run.read_metrics()
-    if checkpoint == "best":
-        info["test_elbo"] = _finite_or_none(state.get("best_test_elbo"))
-    elif rows:
-        # model.keras and last.keras are the model after the last completed epoch.
-        info["test_elbo"] = _finite_or_none(rows[-1].get("test_elbo"))
-        info["epochs"] = int(rows[-1]["epoch"])
-        info["active_units"] = rows[-1].get("active_units")
-        info["kl_per_dimension"] = rows[-1].get("kl_per_dimension")
-    return info
-
-
 _OUTPUTS = {"encode": ("z_mean", "z_stddev"), "decode": ("x_mean",), "sample": ("z", "x_mean"),
             "reconstruct": ("x_mean", "z_mean"), "log_likelihood": ("elbo", "log_px")}
-
-
-def _jsonable(obj):
-    return json.loads(json.dumps(obj, default=lambda o: repr(o)))
 
 
 def _write_error(exc, path):
@@ -404,7 +341,3 @@ def _check_new(path, argument):
     if path.exists():
         raise InputError(argument, "a version that does not exist yet (versions are never "
                          "overwritten)", f"{str(path)!r}, which exists")
-
-
-def _finite_or_none(value):
-    return value if isinstance(value, (int, float)) and math.isfinite(value) else None

@@ -5,10 +5,10 @@ Every model extends :class:`tfvae.models.base.LatentVariableModel` and registers
 paper's experiments and the CLI find them.
 """
 
-from tfvae.checks import check_choice
 from tfvae.models.autoencoder import Autoencoder
-from tfvae.models.base import MODELS, LatentVariableModel, register
+from tfvae.models.base import LatentVariableModel
 from tfvae.models.mcem import MCEM
+from tfvae.models.registry import MODELS, register
 from tfvae.models.vae import VAE
 from tfvae.models.wake_sleep import WakeSleep
 
@@ -18,7 +18,7 @@ __all__ = ["MODELS", "MCEM", "VAE", "Autoencoder", "LatentVariableModel", "WakeS
 
 def model_class(name):
     """The model class registered as ``name`` (``--model``)."""
-    return MODELS[check_choice("--model", name, tuple(MODELS))]
+    return MODELS.get(name, "--model")
 
 
 def load_model(path, argument="RUN_DIR"):

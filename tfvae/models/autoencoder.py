@@ -17,7 +17,8 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae.errors import InputError
-from tfvae.models.base import LatentVariableModel, register
+from tfvae.models.base import LatentVariableModel
+from tfvae.models.registry import register
 
 tfd = tfp.distributions
 

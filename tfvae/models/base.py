@@ -1,4 +1,4 @@
-"""The one base class of tfvae's latent-variable models, and the registry of their names.
+"""The one base class of tfvae's latent-variable models.
 
 A model is a prior p(z), a decoder p(x|z) and, for most, a recognition model q(z|x). The base
 class declares the settings they share once (the image shape, the networks, the likelihood, the
@@ -18,7 +18,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import noise, options
-from tfvae.checks import (MAX_SEED, check_count, check_int, check_known,
+from tfvae.checks import (MAX_SEED, check_count, check_image_shape, check_int, check_known,
                           check_labels, check_number, check_seed, is_integer)
 from tfvae.data.graph_checks import checked_batches, flat_images
 from tfvae.data.validation import model_images, model_latents
@@ -32,20 +32,6 @@ tfd = tfp.distributions
 
 _SEED_STATE = "seed_generator_state"
 _NET = options.NETWORK_DEFAULTS
-# registry name -> model class; filled by @register
-MODELS = {}
-
-
-def register(name):
-    """Register a model class under ``name`` for ``tfvae train --model``, ``load_model`` and
-    Keras's serialization (as ``tfvae>ClassName``)."""
-    def decorate(cls):
-        MODELS[name] = keras.saving.register_keras_serializable(package="tfvae")(cls)
-        cls.registry_name = name
-        return cls
-    return decorate
-
-
 class LatentVariableModel(keras.Model):
     """p(z) p(x|z), and q(z|x) when the model has an encoder, as one Keras model.
 
@@ -62,14 +48,10 @@ class LatentVariableModel(keras.Model):
     the weights (MAP); ``seed`` of the model's noise; ``num_classes`` K > 0 makes the model
     conditional (Sohn et al., 2015): q(z|x, y) and p(x|z, y) take a class label y in [0, K),
     as a one-hot vector joined to the inputs of both bodies, and every method that takes images
-    or latents takes ``labels`` too (``fit`` on (x, y)). Models whose training uses labels set
-    ``takes_labels``.
+    or latents takes ``labels`` too (``fit`` on (x, y)).
 
-    An encoder and decoder body of one's own is a ``tfvae.layers.bodies.Body`` registered with
-    ``@BODIES.register("mine")`` and given as ``architecture="mine"``; a likelihood, a
-    ``tfvae.layers.likelihoods.Likelihood`` registered with ``@LIKELIHOODS.register("mine")``.
-    Such a model trains, saves, loads (where the registering module is imported) and exports as
-    a built-in one does (``docs/extending.md``).
+    A body or likelihood of one's own is a registered ``tfvae.layers.bodies.Body`` or
+    ``tfvae.layers.likelihoods.Likelihood``, given by name (``docs/extending.md``).
     """
 
     metric_names = ("loss",)
@@ -88,7 +70,7 @@ class LatentVariableModel(keras.Model):
                  kernel_initializer=_NET["kernel_initializer"],
                  weight_decay=_NET["weight_decay"], seed=None, num_classes=0, **kwargs):
         super().__init__(**kwargs)
-        self.image_shape = _check_image_shape(image_shape)
+        self.image_shape = check_image_shape("image_shape", image_shape)
         self.latent_dim = check_int("latent_dim", latent_dim)
         self.hidden = check_int("hidden", hidden)
         self.depth = check_int("depth", depth)
@@ -411,19 +393,6 @@ class LatentVariableModel(keras.Model):
         config = dict(config)
         config["kernel_initializer"] = keras.initializers.deserialize(config["kernel_initializer"])
         return cls(**config)
-
-
-def _check_image_shape(image_shape):
-    # [H, W, C] only: the networks and the checks of every input read images so.
-    try:
-        shape = tuple(image_shape)
-    except TypeError:
-        shape = None
-    if not shape or len(shape) != 3 or not all(is_integer(d) and d >= 1 for d in shape):
-        raise InputError("image_shape", "an image shape (H, W, C) of three positive integers "
-                         "such as (28, 28, 1) (vectors of D values: (1, D, 1))",
-                         repr(image_shape))
-    return tuple(int(d) for d in shape)
 
 
 def _multi_worker():

@@ -26,7 +26,8 @@ import tensorflow_probability as tfp
 from tfvae import estimators
 from tfvae.checks import check_int, check_number
 from tfvae.errors import InputError
-from tfvae.models.base import LatentVariableModel, register
+from tfvae.models.base import LatentVariableModel
+from tfvae.models.registry import register
 
 
 @register("mcem")

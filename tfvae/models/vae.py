@@ -12,7 +12,8 @@ from tfvae import estimators, noise, options
 from tfvae.checks import (MAX_INT64, check_choice, check_int, check_labels, check_number,
                           check_weights)
 from tfvae.errors import InputError
-from tfvae.models.base import LatentVariableModel, register
+from tfvae.models.base import LatentVariableModel
+from tfvae.models.registry import register
 from tfvae.layers.coders import Encoder
 from tfvae.layers.flows import FlowPosterior
 from tfvae.layers.hierarchy import HierarchicalPosterior, HierarchicalPrior

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from tfvae import estimators, noise
 from tfvae.errors import InputError
-from tfvae.models.base import register
+from tfvae.models.registry import register
 from tfvae.models.vae import VAE
 
 

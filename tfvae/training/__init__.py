@@ -1,12 +1,17 @@
-"""Training into a run directory: the ``fit`` pipeline (``pipeline``), the execution settings
-(``execution``: XLA, precision, steps per call), ``tf.distribute`` (``distribute``), this
-machine's figures (``machine``) and the TensorBoard summaries (``summaries``)."""
+"""Training into a run directory: the ``fit`` pipeline (``pipeline``), its settings
+(``settings``), the run directory's callback (``callbacks``), how a run stops short (``stops``),
+the execution settings (``execution``: XLA, precision, steps per call), ``tf.distribute``
+(``distribute``), this machine's figures (``machine``) and the TensorBoard summaries
+(``summaries``)."""
 
 from tfvae.lazy import lazy_names
 
-_NAMES = {name: "tfvae.training.pipeline" for name in (
-    "train", "TrainingDiverged", "TrainingInterrupted", "RunCheckpoint", "make_optimizer",
-    "epoch_line", "optimizer_steps")}
+_NAMES = {
+    **{name: "tfvae.training.pipeline" for name in ("train", "make_optimizer", "optimizer_steps")},
+    **{name: "tfvae.training.callbacks" for name in ("RunCheckpoint", "epoch_line")},
+    **{name: "tfvae.training.stops" for name in ("TrainingDiverged", "TrainingInterrupted")},
+}
 __all__ = list(_NAMES)
-__getattr__, __dir__ = lazy_names(__name__, _NAMES, ("pipeline", "execution", "distribute",
+__getattr__, __dir__ = lazy_names(__name__, _NAMES, ("pipeline", "callbacks", "stops",
+                                                     "settings", "execution", "distribute",
                                                      "machine", "summaries"))

@@ -11,53 +11,34 @@ import math
 import shutil
 import sys
 import tempfile
-import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tfvae import data as datasets
 from tfvae import options
-from tfvae.training import distribute
-from tfvae.checks import (MAX_INT64, check_choice, check_count, check_image_size, check_int,
-                          check_labels, check_number, check_seed, is_integer)
+from tfvae.checks import (MAX_INT64, check_choice, check_image_size, check_int, check_labels,
+                          check_number, check_seed)
 from tfvae.errors import InputError
-from tfvae.evaluation.diagnostics import latent_diagnostics
-from tfvae.interruption import Interrupted, deferred, stop_on_signals
-from tfvae.training.execution import (dtype_policy, global_dtype_policy, measure_xla, nearest_divisor,
-                             resolve_jit_compile, xla_figures)
-from tfvae.models import model_class
-from tfvae.models.base import check_model_size
+from tfvae.interruption import Interrupted, stop_on_signals
 from tfvae.layers.registries import BODIES, unit_interval
-from tfvae.runs import (DATA_CHECKSUM, RunDirectory, check_dataset_is_there, check_resume_epochs,
-                        check_resume_settings, check_same_data, normalized_data_config)
+from tfvae.models import model_class
+from tfvae.runs import DATA_CHECKSUM, RunDirectory, check_dataset_is_there
 from tfvae.storage import write_atomic
+from tfvae.training import distribute
+from tfvae.training.callbacks import RunCheckpoint
+from tfvae.training.execution import (dtype_policy, global_dtype_policy, measure_xla,
+                                      nearest_divisor, resolve_jit_compile, xla_figures)
+from tfvae.training.settings import (check_model_size_settings, check_resume_epochs,
+                                     check_resume_settings, check_same_data,
+                                     normalized_data_config)
+from tfvae.training.stops import TrainingDiverged, TrainingInterrupted, diverged_message
 from tfvae.training.summaries import EpochSummaries
 
 _TRAIN = options.TRAIN_DEFAULTS
 # Test images the latent diagnostics of each epoch are taken on: enough for the variance of the
 # posterior means, a small share of the epoch's time.
 _DIAGNOSTIC_EXAMPLES = 2000
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-class TrainingInterrupted(Interrupted):
-    """A stop signal (SIGTERM, SIGINT) ended training; the run records "interrupted" and resumes
-    from its last finished epoch."""
-
-    def __init__(self, signum, run_dir, epochs_completed, epochs):
-        if epochs_completed:
-            next_step = (f"{epochs_completed} of {epochs} epochs are kept; continue with: tfvae "
-                         f"train --out {run_dir} --resume")
-        else:
-            next_step = (f"no epoch had finished, so there is nothing to resume; start again "
-                         f"with: tfvae train --out {run_dir} --overwrite (and the same settings)")
-        super().__init__(signum, next_step)
-        self.run_dir, self.epochs_completed, self.epochs = run_dir, epochs_completed, epochs
 
 
 def optimizer_steps(model):
@@ -71,119 +52,6 @@ def make_optimizer(name, learning_rate):
     if name == "adagrad":
         return keras.optimizers.Adagrad(learning_rate)
     return keras.optimizers.Adam(learning_rate)
-
-
-def epoch_line(row, epochs):
-    """One plain line for a person or a log file: the epoch's bounds, time and speed."""
-    def value(split):
-        for name in ("elbo", "reconstruction"):
-            if row.get(f"{split}_{name}") is not None:
-                return f"{split} {name} {row[f'{split}_{name}']:.2f}"
-        return None
-
-    parts = [p for p in (value("train"), value("test")) if p]
-    return (f"epoch {row['epoch']}/{epochs}: {', '.join(parts)}; {row['seconds']:.1f} s, "
-            f"{row['examples_per_second']:,.0f} examples/s")
-
-
-class RunCheckpoint(keras.callbacks.Callback):
-    """At each epoch's end: a metrics row, its line in ``train.log`` (and on stdout when
-    ``print_lines``), ``last.keras``, ``best.keras`` and ``state.json``.
-
-    Stops training at the first non-finite loss, before anything of that epoch is written.
-    """
-
-    def __init__(self, run, num_train_examples, epochs, best_elbo=-math.inf, epochs_completed=0,
-                 print_lines=False, diagnostic_images=None, diagnostic_labels=None):
-        super().__init__()
-        self.run = run
-        # Test images for each epoch's latent diagnostics (active units, KL per dimension).
-        self.diagnostic_images = diagnostic_images
-        self.diagnostic_labels = diagnostic_labels
-        self.epochs = epochs
-        self.print_lines = print_lines
-        self.epochs_done = epochs_completed
-        self.num_train_examples = num_train_examples
-        self.best_elbo = best_elbo
-        self.diverged = False
-        self.diagnostics = {}
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_start = time.perf_counter()
-        self.train_seconds = None
-        self.diagnostics = {}
-
-    def on_test_begin(self, logs=None):
-        # Validation runs inside the epoch: time the training part alone.
-        if self.train_seconds is None:
-            self.train_seconds = time.perf_counter() - self.epoch_start
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not np.isfinite(loss):
-            self.diverged = True
-            self.model.stop_training = True
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        if self.diverged or not np.isfinite(logs.get("loss", 0.0)):
-            self.diverged = True
-            self.model.stop_training = True
-            self.run.write_state({**self.state(), "status": "diverged"})
-            return
-        seconds = self.train_seconds or (time.perf_counter() - self.epoch_start)
-        row = {
-            "epoch": epoch + 1,
-            "train_elbo": logs.get("elbo"),
-            "train_reconstruction": logs.get("reconstruction"),
-            "train_kl": logs.get("kl"),
-            "test_elbo": logs.get("val_elbo"),
-            "test_reconstruction": logs.get("val_reconstruction"),
-            "test_kl": logs.get("val_kl"),
-            "seconds": round(seconds, 3),
-            "examples_per_second": round(self.num_train_examples / seconds, 1),
-        }
-        if self.diagnostic_images is not None:
-            # Kept for the epoch's other callbacks (the TensorBoard histogram): computed once.
-            self.diagnostics = latent_diagnostics(self.model, self.diagnostic_images,
-                                                  labels=self.diagnostic_labels)
-            row["active_units"] = self.diagnostics["active_units"]
-            row["kl_per_dimension"] = self.diagnostics["kl_per_dimension"]
-        self.run.append_metrics(row)
-        line = epoch_line(row, self.epochs)
-        if row.get("active_units") == 0:
-            line += "; no active latent unit: posterior collapse (the decoder ignores z)"
-            hint = ""
-            if getattr(self.model, "kl_warmup_steps", None) == 0:
-                # A learned prior (the VampPrior above all) collapses before the decoder learns
-                # to read z unless the KL comes in gradually (docs/likelihood.md measures it).
-                hint = ("; a KL warm-up (--kl-warmup-epochs, or kl_warmup_steps) lets the "
-                        "decoder learn to use z first")
-            print(f"tfvae: warning: epoch {row['epoch']}: {line.split('; ')[-1]}{hint}",
-                  file=sys.stderr)
-        self.run.append_log(line)
-        if self.print_lines:
-            print(line, flush=True)
-        # A stop signal waits until the checkpoints and state.json agree on this epoch.
-        with deferred():
-            self.run.checkpoint_dir.mkdir(exist_ok=True)
-            last = write_atomic(self.run.checkpoint_path("last"), self.model.save)
-            # A model without an ELBO (the autoencoder) names the metric that picks best.keras.
-            key = self.model.checkpoint_metric
-            test_elbo = logs.get(f"val_{key}", logs.get(key))
-            if test_elbo is not None and test_elbo > self.best_elbo:
-                self.best_elbo = float(test_elbo)
-                write_atomic(self.run.checkpoint_path("best"),
-                             lambda tmp: shutil.copyfile(last, tmp))
-            self.epochs_done = epoch + 1
-            self.run.write_state(self.state())
-
-    def state(self):
-        return {
-            "epochs_completed": self.epochs_done,
-            "best_test_elbo": self.best_elbo if math.isfinite(self.best_elbo) else None,
-            "status": "running",
-        }
 
 
 def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=None,
@@ -260,8 +128,9 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
             model = model or "vae"
             cls = model_class(model)
             if cls.needs_example_index:
-                raise InputError("--model", "a model that trains on batches of images (MCEM keeps a "
-                                 "chain per example: `tfvae reproduce fig3` trains it)", repr(model))
+                raise InputError("--model", "a model that trains on batches of images (MCEM keeps "
+                                 "a chain per example: `tfvae reproduce fig3` trains it)",
+                                 repr(model))
             train_settings = {key: _TRAIN.get(key) if value is None else value
                               for key, value in given_train.items()}
             config = {
@@ -270,7 +139,8 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                 "data": {"name": "mnist", **data_config},
                 "train": {"epochs": _TRAIN["epochs"] if epochs is None else epochs,
                           **train_settings, "mixed_precision": mixed_precision,
-                          "projector": bool(_TRAIN["projector"] if projector is None else projector)},
+                          "projector": bool(_TRAIN["projector"] if projector is None
+                                            else projector)},
             }
         # Plain ints from here on (numpy's are accepted): config.json and Keras's seeding take them.
         config["train"]["epochs"] = check_int("--epochs", config["train"]["epochs"])
@@ -284,19 +154,20 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
         if size is not None and config["model"].get("architecture") in BODIES:
             # Before reading a folder of images; an unknown name is the model's to refuse.
             BODIES.get(config["model"]["architecture"]).check_image_shape(size, "--image-size")
-        _check_size(config, size and (*check_image_size("--image-size", size), 1))
+        check_model_size_settings(config, size and (*check_image_size("--image-size", size), 1))
         dataset = datasets.load_dataset(**{**config["data"], "seed": config["train"]["seed"]})
         config["data"]["binarize"] = dataset.binarize
         config[DATA_CHECKSUM] = check_same_data(config.get(DATA_CHECKSUM), dataset)
         for key, split in (("train_examples", dataset.x_train), ("test_examples", dataset.x_test)):
             if (config["data"].get(key) or 0) > len(split):
                 if writer:  # even with verbose=0: the run is not what was asked for
-                    print(f"tfvae: --{key.replace('_', '-')} {config['data'][key]} is more than the "
+                    print(f"tfvae: --{key.replace('_', '-')} {config['data'][key]} is more than "
+                          "the "
                           f"{len(split)} the dataset has; using {len(split)}", file=sys.stderr)
                 config["data"][key] = len(split)
         model_kwargs = {"image_shape": list(dataset.image_shape), "likelihood": dataset.likelihood,
                         **config["model"]}
-        _check_size(config, dataset.image_shape)
+        check_model_size_settings(config, dataset.image_shape)
         if unit_interval(model_kwargs["likelihood"]):
             datasets.validate_images(dataset.x_train, argument="--dataset", bernoulli=True)
         batch = config["train"]["batch_size"]
@@ -318,15 +189,15 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
         with strategy.scope(), global_dtype_policy(policy):
             if resume:
                 vae = run.load_model("last")
-                # The checkpoint is written atomically and holds the optimizer's step count: the epochs
-                # it completed follow from it, whatever else a kill left half-updated.
+                # The checkpoint is written atomically and holds the optimizer's step count: the
+                # epochs it completed follow from it, whatever else a kill left half-updated.
                 initial_epoch = optimizer_steps(vae) // steps
                 if check_resume_epochs(config["train"]["epochs"], initial_epoch, run.read_state()):
                     if verbose and writer:
                         print(f"tfvae: the run has finished its {initial_epoch} epochs; nothing to "
                               "do (a larger --epochs trains more)", file=sys.stderr)
                     return vae
-                # Same optimizer object, so its state carries over; only the execution settings change.
+                # The same optimizer object, so its state carries over.
                 optimizer = vae.optimizer
             else:
                 try:
@@ -360,7 +231,8 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
             config["train"]["jit_compile"] = bool(jit)
             vae.compile(optimizer=optimizer, jit_compile=jit, steps_per_execution=per_execution)
         if config["train"].get("projector") and not vae.has_encoder:
-            raise InputError("--projector", "a model with an encoder (the projector shows the means "
+            raise InputError("--projector", "a model with an encoder (the projector shows the "
+                             "means "
                              "of q(z|x))", f"model type {config['model_type']!r}")
         best = -math.inf
         if writer and resume:
@@ -376,14 +248,16 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
         if verbose:
             print(f"tfvae: dataset {dataset.name}, binarization {dataset.binarize}, "
                   f"{len(dataset.x_train)} train / {len(dataset.x_test)} test examples; "
-                  f"{strategy.num_replicas_in_sync} replica(s), XLA {'on' if vae.jit_compile else 'off'}, "
+                  f"{strategy.num_replicas_in_sync} replica(s), "
+                  f"XLA {'on' if vae.jit_compile else 'off'}, "
                   f"{vae.steps_per_execution} steps per execution"
                   + (f", mixed precision {mixed_precision}" if mixed_precision else ""))
 
         # Grey levels go to the model, which binarizes each batch on the device.
         vae.dynamic_binarization = dataset.binarize == "dynamic"
         train_data = datasets.make_train_stream(dataset.x_train, batch_size=batch,
-                                                seed=config["train"]["seed"], first_epoch=initial_epoch,
+                                                seed=config["train"]["seed"],
+                                                first_epoch=initial_epoch,
                                                 drop_remainder=full_batches, labels=train_labels)
         test_data = datasets.make_pipeline(dataset.x_test, batch_size=batch,
                                            drop_remainder=full_batches, labels=test_labels)
@@ -418,7 +292,7 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                 raise TrainingInterrupted(stop.signum, run.path, checkpoint.epochs_done,
                                           config["train"]["epochs"]) from None
             if checkpoint.diverged:
-                raise TrainingDiverged(_diverged(run, checkpoint.epochs_done + 1))
+                raise TrainingDiverged(diverged_message(run, checkpoint.epochs_done + 1))
             write_atomic(out.checkpoint_path("model"), vae.save)
             if writer and config["train"].get("projector"):
                 from tfvae.applications.projector import write_run_projector
@@ -437,7 +311,8 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
 
 
 def _xla_figures(config, model_kwargs, dataset, train_labels, steps_per_execution):
-    """This machine's XLA figures for the run's model and step (``tfvae.training.execution.xla_figures``):
+    """This machine's XLA figures for the run's model and step
+    (``tfvae.training.execution.xla_figures``):
     measured once on fresh copies of the model over the first training batches, then cached."""
     batch = config["train"]["batch_size"]
     key = {"model_type": config["model_type"], "model": model_kwargs, "batch_size": batch,
@@ -476,37 +351,3 @@ def _class_labels(dataset, num_classes=None):
         num_classes = max(int(largest) + 1, 2)
     return (num_classes, check_labels("--dataset labels", dataset.y_train, num_classes),
             check_labels("--dataset labels", dataset.y_test, num_classes))
-
-
-def _diverged(run, epoch):
-    """Why training stopped at ``epoch`` and how to start again, true whether or not a
-    checkpoint was written (--resume keeps the run's learning rate, so it is no way out)."""
-    last = run.checkpoint_path("last")
-    kept = (f"the last good checkpoint is kept in {last}" if last.is_file()
-            else "no checkpoint was written before it")
-    return (f"the loss became NaN or infinite at epoch {epoch}; {kept}. Start again with a "
-            f"smaller learning rate: tfvae train --out {run.path} --overwrite --learning-rate LR "
-            "and the run's other settings")
-
-
-# The flags of the settings that size a model, for the check before any data is read.
-_SIZE_FLAGS = {"image_shape": "--image-size", "latent_dim": "--latent-dim", "hidden": "--hidden",
-               "depth": "--depth"}
-
-
-def _check_size(config, image_shape):
-    """Refuse a model too large for memory, naming the flag, before the data is read (with
-    ``image_shape`` None: not known yet) and again once its image shape is known."""
-    net = {**options.NETWORK_DEFAULTS, **config["model"]}
-    if not all(is_integer(net[key]) and net[key] >= 1 for key in ("latent_dim", "hidden", "depth")):
-        return  # the model's own checks name what is wrong
-    names = {**_SIZE_FLAGS, "image_shape": "--image-size" if config["data"].get("image_size")
-             else "--dataset"}
-    check_model_size(net["architecture"], image_shape, net["latent_dim"], net["hidden"],
-                     net["depth"], names)
-    # A training step decodes batch x samples images: the larger of the two is refused.
-    sizes = {"--batch-size": config["train"]["batch_size"],
-             "--num-samples": check_int("--num-samples", net.get("num_samples", 1))}
-    larger, other = sorted(sizes, key=sizes.get, reverse=True)
-    check_count(larger, sizes[larger], math.prod(image_shape or (1,)) * sizes[other],
-                what=f"decoded images in a step of {other} {sizes[other]}")
