@@ -166,7 +166,7 @@ def main(argv=None):
 
     where = machine()  # the load before this process adds its own
     from tfvae import VAE
-    from tfvae.export.savedmodel import export_model
+    from tfvae.export import export_model
     from tfvae.runs import load_run
 
     model = load_run(args.run_dir)[0] if args.run_dir else VAE(latent_dim=20, hidden=500, seed=0)
