@@ -98,6 +98,7 @@ def import_tensorflow_quietly():
 
 
 def main(argv=None):
+    from tfvae.cli.flags import speaking_as
     from tfvae.interruption import Interrupted, stop_on_signals
 
     argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
@@ -105,7 +106,8 @@ def main(argv=None):
     args.argv = argv  # what was given, for commands that tell a given flag from a default
     # SIGTERM (schedulers, `kill`, preemption) and SIGINT unwind as an exception: what a command
     # was writing is removed or recorded, and it exits with 128 + the signal's number.
-    with stop_on_signals():
+    # Messages of the library name this command's flags, not its Python arguments.
+    with stop_on_signals(), speaking_as(args.command):
         try:
             return _run(args)
         except Interrupted as e:
