@@ -1,17 +1,18 @@
 """Training into a run directory: the ``fit`` pipeline (``pipeline``), its settings
 (``settings``), the run directory's callback (``callbacks``), how a run stops short (``stops``),
-the execution settings (``execution``: XLA, precision, steps per call), ``tf.distribute``
+the optimizers (``optimizers``), the execution settings (``execution``: XLA, precision, steps per call), ``tf.distribute``
 (``distribute``), this machine's figures (``machine``) and the TensorBoard summaries
 (``summaries``)."""
 
 from tfvae.lazy import lazy_names
 
 _NAMES = {
-    **{name: "tfvae.training.pipeline" for name in ("train", "make_optimizer", "optimizer_steps")},
+    "train": "tfvae.training.pipeline",
+    **{name: "tfvae.training.optimizers" for name in ("make_optimizer", "optimizer_steps")},
     **{name: "tfvae.training.callbacks" for name in ("RunCheckpoint", "epoch_line")},
     **{name: "tfvae.training.stops" for name in ("TrainingDiverged", "TrainingInterrupted")},
 }
 __all__ = list(_NAMES)
-__getattr__, __dir__ = lazy_names(__name__, _NAMES, ("pipeline", "callbacks", "stops",
+__getattr__, __dir__ = lazy_names(__name__, _NAMES, ("pipeline", "optimizers", "callbacks", "stops",
                                                      "settings", "execution", "distribute",
                                                      "machine", "summaries"))

@@ -27,6 +27,7 @@ from tfvae.runs import DATA_CHECKSUM, RunDirectory, check_dataset_is_there
 from tfvae.storage import write_atomic
 from tfvae.training import distribute
 from tfvae.training.callbacks import RunCheckpoint
+from tfvae.training.optimizers import make_optimizer, optimizer_steps
 from tfvae.training.execution import (dtype_policy, global_dtype_policy, measure_xla,
                                       nearest_divisor, resolve_jit_compile, xla_figures)
 from tfvae.training.settings import (check_model_size_settings, check_resume_epochs,
@@ -39,19 +40,6 @@ _TRAIN = options.TRAIN_DEFAULTS
 # Test images the latent diagnostics of each epoch are taken on: enough for the variance of the
 # posterior means, a small share of the epoch's time.
 _DIAGNOSTIC_EXAMPLES = 2000
-
-
-def optimizer_steps(model):
-    """The optimizer's step count as an int (also for a variable mirrored by tf.distribute)."""
-    return int(tf.convert_to_tensor(model.optimizer.iterations.value))
-
-
-def make_optimizer(name, learning_rate):
-    check_choice("--optimizer", name, options.OPTIMIZERS)
-    learning_rate = check_number("--learning-rate", learning_rate, above=0)
-    if name == "adagrad":
-        return keras.optimizers.Adagrad(learning_rate)
-    return keras.optimizers.Adam(learning_rate)
 
 
 def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=None,
