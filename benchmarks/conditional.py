@@ -46,7 +46,7 @@ def child(latent_dim, epochs, train_examples, out=""):
         run_dir = Path(tmp) / "run"
         model = train(run_dir, **{**recipe, "model_config": {**RECIPE["model_config"],
                                                              "latent_dim": latent_dim}},
-                      conditional=True, epochs=epochs, verbose=0)
+                      conditional=True, epochs=epochs, verbose=0).model
         rows = RunDirectory(run_dir).read_metrics()
     data = load_dataset("mnist", binarize="none")
     score = softmax_regression(data.x_train[:train_examples], data.y_train[:train_examples])

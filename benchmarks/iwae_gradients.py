@@ -63,7 +63,7 @@ def child(k, gradient, epochs, test_examples, draws, train_examples):
                                              "gradient": gradient},
                       data_config={"name": "mnist", "binarize": "dynamic",
                                    "train_examples": int(train_examples)}, epochs=int(epochs),
-                      batch_size=100, optimizer="adam", learning_rate=1e-3, seed=0, verbose=0)
+                      batch_size=100, optimizer="adam", learning_rate=1e-3, seed=0, verbose=0).model
         run = RunDirectory(run_dir)
         rows = run.read_metrics()
         data = run.load_dataset()

@@ -124,8 +124,6 @@ def _read_clock(path):
 
 def child(name, run_dir, budget, minutes, batch_size, train_examples, test_examples, k):
     """Train (or continue) one model and score it; print a JSON row."""
-    import numpy as np
-
     from tfvae import estimators, log_likelihood
     from tfvae.data import binarize, load_dataset
     from tfvae.runs import RunDirectory

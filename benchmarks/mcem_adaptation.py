@@ -9,7 +9,6 @@ mean acceptance, the mean log p(x, z) at the new samples, the median step size a
 """
 
 import argparse
-import sys
 
 import keras
 import numpy as np

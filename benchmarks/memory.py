@@ -34,7 +34,7 @@ def main(argv=None):
     per_epoch = []
 
     class PrintRSS(keras.callbacks.Callback):
-        # Runs after RunCheckpoint (callbacks run in order), so each figure includes the
+        # Runs after the run's own callbacks (callbacks run in order), so each figure includes the
         # epoch's checkpoint and metrics row.
         def on_epoch_end(self, epoch, logs=None):
             per_epoch.append(round(common.rss_mib(), 1))

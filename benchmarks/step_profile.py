@@ -26,7 +26,6 @@ FLOPs; ``matmuls only`` shows how far the step's own small shapes are from that 
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 

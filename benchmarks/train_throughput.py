@@ -55,7 +55,7 @@ def child(config_name, xla, epochs, train_examples, mixed_precision, steps_per_e
                     learning_rate=config["learning_rate"], seed=0, verbose=0,
                     jit_compile=xla == "on", mixed_precision=mixed_precision,
                     steps_per_execution=steps_per_execution
-                    or TRAIN_DEFAULTS["steps_per_execution"])
+                    or TRAIN_DEFAULTS["steps_per_execution"]).model
         rates = [row["examples_per_second"] for row in RunDirectory(run_dir).read_metrics()]
     steady = rates[1:] or rates
     print(json.dumps({

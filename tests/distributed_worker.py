@@ -35,7 +35,7 @@ def main(strategy_name, run_dir, weights_path, logical_cpus=1, extra="{}"):
                 verbose=0, strategy=strategy, steps_per_execution=2,
                 # XLA on one device (too short a run for "auto" to choose it), so that the
                 # comparison with replicas, which run uncompiled, covers compiled noise too.
-                jit_compile=strategy_name == "default" or "auto")
+                jit_compile=strategy_name == "default" or "auto").model
     np.savez(weights_path, *vae.get_weights())
 
 

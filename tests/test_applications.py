@@ -80,7 +80,7 @@ def test_labelled_subset_is_class_balanced_and_seeded():
     assert not np.array_equal(idx, labelled_subset(y, 100, seed=2))
     assert sorted(np.bincount(y[labelled_subset(y, 25)])) == [2] * 5 + [3] * 5
     assert len(labelled_subset(y, None)) == 500
-    with pytest.raises(InputError, match="--labels"):
+    with pytest.raises(InputError, match="^labels: expected"):
         labelled_subset(y, 5)
 
 
@@ -163,9 +163,9 @@ def test_linear_and_spherical_paths():
     np.testing.assert_allclose(np.linalg.norm(slerp(z0, z1, t), axis=1), 1, atol=1e-6)
     assert np.linalg.norm(lerp(z0, z1, t)[2]) == pytest.approx(2 ** -0.5)
     np.testing.assert_allclose(slerp(z0, 2 * z0, t), lerp(z0, 2 * z0, t))  # parallel: linear
-    with pytest.raises(InputError, match="--steps"):
+    with pytest.raises(InputError, match="^steps: expected"):
         latent_path(z0, z1, 1)
-    with pytest.raises(InputError, match="--path"):
+    with pytest.raises(InputError, match="^path: expected"):
         latent_path(z0, z1, 3, "cubic")
 
 
@@ -220,9 +220,9 @@ def test_augment_samples_around_each_input(vae, digits):
 
 def test_augment_checks_its_arguments(vae):
     x = np.zeros((2, 28, 28, 1), np.float32)
-    with pytest.raises(InputError, match="--per-example"):
+    with pytest.raises(InputError, match="^per_example: expected"):
         augment(vae, x, per_example=0)
-    with pytest.raises(InputError, match="--temperature"):
+    with pytest.raises(InputError, match="^temperature: expected"):
         augment(vae, x, temperature=-1.0)
     with pytest.raises(InputError, match="VAE"):
         augment(Autoencoder(latent_dim=2, hidden=8), x)

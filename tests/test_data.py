@@ -116,7 +116,7 @@ def test_binarized_mnist_from_env(tmp_path, monkeypatch):
     assert ds.binarize == "static"
     np.testing.assert_array_equal(ds.x_train.reshape(6, 784), splits["train"])
     np.testing.assert_array_equal(ds.x_test.reshape(3, 784), splits["test"])
-    with pytest.raises(InputError, match="--binarize"):
+    with pytest.raises(InputError, match="^binarize: expected"):
         data.load_dataset("binarized_mnist", binarize="dynamic")
 
 
@@ -124,7 +124,7 @@ def test_binarized_mnist_without_a_source(monkeypatch, no_tfds):
     monkeypatch.delenv("TFVAE_BINARIZED_MNIST", raising=False)
     with pytest.raises(InputError, match="TFVAE_BINARIZED_MNIST") as err:
         data.load_dataset("binarized_mnist")
-    assert err.value.argument == "--data-path"
+    assert err.value.argument == "data_path"
 
 
 def test_tfds_missing(no_tfds):
@@ -161,7 +161,7 @@ def test_tfds_failures_are_one_line_with_a_way_out(tmp_path):
         data.load_dataset("tfds:no_such_dataset_anywhere")
     assert "\n" not in str(err.value)
     # Not prepared in the data_dir given (nothing is downloaded then): say how to go on.
-    with pytest.raises(InputError, match="--dataset FILE.npz") as err:
+    with pytest.raises(InputError, match="name='FILE.npz'") as err:
         data.load_dataset("tfds:mnist", data_path=tmp_path)
     assert "\n" not in str(err.value) and len(str(err.value)) < 800
 
@@ -170,7 +170,7 @@ def test_corrupted_embedded_file(monkeypatch):
     monkeypatch.setitem(data.sources._EMBEDDED, "mnist", ("mnist.npz", "0" * 64))
     with pytest.raises(InputError, match="sha256") as err:
         data.load_dataset("mnist")
-    assert err.value.argument == "--dataset mnist" and "corrupted" in str(err.value)
+    assert str(err.value).startswith("name='mnist': ") and "corrupted" in str(err.value)
 
 
 # ----------------------------------------------------------------------------- user files
@@ -259,35 +259,35 @@ def bad_array_file(tmp_path, array):
 @pytest.mark.parametrize(
     "make_args,argument",
     [
-        (lambda p: {"name": "not_a_dataset"}, "--dataset"),
-        (lambda p: {"name": str(p / "missing.npz")}, "--dataset"),
-        (lambda p: {"name": bad_array_file(p, np.zeros(5))}, "--dataset"),
-        (lambda p: {"name": bad_array_file(p, np.zeros((2, 2, 2, 2, 2)))}, "--dataset"),
-        (lambda p: {"name": bad_array_file(p, np.zeros((4, 15)))}, "--dataset"),
-        (lambda p: {"name": bad_array_file(p, np.array([[[0.5, np.nan]]] * 3))}, "--dataset"),
-        (lambda p: {"name": bad_array_file(p, np.array([[[0.5, np.inf]]] * 3))}, "--dataset"),
-        (lambda p: {"name": bad_array_file(p, np.array([[[0.5, 1.5]]] * 3))}, "--dataset"),
-        (lambda p: {"name": bad_array_file(p, np.array([[["a", "b"]]]))}, "--dataset"),
-        (lambda p: {"train_examples": 0}, "--train-examples"),
-        (lambda p: {"test_examples": -3}, "--test-examples"),
-        (lambda p: {"binarize": "sometimes"}, "--binarize"),
-        (lambda p: {"name": "frey_face", "binarize": "static"}, "--binarize"),
-        (lambda p: {"name": "mnist", "data_path": "x.npz"}, "--data-path"),
-        (lambda p: {"seed": -1}, "--seed"),
-        (lambda p: {"image_size": (0, 64)}, "--image-size"),
-        (lambda p: {"image_size": (64,)}, "--image-size"),
-        (lambda p: {"image_size": (64, 64, 3)}, "--image-size"),
-        (lambda p: {"image_size": (64.0, 64)}, "--image-size"),
-        (lambda p: {"image_size": (True, 64)}, "--image-size"),
-        (lambda p: {"image_size": "64 64"}, "--image-size"),
-        (lambda p: {"image_size": 64}, "--image-size"),
+        (lambda p: {"name": "not_a_dataset"}, "name"),
+        (lambda p: {"name": str(p / "missing.npz")}, "name"),
+        (lambda p: {"name": bad_array_file(p, np.zeros(5))}, "name"),
+        (lambda p: {"name": bad_array_file(p, np.zeros((2, 2, 2, 2, 2)))}, "name"),
+        (lambda p: {"name": bad_array_file(p, np.zeros((4, 15)))}, "name"),
+        (lambda p: {"name": bad_array_file(p, np.array([[[0.5, np.nan]]] * 3))}, "name"),
+        (lambda p: {"name": bad_array_file(p, np.array([[[0.5, np.inf]]] * 3))}, "name"),
+        (lambda p: {"name": bad_array_file(p, np.array([[[0.5, 1.5]]] * 3))}, "name"),
+        (lambda p: {"name": bad_array_file(p, np.array([[["a", "b"]]]))}, "name"),
+        (lambda p: {"train_examples": 0}, "train_examples"),
+        (lambda p: {"test_examples": -3}, "test_examples"),
+        (lambda p: {"binarize": "sometimes"}, "binarize"),
+        (lambda p: {"name": "frey_face", "binarize": "static"}, "binarize"),
+        (lambda p: {"name": "mnist", "data_path": "x.npz"}, "data_path"),
+        (lambda p: {"seed": -1}, "seed"),
+        (lambda p: {"image_size": (0, 64)}, "image_size"),
+        (lambda p: {"image_size": (64,)}, "image_size"),
+        (lambda p: {"image_size": (64, 64, 3)}, "image_size"),
+        (lambda p: {"image_size": (64.0, 64)}, "image_size"),
+        (lambda p: {"image_size": (True, 64)}, "image_size"),
+        (lambda p: {"image_size": "64 64"}, "image_size"),
+        (lambda p: {"image_size": 64}, "image_size"),
     ],
 )
 def test_bad_input_names_its_argument(tmp_path, make_args, argument):
     with pytest.raises(InputError) as err:
         data.load_dataset(**make_args(tmp_path))
-    assert err.value.argument.startswith(argument)
-    assert str(err.value).startswith(f"{err.value.argument}: expected ")
+    message = str(err.value)  # the argument alone, or with its value (name='bad.npy')
+    assert message.startswith((f"{argument}: ", f"{argument}=")) and ": expected " in message
 
 
 def test_bad_values_are_described(tmp_path):
@@ -301,7 +301,7 @@ def test_unreadable_file(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(InputError, match="junk.npz") as err:
         data.load_dataset(str(tmp_path / "junk.npz"))
-    assert err.value.argument == "--dataset"
+    assert err.value.argument == "name"
 
 
 def test_folder_with_mixed_sizes_names_the_file(tmp_path):
@@ -311,8 +311,8 @@ def test_folder_with_mixed_sizes_names_the_file(tmp_path):
         Image.new("L", size).save(tmp_path / name)
     with pytest.raises(InputError, match="c.png") as err:
         data.load_dataset(str(tmp_path))
-    assert err.value.argument.startswith("--dataset")
-    assert "4x4 as in a.png" in err.value.expected and "--image-size H W" in err.value.expected
+    assert str(err.value).startswith(f"name={str(tmp_path)!r}: ")
+    assert "4x4 as in a.png" in str(err.value) and "image_size='H W'" in str(err.value)
     assert err.value.got == "4x5 in c.png"
 
 
@@ -374,7 +374,7 @@ def test_image_folder_with_no_readable_image(tmp_path):
         (tmp_path / name).write_bytes(b"not an image")
     with pytest.raises(InputError, match="none of its 2 image files readable") as err:
         data.load_dataset(str(tmp_path), image_size=(4, 4))
-    assert err.value.argument == f"--dataset {tmp_path}" and "a.png, b.jpg" in err.value.got
+    assert str(err.value).startswith(f"name={str(tmp_path)!r}: ") and "a.png, b.jpg" in err.value.got
 
 
 def test_image_size_resizes_arrays_and_keeps_their_range(tmp_path):
@@ -397,7 +397,7 @@ def test_image_size_refuses_already_binary_data(tmp_path):
     np.savez(tmp_path / "b.npz", **splits)
     with pytest.raises(InputError, match="already binary") as err:
         data.load_dataset("binarized_mnist", data_path=str(tmp_path / "b.npz"), image_size=(14, 14))
-    assert err.value.argument == "--image-size"
+    assert err.value.argument == "image_size"
 
 
 def test_validate_images_directly():
@@ -446,7 +446,7 @@ def test_dynamic_binarization_is_fresh_each_epoch_and_unbiased():
 
 def test_pipeline_rejects_bad_arguments():
     x = np.zeros((4, 2, 2, 1), np.float32)
-    with pytest.raises(InputError, match="--batch-size"):
+    with pytest.raises(InputError, match="^batch_size: expected"):
         data.make_pipeline(x, batch_size=0)
     with pytest.raises(InputError, match="^x: expected"):
         data.make_pipeline(x + 2, batch_size=2, dynamic_binarize=True)

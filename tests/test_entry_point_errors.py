@@ -47,9 +47,9 @@ CASES = {
                           "--train-examples", "100"], "activation"),
     "train-prior-components": (["train", "--out", "OUT/r", "--prior", "mog", "--kl", "sampled",
                                 "--prior-components", BIG, "--train-examples", "100"],
-                               "prior_components"),
+                               "--prior-components"),
     "train-flow-steps": (["train", "--out", "OUT/r", "--posterior", "iaf", "--flow-steps",
-                          str(10 ** 6), "--train-examples", "100"], "flow_steps"),
+                          str(10 ** 6), "--train-examples", "100"], "--flow-steps"),
     "sample-num": (["sample", "RUN", "--num", BIG, "--out", "OUT/s.png"], "--num"),
     "sample-seed": (["sample", "RUN", "--seed", str(2 ** 32), "--out", "OUT/s.png"], "--seed"),
     "sample-seed-negative": (["sample", "RUN", "--seed", "-1", "--out", "OUT/s.png"], "--seed"),
@@ -204,9 +204,9 @@ def test_export_refuses_a_path_or_name_it_cannot_take(tiny_run, tmp_path):
         with pytest.raises(InputError, match="^path: expected"):
             export_model(model, "/sys/tfvae/1")
     for name in ("name\n", "m" * 256, "", "../up", ".hidden"):
-        with pytest.raises(InputError, match="^--model-name: expected"):
+        with pytest.raises(InputError, match="^model_name: expected"):
             export_run(tiny_run, name, base_dir=tmp_path)
-    with pytest.raises(InputError, match="^--version: expected"):
+    with pytest.raises(InputError, match="^version: expected"):
         export_run(tiny_run, "m", base_dir=tmp_path, version=2 ** 63)
     assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
 
@@ -241,7 +241,7 @@ def test_divergence_after_a_checkpoint_names_it_and_overwrite_starts_again(tmp_p
               verbose=0, callbacks=[_PoisonAtSecondEpoch()])
     last = RunDirectory(run_dir).checkpoint_path("last")
     assert last.is_file() and str(last) in str(caught.value) and "epoch 2" in str(caught.value)
-    assert "--overwrite" in str(caught.value)
+    assert "overwrite=True" in str(caught.value)
     assert main(["train", "--out", run_dir, *TINY, "--overwrite"]) == 0
 
 

@@ -56,6 +56,6 @@ def test_the_dispatcher_writes_the_savedmodel_by_default_and_names_unknown_forma
     path = export_model(model, tmp_path / "vae" / "1", num_samples=2)
     assert path == tmp_path / "vae" / "1"
     assert "encode" in tf.saved_model.load(str(path)).signatures
-    with pytest.raises(InputError, match="--format: expected one of savedmodel, tflite, onnx"):
+    with pytest.raises(InputError, match="^format: expected one of savedmodel, tflite, onnx"):
         export_model(model, tmp_path / "x", format="nope")
     assert FORMATS.names()[:3] == ("savedmodel", "tflite", "onnx")

@@ -96,15 +96,15 @@ def test_stream_can_leave_out_the_partial_batch():
     assert datasets.steps_per_epoch(250, 100, drop_remainder=True) == 2
     (epoch,) = take_epochs(datasets.make_train_stream(x, batch_size=100, drop_remainder=True), 2, 1)
     assert [len(b) for b in epoch] == [100, 100]
-    with pytest.raises(InputError, match="--batch-size"):
+    with pytest.raises(InputError, match="^batch_size: expected"):
         datasets.make_train_stream(x, batch_size=300, drop_remainder=True)
 
 
 def test_stream_rejects_bad_arguments():
     x = np.zeros((10, 4, 4, 1), np.float32)
-    with pytest.raises(InputError, match="--batch-size"):
+    with pytest.raises(InputError, match="^batch_size: expected"):
         datasets.make_train_stream(x, batch_size=0)
-    with pytest.raises(InputError, match="--seed"):
+    with pytest.raises(InputError, match="^seed: expected"):
         datasets.make_train_stream(x, batch_size=2, seed=-1)
 
 
@@ -154,7 +154,7 @@ def test_dynamic_binarization_happens_inside_the_training_step():
 # -- train() ----------------------------------------------------------------------------------
 
 def test_train_uses_the_fast_path(tmp_path):
-    vae = train(tmp_path / "run", epochs=1, **TINY)
+    vae = train(tmp_path / "run", epochs=1, **TINY).model
     assert vae.dynamic_binarization
     assert vae.steps_per_execution == 3  # 300 / 100 = 3 steps, all in one execution
     assert not vae.jit_compile  # 300 examples: too few to repay compiling
@@ -228,7 +228,7 @@ def test_xla_figures_are_measured_once_per_machine_and_model(tmp_path, monkeypat
 def test_train_measures_xla_once_and_decides_from_the_figures(tmp_path, monkeypatch):
     monkeypatch.setenv("TFVAE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(execution, "XLA_NEVER_BELOW", 0)
-    vae = train(tmp_path / "a", epochs=1, **TINY)
+    vae = train(tmp_path / "a", epochs=1, **TINY).model
     cache = read_json(tmp_path / "cache" / "xla_break_even.json")
     assert len(cache) == 1
     (key, figures), = cache.items()
@@ -246,13 +246,13 @@ def test_train_measures_xla_once_and_decides_from_the_figures(tmp_path, monkeypa
     forced = {**figures, "break_even_examples": 0}
     monkeypatch.setattr(training, "measure_xla", lambda *a, **k: pytest.fail("measured again"))
     (tmp_path / "cache" / "xla_break_even.json").write_text(json.dumps({key: forced}))
-    assert train(tmp_path / "b", epochs=1, **TINY).jit_compile
+    assert train(tmp_path / "b", epochs=1, **TINY).model.jit_compile
 
 
 def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
-    whole = train(tmp_path / "whole", epochs=3, **TINY)
+    whole = train(tmp_path / "whole", epochs=3, **TINY).model
     train(tmp_path / "part", epochs=2, **TINY)
-    resumed = train(tmp_path / "part", epochs=3, resume=True, **TINY)
+    resumed = train(tmp_path / "part", epochs=3, resume=True, **TINY).model
     a, b = (RunDirectory(tmp_path / name).read_metrics()[2] for name in ("whole", "part"))
     for key in ("train_elbo", "train_kl", "test_elbo"):
         assert a[key] == pytest.approx(b[key], rel=1e-5), key
@@ -264,7 +264,7 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
 def test_mixed_precision_keeps_float32_variables_and_elbo(tmp_path, precision):
     import keras
 
-    vae = train(tmp_path / "run", epochs=1, mixed_precision=precision, jit_compile=True, **TINY)
+    vae = train(tmp_path / "run", epochs=1, mixed_precision=precision, jit_compile=True, **TINY).model
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
     dense = vae.encoder.body.layers_[0]
     assert dense.compute_dtype == precision and dense.kernel.dtype == "float32"
@@ -275,17 +275,17 @@ def test_mixed_precision_keeps_float32_variables_and_elbo(tmp_path, precision):
     row = RunDirectory(tmp_path / "run").read_metrics()[0]
     assert np.isfinite(row["train_elbo"]) and np.isfinite(row["test_elbo"])
     assert read_json(tmp_path / "run" / "config.json")["train"]["mixed_precision"] == precision
-    with pytest.raises(InputError, match="--mixed-precision"):
+    with pytest.raises(InputError, match="^mixed_precision: expected"):
         train(tmp_path / "run", epochs=2, resume=True, mixed_precision="float16"
               if precision == "bfloat16" else "bfloat16", **TINY)
 
 
 def test_bad_speed_arguments_are_input_errors(tmp_path):
-    with pytest.raises(InputError, match="--mixed-precision"):
+    with pytest.raises(InputError, match="^mixed_precision: expected"):
         train(tmp_path / "a", mixed_precision="float8", **TINY)
-    with pytest.raises(InputError, match="--jit-compile"):
+    with pytest.raises(InputError, match="^jit_compile: expected"):
         train(tmp_path / "b", jit_compile="yes", **TINY)
-    with pytest.raises(InputError, match="--steps-per-execution"):
+    with pytest.raises(InputError, match="^steps_per_execution: expected"):
         train(tmp_path / "c", steps_per_execution=0, **TINY)
     assert not any(tmp_path.iterdir())
 

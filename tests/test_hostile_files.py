@@ -222,8 +222,6 @@ def test_a_fifo_named_like_an_image_is_left_out_not_read(tmp_path):
 
 def test_a_png_claiming_more_pixels_than_its_bytes_hold_is_left_out_undecoded(tmp_path,
                                                                              monkeypatch):
-    import zlib
-
     from PIL import Image
 
     import tfvae.data.files as files

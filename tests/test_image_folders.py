@@ -110,8 +110,8 @@ def test_python_api_checks_image_size_before_writing(photos, tmp_path):
         with pytest.raises(InputError) as err:
             train(run_dir, model_config=model_config, data_config={"name": str(photos),
                                                                    **data_config}, verbose=0)
-        assert err.value.argument == "--image-size" and str(err.value).startswith("--image-size")
-    with pytest.raises(InputError, match="--image-size H W") as err:
+        assert err.value.argument == "image_size" and str(err.value).startswith("image_size")
+    with pytest.raises(InputError, match="image_size='H W'") as err:
         train(run_dir, data_config={"name": str(photos)}, verbose=0)
-    assert err.value.argument == f"--dataset {photos}"
+    assert str(err.value).startswith(f"name={str(photos)!r}: ")
     assert not run_dir.exists()

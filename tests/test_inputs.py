@@ -94,7 +94,7 @@ def test_train_takes_numpy_integers_for_counts_and_seeds(tmp_path):
     model = train(tmp_path / "run", model_config={"latent_dim": np.int64(2), "hidden": np.int32(8)},
                   data_config={"name": "mnist", "train_examples": np.int64(200),
                                "test_examples": np.int16(100)},
-                  epochs=np.int64(1), batch_size=np.int64(100), seed=np.uint8(3), verbose=0)
+                  epochs=np.int64(1), batch_size=np.int64(100), seed=np.uint8(3), verbose=0).model
     config = RunDirectory(tmp_path / "run").read_config()
     assert config["model"]["latent_dim"] == 2 and config["train"]["seed"] == 3
     assert model.latent_dim == 2

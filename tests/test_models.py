@@ -47,7 +47,7 @@ def test_the_registry_names_every_model_and_refuses_others():
         assert issubclass(cls, LatentVariableModel) and cls.registry_name == name
     with pytest.raises(InputError) as info:
         model_class("gan")
-    assert info.value.argument == "--model" and "vae" in info.value.expected
+    assert info.value.argument == "model" and "vae" in info.value.expected
 
 
 @pytest.mark.parametrize("name", ["vae", "autoencoder", "wake_sleep", "mcem"])

@@ -415,7 +415,7 @@ def test_a_resumed_run_keeps_the_xla_choice_of_the_run_it_resumes(tmp_path):
     run(tmp_path / "reference", 2, jit_compile=True)
     run(tmp_path / "resumed", 1, jit_compile=True)
     # "auto" on 600 examples would never compile: the resumed part compiles as the run did.
-    model = run(tmp_path / "resumed", 2, resume=True)
+    model = run(tmp_path / "resumed", 2, resume=True).model
     assert model.jit_compile is True
     assert RunDirectory(tmp_path / "resumed").read_config()["train"]["jit_compile"] is True
     assert _curves(tmp_path / "resumed") == _curves(tmp_path / "reference")

@@ -232,7 +232,8 @@ def test_a_killed_run_resumes_where_it_stopped(stop, tmp_path, monkeypatch):
         assert "run the same command again to continue" in str(stopped.value)
     assert not (out / ".tfvae.lock").exists()
     # A new process (as after a real kill) can load the checkpoint with tfvae.models alone.
-    checkpoint = next((out / "runs" / "fig3" / "mnist-nz2-n200-mcem").glob("*.keras"))
+    mcem_run = out / "runs" / "fig3" / "mnist-nz2-n200-mcem"
+    checkpoint = next((mcem_run / "checkpoints").glob("*.keras"))
     loaded = subprocess.run(
         [sys.executable, "-c", "import sys, keras, tfvae.models; "
                                "print(type(keras.saving.load_model(sys.argv[1])).__name__)",
@@ -253,8 +254,39 @@ def test_a_killed_run_resumes_where_it_stopped(stop, tmp_path, monkeypatch):
     for method in ("wake_sleep", "mcem"):
         assert [int(r["samples"]) for r in rows if r["method"] == method] == points[method]
     assert (out / "fig3.png").is_file() and (out / "results.md").is_file()
-    ckpts = sorted(p.name for p in (out / "runs" / "fig3" / "mnist-nz2-n200-mcem").glob("*.keras"))
-    assert ckpts == ["ckpt-000000004800.keras"]  # older checkpoints are removed
+    ckpts = sorted(p.relative_to(mcem_run).as_posix() for p in mcem_run.rglob("*.keras"))
+    assert ckpts == ["checkpoints/ckpt-000000004800.keras"]  # older checkpoints are removed
+
+
+def test_a_run_written_before_checkpoints_dir_resumes_and_a_changed_one_is_refused(tmp_path):
+    from tfvae.cli.flags import speaking_as
+
+    spec = B.RunSpec("fig2", "mnist", "aevb", 2, 8, 200, 1000)
+
+    def stop_after_first_point(message):
+        if "200/1,000 samples (" in message:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        L.Run(spec, TINY, tmp_path, 0, stop_after_first_point).execute()
+    run = tmp_path / "runs" / "fig2" / spec.name
+    state = json.loads((run / "state.json").read_text())
+    assert state["checkpoint"] == "checkpoints/ckpt-000000000200.keras"
+    # As the earlier version left it: the checkpoint beside state.json, named bare.
+    (run / state["checkpoint"]).rename(run / "ckpt-000000000200.keras")
+    (run / "state.json").write_text(json.dumps({**state, "checkpoint": "ckpt-000000000200.keras"}))
+    messages = []
+    state = L.Run(spec, TINY, tmp_path, 0, messages.append).execute()
+    assert state["status"] == "finished" and any("resumed at 200 samples" in m for m in messages)
+    assert [r["samples"] for r in state["rows"]] == [200, 400, 1000]
+    assert [p.relative_to(run).as_posix() for p in run.rglob("*.keras")] == [
+        "checkpoints/ckpt-000000001000.keras"]
+    # The same run name with other settings: refused, naming the arguments to change.
+    with pytest.raises(InputError) as info:
+        L.Run(dataclasses.replace(spec, hidden=16), TINY, tmp_path, 0, print).execute()
+    assert info.value.argument == "out_dir" and "budget='tiny'" in str(info.value)
+    with speaking_as("reproduce"):
+        assert str(info.value).startswith("--out: ") and "--budget tiny" in str(info.value)
 
 
 def test_a_nan_lowers_the_step_size_and_training_goes_on(tmp_path, monkeypatch):
@@ -336,7 +368,7 @@ def test_out_dir_must_match_the_budget_it_was_started_with(tmp_path, monkeypatch
     paper.reproduce("fig2", TINY, tmp_path / "a", log=lambda m: None)
     with pytest.raises(InputError) as info:
         paper.reproduce("fig2", "smoke", tmp_path / "a", log=lambda m: None)
-    assert info.value.argument == "--out"
+    assert info.value.argument == "out_dir"
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "notes.txt").write_text("mine")
     with pytest.raises(InputError, match="other files"):
@@ -346,7 +378,7 @@ def test_out_dir_must_match_the_budget_it_was_started_with(tmp_path, monkeypatch
     assert info.value.argument == "EXPERIMENT"
     with pytest.raises(InputError) as info:
         paper.reproduce("fig2", "huge", tmp_path / "c", log=lambda m: None)
-    assert info.value.argument == "--budget"
+    assert info.value.argument == "budget"
 
 
 def test_cli_names_a_bad_out(tmp_path):

@@ -166,7 +166,7 @@ def test_onnx_files_are_not_replaced(tmp_path):
     model = make_model("vae")
     (tmp_path / "onnx").mkdir()
     (tmp_path / "onnx" / "decode.onnx").write_bytes(b"mine")
-    with pytest.raises(InputError, match="--out: expected a file that does not exist yet"):
+    with pytest.raises(InputError, match="^out: expected a file that does not exist yet"):
         runtimes.write(model, "onnx", tmp_path / "onnx", num_samples=K)
     assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == ["decode.onnx"]
     runtimes.write(model, "onnx", tmp_path / "onnx", num_samples=K, overwrite=True)

@@ -239,9 +239,9 @@ def test_concurrent_requests(served):
 
 def test_client_checks_its_arguments():
     for bad in ["localhost:8501", "ftp://host:1", "http://", "http://host:port"]:
-        with pytest.raises(InputError, match="--url: expected http://HOST:PORT"):
+        with pytest.raises(InputError, match="^url: expected http://HOST:PORT"):
             Client(bad, MODEL)
-    with pytest.raises(InputError, match="--version: expected an integer >= 1"):
+    with pytest.raises(InputError, match="^version: expected an integer >= 1"):
         Client("http://127.0.0.1:1", MODEL, version=0)
     client = Client("http://127.0.0.1:1", MODEL)
     for seeds in [[1.5], [], [[1, 2]], ["a"]]:

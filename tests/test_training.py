@@ -119,7 +119,7 @@ def _write_npz(path, **arrays):
     (lambda d: ["--dataset", _write_npz(d / "nan.npz", x=np.full((20, 4, 4), np.nan))], "--dataset"),
     (lambda d: ["--dataset", _write_npz(d / "inf.npz", x=np.full((20, 4, 4), np.inf))], "--dataset"),
     (lambda d: ["--dataset", _write_npz(d / "range.npz", x=np.full((20, 4, 4), 1.5))], "--dataset"),
-    (lambda d: ["--latent-dim", "0"], "latent_dim"),
+    (lambda d: ["--latent-dim", "0"], "--latent-dim"),
     (lambda d: ["--epochs", "0"], "--epochs"),
     (lambda d: ["--learning-rate", "-1"], "--learning-rate"),
     (lambda d: ["--train-examples", "0"], "--train-examples"),
@@ -138,7 +138,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, make_
 def test_the_command_exits_2_on_bad_input(tmp_path, capsys):
     assert main(["train", "--out", tmp_path / "run", "--latent-dim", "0"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "tfvae train: error: latent_dim: expected an integer >= 1, got 0")
+        "tfvae train: error: --latent-dim: expected an integer >= 1, got 0")
 
 
 def test_an_existing_run_is_not_overwritten_without_overwrite(tmp_path, capsys):

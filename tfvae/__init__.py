@@ -74,4 +74,6 @@ def _started_as_command():
 
 
 if not _started_as_command():
-    import tfvae.models  # noqa: E402,F401  (registers the models and layers with Keras)
+    import tfvae.models  # noqa: E402
+
+    tfvae.models.register_builtins()  # Keras then loads every tfvae model and layer

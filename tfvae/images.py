@@ -88,10 +88,10 @@ def png_bytes(pixels):
     return buffer.getvalue()
 
 
-def save_grid(images, path, columns=None, scale=2, *, overwrite=True, argument="--out"):
+def save_grid(images, path, columns=None, scale=2, *, overwrite=True, argument="out"):
     """Write ``images`` as a PNG grid; ``scale`` enlarges each pixel for viewing. Unless
     ``overwrite``, an existing ``path`` is kept (``tfvae.storage.write_atomic``)."""
-    path = check_output(path, ".png", overwrite=True)
+    path = check_output(path, ".png", overwrite=True, argument=argument)
     pixels = grid(images, columns)
     if scale > 1:
         pixels = pixels.repeat(scale, axis=0).repeat(scale, axis=1)

@@ -10,6 +10,8 @@ import signal
 import threading
 from contextlib import contextmanager
 
+from tfvae.errors import render
+
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -22,6 +24,9 @@ class Interrupted(BaseException):
         self.signal_name = signal.Signals(self.signum).name
         super().__init__(f"interrupted by {self.signal_name}"
                          + (f"; {next_step}" if next_step else ""))
+
+    def __str__(self):
+        return render(super().__str__())
 
     @property
     def exit_status(self):

@@ -5,6 +5,9 @@ command line builds its flags from the same names, so ``tfvae --help`` answers a
 choice or default is never written twice.
 """
 
+import dataclasses
+
+from tfvae.errors import arg
 from tfvae.layers.registries import BODIES as _BODIES, LIKELIHOODS as _LIKELIHOODS
 
 # -- models -------------------------------------------------------------------------------
@@ -15,18 +18,6 @@ KL_ESTIMATORS = ("analytic", "sampled")  # SGVB estimators B and A
 OBJECTIVES = ("elbo", "iwae")
 # The encoder's gradient: the bound's own, doubly reparameterized (IWAE), sticking the landing (ELBO)
 GRADIENTS = ("standard", "dreg", "stl")
-# The settings every latent-variable model shares (the paper's MNIST model, appendix C).
-NETWORK_DEFAULTS = {
-    "latent_dim": 20,
-    "hidden": 500,
-    "depth": 1,
-    "activation": "tanh",
-    "architecture": "mlp",
-    "likelihood": "bernoulli",
-    "gaussian_scale": "network",
-    "kernel_initializer": "glorot_uniform",
-    "weight_decay": 0.0,
-}
 DEFAULT_IMAGE_SHAPE = (28, 28, 1)
 # The VAE's latent structure: p(z) N(0, I), a mixture of Gaussians or the VampPrior; q(z|x) a
 # diagonal Gaussian or one followed by inverse autoregressive flow steps; one or two stochastic
@@ -34,13 +25,6 @@ DEFAULT_IMAGE_SHAPE = (28, 28, 1)
 PRIORS = ("normal", "mog", "vamp")
 POSTERIORS = ("gaussian", "iaf")
 STOCHASTIC_LAYERS = (1, 2)
-LATENT_DEFAULTS = {
-    "prior": "normal",
-    "prior_components": 10,
-    "posterior": "gaussian",
-    "flow_steps": 2,
-    "stochastic_layers": 1,
-}
 
 # -- data ---------------------------------------------------------------------------------
 # The built-in datasets, as their registry declares them (SOURCES.names() also lists the ones
@@ -55,17 +39,128 @@ OPTIMIZERS = ("adagrad", "adam")
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 MIXED_PRECISION = ("float16", "bfloat16")
 JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
-TRAIN_DEFAULTS = {
-    "epochs": 10,
-    "batch_size": 100,
-    "optimizer": "adagrad",
-    "learning_rate": 0.01,
-    "seed": 0,
+
+
+# -- the settings of a run ------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One setting of ``train``: its Python name (the argument, and its key in config.json's
+    ``section``), type, default and choices, and the help the command line shows for it.
+
+    ``section``: ``"model"`` (a model's constructor argument), ``"data"`` (``load_dataset``'s),
+    ``"train"`` (how the run trains, kept in config.json) or ``"run"`` (how this one call runs).
+    A default of None is the data's or the model's own, as ``help`` says."""
+
+    name: str
+    section: str
+    default: object = None
+    type: type = str
+    choices: tuple = None
+    help: str = None
+    metavar: object = None
+    nargs: int = None
+    group: str = None
+
+
+_LATENT = "latent structure (vae)"
+_CONTROLS = "training controls (the elbo metric stays the true bound)"
+_SPEED = "speed and scale (see docs/distributed.md)"
+
+SETTINGS = {s.name: s for s in (
+    # what is trained, on what
+    Setting("model", "run", "vae", help="the model type, a name from the model registry"),
+    Setting("name", "data", "mnist", help="a registered dataset, or a path to .npz/.npy/IDX/an "
+            "image folder"),
+    Setting("data_path", "data", help="local file for datasets that need one (binarized_mnist)"),
+    Setting("conditional", "train", False, bool, help="a conditional VAE: train on (image, "
+            f"label) pairs of a dataset with labels; sample with {arg('label')}"),
+    Setting("binarize", "data", choices=BINARIZE_MODES, help="binarization of grey levels "
+            "(default: the dataset's; dynamic for mnist)"),
+    Setting("image_size", "data", type=int, nargs=2, metavar=("H", "W"), help="resize every "
+            "image to H x W (stretched, bilinear): needed for a folder of images of several "
+            f"sizes; H and W divisible by 4 for {arg('architecture', 'conv')}. Kept in config.json for "
+            "every command that reads the run's data"),
+    Setting("train_examples", "data", type=int, help="use the first N training examples"),
+    Setting("test_examples", "data", type=int, help="use the first N test examples"),
+    # the networks: the settings every latent-variable model shares (the paper's MNIST model,
+    # appendix C)
+    Setting("latent_dim", "model", 20, int, help="latent dimensions"),
+    Setting("hidden", "model", 500, int, help="hidden units per layer"),
+    Setting("depth", "model", 1, int, help="hidden layers"),
+    Setting("activation", "model", "tanh", help="hidden activation"),
+    Setting("architecture", "model", "mlp", choices=ARCHITECTURES, help="the network body"),
+    Setting("likelihood", "model", "bernoulli", choices=LIKELIHOODS,
+            help="p(x|z) (default: the dataset's; gaussian for frey_face)"),
+    Setting("kl", "model", "analytic", choices=KL_ESTIMATORS,
+            help="SGVB estimator B (analytic KL) or A (sampled)"),
+    Setting("objective", "model", "elbo", choices=OBJECTIVES),
+    Setting("num_samples", "model", 1, int, help="samples of z per datapoint (L or k)"),
+    Setting("prior", "model", "normal", choices=PRIORS, group=_LATENT,
+            help="p(z): N(0, I), a learned mixture of Gaussians or the VampPrior; mog and vamp "
+                 f"train by {arg('kl', 'sampled')}"),
+    Setting("prior_components", "model", 10, int, metavar="K", group=_LATENT,
+            help="mixture components or VampPrior pseudo-inputs"),
+    Setting("posterior", "model", "gaussian", choices=POSTERIORS, group=_LATENT,
+            help="q(z|x): a diagonal Gaussian, or one followed by inverse autoregressive flow "
+                 "steps"),
+    Setting("flow_steps", "model", 2, int, metavar="N", group=_LATENT, help="IAF steps"),
+    Setting("stochastic_layers", "model", 1, int, choices=STOCHASTIC_LAYERS, group=_LATENT,
+            help=f"x -> z1 -> z2 with 2 (Burda et al., 2015): z1 of {arg('latent_dim')}, z2 of half as "
+                 "many, the z1-z2 networks half as wide"),
+    Setting("beta", "model", 1.0, float, group=_CONTROLS,
+            help="weight of the KL term in the loss (beta-VAE)"),
+    Setting("kl_warmup_epochs", "train", 0, int, metavar="E", group=_CONTROLS,
+            help="epochs over which the KL weight rises linearly from 0 to beta (0: none)"),
+    Setting("free_bits", "model", 0.0, float, metavar="NATS", group=_CONTROLS,
+            help="nats per latent dimension under which a dimension's KL does not count in "
+                 "the loss (0: none)"),
+    Setting("gradient", "model", "standard", choices=GRADIENTS, group=_CONTROLS,
+            help="the encoder's gradient: the bound's own, doubly reparameterized (dreg, with "
+                 f"{arg('objective', 'iwae')}) or sticking the landing (stl, with {arg('kl', 'sampled')})"),
+    # the optimization
+    Setting("epochs", "train", 10, int, help="total epochs"),
+    Setting("batch_size", "train", 100, int),
+    Setting("optimizer", "train", "adagrad", choices=OPTIMIZERS),
+    Setting("learning_rate", "train", 0.01, float),
+    Setting("seed", "train", 0, int),
+    Setting("projector", "train", False, bool, help="at the end, write the test set's latent "
+            "means, labels and images for TensorBoard's Embedding Projector to "
+            f"RUN_DIR/tensorboard/projector (kept for the run; {arg('resume')} may add it)"),
+    # how this call runs
+    Setting("strategy", "run", "default", choices=STRATEGIES, group=_SPEED,
+            help="tf.distribute strategy: one device, all local GPUs, the hosts in TF_CONFIG, "
+                 f"or a TPU; {arg('batch_size')} is global"),
+    Setting("mixed_precision", "run", choices=MIXED_PRECISION, group=_SPEED,
+            help="compute in this dtype with float32 variables and ELBO (float16 adds loss "
+                 "scaling); default: float32 throughout"),
+    Setting("jit_compile", "run", "auto", choices=tuple(JIT_COMPILE), group=_SPEED,
+            help="XLA-compile each training step (auto: on for one device when the run is long "
+                 "enough to repay compiling on this machine, as the model's first run here "
+                 "measures and remembers; off under a multi-replica strategy)"),
     # Enough steps per call into TensorFlow that Python's share of a small model's step is small.
-    "steps_per_execution": 32,
-    # Write the test set's latent means for TensorBoard's Embedding Projector at the end.
-    "projector": False,
+    Setting("steps_per_execution", "run", 32, int, metavar="N", group=_SPEED,
+            help="training steps per call into TensorFlow, rounded to the nearest divisor of "
+                 "the steps per epoch"),
+)}
+
+
+def defaults(*names):
+    """``{name: default}`` of the settings ``names``."""
+    return {name: SETTINGS[name].default for name in names}
+
+
+NETWORK_DEFAULTS = {
+    **defaults("latent_dim", "hidden", "depth", "activation", "architecture", "likelihood"),
+    "gaussian_scale": "network",
+    "kernel_initializer": "glorot_uniform",
+    "weight_decay": 0.0,
 }
+# The VAE's objective, training controls and latent structure.
+VAE_DEFAULTS = defaults("kl", "objective", "num_samples", "beta", "free_bits", "gradient")
+LATENT_DEFAULTS = defaults("prior", "prior_components", "posterior", "flow_steps",
+                           "stochastic_layers")
+TRAIN_DEFAULTS = defaults("epochs", "batch_size", "optimizer", "learning_rate", "seed",
+                          "steps_per_execution", "projector")
 
 # -- runs, evaluation, export -------------------------------------------------------------
 CHECKPOINTS = ("model", "best", "last")

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from tfvae import options, storage
 from tfvae.checks import check_choice
-from tfvae.errors import InputError
+from tfvae.errors import InputError, arg
 
 CSV_COLUMNS = [
     "epoch", "train_elbo", "train_reconstruction", "train_kl",
@@ -91,7 +91,10 @@ class RunDirectory:
         return self.path / self.CHECKPOINTS
 
     def checkpoint_path(self, checkpoint="model"):
-        """The file of ``checkpoint``: "model" (final), "best" or "last"."""
+        """The file of ``checkpoint``: "model" (final), "best" or "last"; or a count (of steps or
+        samples, as the run counts) for ``checkpoints/ckpt-<count>.keras``, the one taken there."""
+        if isinstance(checkpoint, int) and not isinstance(checkpoint, bool):
+            return self.checkpoint_dir / f"ckpt-{checkpoint:012d}.keras"
         check_choice("checkpoint", checkpoint, options.CHECKPOINTS)
         if checkpoint == "model":
             return self.path / self.MODEL
@@ -137,6 +140,16 @@ class RunDirectory:
                 raise InputError("RUN_DIR", expected, f"{str(self.state_path)!r}, whose "
                                  f"{key!r} is {state[key]!r}")
         return state
+
+    def read_json_state(self, argument, expected):
+        """state.json as a dict ({} when there is none), checked only to be a JSON object: for a
+        run that is not ``tfvae train``'s (the paper's), whose fields are its own; an error names
+        ``argument`` and what was ``expected``."""
+        from tfvae.readers import read_json
+
+        if not self.state_path.exists():
+            return {}
+        return read_json(self.state_path, argument, expected)
 
     def write_state(self, state):
         storage.write_json(self.state_path, state)
@@ -244,11 +257,11 @@ class RunDirectory:
         ``--resume`` or ``--overwrite`` of a run being written is refused, naming the process
         that writes it. A refused command leaves the directory as it was."""
         if resume and overwrite:
-            raise InputError("--resume/--overwrite", "at most one of them", "both")
+            raise InputError(f"{arg('resume')}/{arg('overwrite')}", "at most one of them", "both")
         if self.path.exists() and not self.path.is_dir():
-            raise InputError("--out", "a directory", f"the file {str(self.path)!r}")
-        storage.check_writable_dir(self.path)
-        with storage.exclusive_writer(self.path, argument="--out", what="run directory"):
+            raise InputError("run_dir", "a directory", f"the file {str(self.path)!r}")
+        storage.check_writable_dir(self.path, "run_dir")
+        with storage.exclusive_writer(self.path, argument="run_dir", what="run directory"):
             self._check_new(resume=resume, overwrite=overwrite)
             yield self
 
@@ -257,7 +270,7 @@ class RunDirectory:
             if self.config_path.exists():
                 self.read_config()  # a damaged config.json is named as such
             if not self.is_run() or not self.checkpoint_path("last").is_file():
-                raise InputError("--resume", "a run directory with checkpoints/last.keras",
+                raise InputError("resume", "a run directory with checkpoints/last.keras",
                                  repr(str(self.path)))
             return
         if not self.path.exists() or not any(e.name != storage.LOCK_FILE
@@ -265,12 +278,12 @@ class RunDirectory:
             return
         if not overwrite:
             # --resume and --overwrite are offered only where they would be taken.
-            way_out = ("--resume / --overwrite" if self.is_run()
+            way_out = (f"{arg('resume', True)} / {arg('overwrite', True)}" if self.is_run()
                        else "another directory: it is no tfvae run")
-            raise InputError("--out", f"a new or empty run directory (or {way_out})",
+            raise InputError("run_dir", f"a new or empty run directory (or {way_out})",
                              f"{str(self.path)!r}, which is not empty")
         if not self.is_run():
-            raise InputError("--overwrite", "a run directory written by tfvae train (it has "
+            raise InputError("overwrite", "a run directory written by tfvae train (it has "
                              "tfvae's config.json); nothing was removed",
                              f"{str(self.path)!r}, which is not one")
 
@@ -343,5 +356,5 @@ def check_dataset_is_there(data_config):
 
     name = data_config["name"]
     if looks_like_path(name) and not Path(name).exists():
-        raise InputError("--dataset", f"the run's dataset, which was {name!r} (give it with "
-                         "--dataset PATH where it is now)", "no such file")
+        raise InputError("name", f"the run's dataset, which was {name!r} (give it with "
+                         f"{arg('name', 'PATH')} where it is now)", "no such file")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfvae.errors import InputError
+from tfvae.errors import InputError, arg
 
 # Temporaries are named ".NAME.tmpPID-XXXX": the process that writes them, so that a later
 # writer can tell what a killed one left behind (an empty PID: written before PIDs were kept).
@@ -67,7 +67,7 @@ def umask_mode(mode=0o666):
     return mode & ~umask
 
 
-def check_writable_dir(path, argument="--out"):
+def check_writable_dir(path, argument="out"):
     """Check that the directory ``path`` exists, or can be made: its nearest existing ancestor is
     a directory this process may write in."""
     path = Path(path)
@@ -81,7 +81,7 @@ def check_writable_dir(path, argument="--out"):
     return path
 
 
-def check_output(path, suffix, *, overwrite=False, argument="--out"):
+def check_output(path, suffix, *, overwrite=False, argument="out"):
     """Check an output file before any work is done: the right suffix, in an existing directory
     that may be written, and no existing file replaced unless ``overwrite``."""
     path = Path(path)
@@ -92,8 +92,8 @@ def check_output(path, suffix, *, overwrite=False, argument="--out"):
     if path.is_dir():
         raise InputError(argument, "a file path", f"the directory {str(path)!r}")
     if path.exists() and not overwrite:
-        raise InputError(argument, "a file that does not exist yet (or --overwrite to replace "
-                         "it)", f"{str(path)!r}, which exists")
+        raise InputError(argument, f"a file that does not exist yet (or {arg('overwrite', True)} "
+                         "to replace it)", f"{str(path)!r}, which exists")
     check_writable_dir(path.parent, argument)
     return path
 
@@ -135,7 +135,7 @@ def rename_no_replace(source, target):
     return target
 
 
-def write_atomic(path, write, *, overwrite=True, argument="--out"):
+def write_atomic(path, write, *, overwrite=True, argument="out"):
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place.
 
     If ``write`` fails (a full disk included) the temporary file is removed and ``path`` keeps
@@ -158,9 +158,10 @@ def write_atomic(path, write, *, overwrite=True, argument="--out"):
             try:
                 rename_no_replace(tmp, path)
             except FileExistsError:
-                raise InputError(argument, "a file that does not exist yet (or --overwrite to "
-                                 "replace it)", f"{str(path)!r}, which another process wrote "
-                                 "while this one ran; it was kept") from None
+                raise InputError(argument, "a file that does not exist yet (or "
+                                 f"{arg('overwrite', True)} to replace it)",
+                                 f"{str(path)!r}, which another process wrote while this one "
+                                 "ran; it was kept") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -192,7 +193,7 @@ def read_json(path):
     return json.loads(Path(path).read_text())
 
 
-def write_npz(path, *, overwrite=True, argument="--out", **arrays):
+def write_npz(path, *, overwrite=True, argument="out", **arrays):
     """Write ``arrays`` to ``path`` as a compressed .npz, atomically (see :func:`write_atomic`)."""
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
@@ -210,7 +211,7 @@ def _this_process():
 
 
 @contextmanager
-def exclusive_writer(directory, *, argument="--out", what="directory"):
+def exclusive_writer(directory, *, argument="out", what="directory"):
     """Hold ``directory``'s writer lock (made with the directory if need be) while the block runs.
 
     The lock is an ``flock`` on ``LOCK_FILE``, which the kernel releases when its holder exits,

@@ -39,7 +39,7 @@ import numpy as np
 from scipy import special
 
 from tfvae.checks import check_choice, check_int
-from tfvae.errors import InputError
+from tfvae.errors import InputError, arg
 from tfvae.options import QUANTIZERS
 
 MAGIC = b"\x89TFVAE\r\n"
@@ -65,12 +65,12 @@ def model_fingerprint(model):
 
 def check_bits(bits):
     """``bits`` per latent dimension, an integer from 1 to MAX_BITS."""
-    return check_int("--bits", bits, 1, MAX_BITS)
+    return check_int("bits", bits, 1, MAX_BITS)
 
 
 def quantizer_params(z, quantizer="uniform"):
     """The per-dimension parameters (a, b), each float32 [D], that the header stores."""
-    check_choice("--quantizer", quantizer, QUANTIZERS)
+    check_choice("quantizer", quantizer, QUANTIZERS)
     z = np.asarray(z, np.float64)
     if quantizer == "uniform":
         return z.min(axis=0).astype(np.float32), z.max(axis=0).astype(np.float32)
@@ -80,7 +80,7 @@ def quantizer_params(z, quantizer="uniform"):
 def quantize(z, bits, quantizer, a, b):
     """Codes k [N, D] (uint32) in 0..2^B - 1 of z [N, D]."""
     check_bits(bits)
-    check_choice("--quantizer", quantizer, QUANTIZERS)
+    check_choice("quantizer", quantizer, QUANTIZERS)
     z, a, b = (np.asarray(v, np.float64) for v in (z, a, b))
     levels = 2 ** bits
     if quantizer == "uniform":
@@ -95,7 +95,7 @@ def quantize(z, bits, quantizer, a, b):
 def dequantize(codes, bits, quantizer, a, b):
     """The decoded latent values [N, D] (float32) of codes k [N, D]: each bin's centre."""
     check_bits(bits)
-    check_choice("--quantizer", quantizer, QUANTIZERS)
+    check_choice("quantizer", quantizer, QUANTIZERS)
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     centre = (np.asarray(codes, np.float64) + 0.5) / 2 ** bits
     if quantizer == "uniform":
@@ -136,7 +136,7 @@ def file_size(n, d, bits):
     return _HEADER.size + 8 * d + math.ceil(n * d * bits / 8) + _CRC.size
 
 
-def read_header(blob, argument="--input"):
+def read_header(blob, argument="input"):
     """The header of a version-1 file, checked against the file's length and its CRC32 before
     any code is unpacked: a dict with ``bits``, ``quantizer``, ``n``, ``d``, ``fingerprint``,
     ``a``, ``b`` and ``payload`` (a memoryview of the packed codes). Raises InputError naming
@@ -187,7 +187,7 @@ def read_codes(header, start=0, stop=None):
     return (planes.reshape(-1, bits).astype(np.uint32) @ weights).reshape(stop - start, d)
 
 
-def decode_file(blob, argument="--input"):
+def decode_file(blob, argument="input"):
     """The fields of a version-1 file: :func:`read_header`'s with ``codes`` [N, D] for
     ``payload``."""
     header = read_header(blob, argument)
@@ -203,14 +203,14 @@ def compress(model, x, bits, quantizer="uniform", batch_size=1000):
     from tfvae.applications.features import latent_means
 
     check_bits(bits)
-    check_choice("--quantizer", quantizer, QUANTIZERS)
+    check_choice("quantizer", quantizer, QUANTIZERS)
     z = latent_means(model, x, batch_size=batch_size)
     a, b = quantizer_params(z, quantizer)
     codes = quantize(z, bits, quantizer, a, b)
     return encode_file(codes, bits, quantizer, a, b, model_fingerprint(model))
 
 
-def decompress(model, blob, argument="--input", batch_size=1000):
+def decompress(model, blob, argument="input", batch_size=1000):
     """The bytes of a code file -> images [N, *E], the mean of p(x|z) at each decoded code."""
     batches = list(decompress_batches(model, blob, argument, batch_size))
     if not batches:
@@ -218,14 +218,14 @@ def decompress(model, blob, argument="--input", batch_size=1000):
     return np.concatenate(batches)
 
 
-def decompress_batches(model, blob, argument="--input", batch_size=1000):
+def decompress_batches(model, blob, argument="input", batch_size=1000):
     """The images of a code file, ``batch_size`` at a time: the header is checked against the
     model (its weights' sha256 and latent dimensions) before any code is unpacked, and no more
     than one batch of codes and images is held at once."""
     header = read_header(blob, argument)
     fingerprint = model_fingerprint(model)
     if header["fingerprint"] != fingerprint:
-        raise InputError("RUN_DIR", f"the model that wrote {argument} (weights sha256 "
+        raise InputError("RUN_DIR", f"the model that wrote {arg(argument)} (weights sha256 "
                          f"{header['fingerprint'].hex()[:16]}...)",
                          f"a model with weights sha256 {fingerprint.hex()[:16]}...")
     latent_dim = int(model.latent_dim)
@@ -241,7 +241,7 @@ def _decoded(model, header, batch_size):
         yield model.decode(z).mean().numpy()
 
 
-def decompress_to_npz(model, blob, out, *, overwrite=False, argument="--input",
+def decompress_to_npz(model, blob, out, *, overwrite=False, argument="input",
                       batch_size=1000):
     """Decode a code file into the .npz ``out`` (images as ``x``), writing each batch as it is
     decoded: memory holds one batch, however many images the file holds. Returns N."""
@@ -265,7 +265,7 @@ def decompress_to_npz(model, blob, out, *, overwrite=False, argument="--input",
     return count
 
 
-def read_code_file(path, argument="--input"):
+def read_code_file(path, argument="input"):
     """The bytes of the code file ``path``, read only once its header's size matches the file's
     (a large file that is not a code file is refused after its first bytes)."""
     from tfvae.data.files import open_regular

@@ -37,7 +37,7 @@ def labelled_subset(y, num, seed=0):
     if num is None:
         return np.arange(len(y))
     classes = np.unique(y)
-    num = check_int("--labels", num, len(classes), len(y))
+    num = check_int("labels", num, len(classes), len(y))
     rng = np.random.default_rng(seed)
     per_class = [rng.permutation(np.flatnonzero(y == c)) for c in classes]
     quota = np.full(len(classes), num // len(classes))
@@ -169,7 +169,7 @@ def classifier_from_encoder(model, num_classes, *, copy_weights=True, name="clas
 
 def _labelled(dataset):
     if dataset.y_train is None or dataset.y_test is None:
-        raise InputError("--dataset", "a dataset with labels", f"{dataset.name}, which has none")
+        raise InputError("dataset", "a dataset with labels", f"{dataset.name}, which has none")
     return dataset.y_train, dataset.y_test
 
 

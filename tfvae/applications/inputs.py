@@ -12,7 +12,7 @@ import numpy as np
 
 from tfvae import data as datasets
 from tfvae.data.files import read_npz
-from tfvae.errors import InputError
+from tfvae.errors import InputError, arg
 from tfvae.runs import RunDirectory
 
 # Model types whose runs have encode(x) -> a distribution over z, and decode(z).
@@ -47,12 +47,12 @@ def run_dataset(model, run_dir, name=None, train_examples=None, test_examples=No
                                                  train_examples=train_examples,
                                                  test_examples=test_examples)
     if tuple(dataset.image_shape) != tuple(model.image_shape):
-        raise InputError("--dataset", f"images of shape {tuple(model.image_shape)}, as the run's "
+        raise InputError("name", f"images of shape {tuple(model.image_shape)}, as the run's "
                          "model takes", f"{dataset.name} with shape {dataset.image_shape}")
     return dataset
 
 
-def read_images(path, model, argument="--input", labels=False):
+def read_images(path, model, argument="input", labels=False):
     """(x [N, *E] float32, y [N] int64 or None) from an .npz with ``x`` (and ``y``)."""
     path = Path(path)
     expected = "an .npz file with images x (and labels y)"
@@ -61,12 +61,12 @@ def read_images(path, model, argument="--input", labels=False):
     arrays = read_npz(path, argument, expected)
     if "x" not in arrays:
         raise InputError(argument, expected, f"{str(path)!r} with keys {sorted(arrays)}")
-    x = datasets.model_images(model, arrays["x"], f"{argument} (x)")
+    x = datasets.model_images(model, arrays["x"], f"{arg(argument)} (x)")
     y = arrays.get("y")
     if y is not None:
         y = np.asarray(y)
         if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
-            raise InputError(f"{argument} (y)", f"{len(x)} integer labels, one per image",
+            raise InputError(f"{arg(argument)} (y)", f"{len(x)} integer labels, one per image",
                              f"shape {y.shape} of dtype {y.dtype}")
         y = y.astype(np.int64)
     elif labels:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from tfvae import images, storage
-from tfvae.errors import InputError
+from tfvae.errors import InputError, arg
 
 CONFIG = "projector_config.pbtxt"
 TENSOR = "latent_means.tsv"
@@ -52,7 +52,7 @@ def is_projector_dir(path):
     return (Path(path) / CONFIG).is_file()
 
 
-def check_projector_dir(path, *, overwrite=False, argument="--tensorboard"):
+def check_projector_dir(path, *, overwrite=False, argument="tensorboard"):
     """Check the directory a projector goes to before any work is done: a new or empty
     directory, or (with ``overwrite``) one that holds a projector tfvae wrote."""
     path = Path(path)
@@ -62,17 +62,17 @@ def check_projector_dir(path, *, overwrite=False, argument="--tensorboard"):
     if path.is_dir() and any(path.iterdir()):
         projector = is_projector_dir(path)
         if not overwrite:  # --overwrite is advised only where it would be taken
-            advice = " (or --overwrite to replace the projector tfvae wrote there)"
+            advice = f" (or {arg('overwrite', True)} to replace the projector tfvae wrote there)"
             raise InputError(argument, "a new or empty directory" + (advice if projector else ""),
                              f"{str(path)!r}, which is not empty")
         if not projector:
-            raise InputError("--overwrite", f"a projector directory written by tfvae (it has "
+            raise InputError("overwrite", f"a projector directory written by tfvae (it has "
                              f"{CONFIG}); nothing was removed", f"{str(path)!r}, which is not one")
     return path
 
 
 def write_projector(model, x, labels, directory, *, overwrite=False, dataset="test",
-                    argument="--tensorboard"):
+                    argument="tensorboard"):
     """Write the projector of ``model``'s latent means of ``x`` (with ``labels`` [N] or None) to
     ``directory``; returns ``{"points", "offered", "dimensions", "sprite", "description"}``
     (``sprite``: its width and height in pixels).
@@ -152,9 +152,9 @@ def _move_in(staging, directory, overwrite, argument):
         except OSError as exc:
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
-            raise InputError(argument, "a new or empty directory (or --overwrite to replace "
-                             "the projector)", f"{str(directory)!r}, which another process "
-                             "wrote while this one ran; it was kept") from None
+            raise InputError(argument, f"a new or empty directory (or {arg('overwrite', True)} "
+                             "to replace the projector)", f"{str(directory)!r}, which another "
+                             "process wrote while this one ran; it was kept") from None
         return
     if directory.is_dir() and not any(directory.iterdir()):
         directory.rmdir()
@@ -169,7 +169,7 @@ def _move_in(staging, directory, overwrite, argument):
 
 
 def write_run_projector(model, run_dir, directory, *, overwrite=False, dataset=None,
-                        test_examples=None, argument="--tensorboard"):
+                        test_examples=None, argument="tensorboard"):
     """:func:`write_projector` of the test images of a run's dataset (or ``dataset``) in grey
     levels, as ``tfvae features`` reads them."""
     from tfvae.applications.inputs import run_dataset

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from tfvae.checks import check_choice, check_count, check_number, check_seed
 from tfvae.data import model_images
-from tfvae.errors import InputError
+from tfvae.errors import InputError, arg
 from tfvae.options import INTERPOLATION_PATHS
 
 
@@ -46,8 +46,8 @@ def slerp(z0, z1, t):
 
 def latent_path(z0, z1, steps, path="linear"):
     """``steps`` codes [steps, D] from z0 to z1 inclusive, along ``path``."""
-    steps = check_count("--steps", steps, np.size(z0), minimum=2, what="latents")
-    check_choice("--path", path, INTERPOLATION_PATHS)
+    steps = check_count("steps", steps, np.size(z0), minimum=2, what="latents")
+    check_choice("path", path, INTERPOLATION_PATHS)
     t = np.linspace(0.0, 1.0, steps)
     return lerp(z0, z1, t) if path == "linear" else slerp(z0, z1, t)
 
@@ -58,7 +58,7 @@ def interpolate(model, x0, x1, steps=10, path="linear"):
     The endpoints are the means of q(z|x0) and q(z|x1) (the codes, for an autoencoder), so the
     first and last images are the reconstructions of x0 and x1.
     """
-    check_count("--steps", steps, math.prod(model.image_shape), minimum=2, what="images")
+    check_count("steps", steps, math.prod(model.image_shape), minimum=2, what="images")
     x = np.stack([np.asarray(x0, np.float32), np.asarray(x1, np.float32)])
     z = model.encode(x).mean().numpy()
     return model.decode(latent_path(z[0], z[1], steps, path)).mean().numpy()
@@ -76,10 +76,10 @@ def augment(model, x, y=None, *, per_example=10, temperature=1.0, seed=0, batch_
     if not (model.has_encoder and model.has_bound):
         raise InputError("model", "a VAE (augmentation samples its posterior q(z|x))",
                          f"a {type(model).__name__}, whose code is deterministic")
-    temperature = check_number("--temperature", temperature, at_least=0)
-    seed = check_seed("--seed", seed)
+    temperature = check_number("temperature", temperature, at_least=0)
+    seed = check_seed("seed", seed)
     x = model_images(model, x, "x")
-    per_example = check_count("--per-example", per_example, len(x) * math.prod(x.shape[1:]),
+    per_example = check_count("per_example", per_example, len(x) * math.prod(x.shape[1:]),
                               what="samples of every input")
     if y is not None and len(y) != len(x):
         raise InputError("y", f"{len(x)} labels, one per image", f"{len(y)}")
@@ -107,11 +107,11 @@ def class_samples(model, per_class, *, seed=0):
     z ~ p(z). Returns ``(images [K * per_class, *E], labels [K * per_class])``, class by
     class."""
     if not getattr(model, "conditional", False):
-        raise InputError("model", "a conditional model (trained with --conditional)",
+        raise InputError("model", f"a conditional model (trained with {arg('conditional', True)})",
                          f"an unconditional {type(model).__name__}")
-    per_class = check_count("--per-class", per_class,
+    per_class = check_count("per_class", per_class,
                             model.num_classes * math.prod(model.image_shape),
                             what="samples of every class")
-    seed = check_seed("--seed", seed)
+    seed = check_seed("seed", seed)
     labels = np.repeat(np.arange(model.num_classes), per_class)
     return model.sample(len(labels), seed=seed, labels=labels).numpy(), labels

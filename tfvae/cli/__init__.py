@@ -25,13 +25,17 @@ def _after_no_space(args):
         return ""
     from tfvae.runs import RunDirectory
 
-    run = RunDirectory(args.out)
+    run = RunDirectory(args.run_dir)
     last = run.checkpoint_path("last")
     if last.is_file():
         return (f"; nothing half-written was kept and the last good checkpoint is {last}: free "
                 "space, then run again with --resume")
     again = "run again with --overwrite" if run.is_run() else "run the same command again"
     return f"; no checkpoint was written yet: free space, then {again}"
+
+
+# The package's modules that are no subcommand.
+_NOT_COMMANDS = {"flags"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,7 +50,8 @@ def build_parser():
         prog="tfvae", description="Auto-Encoding Variational Bayes on TensorFlow and Keras 3.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        importlib.import_module(f"{__name__}.{info.name}").register(subparsers)
+        if info.name not in _NOT_COMMANDS:
+            importlib.import_module(f"{__name__}.{info.name}").register(subparsers)
     return parser
 
 

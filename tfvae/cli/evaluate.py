@@ -33,7 +33,7 @@ def run(args):
     from tfvae.checks import check_count, check_int, check_seed
     from tfvae.data import binarize
     from tfvae.errors import InputError
-    from tfvae.evaluation.diagnostics import evaluate_elbo, latent_diagnostics
+    from tfvae.evaluation.diagnostics import COLLAPSE, evaluate_elbo, latent_diagnostics
     from tfvae.evaluation.likelihood import log_likelihood
     from tfvae.runs import RunDirectory
 
@@ -68,8 +68,7 @@ def run(args):
           + ("" if kl_dims is None else
              "; KL per dimension (nats): " + " ".join(f"{v:.2f}" for v in kl_dims)))
     if diagnostics["active_units"] == 0:
-        print("tfvae evaluate: warning: no active latent unit: posterior collapse (the decoder "
-              "ignores z)", file=sys.stderr)
+        print(f"tfvae evaluate: warning: {COLLAPSE}", file=sys.stderr)
     if args.log_likelihood:
         x = x[:args.examples]
         if dynamic:

@@ -24,6 +24,8 @@ _RENAMED = {
     "*": {"name": "--dataset", "run_dir": "RUN_DIR", "out_dir": "--out"},
     "train": {"run_dir": "--out", "model": "--model", "labels": "--dataset labels"},
     "interpolate": {"path": "--path"},
+    "probe": {"labels": "--labels"},
+    "finetune": {"labels": "--labels"},
 }
 def flag_of(command):
     """``flag(name)``: the flag of ``command`` for the Python argument ``name``, or None."""

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from tfvae.data.validation import validate_images
-from tfvae.errors import InputError
+from tfvae.errors import InputError, arg, render
 
 FILE_EXPECTED = "an existing .npz, .npy, IDX file or image folder"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -173,7 +173,7 @@ def read_npz(path, argument, expected=FILE_EXPECTED):
     return NpzArrays(path, argument, expected)
 
 
-def read_idx_array(path, argument="--dataset"):
+def read_idx_array(path, argument="name"):
     """Read an IDX file (the raw MNIST format): big-endian header, then unsigned bytes.
 
     The data is read into an array of the size the header claims, once that claim is checked
@@ -212,14 +212,14 @@ def read_idx_array(path, argument="--dataset"):
         raise InputError(argument, FILE_EXPECTED, _unreadable(path, exc)) from exc
     if done != claimed or extra:
         expected = f"{claimed} bytes after the IDX header {dims}"
-        raise InputError(f"{argument} {path}", expected,
+        raise InputError(arg(argument, str(path)), expected,
                          f"{done} bytes" if done != claimed else "more")
     return pixels.reshape(dims)
 
 
 def read_idx(path, argument):
     """The images of an IDX file as validated float32 [N, H, W, 1]."""
-    return validate_images(read_idx_array(path, argument), argument=f"{argument} {path}",
+    return validate_images(read_idx_array(path, argument), argument=arg(argument, str(path)),
                            bernoulli=True)
 
 
@@ -231,10 +231,10 @@ def idx_labels(images_path, count):
     stem = stem.removesuffix(".gz")
     for candidate in (images_path.with_name(stem), images_path.with_name(stem + ".gz")):
         if candidate.is_file():
-            labels = read_idx_array(candidate, "--dataset")
+            labels = read_idx_array(candidate, "name")
             if labels.shape != (count,):
                 expected = f"{count} labels, one per image"
-                raise InputError(f"--dataset {candidate}", expected, f"shape {labels.shape}")
+                raise InputError(arg("name", str(candidate)), expected, f"shape {labels.shape}")
             return labels.astype(np.int64)
     return None
 
@@ -266,16 +266,18 @@ def read_image_folder(folder, argument, image_size=None):
             unreadable.append(path.name)
     if not images:
         got = f"none of its {len(files)} image files readable ({_names(unreadable)})"
-        raise InputError(f"{argument} {folder}", "readable images", got)
+        raise InputError(arg(argument, str(folder)), "readable images", got)
     if unreadable:
-        print(f"tfvae: warning: {argument} {folder}: left out {len(unreadable)} of {len(files)} "
-              f"files that are not readable images: {_names(unreadable)}", file=sys.stderr)
+        print(f"tfvae: warning: {render(arg(argument, str(folder)))}: left out "
+              f"{len(unreadable)} of {len(files)} files that are not readable images: "
+              f"{_names(unreadable)}", file=sys.stderr)
     for name, array in zip(names, images):
         if array.shape[:2] != images[0].shape[:2]:
             (h, w), (h2, w2) = images[0].shape[:2], array.shape[:2]
-            raise InputError(f"{argument} {folder}",
-                             f"images of one size, {h}x{w} as in {names[0]} (or --image-size H W "
-                             "to resize them all)", f"{h2}x{w2} in {name}")
+            raise InputError(arg(argument, str(folder)),
+                             f"images of one size, {h}x{w} as in {names[0]} (or "
+                             f"{arg('image_size', 'H W')} to resize them all)",
+                             f"{h2}x{w2} in {name}")
     colour = any(array.ndim == 3 for array in images)
     return np.stack([np.repeat(array[..., np.newaxis], 3 if colour else 1, axis=-1)
                      if array.ndim == 2 else array for array in images])

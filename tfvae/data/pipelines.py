@@ -36,8 +36,8 @@ def make_pipeline(x, *, batch_size, shuffle=False, dynamic_binarize=False, seed=
     (for models that keep state per example, such as MCEM).
     """
     x = validate_images(x, argument="x", bernoulli=dynamic_binarize)
-    check_int("--batch-size", batch_size)
-    check_seed("--seed", seed)
+    check_int("batch_size", batch_size)
+    check_seed("seed", seed)
     shuffle_seed, noise_seed = (int(s) for s in np.random.SeedSequence(seed).generate_state(2))
     # No cache(): from_tensor_slices already holds x in memory; cache() would keep a second copy.
     if labels is not None and with_index:
@@ -84,13 +84,13 @@ def make_train_stream(x, *, batch_size, seed=0, first_epoch=0, drop_remainder=Fa
     (``VAE.dynamic_binarization``), which draws it on the device.
     """
     x = validate_images(x, argument="x", bernoulli=False)
-    check_int("--batch-size", batch_size)
-    check_seed("--seed", seed)
+    check_int("batch_size", batch_size)
+    check_seed("seed", seed)
     check_seed("first_epoch", first_epoch)
     shuffle_seed = int(np.random.SeedSequence(seed).generate_state(1)[0] >> 1)
     n, steps = len(x), steps_per_epoch(len(x), batch_size, drop_remainder)
     if steps == 0:
-        raise InputError("--batch-size", f"at most the {n} training examples when partial "
+        raise InputError("batch_size", f"at most the {n} training examples when partial "
                          "batches are left out", repr(batch_size))
     levels = _grey_levels(x)
     # 8-bit images (MNIST) are held as bytes, a quarter of the memory, and scaled per batch.

@@ -10,6 +10,8 @@ from tfvae import estimators
 # A unit is active when the variance over x of its posterior mean exceeds this (Burda et al.,
 # 2015, section 5.2).
 ACTIVE_UNIT_VARIANCE = 0.01
+# What an epoch or an evaluation with no active unit says.
+COLLAPSE = "no active latent unit: posterior collapse (the decoder ignores z)"
 
 
 def evaluate_elbo(model, x, batch_size=500, dynamic_binarize=False, seed=0, labels=None):

@@ -37,16 +37,16 @@ class Client:
     """A model ``model_name`` (``version``: a number, or None for the latest) behind ``url``."""
 
     def __init__(self, url, model_name, version=None, timeout=60.0):
-        check_name("--model-name", model_name)
-        version = check_int("--version", version, maximum=MAX_INT64, optional=True)
-        timeout = check_number("--timeout", timeout, above=0, below=MAX_TIMEOUT)
+        check_name("model_name", model_name)
+        version = check_int("version", version, maximum=MAX_INT64, optional=True)
+        timeout = check_number("timeout", timeout, above=0, below=MAX_TIMEOUT)
         parsed = urllib.parse.urlsplit(url if isinstance(url, str) else "")
         if parsed.scheme not in ("http", "https", "grpc") or not parsed.hostname:
-            raise InputError("--url", _URL_EXPECTED, repr(url))
+            raise InputError("url", _URL_EXPECTED, repr(url))
         try:
             parsed.port
         except ValueError:
-            raise InputError("--url", _URL_EXPECTED, repr(url)) from None
+            raise InputError("url", _URL_EXPECTED, repr(url)) from None
         self.url, self.model_name, self.version, self.timeout = url, model_name, version, timeout
         self.protocol = "grpc" if parsed.scheme == "grpc" else "rest"
         self._transport = (GrpcTransport(parsed.netloc, timeout) if self.protocol == "grpc"
@@ -64,7 +64,7 @@ class Client:
         """The mean of p(x|z) for latents ``z`` [B, D]: ``x_mean`` [B, H, W, C]."""
         outputs = self.predict(_with_labels({"z": _floats(z, "z")}, labels), "decode", **kwargs)
         if "x_mean" not in outputs:
-            raise InputError("--url", "a server of a tfvae model (its decode gives x_mean)",
+            raise InputError("url", "a server of a tfvae model (its decode gives x_mean)",
                              f"{self.url!r}, whose decode gives {sorted(outputs)}")
         return outputs["x_mean"]
 
@@ -104,7 +104,7 @@ class Client:
         outputs = self._transport.predict(self.model_name, self.version, signature, inputs,
                                           format, _row_bytes(infos or {signature: {}}))
         if not infos:
-            raise InputError("--url", f"a server whose metadata lists the signature "
+            raise InputError("url", f"a server whose metadata lists the signature "
                              f"{signature!r}", f"{self.url!r}, listing {sorted(signatures)}")
         if not isinstance(outputs, dict) and len(infos) == 1:
             outputs = {next(iter(infos)): outputs}
@@ -113,13 +113,13 @@ class Client:
                 or any(value.ndim == 0 or {len(value)} != rows for value in outputs.values())):
             got = (f"outputs {sorted(outputs)} of shapes {[v.shape for v in outputs.values()]}"
                    if isinstance(outputs, dict) else "outputs without names")
-            raise InputError("--url", f"a reply of {signature}'s outputs {sorted(infos)}, one "
+            raise InputError("url", f"a reply of {signature}'s outputs {sorted(infos)}, one "
                              "row per input", f"{self.url!r}, which answered {got}")
         try:
             return {name: value.astype(_numpy_dtype(infos[name]["dtype"]), copy=False)
                     for name, value in outputs.items()}
         except (ValueError, TypeError) as exc:
-            raise InputError("--url", f"a reply of {signature}'s outputs with their dtypes",
+            raise InputError("url", f"a reply of {signature}'s outputs with their dtypes",
                              f"{self.url!r}, which answered another ({exc})") from None
 
     def status(self):

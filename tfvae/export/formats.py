@@ -21,7 +21,7 @@ from tfvae.checks import check_count
 from tfvae.options import EXPORT_LOG_LIKELIHOOD_SAMPLES
 from tfvae.registry import Registry
 
-FORMATS = Registry("--format", {
+FORMATS = Registry("format", {
     "savedmodel": "tfvae.export.savedmodel:SavedModelFormat",
     "tflite": "tfvae.export.runtimes:LiteRTFormat",
     "onnx": "tfvae.export.runtimes:ONNXFormat",
@@ -62,7 +62,7 @@ def export_model(model, path, *, format="savedmodel", num_samples=EXPORT_LOG_LIK
     member = export_format(format)
     # The log_likelihood signature decodes num_samples images per row: checked before anything
     # is made on disk.
-    check_count("--num-samples", num_samples, math.prod(model.image_shape), what="images")
+    check_count("num_samples", num_samples, math.prod(model.image_shape), what="images")
     member.check(path, overwrite=overwrite)
     return member.write(model, path, num_samples=num_samples, overwrite=overwrite,
                         metadata=metadata, **options)

@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from tfvae.checks import check_choice, check_int
 from tfvae.data import graph_checks
-from tfvae.errors import InputError
+from tfvae.errors import InputError, arg
 from tfvae.export.formats import ExportFormat
 from tfvae.export.savedmodel import input_specs, serving_functions, signature_module
 from tfvae.options import EXPORT_LOG_LIKELIHOOD_SAMPLES as DEFAULT_NUM_SAMPLES
@@ -113,8 +113,8 @@ def write(model, fmt, out, *, num_samples=DEFAULT_NUM_SAMPLES, overwrite=False):
 
     Each file is written atomically; none replaces an existing one unless ``overwrite``.
     """
-    check_choice("--format", fmt, _PORTABLE)
-    check_int("--num-samples", num_samples)
+    check_choice("format", fmt, _PORTABLE)
+    check_int("num_samples", num_samples)
     if fmt == "onnx":
         _require("onnx")
     paths = output_paths(fmt, out, model, overwrite=overwrite)
@@ -155,7 +155,7 @@ def _require(fmt):
     try:
         converter = __import__(module)
     except ImportError:
-        raise InputError("--format", f"{module} for --format {fmt} (pip install "
+        raise InputError("format", f"{module} for {arg('format', fmt)} (pip install "
                          f"'tfvae[{extra}]')", f"{fmt!r} without {module} installed") from None
     if fmt == "onnx":
         _register_onnx_handlers()

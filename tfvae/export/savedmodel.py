@@ -107,7 +107,7 @@ def serving_functions(model, num_samples=DEFAULT_NUM_SAMPLES, *, checked=True):
     reproduce. ``checked=False`` leaves out the input checks (``tfvae.export.runtimes`` puts its
     own).
     """
-    check_int("--num-samples", num_samples)
+    check_int("num_samples", num_samples)
     bernoulli = model.unit_interval  # pixels in [0, 1] only
 
     def images(x):
@@ -281,14 +281,14 @@ def export_run(run_dir, model_name, *, base_dir="export", version=None,
     another export takes it meanwhile, this one takes the next.
     The metadata records the run's dataset, binarization and test ELBO.
     """
-    check_name("--model-name", model_name)
-    model_dir = check_writable_dir(Path(base_dir) / model_name, "--base-dir")
+    check_name("model_name", model_name)
+    model_dir = check_writable_dir(Path(base_dir) / model_name, "base_dir")
     automatic = version is None
     version = (next_version(model_dir) if automatic
-               else check_int("--version", version, maximum=MAX_INT64))
+               else check_int("version", version, maximum=MAX_INT64))
     path = model_dir / str(version)
-    _check_new(path, "--version")
-    check_int("--num-samples", num_samples)
+    _check_new(path, "version")
+    check_int("num_samples", num_samples)
     run = RunDirectory(run_dir)
     model = run.load_model(checkpoint)
     info = {"model_name": model_name, "version": version, **run_metadata(run, checkpoint)}

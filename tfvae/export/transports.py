@@ -183,21 +183,21 @@ def _json_reply(url, response, limit):
     than ``limit`` bytes or not a JSON object."""
     length = response.headers.get("Content-Length")
     if length is not None and length.isdigit() and int(length) > limit:
-        raise InputError("--url", f"a TF Serving REST API answering at most {limit:,} bytes",
+        raise InputError("url", f"a TF Serving REST API answering at most {limit:,} bytes",
                          f"{url!r}, which answered {int(length):,} bytes")
     data = response.read(limit + 1)
     if len(data) > limit:
-        raise InputError("--url", f"a TF Serving REST API answering at most {limit:,} bytes",
+        raise InputError("url", f"a TF Serving REST API answering at most {limit:,} bytes",
                          f"{url!r}, which answered more")
     try:
         reply = json.loads(data)
     except (ValueError, RecursionError):
         kind = response.headers.get("Content-Type") or "no content type"
         start = data[:40].decode(errors="replace")
-        raise InputError("--url", "a TF Serving REST API answering JSON",
+        raise InputError("url", "a TF Serving REST API answering JSON",
                          f"{url!r}, which answered {kind}: {start!r}") from None
     if not isinstance(reply, dict):
-        raise InputError("--url", "a TF Serving REST API answering a JSON object",
+        raise InputError("url", "a TF Serving REST API answering a JSON object",
                          f"{url!r}, which answered a JSON {type(reply).__name__}")
     return reply
 
@@ -210,7 +210,7 @@ def _unexpected(url, expected):
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         if isinstance(exc, InputError):
             raise
-        raise InputError("--url", f"a TF Serving REST API answering {expected}",
+        raise InputError("url", f"a TF Serving REST API answering {expected}",
                          f"{url!r}, which answered JSON without them ({type(exc).__name__}: "
                          f"{str(exc)[:80]})") from None
 

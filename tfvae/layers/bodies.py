@@ -16,7 +16,7 @@ import math
 import keras
 
 from tfvae.checks import check_int, check_weights
-from tfvae.errors import InputError
+from tfvae.errors import InputError, arg
 from tfvae.layers.registries import BODIES
 
 
@@ -127,7 +127,8 @@ class ConvEncoderBody(Body):
     def check_image_shape(cls, image_shape, argument="architecture 'conv'"):
         # Two stride-2 layers halve H and W twice.
         if len(image_shape) not in (2, 3) or image_shape[0] % 4 or image_shape[1] % 4:
-            expected = ("H and W divisible by 4 for --architecture conv" if len(image_shape) == 2
+            expected = (f"H and W divisible by 4 for {arg('architecture', 'conv')}"
+                        if len(image_shape) == 2
                         else "an image shape [H, W, C] with H and W divisible by 4")
             raise InputError(argument, expected, list(image_shape))
 

@@ -5,20 +5,27 @@ Every model extends :class:`tfvae.models.base.LatentVariableModel` and registers
 paper's experiments and the CLI find them.
 """
 
-from tfvae.models.autoencoder import Autoencoder
-from tfvae.models.base import LatentVariableModel
-from tfvae.models.mcem import MCEM
+from tfvae.lazy import lazy_names
 from tfvae.models.registry import MODELS, register
-from tfvae.models.vae import VAE
-from tfvae.models.wake_sleep import WakeSleep
 
-__all__ = ["MODELS", "MCEM", "VAE", "Autoencoder", "LatentVariableModel", "WakeSleep",
-           "load_model", "model_class", "register"]
+_NAMES = {"VAE": "tfvae.models.vae", "Autoencoder": "tfvae.models.autoencoder",
+          "WakeSleep": "tfvae.models.wake_sleep", "MCEM": "tfvae.models.mcem",
+          "LatentVariableModel": "tfvae.models.base"}
+__all__ = ["MODELS", *_NAMES, "load_model", "model_class", "register", "register_builtins"]
+# Listing the models imports no TensorFlow, so the command line's --help stays fast.
+__getattr__, __dir__ = lazy_names(__name__, _NAMES, ("base", "registry", "settings", "vae",
+                                                     "autoencoder", "wake_sleep", "mcem"))
+
+
+def register_builtins():
+    """Import every built-in model, which registers it (and its layers) with Keras."""
+    for name in MODELS.names():
+        MODELS.get(name)
 
 
 def model_class(name):
     """The model class registered as ``name`` (``--model``)."""
-    return MODELS.get(name, "--model")
+    return MODELS.get(name)
 
 
 def load_model(path, argument="RUN_DIR"):
@@ -26,4 +33,5 @@ def load_model(path, argument="RUN_DIR"):
     file Keras cannot load (in safe mode) raises InputError naming it."""
     from tfvae.readers import load_keras
 
+    register_builtins()
     return load_keras(path, argument)

@@ -16,9 +16,10 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae.errors import InputError
+from tfvae import options
 from tfvae.models.base import LatentVariableModel
 from tfvae.models.registry import register
+from tfvae.models.settings import check_fixed_settings
 
 tfd = tfp.distributions
 
@@ -44,9 +45,9 @@ class CodeEncoder(keras.Model):
 class Autoencoder(LatentVariableModel):
     """A deterministic autoencoder trained by the negative log-likelihood of its decoder head.
 
-    Takes the VAE's model arguments, so ``tfvae train --model autoencoder`` works with the same
-    flags; ``kl``, ``objective`` and ``num_samples`` are accepted only at their defaults, since
-    there is no posterior to sample and no KL term. Its ``prior`` N(0, I) is only where
+    Takes the network settings of every model; it holds the VAE's ``kl``, ``objective`` and
+    ``num_samples`` at their defaults (``fixed_settings``), since there is no posterior to sample
+    and no KL term. Its ``prior`` N(0, I) is only where
     ``sample`` draws codes from: nothing in training ties the codes to it, and there is no
     bound on log p(x) (``has_bound`` is False).
     """
@@ -55,15 +56,16 @@ class Autoencoder(LatentVariableModel):
     checkpoint_metric = "reconstruction"
     has_bound = False
 
-    # The VAE's objective settings, accepted at these values only.
-    _OBJECTIVE = {"kl": "analytic", "objective": "elbo", "num_samples": 1}
+    # The VAE's objective settings, which an autoencoder holds at these values.
+    fixed_settings = {name: (value, "(an autoencoder has no posterior to sample and no KL term)")
+                      for name, value in options.defaults("kl", "objective",
+                                                          "num_samples").items()}
 
-    def __init__(self, *args, kl="analytic", objective="elbo", num_samples=1, **kwargs):
-        given = {"kl": kl, "objective": objective, "num_samples": num_samples}
-        for argument, default in self._OBJECTIVE.items():
-            if given[argument] != default:
-                raise InputError(argument, f"{default!r} (an autoencoder has no posterior to "
-                                 "sample and no KL term)", repr(given[argument]))
+    def __init__(self, *args, **kwargs):
+        check_fixed_settings(type(self), kwargs)
+        # Files saved before the autoencoder stopped taking them hold them at these values.
+        for name in self.fixed_settings:
+            kwargs.pop(name, None)
         super().__init__(*args, **kwargs)
 
     def make_encoder(self):
@@ -108,5 +110,3 @@ class Autoencoder(LatentVariableModel):
         return self.update_metrics({"loss": -tf.reduce_mean(reconstruction),
                                     "reconstruction": reconstruction})
 
-    def get_config(self):
-        return {**super().get_config(), **self._OBJECTIVE}

@@ -60,6 +60,9 @@ class LatentVariableModel(keras.Model):
     has_bound = True
     # Trained on (x, index) batches, keeping state per training example (MCEM's chains).
     needs_example_index = False
+    # Settings a subclass inherits but holds at one value: {name: (value, why)}
+    # (tfvae.models.settings).
+    fixed_settings = {}
     # Whether train_step uses the labels of (x, y) batches, so the model may be conditional.
     takes_labels = False
 

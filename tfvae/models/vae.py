@@ -20,6 +20,7 @@ from tfvae.layers.hierarchy import HierarchicalPosterior, HierarchicalPrior
 from tfvae.layers.priors import prior_layer
 
 _LATENT = options.LATENT_DEFAULTS
+_VAE = options.VAE_DEFAULTS
 
 
 @register("vae")
@@ -37,10 +38,9 @@ class VAE(LatentVariableModel):
     Metrics are per example, in nats: ``elbo``, ``reconstruction`` (E_q log p(x|z)) and ``kl``;
     z is sampled in ``test_step`` too, so the test ``elbo`` is the stochastic bound itself.
 
-    Set ``dynamic_binarization = True`` to train on grey levels in [0, 1] with a fresh Bernoulli
+    ``dynamic_binarization=True`` trains on grey levels in [0, 1] with a fresh Bernoulli
     sample of every pixel at each step, drawn on the device inside ``train_step`` (``tfvae
-    train`` does so for ``--binarize dynamic``); set it before the first ``fit``, which traces
-    the step. Each example's noise (binarization and z) comes from the step's seed and the
+    train`` sets it for ``--binarize dynamic``). Each example's noise (binarization and z) comes from the step's seed and the
     example's place in the global batch (``tfvae.noise``), so training under ``tf.distribute``
     computes what one device computes with the same global batch.
 
@@ -83,14 +83,15 @@ class VAE(LatentVariableModel):
     """
 
     metric_names = ("loss", "elbo", "reconstruction", "kl")
-    dynamic_binarization = False
     takes_labels = True
 
-    def __init__(self, *args, kl="analytic", objective="elbo", num_samples=1, beta=1.0,
-                 kl_warmup_steps=0, free_bits=0.0, gradient="standard", prior=_LATENT["prior"],
+    def __init__(self, *args, kl=_VAE["kl"], objective=_VAE["objective"],
+                 num_samples=_VAE["num_samples"], beta=_VAE["beta"], kl_warmup_steps=0,
+                 free_bits=_VAE["free_bits"], gradient=_VAE["gradient"], prior=_LATENT["prior"],
                  prior_components=_LATENT["prior_components"],
                  posterior=_LATENT["posterior"], flow_steps=_LATENT["flow_steps"],
-                 stochastic_layers=_LATENT["stochastic_layers"], **kwargs):
+                 stochastic_layers=_LATENT["stochastic_layers"], dynamic_binarization=False,
+                 **kwargs):
         self.prior_name = check_choice("prior", prior, options.PRIORS)
         self.prior_components = check_int("prior_components", prior_components)
         self.posterior_name = check_choice("posterior", posterior, options.POSTERIORS)
@@ -112,6 +113,7 @@ class VAE(LatentVariableModel):
                                          maximum=MAX_INT64)
         self.free_bits = check_number("free_bits", free_bits, at_least=0)
         self.gradient = check_choice("gradient", gradient, options.GRADIENTS)
+        self.dynamic_binarization = bool(dynamic_binarization)
         _check_controls(self)
         _check_structure(self, kwargs.get("num_classes", 0))
         if not self.gaussian_latents:
@@ -249,6 +251,7 @@ class VAE(LatentVariableModel):
                 "gradient": self.gradient, "prior": self.prior_name,
                 "prior_components": self.prior_components, "posterior": self.posterior_name,
                 "flow_steps": self.flow_steps, "stochastic_layers": self.stochastic_layers,
+                "dynamic_binarization": self.dynamic_binarization,
                 "latent_dim": self.layer_dims[0]}
 
 

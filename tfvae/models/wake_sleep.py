@@ -13,8 +13,8 @@ optimizes the bound faster and further.
 import tensorflow as tf
 
 from tfvae import estimators, noise
-from tfvae.errors import InputError
 from tfvae.models.registry import register
+from tfvae.models.settings import check_fixed_settings
 from tfvae.models.vae import VAE
 
 
@@ -31,22 +31,20 @@ class WakeSleep(VAE):
 
     metric_names = VAE.metric_names + ("wake", "sleep")
 
+    # The wake phase fits the decoder alone: a prior with parameters would never learn; and
+    # neither phase follows the ELBO's gradient, so the VAE's training controls do not apply.
+    fixed_settings = {
+        "objective": ("elbo", "for wake-sleep"),
+        **{name: (value, "for wake-sleep (its wake phase fits the decoder, not the prior)")
+           for name, value in (("prior", "normal"), ("stochastic_layers", 1))},
+        **{name: (value, "for wake-sleep (it does not train by the ELBO's gradient)")
+           for name, value in (("beta", 1.0), ("kl_warmup_steps", 0), ("free_bits", 0.0),
+                               ("gradient", "standard"))},
+    }
+
     def __init__(self, *args, **kwargs):
+        check_fixed_settings(type(self), kwargs)
         super().__init__(*args, **kwargs)
-        if self.objective != "elbo":
-            raise InputError("objective", "'elbo' for wake-sleep", repr(self.objective))
-        # The wake phase fits the decoder alone: a prior with parameters would never learn.
-        for name, value, default in (("prior", self.prior_name, "normal"),
-                                     ("stochastic_layers", self.stochastic_layers, 1)):
-            if value != default:
-                raise InputError(name, f"{default!r} for wake-sleep (its wake phase fits the "
-                                 "decoder, not the prior)", repr(value))
-        # Neither phase follows the ELBO's gradient: the VAE's training controls do not apply.
-        for name, default in (("beta", 1.0), ("kl_warmup_steps", 0), ("free_bits", 0.0),
-                              ("gradient", "standard")):
-            if getattr(self, name) != default:
-                raise InputError(name, f"{default!r} for wake-sleep (it does not train by the "
-                                 "ELBO's gradient)", repr(getattr(self, name)))
 
     def dream(self, num, seed):
         """``num`` dreams (z, x) ~ p(z) p(x|z) [num, D], [num, *E], held fixed (no gradient).

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from tfvae.checks import check_choice, check_seed
-from tfvae.errors import InputError
+from tfvae.errors import InputError, arg
 from tfvae.interruption import Interrupted
 from tfvae.options import EXPERIMENTS
 from tfvae.paper.budgets import BUDGETS, Budget, RunSpec, experiment_runs
@@ -44,19 +44,20 @@ def check_out_dir(out_dir, budget, seed):
     """``OUT/reproduce.json`` records the budget and seed; a resumed OUT must match them."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
-        raise InputError("--out", "a directory", f"the file {str(out_dir)!r}")
+        raise InputError("out_dir", "a directory", f"the file {str(out_dir)!r}")
     out_dir.mkdir(parents=True, exist_ok=True)
     marker = out_dir / "reproduce.json"
     settings = {"budget": budget.name, "seed": seed}
     if marker.is_file():
         previous = read_json(marker)
         if previous != settings:
-            raise InputError("--out", f"a new directory, or one made with --budget "
-                                      f"{previous['budget']} --seed {previous['seed']}",
-                             f"{str(out_dir)!r} with --budget {budget.name} --seed {seed}")
+            raise InputError("out_dir", "a new directory, or one made with "
+                             f"{arg('budget', previous['budget'])} {arg('seed', previous['seed'])}",
+                             f"{str(out_dir)!r} with {arg('budget', budget.name)} "
+                             f"{arg('seed', seed)}")
     else:
         if any(p.name not in ("reproduce.json", LOCK_FILE) for p in out_dir.iterdir()):
-            raise InputError("--out", "a new or empty directory (or one made by tfvae reproduce)",
+            raise InputError("out_dir", "a new or empty directory (or one made by tfvae reproduce)",
                              f"{str(out_dir)!r}, which holds other files")
         write_json(marker, settings)
     return out_dir
@@ -69,16 +70,16 @@ def reproduce(experiment, budget="smoke", out_dir="reproduction", seed=0, log=No
     curves per experiment and ``results.md``; returns the paths written.
     """
     if isinstance(budget, str):
-        budget = BUDGETS[check_choice("--budget", budget, tuple(BUDGETS))]
+        budget = BUDGETS[check_choice("budget", budget, tuple(BUDGETS))]
     experiments = EXPERIMENTS if experiment == "all" else (experiment,)
     for name in experiments:
         check_choice("EXPERIMENT", name, EXPERIMENTS + ("all",))
-    seed = check_seed("--seed", seed)
+    seed = check_seed("seed", seed)
     log = log or (lambda message: print(f"tfvae reproduce: {message}", file=sys.stderr,
                                         flush=True))
     if Path(out_dir).exists() and not Path(out_dir).is_dir():
-        raise InputError("--out", "a directory", f"the file {str(out_dir)!r}")
-    with exclusive_writer(out_dir, argument="--out", what="reproduction directory"):
+        raise InputError("out_dir", "a directory", f"the file {str(out_dir)!r}")
+    with exclusive_writer(out_dir, argument="out_dir", what="reproduction directory"):
         out_dir = check_out_dir(out_dir, budget, seed)
         started = time.perf_counter()
         written = []

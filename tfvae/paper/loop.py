@@ -1,10 +1,10 @@
 """One run of the paper's experiments: its model and data, the training loop with the step-size
 pilots and the NaN fallback, the evaluation points, and the run's own directory.
 
-Each run lives in ``OUT/runs/<experiment>/<run>/``: ``state.json`` (the curve so far, the chosen
-step size, the samples done) and one checkpoint of the model with its optimizer state, written
-after every evaluation point. A killed run picks up from its last point when the same command is
-run again.
+Each run lives in ``OUT/runs/<experiment>/<run>/``, a :class:`tfvae.runs.RunDirectory`:
+``state.json`` (the curve so far, the chosen step size, the samples done) and one checkpoint of
+the model with its optimizer state, ``checkpoints/ckpt-<samples>.keras``, written after every
+evaluation point. A killed run picks up from its last point when the same command is run again.
 """
 
 import dataclasses
@@ -19,15 +19,17 @@ import tensorflow as tf
 from tfvae.checks import check_choice
 from tfvae.data import binarize, load_dataset, make_pipeline
 from tfvae.data.graph_checks import mark_checked
-from tfvae.errors import InputError
+from tfvae.errors import InputError, arg
 from tfvae.training.execution import largest_divisor, measure_xla, resolve_jit_compile, xla_figures
+from tfvae.training.optimizers import make_optimizer
 from tfvae.evaluation.likelihood import compiled, hmc_log_likelihood, log_likelihood
 from tfvae.models import load_model, model_class
 from tfvae.options import TRAIN_DEFAULTS
 from tfvae.paper.budgets import (BATCH_SIZE, INIT_STDDEV, MCEM_OPTIONS, METHOD_MODELS, METHODS,
                                  evaluation_points, samples_per_step, step_grain)
 from tfvae.interruption import deferred
-from tfvae.storage import read_json, write_atomic, write_json
+from tfvae.runs import RunDirectory
+from tfvae.storage import write_atomic
 
 
 def build_model(spec, dataset, seed):
@@ -55,7 +57,7 @@ def paper_initialize(model, seed, stddev=INIT_STDDEV):
 
 
 def compile_model(model, learning_rate, steps_per_execution, jit_compile):
-    model.compile(optimizer=keras.optimizers.Adagrad(learning_rate), jit_compile=jit_compile,
+    model.compile(optimizer=make_optimizer("adagrad", learning_rate), jit_compile=jit_compile,
                   steps_per_execution=steps_per_execution)
     return model
 
@@ -177,30 +179,36 @@ class Run:
 
     def __init__(self, spec, budget, out_dir, seed, log):
         self.spec, self.budget, self.seed, self.log = spec, budget, seed, log
-        self.dir = Path(out_dir) / "runs" / spec.experiment / spec.name
-        self.state_path = self.dir / "state.json"
+        self.run = RunDirectory(Path(out_dir) / "runs" / spec.experiment / spec.name)
 
     def load_state(self):
-        if not self.state_path.is_file():
-            return None
-        state = read_json(self.state_path)
-        if state["spec"] != dataclasses.asdict(self.spec):
-            raise InputError("--out", f"a directory whose run {self.spec.name} matches budget "
-                                      f"{self.budget.name!r} (or a new --out)",
-                             f"{str(self.dir)!r}, made with other settings")
+        """The run's state.json ({} before its first point)."""
+        state = self.run.read_json_state("out_dir", "a run's state.json as tfvae reproduce "
+                                                    "writes it")
+        if state and state.get("spec") != dataclasses.asdict(self.spec):
+            raise InputError("out_dir", f"a directory whose run {self.spec.name} matches "
+                                        f"{arg('budget', self.budget.name)} (or a new "
+                                        f"{arg('out_dir')})",
+                             f"{str(self.run.path)!r}, made with other settings")
         return state
 
     def save(self, state, model):
         """Checkpoint, then state: state.json names the checkpoint, so a crash between the two
-        leaves the previous pair intact."""
-        name = f"ckpt-{state['samples']:012d}.keras"
+        leaves the previous pair intact.
+
+        state.json names it relative to the run directory: a run written before checkpoints/
+        (its checkpoints beside state.json, named bare) still resumes, and report.py opens
+        either."""
+        path = self.run.checkpoint_path(state["samples"])
+        name = path.relative_to(self.run.path).as_posix()
+        self.run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         with deferred():  # a stop signal waits for the pair
-            write_atomic(self.dir / name, model.save)
+            write_atomic(path, model.save)
             previous = state.get("checkpoint")
             state["checkpoint"] = name
-            write_json(self.state_path, state)
+            self.run.write_state(state)
             if previous and previous != name:
-                (self.dir / previous).unlink(missing_ok=True)
+                (self.run.path / previous).unlink(missing_ok=True)
 
     def execute(self):
         """Train and evaluate to the end (or resume); returns the final state."""
@@ -214,8 +222,7 @@ class Run:
         first_half = pilot_split(points[0], unit, step_grain(spec, budget))
         segments = [n // unit for n in np.diff([0, first_half, *points]) if n]
         self.steps_per_execution = steps_per_execution(segments)
-        if state is None:
-            self.dir.mkdir(parents=True, exist_ok=True)
+        if not state:
             self.jit_compile = jit_compile(spec, data.dataset, data, self.steps_per_execution,
                                            self.seed)
             self.log(f"{spec.name}: {self.steps_per_execution} steps per execution, XLA "
@@ -251,7 +258,7 @@ class Run:
         if budget.importance_samples and spec.log_px and spec.method != "mcem":
             state["importance"] = self._importance(model, data)
         state["status"] = "finished"
-        write_json(self.state_path, state)
+        self.run.write_state(state)
         return state
 
     def _fall_back(self, state):
@@ -259,7 +266,7 @@ class Run:
         smaller = [lr for lr in self.budget.learning_rates if lr < state["learning_rate"]]
         if not smaller:
             state["status"] = "diverged"
-            write_json(self.state_path, state)
+            self.run.write_state(state)
             self.log(f"{self.spec.name}: training became NaN after {state['samples']:,} samples;"
                      " the curve stops there")
             return None
@@ -271,11 +278,11 @@ class Run:
         state["learning_rate"] = lr
         model = self._load(state)
         model.optimizer.learning_rate = lr
-        write_json(self.state_path, state)
+        self.run.write_state(state)
         return model
 
     def _load(self, state):
-        model = load_model(self.dir / state["checkpoint"])
+        model = load_model(self.run.path / state["checkpoint"])
         # Not yet traced: fit builds its step with the run's steps per execution.
         model.steps_per_execution = self.steps_per_execution
         return model

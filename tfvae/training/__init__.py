@@ -1,5 +1,5 @@
 """Training into a run directory: the ``fit`` pipeline (``pipeline``), its settings
-(``settings``), the run directory's callback (``callbacks``), how a run stops short (``stops``),
+(``settings``), the run directory's callbacks (``callbacks``), how a run stops short (``stops``),
 the optimizers (``optimizers``), the execution settings (``execution``: XLA, precision, steps per call), ``tf.distribute``
 (``distribute``), this machine's figures (``machine``) and the TensorBoard summaries
 (``summaries``)."""
@@ -7,9 +7,11 @@ the optimizers (``optimizers``), the execution settings (``execution``: XLA, pre
 from tfvae.lazy import lazy_names
 
 _NAMES = {
-    "train": "tfvae.training.pipeline",
+    **{name: "tfvae.training.pipeline" for name in ("train", "TrainResult")},
     **{name: "tfvae.training.optimizers" for name in ("make_optimizer", "optimizer_steps")},
-    **{name: "tfvae.training.callbacks" for name in ("RunCheckpoint", "epoch_line")},
+    **{name: "tfvae.training.callbacks" for name in ("DivergenceStop", "LatentDiagnostics",
+                                                     "EpochRecord", "RunCheckpoints",
+                                                     "epoch_line")},
     **{name: "tfvae.training.stops" for name in ("TrainingDiverged", "TrainingInterrupted")},
 }
 __all__ = list(_NAMES)

@@ -1,5 +1,12 @@
-"""The run directory's callback: what each finished epoch leaves in the run (its metrics row, its
-log line, the checkpoints and state.json), and the stop at the first non-finite loss."""
+"""The run directory's callbacks, one concern each, in the order ``train`` calls them at an
+epoch's end:
+
+- :class:`DivergenceStop`: stops at the first non-finite loss; the epoch leaves nothing behind.
+- :class:`LatentDiagnostics`: the epoch's active units and KL per latent dimension, put in
+  ``logs`` for the callbacks after it (the metrics row, the TensorBoard histogram).
+- :class:`EpochRecord`: the epoch's metrics row and its line in ``train.log`` (and on stdout).
+- :class:`RunCheckpoints`: ``last.keras``, ``best.keras`` and ``state.json``.
+"""
 
 import math
 import shutil
@@ -9,9 +16,15 @@ import time
 import keras
 import numpy as np
 
-from tfvae.evaluation.diagnostics import latent_diagnostics
+from tfvae.errors import arg, render
+from tfvae.evaluation.diagnostics import COLLAPSE, latent_diagnostics
 from tfvae.interruption import deferred
 from tfvae.storage import write_atomic
+
+
+def diverged(logs):
+    """Whether an epoch's ``logs`` hold a non-finite loss."""
+    return not np.isfinite((logs or {}).get("loss", 0.0))
 
 
 def epoch_line(row, epochs):
@@ -27,101 +40,120 @@ def epoch_line(row, epochs):
             f"{row['examples_per_second']:,.0f} examples/s")
 
 
-class RunCheckpoint(keras.callbacks.Callback):
-    """At each epoch's end: a metrics row, its line in ``train.log`` (and on stdout when
-    ``print_lines``), ``last.keras``, ``best.keras`` and ``state.json``.
+class DivergenceStop(keras.callbacks.Callback):
+    """Stops training at the first non-finite loss (``diverged`` then says so)."""
 
-    Stops training at the first non-finite loss, before anything of that epoch is written.
-    """
+    diverged = False
 
-    def __init__(self, run, num_train_examples, epochs, best_elbo=-math.inf, epochs_completed=0,
-                 print_lines=False, diagnostic_images=None, diagnostic_labels=None):
+    def on_train_batch_end(self, batch, logs=None):
+        if diverged(logs):
+            self.diverged = self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if diverged(logs):
+            self.diverged = self.model.stop_training = True
+
+
+class LatentDiagnostics(keras.callbacks.Callback):
+    """The active units and the KL of each latent dimension on ``images`` (test images), as
+    ``logs["active_units"]`` and ``logs["kl_per_dimension"]``: computed once an epoch for every
+    callback after it."""
+
+    def __init__(self, images, labels=None):
         super().__init__()
-        self.run = run
-        # Test images for each epoch's latent diagnostics (active units, KL per dimension).
-        self.diagnostic_images = diagnostic_images
-        self.diagnostic_labels = diagnostic_labels
-        self.epochs = epochs
-        self.print_lines = print_lines
-        self.epochs_done = epochs_completed
-        self.num_train_examples = num_train_examples
-        self.best_elbo = best_elbo
-        self.diverged = False
-        self.diagnostics = {}
+        self.images, self.labels = images, labels
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None or diverged(logs):
+            return
+        found = latent_diagnostics(self.model, self.images, labels=self.labels)
+        logs["active_units"] = found["active_units"]
+        if found["kl_per_dimension"] is not None:  # Gaussian q(z|x) and p(z) only
+            logs["kl_per_dimension"] = found["kl_per_dimension"]
+
+
+class EpochRecord(keras.callbacks.Callback):
+    """At each epoch's end: its metrics row and its line in ``train.log`` (and on stdout when
+    ``print_lines``), with a warning when no latent unit is active."""
+
+    def __init__(self, run, num_train_examples, epochs, print_lines=False):
+        super().__init__()
+        self.run, self.num_train_examples = run, num_train_examples
+        self.epochs, self.print_lines = epochs, print_lines
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = time.perf_counter()
         self.train_seconds = None
-        self.diagnostics = {}
 
     def on_test_begin(self, logs=None):
         # Validation runs inside the epoch: time the training part alone.
         if self.train_seconds is None:
             self.train_seconds = time.perf_counter() - self.epoch_start
 
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not np.isfinite(loss):
-            self.diverged = True
-            self.model.stop_training = True
-
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        if self.diverged or not np.isfinite(logs.get("loss", 0.0)):
-            self.diverged = True
-            self.model.stop_training = True
-            self.run.write_state({**self.state(), "status": "diverged"})
+        if diverged(logs):
             return
         seconds = self.train_seconds or (time.perf_counter() - self.epoch_start)
         row = {
             "epoch": epoch + 1,
-            "train_elbo": logs.get("elbo"),
-            "train_reconstruction": logs.get("reconstruction"),
-            "train_kl": logs.get("kl"),
-            "test_elbo": logs.get("val_elbo"),
-            "test_reconstruction": logs.get("val_reconstruction"),
-            "test_kl": logs.get("val_kl"),
+            **{f"{split}_{name}": logs.get(f"{prefix}{name}")
+               for split, prefix in (("train", ""), ("test", "val_"))
+               for name in ("elbo", "reconstruction", "kl")},
             "seconds": round(seconds, 3),
             "examples_per_second": round(self.num_train_examples / seconds, 1),
         }
-        if self.diagnostic_images is not None:
-            # Kept for the epoch's other callbacks (the TensorBoard histogram): computed once.
-            self.diagnostics = latent_diagnostics(self.model, self.diagnostic_images,
-                                                  labels=self.diagnostic_labels)
-            row["active_units"] = self.diagnostics["active_units"]
-            row["kl_per_dimension"] = self.diagnostics["kl_per_dimension"]
+        row.update({key: logs[key] for key in ("active_units", "kl_per_dimension")
+                    if key in logs})
         self.run.append_metrics(row)
         line = epoch_line(row, self.epochs)
         if row.get("active_units") == 0:
-            line += "; no active latent unit: posterior collapse (the decoder ignores z)"
-            hint = ""
-            if getattr(self.model, "kl_warmup_steps", None) == 0:
-                # A learned prior (the VampPrior above all) collapses before the decoder learns
-                # to read z unless the KL comes in gradually (docs/likelihood.md measures it).
-                hint = ("; a KL warm-up (--kl-warmup-epochs, or kl_warmup_steps) lets the "
-                        "decoder learn to use z first")
-            print(f"tfvae: warning: epoch {row['epoch']}: {line.split('; ')[-1]}{hint}",
-                  file=sys.stderr)
+            line += f"; {COLLAPSE}"
+            self._warn_collapse(row["epoch"], COLLAPSE)
         self.run.append_log(line)
         if self.print_lines:
             print(line, flush=True)
+
+    def _warn_collapse(self, epoch, what):
+        hint = ""
+        if getattr(self.model, "kl_warmup_steps", None) == 0:
+            # A learned prior (the VampPrior above all) collapses before the decoder learns to
+            # read z unless the KL comes in gradually (docs/likelihood.md measures it).
+            hint = (f"; a KL warm-up ({arg('kl_warmup_epochs')}) lets the decoder learn to use "
+                    "z first")
+        print(render(f"tfvae: warning: epoch {epoch}: {what}{hint}"), file=sys.stderr)
+
+
+class RunCheckpoints(keras.callbacks.Callback):
+    """At each epoch's end: ``last.keras``, ``best.keras`` when the test bound is the best so far
+    (``model.checkpoint_metric``), and ``state.json``, which a stop signal waits for."""
+
+    def __init__(self, run, best_elbo=-math.inf, epochs_completed=0):
+        super().__init__()
+        self.run, self.best_elbo, self.epochs_done = run, best_elbo, epochs_completed
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if diverged(logs):
+            return
         # A stop signal waits until the checkpoints and state.json agree on this epoch.
         with deferred():
             self.run.checkpoint_dir.mkdir(exist_ok=True)
             last = write_atomic(self.run.checkpoint_path("last"), self.model.save)
             # A model without an ELBO (the autoencoder) names the metric that picks best.keras.
             key = self.model.checkpoint_metric
-            test_elbo = logs.get(f"val_{key}", logs.get(key))
-            if test_elbo is not None and test_elbo > self.best_elbo:
-                self.best_elbo = float(test_elbo)
+            test_bound = logs.get(f"val_{key}", logs.get(key))
+            if test_bound is not None and test_bound > self.best_elbo:
+                self.best_elbo = float(test_bound)
                 write_atomic(self.run.checkpoint_path("best"),
                              lambda tmp: shutil.copyfile(last, tmp))
             self.epochs_done = epoch + 1
             self.run.write_state(self.state())
 
-    def state(self):
+    def state(self, status="running"):
+        """state.json's content after the epochs done so far."""
         return {
             "epochs_completed": self.epochs_done,
             "best_test_elbo": self.best_elbo if math.isfinite(self.best_elbo) else None,
-            "status": "running",
+            "status": status,
         }

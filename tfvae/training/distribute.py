@@ -16,7 +16,7 @@ import os
 
 import tensorflow as tf
 
-from tfvae.errors import InputError
+from tfvae.errors import InputError, arg
 from tfvae.options import STRATEGIES
 
 
@@ -37,7 +37,7 @@ def make_strategy(strategy="default"):
         return tf.distribute.MultiWorkerMirroredStrategy()
     if strategy == "tpu":
         return _tpu_strategy()
-    raise InputError("--strategy", f"one of {STRATEGIES} or a tf.distribute.Strategy",
+    raise InputError("strategy", f"one of {STRATEGIES} or a tf.distribute.Strategy",
                      repr(strategy))
 
 
@@ -45,13 +45,14 @@ def _check_tf_config():
     raw = os.environ.get("TF_CONFIG")
     expected = ('TF_CONFIG set to JSON such as {"cluster": {"worker": ["host1:port", '
                 '"host2:port"]}, "task": {"type": "worker", "index": 0}}')
+    argument = arg("strategy", "multiworker")
     if not raw:
-        raise InputError("--strategy multiworker", expected, "no TF_CONFIG in the environment")
+        raise InputError(argument, expected, "no TF_CONFIG in the environment")
     try:
         config = json.loads(raw)
         config["cluster"], config["task"]["type"], config["task"]["index"]
     except (ValueError, KeyError, TypeError) as exc:
-        raise InputError("--strategy multiworker", expected, f"TF_CONFIG={raw!r} ({exc})") from exc
+        raise InputError(argument, expected, f"TF_CONFIG={raw!r} ({exc})") from exc
 
 
 def _tpu_strategy():
@@ -61,7 +62,7 @@ def _tpu_strategy():
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, RuntimeError, tf.errors.OpError) as exc:
-        raise InputError("--strategy tpu", "a TPU (set TPU_NAME, or run on a TPU VM)",
+        raise InputError(arg("strategy", "tpu"), "a TPU (set TPU_NAME, or run on a TPU VM)",
                          f"none found ({type(exc).__name__}: {exc})") from exc
     return tf.distribute.TPUStrategy(resolver)
 

@@ -109,7 +109,7 @@ def dtype_policy(mixed_precision):
     if mixed_precision is None:
         return None
     if mixed_precision not in options.MIXED_PRECISION:
-        raise InputError("--mixed-precision", f"one of {options.MIXED_PRECISION} or none",
+        raise InputError("mixed_precision", f"one of {options.MIXED_PRECISION} or none",
                          repr(mixed_precision))
     return f"mixed_{mixed_precision}"
 

@@ -1,12 +1,14 @@
-"""Training a model into a run directory with ``fit``: checkpoints, resume, TensorBoard summaries
-(``tfvae/summaries.py``) and the execution settings (XLA, steps per execution, mixed precision,
-``tf.distribute``).
+"""Training a model into a run directory with ``fit``, in one direction: the settings (checked
+before any data is read), the data, the model, the callbacks, the fit; with checkpoints, resume,
+TensorBoard summaries (``tfvae.training.summaries``) and the execution settings (XLA, steps per
+execution, mixed precision, ``tf.distribute``).
 
 The directory's files belong to :class:`tfvae.runs.RunDirectory`; ``--resume`` continues a killed
 run from ``checkpoints/last.keras`` with its optimizer state.
 """
 
 import contextlib
+import dataclasses
 import math
 import shutil
 import sys
@@ -17,37 +19,49 @@ import tensorflow as tf
 
 from tfvae import data as datasets
 from tfvae import options
-from tfvae.checks import (MAX_INT64, check_choice, check_image_size, check_int, check_labels,
-                          check_number, check_seed)
-from tfvae.errors import InputError
+from tfvae.checks import MAX_INT64, check_image_size, check_int, check_labels
+from tfvae.errors import InputError, arg, render
 from tfvae.interruption import Interrupted, stop_on_signals
 from tfvae.layers.registries import BODIES, unit_interval
 from tfvae.models import model_class
+from tfvae.models.settings import model_settings
 from tfvae.runs import DATA_CHECKSUM, RunDirectory, check_dataset_is_there
 from tfvae.storage import write_atomic
 from tfvae.training import distribute
-from tfvae.training.callbacks import RunCheckpoint
-from tfvae.training.optimizers import make_optimizer, optimizer_steps
+from tfvae.training.callbacks import (DivergenceStop, EpochRecord, LatentDiagnostics,
+                                      RunCheckpoints)
 from tfvae.training.execution import (dtype_policy, global_dtype_policy, measure_xla,
                                       nearest_divisor, resolve_jit_compile, xla_figures)
+from tfvae.training.optimizers import make_optimizer, optimizer_steps
 from tfvae.training.settings import (check_model_size_settings, check_resume_epochs,
-                                     check_resume_settings, check_same_data,
-                                     normalized_data_config)
+                                     check_same_data, new_run_config, normalized_data_config,
+                                     resumed_run_config)
 from tfvae.training.stops import TrainingDiverged, TrainingInterrupted, diverged_message
 from tfvae.training.summaries import EpochSummaries
 
-_TRAIN = options.TRAIN_DEFAULTS
 # Test images the latent diagnostics of each epoch are taken on: enough for the variance of the
 # posterior means, a small share of the epoch's time.
 _DIAGNOSTIC_EXAMPLES = 2000
 
 
+@dataclasses.dataclass
+class TrainResult:
+    """What ``train`` leaves: the final ``model``, the ``run`` directory, the run's ``config``
+    (as config.json holds it) and its last ``metrics`` row (None when nothing was trained)."""
+
+    model: keras.Model
+    run: RunDirectory
+    config: dict
+    metrics: dict = None
+
+
 def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=None,
           batch_size=None, optimizer=None, learning_rate=None, seed=None, resume=False,
           overwrite=False, verbose=1, strategy="default", mixed_precision=None,
-          jit_compile="auto", steps_per_execution=_TRAIN["steps_per_execution"],
+          jit_compile="auto", steps_per_execution=options.SETTINGS["steps_per_execution"].default,
           kl_warmup_epochs=None, conditional=None, projector=None, callbacks=()):
-    """Train a model into ``run_dir`` and return the final model.
+    """Train a model into ``run_dir``; returns a :class:`TrainResult` (the final model, the
+    run's config and its last metrics row).
 
     ``model`` is a name from the model registry (``tfvae.models.MODELS``, "vae" by default);
     ``model_config``
@@ -62,7 +76,8 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
     trains a conditional model (``num_classes`` from the dataset's labels) on (image, label)
     pairs. ``verbose``: 0
     prints nothing, 1 Keras's progress bar and a line per epoch, 2 the lines alone (for logs).
-    Raises ``TrainingDiverged`` if the loss turns NaN.
+    Raises ``TrainingDiverged`` if the loss turns NaN, ``TrainingInterrupted`` on SIGTERM or
+    SIGINT (the run then resumes from its last finished epoch).
 
     Speed and scale (see ``docs/distributed.md``):
 
@@ -96,83 +111,37 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
             # Under the lock: what the directory holds cannot change while it is checked.
             held.enter_context(run.writer(resume=resume, overwrite=overwrite))
         held.enter_context(stop_on_signals())
-        given_train = {"batch_size": batch_size, "optimizer": optimizer,
-                       "learning_rate": learning_rate, "seed": seed,
-                       "kl_warmup_epochs": kl_warmup_epochs, "conditional": conditional}
+        # 1. The settings, checked before any data is read.
+        train_settings = {"epochs": epochs, "batch_size": batch_size, "optimizer": optimizer,
+                          "learning_rate": learning_rate, "seed": seed,
+                          "kl_warmup_epochs": kl_warmup_epochs, "conditional": conditional}
         data_config = normalized_data_config(data_config or {})
         if resume:
-            config = run.read_config()
-            check_resume_settings(config, model, model_config or {}, data_config, given_train,
-                                  mixed_precision)
-            if data_config.get("name") is not None:  # the run's data where it is now
-                config["data"]["name"] = data_config["name"]
+            config = resumed_run_config(run.read_config(), model, model_config or {}, data_config,
+                                        train_settings, mixed_precision, projector)
             check_dataset_is_there(config["data"])
-            if epochs is not None:
-                config["train"]["epochs"] = epochs
             mixed_precision = config["train"].get("mixed_precision")
-            if projector:  # an output, not a setting of the training: a resume may ask for it
-                config["train"]["projector"] = True
         else:
-            model = model or "vae"
-            cls = model_class(model)
-            if cls.needs_example_index:
-                raise InputError("--model", "a model that trains on batches of images (MCEM keeps "
-                                 "a chain per example: `tfvae reproduce fig3` trains it)",
-                                 repr(model))
-            train_settings = {key: _TRAIN.get(key) if value is None else value
-                              for key, value in given_train.items()}
-            config = {
-                "model_type": model,
-                "model": dict(model_config or {}),
-                "data": {"name": "mnist", **data_config},
-                "train": {"epochs": _TRAIN["epochs"] if epochs is None else epochs,
-                          **train_settings, "mixed_precision": mixed_precision,
-                          "projector": bool(_TRAIN["projector"] if projector is None
-                                            else projector)},
-            }
-        # Plain ints from here on (numpy's are accepted): config.json and Keras's seeding take them.
-        config["train"]["epochs"] = check_int("--epochs", config["train"]["epochs"])
-        config["train"]["batch_size"] = check_int("--batch-size", config["train"]["batch_size"])
-        config["train"]["seed"] = check_seed("--seed", config["train"]["seed"])
+            config = new_run_config(model or options.SETTINGS["model"].default,
+                                    model_config or {}, data_config, train_settings,
+                                    mixed_precision, projector)
         policy = dtype_policy(mixed_precision)
         if jit_compile not in ("auto", True, False):
-            raise InputError("--jit-compile", "auto, on (True) or off (False)", repr(jit_compile))
-        check_int("--steps-per-execution", steps_per_execution)
+            raise InputError("jit_compile", "auto, on (True) or off (False)", repr(jit_compile))
+        check_int("steps_per_execution", steps_per_execution)
         size = config["data"].get("image_size")
         if size is not None and config["model"].get("architecture") in BODIES:
             # Before reading a folder of images; an unknown name is the model's to refuse.
-            BODIES.get(config["model"]["architecture"]).check_image_shape(size, "--image-size")
-        check_model_size_settings(config, size and (*check_image_size("--image-size", size), 1))
-        dataset = datasets.load_dataset(**{**config["data"], "seed": config["train"]["seed"]})
-        config["data"]["binarize"] = dataset.binarize
-        config[DATA_CHECKSUM] = check_same_data(config.get(DATA_CHECKSUM), dataset)
-        for key, split in (("train_examples", dataset.x_train), ("test_examples", dataset.x_test)):
-            if (config["data"].get(key) or 0) > len(split):
-                if writer:  # even with verbose=0: the run is not what was asked for
-                    print(f"tfvae: --{key.replace('_', '-')} {config['data'][key]} is more than "
-                          "the "
-                          f"{len(split)} the dataset has; using {len(split)}", file=sys.stderr)
-                config["data"][key] = len(split)
-        model_kwargs = {"image_shape": list(dataset.image_shape), "likelihood": dataset.likelihood,
-                        **config["model"]}
-        check_model_size_settings(config, dataset.image_shape)
-        if unit_interval(model_kwargs["likelihood"]):
-            datasets.validate_images(dataset.x_train, argument="--dataset", bernoulli=True)
-        batch = config["train"]["batch_size"]
+            BODIES.get(config["model"]["architecture"]).check_image_shape(size, "image_size")
+        check_model_size_settings(config, size and (*check_image_size("image_size", size), 1))
+        # 2. The data.
+        dataset = _load_data(config, writer)
         full_batches = isinstance(strategy, tf.distribute.TPUStrategy)  # TPUs need static shapes
-        steps = datasets.steps_per_epoch(len(dataset.x_train), batch, full_batches)
-        warmup_epochs = config["train"].get("kl_warmup_epochs")
-        if warmup_epochs:
-            model_kwargs["kl_warmup_steps"] = check_int("--kl-warmup-epochs", warmup_epochs,
-                                                        maximum=MAX_INT64 // steps) * steps
-        # A conditional model trains and is tested on (image, label) pairs.
-        train_labels = test_labels = None
-        if config["train"].get("conditional") or model_kwargs.get("num_classes"):
-            model_kwargs["num_classes"], train_labels, test_labels = _class_labels(
-                dataset, model_kwargs.get("num_classes"))
-        config["model"] = model_kwargs
+        steps = datasets.steps_per_epoch(len(dataset.x_train), config["train"]["batch_size"],
+                                         full_batches)
+        model_kwargs, train_labels, test_labels = _model_settings(config, dataset, steps)
         config["train"]["strategy"] = strategy_name
-
+        # 3. The model, new or the run's last checkpoint, compiled.
         keras.utils.set_random_seed(config["train"]["seed"])
         with strategy.scope(), global_dtype_policy(policy):
             if resume:
@@ -182,46 +151,31 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                 initial_epoch = optimizer_steps(vae) // steps
                 if check_resume_epochs(config["train"]["epochs"], initial_epoch, run.read_state()):
                     if verbose and writer:
-                        print(f"tfvae: the run has finished its {initial_epoch} epochs; nothing to "
-                              "do (a larger --epochs trains more)", file=sys.stderr)
-                    return vae
-                # The same optimizer object, so its state carries over.
-                optimizer = vae.optimizer
+                        print(render("tfvae: the run has finished its "
+                                     f"{initial_epoch} epochs; nothing to do (a larger "
+                                     f"{arg('epochs')} trains more)"), file=sys.stderr)
+                    return TrainResult(vae, run, config, _last_row(run))
+                optimizer = vae.optimizer  # the same object, so its state carries over
+                # Runs saved before binarization was part of the model's settings.
+                vae.dynamic_binarization = model_kwargs.get("dynamic_binarization", False)
             else:
-                try:
-                    vae = model_class(config["model_type"])(**model_kwargs,
-                                                            seed=config["train"]["seed"])
-                except InputError:
-                    raise
-                except (TypeError, ValueError) as exc:  # a setting the model does not take
-                    if "keyword argument" not in str(exc):
-                        raise
-                    raise InputError("--model", f"settings that {config['model_type']} takes",
-                                     str(exc).split(": ", 1)[-1]) from None
-                # What the model resolved itself is recorded as it has it: the KL estimator becomes
-                # "sampled" where a prior or posterior has no closed-form KL.
-                resolved = vae.get_config()
-                config["model"].update({key: resolved[key] for key, value in config["model"].items()
-                                        if isinstance(value, str)
-                                        and isinstance(resolved.get(key), str)})
+                vae = model_class(config["model_type"])(**model_kwargs,
+                                                        seed=config["train"]["seed"])
+                # config.json holds the settings as the model resolved them (the KL estimator
+                # becomes "sampled" where a prior or posterior has no closed-form KL).
+                config["model"] = _settings_of(vae)
                 initial_epoch = 0
                 optimizer = make_optimizer(config["train"]["optimizer"],
                                            config["train"]["learning_rate"])
-            remaining = (config["train"]["epochs"] - initial_epoch) * len(dataset.x_train)
             per_execution = nearest_divisor(steps, steps_per_execution)
-            # The model drew its weights when built: measuring XLA here, which builds copies of it,
-            # leaves the run as it would be without.
-            if resume and jit_compile == "auto" and "jit_compile" in config["train"]:
-                jit = config["train"]["jit_compile"]  # the run's numerics: resumed exactly
-            else:
-                jit = resolve_jit_compile(jit_compile, remaining, measure=lambda: _xla_figures(
-                    config, model_kwargs, dataset, train_labels, per_execution))
-            config["train"]["jit_compile"] = bool(jit)
-            vae.compile(optimizer=optimizer, jit_compile=jit, steps_per_execution=per_execution)
+            config["train"]["jit_compile"] = bool(_jit_compile(
+                jit_compile, resume, config, model_kwargs, dataset, train_labels, per_execution,
+                remaining=(config["train"]["epochs"] - initial_epoch) * len(dataset.x_train)))
+            vae.compile(optimizer=optimizer, jit_compile=config["train"]["jit_compile"],
+                        steps_per_execution=per_execution)
         if config["train"].get("projector") and not vae.has_encoder:
-            raise InputError("--projector", "a model with an encoder (the projector shows the "
-                             "means "
-                             "of q(z|x))", f"model type {config['model_type']!r}")
+            raise InputError("projector", "a model with an encoder (the projector shows the "
+                             "means of q(z|x))", f"model type {config['model_type']!r}")
         best = -math.inf
         if writer and resume:
             run.remove_stale()
@@ -240,47 +194,50 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                   f"XLA {'on' if vae.jit_compile else 'off'}, "
                   f"{vae.steps_per_execution} steps per execution"
                   + (f", mixed precision {mixed_precision}" if mixed_precision else ""))
-
-        # Grey levels go to the model, which binarizes each batch on the device.
-        vae.dynamic_binarization = dataset.binarize == "dynamic"
-        train_data = datasets.make_train_stream(dataset.x_train, batch_size=batch,
-                                                seed=config["train"]["seed"],
-                                                first_epoch=initial_epoch,
-                                                drop_remainder=full_batches, labels=train_labels)
-        test_data = datasets.make_pipeline(dataset.x_test, batch_size=batch,
-                                           drop_remainder=full_batches, labels=test_labels)
-        checkpoint = RunCheckpoint(out, len(dataset.x_train), config["train"]["epochs"],
-                                   best_elbo=best, epochs_completed=initial_epoch,
-                                   print_lines=verbose in (1, 2),
-                                   diagnostic_images=(dataset.x_test[:_DIAGNOSTIC_EXAMPLES]
-                                                      if vae.has_encoder else None),
-                                   diagnostic_labels=(None if test_labels is None
-                                                      else test_labels[:_DIAGNOSTIC_EXAMPLES]))
-        summaries = EpochSummaries(out.tensorboard_dir,
-                                   test_images=dataset.x_test if vae.has_encoder else None,
-                                   test_labels=test_labels,
-                                   kl_per_dimension=lambda: checkpoint.diagnostics.get(
-                                       "kl_per_dimension"))
+        # 4. The callbacks, one concern each, in the order they run at an epoch's end.
+        divergence = DivergenceStop()
+        checkpoints = RunCheckpoints(out, best_elbo=best, epochs_completed=initial_epoch)
+        diagnostics = ([LatentDiagnostics(dataset.x_test[:_DIAGNOSTIC_EXAMPLES], None
+                                          if test_labels is None
+                                          else test_labels[:_DIAGNOSTIC_EXAMPLES])]
+                       if vae.has_encoder else [])
+        run_callbacks = [
+            divergence, *diagnostics,
+            EpochRecord(out, len(dataset.x_train), config["train"]["epochs"],
+                        print_lines=verbose in (1, 2)),
+            checkpoints,
+            EpochSummaries(out.tensorboard_dir,
+                           test_images=dataset.x_test if vae.has_encoder else None,
+                           test_labels=test_labels),
+        ]
+        # 5. The fit.
+        batch = config["train"]["batch_size"]
         try:
             try:
                 vae.fit(
-                    train_data,
+                    datasets.make_train_stream(dataset.x_train, batch_size=batch,
+                                               seed=config["train"]["seed"],
+                                               first_epoch=initial_epoch,
+                                               drop_remainder=full_batches, labels=train_labels),
                     steps_per_epoch=steps,
                     shuffle=False,  # the stream shuffles
-                    validation_data=test_data,
+                    validation_data=datasets.make_pipeline(dataset.x_test, batch_size=batch,
+                                                           drop_remainder=full_batches,
+                                                           labels=test_labels),
                     epochs=config["train"]["epochs"],
                     initial_epoch=initial_epoch,
                     verbose=1 if verbose == 1 else 0,
-                    callbacks=[checkpoint, summaries, *callbacks],
+                    callbacks=[*run_callbacks, *callbacks],
                 )
             except Interrupted as stop:
                 # The epoch in progress is dropped: last.keras and state.json are those of the
-                # last epoch that finished, from which --resume continues exactly.
-                out.write_state({**checkpoint.state(), "status": "interrupted"})
-                raise TrainingInterrupted(stop.signum, run.path, checkpoint.epochs_done,
+                # last epoch that finished, from which a resume continues exactly.
+                out.write_state(checkpoints.state("interrupted"))
+                raise TrainingInterrupted(stop.signum, run.path, checkpoints.epochs_done,
                                           config["train"]["epochs"]) from None
-            if checkpoint.diverged:
-                raise TrainingDiverged(diverged_message(run, checkpoint.epochs_done + 1))
+            if divergence.diverged:
+                out.write_state(checkpoints.state("diverged"))
+                raise TrainingDiverged(diverged_message(run, checkpoints.epochs_done + 1))
             write_atomic(out.checkpoint_path("model"), vae.save)
             if writer and config["train"].get("projector"):
                 from tfvae.applications.projector import write_run_projector
@@ -288,14 +245,80 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                 # The run owns tensorboard/: a resumed run replaces its projector.
                 shown = write_run_projector(vae, run.path, run.projector_dir, overwrite=True,
                                             test_examples=config["data"].get("test_examples"),
-                                            argument="--projector")
+                                            argument="projector")
                 if verbose:
                     print(f"tfvae: projector: {shown['description']}, in {run.projector_dir}")
-            out.write_state({**checkpoint.state(), "status": "finished"})
+            out.write_state(checkpoints.state("finished"))
         finally:
             if not writer:
                 shutil.rmtree(out.path, ignore_errors=True)
-        return vae
+        return TrainResult(vae, run, config, _last_row(out) if writer else None)
+
+
+def _load_data(config, writer):
+    """The run's dataset; config.json's data section then records its binarization, checksum
+    and the example counts it has."""
+    dataset = datasets.load_dataset(**{**config["data"], "seed": config["train"]["seed"]})
+    config["data"]["binarize"] = dataset.binarize
+    config[DATA_CHECKSUM] = check_same_data(config.get(DATA_CHECKSUM), dataset)
+    for key, split in (("train_examples", dataset.x_train), ("test_examples", dataset.x_test)):
+        if (config["data"].get(key) or 0) > len(split):
+            if writer:  # even with verbose=0: the run is not what was asked for
+                print(render(f"tfvae: {arg(key, config['data'][key])} is more than the "
+                             f"{len(split)} the dataset has; using {len(split)}"),
+                      file=sys.stderr)
+            config["data"][key] = len(split)
+    return dataset
+
+
+def _model_settings(config, dataset, steps):
+    """The model's constructor arguments for ``dataset`` (its image shape, likelihood,
+    binarization and labels), and the train and test labels of a conditional model."""
+    cls = model_class(config["model_type"])
+    model_kwargs = {"image_shape": list(dataset.image_shape), "likelihood": dataset.likelihood,
+                    **config["model"]}
+    check_model_size_settings(config, dataset.image_shape)
+    if unit_interval(model_kwargs["likelihood"]):
+        datasets.validate_images(dataset.x_train, argument="name", bernoulli=True)
+    if "dynamic_binarization" in model_settings(cls):
+        # Grey levels go to the model, which binarizes each batch on the device.
+        model_kwargs["dynamic_binarization"] = dataset.binarize == "dynamic"
+    warmup_epochs = config["train"].get("kl_warmup_epochs")
+    if warmup_epochs:
+        model_kwargs["kl_warmup_steps"] = check_int("kl_warmup_epochs", warmup_epochs,
+                                                    maximum=MAX_INT64 // steps) * steps
+    # A conditional model trains and is tested on (image, label) pairs.
+    train_labels = test_labels = None
+    if config["train"].get("conditional") or model_kwargs.get("num_classes"):
+        model_kwargs["num_classes"], train_labels, test_labels = _class_labels(
+            dataset, model_kwargs.get("num_classes"))
+    return model_kwargs, train_labels, test_labels
+
+
+def _settings_of(model):
+    """The settings of ``model`` as config.json records them: those it takes, as it resolved
+    them (its seed is the run's)."""
+    resolved = model.get_config()
+    return {key: resolved[key] for key in sorted(model_settings(type(model)) - {"seed"})
+            if key in resolved}
+
+
+def _jit_compile(jit_compile, resume, config, model_kwargs, dataset, train_labels,
+                 per_execution, remaining):
+    """Whether the run's step is XLA-compiled: as the run was, for a resume left at "auto" (its
+    numerics resumed exactly); otherwise ``jit_compile``, "auto" decided by this machine's
+    figures for the ``remaining`` examples."""
+    if resume and jit_compile == "auto" and "jit_compile" in config["train"]:
+        return config["train"]["jit_compile"]
+    # The model drew its weights when built: measuring XLA here, which builds copies of it,
+    # leaves the run as it would be without.
+    return resolve_jit_compile(jit_compile, remaining, measure=lambda: _xla_figures(
+        config, model_kwargs, dataset, train_labels, per_execution))
+
+
+def _last_row(run):
+    rows = run.read_metrics() if run.metrics_path.is_file() else []
+    return rows[-1] if rows else None
 
 
 def _xla_figures(config, model_kwargs, dataset, train_labels, steps_per_execution):
@@ -310,7 +333,6 @@ def _xla_figures(config, model_kwargs, dataset, train_labels, steps_per_executio
 
     def build(jit_compile):
         model = model_class(config["model_type"])(**model_kwargs, seed=0)
-        model.dynamic_binarization = config["data"]["binarize"] == "dynamic"
         model.compile(optimizer=make_optimizer(config["train"]["optimizer"],
                                                config["train"]["learning_rate"]),
                       jit_compile=jit_compile, steps_per_execution=steps_per_execution)
@@ -330,12 +352,13 @@ def _class_labels(dataset, num_classes=None):
     """``(num_classes, train labels, test labels)`` of a dataset for a conditional model, the
     labels checked against ``num_classes`` (by default one more than the largest label)."""
     if dataset.y_train is None or dataset.y_test is None:
-        raise InputError("--conditional", "a dataset with class labels (mnist, tfds:NAME with "
+        raise InputError("conditional", "a dataset with class labels (mnist, tfds:NAME with "
                          "labels, an .npz with y_train and y_test)",
                          f"{dataset.name}, which has none")
+    labels_of = f"{arg('name')} labels"
     if num_classes is None:
-        largest = max(check_labels("--dataset labels", y).max(initial=0)
+        largest = max(check_labels(labels_of, y).max(initial=0)
                       for y in (dataset.y_train, dataset.y_test))
         num_classes = max(int(largest) + 1, 2)
-    return (num_classes, check_labels("--dataset labels", dataset.y_train, num_classes),
-            check_labels("--dataset labels", dataset.y_test, num_classes))
+    return (num_classes, check_labels(labels_of, dataset.y_train, num_classes),
+            check_labels(labels_of, dataset.y_test, num_classes))

@@ -1,18 +1,70 @@
-"""A run's settings as ``train()`` takes them: the dataset's path made absolute, the model's size
-checked before any data is read, and on ``--resume`` what may not change (every setting but
-``--epochs``) and the data it must find again (by checksum, wherever it is now)."""
+"""A run's settings as ``train()`` resolves them into config.json, before any data is read: a
+new run's from the settings given and their declared defaults (``tfvae.options.SETTINGS``), a
+resumed run's from its config.json, where only ``epochs`` may change and the data must be found
+again (by checksum, wherever it is now)."""
 
 import math
 from pathlib import Path
 
 from tfvae import options
-from tfvae.checks import check_count, check_image_size, check_int, is_integer
-from tfvae.errors import InputError
+from tfvae.checks import (check_count, check_image_size, check_int, check_seed, is_integer)
+from tfvae.errors import InputError, arg
 from tfvae.layers.bodies import check_model_size
 from tfvae.runs import DATA_CHECKSUM
 
+# The settings of config.json's "train" section, in the order it records them.
+TRAIN_KEYS = ("epochs", "batch_size", "optimizer", "learning_rate", "seed", "kl_warmup_epochs",
+              "conditional")
 
-# -- a run's settings, as train() takes them --------------------------------------------------
+
+def new_run_config(model, model_config, data_config, train_settings, mixed_precision,
+                   projector):
+    """config.json of a new run of ``model`` (a registered name): the settings given, the
+    others at their defaults."""
+    from tfvae.models import model_class
+    from tfvae.models.settings import check_model_settings
+
+    cls = model_class(model)
+    if cls.needs_example_index:
+        raise InputError("model", "a model that trains on batches of images (MCEM keeps a chain "
+                         "per example: `tfvae reproduce fig3` trains it)", repr(model))
+    check_model_settings(cls, model, model_config)
+    return checked_train_settings({
+        "model_type": model,
+        "model": dict(model_config),
+        "data": {"name": options.SETTINGS["name"].default, **data_config},
+        "train": {**{key: options.SETTINGS[key].default if train_settings.get(key) is None
+                     else train_settings[key] for key in TRAIN_KEYS},
+                  "mixed_precision": mixed_precision,
+                  "projector": bool(options.SETTINGS["projector"].default if projector is None
+                                    else projector)},
+    })
+
+
+def resumed_run_config(config, model, model_config, data_config, train_settings,
+                       mixed_precision, projector):
+    """A resumed run's config.json: the run's own, after checking that every setting given is
+    the run's (``epochs`` aside, which is the new total)."""
+    given = {key: value for key, value in train_settings.items() if key != "epochs"}
+    check_resume_settings(config, model, model_config, data_config, given, mixed_precision)
+    if data_config.get("name") is not None:  # the run's data where it is now
+        config["data"]["name"] = data_config["name"]
+    if train_settings.get("epochs") is not None:
+        config["train"]["epochs"] = train_settings["epochs"]
+    if projector:  # an output, not a setting of the training: a resume may ask for it
+        config["train"]["projector"] = True
+    return checked_train_settings(config)
+
+
+def checked_train_settings(config):
+    """``config`` with its counts as plain ints (numpy's are accepted): config.json and Keras's
+    seeding take them."""
+    train = config["train"]
+    train["epochs"] = check_int("epochs", train["epochs"])
+    train["batch_size"] = check_int("batch_size", train["batch_size"])
+    train["seed"] = check_seed("seed", train["seed"])
+    return config
+
 
 def normalized_data_config(data_config):
     """``data_config`` with the dataset's path and ``data_path`` made absolute, so that the run
@@ -21,7 +73,7 @@ def normalized_data_config(data_config):
 
     data_config = dict(data_config)
     if data_config.get("image_size") is not None:  # as config.json holds it: a list
-        data_config["image_size"] = check_image_size("--image-size", data_config["image_size"])
+        data_config["image_size"] = check_image_size("image_size", data_config["image_size"])
     name = data_config.get("name")
     if isinstance(name, (str, Path)) and looks_like_path(str(name)) and Path(name).exists():
         data_config["name"] = str(Path(name).resolve())
@@ -31,25 +83,29 @@ def normalized_data_config(data_config):
 
 
 def check_resume_settings(config, model, model_config, data_config, train_settings,
-                           mixed_precision):
-    """Refuse, naming the flag, any setting given to --resume that differs from the run's."""
+                          mixed_precision):
+    """Refuse, naming it, any setting given to a resume that differs from the run's (a setting
+    config.json lacks is at its declared default)."""
     recorded = config["train"].get("mixed_precision")
     if mixed_precision is not None and mixed_precision != recorded:
-        raise InputError("--mixed-precision", f"{recorded} as the run was started with "
+        raise InputError("mixed_precision", f"{recorded} as the run was started with "
                          "(the model's dtypes are part of the run)", repr(mixed_precision))
-    given = [("--model", config["model_type"], model)]
-    given += [(f"--{key.replace('_', '-')}", config["model"].get(key), value)
-              for key, value in model_config.items()]
     moved = _moved_dataset(config, data_config.get("name"))
-    given += [("--dataset" if key == "name" else f"--{key.replace('_', '-')}",
-               config["data"].get(key), value) for key, value in data_config.items()
+    given = [("model", config["model_type"], model)]
+    given += [(key, _recorded(config, "model", key), value) for key, value in model_config.items()]
+    given += [(key, _recorded(config, "data", key), value) for key, value in data_config.items()
               if not (key == "name" and moved)]
-    given += [(f"--{key.replace('_', '-')}", config["train"].get(key), value)
+    given += [(key, _recorded(config, "train", key), value)
               for key, value in train_settings.items()]
-    for flag, stored, value in given:
+    for name, stored, value in given:
         if value is not None and value != stored:
-            raise InputError(flag, f"{stored!r} as the run was started with (--resume may only "
-                             "change --epochs)", repr(value))
+            raise InputError(name, f"{stored!r} as the run was started with (a resume may only "
+                             f"change {arg('epochs')})", repr(value))
+
+
+def _recorded(config, section, key):
+    setting = options.SETTINGS.get(key)
+    return config[section].get(key, None if setting is None else setting.default)
 
 
 def _moved_dataset(config, name):
@@ -72,39 +128,34 @@ def check_same_data(recorded, dataset):
         return record
     differs = [f"{key} {record[key]} (the run's: {recorded[key]})"
                for key in ("examples", "image_shape") if record[key] != recorded.get(key)]
-    raise InputError("--dataset", "the data the run was trained on (the same content, wherever "
+    raise InputError("name", "the data the run was trained on (the same content, wherever "
                      "it is now)", f"{dataset.name}, whose "
                      + ("; ".join(differs) if differs else "values differ (sha256 "
                         f"{record['sha256'][:12]}..., the run's {recorded['sha256'][:12]}...)"))
 
 
 def check_resume_epochs(epochs, completed, state):
-    """Refuse ``--epochs`` below what a resumed run completed; whether a finished run has
+    """Refuse ``epochs`` below what a resumed run completed; whether a finished run has
     nothing left to train (True: leave it as it is)."""
     if epochs < completed:
-        raise InputError("--epochs", f"at least the {completed} epochs the run has completed "
-                         "(--epochs is the total)", epochs)
+        raise InputError("epochs", f"at least the {completed} epochs the run has completed "
+                         f"({arg('epochs')} is the total)", epochs)
     return epochs == completed and state.get("status") == "finished"
 
 
-# The flags of the settings that size a model, for the check before any data is read.
-_SIZE_FLAGS = {"image_shape": "--image-size", "latent_dim": "--latent-dim", "hidden": "--hidden",
-               "depth": "--depth"}
-
-
 def check_model_size_settings(config, image_shape):
-    """Refuse a model too large for memory, naming the flag, before the data is read (with
+    """Refuse a model too large for memory, naming the setting, before the data is read (with
     ``image_shape`` None: not known yet) and again once its image shape is known."""
     net = {**options.NETWORK_DEFAULTS, **config["model"]}
     if not all(is_integer(net[key]) and net[key] >= 1 for key in ("latent_dim", "hidden", "depth")):
         return  # the model's own checks name what is wrong
-    names = {**_SIZE_FLAGS, "image_shape": "--image-size" if config["data"].get("image_size")
-             else "--dataset"}
+    names = {key: key for key in ("latent_dim", "hidden", "depth")}
+    names["image_shape"] = "image_size" if config["data"].get("image_size") else "name"
     check_model_size(net["architecture"], image_shape, net["latent_dim"], net["hidden"],
                      net["depth"], names)
     # A training step decodes batch x samples images: the larger of the two is refused.
-    sizes = {"--batch-size": config["train"]["batch_size"],
-             "--num-samples": check_int("--num-samples", net.get("num_samples", 1))}
+    sizes = {"batch_size": config["train"]["batch_size"],
+             "num_samples": check_int("num_samples", net.get("num_samples", 1))}
     larger, other = sorted(sizes, key=sizes.get, reverse=True)
     check_count(larger, sizes[larger], math.prod(image_shape or (1,)) * sizes[other],
-                what=f"decoded images in a step of {other} {sizes[other]}")
+                what=f"decoded images in a step of {arg(other, sizes[other])}")

@@ -38,23 +38,22 @@ MANIFOLD_GRID = 20
 class EpochSummaries(keras.callbacks.Callback):
     """TensorBoard summaries of each epoch (see the module's docstring).
 
-    ``test_images``: the images to reconstruct (the first ``RECONSTRUCTIONS`` are used);
-    ``kl_per_dimension``: a function returning the epoch's KL per latent dimension [D] or None,
-    so that a value computed for metrics.csv is not computed again here.
+    ``test_images``: the images to reconstruct (the first ``RECONSTRUCTIONS`` are used). The
+    epoch's ``logs`` give the scalars, and the histogram of ``kl_per_dimension`` where a
+    callback before it put one there (``tfvae.training.callbacks.LatentDiagnostics``).
 
     Keras 3's ``TensorBoard`` callback also writes every batch's logs (whatever its
     ``update_freq``) and its memory grows with the number of steps; this one stays flat. It is
     the only writer of its directories: TensorBoard follows one events file per directory.
     """
 
-    def __init__(self, log_dir, test_images=None, kl_per_dimension=None, num_samples=SAMPLES,
-                 seed=SAMPLE_SEED, test_labels=None):
+    def __init__(self, log_dir, test_images=None, num_samples=SAMPLES, seed=SAMPLE_SEED,
+                 test_labels=None):
         super().__init__()
         self.log_dir = Path(log_dir)
         self.test_images = None if test_images is None else test_images[:RECONSTRUCTIONS]
         # A conditional model's: its reconstructions are given the labels.
         self.test_labels = None if test_labels is None else test_labels[:RECONSTRUCTIONS]
-        self.kl_per_dimension = kl_per_dimension
         self.num_samples = num_samples
         self.seed = seed
         self.writers = {}
@@ -67,15 +66,16 @@ class EpochSummaries(keras.callbacks.Callback):
         logs = logs or {}
         for name, value in logs.items():
             split = "validation" if name.startswith("val_") else "train"
-            with self.writers[split].as_default(step=epoch):
-                tf.summary.scalar(f"epoch_{name.removeprefix('val_')}", value)
+            if np.ndim(value) == 0:
+                with self.writers[split].as_default(step=epoch):
+                    tf.summary.scalar(f"epoch_{name.removeprefix('val_')}", value)
         # Images of a model whose loss turned NaN show nothing; training stops there.
         if np.isfinite(logs.get("loss", 0.0)):
-            self.write_images(epoch)
+            self.write_images(epoch, logs.get("kl_per_dimension"))
         for writer in self.writers.values():
             writer.flush()
 
-    def write_images(self, step):
+    def write_images(self, step, kl_per_dimension=None):
         model = self.model
         labels, columns = (images.class_rows(model, self.num_samples) if model.conditional
                            else (None, None))
@@ -96,7 +96,7 @@ class EpochSummaries(keras.callbacks.Callback):
                                                                      labels=self.test_labels),
                        f"The first {len(self.test_images)} test images (odd rows) and the means "
                        "of p(x|z) at the means of q(z|x) (even rows).", columns=RECONSTRUCTIONS)
-            kl = self.kl_per_dimension() if self.kl_per_dimension is not None else None
+            kl = kl_per_dimension
             if kl is not None:
                 tf.summary.histogram("kl_per_dimension", np.asarray(kl, np.float32),
                                      buckets=min(len(kl), 30),

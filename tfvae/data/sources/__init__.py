@@ -64,12 +64,12 @@ help at once.
 from tfvae.lazy import lazy_names
 from tfvae.registry import Registry
 
-SOURCES = Registry("--dataset", {
+SOURCES = Registry("dataset", {
     "mnist": "tfvae.data.sources.embedded:mnist",
     "binarized_mnist": "tfvae.data.sources.binarized_mnist:binarized_mnist",
     "frey_face": "tfvae.data.sources.embedded:frey_face",
 })
-SCHEMES = Registry("--dataset scheme", {"tfds": "tfvae.data.sources.tfds:tfds_dataset"})
+SCHEMES = Registry("dataset scheme", {"tfds": "tfvae.data.sources.tfds:tfds_dataset"})
 
 
 def known_names():

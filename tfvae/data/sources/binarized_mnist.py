@@ -9,7 +9,7 @@ import numpy as np
 import tfvae.data.files as files
 from tfvae.data.sources.splits import from_arrays
 from tfvae.data.sources.tfds import tfds_dataset
-from tfvae.errors import InputError
+from tfvae.errors import InputError, arg
 
 _ENV = "TFVAE_BINARIZED_MNIST"
 
@@ -18,7 +18,7 @@ def binarized_mnist(data_path=None):
     """50,000 training and 10,000 test binary digits (the ``valid`` split is not used) from
     ``data_path``, else ``$TFVAE_BINARIZED_MNIST``, else TFDS."""
     if data_path is not None:
-        return _read_npz(pathlib.Path(data_path), "--data-path")
+        return _read_npz(pathlib.Path(data_path), "data_path")
     env_path = os.environ.get(_ENV)
     if env_path:
         return _read_npz(pathlib.Path(env_path), _ENV)
@@ -26,12 +26,12 @@ def binarized_mnist(data_path=None):
         splits = tfds_dataset("binarized_mnist")
     except InputError as exc:
         raise InputError(
-            "--data-path",
-            "the binarized MNIST .npz (keys train, valid, test): pass --data-path FILE or set "
-            f"{_ENV}=FILE",
+            "data_path",
+            f"the binarized MNIST .npz (keys train, valid, test): pass {arg('data_path', 'FILE')} "
+            f"or set {_ENV}=FILE",
             f"neither, and tensorflow-datasets could not provide it ({exc})",
         ) from exc
-    return _as_binary(splits, "--dataset binarized_mnist")
+    return _as_binary(splits, arg("name", "binarized_mnist"))
 
 
 def _read_npz(path, argument):

@@ -16,7 +16,7 @@ from tfvae.data.sources import SCHEMES, SOURCES, known_names
 from tfvae.data.sources.paths import read_path
 from tfvae.data.sources.splits import Splits, check_labels, labels
 from tfvae.data.validation import validate_images
-from tfvae.errors import InputError
+from tfvae.errors import InputError, arg
 from tfvae.layers.registries import unit_interval
 from tfvae.options import BINARIZE_MODES
 
@@ -88,13 +88,13 @@ def load_dataset(
     if isinstance(name, os.PathLike):
         name = os.fspath(name)
     if not isinstance(name, str) or not name:
-        raise InputError("--dataset", "a dataset name or path", repr(name))
-    train_examples = check_int("--train-examples", train_examples, optional=True)
-    test_examples = check_int("--test-examples", test_examples, optional=True)
-    check_seed("--seed", seed)
-    image_size = check_image_size("--image-size", image_size, optional=True)
+        raise InputError("name", "a dataset name or path", repr(name))
+    train_examples = check_int("train_examples", train_examples, optional=True)
+    test_examples = check_int("test_examples", test_examples, optional=True)
+    check_seed("seed", seed)
+    image_size = check_image_size("image_size", image_size, optional=True)
     if binarize is not None:
-        check_choice("--binarize", binarize, BINARIZE_MODES)
+        check_choice("binarize", binarize, BINARIZE_MODES)
 
     splits = _resized(_checked(_read(name, data_path, image_size), name), image_size, name)
     mode = _resolve_binarize(name, binarize, splits)
@@ -138,16 +138,16 @@ def _read(name, data_path, image_size):
     if source is None and looks_like_path(name):
         source, args = read_path, (pathlib.Path(name),)
     if source is None:
-        raise InputError("--dataset", f"one of {', '.join(known_names())}, or a path to "
+        raise InputError("name", f"one of {', '.join(known_names())}, or a path to "
                          f"{files.FILE_EXPECTED[3:]}", repr(name))
     takes = _parameters(source)
     if data_path is not None and "data_path" not in takes:
-        raise InputError("--data-path", f"no --data-path with --dataset {name} (only "
+        raise InputError("data_path", f"no {arg('data_path')} with {arg('name', name)} (only "
                          f"{', '.join(_reading_local_data())})", repr(os.fspath(data_path)))
     given = {"data_path": data_path, "image_size": image_size}
     splits = source(*args, **{key: value for key, value in given.items() if key in takes})
     if not isinstance(splits, Splits):
-        raise InputError(f"--dataset {name}", "a source that returns tfvae.data.Splits",
+        raise InputError(arg("name", name), "a source that returns tfvae.data.Splits",
                          f"{type(splits).__name__}")
     return splits
 
@@ -172,10 +172,10 @@ def _checked(splits, name):
     bernoulli = unit_interval(splits.likelihood)
     checked = {}
     for split in ("train", "test"):
-        x = validate_images(getattr(splits, f"x_{split}"), argument=f"--dataset {name} "
-                            f"(x_{split})", bernoulli=bernoulli)
+        x = validate_images(getattr(splits, f"x_{split}"),
+                            argument=f"{arg('name', name)} (x_{split})", bernoulli=bernoulli)
         y = labels(getattr(splits, f"y_{split}"))
-        check_labels(x, y, f"--dataset {name} (y_{split})")
+        check_labels(x, y, f"{arg('name', name)} (y_{split})")
         checked.update({f"x_{split}": x, f"y_{split}": y})
     return dataclasses.replace(splits, **checked)
 
@@ -185,7 +185,7 @@ def _resized(splits, image_size, name):
     if image_size is None or list(splits.x_train.shape[1:3]) == image_size:
         return splits
     if splits.already_binary:  # resizing would make grey levels of its 0/1 pixels
-        raise InputError("--image-size", f"no resizing of {name}, which is already binary "
+        raise InputError("image_size", f"no resizing of {name}, which is already binary "
                          "(resize it before binarizing)", repr(image_size))
     x_train, x_test = (files.resize(x, image_size) for x in (splits.x_train, splits.x_test))
     return dataclasses.replace(splits, x_train=x_train, x_test=x_test)
@@ -199,7 +199,7 @@ def _resolve_binarize(name, binarize, splits):
     if mode not in splits.allowed_binarize:
         why = "already binary" if splits.already_binary else "continuous data"
         raise InputError(
-            "--binarize",
+            "binarize",
             f"one of {', '.join(splits.allowed_binarize)} for {name} ({why})",
             repr(binarize),
         )

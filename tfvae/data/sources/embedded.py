@@ -8,7 +8,7 @@ import numpy as np
 
 from tfvae.data.sources.splits import Splits, from_arrays, labels
 from tfvae.data.validation import validate_images
-from tfvae.errors import InputError
+from tfvae.errors import InputError, arg
 
 # Where the packaged dataset files are.
 DATA_DIR = pathlib.Path(__file__).parent.parent / "packaged"
@@ -30,11 +30,11 @@ def embedded_file(name):
     path = DATA_DIR / filename
     if not path.is_file():
         got = "no such file (reinstall tfvae)"
-        raise InputError(f"--dataset {name}", f"the packaged file {path}", got)
+        raise InputError(arg("name", name), f"the packaged file {path}", got)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != expected:
         raise InputError(
-            f"--dataset {name}",
+            arg("name", name),
             f"{path} with sha256 {expected}",
             f"sha256 {digest} (the packaged file is corrupted or modified; reinstall tfvae)",
         )
@@ -46,7 +46,7 @@ def mnist():
     default."""
     with np.load(embedded_file("mnist"), allow_pickle=False) as f:
         arrays = {key: f[key] for key in ("x_train", "x_test", "y_train", "y_test")}
-    splits = from_arrays(arrays, "x_train", "x_test", "--dataset mnist")
+    splits = from_arrays(arrays, "x_train", "x_test", arg("name", "mnist"))
     splits.y_train, splits.y_test = labels(arrays["y_train"]), labels(arrays["y_test"])
     splits.default_binarize = "dynamic"
     return splits
@@ -58,7 +58,7 @@ def frey_face():
 
     ff = scipy.io.loadmat(embedded_file("frey_face"))["ff"]  # uint8 [560, 1965], column = image
     images = validate_images(
-        ff.T.reshape(-1, *_FREY_SHAPE), argument="--dataset frey_face", bernoulli=False
+        ff.T.reshape(-1, *_FREY_SHAPE), argument=arg("name", "frey_face"), bernoulli=False
     )
     # A fixed permutation (independent of `seed`), so every run reports on the same test faces.
     order = np.random.default_rng(0).permutation(len(images))

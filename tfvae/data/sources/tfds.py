@@ -4,13 +4,13 @@
 import numpy as np
 
 from tfvae.data.sources.splits import from_arrays, labels
-from tfvae.errors import InputError
+from tfvae.errors import InputError, arg
 
 
 def tfds_dataset(tfds_name, data_path=None):
     """The ``image`` (and ``label``) features of TFDS dataset ``tfds_name``; ``data_path`` is a
     TFDS ``data_dir`` where it was prepared (nothing is downloaded then)."""
-    argument = f"--dataset tfds:{tfds_name}"
+    argument = arg("name", f"tfds:{tfds_name}")
     try:
         import tensorflow_datasets as tfds  # optional: only tfds:<name> needs it
     except ImportError as exc:
@@ -32,9 +32,9 @@ def tfds_dataset(tfds_name, data_path=None):
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise InputError(
             argument,
-            "a TFDS dataset with train and test splits, prepared in --data-path DIR (a TFDS "
-            "data_dir) or downloadable from here; without a network, give a local file "
-            "instead (--dataset FILE.npz with x_train and x_test)",
+            f"a TFDS dataset with train and test splits, prepared in {arg('data_path', 'DIR')} "
+            "(a TFDS data_dir) or downloadable from here; without a network, give a local file "
+            f"instead ({arg('name', 'FILE.npz')} with x_train and x_test)",
             f"{type(exc).__name__}: {first_line[:300]}",
         ) from exc
     if "image" not in train:
