@@ -263,10 +263,11 @@ def bad_array_file(tmp_path, array):
         (lambda p: {"name": str(p / "missing.npz")}, "name"),
         (lambda p: {"name": bad_array_file(p, np.zeros(5))}, "name"),
         (lambda p: {"name": bad_array_file(p, np.zeros((2, 2, 2, 2, 2)))}, "name"),
-        (lambda p: {"name": bad_array_file(p, np.zeros((4, 15)))}, "name"),
+        (lambda p: {"name": bad_array_file(p, np.zeros((4, 0)))}, "name"),
         (lambda p: {"name": bad_array_file(p, np.array([[[0.5, np.nan]]] * 3))}, "name"),
         (lambda p: {"name": bad_array_file(p, np.array([[[0.5, np.inf]]] * 3))}, "name"),
-        (lambda p: {"name": bad_array_file(p, np.array([[[0.5, 1.5]]] * 3))}, "name"),
+        (lambda p: {"name": bad_array_file(p, np.array([[[0.5, 1.5]]] * 3)), "binarize": "static"},
+         "binarize"),
         (lambda p: {"name": bad_array_file(p, np.array([[["a", "b"]]]))}, "name"),
         (lambda p: {"train_examples": 0}, "train_examples"),
         (lambda p: {"test_examples": -3}, "test_examples"),
@@ -293,8 +294,12 @@ def test_bad_input_names_its_argument(tmp_path, make_args, argument):
 def test_bad_values_are_described(tmp_path):
     with pytest.raises(InputError, match=r"3 NaN and 0 infinite"):
         data.load_dataset(bad_array_file(tmp_path, np.array([[[0.5, np.nan]]] * 3)))
+    # Values outside [0, 1] are data for a Gaussian, and refused where a Bernoulli needs [0, 1].
+    outside = data.load_dataset(bad_array_file(tmp_path, np.array([[[0.5, 1.5]]] * 3)))
+    assert outside.likelihood == "normal" and outside.binarize == "none"
     with pytest.raises(InputError, match=r"values in \[0, 1\].*got values in \[0.5, 1.5\]"):
-        data.load_dataset(bad_array_file(tmp_path, np.array([[[0.5, 1.5]]] * 3)))
+        data.validate_examples(np.array([[[0.5, 1.5]]] * 3), argument="x",
+                               support="unit_interval")
 
 
 def test_unreadable_file(tmp_path):

@@ -65,7 +65,7 @@ def test_every_option_trains_and_round_trips_through_save(tmp_path, options):
     ({"num_samples": 0}, "num_samples"),
     ({"kl": "exact"}, "kl"),
     ({"objective": "vi"}, "objective"),
-    ({"likelihood": "poisson"}, "likelihood"),
+    ({"likelihood": "student_t"}, "likelihood"),
     ({"architecture": "rnn"}, "architecture"),
     ({"hidden": 0}, "hidden"),
     ({"image_shape": (28, -1)}, "image_shape"),

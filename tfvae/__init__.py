@@ -31,6 +31,8 @@ _NAMES = {
     "export_model": "tfvae.export",
     "classifier_from_encoder": "tfvae.applications.features",
     "log_likelihood": "tfvae.evaluation",
+    "score": "tfvae.evaluation",
+    "calibrate_threshold": "tfvae.evaluation",
 }
 _SUBMODULES = ("applications", "checks", "cli", "data", "errors", "estimators", "evaluation",
                "export", "images", "interruption", "layers", "models", "noise", "options",

@@ -164,14 +164,13 @@ def check_known(argument, value, get):
 
 
 def check_image_shape(argument, image_shape):
-    """A model's image shape as a tuple (H, W, C): the networks and the checks of every input
-    read images so."""
+    """A model's example shape as a tuple: (H, W, C) for images, (D,) for vectors (rows of a
+    table, feature vectors)."""
     try:
         shape = tuple(image_shape)
     except TypeError:
         shape = None
-    if not shape or len(shape) != 3 or not all(is_integer(d) and d >= 1 for d in shape):
+    if not shape or len(shape) not in (1, 3) or not all(is_integer(d) and d >= 1 for d in shape):
         raise InputError(argument, "an image shape (H, W, C) of three positive integers "
-                         "such as (28, 28, 1) (vectors of D values: (1, D, 1))",
-                         repr(image_shape))
+                         "such as (28, 28, 1), or a vector shape (D,)", repr(image_shape))
     return tuple(int(d) for d in shape)

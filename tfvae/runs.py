@@ -24,6 +24,7 @@ only from a directory whose ``config.json`` shows that tfvae wrote it.
 """
 
 import csv
+import dataclasses
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,8 +56,10 @@ class RunDirectory:
     TENSORBOARD = "tensorboard"
     CHECKPOINTS = "checkpoints"
     MODEL = "model.keras"
+    # The anomaly threshold calibrated for the run's final model (tfvae.evaluation.scores).
+    THRESHOLD = "threshold.json"
     # Everything tfvae writes at the top of a run directory (temporary files start with ".NAME.").
-    OWN_FILES = (CONFIG, STATE, METRICS, LOG, TENSORBOARD, CHECKPOINTS, MODEL)
+    OWN_FILES = (CONFIG, STATE, METRICS, LOG, TENSORBOARD, CHECKPOINTS, MODEL, THRESHOLD)
 
     def __init__(self, path):
         self.path = Path(path)
@@ -200,9 +203,36 @@ class RunDirectory:
             f.write(line + "\n")
 
     def remove_stale(self):
-        """Remove the temporaries a killed run left (a checkpoint or state half written)."""
+        """Remove the temporaries a killed run left (a checkpoint or state half written), and a
+        threshold calibrated for the model that training goes on to change."""
         storage.remove_stale(self.path)
         storage.remove_stale(self.checkpoint_dir)
+        self.threshold_path.unlink(missing_ok=True)
+
+    # -- the anomaly threshold ----------------------------------------------------------------
+
+    @property
+    def threshold_path(self):
+        return self.path / self.THRESHOLD
+
+    def read_threshold(self):
+        """The run's :class:`tfvae.evaluation.scores.Threshold`, or None before one is
+        calibrated."""
+        from tfvae.evaluation.scores import Threshold
+        from tfvae.readers import read_json
+
+        if not self.threshold_path.exists():
+            return None
+        expected = "a threshold.json written by tfvae threshold"
+        record = read_json(self.threshold_path, "run_dir", expected)
+        try:
+            return Threshold(**record)
+        except TypeError:
+            raise InputError("run_dir", expected, f"{str(self.threshold_path)!r} with keys "
+                             f"{sorted(record)}") from None
+
+    def write_threshold(self, threshold):
+        storage.write_json(self.threshold_path, dataclasses.asdict(threshold))
 
     # -- models and data ---------------------------------------------------------------------
 

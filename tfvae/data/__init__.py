@@ -23,8 +23,11 @@ _NAMES = {
     "make_train_stream": "tfvae.data.pipelines",
     "steps_per_epoch": "tfvae.data.pipelines",
     "model_images": "tfvae.data.validation",
-    "validate_images": "tfvae.data.validation",
+    **{name: "tfvae.data.validation" for name in ("validate_images", "validate_vectors",
+                                                  "validate_examples")},
+    **{name: "tfvae.data.tables" for name in ("read_table", "Table", "Column")},
 }
 __all__ = sorted(_NAMES)
 __getattr__, __dir__ = lazy_names(__name__, _NAMES, ("files", "graph_checks", "packaged",
-                                                     "pipelines", "sources", "validation"))
+                                                     "pipelines", "sources", "tables",
+                                                     "validation"))

@@ -11,7 +11,7 @@ import tensorflow as tf
 from tfvae import noise
 from tfvae.checks import check_int, check_labels, check_seed
 from tfvae.data.graph_checks import mark_checked
-from tfvae.data.validation import validate_images
+from tfvae.data.validation import validate_examples
 from tfvae.errors import InputError
 
 
@@ -35,7 +35,8 @@ def make_pipeline(x, *, batch_size, shuffle=False, dynamic_binarize=False, seed=
     ``with_index`` gives ``(x, index)`` batches, each example's row number in ``x`` beside it
     (for models that keep state per example, such as MCEM).
     """
-    x = validate_images(x, argument="x", bernoulli=dynamic_binarize)
+    x = validate_examples(x, argument="x",
+                          support="unit_interval" if dynamic_binarize else "real")
     check_int("batch_size", batch_size)
     check_seed("seed", seed)
     shuffle_seed, noise_seed = (int(s) for s in np.random.SeedSequence(seed).generate_state(2))
@@ -83,7 +84,7 @@ def make_train_stream(x, *, batch_size, seed=0, first_epoch=0, drop_remainder=Fa
     cost of a shuffle buffer is paid per batch instead. Binarization is left to the model
     (``VAE.dynamic_binarization``), which draws it on the device.
     """
-    x = validate_images(x, argument="x", bernoulli=False)
+    x = validate_examples(x, argument="x")
     check_int("batch_size", batch_size)
     check_seed("seed", seed)
     check_seed("first_epoch", first_epoch)

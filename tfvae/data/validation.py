@@ -1,8 +1,10 @@
-"""Checks that turn user arrays into the images tfvae works on, or raise one clear error.
+"""Checks that turn user arrays into the examples tfvae works on, or raise one clear error.
 
-Images are float32 ``[N, H, W, C]``: integers are grey levels 0..255 (scaled by 1/255) unless
-they hold only 0 and 1; floats are kept and must be finite, and in [0, 1] for a Bernoulli
-likelihood. Every bad input raises :class:`tfvae.errors.InputError` naming the argument.
+Examples are images, float32 ``[N, H, W, C]``, or vectors, float32 ``[N, D]`` (rows of a table,
+feature vectors). In images, integers are grey levels 0..255 (scaled by 1/255) unless they hold
+only 0 and 1; in vectors, integers are kept (counts, codes). Floats are kept. Every value must be
+finite and in the support of the likelihood: [0, 1] for a Bernoulli, non-negative integers for a
+count likelihood. Every bad input raises :class:`tfvae.errors.InputError` naming the argument.
 """
 
 import math
@@ -11,7 +13,11 @@ import numpy as np
 
 from tfvae.errors import InputError
 
-SHAPE_EXPECTED = "images [N, H, W] or [N, H, W, C] (or [N, D] with D a perfect square)"
+SHAPE_EXPECTED = ("images [N, H, W] or [N, H, W, C], or vectors [N, D] (read as square images "
+                  "where D is a perfect square)")
+# What each likelihood support takes (``Likelihood.support``).
+_SUPPORT_EXPECTED = {"unit_interval": "values in [0, 1] for a Bernoulli likelihood",
+                     "count": "non-negative integers for a count likelihood"}
 
 
 def validate_images(x, *, argument, bernoulli):
@@ -76,23 +82,72 @@ def _scale_integers(x, argument):
 
 
 def check_values(x, argument, bernoulli):
+    """Refuse values of ``x`` that are not finite, or outside [0, 1] when ``bernoulli``."""
+    check_support(x, argument, "unit_interval" if bernoulli else "real")
+
+
+def check_support(x, argument, support):
+    """Refuse values of ``x`` that are not finite or not in ``support`` ("real",
+    "unit_interval", "count")."""
     finite = np.isfinite(x)
     if not finite.all():
         n_nan = int(np.isnan(x).sum())
         n_inf = int(x.size - finite.sum()) - n_nan
         raise InputError(argument, "finite values", f"{n_nan} NaN and {n_inf} infinite values")
-    if bernoulli:
-        lo, hi = float(x.min()), float(x.max())
-        if lo < 0 or hi > 1:
-            expected = "values in [0, 1] for a Bernoulli likelihood"
-            raise InputError(argument, expected, f"values in [{lo:g}, {hi:g}]")
+    if support == "real" or x.size == 0:
+        return
+    lo, hi = float(x.min()), float(x.max())
+    if support == "unit_interval" and (lo < 0 or hi > 1):
+        raise InputError(argument, _SUPPORT_EXPECTED[support], f"values in [{lo:g}, {hi:g}]")
+    if support == "count" and (lo < 0 or not np.array_equal(x, np.round(x))):
+        fraction = x[x != np.round(x)]
+        raise InputError(argument, _SUPPORT_EXPECTED[support],
+                         f"values in [{lo:g}, {hi:g}]" if lo < 0
+                         else f"fractional values such as {float(fraction[0]):g}")
+
+
+def is_vectors(x):
+    """Whether the array ``x`` holds vectors [N, D] rather than images: two dimensions, D not a
+    perfect square (a square D is read as flattened images, as MNIST's 784 pixels are)."""
+    return x.ndim == 2 and math.isqrt(x.shape[1]) ** 2 != x.shape[1]
+
+
+def validate_vectors(x, *, argument, support="real"):
+    """Return ``x`` as float32 vectors ``[N, D]`` (integers kept as they are), its values checked
+    against ``support``, or raise InputError naming ``argument``."""
+    x = _numeric_array(x, argument)
+    if x.ndim != 2 or 0 in x.shape:
+        raise InputError(argument, "vectors [N, D] with N, D >= 1", f"shape {x.shape}")
+    x = x.astype(np.float32, copy=False)
+    check_support(x, argument, support)
+    return x
+
+
+def validate_examples(x, *, argument, support="real"):
+    """Images as :func:`validate_images` returns them, or vectors as :func:`validate_vectors`
+    does (see :func:`is_vectors`), their values checked against ``support``."""
+    x = _numeric_array(x, argument)
+    if is_vectors(x):
+        return validate_vectors(x, argument=argument, support=support)
+    images = validate_images(x, argument=argument, bernoulli=False)
+    check_support(images, argument, support)
+    return images
+
+
+def suggested_likelihood(*arrays):
+    """The likelihood that suits the examples of ``arrays`` (float32, as validated): a Bernoulli
+    for values in [0, 1], else a Gaussian of unbounded mean."""
+    unit = all(x.size == 0 or (x.min() >= 0 and x.max() <= 1) for x in arrays)
+    return "bernoulli" if unit else "normal"
 
 
 def model_images(model, x, argument="x"):
-    """``x`` as a batch of the images ``model`` takes, float32 [N, *model.image_shape].
+    """``x`` as a batch of the examples ``model`` takes, float32 [N, *model.image_shape].
 
-    Any array whose examples hold the model's number of pixels is accepted ([N, 28, 28] or
-    [N, 784] for a 28x28x1 model); its values are checked as :func:`validate_images` does.
+    Any array whose examples hold the model's number of values is accepted ([N, 28, 28] or
+    [N, 784] for a 28x28x1 model); images are read as :func:`validate_images` reads them, vectors
+    as :func:`validate_vectors` does, and the values must be in the support of the model's
+    likelihood.
     """
     array = _array(x, argument, "a batch of images [N, *image_shape]")
     if getattr(model, "image_shape", None) is None:
@@ -110,8 +165,14 @@ def model_images(model, x, argument="x"):
         given = tuple(array.shape[1:]) + ((1,) if array.ndim == 3 else ())
         raise InputError(argument, f"N >= 1 images of shape {expected_shape} (or [N, {size}]), "
                          "as the model takes", f"shape {given} for {len(array)} images")
+    support = model.decoder.likelihood.support
+    if len(expected_shape) == 1 or support == "count":  # integers are counts or codes, kept
+        values = validate_vectors(array.reshape(len(array), size), argument=argument,
+                                  support=support)
+        return values.reshape(len(array), *expected_shape)
     images = validate_images(array.reshape(len(array), *expected_shape), argument=argument,
-                             bernoulli=model.unit_interval)
+                             bernoulli=False)
+    check_support(images, argument, support)
     return images.reshape(len(array), *expected_shape)
 
 

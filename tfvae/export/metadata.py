@@ -1,6 +1,7 @@
 """``assets/tfvae.json``: what an export records about its model and the run it came from, for
 people and programs that load the export without tfvae."""
 
+import dataclasses
 import datetime
 import json
 import math
@@ -53,7 +54,7 @@ def model_metadata(model, num_samples, signatures, default_signature):
 
 def run_metadata(run, checkpoint="model"):
     """What a run directory (a :class:`tfvae.runs.RunDirectory`) says about the exported model:
-    its data and test ELBO."""
+    its data, test ELBO and anomaly threshold (``tfvae threshold``)."""
     config = run.read_config()
     info = {"dataset": config["data"].get("name"),
             "binarization": config["data"].get("binarize"),
@@ -68,6 +69,9 @@ def run_metadata(run, checkpoint="model"):
         info["epochs"] = int(rows[-1]["epoch"])
         info["active_units"] = rows[-1].get("active_units")
         info["kl_per_dimension"] = rows[-1].get("kl_per_dimension")
+    threshold = run.read_threshold() if checkpoint == "model" else None
+    if threshold is not None:  # calibrated for the final model only
+        info["anomaly_threshold"] = dataclasses.asdict(threshold)
     return info
 
 

@@ -7,7 +7,8 @@ network, so a body (``tfvae.layers.bodies``) ends in hidden units and the head s
 The decoder heads are the members of ``LIKELIHOODS`` (``likelihood="bernoulli"``): a new one is a
 subclass of :class:`Likelihood` registered with ``@LIKELIHOODS.register(name)`` and Keras's
 ``register_keras_serializable``. What the rest of the package needs to know of a head (the
-pixel values it takes, how to draw from it) is an attribute of its class, never its name.
+values it takes, ``support``; how to draw from it, ``draw``) is an attribute of its class, never
+its name. Every head takes any event shape: vectors ``(D,)`` as well as images ``(H, W, C)``.
 
 Shapes: ``B`` is any leading (batch or sample) shape, ``D`` the latent dimension and ``E`` the
 event shape of the data, e.g. ``(28, 28, 1)``.
@@ -21,7 +22,7 @@ import tensorflow_probability as tfp
 
 from tfvae import noise
 from tfvae.errors import InputError
-from tfvae.layers.registries import LIKELIHOODS
+from tfvae.layers.registries import LIKELIHOODS, SUPPORTS
 
 tfd = tfp.distributions
 
@@ -31,7 +32,8 @@ MIN_SCALE = 1e-4
 
 
 def positive_scale(raw, min_scale=MIN_SCALE):
-    """A standard deviation from an unconstrained value.
+    """A standard deviation (or another positive parameter: a rate, a count) from an
+    unconstrained value.
 
     softplus grows linearly, so unlike exp it cannot overflow; adding ``min_scale`` keeps it from
     collapsing to 0. Computed in float32 whatever the compute dtype.
@@ -77,6 +79,21 @@ class Likelihood(keras.layers.Layer):
     # Whether x must lie in [0, 1] (the support of a Bernoulli): the input checks of the model,
     # the training data and the exported graphs refuse other values.
     unit_interval = False
+    # The values x takes, one of SUPPORTS: "unit_interval" (in [0, 1]), "real" (any finite
+    # value) or "count" (non-negative integers). A subclass that sets only one of
+    # ``unit_interval`` and ``support`` gets the other to match (``__init_subclass__``).
+    support = "real"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        own = vars(cls)
+        if "unit_interval" in own and "support" not in own:
+            cls.support = "unit_interval" if cls.unit_interval else "real"
+        elif "support" in own and "unit_interval" not in own:
+            cls.unit_interval = cls.support == "unit_interval"
+        if cls.support not in SUPPORTS:
+            raise ValueError(f"{cls.__name__}.support: expected one of {SUPPORTS}, "
+                             f"got {cls.support!r}")
 
     def __init__(self, event_shape, **kwargs):
         super().__init__(**kwargs)
@@ -131,6 +148,7 @@ class BernoulliLikelihood(Likelihood):
     """
 
     unit_interval = True
+    support = "unit_interval"
 
     def build(self, input_shape):
         self.logits = self._dense(input_shape, "logits")
@@ -154,7 +172,10 @@ class GaussianLikelihood(Likelihood):
     The mean goes through a sigmoid as in the paper's Frey Face model (appendix C.2). ``scale``:
     ``"network"`` (the paper: the decoder outputs the variance too), ``"learned"`` (one free
     standard deviation per pixel, the same for every z) or a positive float (fixed).
+    :class:`NormalLikelihood` is the same head with an unbounded mean (:meth:`squash_mean`).
     """
+
+    support = "real"
 
     def __init__(self, event_shape, scale="network", min_scale=MIN_SCALE, **kwargs):
         super().__init__(event_shape, **kwargs)
@@ -176,8 +197,12 @@ class GaussianLikelihood(Likelihood):
                 name="pixel_raw_scale", shape=self.event_shape, initializer="zeros"
             )
 
+    def squash_mean(self, mean):
+        """The mean of p(x|z) from the affine map's output: in (0, 1) through a sigmoid."""
+        return tf.sigmoid(mean)
+
     def call(self, h, batch_shape=None):
-        mean = tf.sigmoid(self._to_event(self.mean(h), batch_shape))
+        mean = self.squash_mean(self._to_event(self.mean(h), batch_shape))
         if self.scale == "network":
             scale = positive_scale(self._to_event(self.raw_scale(h), batch_shape), self.min_scale)
         elif self.scale == "learned":
@@ -196,6 +221,80 @@ class GaussianLikelihood(Likelihood):
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale, "min_scale": self.min_scale}
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class NormalLikelihood(GaussianLikelihood):
+    """Hidden units -> p(x|z) = N(W h + b, diag(sigma^2)), event shape E: real-valued data of any
+    range (rows of a table, standardized features), where ``"gaussian"`` bounds the mean to (0, 1).
+
+    Everything else is :class:`GaussianLikelihood`'s: ``scale`` (the model's ``gaussian_scale``),
+    the layers and weights, and the draw through ``tfvae.noise``.
+    """
+
+    def squash_mean(self, mean):
+        return mean
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class PoissonLikelihood(Likelihood):
+    """Hidden units -> p(x|z) = prod Poisson(rate), rate = softplus(W h + b) + MIN_SCALE: counts.
+
+    softplus rather than exp: exp overflows float32 once W h + b passes ~88 (an infinite rate
+    makes log p(x|z) and its gradients NaN) and its gradient grows as fast as the rate, so one
+    large step can run away; softplus grows linearly with a gradient at most 1. The MIN_SCALE
+    floor keeps log(rate) finite when softplus underflows to 0. The mean of p(x|z) is the rate.
+    """
+
+    support = "count"
+
+    def build(self, input_shape):
+        self.raw_rate = self._dense(input_shape, "raw_rate")
+
+    def call(self, h, batch_shape=None):
+        rate = positive_scale(self._to_event(self.raw_rate(h), batch_shape))
+        return tfd.Independent(tfd.Poisson(rate=rate),
+                               reinterpreted_batch_ndims=len(self.event_shape))
+
+    def draw(self, p_x, seed):
+        # TFP's sampler: stateless given ``seed`` and, unlike tf.random.stateless_poisson,
+        # compiled by XLA (its numbers there differ from an uncompiled draw's, though).
+        return tf.cast(p_x.sample(seed=seed), tf.float32)
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class NegativeBinomialLikelihood(Likelihood):
+    """Hidden units -> p(x|z) = prod NegativeBinomial(r, logits l): counts more dispersed than a
+    Poisson's. r = softplus(W_r h + b_r) + MIN_SCALE, l = W_l h + b_l.
+
+    TFP's parameterization: x counts successes, of probability p = sigmoid(l), before r failures,
+    so mean r e^l and variance mean / (1 - p) = mean (1 + mean / r); it is scipy's
+    ``nbinom(n=r, p=sigmoid(-l))``. A draw is the gamma-Poisson mixture it is:
+    Poisson(lambda), lambda ~ Gamma(r, rate e^-l).
+    """
+
+    support = "count"
+
+    def build(self, input_shape):
+        self.raw_total_count = self._dense(input_shape, "raw_total_count")
+        self.logits = self._dense(input_shape, "logits")
+
+    def call(self, h, batch_shape=None):
+        total_count = positive_scale(self._to_event(self.raw_total_count(h), batch_shape))
+        logits = self._to_event(self.logits(h), batch_shape)
+        return tfd.Independent(
+            tfd.NegativeBinomial(total_count=total_count, logits=logits,
+                                 require_integer_total_count=False),
+            reinterpreted_batch_ndims=len(self.event_shape))
+
+    def draw(self, p_x, seed):
+        # TFP's gamma and Poisson samplers, stateless given ``seed`` and compiled by XLA (TFP's
+        # NegativeBinomial.sample and tf.random.stateless_gamma/poisson are not).
+        counts = p_x.distribution
+        gamma_seed, poisson_seed = tf.unstack(noise.split(seed))
+        rate = tfd.Gamma(concentration=counts.total_count,
+                         log_rate=-counts.logits).sample(seed=gamma_seed)
+        return tf.cast(tfd.Poisson(rate=rate).sample(seed=poisson_seed), tf.float32)
 
 
 def likelihood_layer(likelihood, event_shape, gaussian_scale="network", name="likelihood"):

@@ -12,6 +12,9 @@ from tfvae.registry import Registry
 LIKELIHOODS = Registry("likelihood", {
     "bernoulli": "tfvae.layers.likelihoods:BernoulliLikelihood",
     "gaussian": "tfvae.layers.likelihoods:GaussianLikelihood",
+    "normal": "tfvae.layers.likelihoods:NormalLikelihood",
+    "poisson": "tfvae.layers.likelihoods:PoissonLikelihood",
+    "negative_binomial": "tfvae.layers.likelihoods:NegativeBinomialLikelihood",
 })
 # name -> a subclass of tfvae.layers.bodies.Body
 BODIES = Registry("architecture", {
@@ -24,3 +27,16 @@ def unit_interval(likelihood):
     """Whether the likelihood named ``likelihood`` takes pixel values in [0, 1] only (a
     Bernoulli's): the data checks ask; False for a name not registered, which the model refuses."""
     return likelihood in LIKELIHOODS and LIKELIHOODS.get(likelihood).unit_interval
+
+
+# What a likelihood's x may hold (its class's ``support``): values in [0, 1], any finite real
+# value, or non-negative integer counts.
+SUPPORTS = ("unit_interval", "real", "count")
+
+
+def likelihood_support(likelihood):
+    """The ``support`` of the likelihood named ``likelihood``, one of ``SUPPORTS``: what the data
+    checks let through; None for a name not registered, which the model refuses."""
+    if likelihood not in LIKELIHOODS:
+        return None
+    return LIKELIHOODS.get(likelihood).support

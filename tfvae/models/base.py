@@ -40,11 +40,13 @@ class LatentVariableModel(keras.Model):
     write ``train_step``; the rest is shared. ``has_bound`` is False for a model without a
     lower bound on log p(x) (the autoencoder): no ``log_likelihood`` for it.
 
-    The settings: ``image_shape`` [H, W, C]; ``latent_dim`` D; the bodies (``architecture``
-    "mlp" or "conv", ``hidden`` units, ``depth`` layers, ``activation``,
-    ``kernel_initializer``); ``likelihood`` p(x|z), "bernoulli" (logits; binary or grey-level
-    pixels) or "gaussian" (mean through a sigmoid as in the paper, ``gaussian_scale``
-    "network", "learned" or a fixed float); ``weight_decay``, a N(0, 1/weight_decay) prior on
+    The settings: ``image_shape`` [H, W, C] of images or [D] of vectors; ``latent_dim`` D; the
+    bodies (``architecture`` "mlp" or "conv", ``hidden`` units, ``depth`` layers,
+    ``activation``, ``kernel_initializer``); ``likelihood`` p(x|z), a name in
+    ``tfvae.layers.registries.LIKELIHOODS``: "bernoulli" (logits; binary or grey-level pixels),
+    "gaussian" (mean through a sigmoid as in the paper) or "normal" (unbounded mean), both with
+    ``gaussian_scale`` "network", "learned" or a fixed float, "poisson" or "negative_binomial"
+    (counts); ``weight_decay``, a N(0, 1/weight_decay) prior on
     the weights (MAP); ``seed`` of the model's noise; ``num_classes`` K > 0 makes the model
     conditional (Sohn et al., 2015): q(z|x, y) and p(x|z, y) take a class label y in [0, K),
     as a one-hot vector joined to the inputs of both bodies, and every method that takes images

@@ -22,7 +22,8 @@ from tfvae import options
 from tfvae.checks import MAX_INT64, check_image_size, check_int, check_labels
 from tfvae.errors import InputError, arg, render
 from tfvae.interruption import Interrupted, stop_on_signals
-from tfvae.layers.registries import BODIES, unit_interval
+from tfvae.data.validation import check_support
+from tfvae.layers.registries import BODIES, LIKELIHOODS, likelihood_support
 from tfvae.models import model_class
 from tfvae.models.settings import model_settings
 from tfvae.runs import DATA_CHECKSUM, RunDirectory, check_dataset_is_there
@@ -278,8 +279,10 @@ def _model_settings(config, dataset, steps):
     model_kwargs = {"image_shape": list(dataset.image_shape), "likelihood": dataset.likelihood,
                     **config["model"]}
     check_model_size_settings(config, dataset.image_shape)
-    if unit_interval(model_kwargs["likelihood"]):
-        datasets.validate_images(dataset.x_train, argument="name", bernoulli=True)
+    if model_kwargs["likelihood"] in LIKELIHOODS:  # an unknown name is the model's to refuse
+        # The data's values must be ones the chosen p(x|z) gives a density to.
+        for x in (dataset.x_train, dataset.x_test):
+            check_support(x, "name", likelihood_support(model_kwargs["likelihood"]))
     if "dynamic_binarization" in model_settings(cls):
         # Grey levels go to the model, which binarizes each batch on the device.
         model_kwargs["dynamic_binarization"] = dataset.binarize == "dynamic"

@@ -76,6 +76,11 @@ class EpochSummaries(keras.callbacks.Callback):
             writer.flush()
 
     def write_images(self, step, kl_per_dimension=None):
+        if len(self.model.image_shape) == 3:  # a model of vectors has no picture to show
+            self._write_pictures(step)
+        self._write_kl_histogram(step, kl_per_dimension)
+
+    def _write_pictures(self, step):
         model = self.model
         labels, columns = (images.class_rows(model, self.num_samples) if model.conditional
                            else (None, None))
@@ -96,12 +101,15 @@ class EpochSummaries(keras.callbacks.Callback):
                                                                      labels=self.test_labels),
                        f"The first {len(self.test_images)} test images (odd rows) and the means "
                        "of p(x|z) at the means of q(z|x) (even rows).", columns=RECONSTRUCTIONS)
-            kl = kl_per_dimension
-            if kl is not None:
-                tf.summary.histogram("kl_per_dimension", np.asarray(kl, np.float32),
-                                     buckets=min(len(kl), 30),
-                                     description="KL(q(z_d|x) || p(z_d)) of each latent "
-                                                 "dimension d, in nats, averaged over test images.")
+
+    def _write_kl_histogram(self, step, kl):
+        if kl is None:
+            return
+        with self.writers["validation"].as_default(step=step):
+            tf.summary.histogram("kl_per_dimension", np.asarray(kl, np.float32),
+                                 buckets=min(len(kl), 30),
+                                 description="KL(q(z_d|x) || p(z_d)) of each latent dimension "
+                                             "d, in nats, averaged over test images.")
 
     def on_train_end(self, logs=None):
         for writer in self.writers.values():

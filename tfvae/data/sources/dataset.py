@@ -15,9 +15,9 @@ from tfvae.data.pipelines import binarize as bernoulli_sample
 from tfvae.data.sources import SCHEMES, SOURCES, known_names
 from tfvae.data.sources.paths import read_path
 from tfvae.data.sources.splits import Splits, check_labels, labels
-from tfvae.data.validation import validate_images
+from tfvae.data.validation import validate_examples
 from tfvae.errors import InputError, arg
-from tfvae.layers.registries import unit_interval
+from tfvae.layers.registries import likelihood_support
 from tfvae.options import BINARIZE_MODES
 
 _PATH_SUFFIXES = (".npz", ".npy", ".gz", "ubyte")
@@ -25,9 +25,11 @@ _PATH_SUFFIXES = (".npz", ".npy", ".gz", "ubyte")
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class Dataset:
-    """Train and test images, float32 ``[N, H, W, C]`` in ``[0, 1]``, with what was applied.
+    """Train and test examples, float32 images ``[N, H, W, C]`` or vectors ``[N, D]``, with what
+    was applied.
 
-    ``likelihood`` is the suggested decoder ("bernoulli" or "gaussian"); ``binarize`` is the
+    ``likelihood`` is the suggested decoder ("bernoulli" for values in [0, 1], "gaussian" for
+    Frey Face, "normal" for other real values); ``binarize`` is the
     binarization applied ("dynamic", "static" or "none"); under "dynamic" pass
     ``dynamic_binarize=True`` to :func:`make_pipeline` for the training split.
     """
@@ -42,7 +44,7 @@ class Dataset:
 
     @property
     def image_shape(self):
-        """``(H, W, C)`` of one image."""
+        """The shape of one example: ``(H, W, C)`` of an image, ``(D,)`` of a vector."""
         return tuple(self.x_train.shape[1:])
 
     def checksum(self):
@@ -167,13 +169,13 @@ def _parameters(source):
 
 
 def _checked(splits, name):
-    """``splits`` as every model takes them: images validated (again, for the built-in sources,
+    """``splits`` as every model takes them: images or vectors validated (again, for the built-in sources,
     which name their files as they read them: a quick pass), labels int64, one per image."""
-    bernoulli = unit_interval(splits.likelihood)
+    support = likelihood_support(splits.likelihood)
     checked = {}
     for split in ("train", "test"):
-        x = validate_images(getattr(splits, f"x_{split}"),
-                            argument=f"{arg('name', name)} (x_{split})", bernoulli=bernoulli)
+        x = validate_examples(getattr(splits, f"x_{split}"),
+                              argument=f"{arg('name', name)} (x_{split})", support=support)
         y = labels(getattr(splits, f"y_{split}"))
         check_labels(x, y, f"{arg('name', name)} (y_{split})")
         checked.update({f"x_{split}": x, f"y_{split}": y})
@@ -184,6 +186,9 @@ def _resized(splits, image_size, name):
     """``splits`` with its images resized to ``image_size`` (a no-op where they have that size)."""
     if image_size is None or list(splits.x_train.shape[1:3]) == image_size:
         return splits
+    if splits.x_train.ndim == 2:
+        raise InputError("image_size", f"no image size for {name}, which holds vectors of "
+                         f"{splits.x_train.shape[1]} values", repr(image_size))
     if splits.already_binary:  # resizing would make grey levels of its 0/1 pixels
         raise InputError("image_size", f"no resizing of {name}, which is already binary "
                          "(resize it before binarizing)", repr(image_size))

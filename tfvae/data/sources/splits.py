@@ -5,16 +5,17 @@ import dataclasses
 
 import numpy as np
 
-from tfvae.data.validation import validate_images
+from tfvae.data.validation import suggested_likelihood, validate_examples
 from tfvae.errors import InputError
 from tfvae.options import BINARIZE_MODES
 
 
 @dataclasses.dataclass
 class Splits:
-    """A source's train and test images before binarization, and what suits them.
+    """A source's train and test examples before binarization, and what suits them.
 
-    ``x_train`` and ``x_test`` are images in any form :func:`tfvae.data.validate_images` accepts
+    ``x_train`` and ``x_test`` are images or vectors in any form
+    :func:`tfvae.data.validation.validate_examples` accepts
     (``load_dataset`` checks them); ``y_train`` and ``y_test`` integer labels, one per image, or
     None. ``likelihood`` is the decoder that suits the data ("bernoulli" needs values in [0, 1]).
     ``default_binarize`` is the binarization applied when none is asked for, out of
@@ -33,13 +34,22 @@ class Splits:
 
 
 def from_arrays(arrays, train_key, test_key, argument):
-    """A label-less :class:`Splits` from two arrays of ``arrays``, validated for a Bernoulli
-    decoder with errors naming ``argument`` and the key."""
-    x_train, x_test = (
-        validate_images(arrays[key], argument=f"{argument} ({key})", bernoulli=True)
-        for key in (train_key, test_key)
-    )
-    return Splits(x_train=x_train, x_test=x_test)
+    """A label-less :class:`Splits` from two arrays of ``arrays`` (images or vectors), validated
+    with errors naming ``argument`` and the key, with the likelihood that suits their values."""
+    x_train, x_test = (validate_examples(arrays[key], argument=f"{argument} ({key})")
+                       for key in (train_key, test_key))
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise InputError(f"{argument} ({test_key})", f"examples of shape {x_train.shape[1:]}, "
+                         f"as in {train_key}", f"shape {x_test.shape[1:]}")
+    return suited(Splits(x_train=x_train, x_test=x_test))
+
+
+def suited(splits):
+    """``splits`` with the likelihood that suits its values: a Bernoulli (any binarization) for
+    values in [0, 1], else a Gaussian of unbounded mean, never binarized."""
+    likelihood = suggested_likelihood(splits.x_train, splits.x_test)
+    allowed = splits.allowed_binarize if likelihood == "bernoulli" else ("none",)
+    return dataclasses.replace(splits, likelihood=likelihood, allowed_binarize=allowed)
 
 
 def labels(y):
@@ -55,14 +65,14 @@ def check_labels(x, y, argument):
 
 def split_last(x, y, argument):
     """Hold out the last 10% (at least one example) as the test split, deterministically."""
-    x = validate_images(x, argument=argument, bernoulli=True)
+    x = validate_examples(x, argument=argument)
     if len(x) < 2:
         raise InputError(argument, "at least 2 images to split into train and test", f"{len(x)}")
     check_labels(x, y, argument)
     cut = len(x) - max(1, len(x) // 10)
-    return Splits(
+    return suited(Splits(
         x_train=x[:cut],
         x_test=x[cut:],
         y_train=None if y is None else y[:cut],
         y_test=None if y is None else y[cut:],
-    )
+    ))

@@ -1,0 +1,121 @@
+"""Vectors as data, and anomaly scores with their threshold: the Python API and the commands."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from tfvae.cli import main
+from tfvae.errors import InputError
+from tfvae.evaluation.scores import calibrate_threshold, score
+from tfvae.runs import RunDirectory
+
+
+def _normal_rows(n, seed=0, d=7):
+    """Correlated Gaussian rows: a real-valued table no image reader would take (7 columns)."""
+    rng = np.random.default_rng(seed)
+    latent = rng.normal(size=(n, 2))
+    mixing = np.random.default_rng(99).normal(size=(2, d))
+    return (latent @ mixing + 0.3 * rng.normal(size=(n, d))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def vector_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("vectors")
+    np.savez(root / "rows.npz", x=_normal_rows(1000))
+    run_dir = root / "run"
+    assert main(["train", "--out", str(run_dir), "--dataset", str(root / "rows.npz"),
+                 "--latent-dim", "2", "--hidden", "32", "--epochs", "5", "--batch-size", "50",
+                 "--optimizer", "adam", "--learning-rate", "0.01", "--quiet"]) == 0
+    return root, run_dir
+
+
+def test_vectors_of_any_width_are_a_dataset_with_an_unbounded_gaussian(vector_run):
+    from tfvae.data import load_dataset
+
+    root, run_dir = vector_run
+    dataset = load_dataset(str(root / "rows.npz"))
+    assert dataset.image_shape == (7,) and dataset.likelihood == "normal"
+    assert dataset.binarize == "none"
+    np.testing.assert_array_equal(dataset.x_train, _normal_rows(1000)[:900])  # kept as they are
+    config = RunDirectory(run_dir).read_config()
+    assert config["model"]["image_shape"] == [7] and config["model"]["likelihood"] == "normal"
+    model = RunDirectory(run_dir).load_model()
+    rows = _normal_rows(100, seed=1)
+    reconstructed = model.reconstruct(rows).numpy()
+    assert reconstructed.shape == (100, 7) and model.decoder.likelihood.support == "real"
+    # No sigmoid squashes the mean: reconstructions follow rows of either sign beyond [0, 1].
+    assert reconstructed.min() < -1 and reconstructed.max() > 1
+    assert np.corrcoef(reconstructed.ravel(), rows.ravel())[0, 1] > 0.8
+    with pytest.raises(InputError, match="binarize"):
+        load_dataset(str(root / "rows.npz"), binarize="static")
+
+
+def test_scores_are_seeded_and_rank_outliers_above_normal_rows(vector_run):
+    _, run_dir = vector_run
+    model = RunDirectory(run_dir).load_model()
+    normal = _normal_rows(200, seed=1)
+    outliers = normal + np.random.default_rng(2).normal(0, 4.0, normal.shape).astype(np.float32)
+    first = score(model, normal, seed=3)
+    assert first.shape == (200,) and first.dtype == np.float64
+    np.testing.assert_array_equal(first, score(model, normal, seed=3))
+    assert not np.array_equal(first, score(model, normal, seed=4))
+    assert np.median(score(model, outliers)) > np.percentile(score(model, normal), 90)
+    # Importance sampling bounds log p(x) more tightly than the ELBO: its scores are lower.
+    by_importance = score(model, normal, method="importance", num_samples=64)
+    assert by_importance.mean() < first.mean()
+    # The ELBO score is minus the mean of the model's per-example ELBO over its draws.
+    single = score(model, normal[:5], num_samples=1, seed=0)
+    np.testing.assert_allclose(single, -model.elbo(normal[:5], seed=[0, 0]).numpy(), rtol=1e-5)
+
+
+def test_the_threshold_flags_at_most_the_chosen_share_of_normal_scores():
+    found = calibrate_threshold(np.arange(100.0), 0.05)
+    assert found.threshold == 95.0 and found.flags(np.arange(100.0)).sum() == 4
+    scores = np.random.default_rng(0).normal(size=1001)
+    for rate in (0.01, 0.1, 0.5):
+        found = calibrate_threshold(scores, rate)
+        assert found.flags(scores).mean() <= rate < found.flags(scores).mean() + 2 / len(scores)
+    with pytest.raises(InputError, match="^false_positive_rate: expected"):
+        calibrate_threshold(scores, 1.5)
+    with pytest.raises(InputError, match="^normal_scores: expected"):
+        calibrate_threshold([np.nan, 1.0], 0.1)
+
+
+def test_threshold_and_score_commands_and_the_export_metadata(vector_run, tmp_path, capsys):
+    root, run_dir = vector_run
+    np.savez(tmp_path / "normal.npz", x=_normal_rows(300, seed=5))
+    rows = _normal_rows(20, seed=6)
+    rows[:5] += 12.0  # five outliers
+    np.savez(tmp_path / "new.npz", x=rows)
+    assert main(["threshold", str(run_dir), "--input", str(tmp_path / "normal.npz"),
+                 "--false-positive-rate", "0.02"]) == 0
+    kept = json.loads((run_dir / "threshold.json").read_text())
+    assert kept["false_positive_rate"] == 0.02 and kept["examples"] == 300
+    out = tmp_path / "scores.csv"
+    assert main(["score", str(run_dir), "--input", str(tmp_path / "new.npz"), "--out",
+                 str(out)]) == 0
+    table = list(csv.DictReader(out.open()))
+    assert [r["row"] for r in table] == [str(i) for i in range(20)]
+    assert all(r["anomaly"] == "1" for r in table[:5])
+    assert sum(r["anomaly"] == "1" for r in table[5:]) <= 2
+    model = RunDirectory(run_dir).load_model()
+    np.testing.assert_allclose([float(r["score"]) for r in table], score(model, rows), rtol=1e-6)
+    # Other settings than the threshold's: scores without the flag column, and a warning.
+    capsys.readouterr()
+    assert main(["score", str(run_dir), "--input", str(tmp_path / "new.npz"), "--out",
+                 str(tmp_path / "s2.csv"), "--seed", "9"]) == 0
+    assert "anomaly column is left out" in capsys.readouterr().err
+    assert "anomaly" not in (tmp_path / "s2.csv").read_text().splitlines()[0]
+    assert main(["score", str(run_dir), "--input", str(tmp_path / "new.npz"), "--out",
+                 str(out)]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert main(["threshold", str(run_dir), "--input", str(tmp_path / "normal.npz"),
+                 "--false-positive-rate", "1.5"]) == 2
+    assert capsys.readouterr().err.strip().startswith(
+        "tfvae threshold: error: --false-positive-rate: expected a finite number > 0 and < 1")
+    from tfvae.export.metadata import run_metadata
+
+    assert run_metadata(RunDirectory(run_dir))["anomaly_threshold"]["threshold"] == \
+        kept["threshold"]
