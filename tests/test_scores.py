@@ -119,3 +119,40 @@ def test_threshold_and_score_commands_and_the_export_metadata(vector_run, tmp_pa
 
     assert run_metadata(RunDirectory(run_dir))["anomaly_threshold"]["threshold"] == \
         kept["threshold"]
+
+
+def test_a_csv_table_trains_and_its_new_rows_are_scored_by_id(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    rows = _normal_rows(400)
+    kinds = np.where(rng.random(400) < 0.5, "a", "b")
+
+    def write(path, values, kind, ids):
+        lines = ["id,f0,f1,f2,f3,f4,f5,f6,kind,target"]
+        lines += [f'"{i}",' + ",".join(f"{v:.5f}" for v in row) + f",{k},{int(k == 'a')}"
+                  for i, row, k in zip(ids, values, kind)]
+        path.write_text("\n".join(lines) + "\n")
+
+    write(tmp_path / "train.csv", rows, kinds, [f"r{i}" for i in range(400)])
+    run_dir = tmp_path / "run"
+    assert main(["train", "--out", str(run_dir), "--dataset", str(tmp_path / "train.csv"),
+                 "--label-column", "target", "--exclude-columns", "kind", "--latent-dim", "2",
+                 "--hidden", "16", "--epochs", "2", "--batch-size", "50", "--quiet"]) == 0
+    config = RunDirectory(run_dir).read_config()
+    assert [c["name"] for c in config["table_columns"]] == [f"f{i}" for i in range(7)]
+    assert {c["type"] for c in config["table_columns"]} == {"real"}
+    assert config["data"]["label_column"] == "target" and config["model"]["image_shape"] == [7]
+    new = _normal_rows(6, seed=8)
+    write(tmp_path / "new.csv", new, ["b"] * 6, ["x,1", "x2", "x3", "x4", "x5", "x6"])
+    out = tmp_path / "scores.csv"
+    assert main(["score", str(run_dir), "--input", str(tmp_path / "new.csv"), "--out",
+                 str(out)]) == 0
+    table = list(csv.DictReader(out.open()))
+    assert [r["id"] for r in table] == ["x,1", "x2", "x3", "x4", "x5", "x6"]
+    model = RunDirectory(run_dir).load_model()
+    np.testing.assert_allclose([float(r["score"]) for r in table],
+                               score(model, np.round(new, 5)), rtol=1e-5)
+    # A table a run of images cannot score, and table options for data that is no table.
+    np.savez(tmp_path / "rows.npz", x=rows)
+    assert main(["train", "--out", str(tmp_path / "r2"), "--dataset", str(tmp_path / "rows.npz"),
+                 "--label-column", "target", "--quiet"]) == 2
+    assert "--label-column: expected a table" in capsys.readouterr().err

@@ -58,7 +58,7 @@ class Setting:
     choices: tuple = None
     help: str = None
     metavar: object = None
-    nargs: int = None
+    nargs: object = None
     group: str = None
 
 
@@ -80,6 +80,10 @@ SETTINGS = {s.name: s for s in (
             "image to H x W (stretched, bilinear): needed for a folder of images of several "
             f"sizes; H and W divisible by 4 for {arg('architecture', 'conv')}. Kept in config.json for "
             "every command that reads the run's data"),
+    Setting("label_column", "data", metavar="NAME",
+            help="a table's column of class labels (not a feature)"),
+    Setting("exclude_columns", "data", nargs="+", metavar="NAME",
+            help="a table's columns that are no feature (an id column is left out anyway)"),
     Setting("train_examples", "data", type=int, help="use the first N training examples"),
     Setting("test_examples", "data", type=int, help="use the first N test examples"),
     # the networks: the settings every latent-variable model shares (the paper's MNIST model,

@@ -42,6 +42,8 @@ CSV_COLUMNS = [
 _VECTOR_COLUMNS = ("kl_per_dimension",)
 # config.json's record of the data a run trained on: sha256, example counts, image shape.
 DATA_CHECKSUM = "data_checksum"
+# config.json's record of a table's feature columns (tfvae.data.tables.Column), for scoring.
+TABLE_COLUMNS = "table_columns"
 # The keys of every config.json that tfvae train writes.
 _CONFIG_KEYS = {"model_type", "model", "data", "train"}
 

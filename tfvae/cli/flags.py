@@ -10,14 +10,13 @@ from tfvae import errors
 
 # The Python arguments that are flags under their own name ('_' written '-').
 _FLAGS = frozenset("""
-    activation architecture batch_size base_dir beta binarize bits budget checkpoint conditional
-    data_path dataset depth epochs false_positive_rate flow_steps format free_bits gradient
-    hidden image_size
-    input jit_compile kl kl_warmup_epochs label latent_dim learning_rate likelihood method
-    mixed_precision model_name num_samples objective optimizer out overwrite
-    per_class per_example posterior prior prior_components projector quantizer resume seed
-    stochastic_layers steps steps_per_execution strategy temperature tensorboard test_examples
-    timeout train_examples url version
+    activation architecture base_dir batch_size beta binarize bits budget checkpoint conditional
+    data_path dataset depth epochs exclude_columns false_positive_rate flow_steps format
+    free_bits gradient hidden image_size input jit_compile kl kl_warmup_epochs label
+    label_column latent_dim learning_rate likelihood method mixed_precision model_name
+    num_samples objective optimizer out overwrite per_class per_example posterior prior
+    prior_components projector quantizer resume seed steps steps_per_execution stochastic_layers
+    strategy temperature tensorboard test_examples timeout train_examples url version
 """.split())
 
 # Python arguments whose flag is another name, for every command ("*") or one.

@@ -2,13 +2,15 @@
 that flags examples at a chosen false-positive rate (``tfvae.evaluation.scores``)."""
 
 from tfvae.cli import add_out_argument, add_run_argument
+from tfvae.errors import InputError
 from tfvae.evaluation.scores import DEFAULT_SAMPLES, SCORE_METHODS
 
 
 def _add_scoring(p, checkpoint=True):
     add_run_argument(p, checkpoint=checkpoint)
     p.add_argument("--input", required=True,
-                   help="the examples: an .npz with x (and y for a conditional model)")
+                   help="the examples: an .npz with x (and y for a conditional model), or for a "
+                        "run trained on a table, a table with its columns (.csv, .parquet)")
     p.add_argument("--method", choices=SCORE_METHODS,
                    help="minus the ELBO averaged over draws of z (fast), or minus the "
                         "importance-sampled log p(x) (tighter); default: the threshold's, else "
@@ -43,13 +45,29 @@ def register(subparsers):
 
 
 def _scores(args, run, settings, checkpoint):
+    """The scores of --input's examples, and their ids (a table's id column) or None."""
+    from pathlib import Path
+
     from tfvae.applications.inputs import read_images
+    from tfvae.data.tables import TABLE_SUFFIXES, Column, read_table
     from tfvae.evaluation.scores import score
+    from tfvae.runs import TABLE_COLUMNS
 
     model = run.load_model(checkpoint)
-    x, y = read_images(args.input, model, labels=model.conditional)
+    ids = y = None
+    if Path(args.input).suffix.lower() in TABLE_SUFFIXES:
+        columns = run.read_config().get(TABLE_COLUMNS)
+        if columns is None:
+            raise InputError("input", "an .npz of examples (the run was not trained on a table)",
+                             repr(args.input))
+        table = read_table(args.input, argument="input",
+                           columns=[Column(c["name"], c["type"], c["categories"] and
+                                           tuple(c["categories"])) for c in columns])
+        x, ids = table.values, table.ids
+    else:
+        x, y = read_images(args.input, model, labels=model.conditional)
     return score(model, x, labels=y if model.conditional else None,
-                 batch_size=args.batch_size, **settings)
+                 batch_size=args.batch_size, **settings), ids
 
 
 def _settings(args, threshold=None):
@@ -64,6 +82,8 @@ def _settings(args, threshold=None):
 
 
 def score(args):
+    import csv
+    import io
     import sys
 
     from tfvae.runs import RunDirectory
@@ -78,12 +98,16 @@ def score(args):
               f"calibrated with ({threshold.method}, {threshold.num_samples} draws, seed "
               f"{threshold.seed}); the anomaly column is left out", file=sys.stderr)
         threshold = None
-    scores = _scores(args, run, settings, args.checkpoint)
+    scores, ids = _scores(args, run, settings, args.checkpoint)
     flags = None if threshold is None else threshold.flags(scores)
-    lines = ["row,score" + ("" if flags is None else ",anomaly")]
-    lines += [f"{row},{float(value)!r}" + ("" if flags is None else f",{int(flags[row])}")
-              for row, value in enumerate(scores)]
-    write_text(args.out, "\n".join(lines) + "\n", overwrite=args.overwrite)
+    text = io.StringIO()
+    table = csv.writer(text, lineterminator="\n")
+    table.writerow(["row" if ids is None else "id", "score"]
+                   + ([] if flags is None else ["anomaly"]))
+    table.writerows([row if ids is None else ids[row], repr(float(value))]
+                    + ([] if flags is None else [int(flags[row])])
+                    for row, value in enumerate(scores))
+    write_text(args.out, text.getvalue(), overwrite=args.overwrite)
     flagged = "" if flags is None else f"; {int(flags.sum())} above the threshold"
     draws = settings["num_samples"] or DEFAULT_SAMPLES[settings["method"]]
     print(f"tfvae score: {len(scores)} scores ({settings['method']}, {draws} draws, seed "
@@ -99,7 +123,7 @@ def threshold(args):
     run = RunDirectory(args.run_dir)
     run.require_run()
     settings, _ = _settings(args)
-    scores = _scores(args, run, settings, "model")
+    scores, _ = _scores(args, run, settings, "model")
     found = calibrate_threshold(scores, args.false_positive_rate, **settings)
     # The run's lock: a run still being trained is not calibrated meanwhile.
     with exclusive_writer(run.path, argument="run_dir", what="run directory"):

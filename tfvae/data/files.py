@@ -20,7 +20,8 @@ import numpy as np
 from tfvae.data.validation import validate_images
 from tfvae.errors import InputError, arg, render
 
-FILE_EXPECTED = "an existing .npz, .npy, IDX file or image folder"
+FILE_EXPECTED = ("an existing .npz, .npy, IDX file, table (.csv, .tsv, .parquet) or image "
+                 "folder")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 # Pillow's modes of grey images (1 bit, 8 bits, 8 bits with alpha; and 16 bits, "I;16...");
 # any other mode is colour.

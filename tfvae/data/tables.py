@@ -30,6 +30,7 @@ TYPES = ("binary", "count", "real", "categorical")
 FILE_EXPECTED = "a .csv, .tsv, .parquet or .pq file with a header row of column names"
 CSV_SUFFIXES = {".csv": ",", ".tsv": "\t"}
 PARQUET_SUFFIXES = (".parquet", ".pq")
+TABLE_SUFFIXES = (*CSV_SUFFIXES, *PARQUET_SUFFIXES)
 MISSING = "a value in every cell (missing values are not supported yet)"
 ID_COLUMN = "id"
 # Counts are stored as float32, which holds every integer up to 2^24 exactly and no more.

@@ -26,7 +26,7 @@ from tfvae.data.validation import check_support
 from tfvae.layers.registries import BODIES, LIKELIHOODS, likelihood_support
 from tfvae.models import model_class
 from tfvae.models.settings import model_settings
-from tfvae.runs import DATA_CHECKSUM, RunDirectory, check_dataset_is_there
+from tfvae.runs import DATA_CHECKSUM, TABLE_COLUMNS, RunDirectory, check_dataset_is_there
 from tfvae.storage import write_atomic
 from tfvae.training import distribute
 from tfvae.training.callbacks import (DivergenceStop, EpochRecord, LatentDiagnostics,
@@ -262,6 +262,8 @@ def _load_data(config, writer):
     dataset = datasets.load_dataset(**{**config["data"], "seed": config["train"]["seed"]})
     config["data"]["binarize"] = dataset.binarize
     config[DATA_CHECKSUM] = check_same_data(config.get(DATA_CHECKSUM), dataset)
+    if dataset.columns is not None:  # what a new table must have to be scored by the model
+        config[TABLE_COLUMNS] = [dataclasses.asdict(column) for column in dataset.columns]
     for key, split in (("train_examples", dataset.x_train), ("test_examples", dataset.x_test)):
         if (config["data"].get(key) or 0) > len(split):
             if writer:  # even with verbose=0: the run is not what was asked for

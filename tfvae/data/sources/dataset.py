@@ -20,7 +20,7 @@ from tfvae.errors import InputError, arg
 from tfvae.layers.registries import likelihood_support
 from tfvae.options import BINARIZE_MODES
 
-_PATH_SUFFIXES = (".npz", ".npy", ".gz", "ubyte")
+_PATH_SUFFIXES = (".npz", ".npy", ".gz", "ubyte", ".csv", ".tsv", ".parquet", ".pq")
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
@@ -41,6 +41,8 @@ class Dataset:
     y_test: np.ndarray | None
     likelihood: str
     binarize: str
+    # A table's feature columns (tfvae.data.tables.Column), None for other data.
+    columns: tuple | None = None
 
     @property
     def image_shape(self):
@@ -76,6 +78,8 @@ def load_dataset(
     test_examples=None,
     seed=0,
     image_size=None,
+    label_column=None,
+    exclude_columns=(),
 ):
     """Load a registered source, a ``scheme:NAME`` source (``tfds:<name>``) or a user file as a
     :class:`Dataset`.
@@ -85,7 +89,8 @@ def load_dataset(
     ``data_dir``. ``train_examples``/``test_examples`` keep the first N examples of each split,
     after binarization, so a subset is a prefix of the full set. ``seed`` drives binarization.
     ``image_size`` ``[H, W]`` resizes every image (a folder's as each file is read), before
-    binarization.
+    binarization. A table (CSV, Parquet) takes its labels from ``label_column`` and leaves out
+    the columns ``exclude_columns``.
     """
     if isinstance(name, os.PathLike):
         name = os.fspath(name)
@@ -98,7 +103,9 @@ def load_dataset(
     if binarize is not None:
         check_choice("binarize", binarize, BINARIZE_MODES)
 
-    splits = _resized(_checked(_read(name, data_path, image_size), name), image_size, name)
+    table_options = {"label_column": label_column, "exclude_columns": list(exclude_columns or ())}
+    splits = _resized(_checked(_read(name, data_path, image_size, table_options), name),
+                      image_size, name)
     mode = _resolve_binarize(name, binarize, splits)
     x_train, x_test = _apply_binarize(mode, splits.x_train, splits.x_test, seed)
     if splits.already_binary:
@@ -111,6 +118,7 @@ def load_dataset(
         y_test=None if splits.y_test is None else splits.y_test[:test_examples],
         likelihood=splits.likelihood,
         binarize=mode,
+        columns=splits.columns,
     )
 
 
@@ -134,7 +142,7 @@ def _registered(name):
     return None
 
 
-def _read(name, data_path, image_size):
+def _read(name, data_path, image_size, table_options):
     """What the source of ``name`` returns, given the keyword arguments it takes."""
     source, args = _registered(name) or (None, ())
     if source is None and looks_like_path(name):
@@ -146,7 +154,11 @@ def _read(name, data_path, image_size):
     if data_path is not None and "data_path" not in takes:
         raise InputError("data_path", f"no {arg('data_path')} with {arg('name', name)} (only "
                          f"{', '.join(_reading_local_data())})", repr(os.fspath(data_path)))
-    given = {"data_path": data_path, "image_size": image_size}
+    for option, value in table_options.items():
+        if value and option not in takes:
+            raise InputError(option, f"no {arg(option)} with {arg('name', name)} (only with "
+                             "a table: .csv, .tsv, .parquet)", repr(value))
+    given = {"data_path": data_path, "image_size": image_size, **table_options}
     splits = source(*args, **{key: value for key, value in given.items() if key in takes})
     if not isinstance(splits, Splits):
         raise InputError(arg("name", name), "a source that returns tfvae.data.Splits",

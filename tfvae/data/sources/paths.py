@@ -1,16 +1,29 @@
 """A ``--dataset`` that is a path: an ``.npz``, ``.npy``, IDX file or a folder of images, read by
-the bounded readers of :mod:`tfvae.data.files`. Not registered by name: it is what any name that
-no source or scheme claims is read as."""
+the bounded readers of :mod:`tfvae.data.files`, or a table (CSV, Parquet) read by
+:mod:`tfvae.data.tables`. Not registered by name: it is what any name that no source or scheme
+claims is read as."""
+
+import dataclasses
 
 from tfvae.data import files
+from tfvae.data.tables import TABLE_SUFFIXES, read_table
 from tfvae.data.sources.splits import from_arrays, labels, split_last
 from tfvae.errors import InputError, arg
 
 
-def read_path(path, image_size=None):
+def read_path(path, image_size=None, label_column=None, exclude_columns=()):
     """The splits of the file or folder ``path`` (a ``pathlib.Path``); a folder's images are
-    resized to ``image_size`` as each is read."""
+    resized to ``image_size`` as each is read. A table's columns are its features but those in
+    ``exclude_columns``, ``label_column`` (the labels) and ``id``."""
     argument = arg("name", str(path))
+    if path.suffix.lower() in TABLE_SUFFIXES:
+        table = read_table(path, exclude=exclude_columns or (), label=label_column)
+        splits = split_last(table.values, table.labels, argument)
+        return dataclasses.replace(splits, columns=table.columns)
+    if label_column is not None or exclude_columns:
+        given = "label_column" if label_column is not None else "exclude_columns"
+        raise InputError(given, f"a table ({', '.join(TABLE_SUFFIXES)}) to name columns of",
+                         repr(str(path)))
     if path.is_dir():
         return split_last(files.read_image_folder(path, "name", image_size), None, argument)
     if not path.is_file():

@@ -31,6 +31,8 @@ class Splits:
     default_binarize: str = "none"
     allowed_binarize: tuple = BINARIZE_MODES
     already_binary: bool = False
+    # A table's feature columns (tfvae.data.tables.Column), in the order of x's values.
+    columns: tuple | None = None
 
 
 def from_arrays(arrays, train_key, test_key, argument):
