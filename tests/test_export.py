@@ -21,17 +21,19 @@ from tfvae import VAE, cli, noise
 from tfvae.errors import InputError
 from tfvae.export import export_model
 from tfvae.export.metadata import read_metadata
-from tfvae.export.savedmodel import (SAMPLE_STREAM, SIGNATURES, export_run, next_version,
-                                     serving_functions)
+from tfvae.export.savedmodel import (SAMPLE_STREAM, SIGNATURES, ScoreSettings, export_run,
+                                     input_specs, next_version, serving_functions)
 from tfvae.runs import RunDirectory, load_run
 from tfvae.export.warmup import warmup_records
 
 MODEL = "mnist_vae"
 K = 200  # importance samples of log_likelihood in these exports
 INPUTS = {"encode": ["x"], "decode": ["z"], "sample": ["seed"], "reconstruct": ["x"],
-          "log_likelihood": ["x", "seed"]}
+          "log_likelihood": ["x", "seed"], "score": ["x", "seed"]}
+# The run has no anomaly threshold: score without anomaly (see test_score_flags_anomalies...).
 OUTPUTS = {"encode": ["z_mean", "z_stddev"], "decode": ["x_mean"], "sample": ["z", "x_mean"],
-           "reconstruct": ["x_mean", "z_mean"], "log_likelihood": ["elbo", "log_px"]}
+           "reconstruct": ["x_mean", "z_mean"], "log_likelihood": ["elbo", "log_px"],
+           "score": ["score"]}
 TOL = 1e-5
 
 
@@ -266,6 +268,12 @@ def test_warmup_follows_the_signatures_inputs(tmp_path, monkeypatch):
                                   np.full((1, 2), 0.5, np.float32))
 
 
+def _one_nan(x):
+    x = x.copy()
+    x[1, 2, 3, 0] = np.nan
+    return x
+
+
 @pytest.mark.parametrize("sig, change, message", [
     ("encode", lambda i: {"x": np.where(i["x"] > 0, np.nan, 0).astype(np.float32)},
      "x: expected finite pixel values"),
@@ -274,6 +282,12 @@ def test_warmup_follows_the_signatures_inputs(tmp_path, monkeypatch):
     ("encode", lambda i: {"x": i["x"] - 0.5}, r"in \[0, 1\] for a Bernoulli model"),
     ("decode", lambda i: {"z": np.full_like(i["z"], np.nan)}, "z: expected finite values"),
     ("log_likelihood", lambda i: {"x": i["x"], "seed": i["seed"][:2]},
+     "seed: expected one seed per image of x"),
+    ("score", lambda i: {"x": _one_nan(i["x"]), "seed": i["seed"]},
+     "x: expected finite pixel values"),
+    ("score", lambda i: {"x": i["x"] + 0.75, "seed": i["seed"]},
+     r"x: expected pixel values in \[0, 1\] for a Bernoulli model"),
+    ("score", lambda i: {"x": i["x"], "seed": i["seed"][:1]},
      "seed: expected one seed per image of x"),
 ])
 def test_bad_input_gives_invalid_argument(exported, sig, change, message):
@@ -445,3 +459,235 @@ def test_benchmark_prints_every_path(exported, capsys):
         assert 0 < row["p50_ms"] <= row["p99_ms"]
         assert row["images_per_s"] == pytest.approx(row["batch"] / row["p50_ms"] * 1e3)
     assert len(benchmark.format_batches(rows).splitlines()) == 5
+
+
+# ------------------------------------------------------------------------ the score signature
+
+
+def test_score_is_minus_the_elbo_averaged_over_draws(exported):
+    model, inputs, ref = exported["model"], exported["inputs"], exported["reference"]
+    meta = read_metadata(exported["path"])
+    # The run has no threshold: 16 draws, and no anomaly output.
+    assert meta["score_num_samples"] == 16 and "anomaly_threshold" not in meta
+    assert meta["signatures"]["score"] == {"inputs": ["x", "seed"], "outputs": ["score"]}
+    x, seed = tf.constant(inputs["x"]), tf.constant(inputs["seed"])
+    # One draw is minus log_likelihood's elbo for the same seed: the same stream of noise.
+    one = serving_functions(model, K, score=ScoreSettings(1))["score"](x, seed)["score"]
+    np.testing.assert_allclose(one.numpy(), -ref["log_likelihood/elbo"], rtol=TOL)
+    # A row's score depends on its own input and seed alone.
+    alone = serving_functions(model, K)["score"](x[1:2], seed[1:2])["score"]
+    np.testing.assert_allclose(alone.numpy(), ref["score/score"][1:2], rtol=TOL)
+    assert ref["score/score"].dtype == np.float32 and np.all(np.isfinite(ref["score/score"]))
+    # More draws average more one-draw scores: the 16-draw score lies among them.
+    singles = serving_functions(model, K, score=ScoreSettings(1))["score"](
+        tf.repeat(x, 50, axis=0), tf.range(150, dtype=tf.int64))["score"].numpy().reshape(3, 50)
+    assert np.all(ref["score/score"] > singles.min(axis=1))
+    assert np.all(ref["score/score"] < singles.max(axis=1))
+
+
+def test_score_with_many_draws_approaches_tfvae_score(exported):
+    """The export's noise is CounterSeed's, tfvae.score's TensorFlow's Philox: not the same draws,
+    but estimates of the same expectation, which agree as the draws grow."""
+    import tfvae
+
+    model, x = exported["model"], exported["inputs"]["x"]
+    draws = 300
+    got = serving_functions(model, K, score=ScoreSettings(draws))["score"](
+        tf.constant(x), tf.zeros([3], tf.int64))["score"].numpy()
+    want = tfvae.score(model, x, num_samples=draws, seed=0)
+    # The spread of one draw's score, from the export's own one-draw scores of many seeds.
+    singles = serving_functions(model, K, score=ScoreSettings(1))["score"](
+        tf.constant(np.repeat(x, 200, axis=0)),
+        tf.range(600, dtype=tf.int64))["score"].numpy().reshape(3, 200)
+    spread = singles.std(axis=1)
+    assert np.all(spread > 0)
+    # Two independent means of `draws` draws: their difference has sd spread * sqrt(2 / draws).
+    np.testing.assert_array_less(np.abs(got - want), 5 * spread * np.sqrt(2 / draws) + 1e-3)
+    assert np.abs(got - want).max() < 0.05 * np.abs(want).max()
+
+
+def _with_threshold(run_dir, destination, threshold, method="elbo", num_samples=4):
+    """A copy of ``run_dir`` whose anomaly threshold is ``threshold``."""
+    from tfvae.evaluation.scores import Threshold
+
+    shutil.copytree(run_dir, destination, ignore=shutil.ignore_patterns(".tfvae.lock"))
+    RunDirectory(destination).write_threshold(Threshold(
+        float(threshold), 0.01, method, num_samples, 0, 200))
+    return destination
+
+
+def test_score_flags_anomalies_above_the_runs_threshold(exported, tiny_run, tmp_path):
+    model, inputs = exported["model"], exported["inputs"]
+    x, seed = tf.constant(inputs["x"]), tf.constant(inputs["seed"])
+    # The scores of the three rows with the threshold's 4 draws; the threshold is the middle one.
+    scores = serving_functions(model, K, score=ScoreSettings(4))["score"](x, seed)["score"]
+    scores = scores.numpy()
+    middle = float(np.sort(scores)[1])
+    run_dir = _with_threshold(tiny_run, tmp_path / "run", middle)
+    path = export_run(run_dir, MODEL, base_dir=tmp_path / "export", num_samples=K)
+    meta = read_metadata(path)
+    assert meta["anomaly_threshold"]["threshold"] == middle
+    assert meta["anomaly_threshold"]["num_samples"] == meta["score_num_samples"] == 4
+    assert meta["signatures"]["score"]["outputs"] == ["score", "anomaly"]
+
+    # TF Serving's loader: anomaly is score > the metadata's threshold, int64, one per row; a
+    # score equal to the threshold is not above it.
+    graph = tf.Graph()
+    with tf.compat.v1.Session(graph=graph) as session:
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(path))
+        out = tf1_run(session, meta_graph, "score", {"x": inputs["x"], "seed": inputs["seed"]})
+    np.testing.assert_allclose(out["score"], scores, rtol=TOL)
+    assert out["anomaly"].dtype == np.int64
+    np.testing.assert_array_equal(out["anomaly"], out["score"] > meta["anomaly_threshold"][
+        "threshold"])
+    assert sorted(out["anomaly"].tolist()) == [0, 0, 1]
+
+    # The float32 score is compared exactly with the float64 threshold: just below a score,
+    # that score is above it, though the threshold rounds to it in float32.
+    below = np.nextafter(middle, -np.inf)
+    assert np.float32(below) == np.float32(middle)
+    flags = serving_functions(model, K, score=ScoreSettings(4, below))["score"](x, seed)
+    np.testing.assert_array_equal(flags["anomaly"].numpy(), scores > below)
+    assert sorted(flags["anomaly"].numpy().tolist()) == [0, 1, 1]
+
+
+def test_score_settings_come_from_the_metadatas_threshold(tmp_path):
+    from tfvae.evaluation.scores import Threshold
+
+    assert ScoreSettings.from_metadata(None).outputs() == ("score",)
+    elbo = Threshold(120.5, 0.01, "elbo", 8, 3, 100)
+    settings = ScoreSettings.from_metadata({"anomaly_threshold": elbo})
+    assert (settings.num_samples, settings.threshold, settings.outputs()) == (
+        8, 120.5, ("score", "anomaly"))
+    # A threshold on importance-sampled scores does not compare with the score signature's ELBO:
+    # no anomaly output then, and the default draws.
+    importance = Threshold(120.5, 0.01, "importance", 256, 3, 100)
+    settings = ScoreSettings.from_metadata({"anomaly_threshold": importance})
+    assert (settings.num_samples, settings.threshold) == (16, None)
+    for bad in [{"anomaly_threshold": {"method": "elbo"}}, {"anomaly_threshold": 3.0}]:
+        with pytest.raises(InputError, match="^metadata: expected an anomaly_threshold"):
+            ScoreSettings.from_metadata(bad)
+    with pytest.raises(InputError, match="^anomaly threshold: expected a finite number"):
+        ScoreSettings(4, float("nan"))
+    # export_model takes a Threshold in the metadata and records it as the run's export would.
+    model = VAE(image_shape=(4, 4, 1), latent_dim=2, hidden=8, seed=0)
+    path = export_model(model, tmp_path / "m" / "1", num_samples=5,
+                        metadata={"anomaly_threshold": elbo})
+    meta = read_metadata(path)
+    assert meta["anomaly_threshold"]["threshold"] == 120.5 and meta["score_num_samples"] == 8
+    out = tf.saved_model.load(str(path)).signatures["score"](
+        x=tf.fill([2, 4, 4, 1], 0.5), seed=tf.constant([0, 1], tf.int64))
+    np.testing.assert_array_equal(out["anomaly"].numpy(), out["score"].numpy() > 120.5)
+
+
+def test_a_vector_model_of_real_values_exports_every_signature(tmp_path):
+    model = VAE(image_shape=(7,), likelihood="normal", latent_dim=2, hidden=16, seed=0)
+    path = export_model(model, tmp_path / "rows" / "1", num_samples=20)
+    meta = read_metadata(path)
+    assert meta["image_shape"] == [7] and meta["likelihood"] == "normal"
+    assert set(meta["signatures"]) == set(SIGNATURES)
+    rng = np.random.default_rng(0)
+    # Values far outside [0, 1]: any finite value is a normal model's.
+    inputs = {"x": (rng.standard_normal((3, 7)) * 20 - 5).astype(np.float32),
+              "z": rng.standard_normal((3, 2)).astype(np.float32),
+              "seed": np.array([0, 7, -3], np.int64)}
+    functions = serving_functions(model, 20)
+    loaded = tf.saved_model.load(str(path))
+    feeds = {name: {s.name: inputs[s.name] for s in specs}
+             for name, specs in input_specs(model).items()}
+    want = {name: {k: v.numpy() for k, v in functions[name](
+        *[tf.constant(value) for value in feed.values()]).items()}
+        for name, feed in feeds.items()}
+    for name, feed in feeds.items():
+        got = {k: v.numpy() for k, v in loaded.signatures[name](
+            **{k: tf.constant(v) for k, v in feed.items()}).items()}
+        assert_matches(got, want[name])
+        for value in want[name].values():
+            assert np.all(np.isfinite(value)), name
+    assert want["score"]["score"].shape == (3,)
+    graph = tf.Graph()
+    with tf.compat.v1.Session(graph=graph) as session:  # TF Serving's loader
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(path))
+        for name, feed in feeds.items():
+            assert_matches(tf1_run(session, meta_graph, name, feed), want[name])
+    np.testing.assert_array_equal(tf.make_ndarray(read_warmup(path)[0].predict_log.request
+                                                  .inputs["x"]), np.full((1, 7), 0.5))
+    # NaN and a wrong width are refused, naming x.
+    nan = inputs["x"].copy()
+    nan[1, 3] = np.nan
+    for bad, message in [(nan, "x: expected finite pixel values"),
+                         (inputs["x"][:, :6], r"x: expected float32 images of shape \[batch, 7\]")]:
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            loaded.signatures["score"](x=tf.constant(bad), seed=tf.constant(inputs["seed"]))
+
+
+@pytest.mark.parametrize("likelihood", ["poisson", "negative_binomial"])
+def test_a_count_model_exports_the_score(tmp_path, likelihood):
+    model = VAE(image_shape=(5,), likelihood=likelihood, latent_dim=2, hidden=8, seed=0)
+    path = export_model(model, tmp_path / "counts" / "1", num_samples=10)
+    counts = np.array([[0, 1, 2, 3, 9], [4, 0, 0, 1, 1]], np.float32)
+    seed = np.array([1, 2], np.int64)
+    got = tf.saved_model.load(str(path)).signatures["score"](x=tf.constant(counts),
+                                                              seed=tf.constant(seed))
+    want = serving_functions(model, 10)["score"](tf.constant(counts), tf.constant(seed))
+    np.testing.assert_allclose(got["score"].numpy(), want["score"].numpy(), rtol=TOL)
+    assert np.all(np.isfinite(got["score"].numpy())) and np.all(got["score"].numpy() > 0)
+
+
+def test_c_api_program_runs_the_score_signature(exported, c_example, tiny_run, tmp_path):
+    x, model = exported["inputs"]["x"], exported["model"]
+    x.tofile(tmp_path / "three.f32")
+    nan = x[:1].copy()
+    nan[0, 0, 0, 0] = np.nan
+    nan.tofile(tmp_path / "nan.f32")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+    def run(*args):
+        return subprocess.run([str(c_example), *map(str, args)], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    def scores(seed, settings=None):
+        return serving_functions(model, K, score=settings)["score"](
+            tf.constant(x), tf.fill([3], tf.constant(seed, tf.int64)))
+
+    result = run("--signature", "score", "--seed", 7, exported["path"], "three.f32", "nan.f32")
+    assert result.returncode == 1, result.stderr[-3000:]
+    (line,) = [json.loads(text) for text in result.stdout.splitlines()]
+    assert sorted(line) == ["image", "score"] and line["image"] == "three.f32"
+    np.testing.assert_allclose(line["score"], scores(7)["score"].numpy(), rtol=TOL)
+    assert "nan.f32: INVALID_ARGUMENT: x: expected finite pixel values" in result.stderr
+    # Without --seed every example's seed is 0; --seed with a signature that takes none is
+    # refused.
+    result = run("--signature", "score", exported["path"], "three.f32")
+    assert result.returncode == 0, result.stderr[-3000:]
+    np.testing.assert_allclose(json.loads(result.stdout)["score"], scores(0)["score"].numpy(),
+                               rtol=TOL)
+    result = run("--seed", 1, exported["path"], "three.f32")
+    assert result.returncode == 2 and "--seed is for a signature that takes seeds" in result.stderr
+
+    # An export with the run's threshold: anomaly beside the score, as integers.
+    threshold = float(np.median(scores(0, ScoreSettings(4))["score"].numpy()))
+    run_dir = _with_threshold(tiny_run, tmp_path / "run", threshold)
+    path = export_run(run_dir, MODEL, base_dir=tmp_path / "export", num_samples=K)
+    result = run("--signature", "score", path, "three.f32")
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = json.loads(result.stdout)
+    want = scores(0, ScoreSettings(4, threshold))
+    np.testing.assert_allclose(line["score"], want["score"].numpy(), rtol=TOL)
+    assert line["anomaly"] == want["anomaly"].numpy().tolist()
+    assert line["anomaly"] == [int(s > threshold) for s in line["score"]]
+
+    # A model of vectors: raw float32 values, D per example; the other signatures too.
+    vectors = VAE(image_shape=(7,), likelihood="normal", latent_dim=2, hidden=16, seed=0)
+    path = export_model(vectors, tmp_path / "rows" / "1", num_samples=20)
+    rows = (np.random.default_rng(5).standard_normal((2, 7)) * 3).astype(np.float32)
+    rows.tofile(tmp_path / "rows.f32")
+    functions = serving_functions(vectors, 20)
+    for signature, args in [("score", ["--seed", 4]), ("log_likelihood", ["--seed", 4]),
+                            ("encode", []), ("reconstruct", [])]:
+        result = run("--signature", signature, *args, path, "rows.f32")
+        assert result.returncode == 0, result.stderr[-3000:]
+        line = json.loads(result.stdout)
+        feed = [tf.constant(rows)] + ([tf.constant([4, 4], tf.int64)] if args else [])
+        for key, value in functions[signature](*feed).items():
+            np.testing.assert_allclose(line[key], value.numpy(), rtol=TOL, atol=TOL)

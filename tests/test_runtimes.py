@@ -12,7 +12,8 @@ from tfvae import VAE, Autoencoder, noise, runtimes
 from tfvae.cli import main
 from tfvae.errors import InputError
 from tfvae.export import export_model
-from tfvae.export.savedmodel import export_run, input_specs
+from tfvae.evaluation.scores import Threshold
+from tfvae.export.savedmodel import ScoreSettings, export_run, input_specs, serving_functions
 
 K = 30  # importance samples of log_likelihood
 TOL = 1e-5
@@ -103,9 +104,18 @@ def check_all(exported, run):
         rows = bad_rows(name, model)
         good = [i for i in range(4) if i not in rows]
         for key, value in want[name].items():
-            assert np.isnan(got[key][rows]).all(), f"{name}/{key}"
+            assert_bad_rows(got[key], rows, f"{name}/{key}")
             np.testing.assert_allclose(got[key][good], value[good], rtol=TOL, atol=TOL,
                                        err_msg=f"{name}/{key}")
+
+
+def assert_bad_rows(values, rows, what):
+    """Bad rows answer NaN in a float output, -1 in an integer one (score's anomaly)."""
+    values = np.asarray(values)
+    if np.issubdtype(values.dtype, np.integer):
+        assert (values[rows] == -1).all(), what
+    else:
+        assert np.isnan(values[rows]).all(), what
 
 
 def runner(fmt, out):
@@ -179,3 +189,98 @@ def test_missing_extra_is_one_line_naming_it(tiny_run, tmp_path, monkeypatch, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pip install 'tfvae[onnx]'" in err[0], err
     assert not (tmp_path / "o").exists()
+
+
+def _files(model, fmt, out, metadata=None):
+    """Write ``model`` as ``fmt`` at ``out``; returns its runner."""
+    pytest.importorskip({"tflite": "ai_edge_litert", "onnx": "tf2onnx"}[fmt])
+    runtimes.write(model, fmt, out, num_samples=K, metadata=metadata)
+    return runner(fmt, out)
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
+def test_score_with_a_threshold_matches_the_savedmodel(fmt, tmp_path):
+    """The score's draws and threshold come from the metadata's anomaly_threshold in every
+    format; a bad row's score is NaN and its anomaly -1."""
+    model = make_model("conditional")
+    inputs = inputs_for(model)
+    feed = {name: inputs[name] for name in ("x", "seed", "label")}
+    scores = serving_functions(model, K, score=ScoreSettings(6))["score"](
+        *[tf.constant(v) for v in feed.values()])["score"].numpy()
+    threshold = Threshold(float(np.median(scores)), 0.05, "elbo", 6, 0, 40)
+    metadata = {"anomaly_threshold": threshold}
+    path = export_model(model, tmp_path / "sm" / "1", num_samples=K, metadata=metadata)
+    want = {k: v.numpy() for k, v in tf.saved_model.load(str(path)).signatures["score"](
+        **{k: tf.constant(v) for k, v in feed.items()}).items()}
+    np.testing.assert_allclose(want["score"], scores, rtol=TOL)
+    assert sorted(want["anomaly"].tolist()) == [0, 0, 1, 1]
+
+    run = _files(model, fmt, tmp_path / ("m.tflite" if fmt == "tflite" else "onnx"), metadata)
+    got = run("score", feed)
+    assert sorted(got) == ["anomaly", "score"]
+    np.testing.assert_allclose(got["score"], want["score"], rtol=TOL, atol=TOL)
+    assert got["anomaly"].dtype == np.int64
+    np.testing.assert_array_equal(got["anomaly"], want["anomaly"])
+    np.testing.assert_array_equal(got["anomaly"], got["score"] > threshold.threshold)
+
+    bad = bad_inputs(model, inputs)
+    got = run("score", {name: bad[name] for name in feed})
+    rows = bad_rows("score", model)
+    assert rows == [1, 2, 3]
+    assert np.isnan(got["score"][rows]).all() and (got["anomaly"][rows] == -1).all()
+    np.testing.assert_allclose(got["score"][0], want["score"][0], rtol=TOL)
+    assert got["anomaly"][0] == want["anomaly"][0]
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
+def test_a_vector_model_of_real_values_matches_the_savedmodel(fmt, tmp_path):
+    model = VAE(image_shape=(7,), likelihood="normal", latent_dim=2, hidden=16, seed=0)
+    path = export_model(model, tmp_path / "sm" / "1", num_samples=K)
+    loaded = tf.saved_model.load(str(path))
+    rng = np.random.default_rng(3)
+    inputs = {"x": (rng.standard_normal((4, 7)) * 10 - 3).astype(np.float32),
+              "z": rng.standard_normal((4, 2)).astype(np.float32),
+              "seed": np.array([0, 7, 2**40 + 3, -5], np.int64)}
+    bad = {k: v.copy() for k, v in inputs.items()}
+    bad["x"][1, 2] = np.nan
+    bad["x"][2, 0] = np.inf
+    bad["z"][2, 1] = np.nan
+    run = _files(model, fmt, tmp_path / ("m.tflite" if fmt == "tflite" else "onnx"))
+    for name, specs in input_specs(model).items():
+        feed = {s.name: inputs[s.name] for s in specs}
+        want = {k: v.numpy() for k, v in loaded.signatures[name](
+            **{k: tf.constant(v) for k, v in feed.items()}).items()}
+        got = run(name, feed)
+        assert sorted(got) == sorted(want), name
+        for key, value in want.items():
+            np.testing.assert_allclose(got[key], value, rtol=TOL, atol=TOL,
+                                       err_msg=f"{name}/{key}")
+        got = run(name, {s.name: bad[s.name] for s in specs})
+        rows = [1, 2] if "x" in feed else [2] if "z" in feed else []
+        good = [i for i in range(4) if i not in rows]
+        for key, value in want.items():
+            assert_bad_rows(got[key], rows, f"{name}/{key}")
+            np.testing.assert_allclose(got[key][good], value[good], rtol=TOL, atol=TOL,
+                                       err_msg=f"{name}/{key}")
+
+
+def test_cli_gives_the_files_the_runs_threshold(tiny_run, tmp_path, capsys):
+    pytest.importorskip("ai_edge_litert")
+    import shutil
+
+    from tfvae.runs import RunDirectory
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run, run_dir, ignore=shutil.ignore_patterns(".tfvae.lock"))
+    RunDirectory(run_dir).write_threshold(Threshold(150.0, 0.01, "elbo", 3, 0, 200))
+    out = tmp_path / "vae.tflite"
+    assert main(["export", str(run_dir), "--format", "tflite", "--out", str(out)]) == 0
+    capsys.readouterr()
+    x = np.random.default_rng(0).uniform(size=(3, 28, 28, 1)).astype(np.float32)
+    seed = np.array([1, 2, 3], np.int64)
+    got = runner("tflite", out)("score", {"x": x, "seed": seed})
+    model = RunDirectory(run_dir).load_model()
+    want = serving_functions(model, K, score=ScoreSettings(3, 150.0))["score"](
+        tf.constant(x), tf.constant(seed))
+    np.testing.assert_allclose(got["score"], want["score"].numpy(), rtol=TOL, atol=TOL)
+    np.testing.assert_array_equal(got["anomaly"], want["anomaly"].numpy())

@@ -156,3 +156,97 @@ def test_a_csv_table_trains_and_its_new_rows_are_scored_by_id(tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path / "r2"), "--dataset", str(tmp_path / "rows.npz"),
                  "--label-column", "target", "--quiet"]) == 2
     assert "--label-column: expected a table" in capsys.readouterr().err
+
+
+def test_standardization_travels_with_the_model_and_keeps_the_density_of_raw_data(tmp_path):
+    from tfvae.models import VAE, load_model
+
+    rng = np.random.default_rng(0)
+    mean, scale = rng.normal(0, 100, 5), rng.uniform(0.5, 50, 5)
+    x = (rng.normal(size=(64, 5)) * scale + mean).astype(np.float32)
+    settings = dict(image_shape=(5,), likelihood="normal", latent_dim=2, hidden=8, seed=0)
+    raw = VAE(**settings, feature_mean=mean.tolist(), feature_scale=scale.tolist())
+    plain = VAE(**settings)
+    plain.set_weights(raw.get_weights())
+    # x = m + s x': log p(x) = log p(x') - sum log s, draw for draw.
+    standard = ((x - mean) / scale).astype(np.float32)
+    np.testing.assert_allclose(raw.elbo(x, seed=1).numpy(),
+                               plain.elbo(standard, seed=1).numpy() - np.log(scale).sum(),
+                               rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(raw.reconstruct(x).numpy(),
+                               plain.reconstruct(standard).numpy() * scale + mean, rtol=1e-4,
+                               atol=1e-3)
+    raw.save(tmp_path / "m.keras")
+    np.testing.assert_allclose(load_model(tmp_path / "m.keras").elbo(x, seed=1).numpy(),
+                               raw.elbo(x, seed=1).numpy(), rtol=1e-6)
+    with pytest.raises(InputError, match="^feature_scale: expected values > 0"):
+        VAE(**settings, feature_mean=[0.0] * 5, feature_scale=[1, 1, 0, 1, 1])
+    with pytest.raises(InputError, match="^feature_mean: expected 5 finite values"):
+        VAE(**settings, feature_mean=[0.0] * 4, feature_scale=[1.0] * 5)
+
+
+def test_train_standardizes_vectors_by_the_training_split(tmp_path):
+    from tfvae.training import train
+
+    rows = _normal_rows(600) * 40.0 + 1000.0  # far from where an untrained decoder starts
+    np.savez(tmp_path / "rows.npz", x=rows)
+    runs = {}
+    for standardize in ("auto", "off"):
+        runs[standardize] = train(tmp_path / standardize, model_config={
+            "latent_dim": 2, "hidden": 32}, data_config={"name": str(tmp_path / "rows.npz")},
+            epochs=3, batch_size=50, optimizer="adam", learning_rate=0.01, verbose=0,
+            standardize=standardize)
+    model = runs["auto"].model
+    train_rows = rows[:540].astype(np.float64)
+    np.testing.assert_allclose(model.feature_mean, train_rows.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(model.feature_scale, train_rows.std(axis=0), rtol=1e-4)
+    assert runs["off"].model.feature_mean is None
+    assert runs["auto"].config["train"]["standardize"] == "auto"
+    # Standardized, the model fits the data; raw, it is still far from it after as many steps.
+    assert runs["auto"].metrics["test_elbo"] > runs["off"].metrics["test_elbo"] + 100
+
+
+def test_a_mixed_table_trains_with_a_head_per_column_type(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    n = 300
+    real = rng.normal(50.0, 10.0, n)
+    flag = (real > 50).astype(int)
+    visits = rng.poisson(3.0, n)
+    colour = np.array(["red", "green", "blue"])[rng.integers(0, 3, n)]
+    lines = ["amount,flag,visits,colour"] + [f"{a:.3f},{f},{v},{c}" for a, f, v, c
+                                             in zip(real, flag, visits, colour)]
+    (tmp_path / "mixed.csv").write_text("\n".join(lines) + "\n")
+    run_dir = tmp_path / "run"
+    assert main(["train", "--out", str(run_dir), "--dataset", str(tmp_path / "mixed.csv"),
+                 "--latent-dim", "2", "--hidden", "16", "--epochs", "2", "--batch-size", "50",
+                 "--quiet"]) == 0
+    config = RunDirectory(run_dir).read_config()
+    assert config["model"]["likelihood"] == "table"
+    assert [c["type"] for c in config["model"]["columns"]] == ["real", "binary", "count",
+                                                             "categorical"]
+    assert config["model"]["columns"][3]["categories"] == ["blue", "green", "red"]
+    (tmp_path / "new.csv").write_text("amount,flag,visits,colour\n48.0,0,2,green\n"
+                                      "51.0,1,40,red\n")
+    assert main(["score", str(run_dir), "--input", str(tmp_path / "new.csv"), "--out",
+                 str(tmp_path / "s.csv")]) == 0
+    scores = [float(r["score"]) for r in csv.DictReader((tmp_path / "s.csv").open())]
+    assert len(scores) == 2 and scores[1] > scores[0]  # 40 visits where about 3 are usual
+    (tmp_path / "bad.csv").write_text("amount,flag,visits,colour\n48.0,0,2,purple\n")
+    assert main(["score", str(run_dir), "--input", str(tmp_path / "bad.csv"), "--out",
+                 str(tmp_path / "s2.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.csv" in err and "colour" in err and "purple" in err
+
+
+def test_graph_checks_follow_the_likelihood_support():
+    import tensorflow as tf
+
+    from tfvae.data.graph_checks import check_images, valid_images
+
+    rows = tf.constant([[0.0, 3.0], [0.5, 1.0], [-1.0, 2.0], [7.5, 0.2]])
+    assert valid_images(rows, "count").numpy().tolist() == [True, False, False, False]
+    assert valid_images(rows, "unit_interval").numpy().tolist() == [False, True, False, False]
+    assert valid_images(rows, "real").numpy().tolist() == [True] * 4
+    check_images(rows[:1], (2,), "count")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="non-negative integers"):
+        check_images(rows[1:2], (2,), "count")

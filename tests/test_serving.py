@@ -7,6 +7,7 @@ serving is TF Serving). Every answer is compared with the in-process model's.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -22,11 +23,13 @@ from conftest import ROOT, run_cli
 from serving_double import ModelServer
 from tfvae import cli
 from tfvae.errors import InputError
-from tfvae.export.savedmodel import export_run, serving_functions
+from tfvae.evaluation.scores import Threshold
+from tfvae.export.savedmodel import ScoreSettings, export_run, serving_functions
 from tfvae.export.client import Client, ServingError
 from tfvae.runs import RunDirectory, load_run
 
 MODEL = "mnist_vae"
+FLAGGED = "mnist_vae_flagged"  # the same run, with an anomaly threshold
 K = 100
 TOL = 1e-5
 PROTOCOLS = ["rest-row", "rest-columnar", "grpc"]
@@ -47,11 +50,21 @@ def served(tiny_run, tmp_path_factory):
         "sample": functions["sample"](tf.constant(seeds)),
         "reconstruct": functions["reconstruct"](tf.constant(x)),
         "log_likelihood": functions["log_likelihood"](tf.constant(x), tf.constant(seeds)),
+        "score": functions["score"](tf.constant(x), tf.constant(seeds)),
     }
     ref = {sig: {k: v.numpy() for k, v in out.items()} for sig, out in ref.items()}
-    server = ModelServer({MODEL: base / MODEL}).start()
+    # A second model: the run with an anomaly threshold, whose score flags anomalies. The
+    # threshold (4 draws) lies between the rows' scores for seed 0.
+    scores = serving_functions(model, K, score=ScoreSettings(4))["score"](
+        tf.constant(x), tf.zeros([3], tf.int64))["score"].numpy()
+    threshold = float(np.median(scores))
+    flagged = tmp_path_factory.mktemp("flagged") / "run"
+    shutil.copytree(tiny_run, flagged, ignore=shutil.ignore_patterns(".tfvae.lock"))
+    RunDirectory(flagged).write_threshold(Threshold(threshold, 0.01, "elbo", 4, 0, 200))
+    export_run(flagged, FLAGGED, base_dir=base, num_samples=K)
+    server = ModelServer({MODEL: base / MODEL, FLAGGED: base / FLAGGED}).start()
     yield {"server": server, "path": path, "model": model, "x": x, "seeds": seeds, "z": z,
-           "ref": ref}
+           "ref": ref, "threshold": threshold, "flagged_scores": scores}
     server.stop()
 
 
@@ -77,7 +90,8 @@ def test_every_signature_matches_in_process(served, protocol):
                           ("sample", client.sample(served["seeds"], format=f)),
                           ("reconstruct", client.reconstruct(served["x"], format=f)),
                           ("log_likelihood", client.log_likelihood(served["x"], served["seeds"],
-                                                                   format=f))]:
+                                                                   format=f)),
+                          ("score", client.score(served["x"], served["seeds"], format=f))]:
             want = ref["encode" if name == "serving_default" else name]
             assert sorted(out) == sorted(want), name
             for key in want:
@@ -94,13 +108,15 @@ def test_status_and_metadata(served, protocol):
         assert meta["version"] == 1
         sigs = meta["signatures"]
         assert set(sigs) == {"encode", "decode", "sample", "reconstruct", "log_likelihood",
-                             "serving_default"}
+                             "score", "serving_default"}
         assert sigs["encode"]["inputs"] == {"x": {"dtype": "DT_FLOAT", "shape": [-1, 28, 28, 1]}}
         assert sigs["serving_default"]["inputs"] == sigs["encode"]["inputs"]
         assert sigs["sample"]["inputs"] == {"seed": {"dtype": "DT_INT64", "shape": [-1]}}
         assert sigs["decode"]["inputs"] == {"z": {"dtype": "DT_FLOAT", "shape": [-1, 4]}}
         assert set(sigs["log_likelihood"]["inputs"]) == {"x", "seed"}
         assert set(sigs["log_likelihood"]["outputs"]) == {"elbo", "log_px"}
+        assert set(sigs["score"]["inputs"]) == {"x", "seed"}
+        assert sigs["score"]["outputs"] == {"score": {"dtype": "DT_FLOAT", "shape": [-1]}}
     with Client(url(served, protocol), MODEL, version=1) as client:
         close(client.encode(served["x"])["z_mean"], served["ref"]["encode"]["z_mean"])
     with Client(url(served, protocol), MODEL, version=2) as client:
@@ -392,6 +408,12 @@ def test_example_uses_the_export_with_tensorflow_alone(served, tmp_path):
     np.testing.assert_allclose(out["encode"]["z_mean"], want["z_mean"].numpy(), atol=TOL)
     np.testing.assert_allclose(out["sample"]["z"], served["ref"]["sample"]["z"][:2], atol=TOL)
     assert np.isfinite(out["log_likelihood"]["log_px"][0])
+    # The score of the image for the first seed; no threshold in this export, so no flag.
+    assert out["model"]["score_num_samples"] == 16
+    assert sorted(out["score"]) == ["score", "threshold"] and out["score"]["threshold"] is None
+    want = serving_functions(served["model"])["score"](
+        tf.constant(grey[None, :, :, None] / 255, tf.float32), tf.constant([3], tf.int64))
+    np.testing.assert_allclose(out["score"]["score"], want["score"].numpy(), rtol=TOL)
 
 
 def test_cli_client_says_when_the_server_cannot_be_reached_or_does_not_answer(capsys):
@@ -412,3 +434,93 @@ def test_cli_client_says_when_the_server_cannot_be_reached_or_does_not_answer(ca
         assert time.monotonic() - start < 30
     err = capsys.readouterr().err
     assert "the server did not answer in time" in err and "1 s" in err
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_score_flags_anomalies_above_the_exports_threshold(served, protocol):
+    f = fmt(protocol)
+    with Client(url(served, protocol), FLAGGED) as client:
+        sigs = client.metadata()["signatures"]
+        assert sigs["score"]["outputs"] == {"score": {"dtype": "DT_FLOAT", "shape": [-1]},
+                                            "anomaly": {"dtype": "DT_INT64", "shape": [-1]}}
+        out = client.score(served["x"], format=f)  # one seed, 0, for every row
+        close(out["score"], served["flagged_scores"])
+        assert out["anomaly"].dtype == np.int64
+        np.testing.assert_array_equal(out["anomaly"], out["score"] > served["threshold"])
+        assert sorted(out["anomaly"].tolist()) == [0, 0, 1]
+        # Per-row seeds: row i's score is that of seed i alone.
+        again = client.score(served["x"][1:], [5, 6], format=f)
+        want = serving_functions(served["model"], K, score=ScoreSettings(4))["score"](
+            tf.constant(served["x"][1:]), tf.constant([5, 6], tf.int64))["score"].numpy()
+        close(again["score"], want)
+        # A NaN row: the whole request is refused, naming x; the next is answered.
+        with pytest.raises(ServingError) as error:
+            client.score(_nan(served["x"]), format=f)
+        assert error.value.code == ("INVALID_ARGUMENT" if protocol == "grpc" else "HTTP 400")
+        assert "x: expected finite pixel values, got NaN or infinity" in error.value.message
+        close(client.score(served["x"], format=f)["score"], served["flagged_scores"])
+    with pytest.raises(InputError, match="seeds: expected a non-empty list of int64"):
+        Client(url(served, protocol), FLAGGED).score(served["x"], [1.5, 2.5, 3.5])
+
+
+def test_cli_client_score(served, tmp_path, capsys):
+    server = served["server"]
+    x = served["x"]
+    np.save(tmp_path / "rows.npy", x)
+    np.savez(tmp_path / "rows.npz", x=(x[:2] * 255).round().astype(np.uint8))
+    rest = ["--url", server.rest_url, "--model-name", FLAGGED]
+
+    # Over gRPC, the installed command: one JSON line per example, with the anomaly flag.
+    result = run_cli("client", "score", "--url", server.grpc_url, "--model-name", FLAGGED,
+                     tmp_path / "rows.npy")
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [json.loads(text) for text in result.stdout.splitlines()]
+    assert [(line["input"], line["index"]) for line in lines] == [
+        (str(tmp_path / "rows.npy"), i) for i in range(3)]
+    close(np.array([line["score"] for line in lines], np.float32), served["flagged_scores"])
+    assert [line["anomaly"] for line in lines] == [
+        int(line["score"] > served["threshold"]) for line in lines]
+
+    # Over REST in process, in requests of 2 rows, to a CSV as tfvae score writes it; grey
+    # levels 0..255 are scaled as images are.
+    out = tmp_path / "scores.csv"
+    assert cli.main(["client", "score", *rest, "--batch-size", "2", "--seed", "9",
+                     str(tmp_path / "rows.npy"), str(tmp_path / "rows.npz"), "--out",
+                     str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1].startswith(f"tfvae client score: 5 scores written to {out}")
+    rows = [line.split(",") for line in out.read_text().splitlines()]
+    assert rows[0] == ["input", "row", "score", "anomaly"]
+    assert [(r[0], int(r[1])) for r in rows[1:]] == [
+        (str(tmp_path / "rows.npy"), i) for i in range(3)] + [
+        (str(tmp_path / "rows.npz"), i) for i in range(2)]
+    scores = np.array([float(r[2]) for r in rows[1:]], np.float32)
+    functions = serving_functions(served["model"], K,
+                                  score=ScoreSettings(4, served["threshold"]))
+    grey = (x[:2] * 255).round() / 255
+    want = functions["score"](tf.constant(np.concatenate([x, grey]), tf.float32),
+                              tf.fill([5], tf.constant(9, tf.int64)))
+    close(scores, want["score"].numpy())
+    assert [int(r[3]) for r in rows[1:]] == want["anomaly"].numpy().tolist()
+    assert cli.main(["client", "score", *rest, str(tmp_path / "rows.npy"), "--out",
+                     str(out)]) == 2
+    assert "--out: expected a file that does not exist yet" in capsys.readouterr().err
+
+    # The model without a threshold: scores alone.
+    assert cli.main(["client", "score", "--url", server.rest_url, "--model-name", MODEL,
+                     str(tmp_path / "rows.npy"), "--seed", "3"]) == 0
+    lines = [json.loads(text) for text in capsys.readouterr().out.splitlines()]
+    assert all(sorted(line) == ["index", "input", "score"] for line in lines)
+    want = serving_functions(served["model"], K)["score"](tf.constant(x),
+                                                         tf.fill([3], tf.constant(3, tf.int64)))
+    close(np.array([line["score"] for line in lines], np.float32), want["score"].numpy())
+
+    # Examples of another shape: refused before any request; a NaN: refused by the server.
+    np.save(tmp_path / "wide.npy", np.zeros((2, 30), np.float32))
+    assert cli.main(["client", "score", *rest, str(tmp_path / "wide.npy")]) == 2
+    assert "INPUT: expected examples of shape (28, 28, 1)" in capsys.readouterr().err
+    np.save(tmp_path / "nan.npy", _nan(x))
+    assert cli.main(["client", "score", *rest, str(tmp_path / "nan.npy")]) == 1
+    err = capsys.readouterr().err
+    assert "tfvae client score: the server refused the request: HTTP 400" in err
+    assert "x: expected finite pixel values" in err

@@ -121,6 +121,9 @@ SETTINGS = {s.name: s for s in (
     Setting("gradient", "model", "standard", choices=GRADIENTS, group=_CONTROLS,
             help="the encoder's gradient: the bound's own, doubly reparameterized (dreg, with "
                  f"{arg('objective', 'iwae')}) or sticking the landing (stl, with {arg('kl', 'sampled')})"),
+    Setting("standardize", "train", "auto", choices=("auto", "on", "off"),
+            help="standardize each feature by the training split's mean and standard deviation "
+                 "inside the model, which takes and gives data as it is (auto: on for vectors)"),
     # the optimization
     Setting("epochs", "train", 10, int, help="total epochs"),
     Setting("batch_size", "train", 100, int),

@@ -1,25 +1,33 @@
 /*
- * tfvae_encode: encode images with a tfvae SavedModel through the TensorFlow C API.
+ * tfvae_encode: run a tfvae SavedModel's signatures on images or vectors through the TensorFlow
+ * C API.
  *
- *   tfvae_encode [--signature NAME] [--float64] [--label L] EXPORT_DIR IMAGE...
+ *   tfvae_encode [--signature NAME] [--seed S] [--float64] [--label L] EXPORT_DIR INPUT...
  *
  * Loads EXPORT_DIR (e.g. export/mnist_vae/1) with TF_LoadSessionFromSavedModel, the C++ loader
- * TF Serving uses, finds the signature's tensors in the MetaGraphDef (default "encode": input
- * "x", outputs "z_mean" and "z_stddev") and runs each IMAGE through it. An IMAGE is
+ * TF Serving uses, finds the signature's tensors in the MetaGraphDef and runs each INPUT through
+ * it. The signature (default "encode") is any that takes the examples "x": encode (outputs
+ * z_mean, z_stddev), reconstruct, log_likelihood or score (the anomaly score, and "anomaly" when
+ * the export carries the run's threshold). An INPUT is
  *
  *   - a binary PGM file (P5, maxval <= 255): one [1, height, width, 1] image, pixels / maxval;
- *   - any other file: raw little-endian float32 values in row-major [N, H, W, C] order, N >= 1
- *     images of the signature's shape (e.g. 784 values per 28x28x1 image).
+ *   - any other file: raw little-endian float32 values in row-major [N, *E] order, N >= 1
+ *     examples of the signature's shape E (784 values per 28x28x1 image, D per vector [D]).
  *
- * A conditional model's signature also takes "label" (int64 [N]): --label L gives every image
- * of the run class L, and is required by such a model (refused by another).
+ * A signature that takes seeds ("seed", int64 [N]: log_likelihood, score) gives every example
+ * the seed S of --seed (default 0); the same seed gives the same numbers in every loader. A
+ * conditional model's signature also takes "label" (int64 [N]): --label L gives every example
+ * class L, and is required by such a model (refused by another).
  *
- * Prints one JSON line per IMAGE on stdout:
+ * Prints one JSON line per INPUT on stdout, every output of the signature by its name, a list
+ * per example (a number per example for outputs [N] such as score):
  *   {"image": "PATH", "z_mean": [[...]], "z_stddev": [[...]]}
- * A request the model refuses (NaN, a pixel outside [0, 1], a wrong shape, or a float64 tensor
- * with --float64, which sends the pixels as float64) is reported on stderr as
+ *   {"image": "PATH", "anomaly": [0, 1], "score": [87.5, 412.25]}
+ * A request the model refuses (NaN, a pixel outside [0, 1] for a Bernoulli model, a wrong
+ * shape, or a float64 tensor with --float64, which sends the values as float64) is reported on
+ * stderr as
  *   tfvae_encode: PATH: INVALID_ARGUMENT: <TensorFlow's message>
- * and the next IMAGE is still answered. Exit status: 0 if every image was encoded, 1 if any
+ * and the next INPUT is still answered. Exit status: 0 if every INPUT was answered, 1 if any
  * failed, 2 on a usage error or a model that cannot be loaded.
  *
  * The signature's tensor names are read from the MetaGraphDef's protobuf wire format by the
@@ -35,6 +43,7 @@
 #include "tensorflow/c/c_api.h"
 
 #define MAX_RANK 8
+#define MAX_OUTPUTS 8
 
 /* ------------------------------------------------------------ protobuf wire-format reading */
 
@@ -113,7 +122,9 @@ static int map_value(Reader msg, uint32_t field, const char *key, Reader *value)
 }
 
 typedef struct {
-  char name[256];
+  char alias[64]; /* the name in the signature: "x", "z_mean", "score" */
+  char name[256]; /* the graph's tensor: "encode_x:0" */
+  int dtype;      /* tensorflow::DataType: 1 float, 2 double, 3 int32, 9 int64, 10 bool */
   int rank;
   int64_t dims[MAX_RANK];
 } TensorInfo;
@@ -127,6 +138,8 @@ static int tensor_info(Reader info, TensorInfo *out) {
   while (next_field(&info, &f, &w, &sub, &value)) {
     if (f == 1 && w == 2 && (size_t)(sub.end - sub.p) < sizeof out->name) {
       memcpy(out->name, sub.p, sub.end - sub.p);
+    } else if (f == 2 && w == 0) {
+      out->dtype = (int)value;
     } else if (f == 3 && w == 2) {
       Reader shape = sub, dim;
       uint32_t sf, sw;
@@ -153,6 +166,40 @@ static int find_tensor(TF_Buffer *meta_graph, const char *signature, int outputs
          tensor_info(info, out);
 }
 
+/* Every output of `signature` (at most `max` of them), sorted by alias; returns their count. */
+static int signature_outputs(TF_Buffer *meta_graph, const char *signature, TensorInfo *outputs,
+                             int max) {
+  Reader meta = {meta_graph->data, (const uint8_t *)meta_graph->data + meta_graph->length};
+  Reader sig, sub, part;
+  uint32_t f, w, ef, ew;
+  uint64_t ignored;
+  int count = 0;
+  if (!map_value(meta, 5, signature, &sig)) return 0;
+  while (next_field(&sig, &f, &w, &sub, &ignored)) {
+    if (f != 2 || w != 2 || count == max) continue; /* SignatureDef.outputs = 2 */
+    Reader key = {0}, info = {0};
+    int have_key = 0, have_info = 0;
+    while (next_field(&sub, &ef, &ew, &part, &ignored)) {
+      if (ef == 1 && ew == 2) key = part, have_key = 1;
+      if (ef == 2 && ew == 2) info = part, have_info = 1;
+    }
+    TensorInfo *out = &outputs[count];
+    if (!have_key || !have_info || (size_t)(key.end - key.p) >= sizeof out->alias ||
+        !tensor_info(info, out))
+      continue;
+    memcpy(out->alias, key.p, key.end - key.p);
+    out->alias[key.end - key.p] = '\0';
+    count++;
+  }
+  for (int i = 1; i < count; i++) /* insertion sort: a handful of outputs */
+    for (int j = i; j > 0 && strcmp(outputs[j - 1].alias, outputs[j].alias) > 0; j--) {
+      TensorInfo t = outputs[j];
+      outputs[j] = outputs[j - 1];
+      outputs[j - 1] = t;
+    }
+  return count;
+}
+
 static TF_Output graph_output(TF_Graph *graph, const char *tensor_name) {
   char op[256];
   TF_Output out = {NULL, 0};
@@ -170,7 +217,8 @@ static TF_Output graph_output(TF_Graph *graph, const char *tensor_name) {
 
 typedef struct {
   float *values;
-  int64_t dims[4];
+  int rank;
+  int64_t dims[MAX_RANK];
 } Image;
 
 static int read_file(const char *path, uint8_t **data, size_t *size) {
@@ -203,7 +251,7 @@ static const uint8_t *pgm_token(const uint8_t *p, const uint8_t *end, long *valu
   return p;
 }
 
-/* Reads IMAGE into `image`; `shape` is the signature's input shape [-1, H, W, C]. */
+/* Reads INPUT into `image`; `shape` is the signature's input shape [-1, *E]. */
 static int read_image(const char *path, const TensorInfo *shape, Image *image, char *error,
                       size_t error_size) {
   uint8_t *data;
@@ -222,6 +270,7 @@ static int read_image(const char *path, const TensorInfo *shape, Image *image, c
       p++; /* the single whitespace after maxval */
       image->values = malloc(sizeof(float) * width * height);
       for (long i = 0; i < width * height; i++) image->values[i] = (float)p[i] / (float)maxval;
+      image->rank = 4;
       image->dims[0] = 1, image->dims[1] = height, image->dims[2] = width, image->dims[3] = 1;
       ok = 1;
     } else {
@@ -231,16 +280,17 @@ static int read_image(const char *path, const TensorInfo *shape, Image *image, c
     int64_t per_image = 1;
     for (int i = 1; i < shape->rank; i++) per_image *= shape->dims[i];
     size_t count = size / sizeof(float);
-    if (shape->rank != 4 || per_image <= 0 || size % sizeof(float) || count == 0 ||
+    if (shape->rank < 2 || per_image <= 0 || size % sizeof(float) || count == 0 ||
         count % per_image) {
       snprintf(error, error_size,
-               "expected raw float32 values, a multiple of %lld per image, got %zu bytes",
+               "expected raw float32 values, a multiple of %lld per example, got %zu bytes",
                (long long)per_image, size);
     } else {
       image->values = malloc(size);
       memcpy(image->values, data, size); /* float32 files are little-endian, like the host */
+      image->rank = shape->rank;
       image->dims[0] = (int64_t)(count / per_image);
-      for (int i = 1; i < 4; i++) image->dims[i] = shape->dims[i];
+      for (int i = 1; i < shape->rank; i++) image->dims[i] = shape->dims[i];
       ok = 1;
     }
   }
@@ -259,14 +309,39 @@ static const char *code_name(TF_Code code) {
   return (unsigned)code < sizeof names / sizeof *names ? names[code] : "UNKNOWN";
 }
 
-static void print_rows(const char *key, TF_Tensor *t) {
-  int64_t rows = TF_Dim(t, 0), cols = TF_NumDims(t) > 1 ? TF_Dim(t, 1) : 1;
-  const float *v = TF_TensorData(t);
+/* An output [N, ...] as JSON: a list per example (its values flat), or for an output [N] a
+   number per example. float32 and float64 as floats, integers and booleans as integers. */
+static void print_output(const char *key, TF_Tensor *t) {
+  int64_t rows = TF_NumDims(t) ? TF_Dim(t, 0) : 1, cols = 1;
+  for (int d = 1; d < TF_NumDims(t); d++) cols *= TF_Dim(t, d);
+  TF_DataType type = TF_TensorType(t);
+  const void *data = TF_TensorData(t);
   printf("\"%s\": [", key);
   for (int64_t i = 0; i < rows; i++) {
-    printf(i ? ", [" : "[");
-    for (int64_t j = 0; j < cols; j++) printf(j ? ", %.9g" : "%.9g", v[i * cols + j]);
-    printf("]");
+    if (i) printf(", ");
+    if (TF_NumDims(t) > 1) printf("[");
+    for (int64_t j = 0; j < cols; j++) {
+      int64_t k = i * cols + j;
+      if (j) printf(", ");
+      if (type == TF_FLOAT) {
+        float v = ((const float *)data)[k];
+        if (isfinite(v)) printf("%.9g", v);
+        else printf("NaN"); /* as Python's json reads it */
+      } else if (type == TF_DOUBLE) {
+        double v = ((const double *)data)[k];
+        if (isfinite(v)) printf("%.17g", v);
+        else printf("NaN");
+      } else if (type == TF_INT64) {
+        printf("%lld", (long long)((const int64_t *)data)[k]);
+      } else if (type == TF_INT32) {
+        printf("%d", (int)((const int32_t *)data)[k]);
+      } else if (type == TF_BOOL) {
+        printf("%d", ((const unsigned char *)data)[k] ? 1 : 0);
+      } else {
+        printf("null");
+      }
+    }
+    if (TF_NumDims(t) > 1) printf("]");
   }
   printf("]");
 }
@@ -285,14 +360,24 @@ static void no_free(void *data, size_t len, void *arg) { (void)data, (void)len, 
 
 static int usage(void) {
   fprintf(stderr,
-          "usage: tfvae_encode [--signature NAME] [--float64] [--label L] EXPORT_DIR IMAGE...\n");
+          "usage: tfvae_encode [--signature NAME] [--seed S] [--float64] [--label L] "
+          "EXPORT_DIR INPUT...\n");
   return 2;
+}
+
+/* An int64 [n] tensor of `value` repeated. */
+static TF_Tensor *repeated_int64(int64_t n, int64_t value) {
+  int64_t dims[1] = {n};
+  TF_Tensor *t = TF_AllocateTensor(TF_INT64, dims, 1, sizeof(int64_t) * (size_t)n);
+  int64_t *values = TF_TensorData(t);
+  for (int64_t i = 0; i < n; i++) values[i] = value;
+  return t;
 }
 
 int main(int argc, char **argv) {
   const char *signature = "encode";
-  int as_float64 = 0, arg = 1, has_label = 0;
-  int64_t label_value = 0;
+  int as_float64 = 0, arg = 1, has_label = 0, has_seed = 0;
+  int64_t label_value = 0, seed_value = 0;
   for (; arg < argc && strncmp(argv[arg], "--", 2) == 0; arg++) {
     char *end;
     if (strcmp(argv[arg], "--float64") == 0) as_float64 = 1;
@@ -301,6 +386,10 @@ int main(int argc, char **argv) {
       label_value = strtoll(argv[++arg], &end, 10);
       if (*end || end == argv[arg]) return usage();
       has_label = 1;
+    } else if (strcmp(argv[arg], "--seed") == 0 && arg + 1 < argc) {
+      seed_value = strtoll(argv[++arg], &end, 10);
+      if (*end || end == argv[arg]) return usage();
+      has_seed = 1;
     } else return usage();
   }
   if (argc - arg < 2) return usage();
@@ -317,17 +406,14 @@ int main(int argc, char **argv) {
     fprintf(stderr, "tfvae_encode: cannot load %s: %s\n", export_dir, TF_Message(status));
     return 2;
   }
-  TensorInfo x, z_mean, z_stddev;
-  if (!find_tensor(meta_graph, signature, 0, "x", &x) ||
-      !find_tensor(meta_graph, signature, 1, "z_mean", &z_mean) ||
-      !find_tensor(meta_graph, signature, 1, "z_stddev", &z_stddev)) {
-    fprintf(stderr,
-            "tfvae_encode: %s: signature \"%s\" with input x and outputs z_mean, z_stddev "
-            "not found\n",
+  TensorInfo x, outputs_info[MAX_OUTPUTS];
+  int num_outputs = signature_outputs(meta_graph, signature, outputs_info, MAX_OUTPUTS);
+  if (!find_tensor(meta_graph, signature, 0, "x", &x) || num_outputs == 0) {
+    fprintf(stderr, "tfvae_encode: %s: signature \"%s\" with input x and outputs not found\n",
             export_dir, signature);
     return 2;
   }
-  TensorInfo label;
+  TensorInfo label, seed;
   int conditional = find_tensor(meta_graph, signature, 0, "label", &label);
   if (conditional != has_label) {
     fprintf(stderr, "tfvae_encode: %s: --label %s\n", export_dir,
@@ -335,10 +421,26 @@ int main(int argc, char **argv) {
                         : "is for a conditional model; this one takes no label");
     return 2;
   }
-  TF_Output inputs[2] = {graph_output(graph, x.name),
-                         conditional ? graph_output(graph, label.name) : graph_output(graph, x.name)};
-  TF_Output outputs[2] = {graph_output(graph, z_mean.name), graph_output(graph, z_stddev.name)};
-  if (!inputs[0].oper || !inputs[1].oper || !outputs[0].oper || !outputs[1].oper) {
+  int seeded = find_tensor(meta_graph, signature, 0, "seed", &seed);
+  if (has_seed && !seeded) {
+    fprintf(stderr, "tfvae_encode: %s: --seed is for a signature that takes seeds; \"%s\" "
+            "takes none\n", export_dir, signature);
+    return 2;
+  }
+  /* The inputs: x, then the seeds and the labels the signature takes. */
+  TF_Output inputs[3];
+  int num_inputs = 0;
+  inputs[num_inputs++] = graph_output(graph, x.name);
+  if (seeded) inputs[num_inputs++] = graph_output(graph, seed.name);
+  if (conditional) inputs[num_inputs++] = graph_output(graph, label.name);
+  TF_Output outputs[MAX_OUTPUTS];
+  int found = 1;
+  for (int i = 0; i < num_inputs; i++) found = found && inputs[i].oper;
+  for (int i = 0; i < num_outputs; i++) {
+    outputs[i] = graph_output(graph, outputs_info[i].name);
+    found = found && outputs[i].oper;
+  }
+  if (!found) {
     fprintf(stderr, "tfvae_encode: %s: the signature's tensors are not in the graph\n",
             export_dir);
     return 2;
@@ -354,7 +456,8 @@ int main(int argc, char **argv) {
       failures++;
       continue;
     }
-    size_t count = (size_t)(image.dims[0] * image.dims[1] * image.dims[2] * image.dims[3]);
+    size_t count = 1;
+    for (int d = 0; d < image.rank; d++) count *= (size_t)image.dims[d];
     void *data = image.values;
     double *doubles = NULL;
     if (as_float64) {
@@ -363,17 +466,16 @@ int main(int argc, char **argv) {
       data = doubles;
     }
     size_t bytes = count * (as_float64 ? sizeof(double) : sizeof(float));
-    TF_Tensor *tensors[2] = {
-        TF_NewTensor(as_float64 ? TF_DOUBLE : TF_FLOAT, image.dims, 4, data, bytes, no_free, NULL),
-        NULL};
-    if (conditional) { /* one label per image of the file */
-      tensors[1] = TF_AllocateTensor(TF_INT64, image.dims, 1, sizeof(int64_t) * image.dims[0]);
-      int64_t *labels = TF_TensorData(tensors[1]);
-      for (int64_t i = 0; i < image.dims[0]; i++) labels[i] = label_value;
-    }
-    TF_Tensor *results[2] = {NULL, NULL};
-    TF_SessionRun(session, NULL, inputs, tensors, conditional ? 2 : 1, outputs, results, 2, NULL,
-                  0, NULL, status);
+    TF_Tensor *tensors[3] = {NULL, NULL, NULL};
+    int t = 0;
+    tensors[t++] = TF_NewTensor(as_float64 ? TF_DOUBLE : TF_FLOAT, image.dims, image.rank, data,
+                                bytes, no_free, NULL);
+    /* One seed and one label per example of the file. */
+    if (seeded) tensors[t++] = repeated_int64(image.dims[0], seed_value);
+    if (conditional) tensors[t++] = repeated_int64(image.dims[0], label_value);
+    TF_Tensor *results[MAX_OUTPUTS] = {NULL};
+    TF_SessionRun(session, NULL, inputs, tensors, num_inputs, outputs, results, num_outputs,
+                  NULL, 0, NULL, status);
     if (TF_GetCode(status) != TF_OK) {
       fprintf(stderr, "tfvae_encode: %s: %s: %s\n", path, code_name(TF_GetCode(status)),
               TF_Message(status));
@@ -381,16 +483,16 @@ int main(int argc, char **argv) {
     } else {
       printf("{\"image\": ");
       json_string(path);
-      printf(", ");
-      print_rows("z_mean", results[0]);
-      printf(", ");
-      print_rows("z_stddev", results[1]);
+      for (int i = 0; i < num_outputs; i++) {
+        printf(", ");
+        print_output(outputs_info[i].alias, results[i]);
+      }
       printf("}\n");
       fflush(stdout);
     }
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < num_outputs; i++)
       if (results[i]) TF_DeleteTensor(results[i]);
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < num_inputs; i++)
       if (tensors[i]) TF_DeleteTensor(tensors[i]);
     free(image.values);
     free(doubles);

@@ -3,8 +3,9 @@
     python serving/examples/use_export.py export/mnist_vae/1 [--image DIGIT.png] [--seeds 0 1 2]
 
 Draws one image per seed with the ``sample`` signature, encodes the image given (a grey PNG, JPEG
-or BMP; by default the first sample), reconstructs it and estimates its log-likelihood, and
-prints the results as one JSON object. The metadata is a plain file in the export,
+or BMP; by default the first sample), reconstructs it, estimates its log-likelihood and its
+anomaly score (with the ``anomaly`` flag when the export carries the run's threshold), and prints
+the results as one JSON object. The metadata is a plain file in the export,
 ``assets/tfvae.json``; programs in other languages read it the same way.
 """
 
@@ -40,11 +41,13 @@ def main(argv=None):
         x = drawn["x_mean"][:1]
     code = encode(x=x)
     likelihood = log_likelihood(x=x, seed=tf.constant(args.seeds[:1], tf.int64))
+    # score: minus the ELBO over the draws fixed at export; "anomaly" only with a threshold.
+    scored = model.signatures["score"](x=x, seed=tf.constant(args.seeds[:1], tf.int64))
 
     print(json.dumps({
         "model": {key: metadata.get(key) for key in
                   ("dataset", "image_shape", "latent_dim", "likelihood", "test_elbo",
-                   "log_likelihood_num_samples")},
+                   "log_likelihood_num_samples", "score_num_samples")},
         "sample": {"seed": args.seeds, "z": drawn["z"].numpy().tolist()},
         "encode": {"z_mean": code["z_mean"].numpy().tolist(),
                    "z_stddev": code["z_stddev"].numpy().tolist()},
@@ -52,6 +55,8 @@ def main(argv=None):
             tf.reduce_mean(tf.abs(reconstruct(x=x)["x_mean"] - x))),
         "log_likelihood": {"elbo": likelihood["elbo"].numpy().tolist(),
                            "log_px": likelihood["log_px"].numpy().tolist()},
+        "score": {**{key: value.numpy().tolist() for key, value in scored.items()},
+                  "threshold": (metadata.get("anomaly_threshold") or {}).get("threshold")},
     }))
 
 

@@ -15,6 +15,7 @@ import tensorflow as tf
 from tfvae.checks import check_int
 from tfvae.data import model_images
 from tfvae.errors import InputError
+from tfvae.layers.standardize import Standardize
 
 
 def latent_means(model, x, batch_size=1000, labels=None):
@@ -156,8 +157,11 @@ def classifier_from_encoder(model, num_classes, *, copy_weights=True, name="clas
                          type(model).__name__)
     body = type(source).from_config(source.get_config())
     inputs = keras.Input(tuple(model.image_shape), name="x")
+    # The encoder's own view of x: standardized by the model's feature statistics, if any.
+    seen = Standardize(getattr(model, "feature_mean", None), getattr(model, "feature_scale", None),
+                       name="standardize")(inputs)
     outputs = keras.layers.Dense(int(num_classes), activation="softmax", name="classes")(
-        body(inputs))
+        body(seen))
     classifier = keras.Model(inputs, outputs, name=name)
     if copy_weights:
         body.set_weights(source.get_weights())

@@ -45,6 +45,23 @@ def register(subparsers):
     q.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     q.set_defaults(func=sample)
 
+    q = sub.add_parser("score", parents=[common],
+                       help="print (and write as CSV) the anomaly score of each example",
+                       description="Send the examples of each INPUT to the score signature and "
+                                   "print one JSON line per example: its score (minus the ELBO, "
+                                   "higher: more unusual) and, when the export has the run's "
+                                   "threshold, anomaly (1 above it).")
+    q.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help=".npy of examples ([N, *E] or one [*E]), .npz with x (and y, a "
+                        "conditional model's labels), or a PNG/PGM/JPEG/BMP image")
+    q.add_argument("--seed", type=int, default=0,
+                   help="every example's seed: the same seed gives the same score (default: 0)")
+    q.add_argument("--batch-size", type=int, default=256,
+                   help="examples per request (default: 256, the max_batch_size of "
+                        "serving/batching.config)")
+    add_out_argument(q, ".csv", what="scores CSV (input, row, score[, anomaly])", required=False)
+    q.set_defaults(func=score)
+
     q = sub.add_parser("status", parents=[common], help="print the model's version states")
     q.set_defaults(func=status)
     q = sub.add_parser("metadata", parents=[common], help="print the served signatures")
@@ -125,6 +142,113 @@ def sample(args):
         save_grid(out["x_mean"], path, overwrite=args.overwrite)
         print(f"tfvae client sample: {len(args.seeds)} images written to {path}")
     return 0
+
+
+def score(args):
+    import csv
+    import io
+    import json
+
+    from tfvae.checks import MAX_INT64, check_int
+    from tfvae.errors import InputError
+    from tfvae.storage import check_output, write_text
+
+    out = args.out and check_output(args.out, ".csv", overwrite=args.overwrite)
+    batch_size = check_int("--batch-size", args.batch_size)
+    check_int("--seed", args.seed, minimum=-MAX_INT64 - 1, maximum=MAX_INT64)
+
+    def request(client):
+        signature = client.signatures().get("score")
+        if signature is None:
+            raise InputError("--model-name", "a model served with a score signature (a tfvae "
+                             "export of a model with a bound)",
+                             f"{args.model_name!r}, whose signatures are "
+                             f"{sorted(client.signatures())}")
+        shape = signature["inputs"]["x"]["shape"][1:]
+        conditional = "label" in signature["inputs"]
+        rows = []
+        for path in args.inputs:
+            x, y = read_examples(path, shape, conditional)
+            for start in range(0, len(x), batch_size):
+                part = slice(start, start + batch_size)
+                got = client.score(x[part], args.seed, None if y is None else y[part],
+                                   format=args.format)
+                for i, value in enumerate(got["score"]):
+                    row = {"input": path, "index": start + i, "score": float(value)}
+                    if "anomaly" in got:
+                        row["anomaly"] = int(got["anomaly"][i])
+                    rows.append(row)
+                    print(json.dumps(row))
+        return rows
+
+    rows = _call(args, request)
+    if rows is None:
+        return 1
+    if out:
+        text = io.StringIO()
+        table = csv.writer(text, lineterminator="\n")
+        columns = ["input", "row", "score"] + (["anomaly"] if rows and "anomaly" in rows[0]
+                                               else [])
+        table.writerow(columns)
+        table.writerows([row["input"], row["index"], repr(row["score"])]
+                        + ([row["anomaly"]] if "anomaly" in columns else []) for row in rows)
+        write_text(out, text.getvalue(), overwrite=args.overwrite)
+        flagged = (f"; {sum(row['anomaly'] for row in rows)} above the threshold"
+                   if "anomaly" in columns else "")
+        print(f"tfvae client score: {len(rows)} scores written to {out}{flagged}")
+    return 0
+
+
+def read_examples(path, shape, conditional=False):
+    """The examples of INPUT ``path`` as float32 [N, *shape] (``shape``: the served ``x``'s
+    trailing shape), with a conditional model's int64 labels [N] (else None).
+
+    Images (an image file, or an .npy/.npz of images) are read as :func:`read_images` reads
+    them, grey levels 0..255 scaled to [0, 1]; vectors (``shape`` [D]) are taken as they are.
+    """
+    import numpy as np
+
+    from tfvae.data.files import read_npy, read_npz
+    from tfvae.errors import InputError
+
+    suffix = Path(path).suffix.lower()
+    y = None
+    if suffix == ".npz":
+        arrays = read_npz(Path(path), "INPUT", "a readable .npz file with x")
+        if "x" not in arrays:
+            raise InputError("INPUT", "an .npz with x (the examples)",
+                             f"{path!r} with {sorted(arrays)}")
+        x = arrays["x"]
+        if conditional:
+            if "y" not in arrays:
+                raise InputError("INPUT", "an .npz with y, the labels of a conditional model",
+                                 f"{path!r} with {sorted(arrays)}")
+            y = np.asarray(arrays["y"]).reshape(-1).astype(np.int64)
+    elif conditional:
+        raise InputError("INPUT", "an .npz with x and y (a conditional model needs labels)",
+                         repr(path))
+    elif suffix == ".npy":
+        x = read_npy(Path(path), "INPUT", "a readable .npy file of examples")
+    elif len(shape) == 3:
+        return read_images(path), None
+    else:
+        raise InputError("INPUT", f"an .npy or .npz of vectors of {shape[0]} values",
+                         repr(path))
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise InputError("INPUT", "an array of real numbers", f"{path!r} of dtype {x.dtype}")
+    size = int(np.prod(shape))
+    # [N, *shape] or N examples of its values flat ([N, 784]), or one example alone.
+    if x.size == 0 or (x.size != size and (x.ndim < 2 or int(np.prod(x.shape[1:])) != size)):
+        raise InputError("INPUT", f"examples of shape {tuple(shape)} (the served model's)",
+                         f"{path!r} of shape {x.shape}")
+    if len(shape) == 3 and np.issubdtype(x.dtype, np.integer) and x.max(initial=0) > 1:
+        x = x / 255  # grey levels 0..255, as tfvae.data reads them
+    x = x.reshape(-1, *shape).astype(np.float32)
+    if y is not None and len(y) != len(x):
+        raise InputError("INPUT", "one label y per example of x",
+                         f"{path!r} with {len(y)} labels for {len(x)} examples")
+    return x, y
 
 
 def status(args):

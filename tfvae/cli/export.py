@@ -15,7 +15,9 @@ def register(subparsers):
         "export", help="export a run's model as a versioned SavedModel for TF Serving, or for "
                        "LiteRT or ONNX Runtime",
         description="Write RUN_DIR's model to BASE_DIR/NAME/VERSION with the signatures encode "
-                    "(serving_default), decode, sample, reconstruct and log_likelihood; with "
+                    "(serving_default), decode, sample, reconstruct, log_likelihood and score "
+                    "(the anomaly score, with an anomaly flag when the run has a threshold: "
+                    "tfvae threshold); with "
                     "--format tflite, the same signatures in one .tflite file at --out; with "
                     "--format onnx, one SIGNATURE.onnx file each in the directory --out.")
     add_run_argument(p)
@@ -57,11 +59,14 @@ def run(args):
     if args.out is None:
         raise InputError("--out", f"the path to write --format {args.format} to", "none")
     member.check(args.out, overwrite=args.overwrite)  # before the model is loaded
+    from tfvae.export.metadata import run_metadata
     from tfvae.runs import RunDirectory
 
-    model = RunDirectory(args.run_dir).load_model(args.checkpoint)
+    run = RunDirectory(args.run_dir)
+    model = run.load_model(args.checkpoint)
+    # The run's metadata: its anomaly threshold sets the score signature's, as in a SavedModel.
     path = export_model(model, args.out, format=args.format, num_samples=args.num_samples,
-                        overwrite=args.overwrite)
+                        overwrite=args.overwrite, metadata=run_metadata(run, args.checkpoint))
     print(f"tfvae export: {args.format} written to {path}")
     return 0
 

@@ -7,7 +7,9 @@ outside XLA-compiled steps (in the export's signatures and the input pipeline).
 """
 
 import math
+import numbers
 
+import numpy as np
 import tensorflow as tf
 
 from tfvae.errors import InputError
@@ -39,16 +41,22 @@ def _check_trailing_shape(tensor, name, dtype, trailing):
                    f"{name}: expected {dtype} of shape [{shape}], got shape", tf.shape(tensor))
 
 
-def check_images(x, image_shape, bernoulli):
-    """``x`` [B, *E] after the shape, finiteness and (Bernoulli) [0, 1] checks."""
+def check_images(x, image_shape, support):
+    """``x`` [B, *E] after the shape and finiteness checks, and the values in the likelihood's
+    ``support``: [0, 1] for a Bernoulli ("unit_interval"), non-negative integers ("count")."""
     x = _checked(x, [_check_trailing_shape(x, "x", "float32 images", image_shape)])
     x = tf.debugging.assert_all_finite(x, "x: expected finite pixel values, got NaN or infinity")
-    if bernoulli:
-        low, high = tf.reduce_min(x), tf.reduce_max(x)
+    low, high = tf.reduce_min(x), tf.reduce_max(x)
+    empty = tf.equal(tf.size(x), 0)
+    if support == "unit_interval":
         x = _checked(x, [_assert(
-            tf.logical_or(tf.equal(tf.size(x), 0),
-                          tf.logical_and(low >= 0.0, high <= 1.0)),
+            tf.logical_or(empty, tf.logical_and(low >= 0.0, high <= 1.0)),
             "x: expected pixel values in [0, 1] for a Bernoulli model, got values in", low, high)])
+    elif support == "count":
+        whole = tf.reduce_all(tf.equal(x, tf.round(x)))
+        x = _checked(x, [_assert(
+            tf.logical_or(empty, tf.logical_and(low >= 0.0, whole)),
+            "x: expected non-negative integers for a count model, got values in", low, high)])
     return x
 
 
@@ -91,10 +99,14 @@ def _all_per_row(condition):
     return tf.reduce_all(tf.reshape(condition, [tf.shape(condition)[0], -1]), axis=1)
 
 
-def valid_images(x, bernoulli):
-    """Rows of ``x`` [B, *E] whose pixels are finite (and in [0, 1] for a Bernoulli model)."""
-    if bernoulli:
+def valid_images(x, support):
+    """Rows of ``x`` [B, *E] whose values are finite and in the likelihood's ``support`` (as
+    :func:`check_images` says)."""
+    if support == "unit_interval":
         return _all_per_row(tf.logical_and(x >= 0.0, x <= 1.0))
+    if support == "count":
+        return _all_per_row(tf.logical_and(tf.logical_and(x >= 0.0, x <= _FLOAT_MAX),
+                                           tf.equal(x, tf.round(x))))
     return _all_per_row(tf.abs(x) <= _FLOAT_MAX)
 
 
@@ -123,7 +135,7 @@ def flat_images(shape, image_shape, argument="x"):
     return True
 
 
-def checked_batches(dataset, image_shape, bernoulli, num_classes=0, *, unlabelled=False,
+def checked_batches(dataset, image_shape, support, num_classes=0, *, unlabelled=False,
                     argument="x"):
     """``dataset`` whose batches of x (alone or first of a tuple) are checked as the export
     checks its inputs, after a reshape of examples that hold ``image_shape``'s pixels
@@ -148,7 +160,7 @@ def checked_batches(dataset, image_shape, bernoulli, num_classes=0, *, unlabelle
         x = tf.cast(batch[0], tf.float32)
         if flat:
             x = tf.reshape(x, [-1, *image_shape])
-        x = check_images(x, image_shape, bernoulli)
+        x = check_images(x, image_shape, support)
         if num_classes:
             if len(batch) == 1:
                 raise InputError("x", "(x, y) batches of images and class labels for a "
@@ -165,3 +177,33 @@ def mark_checked(dataset):
     """``dataset``, marked as holding checked images (see :func:`checked_batches`)."""
     setattr(dataset, CHECKED, True)
     return dataset
+
+
+def checked_model_data(model, data, y=None, argument="x"):
+    """What ``model.fit``, ``evaluate`` and ``predict`` take, checked before any step: arrays at
+    once (:func:`tfvae.data.validation.model_images`), a ``tf.data`` pipeline batch by batch; a
+    conditional model's labels ``y`` with them, and no labels for a model that would ignore
+    them."""
+    from tfvae.checks import check_labels as check_label_array
+    from tfvae.data.validation import model_images
+
+    if isinstance(data, tf.data.Dataset):
+        return checked_batches(data, model.image_shape, model.decoder.likelihood.support,
+                               model.num_classes,
+                               unlabelled=not (model.conditional or model.needs_example_index),
+                               argument=argument)
+    if data is None or isinstance(data, (str, bytes, dict, numbers.Number)):
+        raise InputError(argument, "images [N, H, W(, C)] or vectors [N, D], or a "
+                         "tf.data.Dataset of their batches",
+                         "None" if data is None else f"a {type(data).__name__}")
+    if y is not None and not (model.conditional or model.needs_example_index):
+        raise InputError("y", "no labels for an unconditional model (num_classes=0), which "
+                         "would ignore them", f"{np.size(y)} label(s)")
+    if isinstance(data, (np.ndarray, list)):
+        data = model_images(model, data, argument)
+        if model.conditional and y is None:
+            raise InputError("y", "class labels beside the images for a conditional model "
+                             f"(num_classes={model.num_classes})", "images alone")
+        if model.conditional:
+            check_label_array("y", y, model.num_classes, len(data))
+    return data

@@ -8,6 +8,7 @@ tensorflow-serving-api``). Both return numpy arrays keyed by the signature's out
 >>> client = Client("http://localhost:8501", "mnist_vae")
 >>> client.encode(images)["z_mean"]          # images: [B, 28, 28, 1] in [0, 1]
 >>> client.sample([0, 1, 2])["x_mean"]       # one image per seed, the same on every server
+>>> client.score(rows, seeds=0)["score"]      # anomaly scores (and "anomaly" with a threshold)
 
 The signature helpers cast inputs to the signature's dtypes (float32 images and latents, int64
 seeds); ``predict`` sends arrays as they are, so TF Serving's own dtype rules apply. A request the
@@ -81,6 +82,14 @@ class Client:
         """Per-image ``elbo`` and importance-sampled ``log_px`` (nats), one seed per image."""
         return self.predict(_with_labels({"x": _floats(x, "x"), "seed": _seeds(seeds)}, labels),
                             "log_likelihood", **kwargs)
+
+    def score(self, x, seeds=0, labels=None, **kwargs):
+        """Each example's anomaly ``score`` [B] (minus the ELBO averaged over the draws fixed at
+        export) and, when the export has a threshold, ``anomaly`` [B] (1 above it, else 0).
+        ``seeds``: one int64 per example, or one for all (the same seed gives the same score)."""
+        x = _floats(x, "x")
+        inputs = {"x": x, "seed": _seeds(seeds, rows=len(x) if x.ndim else None)}
+        return self.predict(_with_labels(inputs, labels), "score", **kwargs)
 
     # -- TF Serving's API --------------------------------------------------------------------
 
@@ -163,13 +172,16 @@ def _floats(values, name):
         raise InputError(name, "an array of numbers", f"{type(values).__name__} ({exc})") from None
 
 
-def _seeds(seeds):
+def _seeds(seeds, rows=None):
+    """int64 seeds [B]; with ``rows``, a single seed stands for ``rows`` copies of itself."""
     array = np.asarray(seeds)
     if array.ndim == 0:
         array = array[np.newaxis]
     if (array.ndim != 1 or array.size == 0 or not np.issubdtype(array.dtype, np.integer)
             or array.min() < _INT64.min or array.max() > _INT64.max):
         raise InputError("seeds", "a non-empty list of int64 integers", repr(seeds))
+    if rows is not None and np.ndim(seeds) == 0:
+        array = np.repeat(array, rows)
     return array.astype(np.int64)
 
 

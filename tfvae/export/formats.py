@@ -56,7 +56,9 @@ def export_model(model, path, *, format="savedmodel", num_samples=EXPORT_LOG_LIK
     "savedmodel" (default): ``path`` is a version directory such as ``export/vae/1`` (see
     :mod:`tfvae.export.savedmodel`; ``metadata`` adds to its ``assets/tfvae.json``); "tflite":
     one ``.tflite`` file; "onnx": a directory of ``SIGNATURE.onnx`` files (see
-    :mod:`tfvae.export.runtimes`). ``num_samples`` is k of the ``log_likelihood`` signature.
+    :mod:`tfvae.export.runtimes`). ``num_samples`` is k of the ``log_likelihood`` signature;
+    ``metadata``'s ``anomaly_threshold`` (a run's ``Threshold`` or its dict) gives the ``score``
+    signature its draws and its ``anomaly`` output in every built-in format.
     Nothing existing is replaced unless ``overwrite`` (and a SavedModel version never is).
     """
     member = export_format(format)

@@ -8,7 +8,11 @@ ops alone; ONNX one ``SIGNATURE.onnx`` file per signature (an ONNX model has one
 
 Input checks: both runtimes drop TensorFlow's asserts, so the checks are values here instead. A
 row with NaN or infinite values, pixels outside [0, 1] for a Bernoulli model or a label outside
-[0, K) gets NaN in every output; the other rows are answered as usual. ONNX Runtime checks each
+[0, K) gets NaN in every float output and -1 in every integer one (``score``'s ``anomaly``); the
+other rows are answered as usual.
+
+The ``score`` signature scores as the SavedModel's does (``metadata``'s ``anomaly_threshold``
+sets its draws and threshold: :class:`tfvae.export.savedmodel.ScoreSettings`). ONNX Runtime checks each
 input's trailing shape and dtype; LiteRT checks the dtype but resizes an input to the shape it is
 given, so its callers check the shape.
 
@@ -27,7 +31,8 @@ from tfvae.checks import check_choice, check_int
 from tfvae.data import graph_checks
 from tfvae.errors import InputError, arg
 from tfvae.export.formats import ExportFormat
-from tfvae.export.savedmodel import input_specs, serving_functions, signature_module
+from tfvae.export.savedmodel import (ScoreSettings, input_specs, serving_functions,
+                                     signature_module)
 from tfvae.options import EXPORT_LOG_LIKELIHOOD_SAMPLES as DEFAULT_NUM_SAMPLES
 from tfvae.storage import check_output, check_writable_dir, write_bytes
 
@@ -37,14 +42,16 @@ ONNX_OPSET = 18
 _EXTRAS = {"onnx": ("tf2onnx", "onnx")}
 
 
-def checked_functions(model, num_samples=DEFAULT_NUM_SAMPLES):
-    """The signatures as ``tf.function``\\ s whose bad rows answer NaN: name -> function."""
-    bernoulli = model.unit_interval  # pixels in [0, 1] only
+def checked_functions(model, num_samples=DEFAULT_NUM_SAMPLES, metadata=None):
+    """The signatures as ``tf.function``\\ s whose bad rows answer NaN (-1 for integer outputs):
+    name -> function. ``metadata``: what the export records, whose ``anomaly_threshold`` sets the
+    ``score`` signature's."""
+    support = model.decoder.likelihood.support  # the values p(x|z) gives a density to
     specs = input_specs(model)
 
     def rule(name):
         if name == "x":
-            return lambda x: graph_checks.valid_images(x, bernoulli)
+            return lambda x: graph_checks.valid_images(x, support)
         if name == "z":
             return graph_checks.valid_latents
         if name == "label":
@@ -58,21 +65,27 @@ def checked_functions(model, num_samples=DEFAULT_NUM_SAMPLES):
             if not valid:
                 return outputs
             ok = tf.reduce_all(tf.stack(valid), axis=0)
-            nan = tf.constant(np.nan, tf.float32)
             return {key: tf.where(tf.reshape(ok, [-1] + [1] * (value.shape.rank - 1)),
-                                  value, nan)
+                                  value, _bad_value(value.dtype))
                     for key, value in outputs.items()}
 
         return checked
 
     return {name: tf.function(masked(fn, [s.name for s in specs[name]]),
                               input_signature=specs[name], autograph=False)
-            for name, fn in serving_functions(model, num_samples, checked=False).items()}
+            for name, fn in serving_functions(
+                model, num_samples, checked=False,
+                score=ScoreSettings.from_metadata(metadata)).items()}
 
 
-def tflite_model(model, num_samples=DEFAULT_NUM_SAMPLES):
+def _bad_value(dtype):
+    """What a bad row answers in an output of ``dtype``: NaN, or -1 for integers."""
+    return tf.constant(np.nan if dtype.is_floating else -1, dtype)
+
+
+def tflite_model(model, num_samples=DEFAULT_NUM_SAMPLES, metadata=None):
     """One LiteRT flatbuffer (bytes) holding every signature, of builtin ops only."""
-    functions = checked_functions(model, num_samples)
+    functions = checked_functions(model, num_samples, metadata)
     module = signature_module(functions)
     # Converted from a SavedModel so that the flatbuffer's signatures keep their names.
     staging = Path(tempfile.mkdtemp(prefix="tfvae-tflite-"))
@@ -86,11 +99,11 @@ def tflite_model(model, num_samples=DEFAULT_NUM_SAMPLES):
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def onnx_models(model, num_samples=DEFAULT_NUM_SAMPLES):
+def onnx_models(model, num_samples=DEFAULT_NUM_SAMPLES, metadata=None):
     """One serialized ONNX model per signature: name -> bytes."""
     tf2onnx = _require("onnx")
     models = {}
-    for name, fn in checked_functions(model, num_samples).items():
+    for name, fn in checked_functions(model, num_samples, metadata).items():
         proto, _ = tf2onnx.convert.from_function(fn, input_signature=fn.input_signature,
                                                  opset=ONNX_OPSET)
         models[name] = proto.SerializeToString()
@@ -108,10 +121,12 @@ def output_paths(fmt, out, model, *, overwrite=False):
             for name in input_specs(model)}
 
 
-def write(model, fmt, out, *, num_samples=DEFAULT_NUM_SAMPLES, overwrite=False):
+def write(model, fmt, out, *, num_samples=DEFAULT_NUM_SAMPLES, overwrite=False, metadata=None):
     """Write ``model`` as ``fmt`` ("tflite" or "onnx") at ``out``; returns the paths written.
 
     Each file is written atomically; none replaces an existing one unless ``overwrite``.
+    ``metadata`` (a run's: :func:`tfvae.export.metadata.run_metadata`) gives the ``score``
+    signature the run's anomaly threshold, as the SavedModel's.
     """
     check_choice("format", fmt, _PORTABLE)
     check_int("num_samples", num_samples)
@@ -119,8 +134,9 @@ def write(model, fmt, out, *, num_samples=DEFAULT_NUM_SAMPLES, overwrite=False):
         _require("onnx")
     paths = output_paths(fmt, out, model, overwrite=overwrite)
     if fmt == "tflite":
-        return [write_bytes(paths[None], tflite_model(model, num_samples), overwrite=overwrite)]
-    models = onnx_models(model, num_samples)
+        return [write_bytes(paths[None], tflite_model(model, num_samples, metadata),
+                            overwrite=overwrite)]
+    models = onnx_models(model, num_samples, metadata)
     Path(out).mkdir(parents=True, exist_ok=True)
     return [write_bytes(paths[name], data, overwrite=overwrite) for name, data in models.items()]
 
@@ -133,7 +149,8 @@ class LiteRTFormat(ExportFormat):
 
     def write(self, model, path, *, num_samples=DEFAULT_NUM_SAMPLES, overwrite=False,
               metadata=None):
-        return write(model, "tflite", path, num_samples=num_samples, overwrite=overwrite)[0]
+        return write(model, "tflite", path, num_samples=num_samples, overwrite=overwrite,
+                     metadata=metadata)[0]
 
 
 class ONNXFormat(ExportFormat):
@@ -145,7 +162,8 @@ class ONNXFormat(ExportFormat):
 
     def write(self, model, path, *, num_samples=DEFAULT_NUM_SAMPLES, overwrite=False,
               metadata=None):
-        write(model, "onnx", path, num_samples=num_samples, overwrite=overwrite)
+        write(model, "onnx", path, num_samples=num_samples, overwrite=overwrite,
+              metadata=metadata)
         return Path(path)
 
 

@@ -16,6 +16,8 @@ signature              inputs                         outputs
 ``sample``             ``seed`` int64 [B]             ``z`` [B, D], ``x_mean`` [B, *E]
 ``reconstruct``        ``x`` float32 [B, *E]          ``x_mean`` [B, *E], ``z_mean`` [B, D]
 ``log_likelihood``     ``x``, ``seed`` int64 [B]      ``elbo``, ``log_px`` [B] (nats)
+``score``              ``x``, ``seed`` int64 [B]      ``score`` [B]; ``anomaly`` int64 [B]
+                                                      (with a threshold, see below)
 ====================== ============================== ========================================
 
 A conditional model (``num_classes`` K) takes one more input in every signature: ``label`` int64
@@ -24,7 +26,19 @@ A conditional model (``num_classes`` K) takes one more input in every signature:
 ``encode`` is also ``serving_default``. ``x_mean`` is the mean of p(x|z): Bernoulli
 probabilities or Gaussian means. ``log_px`` is the importance-sampled estimate
 log (1/k) sum_l p(x, z_l) / q(z_l|x) with k fixed at export. A model without a bound on log p(x)
-(the autoencoder, whose ``z_stddev`` is 0) has every signature but ``log_likelihood``.
+(the autoencoder, whose ``z_stddev`` is 0) has every signature but ``log_likelihood`` and
+``score``.
+
+``score`` is the anomaly score of :func:`tfvae.evaluation.scores.score` (``method="elbo"``):
+minus the ELBO, by the model's estimator, averaged over n draws of z, n fixed at export
+(:class:`ScoreSettings`): the draws of the anomaly threshold the export's metadata carries
+(``anomaly_threshold``, which ``tfvae threshold`` calibrates and :func:`export_run` copies),
+else 16. With such a threshold (calibrated by the ``elbo`` method) ``anomaly`` is 1 where the
+score lies above it, else 0; without one there is no ``anomaly`` output, and a caller compares
+``score`` with a threshold of its own. The draws come from the row's seed, so they are not
+those of ``tfvae.score`` (TensorFlow's Philox): the two are estimates of the same number that
+agree as the draws grow, and a threshold calibrated on either flags at the same rate. The
+score's first draw is the ``elbo`` of ``log_likelihood`` for the same seed.
 
 Seeds: row i draws all its noise from ``seed[i]`` alone, by the generator of
 :class:`tfvae.noise.CounterSeed` (integer arithmetic that every runtime has, so the LiteRT and
@@ -48,17 +62,20 @@ protobuf's wire format with TensorFlow's own ``TensorProto``, so an export needs
 ``tensorflow_serving.apis``.
 """
 
+import dataclasses
 import errno
 import json
+import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 from tfvae import estimators, noise
-from tfvae.checks import MAX_INT64, check_int, check_name
+from tfvae.checks import MAX_INT64, check_count, check_int, check_name, check_number
 from tfvae.data.graph_checks import check_images, check_labels, check_latents, check_seeds
 from tfvae.errors import InputError
 from tfvae.export.formats import ExportFormat, export_model
@@ -68,20 +85,85 @@ from tfvae.options import EXPORT_LOG_LIKELIHOOD_SAMPLES as DEFAULT_NUM_SAMPLES
 from tfvae.runs import RunDirectory
 from tfvae.storage import check_writable_dir, remove_stale, rename_no_replace, temporary_prefix
 
-SIGNATURES = ("encode", "decode", "sample", "reconstruct", "log_likelihood")
+SIGNATURES = ("encode", "decode", "sample", "reconstruct", "log_likelihood", "score")
 DEFAULT_SIGNATURE = "encode"
+# The signatures of a bound on log p(x), which a model without one (the autoencoder) lacks.
+_BOUND_SIGNATURES = ("log_likelihood", "score")
+# Draws of z per row of the score signature when no threshold says otherwise (tfvae.score's
+# default for the ELBO method).
+DEFAULT_SCORE_SAMPLES = 16
 
 
 # --------------------------------------------------------------------------- the signatures
 
 
-# The streams of an export's noise (tfvae.noise.CounterSeed).
+# The streams of an export's noise (tfvae.noise.CounterSeed). The score draws from the ELBO's
+# stream: its first draw is log_likelihood's elbo.
 SAMPLE_STREAM, ELBO_STREAM, LOG_PX_STREAM = 0, 1, 2
 
 
+class ScoreSettings:
+    """How the ``score`` signature scores: ``num_samples`` draws of z per row and, when given,
+    the ``threshold`` above which a score is an anomaly (the ``anomaly`` output).
+
+    The graph compares the float32 score with the largest float32 at or below ``threshold``, so
+    ``anomaly`` is exactly ``score > threshold`` for every float32 score.
+    """
+
+    def __init__(self, num_samples=DEFAULT_SCORE_SAMPLES, threshold=None):
+        self.num_samples = check_int("score num_samples", num_samples)
+        self.threshold = (None if threshold is None
+                          else check_number("anomaly threshold", threshold))
+
+    @classmethod
+    def from_metadata(cls, metadata=None):
+        """The settings an export with ``metadata`` (what ``assets/tfvae.json`` records) scores
+        by: its ``anomaly_threshold`` (a :class:`tfvae.evaluation.scores.Threshold` or its
+        dict) when calibrated by the ELBO method, else 16 draws and no threshold."""
+        record = (metadata or {}).get("anomaly_threshold")
+        if record is None:
+            return cls()
+        if dataclasses.is_dataclass(record):
+            record = dataclasses.asdict(record)
+        if not isinstance(record, dict) or "threshold" not in record:
+            raise InputError("metadata", "an anomaly_threshold with a threshold (as tfvae "
+                             "threshold writes it)", repr(record))
+        if record.get("method", "elbo") != "elbo":
+            # Importance-sampled scores do not compare with the score signature's ELBO.
+            return cls()
+        return cls(record.get("num_samples") or DEFAULT_SCORE_SAMPLES, record["threshold"])
+
+    def float32_threshold(self):
+        """The largest float32 at or below the threshold: for a float32 score s,
+        s > it exactly when s > the threshold."""
+        below = np.float32(self.threshold)
+        if float(below) > self.threshold:
+            below = np.nextafter(below, np.float32(-np.inf))
+        return below
+
+    def outputs(self):
+        return ("score", "anomaly") if self.threshold is not None else ("score",)
+
+    def metadata(self):
+        """What ``assets/tfvae.json`` records of the score signature."""
+        return {"score_num_samples": self.num_samples}
+
+    def __repr__(self):
+        return f"ScoreSettings(num_samples={self.num_samples}, threshold={self.threshold!r})"
+
+
 def model_signatures(model):
-    """The names of the signatures ``model`` has: all, less ``log_likelihood`` without a bound."""
-    return tuple(s for s in SIGNATURES if model.has_bound or s != "log_likelihood")
+    """The names of the signatures ``model`` has: all, less ``log_likelihood`` and ``score``
+    without a bound."""
+    return tuple(s for s in SIGNATURES if model.has_bound or s not in _BOUND_SIGNATURES)
+
+
+def signature_outputs(model, score=None):
+    """The names of each signature's outputs: name -> tuple (``score``'s depend on ``score``,
+    a :class:`ScoreSettings`)."""
+    score = score or ScoreSettings()
+    outputs = {**_OUTPUTS, "score": score.outputs()}
+    return {name: outputs[name] for name in model_signatures(model)}
 
 
 def input_specs(model):
@@ -96,22 +178,25 @@ def input_specs(model):
         "sample": [seed, *label],
         "reconstruct": [image, *label],
         "log_likelihood": [image, seed, *label],
+        "score": [image, seed, *label],
     }
     return {name: specs[name] for name in model_signatures(model)}
 
 
-def serving_functions(model, num_samples=DEFAULT_NUM_SAMPLES, *, checked=True):
+def serving_functions(model, num_samples=DEFAULT_NUM_SAMPLES, *, checked=True, score=None):
     """The signatures as plain functions of ``model``: name -> fn(*tensors) -> dict of outputs.
 
     Exported as traced graphs; called eagerly they give the in-process answers an export must
     reproduce. ``checked=False`` leaves out the input checks (``tfvae.export.runtimes`` puts its
-    own).
+    own). ``score``: the :class:`ScoreSettings` of the ``score`` signature (16 draws and no
+    threshold by default).
     """
     check_int("num_samples", num_samples)
-    bernoulli = model.unit_interval  # pixels in [0, 1] only
+    score_settings = score or ScoreSettings()
+    support = model.decoder.likelihood.support  # the values p(x|z) gives a density to
 
     def images(x):
-        return check_images(x, model.image_shape, bernoulli) if checked else x
+        return check_images(x, model.image_shape, support) if checked else x
 
     def seeds(seed, x=None):
         return check_seeds(seed, x) if checked else seed
@@ -171,8 +256,31 @@ def serving_functions(model, num_samples=DEFAULT_NUM_SAMPLES, *, checked=True):
         out = tf.map_fn(one, (x, seed, rows), fn_output_signature=tf.TensorSpec([2], tf.float32))
         return {"elbo": out[:, 0], "log_px": out[:, 1]}
 
+    # The ELBO of the model's estimator (the bound's own for an IWAE model: its elbo term is
+    # estimator A's), by num_samples * L draws of z at once: the mean of num_samples ELBOs of L
+    # draws each, as tfvae.score averages them.
+    kl = getattr(model, "kl", "sampled") if getattr(model, "objective", "elbo") == "elbo" \
+        else "sampled"
+    # A row's draws are decoded at once: checked as log_likelihood's k is.
+    draws = check_count("score num_samples",
+                        score_settings.num_samples * getattr(model, "num_samples", 1),
+                        math.prod(model.image_shape), what="images")
+
+    def score(x, seed, label=None):
+        x = images(x)
+        seed = seeds(seed, x)
+        label = labels(label, x)
+        elbo = estimators.elbo_terms(
+            model.encode(x, label), lambda z: model.decode(z, label), model.prior, x, kl=kl,
+            num_samples=draws, seed=noise.CounterSeed(seed, ELBO_STREAM))["elbo"]
+        out = {"score": -elbo}
+        if score_settings.threshold is not None:
+            threshold = tf.constant(score_settings.float32_threshold(), tf.float32)
+            out["anomaly"] = tf.cast(out["score"] > threshold, tf.int64)
+        return out
+
     functions = {"encode": encode, "decode": decode, "sample": sample,
-                 "reconstruct": reconstruct, "log_likelihood": log_likelihood}
+                 "reconstruct": reconstruct, "log_likelihood": log_likelihood, "score": score}
     return {name: functions[name] for name in model_signatures(model)}
 
 
@@ -213,23 +321,37 @@ class SavedModelFormat(ExportFormat):
         return _write_savedmodel(model, Path(path), num_samples, metadata, next_free_version)
 
 
+def export_metadata(model, num_samples, metadata=None):
+    """What ``assets/tfvae.json`` records of an export of ``model``: the model, its signatures
+    and the score's settings, then ``metadata`` (the run's) over them, with an
+    ``anomaly_threshold`` as a dict."""
+    metadata = dict(metadata or {})
+    score = ScoreSettings.from_metadata(metadata)
+    if dataclasses.is_dataclass(metadata.get("anomaly_threshold")):
+        metadata["anomaly_threshold"] = dataclasses.asdict(metadata["anomaly_threshold"])
+    outputs = signature_outputs(model, score)
+    signatures = {name: {"inputs": [spec.name for spec in specs], "outputs": list(outputs[name])}
+                  for name, specs in input_specs(model).items()}
+    return {**model_metadata(model, num_samples, signatures, DEFAULT_SIGNATURE),
+            **score.metadata(), **metadata}
+
+
 def _write_savedmodel(model, path, num_samples, metadata, next_free_version):
     """Write ``model`` as a SavedModel at ``path`` (checked by :class:`SavedModelFormat`).
 
-    ``metadata`` adds to (or overrides) what ``assets/tfvae.json`` records about the model. The
+    ``metadata`` adds to (or overrides) what ``assets/tfvae.json`` records about the model; its
+    ``anomaly_threshold`` sets the ``score`` signature's (:class:`ScoreSettings`). The
     SavedModel is written beside ``path`` and renamed into place; returns the path written: with
     ``next_free_version``, a version that another export took meanwhile moves this one to the
     next free number (and its metadata's ``version`` with it), else it is refused.
     """
     remove_stale(path.parent)  # what killed exports left
-    signatures = {name: {"inputs": [spec.name for spec in specs], "outputs": list(_OUTPUTS[name])}
-                  for name, specs in input_specs(model).items()}
-    info = {**model_metadata(model, num_samples, signatures, DEFAULT_SIGNATURE),
-            **(metadata or {})}
+    info = export_metadata(model, num_samples, metadata)
+    score = ScoreSettings.from_metadata(metadata)
 
     specs = input_specs(model)
     signatures = {name: tf.function(fn, input_signature=specs[name], autograph=False)
-                  for name, fn in serving_functions(model, num_samples).items()}
+                  for name, fn in serving_functions(model, num_samples, score=score).items()}
     signatures["serving_default"] = signatures[DEFAULT_SIGNATURE]
     module = signature_module(signatures)
 

@@ -230,10 +230,43 @@ class NormalLikelihood(GaussianLikelihood):
 
     Everything else is :class:`GaussianLikelihood`'s: ``scale`` (the model's ``gaussian_scale``),
     the layers and weights, and the draw through ``tfvae.noise``.
+
+    With the model's ``feature_mean`` m and ``feature_scale`` s (each [prod E]), the network
+    models standardized features and the head the data itself: p(x|z) = N(m + s mu, s sigma),
+    the density of x = m + s x' for x' ~ N(mu, sigma), Jacobian included. Fitting m and s on the
+    training data is what lets a network whose outputs start near 0 and 1 fit features of any
+    location and spread.
     """
+
+    def __init__(self, event_shape, scale="network", min_scale=MIN_SCALE, feature_mean=None,
+                 feature_scale=None, **kwargs):
+        super().__init__(event_shape, scale, min_scale, **kwargs)
+        self.feature_mean = None if feature_mean is None else [float(v) for v in feature_mean]
+        self.feature_scale = None if feature_scale is None else [float(v) for v in feature_scale]
+
+    @classmethod
+    def from_settings(cls, event_shape, name="likelihood", gaussian_scale="network",
+                      feature_mean=None, feature_scale=None, **settings):
+        return cls(event_shape, scale=gaussian_scale, feature_mean=feature_mean,
+                   feature_scale=feature_scale, name=name)
 
     def squash_mean(self, mean):
         return mean
+
+    def call(self, h, batch_shape=None):
+        p_x = super().call(h, batch_shape)
+        if self.feature_mean is None:
+            return p_x
+        shift, stretch = (tf.reshape(tf.constant(v, tf.float32), self.event_shape)
+                          for v in (self.feature_mean, self.feature_scale))
+        features = p_x.distribution
+        return tfd.Independent(
+            tfd.Normal(loc=shift + stretch * features.loc, scale=stretch * features.scale),
+            reinterpreted_batch_ndims=len(self.event_shape))
+
+    def get_config(self):
+        return {**super().get_config(), "feature_mean": self.feature_mean,
+                "feature_scale": self.feature_scale}
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
@@ -297,7 +330,9 @@ class NegativeBinomialLikelihood(Likelihood):
         return tf.cast(tfd.Poisson(rate=rate).sample(seed=poisson_seed), tf.float32)
 
 
-def likelihood_layer(likelihood, event_shape, gaussian_scale="network", name="likelihood"):
-    """The decoder head registered as ``likelihood`` in ``LIKELIHOODS``."""
+def likelihood_layer(likelihood, event_shape, name="likelihood", **settings):
+    """The decoder head registered as ``likelihood`` in ``LIKELIHOODS``, given the model's
+    likelihood ``settings`` (``gaussian_scale``, ``feature_mean``, ``feature_scale``): each
+    head takes those it reads (:meth:`Likelihood.from_settings`)."""
     return LIKELIHOODS.get(likelihood, "likelihood").from_settings(
-        event_shape, name=name, gaussian_scale=gaussian_scale)
+        event_shape, name=name, **settings)

@@ -15,6 +15,7 @@ LIKELIHOODS = Registry("likelihood", {
     "normal": "tfvae.layers.likelihoods:NormalLikelihood",
     "poisson": "tfvae.layers.likelihoods:PoissonLikelihood",
     "negative_binomial": "tfvae.layers.likelihoods:NegativeBinomialLikelihood",
+    "table": "tfvae.layers.table_likelihood:TableLikelihood",
 })
 # name -> a subclass of tfvae.layers.bodies.Body
 BODIES = Registry("architecture", {

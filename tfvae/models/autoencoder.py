@@ -75,7 +75,7 @@ class Autoencoder(LatentVariableModel):
 
     def code(self, x):
         """The deterministic code f(x) [B, D]."""
-        return self.encoder(self.images(x))
+        return self.encoder(self.encoder_input(self.images(x)))
 
     def encode(self, x, labels=None):
         """The code as a point mass (batch [B], event [D]), so it reads like the VAE's q(z|x):

@@ -20,13 +20,14 @@ import tensorflow_probability as tfp
 from tfvae import noise, options
 from tfvae.checks import (MAX_SEED, check_count, check_image_shape, check_int, check_known,
                           check_labels, check_number, check_seed, is_integer)
-from tfvae.data.graph_checks import checked_batches, flat_images
+from tfvae.data.graph_checks import checked_model_data, flat_images
 from tfvae.data.validation import model_images, model_latents
 from tfvae.errors import InputError
 from tfvae.layers.coders import Decoder, Encoder
 from tfvae.layers.likelihoods import likelihood_layer
 from tfvae.layers.bodies import check_model_size, network_body
 from tfvae.layers.registries import BODIES, LIKELIHOODS
+from tfvae.layers.standardize import check_feature_statistics, standardized
 
 tfd = tfp.distributions
 
@@ -73,7 +74,8 @@ class LatentVariableModel(keras.Model):
                  architecture=_NET["architecture"], likelihood=_NET["likelihood"],
                  gaussian_scale=_NET["gaussian_scale"],
                  kernel_initializer=_NET["kernel_initializer"],
-                 weight_decay=_NET["weight_decay"], seed=None, num_classes=0, **kwargs):
+                 weight_decay=_NET["weight_decay"], seed=None, num_classes=0, feature_mean=None,
+                 feature_scale=None, columns=None, **kwargs):
         super().__init__(**kwargs)
         self.image_shape = check_image_shape("image_shape", image_shape)
         self.latent_dim = check_int("latent_dim", latent_dim)
@@ -88,6 +90,11 @@ class LatentVariableModel(keras.Model):
         LIKELIHOODS.get(likelihood, "likelihood")  # an unknown name is refused before building
         self.likelihood_name = likelihood
         self.gaussian_scale = gaussian_scale
+        self.feature_mean, self.feature_scale = check_feature_statistics(
+            feature_mean, feature_scale, self.image_shape)
+        # A table's columns ({"name", "type", "categories"} each), for heads that model each
+        # column by its type.
+        self.columns = None if columns is None else [dict(column) for column in columns]
         self.kernel_initializer = check_known("kernel_initializer", kernel_initializer,
                                                keras.initializers.get)
         self.weight_decay = check_number("weight_decay", weight_decay, at_least=0)
@@ -128,7 +135,10 @@ class LatentVariableModel(keras.Model):
         """The generative model z -> p(x|z) (p(x|z1) reading ``reads`` dimensions of z)."""
         return Decoder(self.network_body("decoder"),
                        likelihood_layer(self.likelihood_name, self.image_shape,
-                                        self.gaussian_scale),
+                                        gaussian_scale=self.gaussian_scale,
+                                        feature_mean=self.feature_mean,
+                                        feature_scale=self.feature_scale,
+                                        columns=self.columns),
                        num_classes=self.num_classes, reads=reads, name="decoder")
 
     def build(self, input_shape):
@@ -185,27 +195,9 @@ class LatentVariableModel(keras.Model):
         return tf.one_hot(tf.cast(labels, tf.int32), self.num_classes)
 
     def _checked_data(self, data, y=None, argument="x"):
-        """What ``fit``, ``evaluate`` and ``predict`` take, checked before any step: arrays at
-        once, a ``tf.data`` pipeline batch by batch; a conditional model's labels ``y`` with
-        them, and no labels for a model that would ignore them."""
-        if isinstance(data, tf.data.Dataset):
-            return checked_batches(data, self.image_shape, self.unit_interval, self.num_classes,
-                                   unlabelled=not (self.conditional or self.needs_example_index),
-                                   argument=argument)
-        if data is None or isinstance(data, (str, bytes, dict, numbers.Number)):
-            raise InputError(argument, "images [N, H, W(, C)] or a tf.data.Dataset of image "
-                             "batches", "None" if data is None else f"a {type(data).__name__}")
-        if y is not None and not (self.conditional or self.needs_example_index):
-            raise InputError("y", "no labels for an unconditional model (num_classes=0), which "
-                             "would ignore them", f"{np.size(y)} label(s)")
-        if isinstance(data, (np.ndarray, list)):
-            data = model_images(self, data, argument)
-            if self.conditional and y is None:
-                raise InputError("y", "class labels beside the images for a conditional model "
-                                 f"(num_classes={self.num_classes})", "images alone")
-            if self.conditional:
-                check_labels("y", y, self.num_classes, len(data))
-        return data
+        """What ``fit``, ``evaluate`` and ``predict`` take, checked before any step
+        (:func:`tfvae.data.graph_checks.checked_model_data`)."""
+        return checked_model_data(self, data, y, argument)
 
     def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
         if isinstance(validation_data, tuple):
@@ -240,7 +232,13 @@ class LatentVariableModel(keras.Model):
             raise InputError("model", "a model with an encoder q(z|x)",
                              f"a {type(self).__name__}, which has none")
         x = self.images(x)
-        return self.encoder(x, condition=self.label_codes(labels, x.shape[0]))
+        return self.encoder(self.encoder_input(x),
+                            condition=self.label_codes(labels, x.shape[0]))
+
+    def encoder_input(self, x):
+        """What the encoder reads of a batch ``x``: its features standardized when the model has
+        their statistics."""
+        return standardized(x, self.feature_mean, self.feature_scale)
 
     def decode(self, z, labels=None):
         """p(x|z), a ``tfd`` distribution with batch [*S] and event E, for z [*S, D] (p(x|z, y)
@@ -391,6 +389,9 @@ class LatentVariableModel(keras.Model):
             "weight_decay": self.weight_decay,
             "seed": self.seed,
             "num_classes": self.num_classes,
+            "feature_mean": self.feature_mean,
+            "feature_scale": self.feature_scale,
+            "columns": self.columns,
         }
 
     @classmethod

@@ -19,11 +19,12 @@ import tensorflow as tf
 
 from tfvae import data as datasets
 from tfvae import options
-from tfvae.checks import MAX_INT64, check_image_size, check_int, check_labels
+from tfvae.checks import MAX_INT64, check_choice, check_image_size, check_int, check_labels
 from tfvae.errors import InputError, arg, render
 from tfvae.interruption import Interrupted, stop_on_signals
 from tfvae.data.validation import check_support
 from tfvae.layers.registries import BODIES, LIKELIHOODS, likelihood_support
+from tfvae.layers.standardize import fit_feature_statistics
 from tfvae.models import model_class
 from tfvae.models.settings import model_settings
 from tfvae.runs import DATA_CHECKSUM, TABLE_COLUMNS, RunDirectory, check_dataset_is_there
@@ -60,7 +61,8 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
           batch_size=None, optimizer=None, learning_rate=None, seed=None, resume=False,
           overwrite=False, verbose=1, strategy="default", mixed_precision=None,
           jit_compile="auto", steps_per_execution=options.SETTINGS["steps_per_execution"].default,
-          kl_warmup_epochs=None, conditional=None, projector=None, callbacks=()):
+          kl_warmup_epochs=None, conditional=None, standardize=None, projector=None,
+          callbacks=()):
     """Train a model into ``run_dir``; returns a :class:`TrainResult` (the final model, the
     run's config and its last metrics row).
 
@@ -75,7 +77,9 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
     ``run_dir``: only ``epochs`` may differ from what it was started with (config.json then
     records the new total); any other setting given must equal the run's. ``conditional``
     trains a conditional model (``num_classes`` from the dataset's labels) on (image, label)
-    pairs. ``verbose``: 0
+    pairs. ``standardize`` ("auto", "on", "off"; auto: on for vectors) fits each feature's mean
+    and standard deviation on the training split into the model (``feature_mean``,
+    ``feature_scale``), which then takes and gives data as it is. ``verbose``: 0
     prints nothing, 1 Keras's progress bar and a line per epoch, 2 the lines alone (for logs).
     Raises ``TrainingDiverged`` if the loss turns NaN, ``TrainingInterrupted`` on SIGTERM or
     SIGINT (the run then resumes from its last finished epoch).
@@ -115,7 +119,8 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
         # 1. The settings, checked before any data is read.
         train_settings = {"epochs": epochs, "batch_size": batch_size, "optimizer": optimizer,
                           "learning_rate": learning_rate, "seed": seed,
-                          "kl_warmup_epochs": kl_warmup_epochs, "conditional": conditional}
+                          "kl_warmup_epochs": kl_warmup_epochs, "conditional": conditional,
+                          "standardize": standardize}
         data_config = normalized_data_config(data_config or {})
         if resume:
             config = resumed_run_config(run.read_config(), model, model_config or {}, data_config,
@@ -285,6 +290,15 @@ def _model_settings(config, dataset, steps):
         # The data's values must be ones the chosen p(x|z) gives a density to.
         for x in (dataset.x_train, dataset.x_test):
             check_support(x, "name", likelihood_support(model_kwargs["likelihood"]))
+    standardize = check_choice("standardize", config["train"].get("standardize") or "off",
+                               options.SETTINGS["standardize"].choices)
+    if "feature_mean" not in model_kwargs and (
+            standardize == "on" or (standardize == "auto" and len(dataset.image_shape) == 1)):
+        model_kwargs["feature_mean"], model_kwargs["feature_scale"] = fit_feature_statistics(
+            dataset.x_train)
+    if model_kwargs["likelihood"] == "table" and "columns" not in model_kwargs:
+        # The table head models each column by the type the reader found.
+        model_kwargs["columns"] = [dataclasses.asdict(column) for column in dataset.columns or ()]
     if "dynamic_binarization" in model_settings(cls):
         # Grey levels go to the model, which binarizes each batch on the device.
         model_kwargs["dynamic_binarization"] = dataset.binarize == "dynamic"

@@ -14,7 +14,7 @@ from tfvae.runs import DATA_CHECKSUM
 
 # The settings of config.json's "train" section, in the order it records them.
 TRAIN_KEYS = ("epochs", "batch_size", "optimizer", "learning_rate", "seed", "kl_warmup_epochs",
-              "conditional")
+              "conditional", "standardize")
 
 
 def new_run_config(model, model_config, data_config, train_settings, mixed_precision,

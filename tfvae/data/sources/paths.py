@@ -19,7 +19,11 @@ def read_path(path, image_size=None, label_column=None, exclude_columns=()):
     if path.suffix.lower() in TABLE_SUFFIXES:
         table = read_table(path, exclude=exclude_columns or (), label=label_column)
         splits = split_last(table.values, table.labels, argument)
-        return dataclasses.replace(splits, columns=table.columns)
+        # Columns of other types than real ones take the table head: each by its type.
+        mixed = any(column.type != "real" for column in table.columns)
+        return dataclasses.replace(splits, columns=table.columns,
+                                   likelihood="table" if mixed else "normal",
+                                   allowed_binarize=("none",))
     if label_column is not None or exclude_columns:
         given = "label_column" if label_column is not None else "exclude_columns"
         raise InputError(given, f"a table ({', '.join(TABLE_SUFFIXES)}) to name columns of",
