@@ -370,3 +370,27 @@ def test_applications(recorder, script, capsys, tmp_path):
     assert {p.name for p in (tmp_path / "out").glob("*.png")} == {
         "latent_scatter.png", "random_points.png", "interpolate_mnist.png",
         "interpolate_frey.png", "augment.png", "compression.png"}
+
+
+def test_anomaly_runs_tfvae_and_skips_missing_peers(script, children_here, shared_data, capsys,
+                                                    tmp_path):
+    script("anomaly.py").main(
+        ["--datasets", "38_thyroid", "--seeds", "0", "--max-rows", "300", "--epochs", "1",
+         "--data-dir", str(shared_data / "adbench"),
+         "--peers-python", str(tmp_path / "no-such-python"), "--out", str(tmp_path)])
+    captured = capsys.readouterr()
+    skipped = [line for line in captured.err.splitlines() if line.startswith("skipping")]
+    assert len(skipped) == 1 and "IsolationForest, ECOD, PyOD_VAE" in skipped[0], captured.err
+    out = captured.out
+    assert re.search(r"38_thyroid: 300 training rows, 1,132 test rows \(28 anomalies\); tfvae 1 "
+                     r"epochs \(3 steps\)", out), out
+    rows = table(out, ["contender", "roc_auc", "roc_auc_sd", "average_precision",
+                       "average_precision_sd", "seconds"])
+    assert [row.split()[0] for row in rows] == ["tfvae_elbo", "tfvae_importance"], out
+    for row in rows:
+        auc, _, ap, _, seconds = (float(cell.replace(",", "")) for cell in row.split()[1:])
+        assert 0 <= auc <= 1 and 0 <= ap <= 1 and seconds > 0, row
+    report = json.loads((tmp_path / "anomaly.json").read_text())
+    for contender in ("tfvae_elbo", "tfvae_importance"):
+        mean = report["summary"]["mean"][contender]
+        assert 0 <= mean["roc_auc"] <= 1 and 0 <= mean["average_precision"] <= 1, mean

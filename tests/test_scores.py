@@ -231,6 +231,16 @@ def test_a_mixed_table_trains_with_a_head_per_column_type(tmp_path, capsys):
                  str(tmp_path / "s.csv")]) == 0
     scores = [float(r["score"]) for r in csv.DictReader((tmp_path / "s.csv").open())]
     assert len(scores) == 2 and scores[1] > scores[0]  # 40 visits where about 3 are usual
+    # Draws of x are rows of the table: each value of its column's type.
+    assert main(["sample", str(run_dir), "--num", "40", "--out", str(tmp_path / "drawn.csv")]) == 0
+    drawn = list(csv.DictReader((tmp_path / "drawn.csv").open()))
+    assert len(drawn) == 40 and set(drawn[0]) == {"amount", "flag", "visits", "colour"}
+    assert {r["colour"] for r in drawn} <= {"red", "green", "blue"}
+    assert {r["flag"] for r in drawn} <= {"0", "1"}
+    assert all(r["visits"].isdigit() for r in drawn)
+    float(drawn[0]["amount"])
+    assert main(["reconstruct", str(run_dir), "--out", str(tmp_path / "r.png")]) == 2
+    assert "a run of vectors of 4 values" in capsys.readouterr().err
     (tmp_path / "bad.csv").write_text("amount,flag,visits,colour\n48.0,0,2,purple\n")
     assert main(["score", str(run_dir), "--input", str(tmp_path / "bad.csv"), "--out",
                  str(tmp_path / "s2.csv")]) == 2

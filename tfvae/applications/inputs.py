@@ -37,6 +37,13 @@ def load_code_run(run_dir, model_types=CODE_MODELS, purpose="an encoder and a de
     return run.load_model(checkpoint), config
 
 
+def require_pictures(model, why):
+    """Refuse a model of vectors where pictures are what a command makes (``why``)."""
+    if len(model.image_shape) != 3:
+        raise InputError("run_dir", f"a run of a model of images ({why})",
+                         f"a run of vectors of {model.image_shape[0]} values")
+
+
 def run_dataset(model, run_dir, name=None, train_examples=None, test_examples=None):
     """The run's dataset (or ``name``), full splits unless limited, in grey levels.
 
@@ -72,3 +79,35 @@ def read_images(path, model, argument="input", labels=False):
     elif labels:
         raise InputError(argument, "an .npz with labels y", f"{str(path)!r} without y")
     return x, y
+
+
+def write_rows(path, rows, columns=None, *, overwrite=False):
+    """Write examples ``rows`` [N, D] to ``path``: an .npz (``x``), or a .csv with a header of
+    the table's ``columns`` (``tfvae.data.tables.Column`` records; ``x0``, ``x1``... without),
+    counts and 0/1 values as integers and categories as their labels."""
+    import csv
+    import io
+
+    from tfvae.storage import write_npz, write_text
+
+    rows = np.asarray(rows).reshape(len(rows), -1)
+    if Path(path).suffix.lower() == ".npz":
+        return write_npz(path, overwrite=overwrite, x=rows)
+    columns = columns or [{"name": f"x{j}", "type": "real", "categories": None}
+                          for j in range(rows.shape[1])]
+    text = io.StringIO()
+    table = csv.writer(text, lineterminator="\n")
+    table.writerow([column["name"] for column in columns])
+    for row in rows:
+        table.writerow([_cell(value, column) for value, column in zip(row, columns)])
+    return write_text(path, text.getvalue(), overwrite=overwrite)
+
+
+def _cell(value, column):
+    """One value as its column's type shows it: a category's label, an integer, a float."""
+    if column["type"] == "categorical":
+        categories = column["categories"]
+        return categories[min(max(int(round(value)), 0), len(categories) - 1)]
+    if column["type"] in ("binary", "count"):
+        return int(round(value))
+    return repr(float(value))

@@ -81,7 +81,9 @@ def write_projector(model, x, labels, directory, *, overwrite=False, dataset="te
     leaves what was there; ``overwrite`` replaces only the files of a projector.
     """
     from tfvae.applications.features import latent_means
+    from tfvae.applications.inputs import require_pictures
 
+    require_pictures(model, "the projector shows each point's picture")
     directory = check_projector_dir(directory, overwrite=overwrite, argument=argument)
     x = np.asarray(model.images(x), np.float32)
     if labels is not None and len(labels) != len(x):

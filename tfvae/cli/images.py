@@ -32,8 +32,11 @@ def sample(args):
 
     check_count("--num", args.num, what="images")
     check_seed("--seed", args.seed)
+    run = RunDirectory(args.run_dir)
+    model = run.load_model(args.checkpoint)
+    if len(model.image_shape) == 1:
+        return _sample_rows(args, run, model)
     out = check_output(args.out, ".png", overwrite=args.overwrite)
-    model = RunDirectory(args.run_dir).load_model(args.checkpoint)
     check_count("--num", args.num, math.prod(model.image_shape), what="images")
     labels, columns, what = args.label, None, ""
     if model.conditional and labels is None:
@@ -48,7 +51,33 @@ def sample(args):
     return 0
 
 
+def _sample_rows(args, run, model):
+    """``tfvae sample`` of a model of vectors: draws of x, as rows of a .csv (a table run's
+    columns, each value of its type) or an .npz."""
+    from pathlib import Path
+
+    from tfvae.applications.inputs import write_rows
+    from tfvae.applications.synthesis import draw_rows
+    from tfvae.errors import InputError
+    from tfvae.runs import TABLE_COLUMNS
+    from tfvae.storage import check_output
+
+    suffix = Path(args.out).suffix.lower()
+    if suffix not in (".csv", ".npz"):
+        raise InputError("--out", "a .csv or .npz path (the run's model draws vectors, not "
+                         "images)", repr(args.out))
+    out = check_output(args.out, suffix, overwrite=args.overwrite)
+    if model.conditional and args.label is None:
+        raise InputError("--label", "the class to draw, for a conditional run of vectors",
+                         "none")
+    rows = draw_rows(model, args.num, seed=args.seed, labels=args.label)
+    write_rows(out, rows, run.read_config().get(TABLE_COLUMNS), overwrite=args.overwrite)
+    print(f"tfvae sample: {len(rows)} draws of x ~ p(x|z) written to {out}")
+    return 0
+
+
 def reconstruct(args):
+    from tfvae.applications.inputs import require_pictures
     from tfvae.checks import check_count
     from tfvae.images import reconstruction_grid, save_grid
     from tfvae.runs import RunDirectory
@@ -58,6 +87,7 @@ def reconstruct(args):
     out = check_output(args.out, ".png", overwrite=args.overwrite)
     run = RunDirectory(args.run_dir)
     model = run.load_model(args.checkpoint)
+    require_pictures(model, "a grid of pictures; tfvae evaluate and score take vectors")
     # Each image and its reconstruction.
     check_count("--num", args.num, 2 * math.prod(model.image_shape), what="images")
     dataset = run.load_dataset(args.dataset, test_examples=args.num)

@@ -45,7 +45,7 @@ def interpolate(args):
     import numpy as np
 
     from tfvae.errors import InputError
-    from tfvae.applications.inputs import load_code_run, run_dataset
+    from tfvae.applications.inputs import load_code_run, require_pictures, run_dataset
     from tfvae.images import save_grid
     from tfvae.checks import check_count
     from tfvae.storage import check_output
@@ -55,6 +55,7 @@ def interpolate(args):
     paths = options.INTERPOLATION_PATHS if args.path == "both" else (args.path,)
     check_count("--steps", args.steps, minimum=2, what="images")  # before loading anything
     model, _ = load_code_run(args.run_dir, checkpoint=args.checkpoint)
+    require_pictures(model, "a grid of pictures along the path")
     x_test = run_dataset(model, args.run_dir).x_test
     for flag, index in (("--from", args.source), ("--to", args.target)):
         if not 0 <= index < len(x_test):

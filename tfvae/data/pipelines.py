@@ -35,7 +35,7 @@ def make_pipeline(x, *, batch_size, shuffle=False, dynamic_binarize=False, seed=
     ``with_index`` gives ``(x, index)`` batches, each example's row number in ``x`` beside it
     (for models that keep state per example, such as MCEM).
     """
-    x = validate_examples(x, argument="x",
+    x = validate_examples(x, argument="x", square_images=False,
                           support="unit_interval" if dynamic_binarize else "real")
     check_int("batch_size", batch_size)
     check_seed("seed", seed)
@@ -84,7 +84,7 @@ def make_train_stream(x, *, batch_size, seed=0, first_epoch=0, drop_remainder=Fa
     cost of a shuffle buffer is paid per batch instead. Binarization is left to the model
     (``VAE.dynamic_binarization``), which draws it on the device.
     """
-    x = validate_examples(x, argument="x")
+    x = validate_examples(x, argument="x", square_images=False)
     check_int("batch_size", batch_size)
     check_seed("seed", seed)
     check_seed("first_epoch", first_epoch)

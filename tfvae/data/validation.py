@@ -123,11 +123,14 @@ def validate_vectors(x, *, argument, support="real"):
     return x
 
 
-def validate_examples(x, *, argument, support="real"):
+def validate_examples(x, *, argument, support="real", square_images=True):
     """Images as :func:`validate_images` returns them, or vectors as :func:`validate_vectors`
-    does (see :func:`is_vectors`), their values checked against ``support``."""
+    does (see :func:`is_vectors`), their values checked against ``support``. With
+    ``square_images`` False, a float [N, D] array stays vectors whatever D is: examples already
+    read (a table's rows) keep their shape."""
     x = _numeric_array(x, argument)
-    if is_vectors(x):
+    if is_vectors(x) or (x.ndim == 2 and not square_images
+                         and np.issubdtype(x.dtype, np.floating)):
         return validate_vectors(x, argument=argument, support=support)
     images = validate_images(x, argument=argument, bernoulli=False)
     check_support(images, argument, support)

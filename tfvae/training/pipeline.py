@@ -179,6 +179,9 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                 remaining=(config["train"]["epochs"] - initial_epoch) * len(dataset.x_train)))
             vae.compile(optimizer=optimizer, jit_compile=config["train"]["jit_compile"],
                         steps_per_execution=per_execution)
+        if config["train"].get("projector") and len(vae.image_shape) != 3:
+            raise InputError("projector", "a model of images (the projector shows each point's "
+                             "picture)", f"a model of vectors of {vae.image_shape[0]} values")
         if config["train"].get("projector") and not vae.has_encoder:
             raise InputError("projector", "a model with an encoder (the projector shows the "
                              "means of q(z|x))", f"model type {config['model_type']!r}")

@@ -15,7 +15,7 @@ from tfvae.data.pipelines import binarize as bernoulli_sample
 from tfvae.data.sources import SCHEMES, SOURCES, known_names
 from tfvae.data.sources.paths import read_path
 from tfvae.data.sources.splits import Splits, check_labels, labels
-from tfvae.data.validation import validate_examples
+from tfvae.data.validation import validate_examples, validate_vectors
 from tfvae.errors import InputError, arg
 from tfvae.layers.registries import likelihood_support
 from tfvae.options import BINARIZE_MODES
@@ -181,13 +181,15 @@ def _parameters(source):
 
 
 def _checked(splits, name):
-    """``splits`` as every model takes them: images or vectors validated (again, for the built-in sources,
-    which name their files as they read them: a quick pass), labels int64, one per image."""
+    """``splits`` as every model takes them: images or vectors (a table's rows always) validated
+    (again, for the built-in sources, which name their files as they read them: a quick pass),
+    labels int64, one per example."""
     support = likelihood_support(splits.likelihood)
+    validate = validate_examples if splits.columns is None else validate_vectors
     checked = {}
     for split in ("train", "test"):
-        x = validate_examples(getattr(splits, f"x_{split}"),
-                              argument=f"{arg('name', name)} (x_{split})", support=support)
+        x = validate(getattr(splits, f"x_{split}"), argument=f"{arg('name', name)} (x_{split})",
+                     support=support)
         y = labels(getattr(splits, f"y_{split}"))
         check_labels(x, y, f"{arg('name', name)} (y_{split})")
         checked.update({f"x_{split}": x, f"y_{split}": y})

@@ -18,7 +18,7 @@ def read_path(path, image_size=None, label_column=None, exclude_columns=()):
     argument = arg("name", str(path))
     if path.suffix.lower() in TABLE_SUFFIXES:
         table = read_table(path, exclude=exclude_columns or (), label=label_column)
-        splits = split_last(table.values, table.labels, argument)
+        splits = split_last(table.values, table.labels, argument, vectors=True)
         # Columns of other types than real ones take the table head: each by its type.
         mixed = any(column.type != "real" for column in table.columns)
         return dataclasses.replace(splits, columns=table.columns,

@@ -5,7 +5,7 @@ import dataclasses
 
 import numpy as np
 
-from tfvae.data.validation import suggested_likelihood, validate_examples
+from tfvae.data.validation import suggested_likelihood, validate_examples, validate_vectors
 from tfvae.errors import InputError
 from tfvae.options import BINARIZE_MODES
 
@@ -65,9 +65,11 @@ def check_labels(x, y, argument):
         raise InputError(argument, f"{len(x)} labels, one per image", f"{len(y)}")
 
 
-def split_last(x, y, argument):
-    """Hold out the last 10% (at least one example) as the test split, deterministically."""
-    x = validate_examples(x, argument=argument)
+def split_last(x, y, argument, vectors=False):
+    """Hold out the last 10% (at least one example) as the test split, deterministically;
+    ``vectors``: ``x`` holds vectors [N, D] whatever D is (a table's rows)."""
+    x = (validate_vectors(x, argument=argument) if vectors
+         else validate_examples(x, argument=argument))
     if len(x) < 2:
         raise InputError(argument, "at least 2 images to split into train and test", f"{len(x)}")
     check_labels(x, y, argument)
