@@ -18,6 +18,7 @@ from tfvae.export.savedmodel import serving_functions
 from tfvae.layers.likelihoods import MIN_SCALE, likelihood_layer
 from tfvae.layers.registries import LIKELIHOODS, likelihood_support
 from tfvae.layers.table_likelihood import TableLikelihood, log_factorial1p
+from test_runtimes import runner
 
 COLUMNS = [{"name": "age", "type": "real", "categories": None},
            {"name": "smoker", "type": "binary", "categories": None},
@@ -283,27 +284,13 @@ def test_the_savedmodel_answers_as_the_model(exported):
                                rtol=1e-5, atol=1e-6)
 
 
-def _runner(fmt, out):
-    if fmt == "tflite":
-        lite = pytest.importorskip("ai_edge_litert.interpreter").Interpreter(model_path=str(out))
-        return lambda name, feed: lite.get_signature_runner(name)(**feed)
-    ort = pytest.importorskip("onnxruntime")
-
-    def run(name, feed):
-        session = ort.InferenceSession(str(out / f"{name}.onnx"))
-        names = [o.name for o in session.get_outputs()]
-        return dict(zip(names, session.run(names, feed)))
-
-    return run
-
-
 @pytest.mark.parametrize("fmt", ["tflite", "onnx"])
 def test_litert_and_onnx_files_answer_as_the_savedmodel(fmt, exported, tmp_path):
     pytest.importorskip({"tflite": "ai_edge_litert", "onnx": "tf2onnx"}[fmt])
     model, inputs, want = exported["model"], exported["inputs"], exported["want"]
     out = tmp_path / ("m.tflite" if fmt == "tflite" else "onnx")
     export_model(model, out, format=fmt, num_samples=4)
-    run = _runner(fmt, out)
+    run = runner(fmt, out)
     for name, specs in input_specs(model).items():
         got = run(name, {s.name: inputs[s.name] for s in specs})
         assert sorted(got) == sorted(want[name]), name
