@@ -260,3 +260,20 @@ def test_graph_checks_follow_the_likelihood_support():
     check_images(rows[:1], (2,), "count")
     with pytest.raises(tf.errors.InvalidArgumentError, match="non-negative integers"):
         check_images(rows[1:2], (2,), "count")
+
+
+def test_a_threshold_goes_with_the_model_it_was_calibrated_for(vector_run, tmp_path):
+    import shutil
+
+    _, run_dir = vector_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    run = RunDirectory(copy)
+    run.write_threshold(calibrate_threshold(np.arange(10.0), 0.2))
+    assert run.read_threshold().threshold == 8.0
+    # Training further changes the model: its threshold is removed with the run's stale files.
+    assert main(["train", "--out", str(copy), "--resume", "--epochs", "6", "--quiet"]) == 0
+    assert run.read_threshold() is None and not run.threshold_path.exists()
+    run.threshold_path.write_text('{"threshold": 1.0}')
+    with pytest.raises(InputError, match="threshold.json written by tfvae threshold"):
+        run.read_threshold()
