@@ -35,7 +35,8 @@ DATASETS = _SOURCES.names()
 BINARIZE_MODES = ("dynamic", "static", "none")
 
 # -- training -----------------------------------------------------------------------------
-OPTIMIZERS = ("adagrad", "adam")
+OPTIMIZERS = ("adagrad", "adam", "adamw", "adamax", "sgd")
+LEARNING_RATE_SCHEDULES = ("constant", "exponential", "iwae", "cosine")
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 MIXED_PRECISION = ("float16", "bfloat16")
 JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
@@ -64,6 +65,7 @@ class Setting:
 
 _LATENT = "latent structure (vae)"
 _CONTROLS = "training controls (the elbo metric stays the true bound)"
+_OPTIMIZATION = "optimization"
 _SPEED = "speed and scale (see docs/distributed.md)"
 
 SETTINGS = {s.name: s for s in (
@@ -127,8 +129,20 @@ SETTINGS = {s.name: s for s in (
     # the optimization
     Setting("epochs", "train", 10, int, help="total epochs"),
     Setting("batch_size", "train", 100, int),
-    Setting("optimizer", "train", "adagrad", choices=OPTIMIZERS),
-    Setting("learning_rate", "train", 0.01, float),
+    Setting("optimizer", "train", "adagrad", choices=OPTIMIZERS, group=_OPTIMIZATION,
+            help="sgd has momentum 0.9; from Python also a keras.optimizers.Optimizer object"),
+    Setting("learning_rate", "train", 0.01, float, group=_OPTIMIZATION),
+    Setting("learning_rate_schedule", "train", "constant", choices=LEARNING_RATE_SCHEDULES,
+            group=_OPTIMIZATION, help="exponential falls by 10x over the run; iwae is Burda "
+            "et al.'s (2015): 3^i epochs at the rate times 10^(-i/7), i = 0..7 (theirs is "
+            f"0.001 with {arg('optimizer', 'adam')}); cosine falls to 0 at the run's end"),
+    Setting("learning_rate_warmup_epochs", "train", 0, int, metavar="E", group=_OPTIMIZATION,
+            help="epochs over which the learning rate rises linearly from 0 (0: none)"),
+    Setting("clip_norm", "train", None, float, metavar="N", group=_OPTIMIZATION,
+            help="clip each step's gradients to global norm N (default: none)"),
+    Setting("early_stopping_patience", "train", None, int, metavar="EPOCHS",
+            group=_OPTIMIZATION, help="stop when the test bound has not improved for EPOCHS "
+            "epochs; model.keras then holds the best epoch's weights (default: never)"),
     Setting("seed", "train", 0, int),
     Setting("projector", "train", False, bool, help="at the end, write the test set's latent "
             "means, labels and images for TensorBoard's Embedding Projector to "

@@ -21,6 +21,8 @@ def register_builtins():
     """Import every built-in model, which registers it (and its layers) with Keras."""
     for name in MODELS.names():
         MODELS.get(name)
+    # The learning-rate schedules a checkpoint's optimizer may hold.
+    import tfvae.training.schedules  # noqa: F401
 
 
 def model_class(name):

@@ -6,6 +6,7 @@ epoch's end:
   ``logs`` for the callbacks after it (the metrics row, the TensorBoard histogram).
 - :class:`EpochRecord`: the epoch's metrics row and its line in ``train.log`` (and on stdout).
 - :class:`RunCheckpoints`: ``last.keras``, ``best.keras`` and ``state.json``.
+- :class:`EarlyStop`: stops when the test bound has not improved for a number of epochs.
 """
 
 import math
@@ -25,6 +26,13 @@ from tfvae.storage import write_atomic
 def diverged(logs):
     """Whether an epoch's ``logs`` hold a non-finite loss."""
     return not np.isfinite((logs or {}).get("loss", 0.0))
+
+
+def test_bound(model, logs):
+    """The epoch's test bound that picks the best epoch: ``model.checkpoint_metric`` on the test
+    set (a model without an ELBO, the autoencoder, names another), None when not measured."""
+    key = model.checkpoint_metric
+    return logs.get(f"val_{key}", logs.get(key))
 
 
 def epoch_line(row, epochs):
@@ -140,11 +148,9 @@ class RunCheckpoints(keras.callbacks.Callback):
         with deferred():
             self.run.checkpoint_dir.mkdir(exist_ok=True)
             last = write_atomic(self.run.checkpoint_path("last"), self.model.save)
-            # A model without an ELBO (the autoencoder) names the metric that picks best.keras.
-            key = self.model.checkpoint_metric
-            test_bound = logs.get(f"val_{key}", logs.get(key))
-            if test_bound is not None and test_bound > self.best_elbo:
-                self.best_elbo = float(test_bound)
+            bound = test_bound(self.model, logs)
+            if bound is not None and bound > self.best_elbo:
+                self.best_elbo = float(bound)
                 write_atomic(self.run.checkpoint_path("best"),
                              lambda tmp: shutil.copyfile(last, tmp))
             self.epochs_done = epoch + 1
@@ -157,3 +163,26 @@ class RunCheckpoints(keras.callbacks.Callback):
             "best_test_elbo": self.best_elbo if math.isfinite(self.best_elbo) else None,
             "status": status,
         }
+
+
+class EarlyStop(keras.callbacks.Callback):
+    """Stops training once the test bound (:func:`test_bound`) has not improved on its best,
+    ``best`` at epoch ``best_epoch``, for ``patience`` epochs; ``stopped`` then holds
+    ``{"epoch": E, "best_epoch": B}`` for state.json. After :class:`RunCheckpoints`, so the
+    epoch it stops at is checkpointed and best.keras holds epoch B."""
+
+    def __init__(self, patience, best=-math.inf, best_epoch=0):
+        super().__init__()
+        self.patience, self.best, self.best_epoch = patience, best, best_epoch
+        self.stopped = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        bound = test_bound(self.model, logs)
+        if diverged(logs) or bound is None:
+            return
+        if bound > self.best:
+            self.best, self.best_epoch = float(bound), epoch + 1
+        elif epoch + 1 - self.best_epoch >= self.patience:
+            self.stopped = {"epoch": epoch + 1, "best_epoch": self.best_epoch}
+            self.model.stop_training = True

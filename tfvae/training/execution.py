@@ -142,3 +142,47 @@ def nearest_divisor(n, target):
     """
     return min((d for d in range(1, n + 1) if n % d == 0),
                key=lambda d: (abs(math.log(d / target)), d))
+
+
+def run_jit_compile(jit_compile, resume, config, model_kwargs, dataset, train_labels,
+                    per_execution, given_optimizer, remaining):
+    """Whether the run's step is XLA-compiled: as the run was, for a resume left at "auto" (its
+    numerics resumed exactly); otherwise ``jit_compile``, "auto" decided by this machine's
+    figures for the ``remaining`` examples."""
+    if resume and jit_compile == "auto" and "jit_compile" in config["train"]:
+        return config["train"]["jit_compile"]
+    # The model drew its weights when built: measuring XLA here, which builds copies of it,
+    # leaves the run as it would be without.
+    return resolve_jit_compile(jit_compile, remaining, measure=lambda: _xla_figures(
+        config, model_kwargs, dataset, train_labels, per_execution, given_optimizer))
+
+
+def _xla_figures(config, model_kwargs, dataset, train_labels, steps_per_execution,
+                 given_optimizer):
+    """This machine's XLA figures (:func:`xla_figures`) for a run's model and step, its
+    optimizer a copy of ``given_optimizer`` or made from ``config``: measured once on fresh copies of the model over the first training batches, then cached."""
+    from tfvae import data as datasets
+    from tfvae.models import model_class
+    from tfvae.training.optimizers import run_optimizer
+
+    batch = config["train"]["batch_size"]
+    key = {"model_type": config["model_type"], "model": model_kwargs, "batch_size": batch,
+           "optimizer": config["train"]["optimizer"], "binarize": config["data"]["binarize"],
+           "steps_per_execution": steps_per_execution,
+           "dtype_policy": keras.config.dtype_policy().name}
+
+    def build(jit_compile):
+        model = model_class(config["model_type"])(**model_kwargs, seed=0)
+        model.compile(optimizer=run_optimizer(config["train"], steps_per_execution,
+                                              given_optimizer),
+                      jit_compile=jit_compile, steps_per_execution=steps_per_execution)
+        return model
+
+    def measure():
+        head = slice(0, steps_per_execution * batch)
+        data = datasets.make_train_stream(
+            dataset.x_train[head], batch_size=batch,
+            labels=None if train_labels is None else train_labels[head])
+        return measure_xla(build, data, steps_per_execution, batch)
+
+    return xla_figures(key, measure)

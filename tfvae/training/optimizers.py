@@ -1,21 +1,70 @@
-"""The optimizers users choose by name, and the step count a checkpoint's optimizer holds."""
+"""The optimizers users choose by name (or give as Keras objects), with their learning-rate
+schedule and gradient clipping, and the step count a checkpoint's optimizer holds."""
 
 import keras
 import tensorflow as tf
 
 from tfvae import options
 from tfvae.checks import check_choice, check_number
+from tfvae.training.schedules import learning_rate_of
+
+# The optimizers by name; SGD with the momentum practitioners expect of it.
+_OPTIMIZERS = {
+    "adagrad": keras.optimizers.Adagrad,
+    "adam": keras.optimizers.Adam,
+    "adamw": keras.optimizers.AdamW,
+    "adamax": keras.optimizers.Adamax,
+    "sgd": lambda learning_rate, **kwargs: keras.optimizers.SGD(learning_rate, momentum=0.9,
+                                                                 **kwargs),
+}
 
 
-def make_optimizer(name, learning_rate):
-    """A fresh Keras optimizer ``name`` (``tfvae.options.OPTIMIZERS``) at ``learning_rate``."""
+def make_optimizer(name, learning_rate, *, schedule="constant", steps_per_epoch=1, epochs=1,
+                   warmup_epochs=0, clip_norm=None):
+    """A fresh Keras optimizer ``name`` (``tfvae.options.OPTIMIZERS``) at ``learning_rate``,
+    which follows ``schedule`` (``tfvae.options.LEARNING_RATE_SCHEDULES``) over ``epochs`` of
+    ``steps_per_epoch`` steps after a linear warm-up of ``warmup_epochs``; ``clip_norm`` clips
+    each step's gradients to that global norm."""
     check_choice("optimizer", name, options.OPTIMIZERS)
     learning_rate = check_number("learning_rate", learning_rate, above=0)
-    if name == "adagrad":
-        return keras.optimizers.Adagrad(learning_rate)
-    return keras.optimizers.Adam(learning_rate)
+    check_choice("learning_rate_schedule", schedule, options.LEARNING_RATE_SCHEDULES)
+    rate = learning_rate_of(schedule, learning_rate, steps_per_epoch, epochs, warmup_epochs)
+    return _OPTIMIZERS[name](learning_rate=rate, global_clipnorm=clip_norm)
+
+
+def run_optimizer(train_config, steps_per_epoch, given=None):
+    """The optimizer of a new run from config.json's ``train`` section, or a copy of the Keras
+    optimizer object ``given`` (a copy: the caller's object is not built on another model)."""
+    if given is not None:
+        return type(given).from_config(given.get_config())
+    return make_optimizer(train_config["optimizer"], train_config["learning_rate"],
+                          schedule=train_config["learning_rate_schedule"],
+                          steps_per_epoch=steps_per_epoch, epochs=train_config["epochs"],
+                          warmup_epochs=train_config["learning_rate_warmup_epochs"],
+                          clip_norm=train_config["clip_norm"])
+
+
+def optimizer_record(optimizer):
+    """How config.json records a Keras optimizer object given to ``train``: its class name and
+    config."""
+    return {"class_name": type(optimizer).__name__,
+            "config": keras.saving.serialize_keras_object(optimizer)["config"]}
 
 
 def optimizer_steps(model):
     """The optimizer's step count as an int (also for a variable mirrored by tf.distribute)."""
     return int(tf.convert_to_tensor(model.optimizer.iterations.value))
+
+
+def stretch_schedule(optimizer, epochs):
+    """Make the learning-rate schedule of a resumed run's ``optimizer`` span the run's new total
+    of ``epochs`` (an exponential or cosine decay then ends where the longer run ends); a run
+    resumed with the same total keeps its schedule, and so its rates, exactly."""
+    from tfvae.training.schedules import EpochSchedule
+
+    rate = optimizer.get_config()["learning_rate"]
+    if not isinstance(rate, dict):  # a plain rate
+        return
+    schedule = keras.optimizers.schedules.deserialize(rate)
+    if isinstance(schedule, EpochSchedule) and schedule.epochs != epochs:
+        optimizer.learning_rate = type(schedule)(**{**schedule.get_config(), "epochs": epochs})

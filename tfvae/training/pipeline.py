@@ -30,11 +30,12 @@ from tfvae.models.settings import model_settings
 from tfvae.runs import DATA_CHECKSUM, TABLE_COLUMNS, RunDirectory, check_dataset_is_there
 from tfvae.storage import write_atomic
 from tfvae.training import distribute
-from tfvae.training.callbacks import (DivergenceStop, EpochRecord, LatentDiagnostics,
-                                      RunCheckpoints)
-from tfvae.training.execution import (dtype_policy, global_dtype_policy, measure_xla,
-                                      nearest_divisor, resolve_jit_compile, xla_figures)
-from tfvae.training.optimizers import make_optimizer, optimizer_steps
+from tfvae.training.callbacks import (DivergenceStop, EarlyStop, EpochRecord,
+                                      LatentDiagnostics, RunCheckpoints)
+from tfvae.training.execution import (dtype_policy, global_dtype_policy, nearest_divisor,
+                                      run_jit_compile)
+from tfvae.training.optimizers import (optimizer_record, optimizer_steps, run_optimizer,
+                                       stretch_schedule)
 from tfvae.training.settings import (check_model_size_settings, check_resume_epochs,
                                      check_same_data, new_run_config, normalized_data_config,
                                      resumed_run_config)
@@ -62,7 +63,8 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
           overwrite=False, verbose=1, strategy="default", mixed_precision=None,
           jit_compile="auto", steps_per_execution=options.SETTINGS["steps_per_execution"].default,
           kl_warmup_epochs=None, conditional=None, standardize=None, projector=None,
-          callbacks=()):
+          learning_rate_schedule=None, learning_rate_warmup_epochs=None, clip_norm=None,
+          early_stopping_patience=None, callbacks=()):
     """Train a model into ``run_dir``; returns a :class:`TrainResult` (the final model, the
     run's config and its last metrics row).
 
@@ -71,6 +73,14 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
     holds its constructor arguments (the image shape and likelihood come from the data when
     absent); ``data_config`` holds ``tfvae.data.load_dataset`` arguments. ``batch_size``,
     ``optimizer``, ``learning_rate`` and ``seed`` default to ``tfvae.options.TRAIN_DEFAULTS``.
+    ``optimizer`` is a name (``tfvae.options.OPTIMIZERS``) or a ``keras.optimizers.Optimizer``
+    object (config.json records its class name and config; its own learning rate and clipping
+    then apply). ``learning_rate_schedule`` (``tfvae.options.LEARNING_RATE_SCHEDULES``,
+    ``tfvae.training.schedules``) varies the rate with the epoch after a linear warm-up from 0
+    over ``learning_rate_warmup_epochs``; ``clip_norm`` clips each step's gradients to that
+    global norm. ``early_stopping_patience`` stops once the test bound has not improved for
+    that many epochs: model.keras then holds the best epoch's weights and state.json records
+    ``stopped_early`` (a resume of such a run has nothing to do).
     Every argument is checked before anything is written, so a bad one leaves ``run_dir`` as it
     was. ``epochs`` is the total (10 when not given). ``kl_warmup_epochs`` sets the VAE's
     ``kl_warmup_steps`` to that many epochs of steps. ``resume`` continues the run in
@@ -117,8 +127,15 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
             held.enter_context(run.writer(resume=resume, overwrite=overwrite))
         held.enter_context(stop_on_signals())
         # 1. The settings, checked before any data is read.
-        train_settings = {"epochs": epochs, "batch_size": batch_size, "optimizer": optimizer,
+        # An optimizer object is recorded by its class name and config; the run trains a copy.
+        given_optimizer = optimizer if isinstance(optimizer, keras.optimizers.Optimizer) else None
+        train_settings = {"epochs": epochs, "batch_size": batch_size,
+                          "optimizer": optimizer if given_optimizer is None
+                          else optimizer_record(given_optimizer),
                           "learning_rate": learning_rate, "seed": seed,
+                          "learning_rate_schedule": learning_rate_schedule,
+                          "learning_rate_warmup_epochs": learning_rate_warmup_epochs,
+                          "clip_norm": clip_norm, "early_stopping_patience": early_stopping_patience,
                           "kl_warmup_epochs": kl_warmup_epochs, "conditional": conditional,
                           "standardize": standardize}
         data_config = normalized_data_config(data_config or {})
@@ -155,13 +172,20 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                 # The checkpoint is written atomically and holds the optimizer's step count: the
                 # epochs it completed follow from it, whatever else a kill left half-updated.
                 initial_epoch = optimizer_steps(vae) // steps
-                if check_resume_epochs(config["train"]["epochs"], initial_epoch, run.read_state()):
+                state = run.read_state()
+                stopped = state.get("stopped_early")
+                if (check_resume_epochs(config["train"]["epochs"], initial_epoch, state)
+                        or stopped):
                     if verbose and writer:
-                        print(render("tfvae: the run has finished its "
+                        print(render(f"tfvae: the run stopped early at epoch {stopped['epoch']} "
+                                     f"(its best: epoch {stopped['best_epoch']}); nothing to do"
+                                     if stopped else "tfvae: the run has finished its "
                                      f"{initial_epoch} epochs; nothing to do (a larger "
                                      f"{arg('epochs')} trains more)"), file=sys.stderr)
-                    return TrainResult(vae, run, config, _last_row(run))
-                optimizer = vae.optimizer  # the same object, so its state carries over
+                    return TrainResult(run.load_model("model") if stopped else vae, run, config,
+                                       _last_row(run))
+                optimizer = given_optimizer = vae.optimizer  # the same object: its state goes on
+                stretch_schedule(optimizer, config["train"]["epochs"])
                 # Runs saved before binarization was part of the model's settings.
                 vae.dynamic_binarization = model_kwargs.get("dynamic_binarization", False)
             else:
@@ -171,12 +195,11 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                 # becomes "sampled" where a prior or posterior has no closed-form KL).
                 config["model"] = _settings_of(vae)
                 initial_epoch = 0
-                optimizer = make_optimizer(config["train"]["optimizer"],
-                                           config["train"]["learning_rate"])
+                optimizer = run_optimizer(config["train"], steps, given_optimizer)
             per_execution = nearest_divisor(steps, steps_per_execution)
-            config["train"]["jit_compile"] = bool(_jit_compile(
+            config["train"]["jit_compile"] = bool(run_jit_compile(
                 jit_compile, resume, config, model_kwargs, dataset, train_labels, per_execution,
-                remaining=(config["train"]["epochs"] - initial_epoch) * len(dataset.x_train)))
+                given_optimizer, remaining=(config["train"]["epochs"] - initial_epoch) * len(dataset.x_train)))
             vae.compile(optimizer=optimizer, jit_compile=config["train"]["jit_compile"],
                         steps_per_execution=per_execution)
         if config["train"].get("projector") and len(vae.image_shape) != 3:
@@ -185,12 +208,14 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
         if config["train"].get("projector") and not vae.has_encoder:
             raise InputError("projector", "a model with an encoder (the projector shows the "
                              "means of q(z|x))", f"model type {config['model_type']!r}")
-        best = -math.inf
+        best, best_epoch = -math.inf, 0
         if writer and resume:
             run.remove_stale()
             run.write_config(config)
             rows = run.truncate_metrics(initial_epoch)
-            best = max((r["test_elbo"] for r in rows if r["test_elbo"] is not None), default=best)
+            bounds = [(r[f"test_{vae.checkpoint_metric}"], r["epoch"]) for r in rows
+                      if r.get(f"test_{vae.checkpoint_metric}") is not None]
+            best, best_epoch = max(bounds, default=(best, best_epoch))
         if writer and not resume:
             run.create(config)
         # Non-chief workers must save too (reading distributed variables is collective): elsewhere.
@@ -206,6 +231,8 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
         # 4. The callbacks, one concern each, in the order they run at an epoch's end.
         divergence = DivergenceStop()
         checkpoints = RunCheckpoints(out, best_elbo=best, epochs_completed=initial_epoch)
+        patience = config["train"].get("early_stopping_patience")
+        early_stop = [EarlyStop(patience, best, int(best_epoch))] if patience else []
         diagnostics = ([LatentDiagnostics(dataset.x_test[:_DIAGNOSTIC_EXAMPLES], None
                                           if test_labels is None
                                           else test_labels[:_DIAGNOSTIC_EXAMPLES])]
@@ -215,6 +242,7 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
             EpochRecord(out, len(dataset.x_train), config["train"]["epochs"],
                         print_lines=verbose in (1, 2)),
             checkpoints,
+            *early_stop,
             EpochSummaries(out.tensorboard_dir,
                            test_images=dataset.x_test if vae.has_encoder else None,
                            test_labels=test_labels),
@@ -247,6 +275,11 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
             if divergence.diverged:
                 out.write_state(checkpoints.state("diverged"))
                 raise TrainingDiverged(diverged_message(run, checkpoints.epochs_done + 1))
+            state = checkpoints.state("finished")
+            if early_stop and early_stop[0].stopped:
+                # best.keras holds the best epoch: the final model is it, weights and all.
+                vae.set_weights(out.load_model("best").get_weights())
+                state["stopped_early"] = early_stop[0].stopped
             write_atomic(out.checkpoint_path("model"), vae.save)
             if writer and config["train"].get("projector"):
                 from tfvae.applications.projector import write_run_projector
@@ -257,7 +290,7 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                                             argument="projector")
                 if verbose:
                     print(f"tfvae: projector: {shown['description']}, in {run.projector_dir}")
-            out.write_state(checkpoints.state("finished"))
+            out.write_state(state)
         finally:
             if not writer:
                 shutil.rmtree(out.path, ignore_errors=True)
@@ -325,49 +358,9 @@ def _settings_of(model):
             if key in resolved}
 
 
-def _jit_compile(jit_compile, resume, config, model_kwargs, dataset, train_labels,
-                 per_execution, remaining):
-    """Whether the run's step is XLA-compiled: as the run was, for a resume left at "auto" (its
-    numerics resumed exactly); otherwise ``jit_compile``, "auto" decided by this machine's
-    figures for the ``remaining`` examples."""
-    if resume and jit_compile == "auto" and "jit_compile" in config["train"]:
-        return config["train"]["jit_compile"]
-    # The model drew its weights when built: measuring XLA here, which builds copies of it,
-    # leaves the run as it would be without.
-    return resolve_jit_compile(jit_compile, remaining, measure=lambda: _xla_figures(
-        config, model_kwargs, dataset, train_labels, per_execution))
-
-
 def _last_row(run):
     rows = run.read_metrics() if run.metrics_path.is_file() else []
     return rows[-1] if rows else None
-
-
-def _xla_figures(config, model_kwargs, dataset, train_labels, steps_per_execution):
-    """This machine's XLA figures for the run's model and step
-    (``tfvae.training.execution.xla_figures``):
-    measured once on fresh copies of the model over the first training batches, then cached."""
-    batch = config["train"]["batch_size"]
-    key = {"model_type": config["model_type"], "model": model_kwargs, "batch_size": batch,
-           "optimizer": config["train"]["optimizer"], "binarize": config["data"]["binarize"],
-           "steps_per_execution": steps_per_execution,
-           "dtype_policy": keras.config.dtype_policy().name}
-
-    def build(jit_compile):
-        model = model_class(config["model_type"])(**model_kwargs, seed=0)
-        model.compile(optimizer=make_optimizer(config["train"]["optimizer"],
-                                               config["train"]["learning_rate"]),
-                      jit_compile=jit_compile, steps_per_execution=steps_per_execution)
-        return model
-
-    def measure():
-        head = slice(0, steps_per_execution * batch)
-        data = datasets.make_train_stream(
-            dataset.x_train[head], batch_size=batch,
-            labels=None if train_labels is None else train_labels[head])
-        return measure_xla(build, data, steps_per_execution, batch)
-
-    return xla_figures(key, measure)
 
 
 def _class_labels(dataset, num_classes=None):

@@ -7,14 +7,20 @@ import math
 from pathlib import Path
 
 from tfvae import options
-from tfvae.checks import (check_count, check_image_size, check_int, check_seed, is_integer)
+from tfvae.checks import (check_choice, check_count, check_image_size, check_int, check_number,
+                          check_seed, is_integer)
 from tfvae.errors import InputError, arg
 from tfvae.layers.bodies import check_model_size
 from tfvae.runs import DATA_CHECKSUM
 
 # The settings of config.json's "train" section, in the order it records them.
-TRAIN_KEYS = ("epochs", "batch_size", "optimizer", "learning_rate", "seed", "kl_warmup_epochs",
-              "conditional", "standardize")
+TRAIN_KEYS = ("epochs", "batch_size", "optimizer", "learning_rate", "learning_rate_schedule",
+              "learning_rate_warmup_epochs", "clip_norm", "early_stopping_patience", "seed",
+              "kl_warmup_epochs", "conditional", "standardize")
+# The settings a Keras optimizer object given as ``optimizer`` holds itself: config.json records
+# them as None (the object's config has them).
+OPTIMIZER_OWN_KEYS = ("learning_rate", "learning_rate_schedule", "learning_rate_warmup_epochs",
+                      "clip_norm")
 
 
 def new_run_config(model, model_config, data_config, train_settings, mixed_precision,
@@ -29,12 +35,19 @@ def new_run_config(model, model_config, data_config, train_settings, mixed_preci
         raise InputError("model", "a model that trains on batches of images (MCEM keeps a chain "
                          "per example: `tfvae reproduce fig3` trains it)", repr(model))
     check_model_settings(cls, model, model_config)
+    own = ()
+    if isinstance(train_settings.get("optimizer"), dict):  # the record of an optimizer object
+        given = [key for key in OPTIMIZER_OWN_KEYS if train_settings.get(key) is not None]
+        if given:
+            raise InputError(given[0], "none with an optimizer object (set it on the object)",
+                             repr(train_settings[given[0]]))
+        own = OPTIMIZER_OWN_KEYS
     return checked_train_settings({
         "model_type": model,
         "model": dict(model_config),
         "data": {"name": options.SETTINGS["name"].default, **data_config},
         "train": {**{key: options.SETTINGS[key].default if train_settings.get(key) is None
-                     else train_settings[key] for key in TRAIN_KEYS},
+                     and key not in own else train_settings.get(key) for key in TRAIN_KEYS},
                   "mixed_precision": mixed_precision,
                   "projector": bool(options.SETTINGS["projector"].default if projector is None
                                     else projector)},
@@ -57,12 +70,27 @@ def resumed_run_config(config, model, model_config, data_config, train_settings,
 
 
 def checked_train_settings(config):
-    """``config`` with its counts as plain ints (numpy's are accepted): config.json and Keras's
-    seeding take them."""
+    """``config`` with its settings checked and its counts as plain ints (numpy's are accepted):
+    config.json and Keras's seeding take them. A setting a run's config.json lacks (a run from
+    before it existed) is recorded at its declared default."""
     train = config["train"]
+    for key in TRAIN_KEYS:
+        if key not in train:
+            train[key] = options.SETTINGS[key].default
     train["epochs"] = check_int("epochs", train["epochs"])
     train["batch_size"] = check_int("batch_size", train["batch_size"])
     train["seed"] = check_seed("seed", train["seed"])
+    if not isinstance(train["optimizer"], dict):  # a dict records an optimizer object
+        check_choice("optimizer", train["optimizer"], options.OPTIMIZERS)
+        train["learning_rate"] = check_number("learning_rate", train["learning_rate"], above=0)
+        check_choice("learning_rate_schedule", train["learning_rate_schedule"],
+                     options.LEARNING_RATE_SCHEDULES)
+        train["learning_rate_warmup_epochs"] = check_int(
+            "learning_rate_warmup_epochs", train["learning_rate_warmup_epochs"], minimum=0)
+        if train["clip_norm"] is not None:
+            train["clip_norm"] = check_number("clip_norm", train["clip_norm"], above=0)
+    train["early_stopping_patience"] = check_int(
+        "early_stopping_patience", train["early_stopping_patience"], optional=True)
     return config
 
 
