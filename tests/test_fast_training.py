@@ -14,7 +14,6 @@ from tfvae.errors import InputError
 from tfvae.runs import RunDirectory
 from tfvae.storage import read_json
 from tfvae.training import execution
-from tfvae.training import pipeline as training
 from tfvae.training.execution import largest_divisor, nearest_divisor, resolve_jit_compile
 from tfvae.training.pipeline import train
 
@@ -244,7 +243,7 @@ def test_train_measures_xla_once_and_decides_from_the_figures(tmp_path, monkeypa
     assert vae.jit_compile == (300 >= figures["break_even_examples"])
     # The figures decide the next run without measuring again.
     forced = {**figures, "break_even_examples": 0}
-    monkeypatch.setattr(training, "measure_xla", lambda *a, **k: pytest.fail("measured again"))
+    monkeypatch.setattr(execution, "measure_xla", lambda *a, **k: pytest.fail("measured again"))
     (tmp_path / "cache" / "xla_break_even.json").write_text(json.dumps({key: forced}))
     assert train(tmp_path / "b", epochs=1, **TINY).model.jit_compile
 
