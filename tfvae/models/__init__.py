@@ -5,6 +5,8 @@ Every model extends :class:`tfvae.models.base.LatentVariableModel` and registers
 paper's experiments and the CLI find them.
 """
 
+import importlib
+
 from tfvae.lazy import lazy_names
 from tfvae.models.registry import MODELS, register
 
@@ -22,7 +24,7 @@ def register_builtins():
     for name in MODELS.names():
         MODELS.get(name)
     # The learning-rate schedules a checkpoint's optimizer may hold.
-    import tfvae.training.schedules  # noqa: F401
+    importlib.import_module("tfvae.training.schedules")
 
 
 def model_class(name):
