@@ -7,7 +7,11 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
+
+from tfvae.checks import check_int, check_number
 from tfvae.errors import InputError
+from tfvae.evaluation.scores import DEFAULT_SAMPLES
 
 METADATA_FILE = "tfvae.json"
 
@@ -81,3 +85,58 @@ def _jsonable(obj):
 
 def _finite_or_none(value):
     return value if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+# Draws of z per row of the score signature when no threshold says otherwise: tfvae.score's
+# default for the ELBO method.
+DEFAULT_SCORE_SAMPLES = DEFAULT_SAMPLES["elbo"]
+
+
+class ScoreSettings:
+    """How the ``score`` signature scores: ``num_samples`` draws of z per row and, when given,
+    the ``threshold`` above which a score is an anomaly (the ``anomaly`` output).
+
+    The graph compares the float32 score with the largest float32 at or below ``threshold``, so
+    ``anomaly`` is exactly ``score > threshold`` for every float32 score.
+    """
+
+    def __init__(self, num_samples=DEFAULT_SCORE_SAMPLES, threshold=None):
+        self.num_samples = check_int("score num_samples", num_samples)
+        self.threshold = (None if threshold is None
+                          else check_number("anomaly threshold", threshold))
+
+    @classmethod
+    def from_metadata(cls, metadata=None):
+        """The settings an export with ``metadata`` (what ``assets/tfvae.json`` records) scores
+        by: its ``anomaly_threshold`` (a :class:`tfvae.evaluation.scores.Threshold` or its
+        dict) when calibrated by the ELBO method, else 16 draws and no threshold."""
+        record = (metadata or {}).get("anomaly_threshold")
+        if record is None:
+            return cls()
+        if dataclasses.is_dataclass(record):
+            record = dataclasses.asdict(record)
+        if not isinstance(record, dict) or "threshold" not in record:
+            raise InputError("metadata", "an anomaly_threshold with a threshold (as tfvae "
+                             "threshold writes it)", repr(record))
+        if record.get("method", "elbo") != "elbo":
+            # Importance-sampled scores do not compare with the score signature's ELBO.
+            return cls()
+        return cls(record.get("num_samples") or DEFAULT_SCORE_SAMPLES, record["threshold"])
+
+    def float32_threshold(self):
+        """The largest float32 at or below the threshold: for a float32 score s,
+        s > it exactly when s > the threshold."""
+        below = np.float32(self.threshold)
+        if float(below) > self.threshold:
+            below = np.nextafter(below, np.float32(-np.inf))
+        return below
+
+    def outputs(self):
+        return ("score", "anomaly") if self.threshold is not None else ("score",)
+
+    def metadata(self):
+        """What ``assets/tfvae.json`` records of the score signature."""
+        return {"score_num_samples": self.num_samples}
+
+    def __repr__(self):
+        return f"ScoreSettings(num_samples={self.num_samples}, threshold={self.threshold!r})"

@@ -12,7 +12,7 @@ row with NaN or infinite values, pixels outside [0, 1] for a Bernoulli model or 
 other rows are answered as usual.
 
 The ``score`` signature scores as the SavedModel's does (``metadata``'s ``anomaly_threshold``
-sets its draws and threshold: :class:`tfvae.export.savedmodel.ScoreSettings`). ONNX Runtime checks each
+sets its draws and threshold: :class:`tfvae.export.metadata.ScoreSettings`). ONNX Runtime checks each
 input's trailing shape and dtype; LiteRT checks the dtype but resizes an input to the shape it is
 given, so its callers check the shape.
 

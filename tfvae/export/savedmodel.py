@@ -71,15 +71,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import tensorflow as tf
 
 from tfvae import estimators, noise
-from tfvae.checks import MAX_INT64, check_count, check_int, check_name, check_number
+from tfvae.checks import MAX_INT64, check_count, check_int, check_name
 from tfvae.data.graph_checks import check_images, check_labels, check_latents, check_seeds
 from tfvae.errors import InputError
 from tfvae.export.formats import ExportFormat, export_model
-from tfvae.export.metadata import METADATA_FILE, model_metadata, run_metadata
+from tfvae.export.metadata import METADATA_FILE, ScoreSettings, model_metadata, run_metadata
 from tfvae.export.warmup import write_warmup
 from tfvae.options import EXPORT_LOG_LIKELIHOOD_SAMPLES as DEFAULT_NUM_SAMPLES
 from tfvae.runs import RunDirectory
@@ -89,9 +88,6 @@ SIGNATURES = ("encode", "decode", "sample", "reconstruct", "log_likelihood", "sc
 DEFAULT_SIGNATURE = "encode"
 # The signatures of a bound on log p(x), which a model without one (the autoencoder) lacks.
 _BOUND_SIGNATURES = ("log_likelihood", "score")
-# Draws of z per row of the score signature when no threshold says otherwise (tfvae.score's
-# default for the ELBO method).
-DEFAULT_SCORE_SAMPLES = 16
 
 
 # --------------------------------------------------------------------------- the signatures
@@ -100,56 +96,6 @@ DEFAULT_SCORE_SAMPLES = 16
 # The streams of an export's noise (tfvae.noise.CounterSeed). The score draws from the ELBO's
 # stream: its first draw is log_likelihood's elbo.
 SAMPLE_STREAM, ELBO_STREAM, LOG_PX_STREAM = 0, 1, 2
-
-
-class ScoreSettings:
-    """How the ``score`` signature scores: ``num_samples`` draws of z per row and, when given,
-    the ``threshold`` above which a score is an anomaly (the ``anomaly`` output).
-
-    The graph compares the float32 score with the largest float32 at or below ``threshold``, so
-    ``anomaly`` is exactly ``score > threshold`` for every float32 score.
-    """
-
-    def __init__(self, num_samples=DEFAULT_SCORE_SAMPLES, threshold=None):
-        self.num_samples = check_int("score num_samples", num_samples)
-        self.threshold = (None if threshold is None
-                          else check_number("anomaly threshold", threshold))
-
-    @classmethod
-    def from_metadata(cls, metadata=None):
-        """The settings an export with ``metadata`` (what ``assets/tfvae.json`` records) scores
-        by: its ``anomaly_threshold`` (a :class:`tfvae.evaluation.scores.Threshold` or its
-        dict) when calibrated by the ELBO method, else 16 draws and no threshold."""
-        record = (metadata or {}).get("anomaly_threshold")
-        if record is None:
-            return cls()
-        if dataclasses.is_dataclass(record):
-            record = dataclasses.asdict(record)
-        if not isinstance(record, dict) or "threshold" not in record:
-            raise InputError("metadata", "an anomaly_threshold with a threshold (as tfvae "
-                             "threshold writes it)", repr(record))
-        if record.get("method", "elbo") != "elbo":
-            # Importance-sampled scores do not compare with the score signature's ELBO.
-            return cls()
-        return cls(record.get("num_samples") or DEFAULT_SCORE_SAMPLES, record["threshold"])
-
-    def float32_threshold(self):
-        """The largest float32 at or below the threshold: for a float32 score s,
-        s > it exactly when s > the threshold."""
-        below = np.float32(self.threshold)
-        if float(below) > self.threshold:
-            below = np.nextafter(below, np.float32(-np.inf))
-        return below
-
-    def outputs(self):
-        return ("score", "anomaly") if self.threshold is not None else ("score",)
-
-    def metadata(self):
-        """What ``assets/tfvae.json`` records of the score signature."""
-        return {"score_num_samples": self.num_samples}
-
-    def __repr__(self):
-        return f"ScoreSettings(num_samples={self.num_samples}, threshold={self.threshold!r})"
 
 
 def model_signatures(model):
