@@ -68,6 +68,9 @@ def test_scores_are_seeded_and_rank_outliers_above_normal_rows(vector_run):
     # The ELBO score is minus the mean of the model's per-example ELBO over its draws.
     single = score(model, normal[:5], num_samples=1, seed=0)
     np.testing.assert_allclose(single, -model.elbo(normal[:5], seed=[0, 0]).numpy(), rtol=1e-5)
+    draws = [model.elbo(normal[:5], seed=[0, draw]).numpy() for draw in range(3)]
+    np.testing.assert_allclose(score(model, normal[:5], num_samples=3, seed=0),
+                               -np.mean(draws, axis=0), rtol=1e-5)
 
 
 def test_the_threshold_flags_at_most_the_chosen_share_of_normal_scores():

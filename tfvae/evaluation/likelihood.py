@@ -90,7 +90,7 @@ def log_likelihood(model, data, num_samples=LOG_LIKELIHOOD_SAMPLES, *, method="i
                          "method='importance' (use method='hmc' for models without an encoder)",
                          type(model).__name__)
     x = model_images(model, data, "data")
-    labels = _checked_labels(model, labels, x)
+    labels = checked_labels(model, labels, x)
     chunk_size = max(1, min(num_samples, estimators.DECODED_PER_CHUNK // batch_size))
 
     def make():
@@ -137,7 +137,7 @@ def hmc_log_likelihood(model, data, num_samples=500, *, num_chains=5, burnin=200
         "initial_step_size": check_number("initial_step_size", initial_step_size, above=0),
     }
     x = model_images(model, data, "data")
-    labels = _checked_labels(model, labels, x)
+    labels = checked_labels(model, labels, x)
     batch_log_px = compiled(
         model, ("hmc", *sorted(settings.items())),
         lambda: lambda xb, batch_seed, lb=None: estimators.hmc_log_px(
@@ -147,7 +147,7 @@ def hmc_log_likelihood(model, data, num_samples=500, *, num_chains=5, burnin=200
     return LogLikelihood(per_example, "hmc", num_samples, float(np.mean(acceptance)))
 
 
-def _checked_labels(model, labels, x):
+def checked_labels(model, labels, x):
     """A conditional model's labels for the images ``x``, checked; None for another model."""
     if labels is None and not getattr(model, "conditional", False):
         return None

@@ -25,8 +25,10 @@ def score(model, x, *, method="elbo", num_samples=None, seed=0, batch_size=500,
                    labels=None):
     """Minus ``method``'s estimate of log p(x) for each example of ``x`` [N, *E], float64 [N]
     (given the ``labels`` of a conditional model)."""
+    import tensorflow as tf
+
     from tfvae.data import model_images
-    from tfvae.evaluation.likelihood import log_likelihood
+    from tfvae.evaluation.likelihood import checked_labels, compiled, log_likelihood
 
     check_choice("method", method, SCORE_METHODS)
     num_samples = check_int("num_samples", DEFAULT_SAMPLES[method] if num_samples is None
@@ -43,15 +45,31 @@ def score(model, x, *, method="elbo", num_samples=None, seed=0, batch_size=500,
     if method == "importance":
         return -log_likelihood(model, x, num_samples, batch_size=batch_size, seed=seed,
                                labels=labels).per_example.astype(np.float64)
-    scores = np.zeros(len(x), np.float64)
+    labels = checked_labels(model, labels, x)
+    batch_scores = compiled(model, ("elbo score", num_samples), lambda: _elbo_scores(model))
+    scores = []
     for start in range(0, len(x), batch_size):
         part = slice(start, start + batch_size)
-        y = None if labels is None else np.asarray(labels)[part]
-        for draw in range(num_samples):
-            # One seed per batch and draw: scores do not depend on what else is scored.
-            pair = [seed % 2 ** 31, (seed // 2 ** 31) * 2 ** 30 + start * num_samples + draw]
-            scores[part] -= np.asarray(model.elbo(x[part], seed=pair, labels=y), np.float64)
-    return scores / num_samples
+        # One seed per batch and draw: scores do not depend on what else is scored.
+        seeds = [[seed % 2 ** 31, (seed // 2 ** 31) * 2 ** 30 + start * num_samples + draw]
+                 for draw in range(num_samples)]
+        batch = [tf.constant(x[part]), tf.constant(seeds, tf.int32)]
+        if labels is not None:
+            batch.append(tf.constant(labels[part]))
+        scores.append(np.asarray(batch_scores(*batch), np.float64))
+    return np.concatenate(scores)
+
+
+def _elbo_scores(model):
+    """fn(x [B, *E], seeds int32 [S, 2][, labels [B]]) -> minus the ELBO averaged over the S
+    seeds' draws [B], one compiled call for every draw of a batch."""
+    import tensorflow as tf
+
+    def batch_scores(x, seeds, labels=None):
+        elbos = tf.map_fn(lambda pair: model.elbo(x, seed=pair, labels=labels), seeds,
+                          fn_output_signature=tf.TensorSpec([None], tf.float32))
+        return -tf.reduce_mean(tf.cast(elbos, tf.float64), axis=0)
+    return batch_scores
 
 
 @dataclasses.dataclass(frozen=True)
