@@ -17,6 +17,7 @@ No request is validated here beyond what TF Serving itself checks: bad pixels an
 the graph, whose own checks answer, as they would in TF Serving.
 """
 
+import base64
 import json
 import re
 import threading
@@ -303,6 +304,12 @@ def _json_value(value, dtype):
         if isinstance(value, bool) or not isinstance(value, int):
             raise _type_error(value, dtype)
         return value
+    if dtype == tf.string:  # text, or {"b64": ...} for bytes that are not UTF-8
+        if isinstance(value, dict) and set(value) == {"b64"}:
+            return base64.b64decode(value["b64"])
+        if not isinstance(value, str):
+            raise _type_error(value, dtype)
+        return value.encode()
     raise ServingStatus(grpc.StatusCode.UNIMPLEMENTED,
                         f"Conversion of JSON Value: {json.dumps(value)} to type: {dtype.name}")
 

@@ -53,7 +53,8 @@ def register(subparsers):
                                    "threshold, anomaly (1 above it).")
     q.add_argument("inputs", nargs="+", metavar="INPUT",
                    help=".npy of examples ([N, *E] or one [*E]), .npz with x (and y, a "
-                        "conditional model's labels), or a PNG/PGM/JPEG/BMP image")
+                        "conditional model's labels), a PNG/PGM/JPEG/BMP image, or for a model "
+                        "trained on a table, a table (.csv, .tsv, .parquet) with its columns")
     q.add_argument("--seed", type=int, default=0,
                    help="every example's seed: the same seed gives the same score (default: 0)")
     q.add_argument("--batch-size", type=int, default=256,
@@ -158,23 +159,37 @@ def score(args):
     check_int("--seed", args.seed, minimum=-MAX_INT64 - 1, maximum=MAX_INT64)
 
     def request(client):
-        signature = client.signatures().get("score")
-        if signature is None:
+        from tfvae.data.tables import TABLE_SUFFIXES
+
+        signatures = client.signatures()
+        if "score" not in signatures:
             raise InputError("--model-name", "a model served with a score signature (a tfvae "
                              "export of a model with a bound)",
-                             f"{args.model_name!r}, whose signatures are "
-                             f"{sorted(client.signatures())}")
-        shape = signature["inputs"]["x"]["shape"][1:]
-        conditional = "label" in signature["inputs"]
+                             f"{args.model_name!r}, whose signatures are {sorted(signatures)}")
+        shape = signatures["score"]["inputs"]["x"]["shape"][1:]
+        conditional = "label" in signatures["score"]["inputs"]
         rows = []
         for path in args.inputs:
-            x, y = read_examples(path, shape, conditional)
-            for start in range(0, len(x), batch_size):
+            ids = None
+            if Path(path).suffix.lower() in TABLE_SUFFIXES:
+                columns, ids = read_table_columns(path, signatures.get("score_rows"))
+                count = len(next(iter(columns.values())))
+            else:
+                x, y = read_examples(path, shape, conditional)
+                count = len(x)
+            for start in range(0, count, batch_size):
                 part = slice(start, start + batch_size)
-                got = client.score(x[part], args.seed, None if y is None else y[part],
-                                   format=args.format)
+                if ids is None:
+                    got = client.score(x[part], args.seed, None if y is None else y[part],
+                                       format=args.format)
+                else:
+                    got = client.score_rows({name: values[part] for name, values
+                                             in columns.items()}, args.seed,
+                                            format=args.format)
                 for i, value in enumerate(got["score"]):
                     row = {"input": path, "index": start + i, "score": float(value)}
+                    if ids is not None and len(ids):
+                        row["id"] = str(ids[start + i])
                     if "anomaly" in got:
                         row["anomaly"] = int(got["anomaly"][i])
                     rows.append(row)
@@ -187,16 +202,56 @@ def score(args):
     if out:
         text = io.StringIO()
         table = csv.writer(text, lineterminator="\n")
-        columns = ["input", "row", "score"] + (["anomaly"] if rows and "anomaly" in rows[0]
-                                               else [])
+        ids = any("id" in row for row in rows)
+        columns = ["input", "row", *(["id"] if ids else []), "score",
+                   *(["anomaly"] if rows and "anomaly" in rows[0] else [])]
         table.writerow(columns)
-        table.writerows([row["input"], row["index"], repr(row["score"])]
-                        + ([row["anomaly"]] if "anomaly" in columns else []) for row in rows)
+        table.writerows([row["input"], row["index"], *([row.get("id", "")] if ids else []),
+                         repr(row["score"]), *([row["anomaly"]] if "anomaly" in columns else [])]
+                        for row in rows)
         write_text(out, text.getvalue(), overwrite=args.overwrite)
         flagged = (f"; {sum(row['anomaly'] for row in rows)} above the threshold"
                    if "anomaly" in columns else "")
         print(f"tfvae client score: {len(rows)} scores written to {out}{flagged}")
     return 0
+
+
+def read_table_columns(path, signature):
+    """The values of the served columns (input name -> array [N]) in the table file INPUT
+    ``path``, matched by name, and its "id" column (empty when it has none); ``signature``
+    is the served ``score_rows`` signature's metadata (None: the model takes no table)."""
+    import numpy as np
+
+    from tfvae.data.tables import ID_COLUMN, column_names, read_table
+    from tfvae.errors import InputError
+    from tfvae.export.rows import input_names
+
+    if signature is None or "label" in signature["inputs"]:
+        raise InputError("INPUT", "an .npy or .npz of examples (the served model takes no "
+                         "table rows)" if signature is None else "an .npz of examples with "
+                         "labels y (a conditional model)", repr(path))
+    served = {name: info for name, info in signature["inputs"].items() if name != "seed"}
+    header = column_names(path, "INPUT")
+    by_input = {input_names([{"name": name}])[0]: name for name in header}
+    missing = [name for name in served if name not in by_input]
+    if missing:
+        raise InputError("INPUT", f"a table with the served model's columns "
+                         f"({', '.join(map(repr, served))})",
+                         f"{path!r} without {', '.join(map(repr, missing))}")
+    text = {name: served[name]["dtype"] == "DT_STRING" for name in served}
+    kept = [by_input[name] for name in served]
+    table = read_table(path, argument="INPUT", types={
+        by_input[name]: "categorical" if text[name] else "real" for name in served},
+        exclude=[name for name in header if name not in kept and name != ID_COLUMN])
+    index = {column.name: j for j, column in enumerate(table.columns)}  # the file's order
+    columns = {}
+    for name in served:
+        j = index[by_input[name]]
+        values = table.values[:, j]
+        categories = table.columns[j].categories
+        columns[name] = (np.asarray(categories, object)[values.astype(np.int64)] if text[name]
+                         else values.astype(np.float32))
+    return columns, np.array([]) if table.ids is None else table.ids
 
 
 def read_examples(path, shape, conditional=False):

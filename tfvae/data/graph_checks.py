@@ -18,11 +18,11 @@ from tfvae.errors import InputError
 CHECKED = "tfvae_checked"
 
 
-def _assert(condition, message, *data):
+def graph_assert(condition, message, *data):
     return tf.debugging.Assert(condition, [message, *data], summarize=16)
 
 
-def _checked(tensor, checks):
+def after_checks(tensor, checks):
     """``tensor`` once every check has passed: later ops depend on them, so bad input fails here."""
     with tf.control_dependencies(checks):
         return tf.identity(tensor)
@@ -37,53 +37,53 @@ def _check_trailing_shape(tensor, name, dtype, trailing):
     expected = " ".join(str(d) for d in trailing)
     got = tf.strings.reduce_join(tf.strings.as_string(tf.shape(tensor)[1:]), separator=" ")
     shape = ", ".join(["batch", *map(str, trailing)])
-    return _assert(tf.equal(got, expected),
+    return graph_assert(tf.equal(got, expected),
                    f"{name}: expected {dtype} of shape [{shape}], got shape", tf.shape(tensor))
 
 
 def check_images(x, image_shape, support):
     """``x`` [B, *E] after the shape and finiteness checks, and the values in the likelihood's
     ``support``: [0, 1] for a Bernoulli ("unit_interval"), non-negative integers ("count")."""
-    x = _checked(x, [_check_trailing_shape(x, "x", "float32 images", image_shape)])
+    x = after_checks(x, [_check_trailing_shape(x, "x", "float32 images", image_shape)])
     x = tf.debugging.assert_all_finite(x, "x: expected finite pixel values, got NaN or infinity")
     low, high = tf.reduce_min(x), tf.reduce_max(x)
     empty = tf.equal(tf.size(x), 0)
     if support == "unit_interval":
-        x = _checked(x, [_assert(
+        x = after_checks(x, [graph_assert(
             tf.logical_or(empty, tf.logical_and(low >= 0.0, high <= 1.0)),
             "x: expected pixel values in [0, 1] for a Bernoulli model, got values in", low, high)])
     elif support == "count":
         whole = tf.reduce_all(tf.equal(x, tf.round(x)))
-        x = _checked(x, [_assert(
+        x = after_checks(x, [graph_assert(
             tf.logical_or(empty, tf.logical_and(low >= 0.0, whole)),
             "x: expected non-negative integers for a count model, got values in", low, high)])
     return x
 
 
 def check_latents(z, latent_dim):
-    z = _checked(z, [_check_trailing_shape(z, "z", "float32 latents", [latent_dim])])
+    z = after_checks(z, [_check_trailing_shape(z, "z", "float32 latents", [latent_dim])])
     return tf.debugging.assert_all_finite(z, "z: expected finite values, got NaN or infinity")
 
 
 def check_seeds(seed, x=None):
     checks = [_check_trailing_shape(seed, "seed", "int64 seeds", [])]
     if x is not None:
-        checks.append(_assert(tf.equal(tf.shape(seed)[0], tf.shape(x)[0]),
+        checks.append(graph_assert(tf.equal(tf.shape(seed)[0], tf.shape(x)[0]),
                               "seed: expected one seed per image of x, got seeds and images",
                               tf.shape(seed)[0], tf.shape(x)[0]))
-    return _checked(seed, checks)
+    return after_checks(seed, checks)
 
 
 def check_labels(label, num_classes, x=None):
     """``label`` [B] (int64) after the shape, range [0, num_classes) and (with ``x``) count checks."""
     checks = [_check_trailing_shape(label, "label", "int64 class labels", [])]
     if x is not None:
-        checks.append(_assert(tf.equal(tf.shape(label)[0], tf.shape(x)[0]),
+        checks.append(graph_assert(tf.equal(tf.shape(label)[0], tf.shape(x)[0]),
                               "label: expected one label per example, got labels and examples",
                               tf.shape(label)[0], tf.shape(x)[0]))
-    label = _checked(label, checks)
+    label = after_checks(label, checks)
     low, high = tf.reduce_min(label), tf.reduce_max(label)
-    return _checked(label, [_assert(
+    return after_checks(label, [graph_assert(
         tf.logical_or(tf.equal(tf.size(label), 0),
                       tf.logical_and(low >= 0, high < num_classes)),
         f"label: expected class labels from 0 to {num_classes - 1}, got values from", low, high)])

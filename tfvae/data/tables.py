@@ -120,6 +120,13 @@ def read_table(path, *, exclude=(), label=None, types=None, columns=None, argume
     return result if columns is None else encode_rows(result, columns, argument)
 
 
+def column_names(path, argument="name"):
+    """The column names of the table file ``path``, in its order."""
+    if pa is None:
+        raise InputError(argument, "pyarrow installed to read tables (tfvae[tables])", "none")
+    return _read_arrow(pathlib.Path(path), {}, argument)[0].column_names
+
+
 def encode_rows(rows, columns, argument="name"):
     """``rows`` (a :class:`Table` of a new file) in the training ``columns``' order and codes.
     A category not seen in training, a value the training column's type does not take, or a

@@ -10,10 +10,12 @@ _NAMES = {
         "export_model", "export_format", "ExportFormat", "FORMATS")},
     **{name: "tfvae.export.savedmodel" for name in (
         "export_run", "SIGNATURES", "DEFAULT_SIGNATURE", "input_specs", "model_signatures",
-        "serving_functions", "next_version", "signature_outputs")},
+        "serving_functions", "signature_outputs")},
+    "next_version": "tfvae.export.versions",
     **{name: "tfvae.export.metadata" for name in ("read_metadata", "METADATA_FILE",
                                                   "ScoreSettings")},
 }
 __all__ = list(_NAMES)
 __getattr__, __dir__ = lazy_names(__name__, _NAMES, (
-    "formats", "savedmodel", "metadata", "warmup", "runtimes", "client", "transports"))
+    "formats", "savedmodel", "versions", "metadata", "warmup", "runtimes", "client", "transports",
+    "rows"))

@@ -91,6 +91,22 @@ class Client:
         inputs = {"x": x, "seed": _seeds(seeds, rows=len(x) if x.ndim else None)}
         return self.predict(_with_labels(inputs, labels), "score", **kwargs)
 
+    def score_rows(self, columns, seeds=0, labels=None, **kwargs):
+        """The ``score`` of the rows of a table model's export, given by column: ``columns``
+        maps each served column's input name to its values [B] (numbers, or a categorical
+        column's labels as text)."""
+        if not isinstance(columns, dict) or not columns:
+            raise InputError("columns", "a dict of column input name -> values [B]",
+                             repr(type(columns)))
+        # Each as the served input's dtype: gRPC takes no other (float64 for float32, say).
+        served = self.signatures().get("score_rows", {}).get("inputs", {})
+        inputs = {name: np.asarray(values, _numpy_dtype(served[name]["dtype"])
+                                   if name in served else None)
+                  for name, values in columns.items()}
+        rows = len(next(iter(inputs.values())))
+        inputs["seed"] = _seeds(seeds, rows=rows)
+        return self.predict(_with_labels(inputs, labels), "score_rows", **kwargs)
+
     # -- TF Serving's API --------------------------------------------------------------------
 
     def predict(self, inputs, signature="serving_default", format="row"):

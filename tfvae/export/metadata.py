@@ -12,6 +12,7 @@ import numpy as np
 from tfvae.checks import check_int, check_number
 from tfvae.errors import InputError
 from tfvae.evaluation.scores import DEFAULT_SAMPLES
+from tfvae.runs import TABLE_COLUMNS
 
 METADATA_FILE = "tfvae.json"
 
@@ -58,7 +59,7 @@ def model_metadata(model, num_samples, signatures, default_signature):
 
 def run_metadata(run, checkpoint="model"):
     """What a run directory (a :class:`tfvae.runs.RunDirectory`) says about the exported model:
-    its data, test ELBO and anomaly threshold (``tfvae threshold``)."""
+    its data, test ELBO, table columns and anomaly threshold (``tfvae threshold``)."""
     config = run.read_config()
     info = {"dataset": config["data"].get("name"),
             "binarization": config["data"].get("binarize"),
@@ -73,6 +74,8 @@ def run_metadata(run, checkpoint="model"):
         info["epochs"] = int(rows[-1]["epoch"])
         info["active_units"] = rows[-1].get("active_units")
         info["kl_per_dimension"] = rows[-1].get("kl_per_dimension")
+    if config.get(TABLE_COLUMNS):  # the columns a served model's score_rows takes
+        info["table_columns"] = config[TABLE_COLUMNS]
     threshold = run.read_threshold() if checkpoint == "model" else None
     if threshold is not None:  # calibrated for the final model only
         info["anomaly_threshold"] = dataclasses.asdict(threshold)

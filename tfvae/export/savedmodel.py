@@ -18,6 +18,8 @@ signature              inputs                         outputs
 ``log_likelihood``     ``x``, ``seed`` int64 [B]      ``elbo``, ``log_px`` [B] (nats)
 ``score``              ``x``, ``seed`` int64 [B]      ``score`` [B]; ``anomaly`` int64 [B]
                                                       (with a threshold, see below)
+``score_rows``         one input per column [B],      as ``score`` (a model trained on a table:
+                       ``seed`` int64 [B]             see :mod:`tfvae.export.rows`)
 ====================== ============================== ========================================
 
 A conditional model (``num_classes`` K) takes one more input in every signature: ``label`` int64
@@ -63,7 +65,6 @@ protobuf's wire format with TensorFlow's own ``TensorProto``, so an export needs
 """
 
 import dataclasses
-import errno
 import json
 import math
 import os
@@ -77,12 +78,14 @@ from tfvae import estimators, noise
 from tfvae.checks import MAX_INT64, check_count, check_int, check_name
 from tfvae.data.graph_checks import check_images, check_labels, check_latents, check_seeds
 from tfvae.errors import InputError
+from tfvae.export import rows as table_rows
 from tfvae.export.formats import ExportFormat, export_model
 from tfvae.export.metadata import METADATA_FILE, ScoreSettings, model_metadata, run_metadata
+from tfvae.export.versions import check_new, move_in_version, next_version, write_error
 from tfvae.export.warmup import write_warmup
 from tfvae.options import EXPORT_LOG_LIKELIHOOD_SAMPLES as DEFAULT_NUM_SAMPLES
 from tfvae.runs import RunDirectory
-from tfvae.storage import check_writable_dir, remove_stale, rename_no_replace, temporary_prefix
+from tfvae.storage import check_writable_dir, remove_stale, temporary_prefix
 
 SIGNATURES = ("encode", "decode", "sample", "reconstruct", "log_likelihood", "score")
 DEFAULT_SIGNATURE = "encode"
@@ -254,7 +257,7 @@ class SavedModelFormat(ExportFormat):
             raise InputError("overwrite", "False: SavedModel versions are never replaced",
                              repr(overwrite))
         path = Path(path)
-        _check_new(path, "path")
+        check_new(path, "path")
         check_writable_dir(path.parent, "path")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -278,6 +281,14 @@ def export_metadata(model, num_samples, metadata=None):
     outputs = signature_outputs(model, score)
     signatures = {name: {"inputs": [spec.name for spec in specs], "outputs": list(outputs[name])}
                   for name, specs in input_specs(model).items()}
+    columns = table_rows.table_columns_of(model, metadata)
+    if columns and "score" in signatures:
+        names = table_rows.input_names(columns)
+        signatures[table_rows.SIGNATURE] = {
+            "inputs": [*names, *signatures["score"]["inputs"][1:]],
+            "outputs": signatures["score"]["outputs"]}
+        metadata["table_columns"] = [{**column, "input": name}
+                                     for column, name in zip(columns, names)]
     return {**model_metadata(model, num_samples, signatures, DEFAULT_SIGNATURE),
             **score.metadata(), **metadata}
 
@@ -296,10 +307,20 @@ def _write_savedmodel(model, path, num_samples, metadata, next_free_version):
     score = ScoreSettings.from_metadata(metadata)
 
     specs = input_specs(model)
+    functions = serving_functions(model, num_samples, score=score)
     signatures = {name: tf.function(fn, input_signature=specs[name], autograph=False)
-                  for name, fn in serving_functions(model, num_samples, score=score).items()}
+                  for name, fn in functions.items()}
+    columns = table_rows.table_columns_of(model, metadata)
+    warmup = {}
+    if columns and "score" in functions:
+        signatures[table_rows.SIGNATURE], coder = table_rows.score_rows_function(
+            functions["score"], specs["score"], columns)
+        specs[table_rows.SIGNATURE] = signatures[table_rows.SIGNATURE].input_signature
+        warmup[table_rows.SIGNATURE] = table_rows.warmup_row(columns)
     signatures["serving_default"] = signatures[DEFAULT_SIGNATURE]
     module = signature_module(signatures)
+    if columns and "score" in functions:
+        module.row_coder = coder  # its lookup tables are saved with the graphs
 
     # Everything is written inside the staging directory (its name is not an integer, so TF
     # Serving ignores it), which the next export removes if this one is killed.
@@ -314,10 +335,10 @@ def _write_savedmodel(model, path, num_samples, metadata, next_free_version):
             tf.saved_model.save(module, str(saved), signatures=signatures)
             # In TF Serving's layout the version's parent directory is named as the model.
             write_warmup({**specs, "serving_default": specs[DEFAULT_SIGNATURE]}, saved,
-                         path.parent.name)
+                         path.parent.name, warmup)
         except tf.errors.OpError as exc:  # TensorFlow's own writes: a full disk among them
-            raise _write_error(exc, path) from None
-        path = _move_in_version(saved, path, next_free_version)
+            raise write_error(exc, path) from None
+        path = move_in_version(saved, path, next_free_version)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
@@ -355,7 +376,7 @@ def export_run(run_dir, model_name, *, base_dir="export", version=None,
     version = (next_version(model_dir) if automatic
                else check_int("version", version, maximum=MAX_INT64))
     path = model_dir / str(version)
-    _check_new(path, "version")
+    check_new(path, "version")
     check_int("num_samples", num_samples)
     run = RunDirectory(run_dir)
     model = run.load_model(checkpoint)
@@ -364,48 +385,5 @@ def export_run(run_dir, model_name, *, base_dir="export", version=None,
                         next_free_version=automatic)
 
 
-def next_version(model_dir):
-    """One more than the highest integer-named version in ``model_dir`` (1 if none)."""
-    model_dir = Path(model_dir)
-    versions = [int(p.name) for p in model_dir.iterdir()
-                if p.is_dir() and p.name.isdigit()] if model_dir.is_dir() else []
-    return max(versions, default=0) + 1
-
-
 _OUTPUTS = {"encode": ("z_mean", "z_stddev"), "decode": ("x_mean",), "sample": ("z", "x_mean"),
             "reconstruct": ("x_mean", "z_mean"), "log_likelihood": ("elbo", "log_px")}
-
-
-def _write_error(exc, path):
-    """What TensorFlow could not write, as the OSError the operating system gave it."""
-    message = (exc.message or str(exc)).strip().splitlines()[0]
-    for code in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
-        if os.strerror(code) in message:
-            return OSError(code, os.strerror(code), str(path))
-    return OSError(errno.EIO, message, str(path))
-
-
-def _move_in_version(saved, path, next_free_version):
-    """Rename the staged SavedModel to ``path`` in one step that never replaces a version, even
-    one another export wrote since the checks; with ``next_free_version`` take the next number
-    instead. Returns the version directory written."""
-    while True:
-        try:
-            return rename_no_replace(saved, path)
-        except FileExistsError:
-            if not next_free_version:
-                raise InputError("path", "a version that does not exist yet (versions are "
-                                 "never overwritten)", f"{str(path)!r}, which another export "
-                                 "wrote while this one ran") from None
-        path = path.parent / str(next_version(path.parent))
-        info_path = saved / "assets" / METADATA_FILE
-        info = json.loads(info_path.read_text())
-        if "version" in info:
-            info["version"] = int(path.name)
-            info_path.write_text(json.dumps(info, indent=2) + "\n")
-
-
-def _check_new(path, argument):
-    if path.exists():
-        raise InputError(argument, "a version that does not exist yet (versions are never "
-                         "overwritten)", f"{str(path)!r}, which exists")

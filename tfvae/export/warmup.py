@@ -28,9 +28,10 @@ def warmup_inputs(specs):
     return inputs
 
 
-def warmup_records(specs, model_name):
+def warmup_records(specs, model_name, given=None):
     """Serialized ``tensorflow.serving.PredictionLog``s: one PredictRequest per SignatureDef of
-    ``specs`` (signature name -> its inputs' ``tf.TensorSpec``s)."""
+    ``specs`` (signature name -> its inputs' ``tf.TensorSpec``s); ``given`` (signature name ->
+    input name -> a row) holds the inputs a spec alone cannot make valid (text)."""
     # Encoded field by field (the numbers of tensorflow_serving/apis' .proto files) so that the
     # export needs no tensorflow-serving-api; the tests parse the records with it.
     records = []
@@ -38,7 +39,8 @@ def warmup_records(specs, model_name):
         # ModelSpec: name = 1, signature_name = 3.
         model_spec = _field(1, model_name.encode()) + _field(3, signature.encode())
         request = _field(1, model_spec)  # PredictRequest.model_spec = 1
-        for name, value in warmup_inputs(signature_specs).items():
+        inputs = {**warmup_inputs(signature_specs), **(given or {}).get(signature, {})}
+        for name, value in inputs.items():
             # PredictRequest.inputs = 2, a map: entries of key = 1, value = 2 (a TensorProto).
             tensor = tf.make_tensor_proto(value).SerializeToString()
             request += _field(2, _field(1, name.encode()) + _field(2, tensor))
@@ -61,10 +63,11 @@ def _varint(n):
             return bytes(out)
 
 
-def write_warmup(specs, version_dir, model_name):
-    """Write the warmup records of ``specs`` into the SavedModel at ``version_dir``."""
+def write_warmup(specs, version_dir, model_name, given=None):
+    """Write the warmup records of ``specs`` (and ``given``, see :func:`warmup_records`) into the
+    SavedModel at ``version_dir``."""
     path = Path(version_dir) / WARMUP_FILE
     path.parent.mkdir()
     with tf.io.TFRecordWriter(str(path)) as writer:
-        for record in warmup_records(specs, model_name):
+        for record in warmup_records(specs, model_name, given):
             writer.write(record)
