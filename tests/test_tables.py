@@ -67,10 +67,31 @@ def test_integer_labels_stay_as_they_are_and_no_id_column_gives_no_ids(tmp_path)
 
 def test_types_override_the_inferred_ones(tmp_path):
     table = read_table(write(tmp_path, "t.csv", "zip,kids,smoker\n02139,3,0\n10001,1,1\n"),
-                       types={"zip": "categorical", "kids": "real", "smoker": "count"})
+                       column_types={"zip": "categorical", "kids": "real", "smoker": "count"})
     assert table.columns == (Column("zip", "categorical", ("02139", "10001")),
                              Column("kids", "real"), Column("smoker", "count"))
     np.testing.assert_array_equal(table.values, [[0, 3, 0], [1, 1, 1]])
+
+
+def test_column_types_reach_a_table_dataset_from_python_and_the_command_line(tmp_path, capsys):
+    from tfvae.cli import main
+    from tfvae.data import load_dataset
+
+    path = write(tmp_path, "t.csv", "zip,kids\n" + "".join(f"{10000 + i % 3},{i % 4}\n"
+                                                            for i in range(40)))
+    for given in ({"zip": "categorical"}, ["zip=categorical"]):
+        dataset = load_dataset(str(path), column_types=given)
+        assert dataset.columns == (Column("zip", "categorical", ("10000", "10001", "10002")),
+                                   Column("kids", "count"))
+        assert dataset.likelihood == "table"
+    assert main(["train", "--out", str(tmp_path / "run"), "--dataset", str(path),
+                 "--column-types", "zip", "--quiet"]) == 2
+    assert "--column-types: expected" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(InputError, match="column_types: expected .* NAME=TYPE pairs"):
+        read_table(path, column_types=["zip"])
+    with pytest.raises(InputError, match="column_types"):
+        load_dataset(str(tmp_path / "x.npz"), column_types=["a=real"])
 
 
 def test_tsv_files_are_read_by_tabs(tmp_path):
@@ -110,16 +131,18 @@ BAD = {
     "empty text cell": ("a,b\nx,1\n,2\n", {}, ["row 3", "column 'a'", "missing values"]),
     "blank line": ("a,b\n1,2\n\n3,4\n", {}, ["row 3", "column 'a'", "missing values"]),
     "text typed a count": ("a,b\n" + "1,2\n" * 10 + "3,x\n" + "4,y\n" * 5,
-                           {"types": {"b": "count"}}, ["row 12", "column 'b'", "'x'"]),
-    "fraction typed a count": ("a,b\n1,2\n3,2.5\n", {"types": {"b": "count"}},
+                           {"column_types": {"b": "count"}}, ["row 12", "column 'b'", "'x'"]),
+    "fraction typed a count": ("a,b\n1,2\n3,2.5\n", {"column_types": {"b": "count"}},
                                ["row 3", "column 'b'", "2.5"]),
-    "two typed binary": ("a\n1\n0\n2\n", {"types": {"a": "binary"}}, ["row 4", "column 'a'"]),
+    "two typed binary": ("a\n1\n0\n2\n", {"column_types": {"a": "binary"}},
+                         ["row 4", "column 'a'"]),
     "infinity": ("a\n1\ninf\n", {}, ["row 3", "column 'a'", "finite"]),
     "unknown exclude": ("a,b\n1,2\n", {"exclude": ["c"]}, ["exclude", "row 1", "'c'"]),
     "unknown label": ("a,b\n1,2\n", {"label": "y"}, ["label", "row 1", "'y'"]),
-    "unknown typed column": ("a,b\n1,2\n", {"types": {"z": "real"}}, ["types", "row 1", "'z'"]),
-    "unknown type name": ("a,b\n1,2\n", {"types": {"a": "ordinal"}},
-                          ["types", "row 1", "column 'a'", "'ordinal'"]),
+    "unknown typed column": ("a,b\n1,2\n", {"column_types": {"z": "real"}},
+                             ["column_types", "row 1", "'z'"]),
+    "unknown type name": ("a,b\n1,2\n", {"column_types": {"a": "ordinal"}},
+                          ["column_types", "row 1", "column 'a'", "'ordinal'"]),
     "missing label": ("a,y\n1,2\n3,\n", {"label": "y"}, ["row 3", "column 'y'"]),
     "date column": ("a,b\n2020-01-01,1\n", {}, ["column 'a'", "exclude"]),
 }
@@ -191,7 +214,7 @@ def test_encode_rows_recodes_a_table_read_with_the_training_types(tmp_path):
     training = read_table(write(tmp_path, "train.csv", MIXED), label="species")
     new = write(tmp_path, "new.csv", "height,smoker,kids,owner,city\n1,0,2,true,paris\n"
                                      "2,1,3,false,lyon\n")
-    rows = read_table(new, types={c.name: c.type for c in training.columns})
+    rows = read_table(new, column_types={c.name: c.type for c in training.columns})
     assert rows.columns[-1].categories == ("lyon", "paris")
     encoded = encode_rows(rows, training.columns, "name")
     np.testing.assert_array_equal(encoded.values[:, -1], [2, 0])

@@ -86,6 +86,9 @@ SETTINGS = {s.name: s for s in (
             help="a table's column of class labels (not a feature)"),
     Setting("exclude_columns", "data", nargs="+", metavar="NAME",
             help="a table's columns that are no feature (an id column is left out anyway)"),
+    Setting("column_types", "data", nargs="+", metavar="NAME=TYPE",
+            help="a table's column types where the inferred ones are not meant: real, binary, "
+                 "count or categorical"),
     Setting("train_examples", "data", type=int, help="use the first N training examples"),
     Setting("test_examples", "data", type=int, help="use the first N test examples"),
     # the networks: the settings every latent-variable model shares (the paper's MNIST model,

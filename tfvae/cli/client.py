@@ -240,7 +240,7 @@ def read_table_columns(path, signature):
                          f"{path!r} without {', '.join(map(repr, missing))}")
     text = {name: served[name]["dtype"] == "DT_STRING" for name in served}
     kept = [by_input[name] for name in served]
-    table = read_table(path, argument="INPUT", types={
+    table = read_table(path, argument="INPUT", column_types={
         by_input[name]: "categorical" if text[name] else "real" for name in served},
         exclude=[name for name in header if name not in kept and name != ID_COLUMN])
     index = {column.name: j for j, column in enumerate(table.columns)}  # the file's order

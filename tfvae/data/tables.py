@@ -2,7 +2,7 @@
 
 Every column is a feature unless it is excluded, the label, or the one named exactly "id". A
 feature is "binary" (0/1, true/false), "count" (integers >= 0), "real" (other numbers) or
-"categorical" (text, coded into its sorted categories): inferred, or given by ``types``.
+"categorical" (text, coded into its sorted categories): inferred, or given by ``column_types``.
 ``values`` hold the raw numbers (the model side standardizes). Bad input raises one
 :class:`tfvae.errors.InputError` naming the argument, the file, the row and the column. Rows are
 the file's: in a CSV the header is row 1, the first data row 2; in Parquet (no header row) 1.
@@ -74,18 +74,20 @@ def _refuse(source, expected, index, name, what):
                       f"{source.first_row + index}, column {name!r}: {what}")
 
 
-def read_table(path, *, exclude=(), label=None, types=None, columns=None, argument="name"):
+def read_table(path, *, exclude=(), label=None, column_types=None, columns=None,
+               argument="name"):
     """The :class:`Table` of the file ``path`` (``argument`` is the argument that named it).
 
-    ``types`` maps column names to one of :data:`TYPES` where the inferred type is not the one
-    meant. ``columns``, the training table's, reads a new file for scoring: those columns, of
-    those types, coded as in training (:func:`encode_rows`); its other columns are left out."""
+    ``column_types`` maps column names to one of :data:`TYPES` where the inferred type is not
+    the one meant (or is "NAME=TYPE" strings, as a command line gives them). ``columns``, the
+    training table's, reads a new file for scoring: those columns, of those types, coded as in
+    training (:func:`encode_rows`); its other columns are left out."""
     if pa is None:
         raise InputError(argument, "pyarrow installed to read tables (tfvae[tables])", "none")
     path, exclude = pathlib.Path(path), (exclude,) if isinstance(exclude, str) else exclude
-    if not isinstance(given_types := {} if types is None else types, Mapping):
-        raise InputError("types", "a mapping of column names to types", repr(types))
-    # Scoring reads each training column as its type, whatever types says: codes must match.
+    given_types = parse_column_types(column_types)
+    # Scoring reads each training column as its type, whatever column_types says: codes must
+    # match.
     types = dict(given_types) | {column.name: column.type for column in columns or ()}
     table, source = _read_arrow(path, types, argument)
     names = table.column_names
@@ -94,7 +96,8 @@ def read_table(path, *, exclude=(), label=None, types=None, columns=None, argume
     # Scoring: the training columns the file has (encode_rows names any it lacks).
     features = ([c.name for c in columns if c.name in names] if columns is not None else
                 [n for n in names if n not in exclude and n != label and n != ID_COLUMN])
-    for given, unknown, known in (("exclude", exclude, names), ("types", given_types, features),
+    for given, unknown, known in (("exclude", exclude, names),
+                                  ("column_types", given_types, features),
                                   ("label", [] if label is None else [label], names)):
         for name in unknown:
             if name not in known:
@@ -102,7 +105,7 @@ def read_table(path, *, exclude=(), label=None, types=None, columns=None, argume
                                  f"in {header}: {_listed(known)}", repr(name))
     for name, type_ in given_types.items():
         if type_ not in TYPES:
-            raise InputError("types", f"one of {', '.join(TYPES)} for column {name!r} of "
+            raise InputError("column_types", f"one of {', '.join(TYPES)} for column {name!r} of "
                              f"{header}", repr(type_))
     if table.num_rows == 0:
         raise InputError(argument, "a table with at least one row of data", repr(source.path))
@@ -118,6 +121,25 @@ def read_table(path, *, exclude=(), label=None, types=None, columns=None, argume
         ids = np.asarray(_text(_present(table[ID_COLUMN], ID_COLUMN, source)), dtype=str)
     result = Table(values, tuple(kept), labels, categories, ids, source.path, source.first_row)
     return result if columns is None else encode_rows(result, columns, argument)
+
+
+def parse_column_types(column_types):
+    """``{name: type}`` of a mapping, or of "NAME=TYPE" strings (types checked by
+    :func:`read_table`, which knows the columns)."""
+    if column_types is None:
+        return {}
+    if isinstance(column_types, Mapping):
+        return dict(column_types)
+    pairs = [column_types] if isinstance(column_types, str) else column_types
+    expected = f"a mapping of column names to types, or NAME=TYPE pairs (TYPE: {', '.join(TYPES)})"
+    try:
+        parsed = [str(pair).rpartition("=") for pair in pairs]
+    except TypeError:
+        raise InputError("column_types", expected, repr(column_types)) from None
+    for pair, (name, equals, _) in zip(pairs, parsed):
+        if not equals or not name:
+            raise InputError("column_types", expected, repr(pair))
+    return {name: type_ for name, _, type_ in parsed}
 
 
 def column_names(path, argument="name"):

@@ -80,6 +80,7 @@ def load_dataset(
     image_size=None,
     label_column=None,
     exclude_columns=(),
+    column_types=None,
 ):
     """Load a registered source, a ``scheme:NAME`` source (``tfds:<name>``) or a user file as a
     :class:`Dataset`.
@@ -89,8 +90,9 @@ def load_dataset(
     ``data_dir``. ``train_examples``/``test_examples`` keep the first N examples of each split,
     after binarization, so a subset is a prefix of the full set. ``seed`` drives binarization.
     ``image_size`` ``[H, W]`` resizes every image (a folder's as each file is read), before
-    binarization. A table (CSV, Parquet) takes its labels from ``label_column`` and leaves out
-    the columns ``exclude_columns``.
+    binarization. A table (CSV, Parquet) takes its labels from ``label_column``, leaves out
+    the columns ``exclude_columns`` and reads the columns of ``column_types`` (name -> type, or
+    "NAME=TYPE" strings) as those types.
     """
     if isinstance(name, os.PathLike):
         name = os.fspath(name)
@@ -103,7 +105,8 @@ def load_dataset(
     if binarize is not None:
         check_choice("binarize", binarize, BINARIZE_MODES)
 
-    table_options = {"label_column": label_column, "exclude_columns": list(exclude_columns or ())}
+    table_options = {"label_column": label_column, "exclude_columns": list(exclude_columns or ()),
+                     "column_types": column_types}
     splits = _resized(_checked(_read(name, data_path, image_size, table_options), name),
                       image_size, name)
     mode = _resolve_binarize(name, binarize, splits)

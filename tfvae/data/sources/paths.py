@@ -11,21 +11,24 @@ from tfvae.data.sources.splits import from_arrays, labels, split_last
 from tfvae.errors import InputError, arg
 
 
-def read_path(path, image_size=None, label_column=None, exclude_columns=()):
+def read_path(path, image_size=None, label_column=None, exclude_columns=(), column_types=None):
     """The splits of the file or folder ``path`` (a ``pathlib.Path``); a folder's images are
     resized to ``image_size`` as each is read. A table's columns are its features but those in
-    ``exclude_columns``, ``label_column`` (the labels) and ``id``."""
+    ``exclude_columns``, ``label_column`` (the labels) and ``id``, of the types inferred or
+    given by ``column_types``."""
     argument = arg("name", str(path))
     if path.suffix.lower() in TABLE_SUFFIXES:
-        table = read_table(path, exclude=exclude_columns or (), label=label_column)
+        table = read_table(path, exclude=exclude_columns or (), label=label_column,
+                           column_types=column_types)
         splits = split_last(table.values, table.labels, argument, vectors=True)
         # Columns of other types than real ones take the table head: each by its type.
         mixed = any(column.type != "real" for column in table.columns)
         return dataclasses.replace(splits, columns=table.columns,
                                    likelihood="table" if mixed else "normal",
                                    allowed_binarize=("none",))
-    if label_column is not None or exclude_columns:
-        given = "label_column" if label_column is not None else "exclude_columns"
+    if label_column is not None or exclude_columns or column_types:
+        given = ("label_column" if label_column is not None else
+                 "exclude_columns" if exclude_columns else "column_types")
         raise InputError(given, f"a table ({', '.join(TABLE_SUFFIXES)}) to name columns of",
                          repr(str(path)))
     if path.is_dir():
