@@ -62,7 +62,8 @@ def run_dataset(model, run_dir, name=None, train_examples=None, test_examples=No
 def read_images(path, model, argument="input", labels=False):
     """(x [N, *E] float32, y [N] int64 or None) from an .npz with ``x`` (and ``y``)."""
     path = Path(path)
-    expected = "an .npz file with images x (and labels y)"
+    examples = "rows" if len(model.image_shape) == 1 else "images"
+    expected = f"an .npz file with {examples} x (and labels y)"
     if not path.is_file():
         raise InputError(argument, expected, f"{str(path)!r}, which is not a file")
     arrays = read_npz(path, argument, expected)
@@ -73,7 +74,7 @@ def read_images(path, model, argument="input", labels=False):
     if y is not None:
         y = np.asarray(y)
         if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
-            raise InputError(f"{arg(argument)} (y)", f"{len(x)} integer labels, one per image",
+            raise InputError(f"{arg(argument)} (y)", f"{len(x)} integer labels, one per example",
                              f"shape {y.shape} of dtype {y.dtype}")
         y = y.astype(np.int64)
     elif labels:

@@ -161,13 +161,15 @@ def model_images(model, x, argument="x"):
     expected_shape = tuple(model.image_shape)
     size = math.prod(expected_shape)
     if array.ndim < 2 or math.prod(array.shape[1:]) != size or len(array) == 0:
+        expected = (f"N >= 1 rows of {size} values, [N, {size}], as the model takes"
+                    if len(expected_shape) == 1 else
+                    f"N >= 1 images of shape {expected_shape} (or [N, {size}]), as the model takes")
         if array.ndim == 0:  # None, a string, a number: not a batch at all
-            raise InputError(argument, f"N >= 1 images of shape {expected_shape} (or [N, {size}])"
-                             ", as the model takes", _what(x))
+            raise InputError(argument, expected, _what(x))
         # Shown as an image shape [H, W, C] where it reads as one, beside the model's.
-        given = tuple(array.shape[1:]) + ((1,) if array.ndim == 3 else ())
-        raise InputError(argument, f"N >= 1 images of shape {expected_shape} (or [N, {size}]), "
-                         "as the model takes", f"shape {given} for {len(array)} images")
+        given = tuple(array.shape[1:]) + ((1,) if array.ndim == 3 and len(expected_shape) > 1
+                                          else ())
+        raise InputError(argument, expected, f"shape {given} for {len(array)} examples")
     support = model.decoder.likelihood.support
     if len(expected_shape) == 1 or support == "count":  # integers are counts or codes, kept
         values = validate_vectors(array.reshape(len(array), size), argument=argument,
