@@ -140,6 +140,13 @@ SETTINGS = {s.name: s for s in (
             help="epochs over which the learning rate rises linearly from 0 (0: none)"),
     Setting("clip_norm", "train", None, float, metavar="N", group=_OPTIMIZATION,
             help="clip each step's gradients to global norm N (default: none)"),
+    Setting("skip_norm", "train", None, float, metavar="N", group=_OPTIMIZATION,
+            help="skip each step whose gradients' global norm is above N (or not finite): no "
+                 "update, counted in metrics.csv's skipped_steps (default: none; one device)"),
+    Setting("ema", "train", None, float, metavar="DECAY", group=_OPTIMIZATION,
+            help="keep an exponential moving average of the weights with decay DECAY in (0, 1): "
+                 "each epoch's test bound, best.keras and model.keras (and so evaluate and "
+                 "export) use it; last.keras keeps the weights as trained (default: none)"),
     Setting("early_stopping_patience", "train", None, int, metavar="EPOCHS",
             group=_OPTIMIZATION, help="stop when the test bound has not improved for EPOCHS "
             "epochs; model.keras then holds the best epoch's weights (default: never)"),
