@@ -165,6 +165,10 @@ SETTINGS = {s.name: s for s in (
             help="XLA-compile each training step (auto: on for one device when the run is long "
                  "enough to repay compiling on this machine, as the model's first run here "
                  "measures and remembers; off under a multi-replica strategy)"),
+    Setting("xla_measure_seconds", "run", 60.0, float, metavar="S", group=_SPEED,
+            help=f"the most seconds the timing of XLA for {arg('jit_compile', 'auto')} may take "
+                 "(checked between its fits); past it the run trains uncompiled, and a run "
+                 "shorter than S uncompiled is not timed compiled"),
     # Enough steps per call into TensorFlow that Python's share of a small model's step is small.
     Setting("steps_per_execution", "run", 32, int, metavar="N", group=_SPEED,
             help="training steps per call into TensorFlow, rounded to the nearest divisor of "

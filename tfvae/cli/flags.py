@@ -18,7 +18,7 @@ _FLAGS = frozenset("""
     num_samples objective optimizer out overwrite per_class per_example posterior prior
     prior_components projector quantizer resume seed skip_norm standardize steps
     steps_per_execution stochastic_layers strategy temperature tensorboard test_examples timeout
-    train_examples url version
+    train_examples url version xla_measure_seconds
 """.split())
 
 # Python arguments whose flag is another name, for every command ("*") or one.

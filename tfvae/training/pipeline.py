@@ -19,7 +19,8 @@ import tensorflow as tf
 
 from tfvae import data as datasets
 from tfvae import options
-from tfvae.checks import MAX_INT64, check_choice, check_image_size, check_int, check_labels
+from tfvae.checks import (MAX_INT64, check_choice, check_image_size, check_int, check_labels,
+                          check_number)
 from tfvae.errors import InputError, arg, render
 from tfvae.interruption import Interrupted, stop_on_signals
 from tfvae.data.validation import check_support
@@ -65,7 +66,8 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
           jit_compile="auto", steps_per_execution=options.SETTINGS["steps_per_execution"].default,
           kl_warmup_epochs=None, conditional=None, standardize=None, projector=None,
           learning_rate_schedule=None, learning_rate_warmup_epochs=None, clip_norm=None,
-          skip_norm=None, ema=None, early_stopping_patience=None, callbacks=()):
+          skip_norm=None, ema=None, early_stopping_patience=None,
+          xla_measure_seconds=options.SETTINGS["xla_measure_seconds"].default, callbacks=()):
     """Train a model into ``run_dir``; returns a :class:`TrainResult` (the final model, the
     run's config and its last metrics row).
 
@@ -110,9 +112,13 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
     - ``jit_compile``: True, False, or "auto": XLA-compile each step when training on one device
       (Keras cannot compile a multi-replica step whole) and the run is long enough for the
       compile time to be repaid on this machine. The first run of a model on a machine times
-      its step both ways for a few seconds and keeps the figures
-      (``tfvae.training.execution.xla_figures``); runs under ``XLA_NEVER_BELOW`` examples are never
-      compiled.
+      its step both ways and keeps the figures (``tfvae.training.execution.xla_figures``), for
+      at most ``xla_measure_seconds`` (checked between the timing's fits, so a compilation under
+      way finishes first): past it, the run trains uncompiled. A run that would take less than
+      that uncompiled is not timed compiled, and runs under ``XLA_NEVER_BELOW`` examples are
+      never timed nor compiled. With ``verbose``, the timing is announced before it begins and
+      the decision printed, as is each stage that can take a while (loading the data, building
+      the model, tracing and compiling the first step).
     - ``steps_per_execution``: training steps per call into TensorFlow, rounded to the nearest
       divisor of the steps per epoch (by ratio) so that epochs end where an execution ends.
 
@@ -165,13 +171,21 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
         if jit_compile not in ("auto", True, False):
             raise InputError("jit_compile", "auto, on (True) or off (False)", repr(jit_compile))
         check_int("steps_per_execution", steps_per_execution)
+        cap = check_number("xla_measure_seconds", xla_measure_seconds, above=0)
         size = config["data"].get("image_size")
         if size is not None and config["model"].get("architecture") in BODIES:
             # Before reading a folder of images; an unknown name is the model's to refuse.
             BODIES.get(config["model"]["architecture"]).check_image_shape(size, "image_size")
         check_model_size_settings(config, size and (*check_image_size("image_size", size), 1))
+        # Progress, for the stages that can take more than a few seconds.
+        def say(line):
+            if verbose and writer:
+                print(render(line), flush=True)
+
         # 2. The data.
+        say(f"tfvae: loading {config['data']['name']}")
         dataset = _load_data(config, writer)
+        say(f"tfvae: preparing the model for {len(dataset.x_train)} training examples")
         full_batches = isinstance(strategy, tf.distribute.TPUStrategy)  # TPUs need static shapes
         steps = datasets.steps_per_epoch(len(dataset.x_train), config["train"]["batch_size"],
                                          full_batches)
@@ -215,7 +229,8 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
             per_execution = nearest_divisor(steps, steps_per_execution)
             config["train"]["jit_compile"] = bool(run_jit_compile(
                 jit_compile, resume, config, model_kwargs, dataset, train_labels, per_execution,
-                given_optimizer, remaining=(config["train"]["epochs"] - initial_epoch) * len(dataset.x_train)))
+                given_optimizer, cap=cap, say=say,
+                remaining=(config["train"]["epochs"] - initial_epoch) * len(dataset.x_train)))
             vae.compile(optimizer=optimizer, jit_compile=config["train"]["jit_compile"],
                         steps_per_execution=per_execution)
         if config["train"].get("projector") and len(vae.image_shape) != 3:
@@ -266,6 +281,8 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                            test_labels=test_labels),
         ]
         # 5. The fit.
+        say("tfvae: tracing the training step" + (" and compiling it with XLA (minutes for a "
+            "large model)" if vae.jit_compile else "") + " before the first epoch")
         batch = config["train"]["batch_size"]
         try:
             try:
