@@ -116,6 +116,17 @@ def test_the_average_follows_its_recurrence_over_sgd_with_momentum():
         np.testing.assert_array_equal(a, b)
 
 
+def test_a_skipped_first_step_starts_the_average_at_the_weights():
+    decay = 0.8
+    model = _model(keras.optimizers.SGD(RATE, use_ema=True, ema_momentum=decay), skip_norm=1.0)
+    start = _values(model.trainable_variables)
+    for norm in (2.0, 0.5):  # skipped, then applied
+        model.apply_update(_gradients(model, norm), model.trainable_variables)
+    averages = _values(averaging_optimizer(model)._model_variables_moving_average)
+    for a, w0, w1 in zip(averages, start, _values(model.trainable_variables)):
+        np.testing.assert_allclose(a, decay * w0 + (1 - decay) * w1, rtol=1e-5, atol=1e-7)
+
+
 class SeenWeights(keras.callbacks.Callback):
     """The weights after the last training step of each epoch, and those its test pass uses."""
 

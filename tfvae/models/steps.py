@@ -2,8 +2,9 @@
 (skipped when the gradient's global norm is above ``skip_norm``) and the metrics it reports.
 
 A step whose update is skipped leaves the weights, the optimizer's slots and its moving average
-(``ema``) as they were; the optimizer's step count still advances, so the epoch a checkpoint is
-at, the learning-rate schedule and the KL warm-up go on counting steps taken, skipped or not.
+(``ema``) as they were (a skipped first step starts the average at the weights); the optimizer's
+step count still advances, so the epoch a checkpoint is at, the learning-rate schedule and the KL
+warm-up go on counting steps taken, skipped or not.
 """
 
 import keras
@@ -96,6 +97,14 @@ class TrainingStep:
             optimizer.apply(grads, variables)
 
         def keep():
+            averaging = getattr(optimizer, "inner_optimizer", optimizer)
+            if getattr(averaging, "use_ema", False):
+                # Keras starts the average at the first step's weights; a skipped first step
+                # starts it at the weights it leaves, not at the zeros it was built with.
+                first = tf.equal(optimizer.iterations, 0)
+                for weight, average in zip(averaging._trainable_variables,
+                                           averaging._model_variables_moving_average):
+                    average.assign(tf.where(first, weight, average))
             optimizer.iterations.assign_add(1)
 
         tf.cond(skip, keep, update)
