@@ -2,6 +2,7 @@
 steps per execution and mixed precision."""
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -227,6 +228,7 @@ def test_xla_figures_are_measured_once_per_machine_and_model(tmp_path, monkeypat
 def test_train_measures_xla_once_and_decides_from_the_figures(tmp_path, monkeypatch):
     monkeypatch.setenv("TFVAE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(execution, "XLA_NEVER_BELOW", 0)
+    monkeypatch.setattr(execution, "SHORT_RUN_SHARE", 0)  # time both ways, short as the run is
     vae = train(tmp_path / "a", epochs=1, **TINY).model
     cache = read_json(tmp_path / "cache" / "xla_break_even.json")
     assert len(cache) == 1
@@ -246,6 +248,81 @@ def test_train_measures_xla_once_and_decides_from_the_figures(tmp_path, monkeypa
     monkeypatch.setattr(execution, "measure_xla", lambda *a, **k: pytest.fail("measured again"))
     (tmp_path / "cache" / "xla_break_even.json").write_text(json.dumps({key: forced}))
     assert train(tmp_path / "b", epochs=1, **TINY).model.jit_compile
+
+
+class SlowFits:
+    """A model whose every ``fit`` takes ``seconds``, compiled or not."""
+
+    def __init__(self, jit_compile, seconds, built):
+        self.seconds = seconds
+        built.append(jit_compile)
+
+    def fit(self, *args, **kwargs):
+        time.sleep(self.seconds)
+
+
+def test_the_cap_bounds_the_timing_and_a_short_run_skips_the_compiled_one():
+    built = []
+
+    def build(seconds):
+        return lambda jit_compile: SlowFits(jit_compile, seconds, built)
+
+    start = time.perf_counter()
+    figures = execution.measure_xla(build(0.2), None, 1, 1, cap=0.5)
+    # Fits begin at 0, 0.2 and 0.4 s, none after the cap: three uncompiled fits, 0.6 s.
+    assert time.perf_counter() - start < 0.5 + 0.2 + 0.15
+    assert figures == {"break_even_examples": float("inf"), "stopped_at_seconds": 0.5}
+    assert built == [False, True]  # the compiled copy is built, never fitted
+    built.clear()
+    # 64 steps of one example in 0.01 s: 1000 examples take about 0.16 s, short against 10 s.
+    figures = execution.measure_xla(build(0.01), None, 1, 1, cap=10, remaining=1000)
+    assert figures["short_run_seconds"] == pytest.approx(1000 * 0.01 / 64, abs=0.1)
+    assert built == [False]
+    assert not resolve_jit_compile("auto", 10 ** 9, lambda: figures)
+
+
+def test_train_announces_the_timing_stops_it_at_the_cap_and_says_what_it_chose(
+        tmp_path, monkeypatch, capsys):
+    from tfvae.cli import main
+
+    monkeypatch.setenv("TFVAE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(execution, "XLA_NEVER_BELOW", 0)
+    fitted = []
+    timed = execution.timed_fits
+    monkeypatch.setattr(execution, "timed_fits", lambda model, *a, **k: fitted.append(
+        model.jit_compile) or timed(model, *a, **k))
+    tiny = ["--train-examples", "300", "--test-examples", "100", "--hidden", "16",
+            "--latent-dim", "3", "--epochs", "1", "--steps-per-execution", "1"]
+
+    def lines(name, *flags):
+        capsys.readouterr()
+        assert main(["train", "--out", str(tmp_path / name), *tiny, *flags]) == 0
+        return [line for line in capsys.readouterr().out.splitlines() if "XLA" in line]
+
+    capsys.readouterr()
+    assert main(["train", "--out", str(tmp_path / "a"), *tiny, "--xla-measure-seconds",
+                 "1e-9"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    # Each stage that can take a while is announced before it begins.
+    stages = ["tfvae: loading mnist", "tfvae: preparing the model", "tfvae: timing this model",
+              "tfvae: XLA off", "tfvae: tracing the training step before", "epoch 1/1"]
+    found = [next(i for i, line in enumerate(out) if line.startswith(stage)) for stage in stages]
+    assert found == sorted(found), out
+    printed = [line for line in out if "XLA" in line]
+    assert "timing this model's training step with and without XLA" in printed[0]
+    assert "at most 1e-09 s (--xla-measure-seconds" in printed[0]
+    assert printed[1] == ("tfvae: XLA off: timing it stopped at its cap of 1e-09 s "
+                          "(--xla-measure-seconds); training uncompiled, the default")
+    assert RunDirectory(tmp_path / "a").read_config()["train"]["jit_compile"] is False
+    assert len(fitted) == 1  # the uncompiled variant, whose fits found the cap passed
+    # The same cap again: the machine's figures say so without timing.
+    assert "timing it stopped at its cap" in lines("b", "--xla-measure-seconds", "1e-9")[0]
+    assert len(fitted) == 1
+    # A larger cap times again; 300 examples are short against it, so only uncompiled.
+    printed = lines("c", "--xla-measure-seconds", "600")
+    assert "at most 600 s" in printed[0]
+    assert "XLA off: this run takes about" in printed[1] and "too short" in printed[1]
+    assert fitted == [False, False]
 
 
 def test_resumed_run_matches_an_uninterrupted_one(tmp_path):

@@ -143,6 +143,13 @@ SETTINGS = {s.name: s for s in (
             help="epochs over which the learning rate rises linearly from 0 (0: none)"),
     Setting("clip_norm", "train", None, float, metavar="N", group=_OPTIMIZATION,
             help="clip each step's gradients to global norm N (default: none)"),
+    Setting("skip_norm", "train", None, float, metavar="N", group=_OPTIMIZATION,
+            help="skip each step whose gradients' global norm is above N (or not finite): no "
+                 "update, counted in metrics.csv's skipped_steps (default: none; one device)"),
+    Setting("ema", "train", None, float, metavar="DECAY", group=_OPTIMIZATION,
+            help="keep an exponential moving average of the weights with decay DECAY in (0, 1): "
+                 "each epoch's test bound, best.keras and model.keras (and so evaluate and "
+                 "export) use it; last.keras keeps the weights as trained (default: none)"),
     Setting("early_stopping_patience", "train", None, int, metavar="EPOCHS",
             group=_OPTIMIZATION, help="stop when the test bound has not improved for EPOCHS "
             "epochs; model.keras then holds the best epoch's weights (default: never)"),
@@ -161,6 +168,10 @@ SETTINGS = {s.name: s for s in (
             help="XLA-compile each training step (auto: on for one device when the run is long "
                  "enough to repay compiling on this machine, as the model's first run here "
                  "measures and remembers; off under a multi-replica strategy)"),
+    Setting("xla_measure_seconds", "run", 60.0, float, metavar="S", group=_SPEED,
+            help=f"the most seconds the timing of XLA for {arg('jit_compile', 'auto')} may take "
+                 "(checked between its fits); past it the run trains uncompiled, and a run "
+                 "shorter than S uncompiled is not timed compiled"),
     # Enough steps per call into TensorFlow that Python's share of a small model's step is small.
     Setting("steps_per_execution", "run", 32, int, metavar="N", group=_SPEED,
             help="training steps per call into TensorFlow, rounded to the nearest divisor of "

@@ -36,7 +36,7 @@ from tfvae.errors import InputError, arg
 CSV_COLUMNS = [
     "epoch", "train_elbo", "train_reconstruction", "train_kl",
     "test_elbo", "test_reconstruction", "test_kl", "seconds", "examples_per_second",
-    "active_units", "kl_per_dimension",
+    "active_units", "kl_per_dimension", "skipped_steps",
 ]
 # A column of one number per latent dimension, written "0.12;3.40;...".
 _VECTOR_COLUMNS = ("kl_per_dimension",)

@@ -11,14 +11,15 @@ from tfvae import errors
 # The Python arguments that are flags under their own name ('_' written '-').
 _FLAGS = frozenset("""
     activation architecture base_dir batch_size beta binarize bits budget checkpoint clip_norm
-    column_types conditional early_stopping_patience learning_rate_schedule learning_rate_warmup_epochs
+    column_types conditional early_stopping_patience ema learning_rate_schedule
+    learning_rate_warmup_epochs
     data_path dataset depth epochs exclude_columns false_positive_rate flow_steps format
     free_bits gradient hidden image_size input jit_compile kl kl_warmup_epochs label
     label_column latent_dim learning_rate likelihood method mixed_precision model_name
     num_samples objective optimizer out overwrite per_class per_example posterior prior
-    prior_components projector quantizer resume seed standardize steps steps_per_execution
-    stochastic_layers strategy temperature tensorboard test_examples timeout train_examples url
-    version
+    prior_components projector quantizer resume seed skip_norm standardize steps
+    steps_per_execution stochastic_layers strategy temperature tensorboard test_examples timeout
+    train_examples url version xla_measure_seconds
 """.split())
 
 # Python arguments whose flag is another name, for every command ("*") or one.

@@ -102,7 +102,7 @@ class Autoencoder(LatentVariableModel):
             loss = -tf.reduce_mean(reconstruction) + self._weight_penalty()
             scaled_loss = self.scaled_loss(loss)
         grads = tape.gradient(scaled_loss, self.trainable_variables)
-        self.optimizer.apply(grads, self.trainable_variables)
+        self.apply_update(grads, self.trainable_variables)
         return self.update_metrics({"loss": loss, "reconstruction": reconstruction})
 
     def test_step(self, data):

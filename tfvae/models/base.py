@@ -3,8 +3,9 @@
 A model is a prior p(z), a decoder p(x|z) and, for most, a recognition model q(z|x). The base
 class declares the settings they share once (the image shape, the networks, the likelihood, the
 weight prior and the seed), checks them, records them in ``get_config`` and gives every model
-the same ``prior``, ``decode``, ``sample``, stateless seeds, metrics and gradient step. A model
-adds its encoder (:meth:`make_encoder`), its metrics (``metric_names``) and its ``train_step``.
+the same ``prior``, ``decode``, ``sample`` and stateless seeds, and (``tfvae.models.steps``) the
+same metrics and gradient step. A model adds its encoder (:meth:`make_encoder`), its metrics
+(``metric_names``) and its ``train_step``.
 
 Shapes: ``B`` batch, ``S`` samples per datapoint, ``D`` latent dimension, ``E`` image shape.
 """
@@ -28,12 +29,15 @@ from tfvae.layers.likelihoods import likelihood_layer
 from tfvae.layers.bodies import check_model_size, network_body
 from tfvae.layers.registries import BODIES, LIKELIHOODS
 from tfvae.layers.standardize import check_feature_statistics, standardized
+from tfvae.models.steps import TrainingStep
 
 tfd = tfp.distributions
 
 _SEED_STATE = "seed_generator_state"
 _NET = options.NETWORK_DEFAULTS
-class LatentVariableModel(keras.Model):
+
+
+class LatentVariableModel(TrainingStep, keras.Model):
     """p(z) p(x|z), and q(z|x) when the model has an encoder, as one Keras model.
 
     Subclasses set ``metric_names`` (the per-example metrics their steps report, ``loss``
@@ -114,6 +118,7 @@ class LatentVariableModel(keras.Model):
         self.decoder = self.make_decoder()
         self.seed_generator = keras.random.SeedGenerator(self.seed, name="seed_generator")
         self.trackers = [keras.metrics.Mean(name=name) for name in self.metric_names]
+        self.init_training_step()
         self.build((None, *self.image_shape))
 
     def network_body(self, part):
@@ -293,72 +298,6 @@ class LatentVariableModel(keras.Model):
                              "pair)", repr(seed))
         return tf.cast(seed, tf.int32)  # a stateless seed pair [2]
 
-    # -- what every training step shares -----------------------------------------------------
-
-    @property
-    def metrics(self):
-        return list(self.trackers)
-
-    @staticmethod
-    def batch_inputs(data):
-        """x [B, *E] as float32 from what ``fit`` passes: x alone or (x, y[, sample_weight])."""
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return tf.cast(x, tf.float32)
-
-    def batch_labels(self, data):
-        """A conditional model's labels y [B] from what ``fit`` passes, (x, y[, sample_weight]);
-        None for an unconditional model, which ignores y."""
-        if not self.conditional:
-            return None
-        _, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        if y is None:
-            raise InputError("y", "(x, y) batches of images and class labels for a conditional "
-                             f"model (num_classes={self.num_classes})", "images alone")
-        return tf.cast(tf.reshape(y, [-1]), tf.int32)
-
-    def _weight_penalty(self, variables=None):
-        """A N(0, 1/weight_decay) prior on the weights: MAP adds weight_decay/2 * ||w||^2."""
-        if not self.weight_decay:
-            return 0.0
-        variables = self.trainable_variables if variables is None else variables
-        return 0.5 * self.weight_decay * tf.add_n([tf.reduce_sum(tf.square(v))
-                                                   for v in variables])
-
-    def scaled_loss(self, loss):
-        """What a ``train_step`` differentiates for a replica's mean ``loss``.
-
-        fit() under tf.distribute sums the replicas' gradients: each replica's mean loss is
-        scaled by 1/replicas so the sum is the global mean. ``scale_loss`` is the identity
-        unless the optimizer is a LossScaleOptimizer (mixed precision), whose ``apply``
-        unscales the gradients.
-        """
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        return self.optimizer.scale_loss(loss / replicas)
-
-    def update_metrics(self, values):
-        """Update each tracker from ``values`` (name -> per-example [B] or a scalar) and
-        return the logs.
-
-        A scalar ``loss`` is weighted by the batch size of the other values, as the per-example
-        trackers are: the epoch's loss is then the mean over examples, whatever the batch sizes
-        and however batches are split on replicas.
-        """
-        per_example = [v for name, v in values.items() if name != "loss"]
-        for tracker in self.trackers:
-            value = values[tracker.name]
-            if tracker.name == "loss" and per_example:
-                weight = tf.cast(tf.shape(per_example[0])[0], value.dtype)
-                tracker.update_state(value, sample_weight=weight)
-            else:
-                tracker.update_state(value)
-        logs = {m.name: m.result() for m in self.trackers}
-        if _multi_worker():
-            # Keras 3 reduces per-step logs across workers with strategy.reduce(MEAN, axis=0),
-            # which fails on scalars (tensorflow/tensorflow#72388): give them a batch axis. Epoch
-            # logs are read from the metrics themselves, aggregated over all workers.
-            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
-        return logs
-
     # -- serialization -----------------------------------------------------------------------
 
     def save_own_variables(self, store):
@@ -400,9 +339,3 @@ class LatentVariableModel(keras.Model):
         config["kernel_initializer"] = keras.initializers.deserialize(config["kernel_initializer"])
         return cls(**config)
 
-
-def _multi_worker():
-    strategy = tf.distribute.get_strategy()
-    # The same test Keras's trainer makes before its cross-worker reduction.
-    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-            and strategy.extended._in_multi_worker_mode())

@@ -237,7 +237,7 @@ class VAE(LatentVariableModel):
             grads = [e if id(v) in encoder else g
                      for v, g, e in zip(variables, grads, encoder_grads)]
             del tape
-        self.optimizer.apply(grads, variables)
+        self.apply_update(grads, variables)
         return self.update_metrics({"loss": loss, **terms})
 
     def test_step(self, data):

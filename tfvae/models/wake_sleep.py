@@ -94,6 +94,6 @@ class WakeSleep(VAE):
         # Both phases read the weights before either is updated: in graph mode the decoder's
         # update could otherwise run before the dreams are decoded.
         with tf.control_dependencies([flat_x, sleep, wake]):
-            self.optimizer.apply([by_variable[id(v)] for v in variables], variables)
+            self.apply_update([by_variable[id(v)] for v in variables], variables)
         return self.update_metrics({"loss": wake_loss + sleep_loss, **terms,
                                     "wake": wake, "sleep": sleep})

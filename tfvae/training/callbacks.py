@@ -6,6 +6,9 @@ epoch's end:
   ``logs`` for the callbacks after it (the metrics row, the TensorBoard histogram).
 - :class:`EpochRecord`: the epoch's metrics row and its line in ``train.log`` (and on stdout).
 - :class:`RunCheckpoints`: ``last.keras``, ``best.keras`` and ``state.json``.
+
+With a moving average of the weights (``tfvae.training.averaging``), the diagnostics and
+best.keras are those of the averaged weights; last.keras holds the weights as trained.
 - :class:`EarlyStop`: stops when the test bound has not improved for a number of epochs.
 """
 
@@ -20,7 +23,9 @@ import numpy as np
 from tfvae.errors import arg, render
 from tfvae.evaluation.diagnostics import COLLAPSE, latent_diagnostics
 from tfvae.interruption import deferred
+from tfvae.models.steps import SKIPPED_STEPS
 from tfvae.storage import write_atomic
+from tfvae.training.averaging import averaged_weights, averaging_optimizer
 
 
 def diverged(logs):
@@ -74,7 +79,8 @@ class LatentDiagnostics(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is None or diverged(logs):
             return
-        found = latent_diagnostics(self.model, self.images, labels=self.labels)
+        with averaged_weights(self.model):
+            found = latent_diagnostics(self.model, self.images, labels=self.labels)
         logs["active_units"] = found["active_units"]
         if found["kl_per_dimension"] is not None:  # Gaussian q(z|x) and p(z) only
             logs["kl_per_dimension"] = found["kl_per_dimension"]
@@ -113,8 +119,12 @@ class EpochRecord(keras.callbacks.Callback):
         }
         row.update({key: logs[key] for key in ("active_units", "kl_per_dimension")
                     if key in logs})
+        if SKIPPED_STEPS in logs:  # training with skip_norm
+            row[SKIPPED_STEPS] = int(logs[SKIPPED_STEPS])
         self.run.append_metrics(row)
         line = epoch_line(row, self.epochs)
+        if row.get(SKIPPED_STEPS):
+            line += f"; {row[SKIPPED_STEPS]} steps skipped ({arg('skip_norm')})"
         if row.get("active_units") == 0:
             line += f"; {COLLAPSE}"
             self._warn_collapse(row["epoch"], COLLAPSE)
@@ -151,8 +161,12 @@ class RunCheckpoints(keras.callbacks.Callback):
             bound = test_bound(self.model, logs)
             if bound is not None and bound > self.best_elbo:
                 self.best_elbo = float(bound)
-                write_atomic(self.run.checkpoint_path("best"),
-                             lambda tmp: shutil.copyfile(last, tmp))
+                if averaging_optimizer(self.model) is None:
+                    write_atomic(self.run.checkpoint_path("best"),
+                                 lambda tmp: shutil.copyfile(last, tmp))
+                else:  # best.keras holds the averaged weights its bound was measured with
+                    with averaged_weights(self.model):
+                        write_atomic(self.run.checkpoint_path("best"), self.model.save)
             self.epochs_done = epoch + 1
             self.run.write_state(self.state())
 

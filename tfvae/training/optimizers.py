@@ -1,5 +1,5 @@
 """The optimizers users choose by name (or give as Keras objects), with their learning-rate
-schedule and gradient clipping, and the step count a checkpoint's optimizer holds."""
+schedule, gradient clipping and moving average of the weights, and the step count a checkpoint's optimizer holds."""
 
 import keras
 import tensorflow as tf
@@ -20,16 +20,19 @@ _OPTIMIZERS = {
 
 
 def make_optimizer(name, learning_rate, *, schedule="constant", steps_per_epoch=1, epochs=1,
-                   warmup_epochs=0, clip_norm=None):
+                   warmup_epochs=0, clip_norm=None, ema=None):
     """A fresh Keras optimizer ``name`` (``tfvae.options.OPTIMIZERS``) at ``learning_rate``,
     which follows ``schedule`` (``tfvae.options.LEARNING_RATE_SCHEDULES``) over ``epochs`` of
     ``steps_per_epoch`` steps after a linear warm-up of ``warmup_epochs``; ``clip_norm`` clips
-    each step's gradients to that global norm."""
+    each step's gradients to that global norm; ``ema`` (a decay in (0, 1)) keeps a moving
+    average of the weights (``tfvae.training.averaging``)."""
     check_choice("optimizer", name, options.OPTIMIZERS)
     learning_rate = check_number("learning_rate", learning_rate, above=0)
     check_choice("learning_rate_schedule", schedule, options.LEARNING_RATE_SCHEDULES)
     rate = learning_rate_of(schedule, learning_rate, steps_per_epoch, epochs, warmup_epochs)
-    return _OPTIMIZERS[name](learning_rate=rate, global_clipnorm=clip_norm)
+    average = {} if ema is None else {"use_ema": True,
+                                      "ema_momentum": check_number("ema", ema, above=0, below=1)}
+    return _OPTIMIZERS[name](learning_rate=rate, global_clipnorm=clip_norm, **average)
 
 
 def run_optimizer(train_config, steps_per_epoch, given=None):
@@ -41,7 +44,7 @@ def run_optimizer(train_config, steps_per_epoch, given=None):
                           schedule=train_config["learning_rate_schedule"],
                           steps_per_epoch=steps_per_epoch, epochs=train_config["epochs"],
                           warmup_epochs=train_config["learning_rate_warmup_epochs"],
-                          clip_norm=train_config["clip_norm"])
+                          clip_norm=train_config["clip_norm"], ema=train_config.get("ema"))
 
 
 def optimizer_record(optimizer):

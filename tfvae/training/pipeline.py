@@ -19,7 +19,8 @@ import tensorflow as tf
 
 from tfvae import data as datasets
 from tfvae import options
-from tfvae.checks import MAX_INT64, check_choice, check_image_size, check_int, check_labels
+from tfvae.checks import (MAX_INT64, check_choice, check_image_size, check_int, check_labels,
+                          check_number)
 from tfvae.errors import InputError, arg, render
 from tfvae.interruption import Interrupted, stop_on_signals
 from tfvae.data.validation import check_support
@@ -30,6 +31,7 @@ from tfvae.models.settings import model_settings
 from tfvae.runs import DATA_CHECKSUM, TABLE_COLUMNS, RunDirectory, check_dataset_is_there
 from tfvae.storage import write_atomic
 from tfvae.training import distribute
+from tfvae.training.averaging import AveragedEvaluation, averaging_optimizer
 from tfvae.training.callbacks import (DivergenceStop, EarlyStop, EpochRecord,
                                       LatentDiagnostics, RunCheckpoints)
 from tfvae.training.execution import (dtype_policy, global_dtype_policy, nearest_divisor,
@@ -64,7 +66,8 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
           jit_compile="auto", steps_per_execution=options.SETTINGS["steps_per_execution"].default,
           kl_warmup_epochs=None, conditional=None, standardize=None, projector=None,
           learning_rate_schedule=None, learning_rate_warmup_epochs=None, clip_norm=None,
-          early_stopping_patience=None, callbacks=()):
+          skip_norm=None, ema=None, early_stopping_patience=None,
+          xla_measure_seconds=options.SETTINGS["xla_measure_seconds"].default, callbacks=()):
     """Train a model into ``run_dir``; returns a :class:`TrainResult` (the final model, the
     run's config and its last metrics row).
 
@@ -78,7 +81,13 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
     then apply). ``learning_rate_schedule`` (``tfvae.options.LEARNING_RATE_SCHEDULES``,
     ``tfvae.training.schedules``) varies the rate with the epoch after a linear warm-up from 0
     over ``learning_rate_warmup_epochs``; ``clip_norm`` clips each step's gradients to that
-    global norm. ``early_stopping_patience`` stops once the test bound has not improved for
+    global norm. ``skip_norm`` skips the update of each step whose gradients' global norm is
+    above it or not finite (``tfvae.models.steps``; on one device), counted in metrics.csv's
+    ``skipped_steps`` (the steps of each epoch; a resume keeps the rows before it).
+    ``ema`` (a decay in (0, 1)) keeps an exponential moving average of the weights
+    (``tfvae.training.averaging``): each epoch's test bound, the diagnostics, best.keras and
+    model.keras use the averaged weights, last.keras the weights as trained, from which a resume
+    continues the average exactly. ``early_stopping_patience`` stops once the test bound has not improved for
     that many epochs: model.keras then holds the best epoch's weights and state.json records
     ``stopped_early`` (a resume of such a run has nothing to do).
     Every argument is checked before anything is written, so a bad one leaves ``run_dir`` as it
@@ -103,9 +112,13 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
     - ``jit_compile``: True, False, or "auto": XLA-compile each step when training on one device
       (Keras cannot compile a multi-replica step whole) and the run is long enough for the
       compile time to be repaid on this machine. The first run of a model on a machine times
-      its step both ways for a few seconds and keeps the figures
-      (``tfvae.training.execution.xla_figures``); runs under ``XLA_NEVER_BELOW`` examples are never
-      compiled.
+      its step both ways and keeps the figures (``tfvae.training.execution.xla_figures``), for
+      at most ``xla_measure_seconds`` (checked between the timing's fits, so a compilation under
+      way finishes first): past it, the run trains uncompiled. A run that would take less than
+      that uncompiled is not timed compiled, and runs under ``XLA_NEVER_BELOW`` examples are
+      never timed nor compiled. With ``verbose``, the timing is announced before it begins and
+      the decision printed, as is each stage that can take a while (loading the data, building
+      the model, tracing and compiling the first step).
     - ``steps_per_execution``: training steps per call into TensorFlow, rounded to the nearest
       divisor of the steps per epoch (by ratio) so that epochs end where an execution ends.
 
@@ -135,7 +148,8 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                           "learning_rate": learning_rate, "seed": seed,
                           "learning_rate_schedule": learning_rate_schedule,
                           "learning_rate_warmup_epochs": learning_rate_warmup_epochs,
-                          "clip_norm": clip_norm, "early_stopping_patience": early_stopping_patience,
+                          "clip_norm": clip_norm, "skip_norm": skip_norm, "ema": ema,
+                          "early_stopping_patience": early_stopping_patience,
                           "kl_warmup_epochs": kl_warmup_epochs, "conditional": conditional,
                           "standardize": standardize}
         data_config = normalized_data_config(data_config or {})
@@ -148,17 +162,30 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
             config = new_run_config(model or options.SETTINGS["model"].default,
                                     model_config or {}, data_config, train_settings,
                                     mixed_precision, projector)
+        if (config["train"]["skip_norm"] is not None
+                and strategy is not tf.distribute.get_strategy()):
+            # The replicas would each decide on their own part of the gradient.
+            raise InputError("skip_norm", "none under a tf.distribute strategy (steps are "
+                             "skipped on one device)", repr(config["train"]["skip_norm"]))
         policy = dtype_policy(mixed_precision)
         if jit_compile not in ("auto", True, False):
             raise InputError("jit_compile", "auto, on (True) or off (False)", repr(jit_compile))
         check_int("steps_per_execution", steps_per_execution)
+        cap = check_number("xla_measure_seconds", xla_measure_seconds, above=0)
         size = config["data"].get("image_size")
         if size is not None and config["model"].get("architecture") in BODIES:
             # Before reading a folder of images; an unknown name is the model's to refuse.
             BODIES.get(config["model"]["architecture"]).check_image_shape(size, "image_size")
         check_model_size_settings(config, size and (*check_image_size("image_size", size), 1))
+        # Progress, for the stages that can take more than a few seconds.
+        def say(line):
+            if verbose and writer:
+                print(render(line), flush=True)
+
         # 2. The data.
+        say(f"tfvae: loading {config['data']['name']}")
         dataset = _load_data(config, writer)
+        say(f"tfvae: preparing the model for {len(dataset.x_train)} training examples")
         full_batches = isinstance(strategy, tf.distribute.TPUStrategy)  # TPUs need static shapes
         steps = datasets.steps_per_epoch(len(dataset.x_train), config["train"]["batch_size"],
                                          full_batches)
@@ -182,7 +209,9 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                                      if stopped else "tfvae: the run has finished its "
                                      f"{initial_epoch} epochs; nothing to do (a larger "
                                      f"{arg('epochs')} trains more)"), file=sys.stderr)
-                    return TrainResult(run.load_model("model") if stopped else vae, run, config,
+                    # With a moving average, model.keras holds the averaged weights.
+                    averaged = stopped or averaging_optimizer(vae) is not None
+                    return TrainResult(run.load_model("model") if averaged else vae, run, config,
                                        _last_row(run))
                 optimizer = given_optimizer = vae.optimizer  # the same object: its state goes on
                 stretch_schedule(optimizer, config["train"]["epochs"])
@@ -196,10 +225,12 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                 config["model"] = _settings_of(vae)
                 initial_epoch = 0
                 optimizer = run_optimizer(config["train"], steps, given_optimizer)
+            vae.skip_norm = config["train"]["skip_norm"]  # a training setting, not the model's
             per_execution = nearest_divisor(steps, steps_per_execution)
             config["train"]["jit_compile"] = bool(run_jit_compile(
                 jit_compile, resume, config, model_kwargs, dataset, train_labels, per_execution,
-                given_optimizer, remaining=(config["train"]["epochs"] - initial_epoch) * len(dataset.x_train)))
+                given_optimizer, cap=cap, say=say,
+                remaining=(config["train"]["epochs"] - initial_epoch) * len(dataset.x_train)))
             vae.compile(optimizer=optimizer, jit_compile=config["train"]["jit_compile"],
                         steps_per_execution=per_execution)
         if config["train"].get("projector") and len(vae.image_shape) != 3:
@@ -230,6 +261,7 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                   + (f", mixed precision {mixed_precision}" if mixed_precision else ""))
         # 4. The callbacks, one concern each, in the order they run at an epoch's end.
         divergence = DivergenceStop()
+
         checkpoints = RunCheckpoints(out, best_elbo=best, epochs_completed=initial_epoch)
         patience = config["train"].get("early_stopping_patience")
         early_stop = [EarlyStop(patience, best, int(best_epoch))] if patience else []
@@ -238,6 +270,7 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                                           else test_labels[:_DIAGNOSTIC_EXAMPLES])]
                        if vae.has_encoder else [])
         run_callbacks = [
+            AveragedEvaluation(),  # the test pass with the moving average, when there is one
             divergence, *diagnostics,
             EpochRecord(out, len(dataset.x_train), config["train"]["epochs"],
                         print_lines=verbose in (1, 2)),
@@ -248,6 +281,8 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                            test_labels=test_labels),
         ]
         # 5. The fit.
+        say("tfvae: tracing the training step" + (" and compiling it with XLA (minutes for a "
+            "large model)" if vae.jit_compile else "") + " before the first epoch")
         batch = config["train"]["batch_size"]
         try:
             try:

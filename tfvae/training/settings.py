@@ -15,12 +15,12 @@ from tfvae.runs import DATA_CHECKSUM
 
 # The settings of config.json's "train" section, in the order it records them.
 TRAIN_KEYS = ("epochs", "batch_size", "optimizer", "learning_rate", "learning_rate_schedule",
-              "learning_rate_warmup_epochs", "clip_norm", "early_stopping_patience", "seed",
-              "kl_warmup_epochs", "conditional", "standardize")
+              "learning_rate_warmup_epochs", "clip_norm", "skip_norm", "ema",
+              "early_stopping_patience", "seed", "kl_warmup_epochs", "conditional", "standardize")
 # The settings a Keras optimizer object given as ``optimizer`` holds itself: config.json records
 # them as None (the object's config has them).
 OPTIMIZER_OWN_KEYS = ("learning_rate", "learning_rate_schedule", "learning_rate_warmup_epochs",
-                      "clip_norm")
+                      "clip_norm", "ema")
 
 
 def new_run_config(model, model_config, data_config, train_settings, mixed_precision,
@@ -89,6 +89,10 @@ def checked_train_settings(config):
             "learning_rate_warmup_epochs", train["learning_rate_warmup_epochs"], minimum=0)
         if train["clip_norm"] is not None:
             train["clip_norm"] = check_number("clip_norm", train["clip_norm"], above=0)
+        if train["ema"] is not None:
+            train["ema"] = check_number("ema", train["ema"], above=0, below=1)
+    if train["skip_norm"] is not None:
+        train["skip_norm"] = check_number("skip_norm", train["skip_norm"], above=0)
     train["early_stopping_patience"] = check_int(
         "early_stopping_patience", train["early_stopping_patience"], optional=True)
     return config

@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae import images
+from tfvae.training.averaging import averaged_weights
 
 # A small share of an epoch's time: one decoder call of each size.
 SAMPLES = 64
@@ -71,7 +72,8 @@ class EpochSummaries(keras.callbacks.Callback):
                     tf.summary.scalar(f"epoch_{name.removeprefix('val_')}", value)
         # Images of a model whose loss turned NaN show nothing; training stops there.
         if np.isfinite(logs.get("loss", 0.0)):
-            self.write_images(epoch, logs.get("kl_per_dimension"))
+            with averaged_weights(self.model):  # the weights the test bound is measured with
+                self.write_images(epoch, logs.get("kl_per_dimension"))
         for writer in self.writers.values():
             writer.flush()
 
