@@ -11,13 +11,16 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
 from test_fast_training import TINY
 from tfvae.cli import main
 from tfvae.errors import InputError
+from tfvae.models import VAE
 from tfvae.runs import MLFLOW_RUN_ID, RunDirectory, flat_settings
-from tfvae.training.pipeline import train
+from tfvae.training.pipeline import TrainingDiverged, train
 
 mlflow = pytest.importorskip("mlflow")  # tfvae[tracking]; the test extra installs it
 
@@ -156,6 +159,23 @@ def test_tfvae_train_mlflow_tracks_the_run_and_a_resume_keeps_its_server(tmp_pat
     error = capsys.readouterr().err
     assert f"--mlflow: expected {tracking_uri!r} as the run was started with" in error
     assert [int(row["epoch"]) for row in run.read_metrics()] == [1]
+
+
+def test_a_diverged_run_is_a_failed_mlflow_run_with_its_good_epochs(tmp_path, tracking_uri,
+                                                                     monkeypatch):
+    # A penalty that turns NaN from step 3 on: epoch 1 (3 steps) is good, epoch 2 is not.
+    monkeypatch.setattr(VAE, "_weight_penalty",
+                        lambda self: tf.where(self.optimizer.iterations >= 3, np.nan, 0.0))
+    with pytest.raises(TrainingDiverged):
+        train(tmp_path / "run", epochs=3, mlflow=tracking_uri, **TINY)
+    run = RunDirectory(tmp_path / "run")
+    client = mlflow.tracking.MlflowClient(tracking_uri)
+    run_id = run.read_config()[MLFLOW_RUN_ID]
+    assert client.get_run(run_id).info.status == "FAILED"
+    assert [int(row["epoch"]) for row in run.read_metrics()] == [1]
+    check_metrics_are_metrics_csv(client, run)
+    assert artifact_paths(client, run_id) == ["config.json", "metrics.csv", "state.json",
+                                              "train.log"]
 
 
 def test_a_bad_tracking_uri_or_no_mlflow_is_refused_before_anything_is_written(
