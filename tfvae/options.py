@@ -157,6 +157,11 @@ SETTINGS = {s.name: s for s in (
     Setting("projector", "train", False, bool, help="at the end, write the test set's latent "
             "means, labels and images for TensorBoard's Embedding Projector to "
             f"RUN_DIR/tensorboard/projector (kept for the run; {arg('resume')} may add it)"),
+    Setting("mlflow", "run", metavar="URI", help="log the run to this MLflow tracking server "
+            "(http://HOST:PORT, or any MLflow tracking URI; needs tfvae[tracking]): its settings "
+            "as parameters, each epoch's metrics, config.json, metrics.csv, the final pictures "
+            f"and model.keras as artifacts. Kept for the run: {arg('resume')} continues the same "
+            "MLflow run"),
     # how this call runs
     Setting("strategy", "run", "default", choices=STRATEGIES, group=_SPEED,
             help="tf.distribute strategy: one device, all local GPUs, the hosts in TF_CONFIG, "

@@ -1,8 +1,8 @@
 """Training into a run directory: the ``fit`` pipeline (``pipeline``), its settings
 (``settings``), the run directory's callbacks (``callbacks``), how a run stops short (``stops``),
 the optimizers (``optimizers``), the execution settings (``execution``: XLA, precision, steps per call), ``tf.distribute``
-(``distribute``), this machine's figures (``machine``) and the TensorBoard summaries
-(``summaries``)."""
+(``distribute``), this machine's figures (``machine``), the TensorBoard summaries
+(``summaries``) and MLflow tracking (``tracking``)."""
 
 from tfvae.lazy import lazy_names
 
@@ -13,8 +13,9 @@ _NAMES = {
                                                      "EpochRecord", "RunCheckpoints",
                                                      "epoch_line")},
     **{name: "tfvae.training.stops" for name in ("TrainingDiverged", "TrainingInterrupted")},
+    "MlflowTracking": "tfvae.training.tracking",
 }
 __all__ = list(_NAMES)
 __getattr__, __dir__ = lazy_names(__name__, _NAMES, ("pipeline", "optimizers", "callbacks", "stops",
                                                      "settings", "execution", "distribute",
-                                                     "machine", "summaries"))
+                                                     "machine", "summaries", "tracking"))

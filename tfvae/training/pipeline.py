@@ -28,7 +28,8 @@ from tfvae.layers.registries import BODIES, LIKELIHOODS, likelihood_support
 from tfvae.layers.standardize import fit_feature_statistics
 from tfvae.models import model_class
 from tfvae.models.settings import model_settings
-from tfvae.runs import DATA_CHECKSUM, TABLE_COLUMNS, RunDirectory, check_dataset_is_there
+from tfvae.runs import (DATA_CHECKSUM, MLFLOW_RUN_ID, TABLE_COLUMNS, RunDirectory,
+                        check_dataset_is_there, flat_settings)
 from tfvae.storage import write_atomic
 from tfvae.training import distribute
 from tfvae.training.averaging import AveragedEvaluation, averaging_optimizer
@@ -43,6 +44,7 @@ from tfvae.training.settings import (check_model_size_settings, check_resume_epo
                                      resumed_run_config)
 from tfvae.training.stops import TrainingDiverged, TrainingInterrupted, diverged_message
 from tfvae.training.summaries import EpochSummaries
+from tfvae.training.tracking import MlflowTracking, run_tracking_uri
 
 # Test images the latent diagnostics of each epoch are taken on: enough for the variance of the
 # posterior means, a small share of the epoch's time.
@@ -67,7 +69,8 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
           kl_warmup_epochs=None, conditional=None, standardize=None, projector=None,
           learning_rate_schedule=None, learning_rate_warmup_epochs=None, clip_norm=None,
           skip_norm=None, ema=None, early_stopping_patience=None,
-          xla_measure_seconds=options.SETTINGS["xla_measure_seconds"].default, callbacks=()):
+          xla_measure_seconds=options.SETTINGS["xla_measure_seconds"].default, mlflow=None,
+          callbacks=()):
     """Train a model into ``run_dir``; returns a :class:`TrainResult` (the final model, the
     run's config and its last metrics row).
 
@@ -127,6 +130,12 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
     (default False; kept for the run, and a resume may turn it on) writes the test set's latent
     means for the Embedding Projector to ``tensorboard/projector/`` once training ends.
 
+    Tracking: the settings (``tfvae.runs.flat_settings``) and final metrics of every run go to
+    TensorBoard's HParams dashboard. ``mlflow`` (a tracking URI such as
+    ``http://127.0.0.1:5000``; needs ``tfvae[tracking]``) logs the run to an MLflow run, whose
+    id config.json records: a resume continues it (``tfvae.training.tracking``). Kept for the
+    run: a resume may start tracking, not change the URI.
+
     ``callbacks``: more Keras callbacks, called after the run's own at each event.
     """
     run = RunDirectory(run_dir)
@@ -167,6 +176,7 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
             # The replicas would each decide on their own part of the gradient.
             raise InputError("skip_norm", "none under a tf.distribute strategy (steps are "
                              "skipped on one device)", repr(config["train"]["skip_norm"]))
+        config["train"]["mlflow"] = run_tracking_uri(config["train"].get("mlflow"), mlflow)
         policy = dtype_policy(mixed_precision)
         if jit_compile not in ("auto", True, False):
             raise InputError("jit_compile", "auto, on (True) or off (False)", repr(jit_compile))
@@ -239,6 +249,12 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
         if config["train"].get("projector") and not vae.has_encoder:
             raise InputError("projector", "a model with an encoder (the projector shows the "
                              "means of q(z|x))", f"model type {config['model_type']!r}")
+        tracking = None
+        if writer and config["train"]["mlflow"]:
+            # Before the run directory is written: a server that cannot be reached is refused.
+            tracking = MlflowTracking(config["train"]["mlflow"], run, config.get(MLFLOW_RUN_ID),
+                                      name=run.path.name)
+            config[MLFLOW_RUN_ID] = tracking.run_id
         best, best_epoch = -math.inf, 0
         if writer and resume:
             run.remove_stale()
@@ -269,6 +285,10 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                                           if test_labels is None
                                           else test_labels[:_DIAGNOSTIC_EXAMPLES])]
                        if vae.has_encoder else [])
+        summaries = EpochSummaries(out.tensorboard_dir,
+                                   test_images=dataset.x_test if vae.has_encoder else None,
+                                   test_labels=test_labels, hparams=flat_settings(config),
+                                   trial_id=run.path.name)
         run_callbacks = [
             AveragedEvaluation(),  # the test pass with the moving average, when there is one
             divergence, *diagnostics,
@@ -276,14 +296,14 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                         print_lines=verbose in (1, 2)),
             checkpoints,
             *early_stop,
-            EpochSummaries(out.tensorboard_dir,
-                           test_images=dataset.x_test if vae.has_encoder else None,
-                           test_labels=test_labels),
+            summaries,
+            *([tracking] if tracking else []),
         ]
         # 5. The fit.
         say("tfvae: tracing the training step" + (" and compiling it with XLA (minutes for a "
             "large model)" if vae.jit_compile else "") + " before the first epoch")
         batch = config["train"]["batch_size"]
+        status = "FAILED"  # the MLflow run's, unless the run finishes or a signal stops it
         try:
             try:
                 vae.fit(
@@ -305,6 +325,7 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                 # The epoch in progress is dropped: last.keras and state.json are those of the
                 # last epoch that finished, from which a resume continues exactly.
                 out.write_state(checkpoints.state("interrupted"))
+                status = "KILLED"
                 raise TrainingInterrupted(stop.signum, run.path, checkpoints.epochs_done,
                                           config["train"]["epochs"]) from None
             if divergence.diverged:
@@ -326,7 +347,10 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                 if verbose:
                     print(f"tfvae: projector: {shown['description']}, in {run.projector_dir}")
             out.write_state(state)
+            status = "FINISHED"
         finally:
+            if tracking:
+                tracking.finish(status, summaries.figures)
             if not writer:
                 shutil.rmtree(out.path, ignore_errors=True)
         return TrainResult(vae, run, config, _last_row(out) if writer else None)
