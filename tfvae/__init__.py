@@ -33,6 +33,7 @@ _NAMES = {
     "log_likelihood": "tfvae.evaluation",
     "score": "tfvae.evaluation",
     "calibrate_threshold": "tfvae.evaluation",
+    "impute": "tfvae.applications.imputation",
 }
 _SUBMODULES = ("applications", "checks", "cli", "data", "errors", "estimators", "evaluation",
                "export", "images", "interruption", "layers", "models", "noise", "options",

@@ -89,6 +89,15 @@ def check_choice(argument, value, choices):
     return value
 
 
+def check_bool(argument, value):
+    """``value`` as a bool if it is True or False (numpy's included)."""
+    import numpy as np
+
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputError(argument, "True or False", repr(value))
+    return bool(value)
+
+
 def check_number(argument, value, *, above=None, at_least=None, below=None):
     """``value`` as a finite float with the bounds given (``above``/``below`` exclusive)."""
     ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)

@@ -107,7 +107,8 @@ def standard_normal(seed, sample_shape, batch_size, event_shape, layout=None):
 
 
 def bernoulli(probs, seed, layout=None):
-    """A 0/1 sample of ``probs`` [B, *E] in [0, 1], per-example noise as in :func:`standard_normal`.
+    """A 0/1 sample of ``probs`` [B, *E] in [0, 1], per-example noise as in :func:`standard_normal`;
+    a missing value (NaN) stays missing.
 
     Each 32-bit word gives two 16-bit uniforms, half the generator's work of one per pixel; a
     pixel is then 1 with probability within 2^-17 of ``probs``.
@@ -118,7 +119,8 @@ def bernoulli(probs, seed, layout=None):
     halves = tf.concat([tf.bitwise.right_shift(words, 16), tf.bitwise.bitwise_and(words, 0xFFFF)],
                        axis=1)[:, :size]
     uniform = (tf.cast(halves, tf.float32) + 0.5) * 2.0 ** -16
-    return tf.cast(tf.reshape(uniform, tf.shape(probs)) < probs, probs.dtype)
+    sample = tf.cast(tf.reshape(uniform, tf.shape(probs)) < probs, probs.dtype)
+    return tf.where(tf.math.is_nan(probs), probs, sample)
 
 
 def split_seeds(seed, num):

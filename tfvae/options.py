@@ -89,6 +89,9 @@ SETTINGS = {s.name: s for s in (
     Setting("column_types", "data", nargs="+", metavar="NAME=TYPE",
             help="a table's column types where the inferred ones are not meant: real, binary, "
                  "count or categorical"),
+    Setting("allow_missing", "data", False, bool, help="NaN (an empty cell of a table) is a "
+            "missing value, left out of the bound (MIWAE with --objective iwae), not a data "
+            "error"),
     Setting("train_examples", "data", type=int, help="use the first N training examples"),
     Setting("test_examples", "data", type=int, help="use the first N test examples"),
     # the networks: the settings every latent-variable model shares (the paper's MNIST model,

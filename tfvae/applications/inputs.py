@@ -82,10 +82,34 @@ def read_images(path, model, argument="input", labels=False):
     return x, y
 
 
-def write_rows(path, rows, columns=None, *, overwrite=False):
+def read_run_examples(path, run, model, argument="input"):
+    """(x, labels or None, ids or None) of the file ``path`` for ``model``, a run's: a table
+    (.csv, .parquet) read by the run's training columns (with its id column's ids), or an .npz
+    of x (and y) as :func:`read_images` reads it. A model that takes missing values
+    (``allow_missing``) takes empty cells and NaN."""
+    from tfvae.data.tables import TABLE_SUFFIXES, Column, read_table
+    from tfvae.data.validation import missing_allowed
+    from tfvae.runs import TABLE_COLUMNS
+
+    if Path(path).suffix.lower() not in TABLE_SUFFIXES:
+        x, y = read_images(path, model, argument, labels=model.conditional)
+        return x, y, None
+    columns = run.read_config().get(TABLE_COLUMNS)
+    if columns is None:
+        raise InputError(argument, "an .npz of examples (the run was not trained on a table)",
+                         repr(str(path)))
+    with missing_allowed(getattr(model, "allow_missing", False)):
+        table = read_table(path, argument=argument, columns=[
+            Column(c["name"], c["type"], c["categories"] and tuple(c["categories"]))
+            for c in columns])
+    return table.values, None, table.ids
+
+
+def write_rows(path, rows, columns=None, *, overwrite=False, leading=None):
     """Write examples ``rows`` [N, D] to ``path``: an .npz (``x``), or a .csv with a header of
     the table's ``columns`` (``tfvae.data.tables.Column`` records; ``x0``, ``x1``... without),
-    counts and 0/1 values as integers and categories as their labels."""
+    counts and 0/1 values as integers and categories as their labels, after the ``leading``
+    columns (name -> N values, such as ids)."""
     import csv
     import io
 
@@ -98,9 +122,11 @@ def write_rows(path, rows, columns=None, *, overwrite=False):
                           for j in range(rows.shape[1])]
     text = io.StringIO()
     table = csv.writer(text, lineterminator="\n")
-    table.writerow([column["name"] for column in columns])
-    for row in rows:
-        table.writerow([_cell(value, column) for value, column in zip(row, columns)])
+    leading = leading or {}
+    table.writerow([*leading, *(column["name"] for column in columns)])
+    for i, row in enumerate(rows):
+        table.writerow([*(values[i] for values in leading.values()),
+                        *(_cell(value, column) for value, column in zip(row, columns))])
     return write_text(path, text.getvalue(), overwrite=overwrite)
 
 
@@ -111,4 +137,4 @@ def _cell(value, column):
         return categories[min(max(int(round(value)), 0), len(categories) - 1)]
     if column["type"] in ("binary", "count"):
         return int(round(value))
-    return repr(float(value))
+    return str(np.float32(value))  # float32's shortest digits: 51.26, not 51.2599983215332

@@ -10,9 +10,9 @@ from tfvae import errors
 
 # The Python arguments that are flags under their own name ('_' written '-').
 _FLAGS = frozenset("""
-    activation architecture base_dir batch_size beta binarize bits budget checkpoint clip_norm
-    column_types conditional early_stopping_patience ema learning_rate_schedule
-    learning_rate_warmup_epochs
+    activation allow_missing architecture base_dir batch_size beta binarize bits budget
+    checkpoint clip_norm column_types conditional early_stopping_patience ema
+    learning_rate_schedule learning_rate_warmup_epochs
     data_path dataset depth epochs exclude_columns false_positive_rate flow_steps format
     free_bits gradient hidden image_size input jit_compile kl kl_warmup_epochs label
     label_column latent_dim learning_rate likelihood method mixed_precision mlflow model_name

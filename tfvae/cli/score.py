@@ -2,7 +2,6 @@
 that flags examples at a chosen false-positive rate (``tfvae.evaluation.scores``)."""
 
 from tfvae.cli import add_out_argument, add_run_argument
-from tfvae.errors import InputError
 from tfvae.evaluation.scores import DEFAULT_SAMPLES, SCORE_METHODS
 
 
@@ -46,26 +45,11 @@ def register(subparsers):
 
 def _scores(args, run, settings, checkpoint):
     """The scores of --input's examples, and their ids (a table's id column) or None."""
-    from pathlib import Path
-
-    from tfvae.applications.inputs import read_images
-    from tfvae.data.tables import TABLE_SUFFIXES, Column, read_table
+    from tfvae.applications.inputs import read_run_examples
     from tfvae.evaluation.scores import score
-    from tfvae.runs import TABLE_COLUMNS
 
     model = run.load_model(checkpoint)
-    ids = y = None
-    if Path(args.input).suffix.lower() in TABLE_SUFFIXES:
-        columns = run.read_config().get(TABLE_COLUMNS)
-        if columns is None:
-            raise InputError("input", "an .npz of examples (the run was not trained on a table)",
-                             repr(args.input))
-        table = read_table(args.input, argument="input",
-                           columns=[Column(c["name"], c["type"], c["categories"] and
-                                           tuple(c["categories"])) for c in columns])
-        x, ids = table.values, table.ids
-    else:
-        x, y = read_images(args.input, model, labels=model.conditional)
+    x, y, ids = read_run_examples(args.input, run, model)
     return score(model, x, labels=y if model.conditional else None,
                  batch_size=args.batch_size, **settings), ids
 

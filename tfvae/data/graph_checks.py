@@ -41,11 +41,18 @@ def _check_trailing_shape(tensor, name, dtype, trailing):
                    f"{name}: expected {dtype} of shape [{shape}], got shape", tf.shape(tensor))
 
 
-def check_images(x, image_shape, support):
+def check_images(x, image_shape, support, missing=False):
     """``x`` [B, *E] after the shape and finiteness checks, and the values in the likelihood's
-    ``support``: [0, 1] for a Bernoulli ("unit_interval"), non-negative integers ("count")."""
-    x = after_checks(x, [_check_trailing_shape(x, "x", "float32 images", image_shape)])
-    x = tf.debugging.assert_all_finite(x, "x: expected finite pixel values, got NaN or infinity")
+    ``support``: [0, 1] for a Bernoulli ("unit_interval"), non-negative integers ("count").
+    With ``missing``, NaN (a missing value) passes."""
+    given = x = after_checks(x, [_check_trailing_shape(x, "x", "float32 images", image_shape)])
+    if missing:
+        x = tf.where(tf.math.is_nan(x), tf.zeros_like(x), x)  # 0 is in every support
+        x = tf.debugging.assert_all_finite(x, "x: expected finite values or NaN (missing), got "
+                                              "infinity")
+    else:
+        x = tf.debugging.assert_all_finite(x, "x: expected finite pixel values, got NaN or "
+                                              "infinity")
     low, high = tf.reduce_min(x), tf.reduce_max(x)
     empty = tf.equal(tf.size(x), 0)
     if support == "unit_interval":
@@ -57,7 +64,7 @@ def check_images(x, image_shape, support):
         x = after_checks(x, [graph_assert(
             tf.logical_or(empty, tf.logical_and(low >= 0.0, whole)),
             "x: expected non-negative integers for a count model, got values in", low, high)])
-    return x
+    return after_checks(given, [x]) if missing else x
 
 
 def check_latents(z, latent_dim):
@@ -99,9 +106,11 @@ def _all_per_row(condition):
     return tf.reduce_all(tf.reshape(condition, [tf.shape(condition)[0], -1]), axis=1)
 
 
-def valid_images(x, support):
+def valid_images(x, support, missing=False):
     """Rows of ``x`` [B, *E] whose values are finite and in the likelihood's ``support`` (as
-    :func:`check_images` says)."""
+    :func:`check_images` says); with ``missing``, NaN too."""
+    if missing:
+        x = tf.where(tf.math.is_nan(x), tf.zeros_like(x), x)
     if support == "unit_interval":
         return _all_per_row(tf.logical_and(x >= 0.0, x <= 1.0))
     if support == "count":
@@ -136,7 +145,7 @@ def flat_images(shape, image_shape, argument="x"):
 
 
 def checked_batches(dataset, image_shape, support, num_classes=0, *, unlabelled=False,
-                    argument="x"):
+                    argument="x", missing=False):
     """``dataset`` whose batches of x (alone or first of a tuple) are checked as the export
     checks its inputs, after a reshape of examples that hold ``image_shape``'s pixels
     ([B, 784] for [28, 28, 1]); for a conditional model (``num_classes`` > 0), the labels y of
@@ -160,7 +169,7 @@ def checked_batches(dataset, image_shape, support, num_classes=0, *, unlabelled=
         x = tf.cast(batch[0], tf.float32)
         if flat:
             x = tf.reshape(x, [-1, *image_shape])
-        x = check_images(x, image_shape, support)
+        x = check_images(x, image_shape, support, missing)
         if num_classes:
             if len(batch) == 1:
                 raise InputError("x", "(x, y) batches of images and class labels for a "
@@ -191,7 +200,7 @@ def checked_model_data(model, data, y=None, argument="x"):
         return checked_batches(data, model.image_shape, model.decoder.likelihood.support,
                                model.num_classes,
                                unlabelled=not (model.conditional or model.needs_example_index),
-                               argument=argument)
+                               argument=argument, missing=getattr(model, "allow_missing", False))
     if data is None or isinstance(data, (str, bytes, dict, numbers.Number)):
         raise InputError(argument, "images [N, H, W(, C)] or vectors [N, D], or a "
                          "tf.data.Dataset of their batches",

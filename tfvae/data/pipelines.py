@@ -16,12 +16,14 @@ from tfvae.errors import InputError
 
 
 def binarize(x, seed=0):
-    """One Bernoulli sample of grey levels ``x`` in [0, 1] (float32, same shape).
+    """One Bernoulli sample of grey levels ``x`` in [0, 1] (float32, same shape); a missing
+    value (NaN) stays missing.
 
     ``seed`` is an integer or a ``numpy.random.Generator``.
     """
     rng = np.random.default_rng(seed)
-    return (rng.random(np.shape(x), dtype=np.float32) < x).astype(np.float32)
+    sample = (rng.random(np.shape(x), dtype=np.float32) < x).astype(np.float32)
+    return np.where(np.isnan(x), np.float32(np.nan), sample)
 
 
 def make_pipeline(x, *, batch_size, shuffle=False, dynamic_binarize=False, seed=0,
@@ -124,6 +126,8 @@ def _grey_levels(x):
     levels = np.empty(x.shape, np.uint8)
     for start in range(0, len(x), 4096):  # in blocks: no full-size float temporaries
         block = x[start:start + 4096]
+        if np.isnan(block).any():  # a missing value is no grey level
+            return None
         levels[start:start + 4096] = np.rint(block * 255)
         if not np.array_equal(levels[start:start + 4096].astype(np.float32) / np.float32(255),
                               block):

@@ -24,14 +24,18 @@ except ImportError:
     pa = None
 
 from tfvae.data.files import open_regular
-from tfvae.errors import InputError
+from tfvae.data.validation import allows_missing
+from tfvae.errors import InputError, arg
 
 TYPES = ("binary", "count", "real", "categorical")
 FILE_EXPECTED = "a .csv, .tsv, .parquet or .pq file with a header row of column names"
 CSV_SUFFIXES = {".csv": ",", ".tsv": "\t"}
 PARQUET_SUFFIXES = (".parquet", ".pq")
 TABLE_SUFFIXES = (*CSV_SUFFIXES, *PARQUET_SUFFIXES)
-MISSING = "a value in every cell (missing values are not supported yet)"
+def _missing_expected():
+    return f"a value in every cell (or {arg('allow_missing', True)}: empty cells are missing values)"
+
+
 ID_COLUMN = "id"
 # Counts are stored as float32, which holds every integer up to 2^24 exactly and no more.
 MAX_COUNT = 2 ** 24
@@ -171,8 +175,11 @@ def encode_rows(rows, columns, argument="name"):
         # This file's codes -> its categories -> the training codes (-1: unseen in training).
         index = {category: code for code, category in enumerate(trained.categories)}
         recode = np.array([index.get(c, -1) for c in column.categories], np.int64)
-        own_codes = rows.values[:, k].astype(np.int64)
-        values[:, j] = codes = recode[own_codes]
+        empty = np.isnan(rows.values[:, k])  # a missing value stays missing
+        own_codes = np.where(empty, 0, rows.values[:, k]).astype(np.int64)
+        codes = recode[own_codes] if len(recode) else np.full(len(own_codes), -1)
+        codes = np.where(empty, 0, codes)
+        values[:, j] = np.where(empty, np.nan, codes)
         if (codes < 0).any():
             i = int(np.argmax(codes < 0))
             raise _refuse(source, f"a category of {trained.name!r} seen in training "
@@ -223,8 +230,9 @@ def _read_arrow(path, types, argument):
 
 
 def _feature(column, name, type_, source):
-    """A feature column as float64 values and its :class:`Column`, of ``type_`` or inferred."""
-    column = _present(column, name, source)
+    """A feature column as float64 values (NaN for an empty cell, where missing values are
+    allowed) and its :class:`Column`, of ``type_`` or inferred."""
+    column = _present(column, name, source, missing=allows_missing())
     kind = column.type
     # Text that is not UTF-8 pyarrow reads as bytes, and cannot cast to text.
     if pa.types.is_binary(kind) or not (_is_text(kind) or _is_number(kind)
@@ -249,7 +257,7 @@ def _feature(column, name, type_, source):
             i = _first_unparsable(column)
             raise _refuse(source, f"a number in every cell of a {type_} column", i, name,
                           repr(column[i].as_py())) from None
-    values = pc.cast(column, pa.float64()).to_numpy()
+    values = pc.cast(column, pa.float64()).to_numpy()  # an empty cell as NaN
     return _check_values(values, type_, name, source), Column(name, type_)
 
 
@@ -261,6 +269,8 @@ def _check_values(values, type_, name, source):
                 "count": finite & (values >= 0) & (values == np.round(values))
                 & (values <= MAX_COUNT),
                 "real": finite}[type_]
+    if allows_missing():
+        good |= np.isnan(values)
     if not good.all():
         i = int(np.argmin(good))
         expected = {"binary": "0 or 1 (or true/false)",
@@ -284,19 +294,21 @@ def _labels(column, name, source):
 
 def _encode(column):
     """Codes of ``column``'s values into its distinct values as text, sorted (whatever order
-    the rows are in, the same values get the same codes)."""
+    the rows are in, the same values get the same codes); an empty cell's code is NaN."""
     text = _text(column)
-    categories = tuple(sorted(pc.unique(text).to_pylist()))
-    return pc.index_in(text, value_set=pa.array(categories, pa.string())).to_numpy(), categories
+    categories = tuple(sorted(pc.unique(text).drop_null().to_pylist()))
+    codes = pc.index_in(text, value_set=pa.array(categories, pa.string()))
+    return codes.to_numpy(zero_copy_only=False).astype(np.float64), categories
 
 
-def _present(column, name, source):
-    """``column`` (dictionary-encoded columns decoded) if no cell of it is missing."""
+def _present(column, name, source, missing=False):
+    """``column`` (dictionary-encoded columns decoded) if no cell of it is missing, or
+    ``missing`` values are allowed."""
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
-    if column.null_count:
+    if column.null_count and not missing:
         i = int(np.argmax(column.is_null().to_numpy(zero_copy_only=False)))
-        raise _refuse(source, MISSING, i, name, "an empty cell")
+        raise _refuse(source, _missing_expected(), i, name, "an empty cell")
     return column
 
 

@@ -7,11 +7,13 @@ finite and in the support of the likelihood: [0, 1] for a Bernoulli, non-negativ
 count likelihood. Every bad input raises :class:`tfvae.errors.InputError` naming the argument.
 """
 
+import contextlib
+import contextvars
 import math
 
 import numpy as np
 
-from tfvae.errors import InputError
+from tfvae.errors import InputError, arg
 
 SHAPE_EXPECTED = ("images [N, H, W] or [N, H, W, C], or vectors [N, D] (read as square images "
                   "where D is a perfect square)")
@@ -81,6 +83,26 @@ def _scale_integers(x, argument):
     return out
 
 
+# Whether NaN stands for a missing value (allow_missing=True) rather than a data error: set
+# while a dataset with holes is read, or data for a model that takes them is checked.
+_MISSING_ALLOWED = contextvars.ContextVar("tfvae_missing_allowed", default=False)
+
+
+@contextlib.contextmanager
+def missing_allowed(allowed=True):
+    """Within the block, the checks take NaN as a missing value (when ``allowed``)."""
+    token = _MISSING_ALLOWED.set(bool(allowed))
+    try:
+        yield
+    finally:
+        _MISSING_ALLOWED.reset(token)
+
+
+def allows_missing():
+    """Whether the checks take NaN as a missing value here (see :func:`missing_allowed`)."""
+    return _MISSING_ALLOWED.get()
+
+
 def check_values(x, argument, bernoulli):
     """Refuse values of ``x`` that are not finite, or outside [0, 1] when ``bernoulli``."""
     check_support(x, argument, "unit_interval" if bernoulli else "real")
@@ -88,12 +110,16 @@ def check_values(x, argument, bernoulli):
 
 def check_support(x, argument, support):
     """Refuse values of ``x`` that are not finite or not in ``support`` ("real",
-    "unit_interval", "count")."""
+    "unit_interval", "count"); NaN (a missing value) passes where :func:`allows_missing`."""
     finite = np.isfinite(x)
     if not finite.all():
         n_nan = int(np.isnan(x).sum())
         n_inf = int(x.size - finite.sum()) - n_nan
-        raise InputError(argument, "finite values", f"{n_nan} NaN and {n_inf} infinite values")
+        if n_inf or not allows_missing():
+            expected = ("finite values or NaN (missing)" if allows_missing() else
+                        f"finite values (NaN for missing values with {arg('allow_missing', True)})")
+            raise InputError(argument, expected, f"{n_nan} NaN and {n_inf} infinite values")
+        x = x[finite]
     if support == "real" or x.size == 0:
         return
     lo, hi = float(x.min()), float(x.max())
@@ -140,7 +166,8 @@ def validate_examples(x, *, argument, support="real", square_images=True):
 def suggested_likelihood(*arrays):
     """The likelihood that suits the examples of ``arrays`` (float32, as validated): a Bernoulli
     for values in [0, 1], else a Gaussian of unbounded mean."""
-    unit = all(x.size == 0 or (x.min() >= 0 and x.max() <= 1) for x in arrays)
+    unit = all(x.size == 0 or np.isnan(x).all() or (np.nanmin(x) >= 0 and np.nanmax(x) <= 1)
+               for x in arrays)
     return "bernoulli" if unit else "normal"
 
 
@@ -150,8 +177,11 @@ def model_images(model, x, argument="x"):
     Any array whose examples hold the model's number of values is accepted ([N, 28, 28] or
     [N, 784] for a 28x28x1 model); images are read as :func:`validate_images` reads them, vectors
     as :func:`validate_vectors` does, and the values must be in the support of the model's
-    likelihood.
+    likelihood; NaN is a missing value for a model that takes them (``allow_missing``).
     """
+    if getattr(model, "allow_missing", False) and not allows_missing():
+        with missing_allowed():
+            return model_images(model, x, argument)
     array = _array(x, argument, "a batch of images [N, *image_shape]")
     if getattr(model, "image_shape", None) is None:
         # A model of any event shape (one that is not a tfvae model): examples as they are.

@@ -51,7 +51,7 @@ def checked_functions(model, num_samples=DEFAULT_NUM_SAMPLES, metadata=None):
 
     def rule(name):
         if name == "x":
-            return lambda x: graph_checks.valid_images(x, support)
+            return lambda x: graph_checks.valid_images(x, support, model.allow_missing)
         if name == "z":
             return graph_checks.valid_latents
         if name == "label":

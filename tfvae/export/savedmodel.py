@@ -145,7 +145,8 @@ def serving_functions(model, num_samples=DEFAULT_NUM_SAMPLES, *, checked=True, s
     support = model.decoder.likelihood.support  # the values p(x|z) gives a density to
 
     def images(x):
-        return check_images(x, model.image_shape, support) if checked else x
+        return (check_images(x, model.image_shape, support, model.allow_missing) if checked
+                else x)
 
     def seeds(seed, x=None):
         return check_seeds(seed, x) if checked else seed

@@ -32,11 +32,15 @@ def check_feature_statistics(feature_mean, feature_scale, example_shape):
 
 
 def fit_feature_statistics(x):
-    """The mean and standard deviation of each feature of ``x`` [N, ...] (a constant feature's
-    scale is 1, so it passes unchanged but for its shift)."""
+    """The mean and standard deviation of each feature of ``x`` [N, ...] over its observed
+    (not NaN) values (a constant feature's scale is 1, so it passes unchanged but for its
+    shift; a feature never observed keeps 0 and 1)."""
     flat = np.asarray(x, np.float64).reshape(len(x), -1)
-    scale = flat.std(axis=0)
-    return flat.mean(axis=0).tolist(), np.where(scale > 0, scale, 1.0).tolist()
+    seen = ~np.isnan(flat)
+    count = np.maximum(seen.sum(axis=0), 1)
+    mean = np.where(seen, flat, 0.0).sum(axis=0) / count
+    scale = np.sqrt(np.where(seen, (flat - mean) ** 2, 0.0).sum(axis=0) / count)
+    return mean.tolist(), np.where(scale > 0, scale, 1.0).tolist()
 
 
 def standardized(x, feature_mean, feature_scale):

@@ -139,10 +139,10 @@ class TableDistribution(tfd.AutoCompositeTensorDistribution):
             return x
         return tf.reshape(x, tf.concat([tf.shape(x)[:-rank], [len(self._types)]], axis=0))
 
-    def _join(self, groups):
+    def _join(self, groups, batch=None):
         """Per-type values [*B, n] (real, binary, count, categorical; empty ones left out) ->
-        [*B, *E] in x's order."""
-        batch = self.batch_shape_tensor()
+        [*B, *E] in x's order (``batch``: B, the distribution's batch shape by default)."""
+        batch = self.batch_shape_tensor() if batch is None else batch
         groups = [tf.broadcast_to(g, tf.concat([batch, tf.shape(g)[-1:]], axis=0))
                   for g in groups]
         flat = tf.gather(tf.concat(groups, axis=-1), self._layout.inverse, axis=-1)
@@ -153,7 +153,9 @@ class TableDistribution(tfd.AutoCompositeTensorDistribution):
 
     # -- the distribution ----------------------------------------------------------------------
 
-    def _log_prob(self, x):
+    def _log_prob_terms(self, x):
+        """Each type's columns' log-probabilities [*B, n] (real, binary, count, categorical;
+        empty ones left out), their batch shapes as they broadcast."""
         x, layout = self._flat(tf.cast(x, tf.float32)), self._layout
         terms = []
         if layout.real:
@@ -179,10 +181,24 @@ class TableDistribution(tfd.AutoCompositeTensorDistribution):
             valid = ((codes == tf.floor(codes)) & (codes >= 0.0)
                      & (codes < self._category_sizes()))
             terms.append(tf.where(valid, picked, tf.constant(-np.inf, tf.float32)))
+        return terms
+
+    def _log_prob(self, x):
+        terms = self._log_prob_terms(x)
         total = tf.reduce_sum(terms[0], axis=-1)
         for term in terms[1:]:  # broadcast: a learned scale has no batch dimensions
             total = total + tf.reduce_sum(term, axis=-1)
         return total
+
+    def column_log_prob(self, x):
+        """log p(x_j | z) of each column j of ``x``: [*B, *E], in x's order."""
+        terms = self._log_prob_terms(x)
+        batch = tf.shape(terms[0])[:-1]
+        for term in terms[1:]:
+            batch = tf.broadcast_dynamic_shape(batch, tf.shape(term)[:-1])
+        terms = [tf.broadcast_to(t, tf.concat([batch, tf.shape(t)[-1:]], axis=0)) for t in terms]
+        flat = tf.gather(tf.concat(terms, axis=-1), self._layout.inverse, axis=-1)
+        return tf.reshape(flat, tf.concat([batch, self._table_event_shape], axis=0))
 
     def _mean(self):
         layout = self._layout
@@ -196,6 +212,29 @@ class TableDistribution(tfd.AutoCompositeTensorDistribution):
         if layout.categorical:
             groups.append(self.category_modes())
         return self._join(groups)
+
+    def weighted_mean(self, weights):
+        """The mean of x under the mixture sum_s w_s p(x | z_s) of the first batch axis, with
+        ``weights`` [S, *B'] summing to 1 over S: [*B', *E]. A categorical column takes the
+        category of highest mixture probability instead (a mean of codes would mean nothing)."""
+        layout, batch = self._layout, self.batch_shape_tensor()
+        weights = tf.cast(weights, tf.float32)[..., tf.newaxis]
+
+        def mixed(values):  # [S, *B', n] -> [*B', n]
+            values = tf.broadcast_to(values, tf.concat([batch, tf.shape(values)[-1:]], axis=0))
+            return tf.reduce_sum(weights * values, axis=0)
+
+        groups = []
+        if layout.real:
+            groups.append(mixed(self._loc))
+        if layout.binary:
+            groups.append(mixed(tf.sigmoid(self._logits)))
+        if layout.count:
+            groups.append(mixed(self._rate))
+        if layout.categorical:
+            probs = tf.reduce_sum(weights[..., tf.newaxis] * self.category_probs(), axis=0)
+            groups.append(tf.cast(tf.argmax(probs, axis=-1, output_type=tf.int32), tf.float32))
+        return self._join(groups, batch[1:])
 
     def category_modes(self):
         """The most probable code of each categorical column, float32 [*B, n]."""

@@ -19,11 +19,12 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import noise, options
-from tfvae.checks import (MAX_SEED, check_count, check_image_shape, check_int, check_known,
-                          check_labels, check_number, check_seed, is_integer)
+from tfvae.checks import (MAX_SEED, check_bool, check_count, check_image_shape, check_int,
+                          check_known, check_labels, check_number, check_seed, is_integer)
 from tfvae.data.graph_checks import checked_model_data, flat_images
 from tfvae.data.validation import model_images, model_latents
 from tfvae.errors import InputError
+from tfvae.layers import missing
 from tfvae.layers.coders import Decoder, Encoder
 from tfvae.layers.likelihoods import likelihood_layer
 from tfvae.layers.bodies import check_model_size, network_body
@@ -55,7 +56,8 @@ class LatentVariableModel(TrainingStep, keras.Model):
     the weights (MAP); ``seed`` of the model's noise; ``num_classes`` K > 0 makes the model
     conditional (Sohn et al., 2015): q(z|x, y) and p(x|z, y) take a class label y in [0, K),
     as a one-hot vector joined to the inputs of both bodies, and every method that takes images
-    or latents takes ``labels`` too (``fit`` on (x, y)).
+    or latents takes ``labels`` too (``fit`` on (x, y)). ``allow_missing``: NaN in x is a
+    missing value, left out of p(x|z) (``tfvae.layers.missing``), not a data error.
 
     A body or likelihood of one's own is a registered ``tfvae.layers.bodies.Body`` or
     ``tfvae.layers.likelihoods.Likelihood``, given by name (``docs/extending.md``).
@@ -79,7 +81,7 @@ class LatentVariableModel(TrainingStep, keras.Model):
                  gaussian_scale=_NET["gaussian_scale"],
                  kernel_initializer=_NET["kernel_initializer"],
                  weight_decay=_NET["weight_decay"], seed=None, num_classes=0, feature_mean=None,
-                 feature_scale=None, columns=None, **kwargs):
+                 feature_scale=None, columns=None, allow_missing=False, **kwargs):
         super().__init__(**kwargs)
         self.image_shape = check_image_shape("image_shape", image_shape)
         self.latent_dim = check_int("latent_dim", latent_dim)
@@ -99,6 +101,7 @@ class LatentVariableModel(TrainingStep, keras.Model):
         # A table's columns ({"name", "type", "categories"} each), for heads that model each
         # column by its type.
         self.columns = None if columns is None else [dict(column) for column in columns]
+        self.allow_missing = check_bool("allow_missing", allow_missing)
         self.kernel_initializer = check_known("kernel_initializer", kernel_initializer,
                                                keras.initializers.get)
         self.weight_decay = check_number("weight_decay", weight_decay, at_least=0)
@@ -242,8 +245,9 @@ class LatentVariableModel(TrainingStep, keras.Model):
 
     def encoder_input(self, x):
         """What the encoder reads of a batch ``x``: its features standardized when the model has
-        their statistics."""
-        return standardized(x, self.feature_mean, self.feature_scale)
+        their statistics, a missing value as 0 (the training mean, once standardized)."""
+        x = standardized(x, self.feature_mean, self.feature_scale)
+        return missing.filled(x) if self.allow_missing else x
 
     def decode(self, z, labels=None):
         """p(x|z), a ``tfd`` distribution with batch [*S] and event E, for z [*S, D] (p(x|z, y)
@@ -256,7 +260,8 @@ class LatentVariableModel(TrainingStep, keras.Model):
             raise InputError("z", f"latents [..., {self.latent_dim}] (the model's latent_dim)",
                              f"shape {tuple(shape)}")
         count = shape[-2] if shape.rank and shape.rank >= 2 else None
-        return self.decoder(z, condition=self.label_codes(labels, count))
+        p_x = self.decoder(z, condition=self.label_codes(labels, count))
+        return missing.ObservedPart(p_x) if self.allow_missing else p_x
 
     def reconstruct(self, x, labels=None):
         """The mean of p(x|z) at z = the mean of q(z|x): [B, *E]."""
@@ -331,6 +336,7 @@ class LatentVariableModel(TrainingStep, keras.Model):
             "feature_mean": self.feature_mean,
             "feature_scale": self.feature_scale,
             "columns": self.columns,
+            "allow_missing": self.allow_missing,
         }
 
     @classmethod

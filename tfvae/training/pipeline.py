@@ -19,11 +19,11 @@ import tensorflow as tf
 
 from tfvae import data as datasets
 from tfvae import options
-from tfvae.checks import (MAX_INT64, check_choice, check_image_size, check_int, check_labels,
+from tfvae.checks import (MAX_INT64, check_bool, check_choice, check_image_size, check_int, check_labels,
                           check_number)
 from tfvae.errors import InputError, arg, render
 from tfvae.interruption import Interrupted, stop_on_signals
-from tfvae.data.validation import check_support
+from tfvae.data.validation import check_support, missing_allowed
 from tfvae.layers.registries import BODIES, LIKELIHOODS, likelihood_support
 from tfvae.layers.standardize import fit_feature_statistics
 from tfvae.models import model_class
@@ -192,7 +192,9 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
             if verbose and writer:
                 print(render(line), flush=True)
 
-        # 2. The data.
+        # 2. The data. NaN in it is a missing value from here on, where the run allows them.
+        held.enter_context(missing_allowed(check_bool(
+            "allow_missing", config["data"].get("allow_missing", False))))
         say(f"tfvae: loading {config['data']['name']}")
         dataset = _load_data(config, writer)
         say(f"tfvae: preparing the model for {len(dataset.x_train)} training examples")
@@ -381,6 +383,8 @@ def _model_settings(config, dataset, steps):
     model_kwargs = {"image_shape": list(dataset.image_shape), "likelihood": dataset.likelihood,
                     **config["model"]}
     check_model_size_settings(config, dataset.image_shape)
+    if config["data"].get("allow_missing"):
+        model_kwargs["allow_missing"] = True
     if model_kwargs["likelihood"] in LIKELIHOODS:  # an unknown name is the model's to refuse
         # The data's values must be ones the chosen p(x|z) gives a density to.
         for x in (dataset.x_train, dataset.x_test):

@@ -9,13 +9,13 @@ import pathlib
 
 import numpy as np
 
-from tfvae.checks import check_choice, check_image_size, check_int, check_seed
+from tfvae.checks import check_bool, check_choice, check_image_size, check_int, check_seed
 from tfvae.data import files
 from tfvae.data.pipelines import binarize as bernoulli_sample
 from tfvae.data.sources import SCHEMES, SOURCES, known_names
 from tfvae.data.sources.paths import read_path
 from tfvae.data.sources.splits import Splits, check_labels, labels
-from tfvae.data.validation import validate_examples, validate_vectors
+from tfvae.data.validation import missing_allowed, validate_examples, validate_vectors
 from tfvae.errors import InputError, arg
 from tfvae.layers.registries import likelihood_support
 from tfvae.options import BINARIZE_MODES
@@ -81,6 +81,7 @@ def load_dataset(
     label_column=None,
     exclude_columns=(),
     column_types=None,
+    allow_missing=False,
 ):
     """Load a registered source, a ``scheme:NAME`` source (``tfds:<name>``) or a user file as a
     :class:`Dataset`.
@@ -92,7 +93,8 @@ def load_dataset(
     ``image_size`` ``[H, W]`` resizes every image (a folder's as each file is read), before
     binarization. A table (CSV, Parquet) takes its labels from ``label_column``, leaves out
     the columns ``exclude_columns`` and reads the columns of ``column_types`` (name -> type, or
-    "NAME=TYPE" strings) as those types.
+    "NAME=TYPE" strings) as those types. ``allow_missing``: NaN (an empty cell of a table) is a
+    missing value rather than a data error.
     """
     if isinstance(name, os.PathLike):
         name = os.fspath(name)
@@ -107,8 +109,9 @@ def load_dataset(
 
     table_options = {"label_column": label_column, "exclude_columns": list(exclude_columns or ()),
                      "column_types": column_types}
-    splits = _resized(_checked(_read(name, data_path, image_size, table_options), name),
-                      image_size, name)
+    with missing_allowed(check_bool("allow_missing", allow_missing)):
+        splits = _resized(_checked(_read(name, data_path, image_size, table_options), name),
+                          image_size, name)
     mode = _resolve_binarize(name, binarize, splits)
     x_train, x_test = _apply_binarize(mode, splits.x_train, splits.x_test, seed)
     if splits.already_binary:
