@@ -2,7 +2,7 @@
 (``settings``), the run directory's callbacks (``callbacks``), how a run stops short (``stops``),
 the optimizers (``optimizers``), the execution settings (``execution``: XLA, precision, steps per call), ``tf.distribute``
 (``distribute``), this machine's figures (``machine``) and the TensorBoard summaries
-(``summaries``)."""
+(``summaries``), and the hyperparameter search over a run's settings (``search``)."""
 
 from tfvae.lazy import lazy_names
 
@@ -10,11 +10,12 @@ _NAMES = {
     **{name: "tfvae.training.pipeline" for name in ("train", "TrainResult")},
     **{name: "tfvae.training.optimizers" for name in ("make_optimizer", "optimizer_steps")},
     **{name: "tfvae.training.callbacks" for name in ("DivergenceStop", "LatentDiagnostics",
-                                                     "EpochRecord", "RunCheckpoints",
+                                                     "EpochRecord", "RunCheckpoints", "TrialReport",
                                                      "epoch_line")},
     **{name: "tfvae.training.stops" for name in ("TrainingDiverged", "TrainingInterrupted")},
+    **{name: "tfvae.training.search" for name in ("tune", "TuneResult")},
 }
 __all__ = list(_NAMES)
 __getattr__, __dir__ = lazy_names(__name__, _NAMES, ("pipeline", "optimizers", "callbacks", "stops",
                                                      "settings", "execution", "distribute",
-                                                     "machine", "summaries"))
+                                                     "machine", "summaries", "search"))
