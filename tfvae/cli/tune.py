@@ -15,7 +15,7 @@ def register(subparsers):
                         "start a search, and to resume one must be its own or left out")
     p.add_argument("--out", dest="out_dir", required=True, metavar="DIR",
                    help="the search directory")
-    p.add_argument("--trials", type=int, required=True,
+    p.add_argument("--trials", type=int, required=True, metavar="N",
                    help="trials wanted in all, completed or pruned, those already done included")
     p.add_argument("--quiet", action="store_true", help="no line per trial")
     p.set_defaults(func=run)
