@@ -91,7 +91,7 @@ def read_space(path):
                                               "docs/tuning.md)"), str(path))
 
 
-def check_space(space, source="the space"):
+def check_space(space, source="(a dict)"):
     """``space`` checked, with its defaults filled in; an ``InputError`` names ``source`` (the
     file), the key and what was expected."""
     def refuse(key, expected, got):
