@@ -122,9 +122,10 @@ def test_the_report_callback_prunes_a_trial_behind_the_median_and_no_other():
         first.report(value, epoch)
     study.tell(first, -110.0)
 
-    def run(values):
+    def run(values, epochs=3):
         report, model = TrialReport(study.ask()), _Model()
         report.set_model(model)
+        report.set_params({"epochs": epochs})
         for epoch, value in enumerate(values):
             report.on_epoch_end(epoch, {"loss": 1.0, "val_elbo": value})
             if model.stop_training:
@@ -133,6 +134,8 @@ def test_the_report_callback_prunes_a_trial_behind_the_median_and_no_other():
 
     # Behind at epoch 1 but not pruned before epoch 2 (the warm-up), then pruned there.
     assert run([-200.0, -130.0, -100.0]) == (2, True)
+    # Nor at the run's last epoch, which a stop would not shorten.
+    assert run([-200.0, -130.0], epochs=2) == (None, False)
     assert run([-140.0, -115.0, -105.0]) == (None, False)
     # A non-finite epoch is the divergence stop's, never reported.
     assert run([float("nan")]) == (None, False)

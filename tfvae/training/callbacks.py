@@ -207,6 +207,7 @@ class TrialReport(keras.callbacks.Callback):
         if diverged(logs) or value is None or not math.isfinite(float(value)):
             return
         self.trial.report(float(value), epoch + 1)
-        if self.trial.should_prune():
+        # Stopping after the last epoch saves nothing and would leave a whole run called pruned.
+        if epoch + 1 < self.params.get("epochs", math.inf) and self.trial.should_prune():
             self.pruned_at = epoch + 1
             self.model.stop_training = True
