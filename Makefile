@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 RUN_DIR ?= runs/mnist
 MODEL_NAME ?= mnist_vae
-# The extras installed with tfvae; CI adds tflite and onnx, whose tests are skipped without them.
+# The extras installed with tfvae; CI adds tflite, onnx and search, whose tests are skipped without
+# them.
 EXTRAS ?= test
 
 # One stamp per set of extras: asking for more extras installs them into the existing .venv.

@@ -207,6 +207,22 @@ def test_training_controls(script, children_here, capsys, tmp_path):
     assert figure.is_file() and (tmp_path / "training_controls.json").is_file()
 
 
+def test_tune_vampprior(script, capsys, tmp_path):
+    pytest.importorskip("optuna")
+    assert script("tune_vampprior.py").main(
+        ["--epochs", "1", "--train-examples", "200", "--test-examples", "50", "--trials", "1",
+         "--held-out", "10", "--k", "5", "--runs", str(tmp_path / "runs"), "--out",
+         str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"processor: .+, \d+ cores; search of 1 trials", out), out
+    rows = table(out, ["run", "kl_warmup_epochs", "best_test_elbo", "nll", "nll_stderr"])
+    assert [re.match(r"\s*(\D+?)\s+\d", row).group(1) for row in rows] == [
+        "search's best", "hand-picked"]
+    assert re.search(rf"hand-picked\s+20\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}$", rows[1])
+    report = json.loads((tmp_path / "tune_vampprior.json").read_text())
+    assert [t["state"] for t in report["trials"]] == ["complete"]
+
+
 def test_likelihood_table(script, children_here, capsys, tmp_path):
     assert script("likelihood_table.py").main(
         ["--budget", "cpu", "--minutes", "0.01", "--models", "vae", "--train-examples", "200",

@@ -26,6 +26,7 @@ _NAMES = {
     "LatentVariableModel": "tfvae.models",
     "load_dataset": "tfvae.data",
     "train": "tfvae.training",
+    "tune": "tfvae.training.search",
     "RunDirectory": "tfvae.runs",
     "load_run": "tfvae.runs",
     "export_model": "tfvae.export",

@@ -205,6 +205,19 @@ LATENT_DEFAULTS = defaults("prior", "prior_components", "posterior", "flow_steps
 TRAIN_DEFAULTS = defaults("epochs", "batch_size", "optimizer", "learning_rate", "seed",
                           "steps_per_execution", "projector")
 
+
+def train_arguments(settings):
+    """``train``'s keyword arguments for ``settings`` ({name: value} of ``SETTINGS``): the model
+    and data settings as ``model_config`` and ``data_config``, the others under their own names
+    (``jit_compile`` by its name in ``JIT_COMPILE``)."""
+    of = {section: {} for section in ("model", "data", "train", "run")}
+    for name, value in settings.items():
+        of[SETTINGS[name].section][name] = value
+    if "jit_compile" in of["run"]:
+        of["run"]["jit_compile"] = JIT_COMPILE[of["run"]["jit_compile"]]
+    return {"model_config": of["model"], "data_config": of["data"], **of["train"], **of["run"]}
+
+
 # -- runs, evaluation, export -------------------------------------------------------------
 CHECKPOINTS = ("model", "best", "last")
 LOG_LIKELIHOOD_METHODS = ("importance", "hmc")

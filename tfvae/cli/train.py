@@ -68,17 +68,10 @@ def run(args):
     # Only the settings given: train() applies the declared defaults to a new run, and checks a
     # resumed run's given settings against its own.
     given = {name: value for name, value in vars(args).items() if name in options.SETTINGS}
-    of_section = {section: {name: value for name, value in given.items()
-                            if options.SETTINGS[name].section == section}
-                  for section in ("model", "data", "train", "run")}
-    how = of_section["run"]
-    if "jit_compile" in how:
-        how["jit_compile"] = options.JIT_COMPILE[how["jit_compile"]]
     start = time.perf_counter()
-    result = train(args.run_dir, model_config=of_section["model"], data_config=of_section["data"],
-                   resume=args.resume, overwrite=args.overwrite,
+    result = train(args.run_dir, resume=args.resume, overwrite=args.overwrite,
                    verbose=0 if args.quiet else (1 if sys.stdout.isatty() else 2),
-                   **of_section["train"], **how)
+                   **options.train_arguments(given))
     data, last = result.config["data"], result.metrics
     test = (f"test elbo {last['test_elbo']:.2f}" if last["test_elbo"] is not None
             else f"test reconstruction {last['test_reconstruction']:.2f}")

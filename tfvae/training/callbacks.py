@@ -10,6 +10,8 @@ epoch's end:
 With a moving average of the weights (``tfvae.training.averaging``), the diagnostics and
 best.keras are those of the averaged weights; last.keras holds the weights as trained.
 - :class:`EarlyStop`: stops when the test bound has not improved for a number of epochs.
+- :class:`TrialReport` (a hyperparameter search's, ``tfvae.training.search``): reports an epoch
+  metric to the search's trial and stops the run when the trial's pruner says so.
 """
 
 import math
@@ -199,4 +201,27 @@ class EarlyStop(keras.callbacks.Callback):
             self.best, self.best_epoch = float(bound), epoch + 1
         elif epoch + 1 - self.best_epoch >= self.patience:
             self.stopped = {"epoch": epoch + 1, "best_epoch": self.best_epoch}
+            self.model.stop_training = True
+
+
+class TrialReport(keras.callbacks.Callback):
+    """Reports the epoch's ``key`` from the logs (``val_elbo``: the test ELBO) to ``trial``, an
+    Optuna trial or anything with its ``report(value, step)`` and ``should_prune()``, and stops
+    training when the trial should be pruned; ``pruned_at`` then holds the epoch. It stops as
+    :class:`EarlyStop` does rather than raising, so the epoch's checkpoints and state are
+    written and the run directory stays a whole run (which a resume can continue)."""
+
+    def __init__(self, trial, key="val_elbo"):
+        super().__init__()
+        self.trial, self.key = trial, key
+        self.pruned_at = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.key)
+        if diverged(logs) or value is None or not math.isfinite(float(value)):
+            return
+        self.trial.report(float(value), epoch + 1)
+        # Stopping after the last epoch saves nothing and would leave a whole run called pruned.
+        if epoch + 1 < self.params.get("epochs", math.inf) and self.trial.should_prune():
+            self.pruned_at = epoch + 1
             self.model.stop_training = True
