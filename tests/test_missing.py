@@ -190,3 +190,29 @@ def test_a_table_with_empty_cells_trains_imputes_and_scores(tmp_path, capsys):
                  str(tmp_path / "s.csv")]) == 0
     scores = [float(r["score"]) for r in csv.DictReader((tmp_path / "s.csv").open())]
     assert len(scores) == n and np.isfinite(scores).all()
+
+
+def test_a_served_export_imputes_rows_with_nan(holed_model, tmp_path):
+    from serving_double import ModelServer
+    from tfvae.export import export_model
+    from tfvae.export.client import Client
+
+    path = export_model(holed_model, tmp_path / "export" / "rows" / "1", num_samples=2000)
+    x, _ = _linear_gaussian(6, seed=12)
+    holed = _holes(x, 0.3, 5)
+    holed[0, 1] = np.nan
+    seeds = np.arange(6)
+    want = tf.saved_model.load(str(path)).signatures["impute"](
+        x=tf.constant(holed), seed=tf.constant(seeds, tf.int64))["x_imputed"].numpy()
+    observed = ~np.isnan(holed)
+    np.testing.assert_array_equal(want[observed], holed[observed])
+    # The export's estimate and tfvae.impute's are two estimates of one conditional mean.
+    np.testing.assert_allclose(want, tfvae.impute(holed_model, holed, num_samples=2000),
+                               atol=0.15)
+    server = ModelServer({"rows": path.parent}).start()
+    try:
+        for url in (server.rest_url, server.grpc_url):  # NaN through JSON and through gRPC
+            got = Client(url, "rows").impute(holed, seeds)
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    finally:
+        server.stop()

@@ -284,3 +284,41 @@ def test_cli_gives_the_files_the_runs_threshold(tiny_run, tmp_path, capsys):
         tf.constant(x), tf.constant(seed))
     np.testing.assert_allclose(got["score"], want["score"].numpy(), rtol=TOL, atol=TOL)
     np.testing.assert_array_equal(got["anomaly"], want["anomaly"].numpy())
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
+def test_a_model_of_rows_with_missing_values_matches_the_savedmodel(fmt, tmp_path):
+    model = VAE(image_shape=(5,), likelihood="normal", latent_dim=2, hidden=16, seed=0,
+                allow_missing=True)
+    path = export_model(model, tmp_path / "sm" / "1", num_samples=K)
+    loaded = tf.saved_model.load(str(path))
+    assert "impute" in input_specs(model) and "impute" in loaded.signatures
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((4, 5)).astype(np.float32)
+    x[1, 2] = x[3, 0] = np.nan  # missing: scored and imputed from the rest of the row
+    x[2, 4] = np.inf  # bad
+    inputs = {"x": x, "z": rng.standard_normal((4, 2)).astype(np.float32),
+              "seed": np.array([0, 7, 2**40 + 3, -5], np.int64)}
+    run = _files(model, fmt, tmp_path / ("m.tflite" if fmt == "tflite" else "onnx"))
+    for name, specs in input_specs(model).items():
+        feed = {s.name: inputs[s.name] for s in specs}
+        if "x" in feed:  # the SavedModel refuses the bad row; the files answer NaN for it
+            good = {k: np.delete(v, 2, axis=0) for k, v in feed.items()}
+        else:
+            good = feed
+        want = {k: v.numpy() for k, v in loaded.signatures[name](
+            **{k: tf.constant(v) for k, v in good.items()}).items()}
+        got = run(name, feed)
+        rows = [0, 1, 3] if "x" in feed else [0, 1, 2, 3]
+        for key, value in want.items():
+            np.testing.assert_allclose(got[key][rows], value, rtol=TOL, atol=TOL,
+                                       err_msg=f"{name}/{key}")
+            if "x" in feed:
+                assert_bad_rows(got[key][2:3], [0], f"{name}/{key}")
+    imputed = loaded.signatures["impute"](x=tf.constant(np.delete(x, 2, axis=0)),
+                                          seed=tf.constant([0, 7, -5], tf.int64))["x_imputed"]
+    kept = np.delete(x, 2, axis=0)
+    assert np.isfinite(imputed.numpy()).all()
+    np.testing.assert_array_equal(imputed.numpy()[~np.isnan(kept)], kept[~np.isnan(kept)])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="infinity"):
+        loaded.signatures["impute"](x=tf.constant(x), seed=tf.constant(inputs["seed"]))

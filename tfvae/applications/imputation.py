@@ -51,24 +51,35 @@ def impute(model, x, *, num_samples=DEFAULT_SAMPLES, draws=None, seed=0, batch_s
     return np.concatenate(parts, axis=0 if draws is None else 1)
 
 
+def imputed_mean(model, x, seed, num_samples):
+    """``x`` [B, *E] with each missing entry replaced by its estimated conditional mean, from
+    ``num_samples`` draws of z per row by the stateless ``seed`` (or a
+    :class:`tfvae.noise.CounterSeed`, one key per row)."""
+    z, p_x, log_w = _weighted_draws(model, x, seed, num_samples)
+    weights = tf.nn.softmax(log_w, axis=0)
+    if hasattr(p_x, "weighted_mean"):  # a table: categories by their probability
+        expected = p_x.weighted_mean(weights)
+    else:
+        mean = p_x.mean()
+        weights = weights[(...,) + (tf.newaxis,) * (mean.shape.rank - 2)]  # [K, B, 1, ...]
+        expected = tf.reduce_sum(weights * mean, axis=0)
+    return tf.where(tf.math.is_nan(x), expected, x)
+
+
+def _weighted_draws(model, x, seed, num_samples):
+    """z_l ~ q(z|x) [K, B, D], p(x|z_l), and the log importance weights [K, B]."""
+    q = model.encode(x)
+    z = estimators.sample_posterior(q, num_samples, seed)
+    p_x = model.decode(z)
+    return z, p_x, p_x.log_prob(x) + model.prior.log_prob(z) - q.log_prob(z)
+
+
 def _batch_imputation(model, num_samples, draws):
     def batch_imputed(x, seed):
         z_seed, pick_seed, x_seed = tf.unstack(noise.split(seed, 3))
-        q = model.encode(x)
-        z = estimators.sample_posterior(q, num_samples, z_seed)  # [K, B, D]
-        p_x = model.decode(z)
-        log_w = p_x.log_prob(x) + model.prior.log_prob(z) - q.log_prob(z)  # [K, B]
-        missing = tf.math.is_nan(x)
         if draws is None:
-            weights = tf.nn.softmax(log_w, axis=0)
-            if hasattr(p_x, "weighted_mean"):  # a table: categories by their probability
-                expected = p_x.weighted_mean(weights)
-            else:
-                mean = p_x.mean()
-                expected = tf.reduce_sum(
-                    tf.reshape(weights, tf.concat([tf.shape(weights), tf.ones(
-                        tf.rank(mean) - 2, tf.int32)], axis=0)) * mean, axis=0)
-            return tf.where(missing, expected, x)
+            return imputed_mean(model, x, z_seed, num_samples)
+        z, _, log_w = _weighted_draws(model, x, z_seed, num_samples)
         # [M, B] indices of the z each draw decodes, by the weights.
         picked = tfp.distributions.Categorical(logits=tf.transpose(log_w)).sample(
             draws, seed=pick_seed)
@@ -79,5 +90,5 @@ def _batch_imputation(model, num_samples, draws):
                                               x_seed)
         drawn = tf.reshape(drawn, tf.concat([[tf.shape(x)[0], draws], tf.shape(x)[1:]], 0))
         perm = [1, 0, *range(2, len(model.image_shape) + 2)]
-        return tf.where(missing, tf.transpose(drawn, perm), x)
+        return tf.where(tf.math.is_nan(x), tf.transpose(drawn, perm), x)
     return batch_imputed

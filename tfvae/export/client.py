@@ -91,6 +91,13 @@ class Client:
         inputs = {"x": x, "seed": _seeds(seeds, rows=len(x) if x.ndim else None)}
         return self.predict(_with_labels(inputs, labels), "score", **kwargs)
 
+    def impute(self, x, seeds=0, **kwargs):
+        """``x_imputed``: ``x`` [B, *E] with each NaN filled by its conditional mean given the
+        row's observed values (an export of a model trained with missing values)."""
+        x = _floats(x, "x")
+        inputs = {"x": x, "seed": _seeds(seeds, rows=len(x) if x.ndim else None)}
+        return self.predict(inputs, "impute", **kwargs)["x_imputed"]
+
     def score_rows(self, columns, seeds=0, labels=None, **kwargs):
         """The ``score`` of the rows of a table model's export, given by column: ``columns``
         maps each served column's input name to its values [B] (numbers, or a categorical

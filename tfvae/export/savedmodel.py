@@ -20,6 +20,8 @@ signature              inputs                         outputs
                                                       (with a threshold, see below)
 ``score_rows``         one input per column [B],      as ``score`` (a model trained on a table:
                        ``seed`` int64 [B]             see :mod:`tfvae.export.rows`)
+``impute``             ``x`` with NaN where missing,  ``x_imputed`` [B, *E] (a model trained
+                       ``seed`` int64 [B]             with ``allow_missing``)
 ====================== ============================== ========================================
 
 A conditional model (``num_classes`` K) takes one more input in every signature: ``label`` int64
@@ -30,6 +32,11 @@ probabilities or Gaussian means. ``log_px`` is the importance-sampled estimate
 log (1/k) sum_l p(x, z_l) / q(z_l|x) with k fixed at export. A model without a bound on log p(x)
 (the autoencoder, whose ``z_stddev`` is 0) has every signature but ``log_likelihood`` and
 ``score``.
+
+``impute`` fills each NaN of ``x`` by its conditional mean given the row's observed values, as
+:func:`tfvae.applications.imputation.impute` does, from k draws of z (the ``log_likelihood``
+signature's k); observed values pass through. A model trained with ``allow_missing`` takes NaN
+in every signature that takes ``x``: a bound or score is then that of the observed values.
 
 ``score`` is the anomaly score of :func:`tfvae.evaluation.scores.score` (``method="elbo"``):
 minus the ELBO, by the model's estimator, averaged over n draws of z, n fixed at export
@@ -75,6 +82,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from tfvae import estimators, noise
+from tfvae.applications.imputation import imputed_mean
 from tfvae.checks import MAX_INT64, check_count, check_int, check_name
 from tfvae.data.graph_checks import check_images, check_labels, check_latents, check_seeds
 from tfvae.errors import InputError
@@ -87,7 +95,7 @@ from tfvae.options import EXPORT_LOG_LIKELIHOOD_SAMPLES as DEFAULT_NUM_SAMPLES
 from tfvae.runs import RunDirectory
 from tfvae.storage import check_writable_dir, remove_stale, temporary_prefix
 
-SIGNATURES = ("encode", "decode", "sample", "reconstruct", "log_likelihood", "score")
+SIGNATURES = ("encode", "decode", "sample", "reconstruct", "log_likelihood", "score", "impute")
 DEFAULT_SIGNATURE = "encode"
 # The signatures of a bound on log p(x), which a model without one (the autoencoder) lacks.
 _BOUND_SIGNATURES = ("log_likelihood", "score")
@@ -98,13 +106,20 @@ _BOUND_SIGNATURES = ("log_likelihood", "score")
 
 # The streams of an export's noise (tfvae.noise.CounterSeed). The score draws from the ELBO's
 # stream: its first draw is log_likelihood's elbo.
-SAMPLE_STREAM, ELBO_STREAM, LOG_PX_STREAM = 0, 1, 2
+SAMPLE_STREAM, ELBO_STREAM, LOG_PX_STREAM, IMPUTE_STREAM = 0, 1, 2, 3
 
 
 def model_signatures(model):
     """The names of the signatures ``model`` has: all, less ``log_likelihood`` and ``score``
     without a bound."""
-    return tuple(s for s in SIGNATURES if model.has_bound or s not in _BOUND_SIGNATURES)
+    return tuple(s for s in SIGNATURES if (model.has_bound or s not in _BOUND_SIGNATURES)
+                 and (s != "impute" or _imputes(model)))
+
+
+def _imputes(model):
+    """Whether ``model`` has the ``impute`` signature: an unconditional VAE trained with missing
+    values (``tfvae.applications.imputation``)."""
+    return model.has_bound and model.allow_missing and not model.conditional
 
 
 def signature_outputs(model, score=None):
@@ -128,6 +143,7 @@ def input_specs(model):
         "reconstruct": [image, *label],
         "log_likelihood": [image, seed, *label],
         "score": [image, seed, *label],
+        "impute": [image, seed],
     }
     return {name: specs[name] for name in model_signatures(model)}
 
@@ -229,8 +245,21 @@ def serving_functions(model, num_samples=DEFAULT_NUM_SAMPLES, *, checked=True, s
             out["anomaly"] = tf.cast(out["score"] > threshold, tf.int64)
         return out
 
+    def impute(x, seed):
+        x = images(x)
+        seed = seeds(seed, x)
+
+        # One row at a time, as log_likelihood: memory stays that of one row's draws.
+        def one(args):
+            row, s = args[0][tf.newaxis], args[1][tf.newaxis]
+            return imputed_mean(model, row, noise.CounterSeed(s, IMPUTE_STREAM), num_samples)[0]
+
+        return {"x_imputed": tf.map_fn(one, (x, seed), fn_output_signature=tf.TensorSpec(
+            model.image_shape, tf.float32))}
+
     functions = {"encode": encode, "decode": decode, "sample": sample,
-                 "reconstruct": reconstruct, "log_likelihood": log_likelihood, "score": score}
+                 "reconstruct": reconstruct, "log_likelihood": log_likelihood, "score": score,
+                 "impute": impute}
     return {name: functions[name] for name in model_signatures(model)}
 
 
@@ -387,4 +416,5 @@ def export_run(run_dir, model_name, *, base_dir="export", version=None,
 
 
 _OUTPUTS = {"encode": ("z_mean", "z_stddev"), "decode": ("x_mean",), "sample": ("z", "x_mean"),
-            "reconstruct": ("x_mean", "z_mean"), "log_likelihood": ("elbo", "log_px")}
+            "reconstruct": ("x_mean", "z_mean"), "log_likelihood": ("elbo", "log_px"),
+            "impute": ("x_imputed",)}
