@@ -19,7 +19,7 @@ from tfvae import MCEM, VAE, Autoencoder, WakeSleep
 from tfvae.cli import main
 from tfvae.errors import InputError
 from tfvae.export import export_model
-from tfvae.export.savedmodel import export_run
+from tfvae.export.versions import export_run
 from tfvae.evaluation.likelihood import log_likelihood
 from tfvae.runs import RunDirectory
 from tfvae.training.pipeline import TrainingDiverged, train

@@ -21,9 +21,9 @@ from tfvae import VAE, cli, noise
 from tfvae.errors import InputError
 from tfvae.export import export_model
 from tfvae.export.metadata import read_metadata
-from tfvae.export.savedmodel import (SAMPLE_STREAM, SIGNATURES, ScoreSettings, export_run,
-                                     input_specs, serving_functions)
-from tfvae.export.versions import next_version
+from tfvae.export.savedmodel import (SAMPLE_STREAM, SIGNATURES, ScoreSettings, input_specs,
+                                     serving_functions)
+from tfvae.export.versions import export_run, next_version
 from tfvae.runs import RunDirectory, load_run
 from tfvae.export.warmup import warmup_records
 

@@ -19,7 +19,7 @@ import pytest
 
 from conftest import cli_env, run_cli
 from tfvae.cli import main
-from tfvae.export.savedmodel import export_run
+from tfvae.export.versions import export_run
 from tfvae.runs import RunDirectory, load_run
 
 TINY = ["--train-examples", "600", "--test-examples", "200", "--hidden", "32",

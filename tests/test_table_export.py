@@ -13,7 +13,8 @@ from tfvae.data.tables import Column, read_table
 from tfvae.export.client import Client, ServingError
 from tfvae.export.metadata import read_metadata
 from tfvae.export.rows import input_names
-from tfvae.export.savedmodel import export_run, serving_functions
+from tfvae.export.savedmodel import serving_functions
+from tfvae.export.versions import export_run
 from tfvae.runs import RunDirectory
 
 HEADER = "amount,flag,visits,colour of car"

@@ -75,7 +75,7 @@ def _versioned(args):
     if args.model_name is None:
         raise InputError("--model-name", f"a name for --format {args.format} (the model's name "
                          "in TF Serving)", "none")
-    from tfvae.export.savedmodel import export_run
+    from tfvae.export.versions import export_run
 
     path = export_run(args.run_dir, args.model_name, base_dir=args.base_dir or "export",
                       version=args.version, num_samples=args.num_samples,

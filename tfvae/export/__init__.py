@@ -9,9 +9,9 @@ _NAMES = {
     **{name: "tfvae.export.formats" for name in (
         "export_model", "export_format", "ExportFormat", "FORMATS")},
     **{name: "tfvae.export.savedmodel" for name in (
-        "export_run", "SIGNATURES", "DEFAULT_SIGNATURE", "input_specs", "model_signatures",
+        "SIGNATURES", "DEFAULT_SIGNATURE", "input_specs", "model_signatures",
         "serving_functions", "signature_outputs")},
-    "next_version": "tfvae.export.versions",
+    **{name: "tfvae.export.versions" for name in ("export_run", "next_version")},
     **{name: "tfvae.export.metadata" for name in ("read_metadata", "METADATA_FILE",
                                                   "ScoreSettings")},
 }

@@ -41,7 +41,7 @@ in every signature that takes ``x``: a bound or score is then that of the observ
 ``score`` is the anomaly score of :func:`tfvae.evaluation.scores.score` (``method="elbo"``):
 minus the ELBO, by the model's estimator, averaged over n draws of z, n fixed at export
 (:class:`ScoreSettings`): the draws of the anomaly threshold the export's metadata carries
-(``anomaly_threshold``, which ``tfvae threshold`` calibrates and :func:`export_run` copies),
+(``anomaly_threshold``, which ``tfvae threshold`` calibrates and :func:`tfvae.export.versions.export_run` copies),
 else 16. With such a threshold (calibrated by the ``elbo`` method) ``anomaly`` is 1 where the
 score lies above it, else 0; without one there is no ``anomaly`` output, and a caller compares
 ``score`` with a threshold of its own. The draws come from the row's seed, so they are not
@@ -52,8 +52,7 @@ score's first draw is the ``elbo`` of ``log_likelihood`` for the same seed.
 Seeds: row i draws all its noise from ``seed[i]`` alone, by the generator of
 :class:`tfvae.noise.CounterSeed` (integer arithmetic that every runtime has, so the LiteRT and
 ONNX files of :mod:`tfvae.export.runtimes` draw the same numbers). A row's result depends only on
-its
-own input and seed: the same in every process, server, batch and format. ``sample``'s z is that
+its own input and seed: the same in every process, server, batch and format. ``sample``'s z is that
 generator's draw, not ``VAE.sample``'s; its ``x_mean`` is the mean of ``model.decode(z)``. A
 prior other than Gaussians, their mixtures and flows (a user's Student-t, say) is sampled by
 TensorFlow's own stateless sampler instead: the SavedModel answers, the other formats cannot.
@@ -62,13 +61,9 @@ Inputs are checked inside the graph, so every loader (TF Serving included) answe
 INVALID_ARGUMENT and a message naming the input: a trailing shape other than the model's, NaN or
 infinite values, pixels outside [0, 1] for a Bernoulli model, and labels outside [0, K).
 
-Warmup: ``assets.extra/tf_serving_warmup_requests`` holds one ``tensorflow.serving.PredictionLog``
-per SignatureDef (``serving_default`` included), a PredictRequest of one row built from
-:func:`input_specs` (0.5 for float inputs, 0 for integer ones), which TF Serving replays when it
-loads the version, before it answers the first request. The records are encoded here from
-protobuf's wire format with TensorFlow's own ``TensorProto``, so an export needs neither
-``tensorflow-serving-api`` nor anything beyond TensorFlow; the tests parse them with
-``tensorflow_serving.apis``.
+Warmup: ``assets.extra/tf_serving_warmup_requests`` holds one request of one valid row per
+SignatureDef, which TF Serving replays before it answers the first request
+(:mod:`tfvae.export.warmup`).
 """
 
 import dataclasses
@@ -83,16 +78,15 @@ import tensorflow as tf
 
 from tfvae import estimators, noise
 from tfvae.applications.imputation import imputed_mean
-from tfvae.checks import MAX_INT64, check_count, check_int, check_name
+from tfvae.checks import check_count, check_int
 from tfvae.data.graph_checks import check_images, check_labels, check_latents, check_seeds
 from tfvae.errors import InputError
 from tfvae.export import rows as table_rows
-from tfvae.export.formats import ExportFormat, export_model
-from tfvae.export.metadata import METADATA_FILE, ScoreSettings, model_metadata, run_metadata
-from tfvae.export.versions import check_new, move_in_version, next_version, write_error
+from tfvae.export.formats import ExportFormat
+from tfvae.export.metadata import METADATA_FILE, ScoreSettings, model_metadata
+from tfvae.export.versions import check_new, move_in_version, write_error
 from tfvae.export.warmup import write_warmup
 from tfvae.options import EXPORT_LOG_LIKELIHOOD_SAMPLES as DEFAULT_NUM_SAMPLES
-from tfvae.runs import RunDirectory
 from tfvae.storage import check_writable_dir, remove_stale, temporary_prefix
 
 SIGNATURES = ("encode", "decode", "sample", "reconstruct", "log_likelihood", "score", "impute")
@@ -389,30 +383,6 @@ def signature_module(functions):
             captured.setdefault(id(variable), variable)
     module.model_variables = list(captured.values())
     return module
-
-
-def export_run(run_dir, model_name, *, base_dir="export", version=None,
-               num_samples=DEFAULT_NUM_SAMPLES, checkpoint="model", format="savedmodel"):
-    """Export a run directory's model to ``base_dir/model_name/version`` in ``format`` (one of
-    TF Serving's versioned layout: "savedmodel"); returns that path.
-
-    ``version`` defaults to one more than the highest existing version (1 for the first); if
-    another export takes it meanwhile, this one takes the next.
-    The metadata records the run's dataset, binarization and test ELBO.
-    """
-    check_name("model_name", model_name)
-    model_dir = check_writable_dir(Path(base_dir) / model_name, "base_dir")
-    automatic = version is None
-    version = (next_version(model_dir) if automatic
-               else check_int("version", version, maximum=MAX_INT64))
-    path = model_dir / str(version)
-    check_new(path, "version")
-    check_int("num_samples", num_samples)
-    run = RunDirectory(run_dir)
-    model = run.load_model(checkpoint)
-    info = {"model_name": model_name, "version": version, **run_metadata(run, checkpoint)}
-    return export_model(model, path, format=format, num_samples=num_samples, metadata=info,
-                        next_free_version=automatic)
 
 
 _OUTPUTS = {"encode": ("z_mean", "z_stddev"), "decode": ("x_mean",), "sample": ("z", "x_mean"),

@@ -1,14 +1,19 @@
-"""TF Serving's versioned layout, ``BASE/NAME/VERSION``: the next version's number, and a staged
-SavedModel moved into its version in one step that never replaces one."""
+"""TF Serving's versioned layout, ``BASE/NAME/VERSION``: a run exported into it
+(:func:`export_run`), the next version's number, and a staged SavedModel moved into its version
+in one step that never replaces one."""
 
 import errno
 import json
 import os
 from pathlib import Path
 
+from tfvae.checks import MAX_INT64, check_int, check_name
 from tfvae.errors import InputError
-from tfvae.export.metadata import METADATA_FILE
-from tfvae.storage import rename_no_replace
+from tfvae.export.formats import export_model
+from tfvae.export.metadata import METADATA_FILE, run_metadata
+from tfvae.options import EXPORT_LOG_LIKELIHOOD_SAMPLES as DEFAULT_NUM_SAMPLES
+from tfvae.runs import RunDirectory
+from tfvae.storage import check_writable_dir, rename_no_replace
 
 
 def check_new(path, argument):
@@ -52,3 +57,27 @@ def move_in_version(saved, path, next_free_version):
         if "version" in info:
             info["version"] = int(path.name)
             info_path.write_text(json.dumps(info, indent=2) + "\n")
+
+
+def export_run(run_dir, model_name, *, base_dir="export", version=None,
+               num_samples=DEFAULT_NUM_SAMPLES, checkpoint="model", format="savedmodel"):
+    """Export a run directory's model to ``base_dir/model_name/version`` in ``format`` (one of
+    TF Serving's versioned layout: "savedmodel"); returns that path.
+
+    ``version`` defaults to one more than the highest existing version (1 for the first); if
+    another export takes it meanwhile, this one takes the next.
+    The metadata records the run's dataset, binarization and test ELBO.
+    """
+    check_name("model_name", model_name)
+    model_dir = check_writable_dir(Path(base_dir) / model_name, "base_dir")
+    automatic = version is None
+    version = (next_version(model_dir) if automatic
+               else check_int("version", version, maximum=MAX_INT64))
+    path = model_dir / str(version)
+    check_new(path, "version")
+    check_int("num_samples", num_samples)
+    run = RunDirectory(run_dir)
+    model = run.load_model(checkpoint)
+    info = {"model_name": model_name, "version": version, **run_metadata(run, checkpoint)}
+    return export_model(model, path, format=format, num_samples=num_samples, metadata=info,
+                        next_free_version=automatic)

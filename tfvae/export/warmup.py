@@ -3,7 +3,10 @@ TFRecord of ``tensorflow.serving.PredictionLog``s that TF Serving replays when i
 before it answers the first request, so that no client waits for the graphs' first run.
 
 Each SignatureDef gets one PredictRequest of one row of valid input built from its
-``tf.TensorSpec``s (0.5 for float inputs, 0 for integer ones), so new inputs need no change here.
+``tf.TensorSpec``s (0.5 for float inputs, 0 for integer ones), so new inputs need no change here;
+text inputs, which no spec can fill validly, are given. The records are encoded from protobuf's
+wire format with TensorFlow's own ``TensorProto``, so an export needs nothing beyond TensorFlow
+(the tests parse them with ``tensorflow_serving.apis``).
 """
 
 from pathlib import Path
