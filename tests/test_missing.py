@@ -216,3 +216,20 @@ def test_a_served_export_imputes_rows_with_nan(holed_model, tmp_path):
             np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
     finally:
         server.stop()
+
+
+def test_an_npz_mask_marks_the_missing_pixels_of_images(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 8, 8), dtype=np.uint8)
+    mask = (rng.random((40, 8, 8)) > 0.5).astype(np.uint8)
+    np.savez(tmp_path / "holes.npz", x=images, mask=mask)
+    dataset = tfvae.load_dataset(str(tmp_path / "holes.npz"), allow_missing=True,
+                                 binarize="none")
+    x = np.concatenate([dataset.x_train, dataset.x_test])[..., 0]
+    np.testing.assert_array_equal(np.isnan(x), mask == 0)
+    np.testing.assert_allclose(x[mask == 1], images[mask == 1] / 255, rtol=1e-6)
+    with pytest.raises(InputError, match="allow_missing=True"):
+        tfvae.load_dataset(str(tmp_path / "holes.npz"), binarize="none")
+    np.savez(tmp_path / "bad.npz", x=images, mask=mask[:, :4])
+    with pytest.raises(InputError, match="mask"):
+        tfvae.load_dataset(str(tmp_path / "bad.npz"), allow_missing=True)

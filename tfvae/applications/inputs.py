@@ -12,6 +12,7 @@ import numpy as np
 
 from tfvae import data as datasets
 from tfvae.data.files import read_npz
+from tfvae.data.validation import with_mask
 from tfvae.errors import InputError, arg
 from tfvae.runs import RunDirectory
 
@@ -69,7 +70,10 @@ def read_images(path, model, argument="input", labels=False):
     arrays = read_npz(path, argument, expected)
     if "x" not in arrays:
         raise InputError(argument, expected, f"{str(path)!r} with keys {sorted(arrays)}")
-    x = datasets.model_images(model, arrays["x"], f"{arg(argument)} (x)")
+    x = arrays["x"]
+    if "mask" in arrays:  # 0 where a value is missing
+        x = with_mask(x, arrays["mask"], f"{arg(argument)} (mask)")
+    x = datasets.model_images(model, x, f"{arg(argument)} (x)")
     y = arrays.get("y")
     if y is not None:
         y = np.asarray(y)

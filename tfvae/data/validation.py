@@ -163,6 +163,20 @@ def validate_examples(x, *, argument, support="real", square_images=True):
     return images
 
 
+def with_mask(x, mask, argument):
+    """The examples ``x`` (validated as :func:`validate_examples` reads them) with NaN, a missing
+    value, where ``mask`` (one 0/1 per value of ``x``, 1 for observed) is 0."""
+    x = validate_examples(x, argument=argument)
+    mask = np.asarray(mask)
+    if mask.size != x.size or not np.isin(mask, (0, 1)).all():
+        raise InputError(f"{argument} mask", f"0 (missing) or 1 (observed) for each of the "
+                         f"{x.size} values of x", f"shape {mask.shape}" if mask.size != x.size
+                         else "values other than 0 and 1")
+    x = x.copy()
+    x[mask.reshape(x.shape) == 0] = np.nan
+    return x
+
+
 def suggested_likelihood(*arrays):
     """The likelihood that suits the examples of ``arrays`` (float32, as validated): a Bernoulli
     for values in [0, 1], else a Gaussian of unbounded mean."""

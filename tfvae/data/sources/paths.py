@@ -3,10 +3,12 @@ the bounded readers of :mod:`tfvae.data.files`, or a table (CSV, Parquet) read b
 :mod:`tfvae.data.tables`. Not registered by name: it is what any name that no source or scheme
 claims is read as."""
 
+import collections
 import dataclasses
 
 from tfvae.data import files
 from tfvae.data.tables import TABLE_SUFFIXES, read_table
+from tfvae.data.validation import with_mask
 from tfvae.data.sources.splits import from_arrays, labels, split_last
 from tfvae.errors import InputError, arg
 
@@ -44,7 +46,13 @@ def read_path(path, image_size=None, label_column=None, exclude_columns=(), colu
 
 
 def _from_npz(path, argument):
+    """An .npz's splits; a ``mask`` (``mask_train``, ``mask_test``) beside ``x`` marks its
+    missing values with 0."""
     arrays = files.read_npz(path, "name")
+    masked = {key: with_mask(arrays[key], arrays[mask], f"{argument} ({mask})")
+              for key, mask in (("x", "mask"), ("x_train", "mask_train"), ("x_test", "mask_test"))
+              if key in arrays and mask in arrays}
+    arrays = collections.ChainMap(masked, arrays)  # the others still read when asked for
     if {"x_train", "x_test"} <= arrays.keys():
         splits = from_arrays(arrays, "x_train", "x_test", argument)
         splits.y_train, splits.y_test = labels(arrays.get("y_train")), labels(arrays.get("y_test"))
