@@ -257,14 +257,12 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
             tracking = MlflowTracking(config["train"]["mlflow"], run, config.get(MLFLOW_RUN_ID),
                                       name=run.path.name)
             config[MLFLOW_RUN_ID] = tracking.run_id
-        best, best_epoch = -math.inf, 0
         if writer and resume:
             run.remove_stale()
             run.write_config(config)
-            rows = run.truncate_metrics(initial_epoch)
-            bounds = [(r[f"test_{vae.checkpoint_metric}"], r["epoch"]) for r in rows
-                      if r.get(f"test_{vae.checkpoint_metric}") is not None]
-            best, best_epoch = max(bounds, default=(best, best_epoch))
+            run.truncate_metrics(initial_epoch)
+        best, best_epoch = (_best_so_far(run, initial_epoch, vae.checkpoint_metric) if resume
+                            else (-math.inf, 0))
         if writer and not resume:
             run.create(config)
         # Non-chief workers must save too (reading distributed variables is collective): elsewhere.
@@ -419,6 +417,14 @@ def _settings_of(model):
     resolved = model.get_config()
     return {key: resolved[key] for key in sorted(model_settings(type(model)) - {"seed"})
             if key in resolved}
+
+
+def _best_so_far(run, epochs, metric):
+    """(the best test ``metric``, its epoch) of a resumed run's first ``epochs`` epochs, by
+    metrics.csv: every worker reads it, so all of them stop early at the same epoch."""
+    bounds = [(row[f"test_{metric}"], row["epoch"]) for row in run.read_metrics()
+              if row["epoch"] <= epochs and row.get(f"test_{metric}") is not None]
+    return max(bounds, default=(-math.inf, 0))
 
 
 def _last_row(run):
