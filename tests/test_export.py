@@ -692,3 +692,15 @@ def test_c_api_program_runs_the_score_signature(exported, c_example, tiny_run, t
         feed = [tf.constant(rows)] + ([tf.constant([4, 4], tf.int64)] if args else [])
         for key, value in functions[signature](*feed).items():
             np.testing.assert_allclose(line[key], value.numpy(), rtol=TOL, atol=TOL)
+
+    # A model of rows with missing values: NaN in the file, imputed by the impute signature.
+    holed = VAE(image_shape=(7,), likelihood="normal", latent_dim=2, hidden=16, seed=0,
+                allow_missing=True)
+    path = export_model(holed, tmp_path / "holes" / "1", num_samples=20)
+    rows[0, 3] = rows[1, 0] = np.nan
+    rows.tofile(tmp_path / "holes.f32")
+    result = run("--signature", "impute", "--seed", 4, path, "holes.f32")
+    assert result.returncode == 0, result.stderr[-3000:]
+    want = serving_functions(holed, 20)["impute"](tf.constant(rows), tf.constant([4, 4], tf.int64))
+    np.testing.assert_allclose(json.loads(result.stdout)["x_imputed"],
+                               want["x_imputed"].numpy(), rtol=TOL, atol=TOL)
