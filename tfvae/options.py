@@ -90,7 +90,8 @@ SETTINGS = {s.name: s for s in (
             help="a table's column types where the inferred ones are not meant: real, binary, "
                  "count or categorical"),
     Setting("allow_missing", "data", False, bool, help="NaN (an empty cell of a table) is a "
-            "missing value, left out of the bound (MIWAE with --objective iwae), not a data "
+            f"missing value, left out of the bound (MIWAE with {arg('objective', 'iwae')}), not a "
+            "data "
             "error"),
     Setting("train_examples", "data", type=int, help="use the first N training examples"),
     Setting("test_examples", "data", type=int, help="use the first N test examples"),
@@ -103,6 +104,9 @@ SETTINGS = {s.name: s for s in (
     Setting("architecture", "model", "mlp", choices=ARCHITECTURES, help="the network body"),
     Setting("likelihood", "model", "bernoulli", choices=LIKELIHOODS,
             help="p(x|z) (default: the dataset's; gaussian for frey_face)"),
+    Setting("logistic_components", "model", 1, int, metavar="K",
+            help=f"logistics per value of {arg('likelihood', 'discretized_logistic')} (8-bit "
+                 "pixels; 10 in PixelCNN++ and VDVAE)"),
     Setting("kl", "model", "analytic", choices=KL_ESTIMATORS,
             help="SGVB estimator B (analytic KL) or A (sampled)"),
     Setting("objective", "model", "elbo", choices=OBJECTIVES),
@@ -193,7 +197,8 @@ def defaults(*names):
 
 
 NETWORK_DEFAULTS = {
-    **defaults("latent_dim", "hidden", "depth", "activation", "architecture", "likelihood"),
+    **defaults("latent_dim", "hidden", "depth", "activation", "architecture", "likelihood",
+               "logistic_components"),
     "gaussian_scale": "network",
     "kernel_initializer": "glorot_uniform",
     "weight_decay": 0.0,
