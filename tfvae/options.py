@@ -80,7 +80,8 @@ SETTINGS = {s.name: s for s in (
             "(default: the dataset's; dynamic for mnist)"),
     Setting("image_size", "data", type=int, nargs=2, metavar=("H", "W"), help="resize every "
             "image to H x W (stretched, bilinear): needed for a folder of images of several "
-            f"sizes; H and W divisible by 4 for {arg('architecture', 'conv')}. Kept in config.json for "
+            f"sizes; H and W divisible by 4 for {arg('architecture', 'conv')} and resnet. Kept in "
+            "config.json for "
             "every command that reads the run's data"),
     Setting("label_column", "data", metavar="NAME",
             help="a table's column of class labels (not a feature)"),

@@ -22,6 +22,7 @@ LIKELIHOODS = Registry("likelihood", {
 BODIES = Registry("architecture", {
     "mlp": "tfvae.layers.bodies:MLP",
     "conv": "tfvae.layers.bodies:ConvEncoderBody",
+    "resnet": "tfvae.layers.resnet:ResNetEncoderBody",
 })
 
 
