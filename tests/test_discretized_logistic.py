@@ -176,3 +176,17 @@ def test_the_command_trains_it_and_evaluate_prints_bits_per_dimension(tmp_path, 
     bits = float(out.split("test elbo: ")[2].split()[0])
     assert "bits per dimension" in out and bits == pytest.approx(-nats / (64 * math.log(2)),
                                                                 rel=1e-3)
+
+
+def test_the_exported_model_takes_the_levels_only(tmp_path):
+    x = (np.random.default_rng(0).integers(0, 256, size=(4, 8, 8, 1)) / 255).astype(np.float32)
+    model = VAE(image_shape=(8, 8, 1), latent_dim=2, hidden=8, seed=0,
+                likelihood="discretized_logistic")
+    exported = tfvae.export.export_model(model, tmp_path / "export" / "1", num_samples=4)
+    signatures = tf.saved_model.load(str(exported)).signatures
+    out = signatures["reconstruct"](x=tf.constant(x))
+    np.testing.assert_allclose(out["x_mean"], model.reconstruct(x), rtol=1e-5, atol=1e-6)
+    bound = signatures["log_likelihood"](x=tf.constant(x), seed=tf.range(4, dtype=tf.int64))
+    assert np.isfinite(bound["log_px"]).all() and (bound["log_px"].numpy() <= 0).all()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="8-bit levels"):
+        signatures["reconstruct"](x=tf.constant(x + 0.4 / 255))
