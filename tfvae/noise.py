@@ -49,6 +49,11 @@ def _uniform(shape, seed):
     return (tf.cast(tf.bitwise.right_shift(_bits(shape, seed), 9), tf.float32) + 0.5) * 2.0 ** -23
 
 
+def uniform(shape, seed):
+    """Uniform noise in (0, 1) of ``shape`` for a stateless ``seed`` [2], never 0 or 1."""
+    return _uniform(shape, seed)
+
+
 def _normal(shape, seed):
     return tf.math.ndtri(_uniform(shape, seed))
 

@@ -80,7 +80,8 @@ SETTINGS = {s.name: s for s in (
             "(default: the dataset's; dynamic for mnist)"),
     Setting("image_size", "data", type=int, nargs=2, metavar=("H", "W"), help="resize every "
             "image to H x W (stretched, bilinear): needed for a folder of images of several "
-            f"sizes; H and W divisible by 4 for {arg('architecture', 'conv')}. Kept in config.json for "
+            f"sizes; H and W divisible by 4 for {arg('architecture', 'conv')} and resnet. Kept in "
+            "config.json for "
             "every command that reads the run's data"),
     Setting("label_column", "data", metavar="NAME",
             help="a table's column of class labels (not a feature)"),
@@ -90,7 +91,8 @@ SETTINGS = {s.name: s for s in (
             help="a table's column types where the inferred ones are not meant: real, binary, "
                  "count or categorical"),
     Setting("allow_missing", "data", False, bool, help="NaN (an empty cell of a table) is a "
-            "missing value, left out of the bound (MIWAE with --objective iwae), not a data "
+            f"missing value, left out of the bound (MIWAE with {arg('objective', 'iwae')}), not a "
+            "data "
             "error"),
     Setting("train_examples", "data", type=int, help="use the first N training examples"),
     Setting("test_examples", "data", type=int, help="use the first N test examples"),
@@ -103,6 +105,9 @@ SETTINGS = {s.name: s for s in (
     Setting("architecture", "model", "mlp", choices=ARCHITECTURES, help="the network body"),
     Setting("likelihood", "model", "bernoulli", choices=LIKELIHOODS,
             help="p(x|z) (default: the dataset's; gaussian for frey_face)"),
+    Setting("logistic_components", "model", 1, int, metavar="K",
+            help=f"logistics per value of {arg('likelihood', 'discretized_logistic')} (8-bit "
+                 "pixels; 10 in PixelCNN++ and VDVAE)"),
     Setting("kl", "model", "analytic", choices=KL_ESTIMATORS,
             help="SGVB estimator B (analytic KL) or A (sampled)"),
     Setting("objective", "model", "elbo", choices=OBJECTIVES),
@@ -193,7 +198,8 @@ def defaults(*names):
 
 
 NETWORK_DEFAULTS = {
-    **defaults("latent_dim", "hidden", "depth", "activation", "architecture", "likelihood"),
+    **defaults("latent_dim", "hidden", "depth", "activation", "architecture", "likelihood",
+               "logistic_components"),
     "gaussian_scale": "network",
     "kernel_initializer": "glorot_uniform",
     "weight_decay": 0.0,

@@ -35,6 +35,7 @@ def run(args):
     from tfvae.errors import InputError
     from tfvae.evaluation.diagnostics import COLLAPSE, evaluate_elbo, latent_diagnostics
     from tfvae.evaluation.likelihood import log_likelihood
+    from tfvae.layers.discretized import bits_per_dim
     from tfvae.runs import RunDirectory
 
     check_int("--examples", args.examples, optional=True)
@@ -62,6 +63,12 @@ def run(args):
     print(f"{args.split} elbo: {result['elbo']:.4f} nats  (reconstruction "
           f"{result['reconstruction']:.4f}, kl {result['kl']:.4f}; {len(x)} examples, "
           f"binarization {dataset.binarize})")
+    # A discrete 8-bit p(x|z) gives probabilities of levels: its bound reads in bits per value.
+    eight_bit = model.decoder.likelihood.support == "eight_bit"
+    dimensions = math.prod(model.image_shape)
+    if eight_bit:
+        print(f"{args.split} elbo: {bits_per_dim(result['elbo'], dimensions):.4f} bits per "
+              "dimension")
     diagnostics = latent_diagnostics(model, x, labels=y)
     kl_dims = diagnostics["kl_per_dimension"]
     print(f"active units: {diagnostics['active_units']} of {model.latent_dim}"
@@ -79,4 +86,7 @@ def run(args):
         extra = f", HMC acceptance {ll.acceptance:.2f}" if ll.acceptance is not None else ""
         print(f"{args.split} log p(x): {ll.mean:.4f} nats (± {ll.stderr:.4f} s.e.; {args.method}, "
               f"{args.num_samples} samples per example, {len(x)} examples{extra})")
+        if eight_bit:
+            print(f"{args.split} log p(x): {bits_per_dim(ll.mean, dimensions):.4f} bits per "
+                  "dimension")
     return 0

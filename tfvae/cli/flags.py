@@ -15,11 +15,11 @@ _FLAGS = frozenset("""
     learning_rate_schedule learning_rate_warmup_epochs
     data_path dataset depth epochs exclude_columns false_positive_rate flow_steps format
     free_bits gradient hidden image_size input jit_compile kl kl_warmup_epochs label
-    label_column latent_dim learning_rate likelihood method mixed_precision mlflow model_name
-    num_samples objective optimizer out overwrite per_class per_example posterior prior
-    prior_components projector quantizer resume seed skip_norm space standardize steps
-    steps_per_execution stochastic_layers strategy temperature tensorboard test_examples timeout
-    train_examples trials url version xla_measure_seconds
+    label_column latent_dim learning_rate likelihood logistic_components method mixed_precision
+    mlflow model_name num_samples objective optimizer out overwrite per_class per_example
+    posterior prior prior_components projector quantizer resume seed skip_norm space standardize
+    steps steps_per_execution stochastic_layers strategy temperature tensorboard test_examples
+    timeout train_examples trials url version xla_measure_seconds
 """.split())
 
 # Python arguments whose flag is another name, for every command ("*") or one.

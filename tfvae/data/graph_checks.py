@@ -12,6 +12,7 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
+from tfvae.data.validation import EIGHT_BIT_TOLERANCE
 from tfvae.errors import InputError
 
 # Set on datasets whose batches tfvae made from checked arrays: nothing to check again.
@@ -43,7 +44,8 @@ def _check_trailing_shape(tensor, name, dtype, trailing):
 
 def check_images(x, image_shape, support, missing=False):
     """``x`` [B, *E] after the shape and finiteness checks, and the values in the likelihood's
-    ``support``: [0, 1] for a Bernoulli ("unit_interval"), non-negative integers ("count").
+    ``support``: [0, 1] for a Bernoulli ("unit_interval"), non-negative integers ("count"),
+    levels k/255 in [0, 1] ("eight_bit").
     With ``missing``, NaN (a missing value) passes."""
     given = x = after_checks(x, [_check_trailing_shape(x, "x", "float32 images", image_shape)])
     if missing:
@@ -64,6 +66,11 @@ def check_images(x, image_shape, support, missing=False):
         x = after_checks(x, [graph_assert(
             tf.logical_or(empty, tf.logical_and(low >= 0.0, whole)),
             "x: expected non-negative integers for a count model, got values in", low, high)])
+    elif support == "eight_bit":
+        x = after_checks(x, [graph_assert(
+            tf.logical_or(empty, tf.reduce_all(_on_eight_bit_levels(x))),
+            "x: expected 8-bit levels k/255 in [0, 1] for a discretized model, got values in",
+            low, high)])
     return after_checks(given, [x]) if missing else x
 
 
@@ -113,10 +120,18 @@ def valid_images(x, support, missing=False):
         x = tf.where(tf.math.is_nan(x), tf.zeros_like(x), x)
     if support == "unit_interval":
         return _all_per_row(tf.logical_and(x >= 0.0, x <= 1.0))
+    if support == "eight_bit":
+        return _all_per_row(_on_eight_bit_levels(x))
     if support == "count":
         return _all_per_row(tf.logical_and(tf.logical_and(x >= 0.0, x <= _FLOAT_MAX),
                                            tf.equal(x, tf.round(x))))
     return _all_per_row(tf.abs(x) <= _FLOAT_MAX)
+
+
+def _on_eight_bit_levels(x):
+    levels = x * 255.0
+    return tf.logical_and(tf.logical_and(x >= 0.0, x <= 1.0),
+                          tf.abs(levels - tf.round(levels)) <= EIGHT_BIT_TOLERANCE)
 
 
 def valid_latents(z):

@@ -19,7 +19,11 @@ SHAPE_EXPECTED = ("images [N, H, W] or [N, H, W, C], or vectors [N, D] (read as 
                   "where D is a perfect square)")
 # What each likelihood support takes (``Likelihood.support``).
 _SUPPORT_EXPECTED = {"unit_interval": "values in [0, 1] for a Bernoulli likelihood",
-                     "count": "non-negative integers for a count likelihood"}
+                     "count": "non-negative integers for a count likelihood",
+                     "eight_bit": "8-bit levels k/255 in [0, 1] for a discretized likelihood"}
+# How far from a level k/255 (in levels) a value still counts as on it: float32 rounding of
+# k/255, never a value between two levels.
+EIGHT_BIT_TOLERANCE = 1e-3
 
 
 def validate_images(x, *, argument, bernoulli):
@@ -110,7 +114,8 @@ def check_values(x, argument, bernoulli):
 
 def check_support(x, argument, support):
     """Refuse values of ``x`` that are not finite or not in ``support`` ("real",
-    "unit_interval", "count"); NaN (a missing value) passes where :func:`allows_missing`."""
+    "unit_interval", "count", "eight_bit"); NaN (a missing value) passes where
+    :func:`allows_missing`."""
     finite = np.isfinite(x)
     if not finite.all():
         n_nan = int(np.isnan(x).sum())
@@ -123,13 +128,18 @@ def check_support(x, argument, support):
     if support == "real" or x.size == 0:
         return
     lo, hi = float(x.min()), float(x.max())
-    if support == "unit_interval" and (lo < 0 or hi > 1):
+    if support in ("unit_interval", "eight_bit") and (lo < 0 or hi > 1):
         raise InputError(argument, _SUPPORT_EXPECTED[support], f"values in [{lo:g}, {hi:g}]")
     if support == "count" and (lo < 0 or not np.array_equal(x, np.round(x))):
         fraction = x[x != np.round(x)]
         raise InputError(argument, _SUPPORT_EXPECTED[support],
                          f"values in [{lo:g}, {hi:g}]" if lo < 0
                          else f"fractional values such as {float(fraction[0]):g}")
+    if support == "eight_bit":
+        off = np.abs(x * 255 - np.round(x * 255)) > EIGHT_BIT_TOLERANCE
+        if off.any():
+            raise InputError(argument, _SUPPORT_EXPECTED[support],
+                             f"values between two levels such as {float(x[off][0]):g}")
 
 
 def is_vectors(x):

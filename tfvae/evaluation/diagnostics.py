@@ -12,6 +12,12 @@ from tfvae import estimators
 ACTIVE_UNIT_VARIANCE = 0.01
 # What an epoch or an evaluation with no active unit says.
 COLLAPSE = "no active latent unit: posterior collapse (the decoder ignores z)"
+# Reconstructions whose squared error is this share of the mean image's or more are no better
+# than it: the decoder draws one grey picture whatever the input. Active units do not show it:
+# q(z|x) can vary with x while the decoder has not learned to read z.
+GREY_RATIO = 0.98
+GREY = ("test reconstructions are no better than the training set's mean image: the decoder "
+        "gives the same grey picture whatever the input")
 
 
 def evaluate_elbo(model, x, batch_size=500, dynamic_binarize=False, seed=0, labels=None):
@@ -49,3 +55,24 @@ def latent_diagnostics(model, x, batch_size=1000, labels=None):
     return {"active_units": int(np.sum(variance > ACTIVE_UNIT_VARIANCE)),
             "mean_variance": variance,
             "kl_per_dimension": np.concatenate(kls).mean(axis=0) if kls else None}
+
+
+def reconstruction_errors(model, x, mean_image, batch_size=500, labels=None):
+    """How much better ``model`` reconstructs the images ``x`` than ``mean_image`` (the training
+    set's mean) predicts them, for a model with an encoder.
+
+    Returns ``reconstruction`` and ``mean_image``, the mean squared error per value of
+    ``model.reconstruct(x)`` and of ``mean_image``, and ``grey``: whether the first is at least
+    ``GREY_RATIO`` times the second.
+    """
+    x = datasets.model_images(model, x, "x")
+    model.label_codes(labels, len(x))
+    squared = 0.0
+    for start in range(0, len(x), batch_size):
+        batch = x[start:start + batch_size]
+        codes = None if labels is None else labels[start:start + batch_size]
+        squared += float(np.sum((np.asarray(model.reconstruct(batch, codes)) - batch) ** 2))
+    reconstruction = squared / x.size
+    baseline = float(np.mean((x - np.asarray(mean_image, np.float32)) ** 2))
+    return {"reconstruction": reconstruction, "mean_image": baseline,
+            "grey": reconstruction >= GREY_RATIO * baseline}

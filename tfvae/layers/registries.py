@@ -16,11 +16,13 @@ LIKELIHOODS = Registry("likelihood", {
     "poisson": "tfvae.layers.likelihoods:PoissonLikelihood",
     "negative_binomial": "tfvae.layers.likelihoods:NegativeBinomialLikelihood",
     "table": "tfvae.layers.table_likelihood:TableLikelihood",
+    "discretized_logistic": "tfvae.layers.discretized:DiscretizedLogisticLikelihood",
 })
 # name -> a subclass of tfvae.layers.bodies.Body
 BODIES = Registry("architecture", {
     "mlp": "tfvae.layers.bodies:MLP",
     "conv": "tfvae.layers.bodies:ConvEncoderBody",
+    "resnet": "tfvae.layers.resnet:ResNetEncoderBody",
 })
 
 
@@ -31,8 +33,8 @@ def unit_interval(likelihood):
 
 
 # What a likelihood's x may hold (its class's ``support``): values in [0, 1], any finite real
-# value, or non-negative integer counts.
-SUPPORTS = ("unit_interval", "real", "count")
+# value, non-negative integer counts, or the 256 levels k/255 of 8-bit pixels.
+SUPPORTS = ("unit_interval", "real", "count", "eight_bit")
 
 
 def likelihood_support(likelihood):

@@ -52,8 +52,9 @@ class LatentVariableModel(TrainingStep, keras.Model):
     ``tfvae.layers.registries.LIKELIHOODS``: "bernoulli" (logits; binary or grey-level pixels),
     "gaussian" (mean through a sigmoid as in the paper) or "normal" (unbounded mean), both with
     ``gaussian_scale`` "network", "learned" or a fixed float, "poisson" or "negative_binomial"
-    (counts); ``weight_decay``, a N(0, 1/weight_decay) prior on
-    the weights (MAP); ``seed`` of the model's noise; ``num_classes`` K > 0 makes the model
+    (counts), "discretized_logistic" (8-bit pixels k/255, a mixture of
+    ``logistic_components`` logistics per value); ``weight_decay``, a N(0, 1/weight_decay)
+    prior on the weights (MAP); ``seed`` of the model's noise; ``num_classes`` K > 0 makes the model
     conditional (Sohn et al., 2015): q(z|x, y) and p(x|z, y) take a class label y in [0, K),
     as a one-hot vector joined to the inputs of both bodies, and every method that takes images
     or latents takes ``labels`` too (``fit`` on (x, y)). ``allow_missing``: NaN in x is a
@@ -79,6 +80,7 @@ class LatentVariableModel(TrainingStep, keras.Model):
                  hidden=_NET["hidden"], depth=_NET["depth"], activation=_NET["activation"],
                  architecture=_NET["architecture"], likelihood=_NET["likelihood"],
                  gaussian_scale=_NET["gaussian_scale"],
+                 logistic_components=_NET["logistic_components"],
                  kernel_initializer=_NET["kernel_initializer"],
                  weight_decay=_NET["weight_decay"], seed=None, num_classes=0, feature_mean=None,
                  feature_scale=None, columns=None, allow_missing=False, **kwargs):
@@ -96,6 +98,7 @@ class LatentVariableModel(TrainingStep, keras.Model):
         LIKELIHOODS.get(likelihood, "likelihood")  # an unknown name is refused before building
         self.likelihood_name = likelihood
         self.gaussian_scale = gaussian_scale
+        self.logistic_components = check_int("logistic_components", logistic_components)
         self.feature_mean, self.feature_scale = check_feature_statistics(
             feature_mean, feature_scale, self.image_shape)
         # A table's columns ({"name", "type", "categories"} each), for heads that model each
@@ -144,6 +147,7 @@ class LatentVariableModel(TrainingStep, keras.Model):
         return Decoder(self.network_body("decoder"),
                        likelihood_layer(self.likelihood_name, self.image_shape,
                                         gaussian_scale=self.gaussian_scale,
+                                        logistic_components=self.logistic_components,
                                         feature_mean=self.feature_mean,
                                         feature_scale=self.feature_scale,
                                         columns=self.columns),
@@ -328,6 +332,7 @@ class LatentVariableModel(TrainingStep, keras.Model):
             "architecture": self.architecture,
             "likelihood": self.likelihood_name,
             "gaussian_scale": self.gaussian_scale,
+            "logistic_components": self.logistic_components,
             "kernel_initializer": keras.initializers.serialize(
                 keras.initializers.get(self.kernel_initializer)),
             "weight_decay": self.weight_decay,

@@ -3,7 +3,8 @@ epoch's end:
 
 - :class:`DivergenceStop`: stops at the first non-finite loss; the epoch leaves nothing behind.
 - :class:`LatentDiagnostics`: the epoch's active units and KL per latent dimension, put in
-  ``logs`` for the callbacks after it (the metrics row, the TensorBoard histogram).
+  ``logs`` for the callbacks after it (the metrics row, the TensorBoard histogram); at the end of
+  training, a warning when the test reconstructions are no better than the mean image.
 - :class:`EpochRecord`: the epoch's metrics row and its line in ``train.log`` (and on stdout).
 - :class:`RunCheckpoints`: ``last.keras``, ``best.keras`` and ``state.json``.
 
@@ -23,7 +24,8 @@ import keras
 import numpy as np
 
 from tfvae.errors import arg, render
-from tfvae.evaluation.diagnostics import COLLAPSE, latent_diagnostics
+from tfvae.evaluation.diagnostics import (COLLAPSE, GREY, latent_diagnostics,
+                                          reconstruction_errors)
 from tfvae.interruption import deferred
 from tfvae.models.steps import SKIPPED_STEPS
 from tfvae.storage import write_atomic
@@ -72,20 +74,45 @@ class DivergenceStop(keras.callbacks.Callback):
 class LatentDiagnostics(keras.callbacks.Callback):
     """The active units and the KL of each latent dimension on ``images`` (test images), as
     ``logs["active_units"]`` and ``logs["kl_per_dimension"]``: computed once an epoch for every
-    callback after it."""
+    callback after it.
 
-    def __init__(self, images, labels=None):
+    With ``mean_image`` (the training images' mean), once training ends: a warning on stderr
+    (and in ``run``'s train.log) when the reconstructions of the first ``GREY_EXAMPLES`` images
+    are no better than the mean image (``tfvae.evaluation.diagnostics.GREY``).
+    """
+
+    GREY_EXAMPLES = 500
+
+    def __init__(self, images, labels=None, mean_image=None, run=None):
         super().__init__()
         self.images, self.labels = images, labels
+        self.mean_image, self.run = mean_image, run
+        self.trained = False  # whether an epoch ended with finite weights
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is None or diverged(logs):
+        self.trained = logs is not None and not diverged(logs)
+        if not self.trained:
             return
         with averaged_weights(self.model):
             found = latent_diagnostics(self.model, self.images, labels=self.labels)
         logs["active_units"] = found["active_units"]
         if found["kl_per_dimension"] is not None:  # Gaussian q(z|x) and p(z) only
             logs["kl_per_dimension"] = found["kl_per_dimension"]
+
+    def on_train_end(self, logs=None):
+        if self.mean_image is None or not self.trained:
+            return
+        n = self.GREY_EXAMPLES
+        with averaged_weights(self.model):
+            errors = reconstruction_errors(self.model, self.images[:n], self.mean_image,
+                                           labels=None if self.labels is None
+                                           else self.labels[:n])
+        if errors["grey"]:
+            line = (f"warning: {GREY} (squared error {errors['reconstruction']:.4f} per value, "
+                    f"the mean image's {errors['mean_image']:.4f})")
+            if self.run is not None:
+                self.run.append_log(line)
+            print(render(f"tfvae: {line}"), file=sys.stderr)
 
 
 class EpochRecord(keras.callbacks.Callback):

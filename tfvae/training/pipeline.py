@@ -281,9 +281,13 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
         checkpoints = RunCheckpoints(out, best_elbo=best, epochs_completed=initial_epoch)
         patience = config["train"].get("early_stopping_patience")
         early_stop = [EarlyStop(patience, best, int(best_epoch))] if patience else []
+        # The grey check compares images with the training images' mean (none with holes).
+        mean_image = (dataset.x_train.mean(axis=0) if len(dataset.image_shape) == 3
+                      and not vae.allow_missing else None)
         diagnostics = ([LatentDiagnostics(dataset.x_test[:_DIAGNOSTIC_EXAMPLES], None
                                           if test_labels is None
-                                          else test_labels[:_DIAGNOSTIC_EXAMPLES])]
+                                          else test_labels[:_DIAGNOSTIC_EXAMPLES],
+                                          mean_image=mean_image, run=out)]
                        if vae.has_encoder else [])
         summaries = EpochSummaries(out.tensorboard_dir,
                                    test_images=dataset.x_test if vae.has_encoder else None,

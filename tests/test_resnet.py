@@ -1,0 +1,65 @@
+"""The residual convolutional body ("resnet"): its shapes for grey and colour images of several
+sizes, a model of it trains, saves and reloads to the same outputs, and an image size it cannot
+halve is refused naming the argument."""
+
+import keras
+import numpy as np
+import pytest
+
+import tfvae
+from tfvae.layers.bodies import network_body
+from tfvae.layers.resnet import ResNetDecoderBody, ResNetEncoderBody
+from tfvae.models import VAE
+
+
+@pytest.mark.parametrize("image_shape", [(28, 28, 1), (32, 32, 3), (64, 64, 3)])
+def test_the_bodies_shapes(image_shape):
+    encoder = network_body("encoder", "resnet", image_shape, 8, 2, "gelu", "he_uniform")
+    decoder = network_body("decoder", "resnet", image_shape, 8, 2, "gelu", "he_uniform")
+    assert type(encoder) is ResNetEncoderBody and type(decoder) is ResNetDecoderBody
+    x = np.random.default_rng(0).uniform(size=(2, *image_shape)).astype(np.float32)
+    h = encoder(x)
+    assert h.shape == (2, image_shape[0] // 4 * image_shape[1] // 4 * 8)
+    assert encoder.compute_output_shape((None, *image_shape)) == (None, h.shape[1])
+    features = decoder(np.zeros((2, 5), np.float32))
+    assert features.shape == (2, *image_shape[:2], 8)
+    # 3 resolutions of 2 blocks, each block 4 convolutions of a kernel and a bias.
+    assert sum("block_" in w.path for w in encoder.weights) == 3 * 2 * 4 * 2
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "discretized_logistic"])
+def test_a_model_trains_saves_and_reloads(likelihood, tmp_path):
+    rng = np.random.default_rng(0)
+    x = (rng.integers(0, 256, size=(32, 16, 16, 3)) / 255).astype(np.float32)
+    model = VAE(image_shape=(16, 16, 3), latent_dim=4, hidden=8, depth=1, activation="gelu",
+                architecture="resnet", likelihood=likelihood, seed=0)
+    model.compile(optimizer="adam")
+    loss = model.fit(x, batch_size=16, epochs=2, verbose=0).history["loss"]
+    assert np.isfinite(loss).all()
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert type(loaded.encoder.body) is ResNetEncoderBody
+    np.testing.assert_array_equal(loaded.reconstruct(x[:4]), model.reconstruct(x[:4]))
+
+
+def test_a_conditional_model_takes_labels_as_channels():
+    model = VAE(image_shape=(8, 8, 1), latent_dim=2, hidden=4, architecture="resnet",
+                num_classes=3)
+    assert model.encode(np.zeros((3, 8, 8, 1)), labels=[0, 1, 2]).mean().shape == (3, 2)
+
+
+@pytest.mark.parametrize("image_shape", [(30, 30, 1), (32, 18, 3)])
+def test_an_image_size_it_cannot_halve_twice_is_refused(image_shape):
+    with pytest.raises(tfvae.InputError, match="divisible by 4") as error:
+        VAE(image_shape=image_shape, architecture="resnet", hidden=8)
+    assert error.value.argument == "architecture 'resnet'"
+
+
+def test_train_refuses_an_image_size_it_cannot_halve_before_reading(tmp_path):
+    from tfvae.training import train
+
+    with pytest.raises(tfvae.InputError) as error:
+        train(tmp_path / "run", model_config={"architecture": "resnet"},
+              data_config={"image_size": (30, 32)})
+    assert error.value.argument == "image_size" and "divisible by 4" in error.value.expected
+    assert not (tmp_path / "run").exists()
