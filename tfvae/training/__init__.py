@@ -1,5 +1,5 @@
 """Training into a run directory: the ``fit`` pipeline (``pipeline``), its settings
-(``settings``), the run directory's callbacks (``callbacks``), how a run stops short (``stops``),
+(``settings``), the data and model arguments it prepares from them (``preparation``), the run directory's callbacks (``callbacks``), how a run stops short (``stops``),
 the optimizers (``optimizers``), the execution settings (``execution``: XLA, precision, steps
 per call), ``tf.distribute`` (``distribute``), this machine's figures (``machine``), the TensorBoard summaries
 (``summaries``), MLflow tracking (``tracking``) and the hyperparameter search over a run's
@@ -20,4 +20,5 @@ _NAMES = {
 __all__ = list(_NAMES)
 __getattr__, __dir__ = lazy_names(__name__, _NAMES, ("pipeline", "optimizers", "callbacks", "stops",
                                                      "settings", "execution", "distribute",
-                                                     "machine", "summaries", "tracking", "search"))
+                                                     "machine", "summaries", "tracking", "search",
+                                                     "preparation"))
