@@ -22,7 +22,7 @@ from tfvae.errors import InputError
 from tfvae.export import export_model
 from tfvae.export.metadata import read_metadata
 from tfvae.export.savedmodel import (SAMPLE_STREAM, SIGNATURES, ScoreSettings, input_specs,
-                                     serving_functions)
+                                     model_signatures, serving_functions)
 from tfvae.export.versions import export_run, next_version
 from tfvae.runs import RunDirectory, load_run
 from tfvae.export.warmup import warmup_records
@@ -90,8 +90,10 @@ def test_signature_defs_have_named_batched_inputs(exported):
     saved = saved_model_pb2.SavedModel()
     saved.ParseFromString((exported["path"] / "saved_model.pb").read_bytes())
     signatures = saved.meta_graphs[0].signature_def
-    assert set(SIGNATURES) | {"serving_default"} <= set(signatures)
-    for sig in (*SIGNATURES, "serving_default"):
+    # impute is a signature of models trained with missing values only.
+    assert set(SIGNATURES) - {"impute"} | {"serving_default"} <= set(signatures)
+    assert "impute" not in signatures
+    for sig in (*model_signatures(exported["model"]), "serving_default"):
         name = "encode" if sig == "serving_default" else sig
         signature = signatures[sig]
         assert signature.method_name == "tensorflow/serving/predict"
@@ -202,7 +204,8 @@ def test_warmup_requests_replay_through_tf1_loader(exported):
     logs = read_warmup(exported["path"])
     requests = [log.predict_log.request for log in logs]
     assert all(log.WhichOneof("log_type") == "predict_log" for log in logs)
-    assert [r.model_spec.signature_name for r in requests] == [*SIGNATURES, "serving_default"]
+    assert [r.model_spec.signature_name for r in requests] == [
+        *model_signatures(exported["model"]), "serving_default"]
     assert {r.model_spec.name for r in requests} == {MODEL}
     graph = tf.Graph()
     with tf.compat.v1.Session(graph=graph) as session:
@@ -586,7 +589,7 @@ def test_a_vector_model_of_real_values_exports_every_signature(tmp_path):
     path = export_model(model, tmp_path / "rows" / "1", num_samples=20)
     meta = read_metadata(path)
     assert meta["image_shape"] == [7] and meta["likelihood"] == "normal"
-    assert set(meta["signatures"]) == set(SIGNATURES)
+    assert set(meta["signatures"]) == set(SIGNATURES) - {"impute"}
     rng = np.random.default_rng(0)
     # Values far outside [0, 1]: any finite value is a normal model's.
     inputs = {"x": (rng.standard_normal((3, 7)) * 20 - 5).astype(np.float32),

@@ -119,7 +119,7 @@ def test_a_missing_value_in_parquet_names_its_row_counted_from_1(tmp_path):
     pq.write_table(pa.table({"a": [1.0, 2.0, None]}), tmp_path / "t.pq")
     message = refusal(tmp_path / "t.pq")
     assert "'t.pq' row 3, column 'a'" in message.replace(str(tmp_path) + os.sep, "")
-    assert "missing values are not supported" in message
+    assert "allow_missing=True: empty cells are missing values" in message
 
 
 # Bad files: (file name, its text, read_table's keyword arguments, what the message must hold

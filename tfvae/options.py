@@ -229,6 +229,9 @@ CHECKPOINTS = ("model", "best", "last")
 LOG_LIKELIHOOD_METHODS = ("importance", "hmc")
 LOG_LIKELIHOOD_SAMPLES = 5000
 EXPORT_LOG_LIKELIHOOD_SAMPLES = 1000
+# Draws of z per row when imputing (tfvae.applications.imputation), as many as the export's
+# importance-sampled log p(x) takes.
+IMPUTE_SAMPLES = EXPORT_LOG_LIKELIHOOD_SAMPLES
 
 # -- applications and the paper -----------------------------------------------------------
 QUANTIZERS = ("uniform", "gaussian")

@@ -20,10 +20,7 @@ import tensorflow_probability as tfp
 from tfvae import estimators, noise
 from tfvae.checks import check_int, check_seed
 from tfvae.errors import InputError, arg
-
-# Draws of z per example: enough that the weights' effective sample size stays in the tens on
-# the tables tested here (docs/missing-data.md).
-DEFAULT_SAMPLES = 1000
+from tfvae.options import IMPUTE_SAMPLES as DEFAULT_SAMPLES
 
 
 def impute(model, x, *, num_samples=DEFAULT_SAMPLES, draws=None, seed=0, batch_size=100):

@@ -5,7 +5,7 @@ from tfvae.cli import add_out_argument, add_run_argument
 
 
 def register(subparsers):
-    from tfvae.applications.imputation import DEFAULT_SAMPLES
+    from tfvae.options import IMPUTE_SAMPLES as DEFAULT_SAMPLES
 
     p = subparsers.add_parser(
         "impute", help="fill the missing values of a table or .npz with a run's model",
