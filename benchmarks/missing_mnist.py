@@ -17,7 +17,8 @@ Both models: ``tfvae.VAE(image_shape=(784,), likelihood="bernoulli", latent_dim=
 hidden=500, depth=1, activation="tanh", objective="iwae", num_samples=5, seed=0)`` (the
 project's network defaults, IWAE with k = 5), Adam 1e-3, batch 100; the holed one with
 ``allow_missing=True``, so that its bound is MIWAE's. Each trains in a child process of its own
-(``common.run_child``) and is scored on the first ``--test-examples`` complete test images: the
+(``common.run_child``) and is scored on ``--test-examples`` complete test images (drawn by
+seed 0, the split being ordered by digit): the
 ELBO (``tfvae.score(method="elbo")``) and log p(x) by importance sampling with
 ``--is-samples`` draws (``tfvae.log_likelihood``).
 
@@ -54,8 +55,13 @@ GRID_COLUMNS, GRID_DRAWS = 10, 3
 
 
 def images(data_dir, split, count):
+    """The first ``count`` training images, or ``count`` test images drawn by seed 0: the test
+    split is ordered by digit, so that its first images are all zeros."""
     with np.load(Path(data_dir) / "binarized_mnist.npz") as data:
-        return data[split][:count].astype(np.float32)
+        x = data[split]
+    if split == "test":
+        x = x[np.random.default_rng(0).permutation(len(x))[:count]]
+    return x[:count].astype(np.float32)
 
 
 def holed(x, seed):
@@ -157,6 +163,7 @@ def main(argv=None):
             runs[kind] = run_child([HERE / "missing_mnist.py", "--child", kind, args.data_dir,
                                     args.train_examples, args.epochs, args.test_examples,
                                     args.is_samples, args.impute_samples, grid_file])
+        args.figures.mkdir(parents=True, exist_ok=True)
         with np.load(grid_file) as saved:
             figure = save_grid(grid_rows(saved), args.figures / "missing_mnist_imputations.png",
                                columns=GRID_COLUMNS)
