@@ -3,7 +3,7 @@ Frellsen, 2019): the test bound on complete images of a VAE trained on the holed
 (``allow_missing``, the MIWAE bound) beside the same VAE trained on the complete images for the
 same epochs, and a grid of imputations beside the originals.
 
-    python benchmarks/missing_mnist.py [--train-examples 50000] [--epochs 10]
+    python benchmarks/missing_mnist.py [--train-examples 50000] [--epochs 30]
                                        [--test-examples 1000] [--is-samples 1000]
                                        [--impute-samples 1000] [--data-dir DIR] [--out DIR]
                                        [--figures DIR] [--json]
@@ -140,7 +140,7 @@ def grid_rows(saved):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train-examples", type=int, default=50_000)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--test-examples", type=int, default=1000)
     parser.add_argument("--is-samples", type=int, default=1000,
                         help="draws of the importance-sampled log p(x) (default 1000)")
