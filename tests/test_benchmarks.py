@@ -17,6 +17,7 @@ import runpy
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import ROOT, cli_env
@@ -410,3 +411,62 @@ def test_anomaly_runs_tfvae_and_skips_missing_peers(script, children_here, share
     for contender in ("tfvae_elbo", "tfvae_importance"):
         mean = report["summary"]["mean"][contender]
         assert 0 <= mean["roc_auc"] <= 1 and 0 <= mean["average_precision"] <= 1, mean
+
+
+def test_imputation_runs_tfvae_and_mean_and_skips_missing_peers(script, children_here,
+                                                                 shared_data, capsys, tmp_path):
+    script("imputation.py").main(
+        ["--datasets", "38_thyroid", "--seeds", "0", "--rates", "0.5", "--max-rows", "300",
+         "--epochs", "1", "--impute-samples", "20", "--data-dir", str(shared_data / "adbench"),
+         "--peers-python", str(tmp_path / "no-such-python"), "--out", str(tmp_path)])
+    captured = capsys.readouterr()
+    skipped = [line for line in captured.err.splitlines() if line.startswith("skipping")]
+    assert len(skipped) == 1 and "KNNImputer, IterativeImputer" in skipped[0], captured.err
+    out = captured.out
+    assert re.search(r"38_thyroid: 300 rows; tfvae 1 epochs \(5 steps\)", out), out
+    rows = table(out, ["contender", "rate", "rmse", "rmse_sd", "seconds"])
+    assert [row.split()[0] for row in rows] == ["tfvae", "mean"], out
+    for row in rows:
+        rate, rmse, _, seconds = (float(cell.replace(",", "")) for cell in row.split()[1:])
+        # Standardized columns: filling with anything near the mean gives an RMSE near 1.
+        assert rate == 0.5 and 0.3 < rmse < 3 and seconds >= 0, row
+    report = json.loads((tmp_path / "imputation.json").read_text())
+    assert report["contenders"] == ["tfvae", "mean"] and len(report["runs"]) == 2
+    assert all(run["removed"] > 0 for run in report["runs"])
+    for contender in ("tfvae", "mean"):
+        assert 0.3 < report["summary"]["0.5"]["mean"][contender]["rmse"] < 3
+
+
+def test_imputation_masks_remove_the_rate_and_never_a_whole_row(script):
+    imputation = script("imputation.py")
+    removed = imputation.mask((4000, 20), 0.5, 0, "t")
+    assert abs(removed.mean() - 0.5) < 0.01
+    # Two columns: a quarter of the rows would lose both.
+    assert not imputation.mask((4000, 2), 0.5, 0, "t").all(axis=1).any()
+    np.testing.assert_array_equal(removed, imputation.mask((4000, 20), 0.5, 0, "t"))
+    assert not np.array_equal(removed, imputation.mask((4000, 20), 0.5, 1, "t"))
+
+
+def test_missing_mnist_scores_both_models_and_writes_the_grid(script, children_here,
+                                                              shared_data, capsys, tmp_path):
+    script("missing_mnist.py").main(
+        ["--train-examples", "200", "--epochs", "1", "--test-examples", "20", "--is-samples",
+         "10", "--impute-samples", "10", "--data-dir", str(shared_data), "--out",
+         str(tmp_path), "--figures", str(tmp_path)])
+    out = capsys.readouterr().out
+    rows = table(out, ["training_images", "elbo", "elbo_se", "log_px", "log_px_se",
+                       "fit_seconds"])
+    assert [row.split()[0] for row in rows] == ["half_missing", "complete"], out
+    for row in rows:
+        elbo, _, log_px, _, _ = (float(c.replace(",", "")) for c in row.split()[-5:])
+        # Nats per binarized image: below 0, above an untrained model's 784 log 2 ~ 543.
+        assert -700 < elbo < 0 and -700 < log_px < 0, row
+    rows = table(out, ["imputation", "error_rate", "log_likelihood"])
+    assert [row.split()[0] for row in rows] == ["tfvae", "pixel_mean"], out
+    for row in rows:
+        error_rate, log_likelihood = (float(c) for c in row.split()[1:])
+        assert 0 <= error_rate <= 1 and log_likelihood < 0, row
+    report = json.loads((tmp_path / "missing_mnist.json").read_text())
+    assert set(report["runs"]) == {"holed", "complete"}
+    png = (tmp_path / "missing_mnist_imputations.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
