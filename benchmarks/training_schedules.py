@@ -193,10 +193,11 @@ def draw(full, stopped, path):
             ls="--", label=f"test ELBO, patience {stopped['patience']}")
     ax.axvline(stopped["epochs"], color="C1", lw=1, ls=":")
     ax.plot([stopped["best_epoch"]], [stopped["best_test_elbo"]], "o", color="C3",
-            label=f"best epoch {stopped['best_epoch']}, restored "
-                  f"({stopped['returned_test_elbo']:.2f})")
-    ax.annotate(f"stopped at epoch {stopped['epochs']}", (stopped["epochs"], 0.02),
-                xycoords=("data", "axes fraction"), xytext=(4, 0), textcoords="offset points")
+            label=f"best epoch {stopped['best_epoch']}"
+                  + (", the model returned" if stopped["stopped_early"] else ""))
+    ax.annotate(f"stopped at epoch {stopped['epochs']}" if stopped["stopped_early"]
+                else "ran to the end", (stopped["epochs"], 0.02), xycoords=("data", "axes fraction"), xytext=(-4, 0),
+                textcoords="offset points", ha="right")
     # The first epochs' steep rise would flatten the rest: the axis starts at the 10th epoch's.
     curve = full["test_elbo_per_epoch"]
     ax.set_ylim(min(curve[min(9, len(curve) - 1):]) - 2,
@@ -255,6 +256,8 @@ def run_early_stopping(args, script):
              "train_seconds": full["train_seconds"] - stopped["train_seconds"],
              "test_elbo_gain": stopped["returned_test_elbo"] - full["last_test_elbo"],
              "curves_max_difference": curves_differ}
+    if not stopped["stopped_early"]:
+        print(f"patience {args.patience} did not stop the run within {args.es_epochs} epochs")
     print(f"stopped at epoch {stopped['epochs']} (best epoch {stopped['best_epoch']}): "
           f"{saved['epochs']} epochs and {saved['wall_seconds']:.1f} s saved "
           f"({saved['train_seconds']:.1f} s of them in training steps); restored model's test "
