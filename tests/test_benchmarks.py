@@ -470,3 +470,41 @@ def test_missing_mnist_scores_both_models_and_writes_the_grid(script, children_h
     assert set(report["runs"]) == {"holed", "complete"}
     png = (tmp_path / "missing_mnist_imputations.png").read_bytes()
     assert png.startswith(b"\x89PNG")
+
+
+def test_training_schedules(script, children_here, capsys, tmp_path):
+    figure = tmp_path / "early_stopping.png"
+    assert script("training_schedules.py").main(
+        # 500 images: 10 steps, enough for the stretched schedule's 8 stages of a step or more.
+        ["--epochs", "2", "--train-examples", "500", "--test-examples", "20", "--k", "5",
+         "--es-epochs", "3", "--patience", "1", "--es-train-examples", "100",
+         "--es-test-examples", "50", "--eval-draws", "2", "--figure", str(figure), "--out",
+         str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"processor: .+, \d+ cores", out), out
+    rows = table(out, ["schedule", "epochs", "first_rate", "last_rate", "test_elbo",
+                       "test_log_px", "test_log_px_stderr", "train_seconds",
+                       "train_wall_seconds"])
+    assert [row.split()[:2] for row in rows] == [
+        ["constant", "2"], ["iwae", "2"], ["iwae-stretched", "2"]]
+    rows = table(out, ["run", "epochs", "best_epoch", "best_test_elbo", "last_test_elbo",
+                       "returned_test_elbo", "returned_test_elbo_stderr", "train_seconds",
+                       "wall_seconds"])
+    assert [re.match(r"\s*(no early stopping|patience \d+)\s", row).group(1)
+            for row in rows] == ["no early stopping", "patience 1"]
+    assert re.search(rf"stopped at epoch \d \(best epoch \d\): \d epochs and {NUMBER} s saved",
+                     out), out
+    report = json.loads((tmp_path / "training_schedules.json").read_text())
+    constant, iwae, stretched = report["schedules"]
+    # The rates each schedule gives at its first and last step: the IWAE schedule's second
+    # stage begins at epoch 1; the stretched one reaches the paper's last rate, 1e-4.
+    assert constant["first_rate"] == constant["last_rate"] == pytest.approx(1e-3)
+    assert iwae["last_rate"] == pytest.approx(1e-3 * 10 ** (-1 / 7), rel=1e-5)
+    assert stretched["last_rate"] == pytest.approx(1e-4, rel=1e-5)
+    for row in report["schedules"]:
+        assert row["test_log_px"] < 0 and row["test_elbo"] < 0 and row["test_log_px_stderr"] > 0
+    early = report["early_stopping"]
+    assert early["full"]["epochs"] == 3 and early["full"]["stopped_early"] is None
+    assert early["stopped"]["returned_model_is_best_checkpoint"]
+    assert (figure.is_file() and (tmp_path / "training_schedules.txt").read_text()
+            .startswith("processor: "))
