@@ -73,6 +73,20 @@ def test_wake_sleep_improves_its_bound_and_reports_both_phases():
     assert np.isclose(history["elbo"][-1], history["wake"][-1] - history["kl"][-1], atol=1e-3)
 
 
+def test_wake_sleep_trains_into_a_run_directory_and_reports_its_test_bound(tmp_path):
+    from tfvae.runs import RunDirectory
+    from tfvae.training import train
+
+    # The test pass has no wake or sleep phase: it reports the bound alone.
+    result = train(tmp_path / "run", model="wake_sleep", epochs=2, batch_size=50, verbose=0,
+                   model_config={"hidden": 16, "latent_dim": 2},
+                   data_config={"name": "mnist", "train_examples": 300, "test_examples": 100})
+    rows = RunDirectory(tmp_path / "run").read_metrics()
+    assert [row["epoch"] for row in rows] == [1, 2]
+    assert all(np.isfinite(row["test_elbo"]) for row in rows)
+    assert result.metrics["test_elbo"] == rows[-1]["test_elbo"]
+
+
 def test_wake_sleep_saves_and_reloads_with_its_optimizer(tmp_path):
     model = _wake_sleep(seed=7)
     model.compile(optimizer=keras.optimizers.Adagrad(0.05))

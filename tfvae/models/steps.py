@@ -111,22 +111,26 @@ class TrainingStep:
         self.skip_tracker.update_state(tf.cast(skip, tf.float32))
 
     def update_metrics(self, values):
-        """Update each tracker from ``values`` (name -> per-example [B] or a scalar) and
-        return the logs (with ``skipped_steps`` so far when ``skip_norm`` is set).
+        """Update each tracker from ``values`` (name -> per-example [B] or a scalar; a tracker
+        without one is left out of this step's logs) and return the logs (with ``skipped_steps`` so far when ``skip_norm`` is set).
 
         A scalar ``loss`` is weighted by the batch size of the other values, as the per-example
         trackers are: the epoch's loss is then the mean over examples, whatever the batch sizes
         and however batches are split on replicas.
         """
         per_example = [v for name, v in values.items() if name != "loss"]
+        # A step reports what it computes: a test pass of wake-sleep has no wake or sleep phase.
+        absent = {tracker.name for tracker in self.trackers if tracker.name not in values}
         for tracker in self.trackers:
+            if tracker.name in absent:
+                continue
             value = values[tracker.name]
             if tracker.name == "loss" and per_example:
                 weight = tf.cast(tf.shape(per_example[0])[0], value.dtype)
                 tracker.update_state(value, sample_weight=weight)
             else:
                 tracker.update_state(value)
-        logs = {m.name: m.result() for m in self.metrics}
+        logs = {m.name: m.result() for m in self.metrics if m.name not in absent}
         if _multi_worker():
             # Keras 3 reduces per-step logs across workers with strategy.reduce(MEAN, axis=0),
             # which fails on scalars (tensorflow/tensorflow#72388): give them a batch axis. Epoch
