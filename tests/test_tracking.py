@@ -19,7 +19,8 @@ from test_fast_training import TINY
 from tfvae.cli import main
 from tfvae.errors import InputError
 from tfvae.models import VAE
-from tfvae.runs import MLFLOW_RUN_ID, RunDirectory, flat_settings
+from tfvae.runs import MLFLOW_RUN_ID, RunDirectory
+from tfvae.training.tracking import flat_settings
 from tfvae.training.pipeline import TrainingDiverged, train
 
 mlflow = pytest.importorskip("mlflow")  # tfvae[tracking]; the test extra installs it

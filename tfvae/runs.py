@@ -371,36 +371,6 @@ def _config_problem(config):
     return None
 
 
-def flat_settings(config):
-    """The settings of a run's ``config``, one level deep: ``model_type`` and ``SECTION.KEY``
-    (``SECTION.KEY.INNER`` inside a dict, such as an optimizer object's record), a list as JSON
-    text; for MLflow's parameters and TensorBoard's HParams. A list of over
-    ``_LONGEST_SETTING`` characters is left out: it is fitted data (a table's feature
-    statistics), not a setting."""
-    import json
-
-    flat = {"model_type": config["model_type"]}
-
-    def add(prefix, values):
-        for key, value in sorted(values.items()):
-            if isinstance(value, dict):
-                add(f"{prefix}{key}.", value)
-            elif isinstance(value, (list, tuple)):
-                text = json.dumps(value)
-                if len(text) <= _LONGEST_SETTING:
-                    flat[f"{prefix}{key}"] = text
-            else:
-                flat[f"{prefix}{key}"] = value
-
-    for section in ("model", "data", "train"):
-        add(f"{section}.", config[section])
-    return flat
-
-
-# MLflow keeps parameter values of up to 6000 characters; a setting is far shorter.
-_LONGEST_SETTING = 500
-
-
 def _cell(column, text):
     if text in ("", None):
         return None

@@ -13,7 +13,7 @@ _FLAGS = frozenset("""
     activation allow_missing architecture base_dir batch_size beta binarize bits budget
     checkpoint clip_norm column_types conditional early_stopping_patience ema
     learning_rate_schedule learning_rate_warmup_epochs
-    data_path dataset depth epochs exclude_columns false_positive_rate flow_steps format
+    data_path dataset depth draws epochs exclude_columns false_positive_rate flow_steps format
     free_bits gradient hidden image_size input jit_compile kl kl_warmup_epochs label
     label_column latent_dim learning_rate likelihood logistic_components method mixed_precision
     mlflow model_name num_samples objective optimizer out overwrite per_class per_example
@@ -28,6 +28,9 @@ _RENAMED = {
     "train": {"run_dir": "--out", "model": "--model", "labels": "--dataset labels"},
     "interpolate": {"path": "--path"},
     "probe": {"labels": "--labels"},
+    "impute": {"model": "RUN_DIR"},
+    "score": {"model": "RUN_DIR"},
+    "threshold": {"model": "RUN_DIR"},
     "finetune": {"labels": "--labels"},
 }
 def flag_of(command):

@@ -40,6 +40,13 @@ def impute(args):
     from tfvae.runs import TABLE_COLUMNS, RunDirectory
     from tfvae.storage import check_output, write_npz
 
+    from tfvae.checks import check_int, check_seed
+
+    # The settings, before the run is read.
+    check_int("num_samples", args.num_samples)
+    check_int("draws", args.draws, optional=True)
+    check_int("batch_size", args.batch_size)
+    check_seed("seed", args.seed)
     suffix = Path(args.out).suffix.lower()
     if suffix not in (".csv", ".npz"):
         raise InputError("--out", "a .csv or .npz path", repr(args.out))

@@ -33,7 +33,8 @@ CSV_SUFFIXES = {".csv": ",", ".tsv": "\t"}
 PARQUET_SUFFIXES = (".parquet", ".pq")
 TABLE_SUFFIXES = (*CSV_SUFFIXES, *PARQUET_SUFFIXES)
 def _missing_expected():
-    return f"a value in every cell (or {arg('allow_missing', True)}: empty cells are missing values)"
+    return (f"a value in every cell (or {arg('allow_missing', True)}: empty cells are missing "
+            "values)")
 
 
 ID_COLUMN = "id"

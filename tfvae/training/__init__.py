@@ -1,9 +1,10 @@
 """Training into a run directory: the ``fit`` pipeline (``pipeline``), its settings
-(``settings``), the data and model arguments it prepares from them (``preparation``), the run directory's callbacks (``callbacks``), how a run stops short (``stops``),
-the optimizers (``optimizers``), the execution settings (``execution``: XLA, precision, steps
-per call), ``tf.distribute`` (``distribute``), this machine's figures (``machine``), the TensorBoard summaries
-(``summaries``), MLflow tracking (``tracking``) and the hyperparameter search over a run's
-settings (``search``)."""
+(``settings``), the data and model arguments it prepares from them (``preparation``), the run
+directory's callbacks (``callbacks``), how a run stops short (``stops``), the optimizers
+(``optimizers``), the execution settings (``execution``: XLA, precision, steps per call),
+``tf.distribute`` (``distribute``), this machine's figures (``machine``), the TensorBoard
+summaries (``summaries``), MLflow tracking (``tracking``) and the hyperparameter search over a
+run's settings (``search``, its space file in ``search_space``)."""
 
 from tfvae.lazy import lazy_names
 
@@ -21,4 +22,5 @@ __all__ = list(_NAMES)
 __getattr__, __dir__ = lazy_names(__name__, _NAMES, ("pipeline", "optimizers", "callbacks", "stops",
                                                      "settings", "execution", "distribute",
                                                      "machine", "summaries", "tracking", "search",
+                                                     "search_space",
                                                      "preparation"))

@@ -26,7 +26,7 @@ from tfvae.data.validation import missing_allowed
 from tfvae.layers.registries import BODIES
 from tfvae.models import model_class
 from tfvae.models.settings import model_settings
-from tfvae.runs import MLFLOW_RUN_ID, RunDirectory, check_dataset_is_there, flat_settings
+from tfvae.runs import MLFLOW_RUN_ID, RunDirectory, check_dataset_is_there
 from tfvae.storage import write_atomic
 from tfvae.training import distribute
 from tfvae.training.averaging import AveragedEvaluation, averaging_optimizer
@@ -41,7 +41,7 @@ from tfvae.training.settings import (check_model_size_settings, check_resume_epo
                                      new_run_config, normalized_data_config, resumed_run_config)
 from tfvae.training.stops import TrainingDiverged, TrainingInterrupted, diverged_message
 from tfvae.training.summaries import EpochSummaries
-from tfvae.training.tracking import MlflowTracking, run_tracking_uri
+from tfvae.training.tracking import MlflowTracking, flat_settings, run_tracking_uri
 
 # Test images the latent diagnostics of each epoch are taken on: enough for the variance of the
 # posterior means, a small share of the epoch's time.
@@ -87,8 +87,8 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
     ``ema`` (a decay in (0, 1)) keeps an exponential moving average of the weights
     (``tfvae.training.averaging``): each epoch's test bound, the diagnostics, best.keras and
     model.keras use the averaged weights, last.keras the weights as trained, from which a resume
-    continues the average exactly. ``early_stopping_patience`` stops once the test bound has not improved for
-    that many epochs: model.keras then holds the best epoch's weights and state.json records
+    continues the average exactly. ``early_stopping_patience`` stops once the test bound has not
+    improved for that many epochs: model.keras then holds the best epoch's weights and state.json records
     ``stopped_early`` (a resume of such a run has nothing to do).
     Every argument is checked before anything is written, so a bad one leaves ``run_dir`` as it
     was. ``epochs`` is the total (10 when not given). ``kl_warmup_epochs`` sets the VAE's
@@ -127,8 +127,8 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
     (default False; kept for the run, and a resume may turn it on) writes the test set's latent
     means for the Embedding Projector to ``tensorboard/projector/`` once training ends.
 
-    Tracking: the settings (``tfvae.runs.flat_settings``) and final metrics of every run go to
-    TensorBoard's HParams dashboard. ``mlflow`` (a tracking URI such as
+    Tracking: the settings (``tfvae.training.tracking.flat_settings``) and final metrics of
+    every run go to TensorBoard's HParams dashboard. ``mlflow`` (a tracking URI such as
     ``http://127.0.0.1:5000``; needs ``tfvae[tracking]``) logs the run to an MLflow run, whose
     id config.json records: a resume continues it (``tfvae.training.tracking``). Kept for the
     run: a resume may start tracking, not change the URI.

@@ -3,7 +3,7 @@
 One MLflow run per run directory: config.json records its id (``mlflow_run_id``), so a resume
 continues it. The MLflow run gets
 
-- as parameters, the settings of config.json (:func:`tfvae.runs.flat_settings`) as the run
+- as parameters, the settings of config.json (:func:`flat_settings`) as the run
   started with them; a resume that changes one (the total ``epochs``) sets a tag of the same
   name to the new value, since MLflow keeps a parameter's first value;
 - as metrics, each row of metrics.csv, with the epoch as the step: the numbers the file holds,
@@ -27,7 +27,7 @@ import keras
 
 from tfvae import images
 from tfvae.errors import InputError, arg, render
-from tfvae.runs import RunDirectory, flat_settings
+from tfvae.runs import RunDirectory
 
 # MLflow's limits on one log_batch request.
 _PARAMS_PER_REQUEST, _METRICS_PER_REQUEST = 100, 1000
@@ -175,3 +175,33 @@ class MlflowTracking(keras.callbacks.Callback):
 
 def _first_line(exc):
     return (str(exc).strip().splitlines() or [""])[0][:300]
+
+
+def flat_settings(config):
+    """The settings of a run's ``config``, one level deep: ``model_type`` and ``SECTION.KEY``
+    (``SECTION.KEY.INNER`` inside a dict, such as an optimizer object's record), a list as JSON
+    text; for MLflow's parameters and TensorBoard's HParams. A list of over
+    ``_LONGEST_SETTING`` characters is left out: it is fitted data (a table's feature
+    statistics), not a setting."""
+    import json
+
+    flat = {"model_type": config["model_type"]}
+
+    def add(prefix, values):
+        for key, value in sorted(values.items()):
+            if isinstance(value, dict):
+                add(f"{prefix}{key}.", value)
+            elif isinstance(value, (list, tuple)):
+                text = json.dumps(value)
+                if len(text) <= _LONGEST_SETTING:
+                    flat[f"{prefix}{key}"] = text
+            else:
+                flat[f"{prefix}{key}"] = value
+
+    for section in ("model", "data", "train"):
+        add(f"{section}.", config[section])
+    return flat
+
+
+# MLflow keeps parameter values of up to 6000 characters; a setting is far shorter.
+_LONGEST_SETTING = 500
