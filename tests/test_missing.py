@@ -233,3 +233,15 @@ def test_an_npz_mask_marks_the_missing_pixels_of_images(tmp_path):
     np.savez(tmp_path / "bad.npz", x=images, mask=mask[:, :4])
     with pytest.raises(InputError, match="mask"):
         tfvae.load_dataset(str(tmp_path / "bad.npz"), allow_missing=True)
+
+
+def test_binarization_keeps_missing_values_missing():
+    from tfvae import noise
+    from tfvae.data.pipelines import binarize
+
+    probs = np.random.default_rng(0).random((4, 6)).astype(np.float32)
+    probs[1, 2] = probs[3, 0] = np.nan
+    for drawn in (noise.bernoulli_keeping_missing(tf.constant(probs), tf.constant([1, 2])).numpy(),
+                  binarize(probs, 3)):
+        np.testing.assert_array_equal(np.isnan(drawn), np.isnan(probs))
+        assert set(np.unique(drawn[~np.isnan(drawn)])) <= {0.0, 1.0}

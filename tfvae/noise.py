@@ -112,8 +112,7 @@ def standard_normal(seed, sample_shape, batch_size, event_shape, layout=None):
 
 
 def bernoulli(probs, seed, layout=None):
-    """A 0/1 sample of ``probs`` [B, *E] in [0, 1], per-example noise as in :func:`standard_normal`;
-    a missing value (NaN) stays missing.
+    """A 0/1 sample of ``probs`` [B, *E] in [0, 1], per-example noise as in :func:`standard_normal`.
 
     Each 32-bit word gives two 16-bit uniforms, half the generator's work of one per pixel; a
     pixel is then 1 with probability within 2^-17 of ``probs``.
@@ -124,8 +123,12 @@ def bernoulli(probs, seed, layout=None):
     halves = tf.concat([tf.bitwise.right_shift(words, 16), tf.bitwise.bitwise_and(words, 0xFFFF)],
                        axis=1)[:, :size]
     uniform = (tf.cast(halves, tf.float32) + 0.5) * 2.0 ** -16
-    sample = tf.cast(tf.reshape(uniform, tf.shape(probs)) < probs, probs.dtype)
-    return tf.where(tf.math.is_nan(probs), probs, sample)
+    return tf.cast(tf.reshape(uniform, tf.shape(probs)) < probs, probs.dtype)
+
+
+def bernoulli_keeping_missing(probs, seed, layout=None):
+    """:func:`bernoulli`, with a missing value (NaN) of ``probs`` left missing."""
+    return tf.where(tf.math.is_nan(probs), probs, bernoulli(probs, seed, layout))
 
 
 def split_seeds(seed, num):

@@ -11,7 +11,7 @@ import tensorflow as tf
 from tfvae import noise
 from tfvae.checks import check_int, check_labels, check_seed
 from tfvae.data.graph_checks import mark_checked
-from tfvae.data.validation import validate_examples
+from tfvae.data.validation import allows_missing, validate_examples
 from tfvae.errors import InputError
 
 
@@ -56,12 +56,13 @@ def make_pipeline(x, *, batch_size, shuffle=False, dynamic_binarize=False, seed=
         # One stateless seed per batch, from a stream that differs each epoch but is fixed by
         # noise_seed: reproducible runs, fresh samples per epoch, one vectorized op per batch.
         batch_seeds = tf.data.Dataset.random(seed=noise_seed, rerandomize_each_iteration=True)
+        bernoulli = noise.bernoulli_keeping_missing if allows_missing() else noise.bernoulli
 
         def binarize(batch, batch_seed):
             stateless_seed = tf.stack([tf.cast(batch_seed, tf.int32), 0])
             if second is not None:
-                return noise.bernoulli(batch[0], stateless_seed), batch[1]
-            return noise.bernoulli(batch, stateless_seed)
+                return bernoulli(batch[0], stateless_seed), batch[1]
+            return bernoulli(batch, stateless_seed)
 
         ds = tf.data.Dataset.zip(ds, batch_seeds).map(binarize,
                                                       num_parallel_calls=tf.data.AUTOTUNE)

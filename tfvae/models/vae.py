@@ -218,7 +218,8 @@ class VAE(LatentVariableModel):
         seed = self._seed()
         if self.dynamic_binarization:
             binarize_seed, seed = tf.unstack(noise.split(seed))
-            x = noise.bernoulli(x, binarize_seed, layout)
+            binarize = noise.bernoulli_keeping_missing if self.allow_missing else noise.bernoulli
+            x = binarize(x, binarize_seed, layout)
         dreg = self.gradient == "dreg"
         with tf.GradientTape(persistent=dreg) as tape:
             terms = self._bound_terms(x, seed, layout, labels)
