@@ -304,7 +304,8 @@ def test_train_announces_the_timing_stops_it_at_the_cap_and_says_what_it_chose(
                  "1e-9"]) == 0
     out = capsys.readouterr().out.splitlines()
     # Each stage that can take a while is announced before it begins.
-    stages = ["tfvae: loading mnist", "tfvae: preparing the model", "tfvae: timing this model",
+    stages = ["tfvae: dataset mnist: held in memory", "tfvae: preparing the model",
+              "tfvae: timing this model",
               "tfvae: XLA off", "tfvae: tracing the training step before", "epoch 1/1"]
     found = [next(i for i, line in enumerate(out) if line.startswith(stage)) for stage in stages]
     assert found == sorted(found), out

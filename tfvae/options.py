@@ -33,6 +33,8 @@ from tfvae.data.sources import SOURCES as _SOURCES  # noqa: E402
 
 DATASETS = _SOURCES.names()
 BINARIZE_MODES = ("dynamic", "static", "none")
+# Held in memory as arrays, or streamed from disk (tfvae.data.streams); "auto" streams large data.
+STORAGES = ("auto", "memory", "stream")
 
 # -- training -----------------------------------------------------------------------------
 OPTIMIZERS = ("adagrad", "adam", "adamw", "adamax", "sgd")
@@ -94,6 +96,9 @@ SETTINGS = {s.name: s for s in (
             f"missing value, left out of the bound (MIWAE with {arg('objective', 'iwae')}), not a "
             "data "
             "error"),
+    Setting("storage", "data", "auto", choices=STORAGES, help="hold the examples in memory or "
+            "stream them from disk (an image folder, an .npy file, a prepared dataset); by "
+            "default, stream those above 1 GB as float32"),
     Setting("train_examples", "data", type=int, help="use the first N training examples"),
     Setting("test_examples", "data", type=int, help="use the first N test examples"),
     # the networks: the settings every latent-variable model shares (the paper's MNIST model,

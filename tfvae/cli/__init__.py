@@ -21,6 +21,8 @@ def _after_no_space(args):
     from its last checkpoint, or starts again where it wrote none."""
     if args.command == "export":
         return "; no version was written: free space, then export again"
+    if args.command == "prepare":
+        return "; the shards written are kept: free space, then run the same command again"
     if args.command != "train":
         return ""
     from tfvae.runs import RunDirectory

@@ -29,9 +29,13 @@ def register(subparsers):
     p.set_defaults(func=run)
 
 
+# A streamed split's active units and KL per dimension are computed on this many examples.
+STREAMED_DIAGNOSTIC_EXAMPLES = 10_000
+
+
 def run(args):
     from tfvae.checks import check_count, check_int, check_seed
-    from tfvae.data import binarize
+    from tfvae.data import binarize, head, is_stream
     from tfvae.errors import InputError
     from tfvae.evaluation.diagnostics import COLLAPSE, evaluate_elbo, latent_diagnostics
     from tfvae.evaluation.likelihood import log_likelihood
@@ -69,15 +73,18 @@ def run(args):
     if eight_bit:
         print(f"{args.split} elbo: {bits_per_dim(result['elbo'], dimensions):.4f} bits per "
               "dimension")
-    diagnostics = latent_diagnostics(model, x, labels=y)
+    # A streamed split's units are judged on its first examples: their means fit in memory.
+    shown = x if not is_stream(x) else x.head(STREAMED_DIAGNOSTIC_EXAMPLES)
+    diagnostics = latent_diagnostics(model, shown, labels=None if y is None else y[:len(shown)])
     kl_dims = diagnostics["kl_per_dimension"]
     print(f"active units: {diagnostics['active_units']} of {model.latent_dim}"
+          + (f" (on the first {len(shown)} examples)" if len(shown) < len(x) else "")
           + ("" if kl_dims is None else
              "; KL per dimension (nats): " + " ".join(f"{v:.2f}" for v in kl_dims)))
     if diagnostics["active_units"] == 0:
         print(f"tfvae evaluate: warning: {COLLAPSE}", file=sys.stderr)
     if args.log_likelihood:
-        x = x[:args.examples]
+        x = head(x, len(x) if args.examples is None else args.examples)
         if dynamic:
             x = binarize(x, args.seed)
         ll = log_likelihood(model, x, args.num_samples, method=args.method,

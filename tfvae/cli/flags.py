@@ -25,7 +25,8 @@ _FLAGS = frozenset("""
 # Python arguments whose flag is another name, for every command ("*") or one.
 _RENAMED = {
     "*": {"name": "--dataset", "run_dir": "RUN_DIR", "out_dir": "--out"},
-    "train": {"run_dir": "--out", "model": "--model", "labels": "--dataset labels"},
+    "train": {"run_dir": "--out", "model": "--model", "labels": "--dataset labels",
+              "storage": "--stream"},
     "interpolate": {"path": "--path"},
     "probe": {"labels": "--labels"},
     "impute": {"model": "RUN_DIR"},

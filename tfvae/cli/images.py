@@ -79,6 +79,7 @@ def _sample_rows(args, run, model):
 def reconstruct(args):
     from tfvae.applications.inputs import require_pictures
     from tfvae.checks import check_count
+    from tfvae.data.streams import WHERE_POSSIBLE, head
     from tfvae.images import reconstruction_grid, save_grid
     from tfvae.runs import RunDirectory
     from tfvae.storage import check_output
@@ -90,8 +91,9 @@ def reconstruct(args):
     require_pictures(model, "a grid of pictures; tfvae evaluate and score take vectors")
     # Each image and its reconstruction.
     check_count("--num", args.num, 2 * math.prod(model.image_shape), what="images")
-    dataset = run.load_dataset(args.dataset, test_examples=args.num)
-    x = dataset.x_test
+    # The first --num test images, read alone where the source can stream.
+    dataset = run.load_dataset(args.dataset, test_examples=args.num, storage=WHERE_POSSIBLE)
+    x = head(dataset.x_test, args.num)
     columns = min(8, len(x))
     # A conditional model reconstructs each image given its own label.
     save_grid(reconstruction_grid(model, x, columns=columns,

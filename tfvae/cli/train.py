@@ -33,8 +33,19 @@ def register(subparsers):
     for setting in options.SETTINGS.values():
         where = p if setting.group is None else groups.setdefault(
             setting.group, p.add_argument_group(setting.group))
+        if setting.name == "storage":  # two flags, one setting
+            storage = where.add_mutually_exclusive_group()
+            storage.add_argument("--in-memory", dest="storage", action="store_const",
+                                 const="memory", default=argparse.SUPPRESS,
+                                 help="hold the examples in memory, however large")
+            storage.add_argument(flag("storage"), dest="storage", action="store_const",
+                                 const="stream", default=argparse.SUPPRESS,
+                                 help="stream the examples from disk (an image folder, an .npy "
+                                 "file, a prepared dataset: tfvae prepare), however small; by "
+                                 "default those above 1 GB as float32 are streamed")
+            continue
         where.add_argument(flag(setting.name), dest=setting.name, default=argparse.SUPPRESS,
-                           **_argument(setting))
+                           **setting_argument(setting))
     group = p.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true",
                        help="continue a killed run from its last checkpoint")
@@ -44,7 +55,7 @@ def register(subparsers):
     p.set_defaults(func=run)
 
 
-def _argument(setting):
+def setting_argument(setting):
     """argparse's keywords for ``setting``: its type, choices and help with its default."""
     with speaking_as("train"):
         help_text = render(setting.help or "")

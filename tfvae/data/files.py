@@ -51,11 +51,11 @@ def memory_bytes():
         return None
 
 
-def check_claim(argument, where, claimed, limit, why):
+def check_claim(argument, where, claimed, limit, why, in_memory=True):
     """Refuse a file whose header claims more bytes than ``limit`` (what the file can hold:
-    its size, or its compressed size times :data:`DEFLATE_RATIO`) or than this machine's memory,
-    before anything that size is allocated."""
-    memory = memory_bytes()
+    its size, or its compressed size times :data:`DEFLATE_RATIO`) or, ``in_memory``, than this
+    machine's memory, before anything that size is allocated."""
+    memory = memory_bytes() if in_memory else None
     if claimed > limit:
         raise InputError(argument, f"a file whose header matches its contents ({why})",
                          f"{where}, whose header claims {claimed:,} bytes of data")
@@ -95,6 +95,39 @@ def read_npy(path, argument, expected=FILE_EXPECTED):
         raise
     except _UNREADABLE as exc:
         raise InputError(argument, expected, _unreadable(path, exc)) from exc
+
+
+def memory_map_npy(path, argument, expected=FILE_EXPECTED):
+    """The array of an .npy file, memory-mapped read-only (nothing read until used), after the
+    checks of :func:`read_npy`."""
+    try:
+        with open_regular(path) as f:
+            _, _, claimed = _npy_header(f, path, argument, expected)
+            check_claim(argument, repr(str(path)), claimed, os.fstat(f.fileno()).st_size - f.tell(),
+                        "array bytes as its .npy header gives", in_memory=False)
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except InputError:
+        raise
+    except _UNREADABLE as exc:
+        raise InputError(argument, expected, _unreadable(path, exc)) from exc
+
+
+def estimate_image_folder(folder, argument, image_size=None):
+    """``(count, [H, W, C])``: how many image files ``folder`` holds and the shape of its first
+    readable one (resized to ``image_size``), from one header: the size of the folder in memory
+    before anything is read."""
+    from PIL import Image
+
+    files = _image_files(folder, argument)
+    for path in files:
+        try:
+            with open_regular(path) as f, Image.open(f) as img:
+                grey = img.mode in GREY_MODES or img.mode.startswith("I;16")
+                h, w = (img.size[1], img.size[0]) if image_size is None else image_size
+                return len(files), [h, w, 1 if grey else 3]
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+            continue
+    return len(files), [0, 0, 0]
 
 
 def open_regular(path):
@@ -250,10 +283,7 @@ def read_image_folder(folder, argument, image_size=None):
     """
     from PIL import Image  # only image folders need Pillow
 
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        expected = f"a folder with {'/'.join(IMAGE_SUFFIXES)} images"
-        raise InputError(argument, expected, repr(str(folder)))
+    files = _image_files(folder, argument)
     images, names, unreadable = [], [], []
     for path in files:
         try:
@@ -265,23 +295,67 @@ def read_image_folder(folder, argument, image_size=None):
         # open_regular on one that is not a regular file).
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
             unreadable.append(path.name)
-    if not images:
+    _report_unreadable(folder, argument, files, unreadable, bool(images))
+    _check_one_size(folder, argument, names, [array.shape[:2] for array in images])
+    colour = any(array.ndim == 3 for array in images)
+    return np.stack([np.repeat(array[..., np.newaxis], 3 if colour else 1, axis=-1)
+                     if array.ndim == 2 else array for array in images])
+
+
+def scan_image_folder(folder, argument, image_size=None):
+    """``(paths, file sizes, [H, W, C])`` of the readable images of ``folder`` by their headers
+    alone, sorted by name: what :func:`read_image_folder` would read, with the same warning and
+    errors, without decoding a pixel (for a folder streamed as training reads it)."""
+    from PIL import Image
+
+    files = _image_files(folder, argument)
+    paths, sizes, names, shapes, unreadable, colour = [], [], [], [], [], False
+    for path in files:
+        try:
+            with open_regular(path) as f, Image.open(f) as img:
+                size = os.fstat(f.fileno()).st_size
+                _check_claimed_size(img, size)
+                colour = colour or not (img.mode in GREY_MODES or img.mode.startswith("I;16"))
+                paths.append(str(path))
+                sizes.append(size)
+                names.append(path.name)
+                shapes.append((img.size[1], img.size[0]))
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+            unreadable.append(path.name)
+    _report_unreadable(folder, argument, files, unreadable, bool(paths))
+    if image_size is None:
+        _check_one_size(folder, argument, names, shapes)
+    h, w = shapes[0] if image_size is None else image_size
+    return paths, sizes, [h, w, 3 if colour else 1]
+
+
+def _image_files(folder, argument):
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        expected = f"a folder with {'/'.join(IMAGE_SUFFIXES)} images"
+        raise InputError(argument, expected, repr(str(folder)))
+    return files
+
+
+def _report_unreadable(folder, argument, files, unreadable, any_read):
+    """Refuse a folder with no readable image; name the files left out in one warning."""
+    if not any_read:
         got = f"none of its {len(files)} image files readable ({_names(unreadable)})"
         raise InputError(arg(argument, str(folder)), "readable images", got)
     if unreadable:
         print(f"tfvae: warning: {render(arg(argument, str(folder)))}: left out "
               f"{len(unreadable)} of {len(files)} files that are not readable images: "
               f"{_names(unreadable)}", file=sys.stderr)
-    for name, array in zip(names, images):
-        if array.shape[:2] != images[0].shape[:2]:
-            (h, w), (h2, w2) = images[0].shape[:2], array.shape[:2]
+
+
+def _check_one_size(folder, argument, names, shapes):
+    for name, shape in zip(names, shapes):
+        if shape != shapes[0]:
+            (h, w), (h2, w2) = shapes[0], shape
             raise InputError(arg(argument, str(folder)),
                              f"images of one size, {h}x{w} as in {names[0]} (or "
                              f"{arg('image_size', 'H W')} to resize them all)",
                              f"{h2}x{w2} in {name}")
-    colour = any(array.ndim == 3 for array in images)
-    return np.stack([np.repeat(array[..., np.newaxis], 3 if colour else 1, axis=-1)
-                     if array.ndim == 2 else array for array in images])
 
 
 def resize(images, image_size):

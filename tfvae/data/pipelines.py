@@ -11,6 +11,7 @@ import tensorflow as tf
 from tfvae import noise
 from tfvae.checks import check_int, check_labels, check_seed
 from tfvae.data.graph_checks import mark_checked
+from tfvae.data.streams import cast_batch, is_stream
 from tfvae.data.validation import allows_missing, validate_examples
 from tfvae.errors import InputError
 
@@ -37,6 +38,11 @@ def make_pipeline(x, *, batch_size, shuffle=False, dynamic_binarize=False, seed=
     ``with_index`` gives ``(x, index)`` batches, each example's row number in ``x`` beside it
     (for models that keep state per example, such as MCEM).
     """
+    if is_stream(x):
+        return _stream_pipeline(x, batch_size=batch_size, shuffle=shuffle,
+                                dynamic_binarize=dynamic_binarize, seed=seed,
+                                drop_remainder=drop_remainder, with_index=with_index,
+                                labels=labels)
     x = validate_examples(x, argument="x", square_images=False,
                           support="unit_interval" if dynamic_binarize else "real")
     check_int("batch_size", batch_size)
@@ -87,16 +93,21 @@ def make_train_stream(x, *, batch_size, seed=0, first_epoch=0, drop_remainder=Fa
     cost of a shuffle buffer is paid per batch instead. Binarization is left to the model
     (``VAE.dynamic_binarization``), which draws it on the device.
     """
-    x = validate_examples(x, argument="x", square_images=False)
+    if not is_stream(x):
+        x = validate_examples(x, argument="x", square_images=False)
     check_int("batch_size", batch_size)
     check_seed("seed", seed)
     check_seed("first_epoch", first_epoch)
-    shuffle_seed = int(np.random.SeedSequence(seed).generate_state(1)[0] >> 1)
+    shuffle_seed = train_stream_seed(seed)
     n, steps = len(x), steps_per_epoch(len(x), batch_size, drop_remainder)
     if steps == 0:
         raise InputError("batch_size", f"at most the {n} training examples when partial "
                          "batches are left out", repr(batch_size))
-    levels = _grey_levels(x)
+    if is_stream(x):
+        return stream_epochs(x, batch_size=batch_size, shuffle_seed=shuffle_seed,
+                             first_epoch=first_epoch, drop_remainder=drop_remainder,
+                             labels=labels)
+    levels = grey_levels(x)
     # 8-bit images (MNIST) are held as bytes, a quarter of the memory, and scaled per batch.
     images = tf.constant(x if levels is None else levels)
     scale = (lambda batch: batch) if levels is None else (
@@ -122,7 +133,80 @@ def make_train_stream(x, *, batch_size, seed=0, first_epoch=0, drop_remainder=Fa
     return mark_checked(ds.with_options(options).prefetch(tf.data.AUTOTUNE))
 
 
-def _grey_levels(x):
+def train_stream_seed(seed):
+    """The seed of the training stream's epoch orders, from the run's ``seed``."""
+    return int(np.random.SeedSequence(seed).generate_state(1)[0] >> 1)
+
+
+def stream_epochs(x, *, batch_size, shuffle_seed, first_epoch=0, drop_remainder=False,
+                  labels=None, shard=None, steps=None):
+    """:func:`make_train_stream`'s batches from the stream ``x``: epoch ``e`` its
+    ``epoch_batches`` of ``(shuffle_seed, e)``, cast to float32 at the end; ``shard``
+    ``(index, count)``: a worker's part, read again from its start where it has fewer than
+    ``steps`` batches, so that every worker's epoch is ``steps`` batches long."""
+    labelled = labels is not None
+
+    def epoch_batches(epoch):
+        batches = x.epoch_batches(shuffle_seed, epoch, batch_size, drop_remainder, shard)
+        return batches if steps is None else batches.repeat().take(steps)
+
+    def cast(batch, y):
+        return (cast_batch(batch), y) if labelled else cast_batch(batch)
+
+    ds = tf.data.Dataset.counter(first_epoch).flat_map(epoch_batches).map(
+        cast, num_parallel_calls=tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    # A worker's part is its own files (shard); else Keras's distribution shards batches.
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.OFF if shard is not None
+        else tf.data.experimental.AutoShardPolicy.DATA)
+    return _checked_stream(x, ds.with_options(options).prefetch(tf.data.AUTOTUNE))
+
+
+def _stream_pipeline(x, *, batch_size, shuffle, dynamic_binarize, seed, drop_remainder,
+                     with_index, labels):
+    """:func:`make_pipeline` of a stream: its batches in order (or one epoch shuffled by
+    ``seed``), cast to float32; the labels are the stream's own."""
+    check_int("batch_size", batch_size)
+    check_seed("seed", seed)
+    if with_index:
+        raise InputError("x", "an array (a model that keeps state per example holds its data "
+                         "in memory)", f"the stream {x.where}")
+    if dynamic_binarize:
+        raise InputError("dynamic_binarize", "False for a stream (the model binarizes its "
+                         "training batches)", "True")
+    if shuffle:
+        ds = x.epoch_batches(seed, 0, batch_size, drop_remainder)
+    elif x.binarize_seed is not None:
+        # One draw per example whatever the batch size: binarized in fixed blocks, then batched.
+        def binarize(block, batch):
+            key = tf.stack([tf.constant(x.binarize_seed, tf.int32), tf.cast(block, tf.int32)])
+            return noise.bernoulli(cast_batch(batch[0]), key), batch[1]
+
+        ds = x.ordered_batches(_BINARIZED_BLOCK).enumerate().map(binarize).unbatch().batch(
+            batch_size, drop_remainder=drop_remainder)
+    else:
+        ds = x.ordered_batches(batch_size)
+    if labels is None:
+        ds = ds.map(lambda batch, y: cast_batch(batch), num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.map(lambda batch, y: (cast_batch(batch), y), num_parallel_calls=tf.data.AUTOTUNE)
+    # Keras reads a pipeline of known length to its end without a warning that it ran out.
+    ds = ds.apply(tf.data.experimental.assert_cardinality(
+        steps_per_epoch(len(x), batch_size, drop_remainder)))
+    return _checked_stream(x, ds.prefetch(tf.data.AUTOTUNE))
+
+
+_BINARIZED_BLOCK = 256
+
+
+def _checked_stream(x, ds):
+    """8-bit levels are valid for every likelihood that reads [0, 1]: marked checked. Float
+    examples are checked batch by batch where the model takes them."""
+    return mark_checked(ds) if x.dtype == np.uint8 else ds
+
+
+def grey_levels(x):
     """``x`` as uint8 k when every value is exactly float32(k / 255), else None."""
     levels = np.empty(x.shape, np.uint8)
     for start in range(0, len(x), 4096):  # in blocks: no full-size float temporaries

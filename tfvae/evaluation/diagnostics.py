@@ -6,6 +6,7 @@ import tensorflow_probability as tfp
 
 from tfvae import data as datasets
 from tfvae import estimators
+from tfvae.errors import InputError
 
 # A unit is active when the variance over x of its posterior mean exceeds this (Burda et al.,
 # 2015, section 5.2).
@@ -23,8 +24,14 @@ GREY = ("test reconstructions are no better than the training set's mean image: 
 def evaluate_elbo(model, x, batch_size=500, dynamic_binarize=False, seed=0, labels=None):
     """Mean per-example ``elbo``, ``reconstruction`` and ``kl`` (nats) of ``model`` on ``x``
     (with the ``labels`` of a conditional model); an autoencoder gives ``reconstruction``
-    alone."""
-    x = datasets.model_images(model, x, "x")
+    alone. ``x`` may be a stream (``tfvae.data.streams``): its batches are read as they are
+    evaluated."""
+    if datasets.is_stream(x):
+        if tuple(x.example_shape) != tuple(model.image_shape):
+            raise InputError("x", f"examples of shape {tuple(model.image_shape)}, as the model "
+                             "takes", f"{x.where} of shape {x.example_shape}")
+    else:
+        x = datasets.model_images(model, x, "x")
     model.label_codes(labels, len(x))  # refuses missing, unwanted or bad labels up front
     pipeline = datasets.make_pipeline(x, batch_size=batch_size, labels=labels,
                                       dynamic_binarize=dynamic_binarize, seed=seed)

@@ -70,3 +70,41 @@ def _tpu_strategy():
 def is_writer(strategy):
     """Whether this process writes the run directory: always, except non-chief workers."""
     return strategy.extended.should_checkpoint
+
+
+def reads_own_part(strategy, x):
+    """Whether each worker of ``strategy`` reads only its part of ``x``: a stream under
+    ``multiworker`` with at least one file per worker. Keras then runs one step per execution
+    (several fail on such input under TensorFlow 2.21)."""
+    from tfvae import data as datasets
+
+    workers = (strategy.extended._num_workers
+               if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) else 1)
+    return workers > 1 and datasets.is_stream(x) and len(getattr(x, "files", x)) >= workers
+
+
+def training_batches(strategy, x, *, batch_size, seed, first_epoch=0, drop_remainder=False,
+                     labels=None):
+    """The endless training batches of ``x`` (``tfvae.data.make_train_stream``) for
+    ``strategy``: under ``multiworker`` a streamed ``x`` is split by file, each worker reading
+    only its part (by examples where it has fewer files than there are workers: every worker then
+    reads all of it and Keras takes each one's share of the batches). Every worker's epoch is
+    as many batches as one device's, so epoch ``e`` depends on the seed and ``e`` alone there
+    too."""
+    from tfvae import data as datasets
+    from tfvae.data.pipelines import stream_epochs, train_stream_seed
+
+    if not reads_own_part(strategy, x):
+        return datasets.make_train_stream(x, batch_size=batch_size, seed=seed,
+                                          first_epoch=first_epoch,
+                                          drop_remainder=drop_remainder, labels=labels)
+    datasets.make_train_stream(x, batch_size=batch_size, seed=seed)  # checks its arguments
+
+    def worker_batches(context):
+        return stream_epochs(x, batch_size=context.get_per_replica_batch_size(batch_size),
+                             shuffle_seed=train_stream_seed(seed), first_epoch=first_epoch,
+                             drop_remainder=drop_remainder, labels=labels,
+                             shard=(context.input_pipeline_id, context.num_input_pipelines),
+                             steps=datasets.steps_per_epoch(len(x), batch_size, drop_remainder))
+
+    return strategy.distribute_datasets_from_function(worker_batches)

@@ -192,8 +192,10 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
         # 2. The data. NaN in it is a missing value from here on, where the run allows them.
         held.enter_context(missing_allowed(check_bool(
             "allow_missing", config["data"].get("allow_missing", False))))
-        say(f"tfvae: loading {config['data']['name']}")
-        dataset = load_run_data(config, writer)
+        # The first line: where the data will be, said before it is read.
+        with datasets.announcing(lambda why: say(f"tfvae: dataset {config['data']['name']}: "
+                                                 f"{why}")):
+            dataset = load_run_data(config, writer)
         say(f"tfvae: preparing the model for {len(dataset.x_train)} training examples")
         full_batches = isinstance(strategy, tf.distribute.TPUStrategy)  # TPUs need static shapes
         steps = datasets.steps_per_epoch(len(dataset.x_train), config["train"]["batch_size"],
@@ -235,7 +237,8 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                 initial_epoch = 0
                 optimizer = run_optimizer(config["train"], steps, given_optimizer)
             vae.skip_norm = config["train"]["skip_norm"]  # a training setting, not the model's
-            per_execution = nearest_divisor(steps, steps_per_execution)
+            per_execution = (1 if distribute.reads_own_part(strategy, dataset.x_train)
+                             else nearest_divisor(steps, steps_per_execution))
             config["train"]["jit_compile"] = bool(run_jit_compile(
                 jit_compile, resume, config, model_kwargs, dataset, train_labels, per_execution,
                 given_optimizer, cap=cap, say=say,
@@ -279,15 +282,16 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
         patience = config["train"].get("early_stopping_patience")
         early_stop = [EarlyStop(patience, best, int(best_epoch))] if patience else []
         # The grey check compares images with the training images' mean (none with holes).
-        mean_image = (dataset.x_train.mean(axis=0) if len(dataset.image_shape) == 3
+        mean_image = (datasets.mean_example(dataset.x_train) if len(dataset.image_shape) == 3
                       and not vae.allow_missing else None)
-        diagnostics = ([LatentDiagnostics(dataset.x_test[:_DIAGNOSTIC_EXAMPLES], None
+        test_head = datasets.head(dataset.x_test, _DIAGNOSTIC_EXAMPLES)
+        diagnostics = ([LatentDiagnostics(test_head, None
                                           if test_labels is None
                                           else test_labels[:_DIAGNOSTIC_EXAMPLES],
                                           mean_image=mean_image, run=out)]
                        if vae.has_encoder else [])
         summaries = EpochSummaries(out.tensorboard_dir,
-                                   test_images=dataset.x_test if vae.has_encoder else None,
+                                   test_images=test_head if vae.has_encoder else None,
                                    test_labels=test_labels, hparams=flat_settings(config),
                                    trial_id=run.path.name)
         run_callbacks = [
@@ -308,10 +312,9 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
         try:
             try:
                 vae.fit(
-                    datasets.make_train_stream(dataset.x_train, batch_size=batch,
-                                               seed=config["train"]["seed"],
-                                               first_epoch=initial_epoch,
-                                               drop_remainder=full_batches, labels=train_labels),
+                    distribute.training_batches(strategy, dataset.x_train, batch_size=batch,
+                                     seed=config["train"]["seed"], first_epoch=initial_epoch,
+                                     drop_remainder=full_batches, labels=train_labels),
                     steps_per_epoch=steps,
                     shuffle=False,  # the stream shuffles
                     validation_data=datasets.make_pipeline(dataset.x_test, batch_size=batch,

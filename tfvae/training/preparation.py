@@ -18,6 +18,10 @@ from tfvae.runs import DATA_CHECKSUM, TABLE_COLUMNS
 from tfvae.training.settings import check_model_size_settings, check_same_data
 
 
+# Standardization's statistics of a streamed training split: those of its first examples.
+_STREAM_STATISTICS_EXAMPLES = 100_000
+
+
 def load_run_data(config, writer):
     """The run's dataset; config.json's data section then records its binarization, checksum
     and the example counts it has."""
@@ -48,13 +52,15 @@ def model_arguments(config, dataset, steps):
     if model_kwargs["likelihood"] in LIKELIHOODS:  # an unknown name is the model's to refuse
         # The data's values must be ones the chosen p(x|z) gives a density to.
         for x in (dataset.x_train, dataset.x_test):
-            check_support(x, "name", likelihood_support(model_kwargs["likelihood"]))
+            if not datasets.is_stream(x):  # a stream's batches are checked as they are read
+                check_support(x, "name", likelihood_support(model_kwargs["likelihood"]))
     standardize = check_choice("standardize", config["train"].get("standardize") or "off",
                                options.SETTINGS["standardize"].choices)
     if "feature_mean" not in model_kwargs and (
             standardize == "on" or (standardize == "auto" and len(dataset.image_shape) == 1)):
         model_kwargs["feature_mean"], model_kwargs["feature_scale"] = fit_feature_statistics(
-            dataset.x_train)
+            dataset.x_train.head(_STREAM_STATISTICS_EXAMPLES) if dataset.streamed
+            else dataset.x_train)
     if model_kwargs["likelihood"] == "table" and "columns" not in model_kwargs:
         # The table head models each column by the type the reader found.
         model_kwargs["columns"] = [dataclasses.asdict(column) for column in dataset.columns or ()]

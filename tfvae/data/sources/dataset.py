@@ -15,10 +15,11 @@ from tfvae.data.pipelines import binarize as bernoulli_sample
 from tfvae.data.sources import SCHEMES, SOURCES, known_names
 from tfvae.data.sources.paths import read_path
 from tfvae.data.sources.splits import Splits, check_labels, labels
+from tfvae.data.streams import WHERE_POSSIBLE, choose_storage, is_stream, refuse_binarization
 from tfvae.data.validation import missing_allowed, validate_examples, validate_vectors
 from tfvae.errors import InputError, arg
 from tfvae.layers.registries import likelihood_support
-from tfvae.options import BINARIZE_MODES
+from tfvae.options import BINARIZE_MODES, STORAGES
 
 _PATH_SUFFIXES = (".npz", ".npy", ".gz", "ubyte", ".csv", ".tsv", ".parquet", ".pq")
 
@@ -43,6 +44,12 @@ class Dataset:
     binarize: str
     # A table's feature columns (tfvae.data.tables.Column), None for other data.
     columns: tuple | None = None
+    # Held in memory or streamed from disk, and why (what tfvae train says first).
+    storage: str = ""
+
+    @property
+    def streamed(self):
+        return is_stream(self.x_train)
 
     @property
     def image_shape(self):
@@ -54,7 +61,9 @@ class Dataset:
         another place, or another format, has the same checksum."""
         digest = hashlib.sha256()
         for array in (self.x_train, self.x_test, self.y_train, self.y_test):
-            if array is not None:
+            if is_stream(array):
+                digest.update(array.fingerprint().encode())
+            elif array is not None:
                 array = np.ascontiguousarray(array)
                 digest.update(f"{array.dtype.str}{array.shape}".encode())
                 digest.update(memoryview(array).cast("B"))
@@ -82,6 +91,7 @@ def load_dataset(
     exclude_columns=(),
     column_types=None,
     allow_missing=False,
+    storage="auto",
 ):
     """Load a registered source, a ``scheme:NAME`` source (``tfds:<name>``) or a user file as a
     :class:`Dataset`.
@@ -94,7 +104,9 @@ def load_dataset(
     binarization. A table (CSV, Parquet) takes its labels from ``label_column``, leaves out
     the columns ``exclude_columns`` and reads the columns of ``column_types`` (name -> type, or
     "NAME=TYPE" strings) as those types. ``allow_missing``: NaN (an empty cell of a table) is a
-    missing value rather than a data error.
+    missing value rather than a data error. ``storage``: "memory" holds the examples in memory
+    as arrays, "stream" leaves them on disk (:mod:`tfvae.data.streams`: an image folder, an
+    ``.npy`` file, a prepared dataset), "auto" streams those whose arrays would be large.
     """
     if isinstance(name, os.PathLike):
         name = os.fspath(name)
@@ -106,14 +118,18 @@ def load_dataset(
     image_size = check_image_size("image_size", image_size, optional=True)
     if binarize is not None:
         check_choice("binarize", binarize, BINARIZE_MODES)
-
-    table_options = {"label_column": label_column, "exclude_columns": list(exclude_columns or ()),
-                     "column_types": column_types}
-    with missing_allowed(check_bool("allow_missing", allow_missing)):
-        splits = _resized(_checked(_read(name, data_path, image_size, table_options), name),
-                          image_size, name)
+    splits = read_splits(name, data_path=data_path, image_size=image_size,
+                         label_column=label_column, exclude_columns=exclude_columns,
+                         column_types=column_types, allow_missing=allow_missing, storage=storage)
     mode = _resolve_binarize(name, binarize, splits)
-    x_train, x_test = _apply_binarize(mode, splits.x_train, splits.x_test, seed)
+    if (storage == WHERE_POSSIBLE and mode == "static" and is_stream(splits.x_train)
+            and not splits.already_binary):  # binarized once: in memory
+        return load_dataset(name, binarize=binarize, data_path=data_path,
+                            train_examples=train_examples, test_examples=test_examples,
+                            seed=seed, image_size=image_size, label_column=label_column,
+                            exclude_columns=exclude_columns, column_types=column_types,
+                            allow_missing=allow_missing, storage="memory")
+    x_train, x_test = _apply_binarize(mode, splits, seed, name)
     if splits.already_binary:
         mode = "static"
     return Dataset(
@@ -125,7 +141,20 @@ def load_dataset(
         likelihood=splits.likelihood,
         binarize=mode,
         columns=splits.columns,
+        storage=splits.storage,
     )
+
+
+def read_splits(name, *, data_path=None, image_size=None, label_column=None, exclude_columns=(),
+                column_types=None, allow_missing=False, storage="auto"):
+    """The :class:`Splits` of source ``name`` as :func:`load_dataset` reads them (its arguments),
+    checked and resized, before any binarization."""
+    check_choice("storage", storage, (*STORAGES, WHERE_POSSIBLE))
+    table_options = {"label_column": label_column, "exclude_columns": list(exclude_columns or ()),
+                     "column_types": column_types}
+    with missing_allowed(check_bool("allow_missing", allow_missing)):
+        return _resized(_checked(_read(name, data_path, image_size, table_options, storage),
+                                 name), image_size, name)
 
 
 def looks_like_path(name):
@@ -148,7 +177,7 @@ def _registered(name):
     return None
 
 
-def _read(name, data_path, image_size, table_options):
+def _read(name, data_path, image_size, table_options, storage):
     """What the source of ``name`` returns, given the keyword arguments it takes."""
     source, args = _registered(name) or (None, ())
     if source is None and looks_like_path(name):
@@ -164,11 +193,16 @@ def _read(name, data_path, image_size, table_options):
         if value and option not in takes:
             raise InputError(option, f"no {arg(option)} with {arg('name', name)} (only with "
                              "a table: .csv, .tsv, .parquet)", repr(value))
-    given = {"data_path": data_path, "image_size": image_size, **table_options}
+    given = {"data_path": data_path, "image_size": image_size, "storage": storage,
+             **table_options}
+    # A source read whole: "stream" is refused before it is read.
+    held = None if "storage" in takes else choose_storage(storage, name, None, None,
+                                                          streamable=False)[1]
     splits = source(*args, **{key: value for key, value in given.items() if key in takes})
     if not isinstance(splits, Splits):
         raise InputError(arg("name", name), "a source that returns tfvae.data.Splits",
                          f"{type(splits).__name__}")
+    splits.storage = splits.storage or held
     return splits
 
 
@@ -194,6 +228,10 @@ def _checked(splits, name):
     validate = validate_examples if splits.columns is None else validate_vectors
     checked = {}
     for split in ("train", "test"):
+        if is_stream(getattr(splits, f"x_{split}")):  # checked as it is read
+            check_labels(getattr(splits, f"x_{split}"), getattr(splits, f"y_{split}"),
+                         f"{arg('name', name)} (y_{split})")
+            continue
         x = validate(getattr(splits, f"x_{split}"), argument=f"{arg('name', name)} (x_{split})",
                      support=support)
         y = labels(getattr(splits, f"y_{split}"))
@@ -205,6 +243,8 @@ def _checked(splits, name):
 def _resized(splits, image_size, name):
     """``splits`` with its images resized to ``image_size`` (a no-op where they have that size)."""
     if image_size is None or list(splits.x_train.shape[1:3]) == image_size:
+        return splits
+    if is_stream(splits.x_train):  # a stream resizes as it reads, or refuses a size
         return splits
     if splits.x_train.ndim == 2:
         raise InputError("image_size", f"no image size for {name}, which holds vectors of "
@@ -231,7 +271,14 @@ def _resolve_binarize(name, binarize, splits):
     return mode
 
 
-def _apply_binarize(mode, x_train, x_test, seed):
+def _apply_binarize(mode, splits, seed, name):
+    x_train, x_test = splits.x_train, splits.x_test
+    if is_stream(x_train) and mode != "none":
+        if mode == "static" and not splits.already_binary:
+            refuse_binarization(mode, name)
+        if mode == "dynamic":  # the test split is binarized as it is read
+            x_test.binarize_seed = int(np.random.SeedSequence(seed).generate_state(1)[0] >> 1)
+        return x_train, x_test
     rng_train, rng_test = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     if mode == "static":
         x_train = bernoulli_sample(x_train, rng_train)

@@ -33,6 +33,8 @@ class Splits:
     already_binary: bool = False
     # A table's feature columns (tfvae.data.tables.Column), in the order of x's values.
     columns: tuple | None = None
+    # Whether the examples are held in memory or streamed from disk, and why (tfvae.data.streams).
+    storage: str = ""
 
 
 def from_arrays(arrays, train_key, test_key, argument):

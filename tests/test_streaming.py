@@ -1,0 +1,268 @@
+"""Datasets streamed from disk: image folders and .npy files read as training uses them, the
+prepared format (``tfvae prepare``), exact resume, two workers sharing shards, the choice of
+storage."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import cli_env, run_cli
+from tfvae import data
+from tfvae.data import prepared, streams
+from tfvae.data.pipelines import make_pipeline, make_train_stream
+from tfvae.errors import InputError
+from tfvae.runs import RunDirectory
+from tfvae.training.pipeline import train
+from tfvae.training.stops import TrainingInterrupted
+
+WORKER = Path(__file__).with_name("streaming_worker.py")
+SMALL = {"model_config": {"latent_dim": 2, "hidden": 8}, "batch_size": 16, "optimizer": "adam",
+         "learning_rate": 1e-3, "seed": 4, "verbose": 0, "jit_compile": False}
+
+
+def image_folder(path, count=60, size=(8, 8)):
+    """``count`` PNGs: colour, with a grey one and a 16-bit grey one among them, and two files
+    that are no image (a text file and a FIFO, both named like images)."""
+    from PIL import Image
+
+    path.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        pixels = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+        image = Image.fromarray(pixels)
+        if i == 3:
+            image = image.convert("L")
+        if i == 5:
+            image = Image.fromarray((pixels[..., 0].astype(np.uint16) * 257)).convert("I;16")
+        image.save(path / f"{i:03d}.png")
+    (path / "notes.png").write_text("not an image")
+    os.mkfifo(path / "pipe.png")
+    return path
+
+
+def labelled_npz(path, n_train=90, n_test=30, size=8):
+    rng = np.random.default_rng(1)
+    np.savez(path, x_train=rng.integers(0, 256, (n_train, size, size), dtype=np.uint8),
+             y_train=np.arange(n_train), x_test=rng.integers(0, 256, (n_test, size, size),
+                                                              dtype=np.uint8),
+             y_test=np.arange(n_test) + 1000)
+    return path
+
+
+def batches(ds, n):
+    return [b.numpy() if not isinstance(b, tuple) else b[0].numpy() for b in ds.take(n)]
+
+
+def test_a_streamed_folder_reads_the_pixels_and_batches_of_the_in_memory_reader(tmp_path, capsys):
+    folder = image_folder(tmp_path / "images")
+    held = data.load_dataset(str(folder), storage="memory")
+    first = capsys.readouterr().err
+    streamed = data.load_dataset(str(folder), storage="stream")
+    # The same files are left out, named in the same warning, and nothing waits on the FIFO.
+    assert "notes.png" in first and "pipe.png" in first
+    assert capsys.readouterr().err == first
+    assert data.is_stream(streamed.x_train) and not data.is_stream(held.x_train)
+    assert streamed.image_shape == held.image_shape == (8, 8, 3)
+    assert len(streamed.x_train) == len(held.x_train) == 54 and len(streamed.x_test) == 6
+    np.testing.assert_allclose(np.asarray(streamed.x_train), held.x_train, atol=1 / 255 + 1e-6)
+    np.testing.assert_array_equal(np.asarray(streamed.x_test), held.x_test)
+    # An indexed stream visits each epoch in the in-memory stream's order.
+    ours = batches(make_train_stream(streamed.x_train, batch_size=16, seed=7, first_epoch=2), 8)
+    theirs = batches(make_train_stream(held.x_train, batch_size=16, seed=7, first_epoch=2), 8)
+    assert [len(b) for b in ours] == [16, 16, 16, 6] * 2
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, atol=1 / 255 + 1e-6)
+    # The first images read alone, resized on the fly.
+    small = data.load_dataset(str(folder), storage="stream", image_size=[4, 4], test_examples=2)
+    assert small.x_test.shape == (2, 4, 4, 3) and small.x_test.head(2).max() <= 1
+
+
+def test_an_npy_file_is_memory_mapped_and_matches_the_array(tmp_path):
+    rng = np.random.default_rng(2)
+    grey = rng.integers(0, 256, (40, 6, 6), dtype=np.uint8)
+    np.save(tmp_path / "grey.npy", grey)
+    real = rng.normal(size=(40, 5)).astype(np.float32)
+    np.save(tmp_path / "real.npy", real)
+    for name, expected in (("grey.npy", grey[..., None] / np.float32(255)), ("real.npy", real)):
+        streamed = data.load_dataset(str(tmp_path / name), storage="stream")
+        assert isinstance(streamed.x_train, streams.MemoryMappedArray)
+        assert isinstance(streamed.x_train.array, np.memmap)
+        np.testing.assert_allclose(np.asarray(streamed.x_train), expected[:36], rtol=1e-6)
+        np.testing.assert_allclose(np.asarray(streamed.x_test), expected[36:], rtol=1e-6)
+    assert data.load_dataset(str(tmp_path / "real.npy"), storage="stream").likelihood == "normal"
+
+
+def test_prepare_writes_shards_that_read_back_as_the_source(tmp_path, monkeypatch):
+    monkeypatch.setattr(prepared, "SHARD_BYTES", 2000)  # several shards of a small dataset
+    source = labelled_npz(tmp_path / "digits.npz")
+    index = data.prepare(str(source), tmp_path / "prepared", verbose=False)
+    held = data.load_dataset(str(source))
+    assert index["splits"]["train"]["count"] == 90 and index["dtype"] == "uint8"
+    assert len(index["splits"]["train"]["shards"]) > 1 and index["labels"]
+    assert not (tmp_path / "prepared.partial").exists()
+    for storage in ("memory", "stream"):
+        back = data.load_dataset(str(tmp_path / "prepared"), storage=storage)
+        assert data.is_stream(back.x_train) == (storage == "stream")
+        # The test split in the source's order; the training split shuffled once, each example
+        # with its own label.
+        np.testing.assert_array_equal(np.asarray(back.x_test), held.x_test)
+        np.testing.assert_array_equal(back.y_test, held.y_test)
+        train_x = np.asarray(back.x_train)
+        np.testing.assert_array_equal(train_x, held.x_train[back.y_train])
+        assert sorted(back.y_train) == list(range(90)) and list(back.y_train) != list(range(90))
+    # A streamed epoch: every example once, in an order fixed by (seed, epoch) alone.
+    stream = data.load_dataset(str(tmp_path / "prepared"), storage="stream").x_train
+    labels = [np.concatenate([y for _, y in make_train_stream(
+        stream, batch_size=16, seed=3, first_epoch=e, labels=stream.labels).take(6)])
+        for e in (0, 1, 0)]
+    assert sorted(labels[0]) == list(range(90)) and sorted(labels[1]) == list(range(90))
+    assert list(labels[0]) == list(labels[2]) and list(labels[0]) != list(labels[1])
+    # A ranked pipeline reads the test split in order, with its length known.
+    test = make_pipeline(data.load_dataset(str(tmp_path / "prepared"), storage="stream").x_test,
+                         batch_size=8)
+    assert int(test.cardinality()) == 4
+
+
+def test_a_killed_prepare_continues_and_a_finished_one_is_never_half_visible(tmp_path,
+                                                                               monkeypatch):
+    monkeypatch.setattr(prepared, "SHARD_BYTES", 1000)
+    source = labelled_npz(tmp_path / "digits.npz")
+    whole = data.prepare(str(source), tmp_path / "whole", verbose=False)
+    real_write = prepared.storage.write_atomic
+    written = []
+
+    def killed_after_three(path, write, **kwargs):
+        if Path(path).suffix == ".tfrecord":
+            if len(written) == 3:
+                raise KeyboardInterrupt  # what a kill leaves: the shards written so far
+            written.append(Path(path).name)
+        return real_write(path, write, **kwargs)
+
+    monkeypatch.setattr(prepared.storage, "write_atomic", killed_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        data.prepare(str(source), tmp_path / "again", verbose=False)
+    assert not (tmp_path / "again").exists() and (tmp_path / "again.partial").is_dir()
+    kept = {name: (tmp_path / "again.partial" / name).stat().st_ino for name in written}
+    monkeypatch.setattr(prepared.storage, "write_atomic", real_write)
+    again = data.prepare(str(source), tmp_path / "again", verbose=False)
+    assert again["splits"] == whole["splits"]
+    assert {name: (tmp_path / "again" / name).stat().st_ino for name in written} == kept
+    with pytest.raises(InputError, match="^out: expected a directory that does not exist"):
+        data.prepare(str(source), tmp_path / "again", verbose=False)
+
+
+def test_a_missing_short_or_altered_shard_is_refused_by_name(tmp_path, monkeypatch):
+    monkeypatch.setattr(prepared, "SHARD_BYTES", 2000)
+    data.prepare(str(labelled_npz(tmp_path / "digits.npz")), tmp_path / "p", verbose=False)
+    shard = sorted((tmp_path / "p").glob("train-*.tfrecord"))[1]
+    content = shard.read_bytes()
+    shard.write_bytes(content[:-1] + bytes([content[-1] ^ 1]))
+    with pytest.raises(InputError, match=f"{shard.name}.*altered or corrupt"):
+        data.load_dataset(str(tmp_path / "p"))
+    shard.write_bytes(content[:100])
+    with pytest.raises(InputError, match=f"{shard.name} of .* bytes.*truncated"):
+        data.load_dataset(str(tmp_path / "p"))
+    shard.unlink()
+    result = run_cli("train", "--out", tmp_path / "run", "--dataset", tmp_path / "p")
+    assert result.returncode == 2 and f"{shard.name} missing" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_storage_is_chosen_by_size_said_first_and_can_be_forced(tmp_path, monkeypatch, capsys):
+    folder = image_folder(tmp_path / "images", count=30)
+    assert not data.load_dataset(str(folder)).streamed
+    monkeypatch.setattr(streams, "STREAM_ABOVE_BYTES", 1000)
+    auto = data.load_dataset(str(folder))
+    assert auto.streamed and "more than the 1.0 KB above which" in auto.storage
+    assert not data.load_dataset(str(folder), storage="memory").streamed
+    with pytest.raises(InputError, match="^storage: expected a source that can stream"):
+        data.load_dataset("mnist", storage="stream")
+    with pytest.raises(InputError, match="^binarize: expected none for a streamed dataset"):
+        data.load_dataset(str(folder), binarize="static")
+    capsys.readouterr()
+    train(tmp_path / "run", data_config={"name": str(folder)}, epochs=1,
+          **{**SMALL, "verbose": 2})
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith(f"tfvae: dataset {folder}: streamed from disk (32 image files")
+    result = run_cli("train", "--out", tmp_path / "cli", "--dataset", "mnist", "--stream")
+    assert result.returncode == 2
+    assert result.stderr.startswith("tfvae train: error: --stream: expected a source that can")
+
+
+class _StopAt(keras.callbacks.Callback):
+    """SIGTERM to this process at ``batch`` of ``epoch`` (0-based): a kill mid-epoch."""
+
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.epoch, self.batch, self.current = epoch, batch, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.current == self.epoch and batch == self.batch:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.mark.parametrize("source", ["folder", "prepared"])
+def test_a_streamed_run_killed_mid_epoch_resumes_into_the_uninterrupted_run(tmp_path, source,
+                                                                            monkeypatch):
+    monkeypatch.setattr(prepared, "SHARD_BYTES", 3000)
+    folder = image_folder(tmp_path / "images", count=80)
+    name = str(folder)
+    if source == "prepared":
+        data.prepare(name, tmp_path / "prepared", verbose=False)
+        name = str(tmp_path / "prepared")
+    settings = {**SMALL, "data_config": {"name": name, "storage": "stream"}}
+    whole = train(tmp_path / "whole", epochs=3, **settings).model
+    with pytest.raises(TrainingInterrupted):
+        # steps_per_execution 1: the signal lands between two steps of epoch 2.
+        train(tmp_path / "part", epochs=3, callbacks=[_StopAt(1, 2)], steps_per_execution=1,
+              **settings)
+    assert RunDirectory(tmp_path / "part").read_state()["epochs_completed"] == 1
+    resumed = train(tmp_path / "part", epochs=3, resume=True, **settings).model
+    for u, v in zip(whole.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(u, v, atol=1e-6)
+    if source == "folder":  # an indexed stream trains as the arrays in memory do
+        held = train(tmp_path / "held", epochs=3,
+                     **{**settings, "data_config": {"name": name, "storage": "memory"}}).model
+        for u, v in zip(whole.get_weights(), held.get_weights()):
+            np.testing.assert_allclose(u, v, atol=1e-5)
+
+
+def test_two_workers_read_their_own_shards_and_together_every_example(tmp_path, monkeypatch):
+    from test_distributed import free_ports
+
+    monkeypatch.setattr(prepared, "SHARD_BYTES", 1000)
+    data.prepare(str(labelled_npz(tmp_path / "digits.npz", n_train=96)), tmp_path / "p",
+                 verbose=False)
+    shards = len(json.loads((tmp_path / "p" / "index.json").read_text())["splits"]["train"][
+        "shards"])
+    assert shards >= 4
+    hosts = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    workers = []
+    for index in range(2):
+        env = {**cli_env(), "TF_CONFIG": json.dumps({"cluster": {"worker": hosts}, "task": {
+            "type": "worker", "index": index}})}
+        workers.append(subprocess.Popen(
+            [sys.executable, str(WORKER), str(tmp_path / "p"), str(tmp_path / f"run{index}"),
+             str(tmp_path / f"seen{index}.json")], env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True))
+    for worker in workers:
+        out, _ = worker.communicate(timeout=400)
+        assert worker.returncode == 0, out[-3000:]
+    seen = [json.loads((tmp_path / f"seen{i}.json").read_text()) for i in range(2)]
+    steps = seen[0]["steps"]
+    for epoch in range(2):
+        parts = [[v for batch in s["batches"][epoch * steps:(epoch + 1) * steps] for v in batch]
+                 for s in seen]
+        assert not set(parts[0]) & set(parts[1])  # each its own shards
+        assert set(parts[0]) | set(parts[1]) == set(range(96))  # together, all
+    assert RunDirectory(tmp_path / "run0").read_metrics()[0]["epoch"] == 1
