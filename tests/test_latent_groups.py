@@ -59,6 +59,14 @@ def test_the_shapes_of_the_groups_and_of_every_method(groups):
     assert top["kl"].shape == (3, groups) and top["h"].shape == (3, *SHAPE[:2], 8)
 
 
+def test_a_few_dozen_groups_on_colour_photos_build_within_the_size_limit():
+    model = VAE(image_shape=(64, 64, 3), latent_dim=4, hidden=32, architecture="resnet",
+                latent_groups=30, likelihood="gaussian")
+    # 10 groups at each of 16x16, 32x32 and 64x64, 4 channels each.
+    assert model.latent_dim == 10 * 4 * (16 ** 2 + 32 ** 2 + 64 ** 2)
+    assert len(model.decoder.body.group_blocks) == len(model.encoder.posteriors) == 30
+
+
 def _randomize(layer, rng, scale=0.15):
     layer.set_weights([rng.normal(0, scale, w.shape).astype(np.float32)
                        for w in layer.get_weights()])
@@ -206,6 +214,12 @@ def test_the_command_trains_and_exports_it(tmp_path, capsys):
                  "--free-bits", "0.01", "--clip-norm", "100", "--skip-norm", "1e6",
                  "--ema", "0.9", "--jit-compile", "off", "--quiet"]) == 0
     assert RunDirectory(run_dir).read_config()["model"]["latent_groups"] == 3
+    capsys.readouterr()
+    assert main(["evaluate", str(run_dir), "--log-likelihood", "--num-samples", "16"]) == 0
+    out = capsys.readouterr().out
+    elbo = float(out.split("test elbo: ")[1].split()[0])
+    log_px = float(out.split("test log p(x): ")[1].split()[0])
+    assert np.isfinite(log_px) and elbo < log_px < 0
     assert main(["export", str(run_dir), "--model-name", "groups", "--base-dir",
                  str(tmp_path / "export"), "--num-samples", "4"]) == 0
     capsys.readouterr()

@@ -143,6 +143,11 @@ class VAE(LatentVariableModel):
         return (self.prior_name == "normal" and self.posterior_name == "gaussian"
                 and self.stochastic_layers == 1 and self.latent_groups == 1)
 
+    @property
+    def sized_latent_dim(self):
+        # Latent groups enter the networks by convolutions of their channels, not dense maps.
+        return self.latent_setting if self.latent_groups > 1 else self.latent_dim
+
     def _groups_body(self, body):
         """The encoder's (``BottomUp``) or the decoder's (``TopDown``) network of the groups."""
         return body(self.image_shape, self.hidden, self.depth, self.activation,
