@@ -271,10 +271,8 @@ class _TopDownPass(tfb.Bijector):
         return self.run(z, "z")["eps"]
 
     def _forward_log_det_jacobian(self, eps):
+        # TFP takes log q(z) as that of eps = inverse(z) less this: the inverse's pass, kept.
         return self.run(eps, "eps")["log_scale"]
-
-    def _inverse_log_det_jacobian(self, z):
-        return -self.run(z, "z")["log_scale"]
 
 
 class GroupsDistribution(tfd.TransformedDistribution):
