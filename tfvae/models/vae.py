@@ -11,7 +11,7 @@ import tensorflow as tf
 from tfvae import estimators, noise, options
 from tfvae.checks import (MAX_INT64, check_choice, check_image_shape, check_int, check_labels,
                           check_number, check_weights)
-from tfvae.errors import InputError
+from tfvae.errors import InputError, arg
 from tfvae.layers import missing
 from tfvae.models.base import LatentVariableModel
 from tfvae.models.registry import register
@@ -387,12 +387,12 @@ def _check_groups(model, num_classes):
               "gradient": ("standard", model.gradient), "num_classes": (0, num_classes)}
     for name, (wanted, value) in others.items():
         if value != wanted:
-            raise InputError("latent_groups", f"1 with {name}={value!r} (the groups are their "
-                             f"own prior and posterior, with {name}={wanted!r})",
+            raise InputError("latent_groups", f"1 with {arg(name, value)} (the groups are "
+                             f"their own prior and posterior, with {arg(name, wanted)})",
                              repr(model.latent_groups))
     if model.free_bits and (model.objective, model.kl) != ("elbo", "analytic"):
-        raise InputError("free_bits", "0 with latent_groups and kl='sampled' (the KL per group "
-                         "is taken in closed form)", repr(model.free_bits))
+        raise InputError("free_bits", f"0 with {arg('latent_groups')} and {arg('kl', 'sampled')} "
+                         "(the KL per group is taken in closed form)", repr(model.free_bits))
 
 
 def _group_sizes(model, args, kwargs):
@@ -400,8 +400,8 @@ def _group_sizes(model, args, kwargs):
     resolutions (``tfvae.layers.groups``), for the image shape and architecture given."""
     architecture = kwargs.get("architecture", options.NETWORK_DEFAULTS["architecture"])
     if architecture != "resnet":
-        raise InputError("latent_groups", f"1 with architecture={architecture!r} (the groups "
-                         "are maps at the resolutions of architecture='resnet')",
+        raise InputError("latent_groups", f"1 with {arg('architecture', architecture)} (the "
+                         f"groups are maps at the resolutions of {arg('architecture', 'resnet')})",
                          repr(model.latent_groups))
     image_shape = check_image_shape("image_shape", args[0] if args else kwargs.get(
         "image_shape", options.DEFAULT_IMAGE_SHAPE))
