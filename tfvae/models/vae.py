@@ -387,9 +387,9 @@ def _check_groups(model, num_classes):
               "gradient": ("standard", model.gradient), "num_classes": (0, num_classes)}
     for name, (wanted, value) in others.items():
         if value != wanted:
-            raise InputError("latent_groups", f"1 with {arg(name, value)} (the groups are "
-                             f"their own prior and posterior, with {arg(name, wanted)})",
-                             repr(model.latent_groups))
+            raise InputError("latent_groups", f"1 with {arg(name, value)} (a hierarchy of "
+                             f"groups is its own prior and posterior and takes "
+                             f"{arg(name, wanted)})", repr(model.latent_groups))
     if model.free_bits and (model.objective, model.kl) != ("elbo", "analytic"):
         raise InputError("free_bits", f"0 with {arg('latent_groups')} and {arg('kl', 'sampled')} "
                          "(the KL per group is taken in closed form)", repr(model.free_bits))
