@@ -25,6 +25,8 @@ DEFAULT_IMAGE_SHAPE = (28, 28, 1)
 PRIORS = ("normal", "mog", "vamp")
 POSTERIORS = ("gaussian", "iaf")
 STOCHASTIC_LAYERS = (1, 2)
+# Latent groups of the top-down hierarchy (resnet body): enough for VDVAE-sized models.
+MAX_LATENT_GROUPS = 64
 
 # -- data ---------------------------------------------------------------------------------
 # The built-in datasets, as their registry declares them (SOURCES.names() also lists the ones
@@ -129,6 +131,11 @@ SETTINGS = {s.name: s for s in (
     Setting("stochastic_layers", "model", 1, int, choices=STOCHASTIC_LAYERS, group=_LATENT,
             help=f"x -> z1 -> z2 with 2 (Burda et al., 2015): z1 of {arg('latent_dim')}, z2 of half as "
                  "many, the z1-z2 networks half as wide"),
+    Setting("latent_groups", "model", 1, int, metavar="L", group=_LATENT,
+            help=f"a hierarchy of L latent groups in the top-down form (NVAE, VDVAE) with "
+                 f"{arg('architecture', 'resnet')}: each group a map of {arg('latent_dim')} "
+                 f"channels at one of its resolutions, q(z_i|x, z_<i) relative to "
+                 f"p(z_i|z_<i); 1: one latent (default; at most {MAX_LATENT_GROUPS})"),
     Setting("beta", "model", 1.0, float, group=_CONTROLS,
             help="weight of the KL term in the loss (beta-VAE)"),
     Setting("kl_warmup_epochs", "train", 0, int, metavar="E", group=_CONTROLS,
@@ -212,7 +219,7 @@ NETWORK_DEFAULTS = {
 # The VAE's objective, training controls and latent structure.
 VAE_DEFAULTS = defaults("kl", "objective", "num_samples", "beta", "free_bits", "gradient")
 LATENT_DEFAULTS = defaults("prior", "prior_components", "posterior", "flow_steps",
-                           "stochastic_layers")
+                           "stochastic_layers", "latent_groups")
 TRAIN_DEFAULTS = defaults("epochs", "batch_size", "optimizer", "learning_rate", "seed",
                           "steps_per_execution", "projector")
 

@@ -15,7 +15,7 @@ _FLAGS = frozenset("""
     learning_rate_schedule learning_rate_warmup_epochs
     data_path dataset depth draws epochs exclude_columns false_positive_rate flow_steps format
     free_bits gradient hidden image_size input jit_compile kl kl_warmup_epochs label
-    label_column latent_dim learning_rate likelihood logistic_components method mixed_precision
+    label_column latent_dim latent_groups learning_rate likelihood logistic_components method mixed_precision
     mlflow model_name num_samples objective optimizer out overwrite per_class per_example
     posterior prior prior_components projector quantizer resume seed skip_norm space standardize
     steps steps_per_execution stochastic_layers strategy temperature tensorboard test_examples

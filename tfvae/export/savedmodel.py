@@ -219,7 +219,10 @@ def serving_functions(model, num_samples=DEFAULT_NUM_SAMPLES, *, checked=True, s
     # The ELBO of the model's estimator (the bound's own for an IWAE model: its elbo term is
     # estimator A's), by num_samples * L draws of z at once: the mean of num_samples ELBOs of L
     # draws each, as tfvae.score averages them.
-    kl = getattr(model, "kl", "sampled") if getattr(model, "objective", "elbo") == "elbo" \
+    # A KL of the whole z that has no closed form (latent groups: one per group, along the
+    # drawn z) is sampled.
+    kl = getattr(model, "kl", "sampled") if (getattr(model, "objective", "elbo") == "elbo"
+                                             and getattr(model, "gaussian_latents", True)) \
         else "sampled"
     # A row's draws are decoded at once: checked as log_likelihood's k is.
     draws = check_count("score num_samples",

@@ -93,7 +93,7 @@ class LatentVariableModel(TrainingStep, keras.Model):
         BODIES.get(architecture, "architecture").check_image_shape(
             self.image_shape, f"architecture {architecture!r}")
         self.architecture = architecture
-        check_model_size(self.architecture, self.image_shape, self.latent_dim, self.hidden,
+        check_model_size(self.architecture, self.image_shape, self.sized_latent_dim, self.hidden,
                          self.depth)
         LIKELIHOODS.get(likelihood, "likelihood")  # an unknown name is refused before building
         self.likelihood_name = likelihood
@@ -126,6 +126,12 @@ class LatentVariableModel(TrainingStep, keras.Model):
         self.trackers = [keras.metrics.Mean(name=name) for name in self.metric_names]
         self.init_training_step()
         self.build((None, *self.image_shape))
+
+    @property
+    def sized_latent_dim(self):
+        """The latent size the networks' weights grow with, which ``check_model_size`` counts:
+        ``latent_dim`` (a subclass whose networks read z by convolutions says less)."""
+        return self.latent_dim
 
     def network_body(self, part):
         """The body of the ``part`` ("encoder" or "decoder") network, from the settings."""

@@ -9,15 +9,19 @@ import math
 import tensorflow as tf
 
 from tfvae import estimators, noise, options
-from tfvae.checks import (MAX_INT64, check_choice, check_int, check_labels, check_number,
-                          check_weights)
-from tfvae.errors import InputError
+from tfvae.checks import (MAX_INT64, check_choice, check_image_shape, check_int, check_labels,
+                          check_number, check_weights)
+from tfvae.errors import InputError, arg
+from tfvae.layers import missing
 from tfvae.models.base import LatentVariableModel
 from tfvae.models.registry import register
 from tfvae.layers.coders import Encoder
 from tfvae.layers.flows import FlowPosterior
+from tfvae.layers.groups import (BottomUp, TopDown, group_shapes, groups_posterior,
+                                 groups_prior)
 from tfvae.layers.hierarchy import HierarchicalPosterior, HierarchicalPrior
 from tfvae.layers.priors import prior_layer
+from tfvae.layers.registries import BODIES
 
 _LATENT = options.LATENT_DEFAULTS
 _VAE = options.VAE_DEFAULTS
@@ -72,6 +76,13 @@ class VAE(LatentVariableModel):
       units and the same depth; the model's latent z = [z1, z2] (``model.latent_dim`` is their
       sum, ``layer_dims`` each), p(x|z) reads z1. It takes the normal prior and the Gaussian
       posterior.
+    - ``latent_groups=L`` (L >= 2, ``architecture="resnet"``): a deep hierarchy of L latent
+      groups in the top-down form (``tfvae.layers.groups``), each a map of ``latent_dim``
+      channels at one of the body's resolutions, with p(z_i|z_<i) from the top-down state and
+      q(z_i|x, z_<i) a shift and scale of it from the bottom-up features (NVAE); z is the
+      groups' maps flattened and joined (``layer_dims`` each group's size). Estimator B takes
+      each group's KL in closed form along the drawn z, and ``free_bits`` floors each group's
+      KL at ``free_bits`` times its size. L = 1 is the model of one latent, z ~ N(0, I).
 
     The VampPrior takes neither a flow posterior nor labels; ``gradient="dreg"`` and ``"stl"``
     take a Gaussian posterior of one layer and no VampPrior (they hold q's parameters fixed).
@@ -90,19 +101,23 @@ class VAE(LatentVariableModel):
                  free_bits=_VAE["free_bits"], gradient=_VAE["gradient"], prior=_LATENT["prior"],
                  prior_components=_LATENT["prior_components"],
                  posterior=_LATENT["posterior"], flow_steps=_LATENT["flow_steps"],
-                 stochastic_layers=_LATENT["stochastic_layers"], dynamic_binarization=False,
-                 **kwargs):
+                 stochastic_layers=_LATENT["stochastic_layers"],
+                 latent_groups=_LATENT["latent_groups"], dynamic_binarization=False, **kwargs):
         self.prior_name = check_choice("prior", prior, options.PRIORS)
         self.prior_components = check_int("prior_components", prior_components)
         self.posterior_name = check_choice("posterior", posterior, options.POSTERIORS)
         self.flow_steps = check_int("flow_steps", flow_steps)
         self.stochastic_layers = check_int("stochastic_layers", stochastic_layers,
                                            maximum=max(options.STOCHASTIC_LAYERS))
+        self.latent_groups = check_int("latent_groups", latent_groups,
+                                       maximum=options.MAX_LATENT_GROUPS)
         latent_dim = check_int("latent_dim", kwargs.pop("latent_dim",
                                                         options.NETWORK_DEFAULTS["latent_dim"]))
         if self.stochastic_layers == 2 and latent_dim < 2:
             raise InputError("latent_dim", "at least 2 with stochastic_layers=2 (z2 has half as "
                              "many)", repr(latent_dim))
+        # The latent_dim given: z1's size, or each latent group's channels.
+        self.latent_setting = latent_dim
         self.layer_dims = (latent_dim,) if self.stochastic_layers == 1 else (latent_dim,
                                                                               latent_dim // 2)
         self.kl = check_choice("kl", kl, options.KL_ESTIMATORS)
@@ -116,7 +131,9 @@ class VAE(LatentVariableModel):
         self.dynamic_binarization = bool(dynamic_binarization)
         _check_controls(self)
         _check_structure(self, kwargs.get("num_classes", 0))
-        if not self.gaussian_latents:
+        if self.latent_groups > 1:
+            self.layer_dims = _group_sizes(self, args, kwargs)
+        elif not self.gaussian_latents:
             self.kl = "sampled"  # no closed form: estimator A
         super().__init__(*args, latent_dim=sum(self.layer_dims), **kwargs)
 
@@ -124,9 +141,27 @@ class VAE(LatentVariableModel):
     def gaussian_latents(self):
         """Whether q(z|x) and p(z) are diagonal Gaussians, with a KL in closed form."""
         return (self.prior_name == "normal" and self.posterior_name == "gaussian"
-                and self.stochastic_layers == 1)
+                and self.stochastic_layers == 1 and self.latent_groups == 1)
+
+    @property
+    def sized_latent_dim(self):
+        # Latent groups enter the networks by convolutions of their channels, not dense maps.
+        return self.latent_setting if self.latent_groups > 1 else self.latent_dim
+
+    def _groups_body(self, body):
+        """The encoder's (``BottomUp``) or the decoder's (``TopDown``) network of the groups."""
+        return body(self.image_shape, self.hidden, self.depth, self.activation,
+                    self.kernel_initializer, groups=self.latent_groups,
+                    channels=self.latent_setting, name="encoder" if body is BottomUp else "body")
+
+    def network_body(self, part):
+        if self.latent_groups > 1 and part == "decoder":
+            return self._groups_body(TopDown)
+        return super().network_body(part)
 
     def make_encoder(self):
+        if self.latent_groups > 1:
+            return self._groups_body(BottomUp)
         if self.stochastic_layers == 2:
             head = HierarchicalPosterior(self.layer_dims, self.hidden // 2, self.depth,
                                          self.activation, name="posterior")
@@ -146,7 +181,9 @@ class VAE(LatentVariableModel):
 
     def build(self, input_shape):
         # The prior's variables after the encoder's and decoder's, and before the model locks.
-        if self.stochastic_layers == 2:
+        if self.latent_groups > 1:
+            self.prior_layer = None  # the decoder's top-down pass is the prior
+        elif self.stochastic_layers == 2:
             self.prior_layer = HierarchicalPrior(self.layer_dims, self.hidden // 2, self.depth,
                                                  self.activation, name="prior")
         else:
@@ -160,9 +197,20 @@ class VAE(LatentVariableModel):
 
     @property
     def prior(self):
+        if self.latent_groups > 1:
+            return groups_prior(self.decoder.body)
         if getattr(self, "prior_layer", None) is None:
             return super().prior
         return self.prior_layer.distribution(getattr(self, "encoder", None))
+
+    def encode(self, x, labels=None):
+        if self.latent_groups == 1:
+            return super().encode(x, labels)
+        # q(z|x) needs the decoder's top-down pass as well as the encoder's features.
+        x = self.images(x)
+        self.label_codes(labels, x.shape[0])  # refuses labels: the groups take none
+        return groups_posterior(self.decoder.body, self.encoder(self.encoder_input(x)),
+                                self.encoder.posteriors)
 
     # -- objectives --------------------------------------------------------------------------
 
@@ -176,6 +224,8 @@ class VAE(LatentVariableModel):
                                  labels)
 
     def _bound_terms(self, x, seed, layout, labels=None):
+        if self.latent_groups > 1 and (self.objective, self.kl) == ("elbo", "analytic"):
+            return self._group_terms(x, seed, layout)
         q = self.encode(x, labels)
 
         def decode(z):
@@ -195,13 +245,38 @@ class VAE(LatentVariableModel):
                 terms["kl_dims"] = estimators.kl_per_dimension(q, self.prior)
         return terms
 
+    def _group_terms(self, x, seed, layout):
+        """Estimator B of the hierarchy: log p(x|z) and each group's KL(q(z_i|x, z_<i) ||
+        p(z_i|z_<i)) in closed form, along one top-down pass for each of the S draws of z
+        (the KL of the whole z has no closed form; this is its estimate from the same draws)."""
+        top = self.decoder.body
+        eps = noise.standard_normal(seed, [self.num_samples], tf.shape(x)[0], [self.latent_dim],
+                                    layout)
+        out = top.run(eps=tf.reshape(eps, [-1, self.latent_dim]),
+                      features=self.encoder(self.encoder_input(x)),
+                      posteriors=self.encoder.posteriors)
+        p_x = self.decoder.likelihood(out["h"], batch_shape=tf.shape(eps)[:-1])
+        p_x = missing.ObservedPart(p_x) if self.allow_missing else p_x
+        reconstruction = tf.reduce_mean(p_x.log_prob(x), axis=0)
+        kl_groups = tf.reduce_mean(tf.reshape(out["kl"], [self.num_samples, -1,
+                                                          self.latent_groups]), axis=0)
+        kl = tf.reduce_sum(kl_groups, axis=-1)
+        terms = {"elbo": reconstruction - kl, "reconstruction": reconstruction, "kl": kl,
+                 "bound": reconstruction - kl}
+        if self.free_bits:
+            terms["kl_dims"] = kl_groups
+        return terms
+
     def training_loss(self, terms):
         """What a training step minimizes, from ``_bound_terms``: minus the bound, with the KL
         weighted (beta, warm-up) and floored (free bits). With beta = 1 and neither, it is minus
         the mean bound."""
         if self.objective == "iwae":
             return -tf.reduce_mean(terms["bound"])
-        kl = (estimators.free_bits_kl(terms["kl_dims"], self.free_bits) if self.free_bits
+        # Free bits per dimension, or per group of latent_groups: as many nats as its dimensions.
+        floor = (self.free_bits if self.latent_groups == 1
+                 else tf.constant(self.layer_dims, tf.float32) * self.free_bits)
+        kl = (estimators.free_bits_kl(terms["kl_dims"], floor) if self.free_bits
               else tf.reduce_mean(terms["kl"]))
         weight = estimators.kl_weight(self.optimizer.iterations, self.beta, self.kl_warmup_steps)
         return -tf.reduce_mean(terms["reconstruction"]) + weight * kl
@@ -252,8 +327,9 @@ class VAE(LatentVariableModel):
                 "gradient": self.gradient, "prior": self.prior_name,
                 "prior_components": self.prior_components, "posterior": self.posterior_name,
                 "flow_steps": self.flow_steps, "stochastic_layers": self.stochastic_layers,
+                "latent_groups": self.latent_groups,
                 "dynamic_binarization": self.dynamic_binarization,
-                "latent_dim": self.layer_dims[0]}
+                "latent_dim": self.latent_setting}
 
 
 def _check_controls(model):
@@ -294,7 +370,41 @@ def _check_structure(model, num_classes):
     if model.prior_name == "vamp" and num_classes:
         raise InputError("prior", "'normal' or 'mog' for a conditional model (the VampPrior's "
                          "pseudo-inputs have no labels)", repr(model.prior_name))
-    if model.free_bits and not model.gaussian_latents:
+    if model.free_bits and not (model.gaussian_latents or model.latent_groups > 1):
         raise InputError("free_bits", "0 with a prior or posterior other than a diagonal "
                          "Gaussian (the KL per dimension is taken in closed form)",
                          repr(model.free_bits))
+    if model.latent_groups > 1:
+        _check_groups(model, num_classes)
+
+
+def _check_groups(model, num_classes):
+    """What a hierarchy of latent groups takes: its own Gaussian prior and posterior, no labels,
+    and the gradients and KL of the bound it has."""
+    others = {"prior": ("normal", model.prior_name), "posterior": ("gaussian",
+                                                                   model.posterior_name),
+              "stochastic_layers": (1, model.stochastic_layers),
+              "gradient": ("standard", model.gradient), "num_classes": (0, num_classes)}
+    for name, (wanted, value) in others.items():
+        if value != wanted:
+            raise InputError("latent_groups", f"1 with {arg(name, value)} (a hierarchy of "
+                             f"groups is its own prior and posterior and takes "
+                             f"{arg(name, wanted)})", repr(model.latent_groups))
+    if model.free_bits and (model.objective, model.kl) != ("elbo", "analytic"):
+        raise InputError("free_bits", f"0 with {arg('latent_groups')} and {arg('kl', 'sampled')} "
+                         "(the KL per group is taken in closed form)", repr(model.free_bits))
+
+
+def _group_sizes(model, args, kwargs):
+    """The size of each latent group: maps of ``latent_dim`` channels at the resnet body's
+    resolutions (``tfvae.layers.groups``), for the image shape and architecture given."""
+    architecture = kwargs.get("architecture", options.NETWORK_DEFAULTS["architecture"])
+    if architecture != "resnet":
+        raise InputError("latent_groups", f"1 with {arg('architecture', architecture)} (the "
+                         f"groups are maps at the resolutions of {arg('architecture', 'resnet')})",
+                         repr(model.latent_groups))
+    image_shape = check_image_shape("image_shape", args[0] if args else kwargs.get(
+        "image_shape", options.DEFAULT_IMAGE_SHAPE))
+    BODIES.get("resnet").check_image_shape(image_shape)
+    return tuple(math.prod(shape) for shape in group_shapes(image_shape, model.latent_groups,
+                                                            model.latent_setting))

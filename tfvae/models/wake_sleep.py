@@ -36,7 +36,8 @@ class WakeSleep(VAE):
     fixed_settings = {
         "objective": ("elbo", "for wake-sleep"),
         **{name: (value, "for wake-sleep (its wake phase fits the decoder, not the prior)")
-           for name, value in (("prior", "normal"), ("stochastic_layers", 1))},
+           for name, value in (("prior", "normal"), ("stochastic_layers", 1),
+                                              ("latent_groups", 1))},
         **{name: (value, "for wake-sleep (it does not train by the ELBO's gradient)")
            for name, value in (("beta", 1.0), ("kl_warmup_steps", 0), ("free_bits", 0.0),
                                ("gradient", "standard"))},
