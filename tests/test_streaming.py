@@ -198,6 +198,22 @@ def test_storage_is_chosen_by_size_said_first_and_can_be_forced(tmp_path, monkey
           **{**SMALL, "verbose": 2})
     first = capsys.readouterr().out.splitlines()[0]
     assert first.startswith(f"tfvae: dataset {folder}: streamed from disk (32 image files")
+    # reconstruct decodes the images it shows, never the folder; evaluate streams its split.
+    from tfvae.cli import main
+
+    monkeypatch.setattr(streams, "STREAM_ABOVE_BYTES", 10 ** 9)  # the folder is small again
+    decoded = []
+    monkeypatch.setattr(streams.ImageFiles, "_decode",
+                        lambda self, path, real=streams.ImageFiles._decode:
+                        decoded.append(path) or real(self, path))
+    monkeypatch.setattr(data.files, "read_image_folder", None)  # the in-memory reader: unused
+    assert main(["reconstruct", tmp_path / "run", "--num", 2, "--out", tmp_path / "r.png"]) == 0
+    assert len(decoded) == 2 and all(p.endswith((b"027.png", b"028.png")) for p in decoded)
+    capsys.readouterr()
+    monkeypatch.setattr(streams, "STREAM_ABOVE_BYTES", 1000)
+    assert main(["evaluate", tmp_path / "run"]) == 0
+    # The bound, then the active units: each pass reads the 3 test images.
+    assert "test elbo:" in capsys.readouterr().out and len(decoded) == 2 + 2 * 3
     result = run_cli("train", "--out", tmp_path / "cli", "--dataset", "mnist", "--stream")
     assert result.returncode == 2
     assert result.stderr.startswith("tfvae train: error: --stream: expected a source that can")

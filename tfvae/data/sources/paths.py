@@ -87,7 +87,7 @@ def _streamed(stream, argument, why):
         raise InputError(argument, "at least 2 images to split into train and test",
                          f"{len(stream)}")
     train, test = stream.split_last()
-    return suited_stream(train, test, why)
+    return suited_stream(train, test, why, images=isinstance(stream, ImageFiles))
 
 
 def _prepared(path, argument, image_size, storage):

@@ -56,14 +56,16 @@ def suited(splits):
     return dataclasses.replace(splits, likelihood=likelihood, allowed_binarize=allowed)
 
 
-def suited_stream(train, test, storage):
+def suited_stream(train, test, storage, images=False):
     """The :class:`Splits` of two streamed splits, with what suits a sample of their values: a
     Bernoulli for values in [0, 1] (any binarization; none needed where they hold only 0 and 1),
-    else a Gaussian."""
+    else a Gaussian. ``images`` (decoded image files: 8-bit levels) are not sampled: nothing is
+    decoded before it is used."""
     from tfvae.data.streams import read_binary_as_binary
 
-    binary = read_binary_as_binary(train, test)
-    likelihood = suggested_likelihood(train.head(256), test.head(256))
+    binary = not images and read_binary_as_binary(train, test)
+    likelihood = ("bernoulli" if images
+                  else suggested_likelihood(train.head(256), test.head(256)))
     return Splits(x_train=train, x_test=test, y_train=train.labels, y_test=test.labels,
                   likelihood=likelihood, storage=storage, already_binary=binary,
                   default_binarize="static" if binary else "none",
