@@ -318,3 +318,18 @@ def test_a_tfds_dataset_streams_any_split_expression_from_its_prepared_files(tmp
                      "--epochs", "1", "--hidden", "8", "--latent-dim", "2")
     assert result.returncode == 0, result.stderr
     assert "streamed from disk (32 examples" in result.stdout
+
+
+def test_a_streamed_tfds_dataset_is_prepared_in_its_order(tmp_path):
+    pytest.importorskip("tensorflow_datasets")
+    from tensorflow_datasets import testing as tfds_testing
+
+    tfds_testing.DummyMnist(data_dir=str(tmp_path)).download_and_prepare()
+    streamed = data.load_dataset("tfds:dummy_mnist", data_path=tmp_path, storage="stream")
+    index = data.prepare("tfds:dummy_mnist", tmp_path / "p", data_path=tmp_path, storage="stream",
+                         verbose=False)
+    assert index["already_binary"] and index["default_binarize"] == "static"
+    back = data.load_dataset(str(tmp_path / "p"), storage="memory")
+    for a, b in ((streamed.x_train, back.x_train), (streamed.x_test, back.x_test)):
+        np.testing.assert_array_equal(np.asarray(a), b)  # 0 and 1, in the source's order
+    np.testing.assert_array_equal(back.y_train, streamed.y_train)

@@ -49,11 +49,12 @@ def run_dataset(model, run_dir, name=None, train_examples=None, test_examples=No
     """The run's dataset (or ``name``), full splits unless limited, in grey levels.
 
     No binarization: under MNIST's dynamic binarization the train split keeps grey levels but the
-    test split is binarized once, and features must treat both splits alike.
+    test split is binarized once, and features must treat both splits alike. Held in memory:
+    what these commands compute takes every example as an array.
     """
     dataset = RunDirectory(run_dir).load_dataset(name, binarize="none",
                                                  train_examples=train_examples,
-                                                 test_examples=test_examples)
+                                                 test_examples=test_examples, storage="memory")
     if tuple(dataset.image_shape) != tuple(model.image_shape):
         raise InputError("name", f"images of shape {tuple(model.image_shape)}, as the run's "
                          "model takes", f"{dataset.name} with shape {dataset.image_shape}")

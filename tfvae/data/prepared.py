@@ -67,12 +67,14 @@ def prepare(source, out, *, overwrite=False, verbose=True, **load_arguments):
                          f"{str(out)!r}, which is something else; it was kept")
     partial = out.with_name(out.name + ".partial")
     storage.check_writable_dir(out.parent if out.parent != Path("") else Path("."), "out")
-    # Streamed where the source can: nothing is held whole, whatever its size.
-    read = read_splits(str(source), storage="auto", **load_arguments)
-    splits = {"train": _shuffled(read.x_train, read.y_train), "test": (read.x_test, read.y_test)}
+    # Streamed where the source is large: nothing that size is held whole.
+    read = read_splits(str(source), **{"storage": "auto", **load_arguments})
+    splits = {"train": _shuffled(read.x_train, read.y_train),
+              "test": (_in_order(read.x_test), read.y_test)}
     dtype = _stored_dtype(read)
-    plan = {"source": str(source), "arguments": {k: v for k, v in sorted(load_arguments.items())
-                                                 if v not in (None, (), [])},
+    plan = {"source": str(source),
+            "arguments": {k: str(v) if isinstance(v, os.PathLike) else v
+                          for k, v in sorted(load_arguments.items()) if v not in (None, (), [])},
             "example_shape": list(np.shape(read.x_train)[1:]), "dtype": np.dtype(dtype).name,
             "counts": {name: len(x) for name, (x, _) in splits.items()}}
     with storage.exclusive_writer(partial, argument="out", what="prepared dataset"):
@@ -100,12 +102,37 @@ def prepare(source, out, *, overwrite=False, verbose=True, **load_arguments):
 
 
 def _shuffled(x, y):
-    """The training split in an order shuffled once (seed 0), where it can be read by number."""
-    order = np.random.default_rng(0).permutation(len(x))
+    """The training split in an order shuffled once (seed 0), where it can be read by number
+    (a sequential stream keeps its own)."""
     if is_stream(x) and not hasattr(x, "view"):
-        raise InputError("name", "a source other than a prepared dataset (it is prepared)",
-                         repr(x.where))
+        return _in_order(x), y
+    order = np.random.default_rng(0).permutation(len(x))
     return (x.view(order) if is_stream(x) else _Taken(x, order)), None if y is None else y[order]
+
+
+def _in_order(x):
+    """``x``, a sequential stream read block after block."""
+    return _InOrder(x) if is_stream(x) and not hasattr(x, "view") else x
+
+
+class _InOrder:
+    """A sequential stream's examples as float32, taken block after block in its order."""
+
+    def __init__(self, stream):
+        self.stream, self.shape, self.pending = stream, stream.shape, None
+        self.batches = stream.ordered_batches(256).as_numpy_iterator()
+
+    def __len__(self):
+        return len(self.stream)
+
+    def block(self, start, stop):
+        """The next ``stop - start`` examples (blocks are asked for in order)."""
+        parts = [] if self.pending is None else [self.pending]
+        while sum(map(len, parts)) < stop - start:
+            parts.append(self.stream.as_float(next(self.batches)[0]))
+        joined = np.concatenate(parts)
+        self.pending = joined[stop - start:]
+        return joined[:stop - start]
 
 
 @dataclasses.dataclass
@@ -129,7 +156,7 @@ class _Taken:
 def _stored_dtype(splits):
     """uint8 where every value is a level k/255 (images read from 8-bit files), else float32."""
     if is_stream(splits.x_train):
-        return splits.x_train.dtype
+        return splits.x_train.dtype  # uint8 for levels k/255 or 0 and 1
     from tfvae.data.pipelines import grey_levels
 
     on_levels = all(grey_levels(x) is not None for x in (splits.x_train, splits.x_test))
@@ -146,14 +173,12 @@ def _shard_plan(count, example_bytes, split):
 
 
 def _examples(x, start, stop, dtype):
-    """The examples ``start:stop`` of an array, an ordered array or an indexed stream, as
+    """The examples ``start:stop`` of an array, an indexed stream or an ordered one, as
     ``dtype``."""
-    if is_stream(x):
-        part = x.view(slice(start, stop))
-        return np.concatenate([batch for batch, _ in
-                               part.ordered_batches(256).as_numpy_iterator()] or
-                              [np.empty((0, *x.example_shape), dtype)]).astype(dtype, copy=False)
-    block = x.block(start, stop) if isinstance(x, _Taken) else x[start:stop]
+    if hasattr(x, "block"):
+        block = x.block(start, stop)
+    else:
+        block = np.asarray(x.view(slice(start, stop)) if is_stream(x) else x[start:stop])
     if dtype == np.uint8:
         return np.rint(np.asarray(block, np.float32) * 255).astype(np.uint8)
     return np.asarray(block, np.float32)
@@ -171,6 +196,8 @@ def _write_split(directory, split, x, y, dtype, progress, bar):
         if done and path.is_file() and path.stat().st_size == done["bytes"]:
             shards.append(done)
             bar.add(stop - start)
+            if isinstance(x, _InOrder):  # read past what the shard holds
+                x.block(start, stop)
             continue
         examples = _examples(x, start, stop, dtype)
         labels = (np.full(stop - start, -1, np.int64) if y is None

@@ -151,10 +151,15 @@ class Stream:
         out = np.empty(self.shape, np.float32)
         done = 0
         for x, _ in self.ordered_batches(1024).as_numpy_iterator():
-            out[done:done + len(x)] = (x.astype(np.float32) / np.float32(self.levels)
-                                       if x.dtype == np.uint8 else x)
+            out[done:done + len(x)] = self.as_float(x)
             done += len(x)
         return out if dtype is None else out.astype(dtype)
+
+    def as_float(self, stored):
+        """Stored examples (numpy) as float32 in [0, 1]."""
+        if stored.dtype == np.uint8:
+            return stored.astype(np.float32) / np.float32(self.levels)
+        return stored
 
     def cast(self, batch):
         """A batch of stored examples (a tensor) as the model's float32 in [0, 1]."""
