@@ -333,3 +333,14 @@ def test_a_streamed_tfds_dataset_is_prepared_in_its_order(tmp_path):
     for a, b in ((streamed.x_train, back.x_train), (streamed.x_test, back.x_test)):
         np.testing.assert_array_equal(np.asarray(a), b)  # 0 and 1, in the source's order
     np.testing.assert_array_equal(back.y_train, streamed.y_train)
+
+
+def test_an_image_found_corrupt_as_it_is_streamed_is_one_line_naming_it(tmp_path):
+    folder = image_folder(tmp_path / "images", count=24)
+    whole = (folder / "007.png").read_bytes()
+    (folder / "007.png").write_bytes(whole[:len(whole) // 2])  # its header intact
+    result = run_cli("train", "--out", tmp_path / "run", "--dataset", folder, "--stream",
+                     "--epochs", "1", "--hidden", "8", "--latent-dim", "2", "--batch-size", "8")
+    assert result.returncode == 2
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"tfvae train: error: '{folder / '007.png'}' is not a readable image")

@@ -125,6 +125,9 @@ def main(argv=None):
 def _run(args):
     import_tensorflow_quietly()
     # Imported here so `tfvae --help` and argument errors stay fast (TensorFlow is slow to load).
+    import tensorflow as tf
+
+    from tfvae.data.files import unreadable_in
     from tfvae.errors import InputError
     from tfvae.training.stops import TrainingDiverged
 
@@ -136,6 +139,13 @@ def _run(args):
     except TrainingDiverged as e:
         print(f"tfvae {args.command}: training stopped: {e}", file=sys.stderr)
         return 1
+    except tf.errors.OpError as e:
+        # A streamed file found unreadable only as training read it (its header was fine).
+        unreadable = unreadable_in(e)
+        if unreadable is None:
+            raise
+        print(f"tfvae {args.command}: error: {unreadable}", file=sys.stderr)
+        return 2
     except OSError as e:  # what the operating system refused: a full disk, a read-only place
         where = f"{e.filename}: " if e.filename else ""
         print(f"tfvae {args.command}: error: {where}{e.strerror or e}"
