@@ -11,7 +11,7 @@ import tensorflow as tf
 from tfvae import noise
 from tfvae.checks import check_int, check_labels, check_seed
 from tfvae.data.graph_checks import mark_checked
-from tfvae.data.streams import is_stream
+from tfvae.data.streams import epoch_order, is_stream
 from tfvae.data.validation import allows_missing, validate_examples
 from tfvae.errors import InputError
 
@@ -114,8 +114,7 @@ def make_train_stream(x, *, batch_size, seed=0, first_epoch=0, drop_remainder=Fa
         lambda batch: tf.cast(batch, tf.float32) / 255.0)
 
     def epoch_batches(epoch):
-        key = tf.stack([tf.constant(shuffle_seed, tf.int64), epoch])
-        order = tf.argsort(tf.random.stateless_uniform([n], seed=key))
+        order = epoch_order(shuffle_seed, epoch, n)
         return tf.data.Dataset.range(steps).map(
             lambda i: order[i * batch_size: tf.minimum((i + 1) * batch_size, n)])
 

@@ -9,7 +9,8 @@ them. Two kinds:
   :class:`MemoryMappedArray`, an ``.npy`` file): any example can be read by its number, so epoch
   ``e`` visits them in the permutation the in-memory pipeline uses for ``(seed, e)``, and a
   streamed run sees the batches an in-memory one would;
-- sequential (:class:`RecordShards`, the prepared format of :mod:`tfvae.data.prepared`): epoch
+- sequential (:class:`RecordShards`, the prepared format of :mod:`tfvae.data.prepared`; a TFDS
+  dataset's split, :mod:`tfvae.data.sources.tfds`): epoch
   ``e`` reads the shards in an order drawn from ``(seed, e)``, interleaved, and permutes each
   window of 64 MB of records by ``(seed, e)`` and the window's number.
 
@@ -49,8 +50,9 @@ def choose_storage(storage, name, count, example_shape, *, streamable=True, unit
     if storage == WHERE_POSSIBLE:
         storage = "stream" if streamable else "memory"
     if not streamable and storage == "stream":
-        raise InputError("storage", "a source that can stream: an image folder, an .npy file "
-                         "or a prepared dataset (tfvae prepare makes one of any source)",
+        raise InputError("storage", "a source that can stream: an image folder, an .npy file, "
+                         "tfds:NAME or a prepared dataset (tfvae prepare makes one of any "
+                         "source)",
                          f"{name}, which is read whole")
     size = None if count is None else count * math.prod(example_shape) * 4
     held = "" if size is None else f"{count:,} {unit}, {_bytes(size)} as float32; "
