@@ -83,9 +83,9 @@ class LatentDiagnostics(keras.callbacks.Callback):
 
     GREY_EXAMPLES = 500
 
-    def __init__(self, images, labels=None, mean_image=None, run=None):
+    def __init__(self, images, labels=None, mean_image=None, run=None, batch_size=500):
         super().__init__()
-        self.images, self.labels = images, labels
+        self.images, self.labels, self.batch_size = images, labels, batch_size
         self.mean_image, self.run = mean_image, run
         self.trained = False  # whether an epoch ended with finite weights
 
@@ -94,7 +94,8 @@ class LatentDiagnostics(keras.callbacks.Callback):
         if not self.trained:
             return
         with averaged_weights(self.model):
-            found = latent_diagnostics(self.model, self.images, labels=self.labels)
+            found = latent_diagnostics(self.model, self.images, batch_size=self.batch_size,
+                                       labels=self.labels)
         logs["active_units"] = found["active_units"]
         if found["kl_per_dimension"] is not None:  # Gaussian q(z|x) and p(z) only
             logs["kl_per_dimension"] = found["kl_per_dimension"]
@@ -105,6 +106,7 @@ class LatentDiagnostics(keras.callbacks.Callback):
         n = self.GREY_EXAMPLES
         with averaged_weights(self.model):
             errors = reconstruction_errors(self.model, self.images[:n], self.mean_image,
+                                           batch_size=self.batch_size,
                                            labels=None if self.labels is None
                                            else self.labels[:n])
         if errors["grey"]:

@@ -288,7 +288,10 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
         diagnostics = ([LatentDiagnostics(test_head, None
                                           if test_labels is None
                                           else test_labels[:_DIAGNOSTIC_EXAMPLES],
-                                          mean_image=mean_image, run=out)]
+                                          mean_image=mean_image, run=out,
+                                          # batches of the training step's size: no larger
+                                          # activations than training's own
+                                          batch_size=config["train"]["batch_size"])]
                        if vae.has_encoder else [])
         summaries = EpochSummaries(out.tensorboard_dir,
                                    test_images=test_head if vae.has_encoder else None,
