@@ -247,7 +247,7 @@ class ImageFiles(IndexedStream):
 
     def __init__(self, where, paths, sizes, example_shape, image_size=None, labels=None):
         super().__init__(where, example_shape, np.arange(len(paths)), labels)
-        self.paths, self.sizes, self.image_size = list(paths), list(sizes), image_size
+        self.paths, self.sizes, self.image_size = paths, sizes, image_size  # numpy arrays
 
     def _decode(self, path):
         from tfvae.data.files import read_image_file
@@ -255,7 +255,7 @@ class ImageFiles(IndexedStream):
         return read_image_file(path, self.image_size, self.example_shape[-1])
 
     def _read(self, positions, batch_size, drop_remainder):
-        paths = tf.constant([self.paths[i] for i in self.index])
+        paths = tf.constant(self.paths[self.index])
 
         def decoded(i):
             image = tf.numpy_function(self._decode, [tf.gather(paths, i)], tf.uint8,
@@ -267,8 +267,8 @@ class ImageFiles(IndexedStream):
 
     def fingerprint(self):
         digest = hashlib.sha256(repr((self.example_shape, self.image_size)).encode())
-        for i in self.index:
-            digest.update(f"{os.path.basename(self.paths[i])}:{self.sizes[i]};".encode())
+        for path, size in zip(self.paths[self.index], self.sizes[self.index]):
+            digest.update(os.path.basename(path) + f":{size};".encode())
         return digest.hexdigest()
 
 
