@@ -71,17 +71,18 @@ def test_a_streamed_folder_reads_the_pixels_and_batches_of_the_in_memory_reader(
     assert data.is_stream(streamed.x_train) and not data.is_stream(held.x_train)
     assert streamed.image_shape == held.image_shape == (8, 8, 3)
     assert len(streamed.x_train) == len(held.x_train) == 54 and len(streamed.x_test) == 6
-    np.testing.assert_allclose(np.asarray(streamed.x_train), held.x_train, atol=1 / 255 + 1e-6)
+    np.testing.assert_array_equal(np.asarray(streamed.x_train), held.x_train)
     np.testing.assert_array_equal(np.asarray(streamed.x_test), held.x_test)
-    # An indexed stream visits each epoch in the in-memory stream's order.
+    # An indexed stream visits each epoch in the in-memory stream's order: the same batches.
     ours = batches(make_train_stream(streamed.x_train, batch_size=16, seed=7, first_epoch=2), 8)
     theirs = batches(make_train_stream(held.x_train, batch_size=16, seed=7, first_epoch=2), 8)
     assert [len(b) for b in ours] == [16, 16, 16, 6] * 2
     for a, b in zip(ours, theirs):
-        np.testing.assert_allclose(a, b, atol=1 / 255 + 1e-6)
-    # The first images read alone, resized on the fly.
+        np.testing.assert_array_equal(a, b)
+    # The first images read alone, resized on the fly as the in-memory reader resizes them.
     small = data.load_dataset(str(folder), storage="stream", image_size=[4, 4], test_examples=2)
-    assert small.x_test.shape == (2, 4, 4, 3) and small.x_test.head(2).max() <= 1
+    resized = data.load_dataset(str(folder), storage="memory", image_size=[4, 4])
+    np.testing.assert_array_equal(small.x_test.head(2), resized.x_test[:2])
 
 
 def test_an_npy_file_is_memory_mapped_and_matches_the_array(tmp_path):
@@ -158,9 +159,15 @@ def test_a_killed_prepare_continues_and_a_finished_one_is_never_half_visible(tmp
         data.prepare(str(source), tmp_path / "again", verbose=False)
 
 
-def test_a_missing_short_or_altered_shard_is_refused_by_name(tmp_path, monkeypatch):
-    monkeypatch.setattr(prepared, "SHARD_BYTES", 2000)
-    data.prepare(str(labelled_npz(tmp_path / "digits.npz")), tmp_path / "p", verbose=False)
+def test_a_missing_short_or_altered_shard_is_refused_by_name(tmp_path):
+    result = run_cli("prepare", labelled_npz(tmp_path / "digits.npz"), "--out", tmp_path / "p")
+    assert result.returncode == 0, result.stderr
+    assert "120/120" in result.stdout  # the progress bar, to its end
+    assert result.stdout.strip().splitlines()[-1] == (
+        f"tfvae prepare: 90 train / 30 test examples of shape (8, 8, 1) (uint8) in 17 shards "
+        f"written to {tmp_path / 'p'}; train with --dataset {tmp_path / 'p'}")
+    again = run_cli("prepare", tmp_path / "digits.npz", "--out", tmp_path / "p", "--quiet")
+    assert again.returncode == 2 and again.stderr.startswith("tfvae prepare: error: --out:")
     shard = sorted((tmp_path / "p").glob("train-*.tfrecord"))[1]
     content = shard.read_bytes()
     shard.write_bytes(content[:-1] + bytes([content[-1] ^ 1]))
@@ -266,3 +273,32 @@ def test_two_workers_read_their_own_shards_and_together_every_example(tmp_path, 
         assert not set(parts[0]) & set(parts[1])  # each its own shards
         assert set(parts[0]) | set(parts[1]) == set(range(96))  # together, all
     assert RunDirectory(tmp_path / "run0").read_metrics()[0]["epoch"] == 1
+
+
+def test_a_tfds_dataset_streams_any_split_expression_from_its_prepared_files(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from tensorflow_datasets import testing as tfds_testing
+
+    tfds_testing.DummyMnist(data_dir=str(tmp_path)).download_and_prepare()
+    splits = {"data_path": tmp_path, "train_split": "train[:60%]", "test_split": "test[50%:]"}
+    held = data.load_dataset("tfds:dummy_mnist", storage="memory", **splits)
+    streamed = data.load_dataset("tfds:dummy_mnist", storage="stream", **splits)
+    assert data.is_stream(streamed.x_train) and len(streamed.x_train) == 12
+    expected = next(tfds.load("dummy_mnist", split="train[:60%]", data_dir=str(tmp_path))
+                    .batch(100).as_numpy_iterator())
+    np.testing.assert_array_equal(held.y_train, expected["label"])
+    for a, b in ((held.x_train, streamed.x_train), (held.x_test, streamed.x_test)):
+        np.testing.assert_array_equal(a, np.asarray(b))
+    np.testing.assert_array_equal(streamed.y_train, held.y_train)
+    # An epoch: every example once with its label, in an order of (seed, epoch) alone.
+    epochs = [list(np.concatenate([y for _, y in make_train_stream(
+        streamed.x_train, batch_size=5, seed=2, first_epoch=e, labels=streamed.y_train).take(3)]))
+        for e in (4, 4, 5)]
+    assert sorted(epochs[0]) == sorted(held.y_train) and epochs[0] == epochs[1] != epochs[2]
+    with pytest.raises(InputError, match="^train_split: expected no train_split with name="):
+        data.load_dataset("mnist", train_split="train[:10%]")
+    result = run_cli("train", "--out", tmp_path / "run", "--dataset", "tfds:dummy_mnist",
+                     "--data-path", tmp_path, "--train-split", "train[:60%]", "--stream",
+                     "--epochs", "1", "--hidden", "8", "--latent-dim", "2")
+    assert result.returncode == 0, result.stderr
+    assert "streamed from disk (32 examples" in result.stdout

@@ -98,6 +98,10 @@ SETTINGS = {s.name: s for s in (
             f"missing value, left out of the bound (MIWAE with {arg('objective', 'iwae')}), not a "
             "data "
             "error"),
+    Setting("train_split", "data", metavar="SPLIT", help="a TFDS dataset's training split, any "
+            "TFDS split expression such as train[:90%%] (default: train)"),
+    Setting("test_split", "data", metavar="SPLIT", help="a TFDS dataset's test split, such as "
+            "train[90%%:] (default: test)"),
     Setting("storage", "data", "auto", choices=STORAGES, help="hold the examples in memory or "
             "stream them from disk (an image folder, an .npy file, a prepared dataset); by "
             "default, stream those above 1 GB as float32"),

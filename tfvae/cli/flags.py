@@ -19,6 +19,7 @@ _FLAGS = frozenset("""
     mlflow model_name num_samples objective optimizer out overwrite per_class per_example
     posterior prior prior_components projector quantizer resume seed skip_norm space standardize
     steps steps_per_execution stochastic_layers strategy temperature tensorboard test_examples
+    test_split train_split
     timeout train_examples trials url version xla_measure_seconds
 """.split())
 

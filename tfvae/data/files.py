@@ -329,6 +329,22 @@ def scan_image_folder(folder, argument, image_size=None):
     return paths, sizes, [h, w, 3 if colour else 1]
 
 
+def read_image_file(path, image_size, channels):
+    """One image file as :func:`read_image_folder` reads it, uint8 [H, W, channels]; a file
+    that cannot be read raises ValueError naming it."""
+    from PIL import Image
+
+    try:
+        with open_regular(path) as f, Image.open(f) as img:
+            _check_claimed_size(img, os.fstat(f.fileno()).st_size)
+            pixels = _read_pixels(img, image_size)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"{os.fsdecode(path)!r} is not a readable image ({exc})") from None
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[..., np.newaxis], channels, axis=-1)
+    return pixels
+
+
 def _image_files(folder, argument):
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:

@@ -11,7 +11,7 @@ import tensorflow as tf
 from tfvae import noise
 from tfvae.checks import check_int, check_labels, check_seed
 from tfvae.data.graph_checks import mark_checked
-from tfvae.data.streams import cast_batch, is_stream
+from tfvae.data.streams import is_stream
 from tfvae.data.validation import allows_missing, validate_examples
 from tfvae.errors import InputError
 
@@ -151,7 +151,7 @@ def stream_epochs(x, *, batch_size, shuffle_seed, first_epoch=0, drop_remainder=
         return batches if steps is None else batches.repeat().take(steps)
 
     def cast(batch, y):
-        return (cast_batch(batch), y) if labelled else cast_batch(batch)
+        return (x.cast(batch), y) if labelled else x.cast(batch)
 
     ds = tf.data.Dataset.counter(first_epoch).flat_map(epoch_batches).map(
         cast, num_parallel_calls=tf.data.AUTOTUNE)
@@ -181,16 +181,16 @@ def _stream_pipeline(x, *, batch_size, shuffle, dynamic_binarize, seed, drop_rem
         # One draw per example whatever the batch size: binarized in fixed blocks, then batched.
         def binarize(block, batch):
             key = tf.stack([tf.constant(x.binarize_seed, tf.int32), tf.cast(block, tf.int32)])
-            return noise.bernoulli(cast_batch(batch[0]), key), batch[1]
+            return noise.bernoulli(x.cast(batch[0]), key), batch[1]
 
         ds = x.ordered_batches(_BINARIZED_BLOCK).enumerate().map(binarize).unbatch().batch(
             batch_size, drop_remainder=drop_remainder)
     else:
         ds = x.ordered_batches(batch_size)
     if labels is None:
-        ds = ds.map(lambda batch, y: cast_batch(batch), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda batch, y: x.cast(batch), num_parallel_calls=tf.data.AUTOTUNE)
     else:
-        ds = ds.map(lambda batch, y: (cast_batch(batch), y), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda batch, y: (x.cast(batch), y), num_parallel_calls=tf.data.AUTOTUNE)
     # Keras reads a pipeline of known length to its end without a warning that it ran out.
     ds = ds.apply(tf.data.experimental.assert_cardinality(
         steps_per_epoch(len(x), batch_size, drop_remainder)))

@@ -60,7 +60,7 @@ def choose_storage(storage, name, count, example_shape, *, streamable=True, unit
         stream, why = False, f"held in memory ({held}{name} is read whole)"
     elif storage == "stream":
         stream, why = True, f"streamed from disk ({held}asked for)"
-    elif size > STREAM_ABOVE_BYTES:
+    elif size is not None and size > STREAM_ABOVE_BYTES:
         stream, why = True, (f"streamed from disk ({held}more than the "
                              f"{_bytes(STREAM_ABOVE_BYTES)} above which tfvae streams)")
     else:
@@ -98,6 +98,8 @@ class Stream:
     levels 0..255 for k/255, or float32), with int64 ``labels`` or None."""
 
     dtype = np.uint8
+    # Stored uint8 k stands for k / levels: 255 for 8-bit levels, 1 for data already binary.
+    levels = 255
     # Set on a test split binarized as it is read (binarize="dynamic"): the seed of its draws.
     binarize_seed = None
 
@@ -126,6 +128,11 @@ class Stream:
     def first(self, n):
         raise NotImplementedError
 
+    @property
+    def parts(self):
+        """How many parts workers can share it in: files, or examples read by number."""
+        return len(self)
+
     def ordered_batches(self, batch_size):
         """``(x, y)`` batches in the stream's order (``y`` -1 without labels), stored dtype."""
         raise NotImplementedError
@@ -144,9 +151,16 @@ class Stream:
         out = np.empty(self.shape, np.float32)
         done = 0
         for x, _ in self.ordered_batches(1024).as_numpy_iterator():
-            out[done:done + len(x)] = as_float(x)
+            out[done:done + len(x)] = (x.astype(np.float32) / np.float32(self.levels)
+                                       if x.dtype == np.uint8 else x)
             done += len(x)
         return out if dtype is None else out.astype(dtype)
+
+    def cast(self, batch):
+        """A batch of stored examples (a tensor) as the model's float32 in [0, 1]."""
+        if batch.dtype == tf.uint8:
+            return tf.cast(batch, tf.float32) / float(self.levels)
+        return batch
 
     def head(self, n):
         """The first ``n`` examples as float32 (as ``np.asarray``)."""
@@ -158,16 +172,6 @@ class Stream:
 
     def __repr__(self):
         return f"{type(self).__name__}({self.where!r}, shape={self.shape})"
-
-
-def as_float(x):
-    """Stored examples (numpy) as float32 in [0, 1]."""
-    return x.astype(np.float32) / np.float32(255) if x.dtype == np.uint8 else x
-
-
-def cast_batch(x):
-    """A batch of stored examples (a tensor) as the model's float32."""
-    return tf.cast(x, tf.float32) / 255.0 if x.dtype == tf.uint8 else x
 
 
 def epoch_order(seed, epoch, count):
@@ -230,36 +234,32 @@ class IndexedStream(Stream):
 
 
 class ImageFiles(IndexedStream):
-    """A folder's image files, decoded (PNG, JPEG, BMP, GIF) and resized to ``image_size`` in
-    ``tf.data``, in parallel; grey images repeated in R, G and B where ``channels`` is 3, an
-    alpha channel dropped (as the in-memory reader does)."""
+    """A folder's image files, each decoded and resized to ``image_size`` as the in-memory
+    folder reader does (Pillow, :func:`tfvae.data.files.read_image_file`: the same pixels), in
+    ``tf.data``'s parallel map."""
 
-    def __init__(self, where, paths, sizes, example_shape, resize=False, labels=None):
+    def __init__(self, where, paths, sizes, example_shape, image_size=None, labels=None):
         super().__init__(where, example_shape, np.arange(len(paths)), labels)
-        self.paths, self.sizes, self.resize = list(paths), list(sizes), bool(resize)
+        self.paths, self.sizes, self.image_size = list(paths), list(sizes), image_size
 
     def _decode(self, path):
-        h, w, channels = self.example_shape
-        image = tf.io.decode_image(tf.io.read_file(path), channels=0, expand_animations=False)
-        have = tf.shape(image)[-1]
-        if channels == 3:
-            image = tf.cond(have >= 3, lambda: image[..., :3],
-                            lambda: tf.tile(image[..., :1], [1, 1, 3]))
-        else:
-            image = image[..., :1]
-        if self.resize:
-            image = tf.image.resize(image, [h, w], antialias=True)
-            image = tf.cast(tf.round(tf.clip_by_value(image, 0.0, 255.0)), tf.uint8)
-        return tf.ensure_shape(image, self.example_shape)
+        from tfvae.data.files import read_image_file
+
+        return read_image_file(path, self.image_size, self.example_shape[-1])
 
     def _read(self, positions, batch_size, drop_remainder):
         paths = tf.constant([self.paths[i] for i in self.index])
-        ds = positions.map(lambda i: (self._decode(tf.gather(paths, i)), self._labels(i)),
-                           num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.batch(batch_size, drop_remainder=drop_remainder)
+
+        def decoded(i):
+            image = tf.numpy_function(self._decode, [tf.gather(paths, i)], tf.uint8,
+                                      stateful=False)
+            return tf.ensure_shape(image, self.example_shape), self._labels(i)
+
+        return positions.map(decoded, num_parallel_calls=tf.data.AUTOTUNE).batch(
+            batch_size, drop_remainder=drop_remainder)
 
     def fingerprint(self):
-        digest = hashlib.sha256(repr((self.example_shape, self.resize)).encode())
+        digest = hashlib.sha256(repr((self.example_shape, self.image_size)).encode())
         for i in self.index:
             digest.update(f"{os.path.basename(self.paths[i])}:{self.sizes[i]};".encode())
         return digest.hexdigest()
@@ -320,10 +320,6 @@ class RecordShards(Stream):
         x = tf.io.decode_raw(features["x"], tf.as_dtype(self.dtype))
         return tf.reshape(x, (-1, *self.example_shape)), features["y"]
 
-    def _records(self, files, parallel):
-        return files.interleave(tf.data.TFRecordDataset, cycle_length=parallel, block_length=1,
-                                num_parallel_calls=parallel, deterministic=True)
-
     def ordered_batches(self, batch_size):
         ds = tf.data.TFRecordDataset(self.files, num_parallel_reads=None)
         if self.limit is not None:
@@ -340,18 +336,10 @@ class RecordShards(Stream):
         ds = tf.data.Dataset.from_tensor_slices(files)
         if shard is not None:
             ds = ds.shard(shard[1], shard[0])
-        ds = self._records(ds, min(_CYCLE, len(self.files)))
-        example = math.prod(self.example_shape) * np.dtype(self.dtype).itemsize
-        window = max(64, min(len(self), _SHUFFLE_BYTES // max(1, example)))
-
-        # Each window of records permuted by (seed, epoch, window): stateless, so the order is
-        # the same however the pipeline is rebuilt.
-        def permuted(number, records):
-            order = tf.argsort(tf.random.stateless_uniform(
-                tf.shape(records), seed=tf.stack([key[0], key[1] * 1_000_003 + number])))
-            return tf.gather(records, order)
-
-        ds = ds.batch(window).enumerate().map(permuted).unbatch()
+        cycle = min(_CYCLE, len(self.files))
+        ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=cycle, block_length=1,
+                           num_parallel_calls=cycle, deterministic=True)
+        ds = permuted_windows(ds, key, window_size(self))
         return ds.batch(batch_size, drop_remainder=drop_remainder).map(
             self._parse, num_parallel_calls=tf.data.AUTOTUNE)
 
@@ -360,6 +348,37 @@ class RecordShards(Stream):
 
     def fingerprint(self):
         return hashlib.sha256(f"{self.checksum}:{len(self)}".encode()).hexdigest()
+
+    @property
+    def parts(self):
+        return len(self.files)
+
+
+def window_size(stream):
+    """Examples per shuffled window of a sequential ``stream``: about 64 MB of them."""
+    example = math.prod(stream.example_shape) * np.dtype(stream.dtype).itemsize
+    return max(64, min(len(stream), _SHUFFLE_BYTES // max(1, example)))
+
+
+def permuted_windows(ds, key, window):
+    """``ds`` with each window of ``window`` elements permuted by ``key`` (seed, epoch) and the
+    window's number: stateless, so the order is the same however the pipeline is rebuilt."""
+    def permuted(number, elements):
+        order = tf.argsort(tf.random.stateless_uniform(
+            tf.shape(tf.nest.flatten(elements)[0])[:1],
+            seed=tf.stack([key[0], key[1] * 1_000_003 + number])))
+        return tf.nest.map_structure(lambda part: tf.gather(part, order), elements)
+
+    return ds.batch(window).enumerate().map(permuted).unbatch()
+
+
+def read_binary_as_binary(*splits):
+    """Whether uint8 ``splits`` hold only 0 and 1 (by a sample of their first examples); then
+    they are read as 0 and 1, as integer arrays of 0 and 1 are (not as levels k/255)."""
+    binary = all(x.dtype == np.uint8 and x.head(256).max(initial=0) <= 1 / 255 for x in splits)
+    for x in splits if binary else ():
+        x.levels = 1
+    return binary
 
 
 def is_stream(x):

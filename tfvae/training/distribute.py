@@ -80,7 +80,7 @@ def reads_own_part(strategy, x):
 
     workers = (strategy.extended._num_workers
                if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) else 1)
-    return workers > 1 and datasets.is_stream(x) and len(getattr(x, "files", x)) >= workers
+    return workers > 1 and datasets.is_stream(x) and x.parts >= workers
 
 
 def training_batches(strategy, x, *, batch_size, seed, first_epoch=0, drop_remainder=False,

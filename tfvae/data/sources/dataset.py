@@ -92,6 +92,8 @@ def load_dataset(
     column_types=None,
     allow_missing=False,
     storage="auto",
+    train_split=None,
+    test_split=None,
 ):
     """Load a registered source, a ``scheme:NAME`` source (``tfds:<name>``) or a user file as a
     :class:`Dataset`.
@@ -107,6 +109,7 @@ def load_dataset(
     missing value rather than a data error. ``storage``: "memory" holds the examples in memory
     as arrays, "stream" leaves them on disk (:mod:`tfvae.data.streams`: an image folder, an
     ``.npy`` file, a prepared dataset), "auto" streams those whose arrays would be large.
+    ``train_split`` and ``test_split`` are a TFDS dataset's split expressions (``train[:90%]``).
     """
     if isinstance(name, os.PathLike):
         name = os.fspath(name)
@@ -120,7 +123,8 @@ def load_dataset(
         check_choice("binarize", binarize, BINARIZE_MODES)
     splits = read_splits(name, data_path=data_path, image_size=image_size,
                          label_column=label_column, exclude_columns=exclude_columns,
-                         column_types=column_types, allow_missing=allow_missing, storage=storage)
+                         column_types=column_types, allow_missing=allow_missing, storage=storage,
+                         train_split=train_split, test_split=test_split)
     mode = _resolve_binarize(name, binarize, splits)
     if (storage == WHERE_POSSIBLE and mode == "static" and is_stream(splits.x_train)
             and not splits.already_binary):  # binarized once: in memory
@@ -128,7 +132,8 @@ def load_dataset(
                             train_examples=train_examples, test_examples=test_examples,
                             seed=seed, image_size=image_size, label_column=label_column,
                             exclude_columns=exclude_columns, column_types=column_types,
-                            allow_missing=allow_missing, storage="memory")
+                            allow_missing=allow_missing, storage="memory",
+                            train_split=train_split, test_split=test_split)
     x_train, x_test = _apply_binarize(mode, splits, seed, name)
     if splits.already_binary:
         mode = "static"
@@ -146,14 +151,16 @@ def load_dataset(
 
 
 def read_splits(name, *, data_path=None, image_size=None, label_column=None, exclude_columns=(),
-                column_types=None, allow_missing=False, storage="auto"):
+                column_types=None, allow_missing=False, storage="auto", train_split=None,
+                test_split=None):
     """The :class:`Splits` of source ``name`` as :func:`load_dataset` reads them (its arguments),
     checked and resized, before any binarization."""
     check_choice("storage", storage, (*STORAGES, WHERE_POSSIBLE))
-    table_options = {"label_column": label_column, "exclude_columns": list(exclude_columns or ()),
-                     "column_types": column_types}
+    options = {"label_column": label_column, "exclude_columns": list(exclude_columns or ()),
+               "column_types": column_types, "train_split": train_split,
+               "test_split": test_split}
     with missing_allowed(check_bool("allow_missing", allow_missing)):
-        return _resized(_checked(_read(name, data_path, image_size, table_options, storage),
+        return _resized(_checked(_read(name, data_path, image_size, options, storage),
                                  name), image_size, name)
 
 
@@ -177,7 +184,7 @@ def _registered(name):
     return None
 
 
-def _read(name, data_path, image_size, table_options, storage):
+def _read(name, data_path, image_size, source_options, storage):
     """What the source of ``name`` returns, given the keyword arguments it takes."""
     source, args = _registered(name) or (None, ())
     if source is None and looks_like_path(name):
@@ -189,12 +196,14 @@ def _read(name, data_path, image_size, table_options, storage):
     if data_path is not None and "data_path" not in takes:
         raise InputError("data_path", f"no {arg('data_path')} with {arg('name', name)} (only "
                          f"{', '.join(_reading_local_data())})", repr(os.fspath(data_path)))
-    for option, value in table_options.items():
+    for option, value in source_options.items():
         if value and option not in takes:
+            only = ("tfds:NAME" if option.endswith("_split")
+                    else "a table: .csv, .tsv, .parquet")
             raise InputError(option, f"no {arg(option)} with {arg('name', name)} (only with "
-                             "a table: .csv, .tsv, .parquet)", repr(value))
+                             f"{only})", repr(value))
     given = {"data_path": data_path, "image_size": image_size, "storage": storage,
-             **table_options}
+             **{key: value for key, value in source_options.items() if value is not None}}
     # A source read whole: "stream" is refused before it is read.
     held = None if "storage" in takes else choose_storage(storage, name, None, None,
                                                           streamable=False)[1]

@@ -12,10 +12,9 @@ from tfvae.data import files
 from tfvae.data.prepared import is_prepared, read_prepared
 from tfvae.data.streams import ImageFiles, MemoryMappedArray, choose_storage
 from tfvae.data.tables import TABLE_SUFFIXES, Column, read_table
-from tfvae.data.validation import suggested_likelihood, validate_examples, with_mask
-from tfvae.data.sources.splits import Splits, from_arrays, labels, split_last
+from tfvae.data.validation import validate_examples, with_mask
+from tfvae.data.sources.splits import Splits, from_arrays, labels, split_last, suited_stream
 from tfvae.errors import InputError, arg
-from tfvae.options import BINARIZE_MODES
 
 
 def read_path(path, image_size=None, label_column=None, exclude_columns=(), column_types=None,
@@ -65,7 +64,7 @@ def _image_folder(path, argument, image_size, storage):
         splits = split_last(files.read_image_folder(path, "name", image_size), None, argument)
         return dataclasses.replace(splits, storage=why)
     paths, sizes, shape = files.scan_image_folder(path, "name", image_size)
-    images = ImageFiles(str(path), paths, sizes, shape, resize=image_size is not None)
+    images = ImageFiles(str(path), paths, sizes, shape, image_size=image_size)
     return _streamed(images, argument, why)
 
 
@@ -88,9 +87,7 @@ def _streamed(stream, argument, why):
         raise InputError(argument, "at least 2 images to split into train and test",
                          f"{len(stream)}")
     train, test = stream.split_last()
-    likelihood = suggested_likelihood(train.head(256), test.head(256))
-    return Splits(x_train=train, x_test=test, likelihood=likelihood, storage=why,
-                  allowed_binarize=BINARIZE_MODES if likelihood == "bernoulli" else ("none",))
+    return suited_stream(train, test, why)
 
 
 def _prepared(path, argument, image_size, storage):

@@ -56,6 +56,21 @@ def suited(splits):
     return dataclasses.replace(splits, likelihood=likelihood, allowed_binarize=allowed)
 
 
+def suited_stream(train, test, storage):
+    """The :class:`Splits` of two streamed splits, with what suits a sample of their values: a
+    Bernoulli for values in [0, 1] (any binarization; none needed where they hold only 0 and 1),
+    else a Gaussian."""
+    from tfvae.data.streams import read_binary_as_binary
+
+    binary = read_binary_as_binary(train, test)
+    likelihood = suggested_likelihood(train.head(256), test.head(256))
+    return Splits(x_train=train, x_test=test, y_train=train.labels, y_test=test.labels,
+                  likelihood=likelihood, storage=storage, already_binary=binary,
+                  default_binarize="static" if binary else "none",
+                  allowed_binarize=(("static",) if binary else BINARIZE_MODES
+                                    if likelihood == "bernoulli" else ("none",)))
+
+
 def labels(y):
     """Labels as int64, or None."""
     return None if y is None else np.asarray(y).astype(np.int64)
