@@ -508,3 +508,31 @@ def test_training_schedules(script, children_here, capsys, tmp_path):
     assert early["stopped"]["returned_model_is_best_checkpoint"]
     assert (figure.is_file() and (tmp_path / "training_schedules.txt").read_text()
             .startswith("processor: "))
+
+
+def test_streaming(script, children_here, capsys, tmp_path):
+    streaming = script("streaming.py")
+    tiny = ["--cache", str(tmp_path), "--image-size", "16"]
+    streaming.main([*tiny, "memory", "--sizes", "50", "--storages", "stream,prepared,memory",
+                    "--steps", "2"])
+    out = capsys.readouterr().out
+    assert re.search(r"processor: .+, \d+ cores", out), out
+    rows = table(out, ["n", "storage", "steps", "of_epoch", "peak_rss_mib", "first_step_s",
+                       "examples_per_second", "seconds", "prepare_s"])
+    assert [row.split()[:2] for row in rows] == [["50", "stream"], ["50", "prepared"],
+                                                 ["50", "memory"]]
+    for row in rows:
+        assert re.fullmatch(rf"\s*50\s+\w+\s+\d+(\s+{NUMBER}){{3,6}}\s*", row), row
+
+    streaming.main([*tiny, "throughput", "--rounds", "1", "--epochs", "2",
+                    "--train-examples", "256", "--xla", "off"])
+    out = capsys.readouterr().out
+    assert re.search(rf"round 1: stream \(prepared\) {NUMBER} ex/s, memory {NUMBER} ex/s", out)
+    assert re.search(rf"stream / memory: {NUMBER} \(medians {NUMBER} and {NUMBER} ex/s", out), out
+
+    streaming.main([*tiny, "decode", "--images", "50", "--batches", "2",
+                    "--train-examples", "40", "--rounds", "1"])
+    out = capsys.readouterr().out
+    assert re.search(rf"round 1: decoded {NUMBER} images/s, conv training step {NUMBER} "
+                     r"examples/s", out), out
+    assert re.search(rf"decoded / training appetite: {NUMBER}", out), out
