@@ -335,6 +335,36 @@ def scan_image_folder(folder, argument, image_size=None):
     return paths, sizes[readable], [h, w, 3 if colour else 1]
 
 
+_UNREADABLE_IMAGE = "is not a readable image"
+
+
+def read_image_file(path, image_size, channels):
+    """One image file as :func:`read_image_folder` reads it, uint8 [H, W, channels]; a file
+    that cannot be read raises ValueError naming it (:func:`unreadable_in` finds the line in
+    the error of the ``tf.data`` pipeline that read it)."""
+    from PIL import Image
+
+    try:
+        with open_regular(path) as f, Image.open(f) as img:
+            _check_claimed_size(img, os.fstat(f.fileno()).st_size)
+            pixels = _read_pixels(img, image_size)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"{os.fsdecode(path)!r} {_UNREADABLE_IMAGE} ({exc}): remove or "
+                         "replace it, then start again (the data has changed)") from None
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[..., np.newaxis], channels, axis=-1)
+    return pixels
+
+
+def unreadable_in(error):
+    """The line of :func:`read_image_file`'s error within ``error`` (a TensorFlow error of the
+    pipeline that read the file), or None."""
+    for line in str(getattr(error, "message", error)).splitlines():
+        if _UNREADABLE_IMAGE in line:
+            return line[line.index("ValueError: ") + 12:] if "ValueError: " in line else line
+    return None
+
+
 def _image_files(folder, argument):
     """The paths of ``folder``'s files named like images, sorted by name: one small string
     each until it is read (a million of them fit in a few hundred MB)."""
