@@ -1,4 +1,4 @@
-"""Streamed datasets against datasets held in memory (issue 26): peak memory, throughput, decoding
+"""Streamed datasets against datasets held in memory: peak memory, throughput, decoding
 rate and the time to the first step.
 
 Subcommands, each configuration trained in a fresh child process (``common.run_child``):

@@ -249,16 +249,13 @@ class ImageFiles(IndexedStream):
         super().__init__(where, example_shape, np.arange(len(paths)), labels)
         self.paths, self.sizes, self.image_size = paths, sizes, image_size  # numpy arrays
 
-    def _decode(self, path):
-        from tfvae.data.files import read_image_file
-
-        return read_image_file(path, self.image_size, self.example_shape[-1])
-
     def _read(self, positions, batch_size, drop_remainder):
         paths = tf.constant(self.paths[self.index])
+        height, width = self.image_size or (0, 0)
 
         def decoded(i):
-            image = tf.numpy_function(self._decode, [tf.gather(paths, i)], tf.uint8,
+            image = tf.numpy_function(_decode_image, [tf.gather(paths, i), height, width,
+                                                      self.example_shape[-1]], tf.uint8,
                                       stateful=False)
             return tf.ensure_shape(image, self.example_shape), self._labels(i)
 
@@ -272,6 +269,25 @@ class ImageFiles(IndexedStream):
         return digest.hexdigest()
 
 
+# The functions tf.numpy_function calls are the module's, never a stream's methods: what a
+# pipeline's threads call stays alive however long they outlive the stream that built it.
+def _decode_image(path, height, width, channels):
+    from tfvae.data.files import read_image_file
+
+    return read_image_file(path, None if height == 0 else [int(height), int(width)],
+                           int(channels))
+
+
+_MAPPED = {}  # (.npy path, its modification time) -> its memory map, opened once
+
+
+def _rows_of_npy(path, rows, dtype):
+    key = (path, os.stat(path).st_mtime_ns)
+    if key not in _MAPPED:
+        _MAPPED[key] = np.load(os.fsdecode(path), mmap_mode="r", allow_pickle=False)
+    return _MAPPED[key][rows].astype(dtype.decode(), copy=False)
+
+
 class MemoryMappedArray(IndexedStream):
     """The examples of an ``.npy`` file, memory-mapped: pages are read as batches gather them.
     Integer grey levels are stored uint8 (k/255); floats are float32."""
@@ -281,13 +297,14 @@ class MemoryMappedArray(IndexedStream):
         self.path, self.array = path, array
         self.dtype = np.uint8 if array.dtype == np.uint8 else np.float32
 
-    def _gather(self, positions):
-        rows = self.array[self.index[positions]]
-        return rows.reshape((len(rows), *self.example_shape)).astype(self.dtype, copy=False)
-
     def _read(self, positions, batch_size, drop_remainder):
+        index = tf.constant(self.index)
+        dtype = tf.as_dtype(self.dtype)
+
         def gather(batch):
-            x = tf.numpy_function(self._gather, [batch], tf.as_dtype(self.dtype), stateful=False)
+            x = tf.numpy_function(_rows_of_npy, [self.path, tf.gather(index, batch), dtype.name],
+                                  dtype, stateful=False)
+            x = tf.reshape(x, (-1, *self.example_shape))
             return tf.ensure_shape(x, (None, *self.example_shape)), self._labels(batch)
 
         return positions.batch(batch_size, drop_remainder=drop_remainder).map(
