@@ -120,7 +120,7 @@ def estimate_image_folder(folder, argument, image_size=None):
     from PIL import Image
 
     files = _image_files(folder, argument)
-    for path in map(Path, files):
+    for path in (Path(folder, name) for name in files):
         try:
             with open_regular(path) as f, Image.open(f) as img:
                 grey = img.mode in GREY_MODES or img.mode.startswith("I;16")
@@ -286,7 +286,7 @@ def read_image_folder(folder, argument, image_size=None):
 
     files = _image_files(folder, argument)
     images, names, unreadable = [], [], []
-    for path in map(Path, files):
+    for path in (Path(folder, name) for name in files):
         try:
             with open_regular(path) as f, Image.open(f) as img:
                 _check_claimed_size(img, os.fstat(f.fileno()).st_size)
@@ -304,9 +304,9 @@ def read_image_folder(folder, argument, image_size=None):
 
 
 def scan_image_folder(folder, argument, image_size=None):
-    """``(paths, file sizes, [H, W, C])`` of the readable images of ``folder`` by their headers
+    """``(names, file sizes, [H, W, C])`` of the readable images of ``folder`` by their headers
     alone, sorted by name: what :func:`read_image_folder` would read, with the same warning and
-    errors, without decoding a pixel (for a folder streamed as training reads it). The paths are
+    errors, without decoding a pixel (for a folder streamed as training reads it). The names are
     a numpy array of bytes and the sizes of int64: compact for a million files."""
     from PIL import Image
 
@@ -314,7 +314,7 @@ def scan_image_folder(folder, argument, image_size=None):
     readable = np.zeros(len(files), bool)
     sizes = np.zeros(len(files), np.int64)
     first, unreadable, colour = None, [], False
-    for i, path in enumerate(map(Path, files)):
+    for i, path in enumerate(Path(folder, name) for name in files):
         try:
             with open_regular(path) as f, Image.open(f) as img:
                 sizes[i] = os.fstat(f.fileno()).st_size
@@ -331,8 +331,8 @@ def scan_image_folder(folder, argument, image_size=None):
             _check_one_size(folder, argument, [first[0], path.name], [first[1], shape])
     _report_unreadable(folder, argument, files, unreadable, first is not None)
     h, w = first[1] if image_size is None else image_size
-    paths = np.array([os.fsencode(p) for p in files])[readable]
-    return paths, sizes[readable], [h, w, 3 if colour else 1]
+    names = np.array([os.fsencode(name) for name in files])[readable]
+    return names, sizes[readable], [h, w, 3 if colour else 1]
 
 
 _UNREADABLE_IMAGE = "is not a readable image"
@@ -366,11 +366,10 @@ def unreadable_in(error):
 
 
 def _image_files(folder, argument):
-    """The paths of ``folder``'s files named like images, sorted by name: one small string
-    each until it is read (a million of them fit in a few hundred MB)."""
-    files = [os.path.join(folder, name) for name in
-             sorted(entry.name for entry in os.scandir(folder)
-                    if os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES)]
+    """The names of ``folder``'s files named like images, sorted: one short string each (a
+    million of them take tens of MB)."""
+    files = sorted(entry.name for entry in os.scandir(folder)
+                   if os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES)
     if not files:
         expected = f"a folder with {'/'.join(IMAGE_SUFFIXES)} images"
         raise InputError(argument, expected, repr(str(folder)))

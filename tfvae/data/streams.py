@@ -245,16 +245,19 @@ class ImageFiles(IndexedStream):
     folder reader does (Pillow, :func:`tfvae.data.files.read_image_file`: the same pixels), in
     ``tf.data``'s parallel map."""
 
-    def __init__(self, where, paths, sizes, example_shape, image_size=None, labels=None):
-        super().__init__(where, example_shape, np.arange(len(paths)), labels)
-        self.paths, self.sizes, self.image_size = paths, sizes, image_size  # numpy arrays
+    def __init__(self, folder, names, sizes, example_shape, image_size=None, labels=None):
+        super().__init__(str(folder), example_shape, np.arange(len(names)), labels)
+        # numpy arrays: the files' names (bytes) and sizes, compact for a million files
+        self.names, self.sizes, self.image_size = names, sizes, image_size
+        self.folder = os.path.join(os.fsencode(folder), b"")
 
     def _read(self, positions, batch_size, drop_remainder):
-        paths = tf.constant(self.paths[self.index])
+        names = tf.constant(self.names[self.index])
         height, width = self.image_size or (0, 0)
 
         def decoded(i):
-            image = tf.numpy_function(_decode_image, [tf.gather(paths, i), height, width,
+            path = tf.strings.join([self.folder, tf.gather(names, i)])
+            image = tf.numpy_function(_decode_image, [path, height, width,
                                                       self.example_shape[-1]], tf.uint8,
                                       stateful=False)
             return tf.ensure_shape(image, self.example_shape), self._labels(i)
@@ -264,8 +267,8 @@ class ImageFiles(IndexedStream):
 
     def fingerprint(self):
         digest = hashlib.sha256(repr((self.example_shape, self.image_size)).encode())
-        for path, size in zip(self.paths[self.index], self.sizes[self.index]):
-            digest.update(os.path.basename(path) + f":{size};".encode())
+        for name, size in zip(self.names[self.index], self.sizes[self.index]):
+            digest.update(name + f":{size};".encode())
         return digest.hexdigest()
 
 

@@ -63,8 +63,8 @@ def _image_folder(path, argument, image_size, storage):
     if not stream:
         splits = split_last(files.read_image_folder(path, "name", image_size), None, argument)
         return dataclasses.replace(splits, storage=why)
-    paths, sizes, shape = files.scan_image_folder(path, "name", image_size)
-    images = ImageFiles(str(path), paths, sizes, shape, image_size=image_size)
+    names, sizes, shape = files.scan_image_folder(path, "name", image_size)
+    images = ImageFiles(path, names, sizes, shape, image_size=image_size)
     return _streamed(images, argument, why)
 
 
