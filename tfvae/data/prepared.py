@@ -35,7 +35,9 @@ import numpy as np
 
 from tfvae import storage
 from tfvae.data.files import open_regular
-from tfvae.data.streams import RecordShards, is_stream
+import tensorflow as tf
+
+from tfvae.data.streams import Stream, is_stream, permuted_windows, window_size
 from tfvae.errors import InputError, arg
 
 INDEX = "index.json"
@@ -45,6 +47,7 @@ SHARD_BYTES = 64 << 20  # about this many bytes of examples per shard
 _MIN_SHARDS = 16  # the training split's shards are a multiple of this many (at most one per
 # example), so that workers can share it by file in equal parts
 _PROGRESS = "progress.json"
+_CYCLE = 4  # shards read at once, interleaved
 
 
 def is_prepared(path):
@@ -259,6 +262,67 @@ def _progress_bar(total, title, verbose):
 
 
 # ----------------------------------------------------------------------------------- reading
+
+
+class RecordShards(Stream):
+    """A split of a prepared dataset: TFRecord shards of ``tf.train.Example`` records holding
+    ``x`` (an example's raw bytes) and ``y`` (its label, -1 for none), ``counts[i]`` in shard
+    ``i``; ``limit`` keeps the first examples."""
+
+    def __init__(self, where, files, counts, example_shape, dtype, labels=None, checksum="",
+                 limit=None):
+        super().__init__(where, example_shape, labels)
+        self.files, self.counts, self.dtype = list(files), list(counts), np.dtype(dtype).type
+        self.checksum, self.limit = checksum, limit
+
+    def __len__(self):
+        total = sum(self.counts)
+        return total if self.limit is None else min(total, self.limit)
+
+    def first(self, n):
+        out = object.__new__(RecordShards)
+        out.__dict__.update(self.__dict__)
+        out.limit, out.labels = n, None if self.labels is None else self.labels[:n]
+        return out
+
+    def _parse(self, records):
+        features = tf.io.parse_example(records, {"x": tf.io.FixedLenFeature([], tf.string),
+                                                 "y": tf.io.FixedLenFeature([], tf.int64)})
+        x = tf.io.decode_raw(features["x"], tf.as_dtype(self.dtype))
+        return tf.reshape(x, (-1, *self.example_shape)), features["y"]
+
+    def ordered_batches(self, batch_size):
+        ds = tf.data.TFRecordDataset(self.files, num_parallel_reads=None)
+        if self.limit is not None:
+            ds = ds.take(self.limit)
+        return ds.batch(batch_size).map(self._parse, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def epoch_batches(self, seed, epoch, batch_size, drop_remainder=False, shard=None):
+        if self.limit is not None:  # a few examples (a measurement's): in order, each epoch
+            return self.ordered_batches(batch_size)
+        key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+        files = tf.constant(self.files)
+        files = tf.gather(files, tf.argsort(tf.random.stateless_uniform([len(self.files)],
+                                                                        seed=key)))
+        ds = tf.data.Dataset.from_tensor_slices(files)
+        if shard is not None:
+            ds = ds.shard(shard[1], shard[0])
+        cycle = min(_CYCLE, len(self.files))
+        ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=cycle, block_length=1,
+                           num_parallel_calls=cycle, deterministic=True)
+        ds = permuted_windows(ds, key, window_size(self))
+        return ds.batch(batch_size, drop_remainder=drop_remainder).map(
+            self._parse, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def mean_example(self, at_most=2048):
+        return self.head(at_most).mean(axis=0)  # shards are written in shuffled order
+
+    def fingerprint(self):
+        return hashlib.sha256(f"{self.checksum}:{len(self)}".encode()).hexdigest()
+
+    @property
+    def parts(self):
+        return len(self.files)
 
 
 def read_prepared(path, argument="name"):

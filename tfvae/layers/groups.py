@@ -34,7 +34,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae.layers.likelihoods import positive_scale
-from tfvae.layers.resnet import STAGES, ResidualBlock, _ResNet, _blocks
+from tfvae.layers.resnet import STAGES, ResidualBlock, _ResNet, _blocks, bottom_up_layers
 
 tfd = tfp.distributions
 tfb = tfp.bijectors
@@ -102,14 +102,7 @@ class BottomUp(_ResNet):
         super().__init__(image_shape, hidden, depth, activation, kernel_initializer, stages,
                          **kwargs)
         self.groups, self.channels = int(groups), int(channels)
-        total = self.depth * (self.stages + 1)
-        self.layers_ = [keras.layers.Conv2D(self.hidden, 3, padding="same", name="stem",
-                                            kernel_initializer=self.kernel_initializer)]
-        for resolution in range(self.stages + 1):
-            if resolution:
-                self.layers_.append(keras.layers.AveragePooling2D(2, name=f"down_{resolution}"))
-            self.layers_ += _blocks(self.hidden, self.depth, activation, self.kernel_initializer,
-                                    resolution, total)
+        self.layers_ = bottom_up_layers(self, activation)
         self.posteriors = [PosteriorShift(self.channels, self.hidden, activation,
                                           self.kernel_initializer, name=f"posterior_{i}")
                            for i in range(self.groups)]

@@ -60,6 +60,20 @@ def _blocks(width, depth, activation, kernel_initializer, resolution, total):
                           name=f"block_{resolution}_{i}") for i in range(depth)]
 
 
+def bottom_up_layers(body, activation):
+    """A stem convolution, then ``body.depth`` blocks at each of its resolutions, average pooling
+    between them: the encoder's pass up, as the plain encoder and the hierarchy's take it."""
+    total = body.depth * (body.stages + 1)
+    layers = [keras.layers.Conv2D(body.hidden, 3, padding="same", name="stem",
+                                  kernel_initializer=body.kernel_initializer)]
+    for resolution in range(body.stages + 1):
+        if resolution:
+            layers.append(keras.layers.AveragePooling2D(2, name=f"down_{resolution}"))
+        layers += _blocks(body.hidden, body.depth, activation, body.kernel_initializer,
+                          resolution, total)
+    return layers
+
+
 class _ResNet(Body):
     """What the encoder's and the decoder's bodies share: settings, checks, size."""
 
@@ -122,16 +136,8 @@ class ResNetEncoderBody(_ResNet):
                  kernel_initializer="he_uniform", stages=STAGES, **kwargs):
         super().__init__(image_shape, hidden, depth, activation, kernel_initializer, stages,
                          **kwargs)
-        total = self.depth * (self.stages + 1)
-        self.layers_ = [keras.layers.Conv2D(self.hidden, 3, padding="same", name="stem",
-                                            kernel_initializer=self.kernel_initializer)]
-        for resolution in range(self.stages + 1):
-            if resolution:
-                self.layers_.append(keras.layers.AveragePooling2D(2, name=f"down_{resolution}"))
-            self.layers_ += _blocks(self.hidden, self.depth, activation, self.kernel_initializer,
-                                    resolution, total)
-        self.layers_ += [keras.layers.Activation(activation, name="out"),
-                         keras.layers.Flatten()]
+        self.layers_ = bottom_up_layers(self, activation) + [
+            keras.layers.Activation(activation, name="out"), keras.layers.Flatten()]
 
     def build(self, input_shape):
         # The shape given, not the model's: a conditional model's labels are channels more.
