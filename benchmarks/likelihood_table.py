@@ -45,6 +45,10 @@ TEST_SEED = 123
 ONE_LAYER = {"latent_dim": 50, "hidden": 200, "depth": 2, "activation": "tanh"}
 TWO_LAYERS = {"latent_dim": 100, "hidden": 200, "depth": 2, "activation": "tanh",
               "stochastic_layers": 2}  # z1 100 (200-200 tanh), z2 50 (100-100 tanh)
+# The deep hierarchy (docs/resnet.md) at a size a CPU trains: 2 groups of 4 channels at each of
+# 7x7, 14x14 and 28x28, gradients clipped and the weights averaged as VDVAE trains.
+GROUPS = {"architecture": "resnet", "latent_groups": 6, "latent_dim": 4, "hidden": 32,
+          "depth": 1, "activation": "gelu", "clip_norm": 200.0, "ema": 0.999}
 # KL warm-up (Sonderby et al., 2016), in epochs, for the structures whose plain ELBO falls into
 # a state with few or no active units within the cpu budget: the VampPrior (its authors train
 # with 100 epochs of warm-up) and the two-layer VAE.
@@ -71,7 +75,12 @@ MODELS = {
              "Tomczak & Welling 2018 (static binarization)"),
     "iaf": ("VAE, IAF (2 steps), one layer", {**ONE_LAYER, "posterior": "iaf", "flow_steps": 2},
             None, "none published"),
+    "resnet_groups": ("ResNet VAE, 6 latent groups (hidden 32, depth 1)", {**GROUPS}, None,
+                      "none at this size; the large models: 78.30 (an LVAE re-implementation, "
+                      "addtt/ladder-vae-pytorch), 78.01 (NVAE, Vahdat & Kautz 2020)"),
 }
+# Training settings a model may carry beside its constructor's.
+TRAINING_SETTINGS = ("kl_warmup_epochs", "clip_norm", "ema")
 PAPER_STAGES = 8  # i = 0..7
 COLUMNS = ["model", "epochs", "train_minutes", "nll", "nll_stderr", "published", "source"]
 
@@ -141,7 +150,7 @@ def child(name, run_dir, budget, minutes, batch_size, train_examples, test_examp
             else rows and clock["seconds"] + clock["last_epoch"] > budget_seconds)
     if not done:
         settings = dict(MODELS[name][1])
-        warmup_epochs = settings.pop("kl_warmup_epochs", None)
+        training = {k: settings.pop(k, None) for k in TRAINING_SETTINGS}
         train(run_dir, model_config=None if started else settings,
               data_config=None if started else {
                   "name": "mnist", "binarize": "dynamic",
@@ -151,7 +160,7 @@ def child(name, run_dir, budget, minutes, batch_size, train_examples, test_examp
               epochs=epochs, batch_size=None if started else int(batch_size),
               optimizer=None if started else "adam",
               learning_rate=None if started else 1e-3, seed=None if started else 0,
-              kl_warmup_epochs=None if started else warmup_epochs, resume=started, verbose=0,
+              **({} if started else training), resume=started, verbose=0,
               callbacks=callbacks(budget, clock_path, budget_seconds - clock["seconds"]))
         rows = run.read_metrics()
     score_path = run_dir / "likelihood.json"

@@ -226,15 +226,20 @@ def test_tune_vampprior(script, capsys, tmp_path):
 
 def test_likelihood_table(script, children_here, capsys, tmp_path):
     assert script("likelihood_table.py").main(
-        ["--budget", "cpu", "--minutes", "0.01", "--models", "vae", "--train-examples", "200",
-         "--test-examples", "20", "--k", "10", "--out", str(tmp_path)]) == 0
+        ["--budget", "cpu", "--minutes", "0.01", "--models", "vae", "resnet_groups",
+         "--train-examples", "200", "--test-examples", "20", "--k", "10",
+         "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert re.search(rf"VAE, one layer, k=1: NLL {NUMBER} ± {NUMBER} after 1 epochs", out), out
-    [row] = table(out, ["model", "epochs", "train_minutes", "nll", "nll_stderr", "published",
-                        "source"])
-    assert re.search(rf"VAE, one layer, k=1\s+1\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+86\.76", row)
+    assert re.search(rf"ResNet VAE, 6 latent groups .*: NLL {NUMBER} ± {NUMBER} after 1 epochs",
+                     out), out
+    vae, groups = table(out, ["model", "epochs", "train_minutes", "nll", "nll_stderr",
+                              "published", "source"])
+    assert re.search(rf"VAE, one layer, k=1\s+1\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+86\.76", vae)
+    config = json.loads((tmp_path / "cpu" / "resnet_groups" / "config.json").read_text())
+    assert config["model"]["latent_groups"] == 6 and config["train"]["ema"] == 0.999, config
     assert {p.name for p in (tmp_path / "cpu").iterdir()} == {
-        "vae", "likelihood_table.csv", "likelihood_table.md"}
+        "vae", "resnet_groups", "likelihood_table.csv", "likelihood_table.md"}
 
 
 def test_baselines_throughput(script, capsys, tmp_path):
@@ -536,3 +541,33 @@ def test_streaming(script, children_here, capsys, tmp_path):
     assert re.search(rf"round 1: decoded {NUMBER} images/s, conv training step {NUMBER} "
                      r"examples/s", out), out
     assert re.search(rf"decoded / training appetite: {NUMBER}", out), out
+
+
+def test_colour_images_trains_scores_and_draws_each_set(script, children_here, capsys,
+                                                         tmp_path):
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (90, 120, 3), np.uint8)).save(
+        photos / "one.jpg")
+    out_dir = tmp_path / "out"
+    script("colour_images.py").main(["--minutes", "0.01", "--images", "20", "--photos",
+                                     str(photos), "--models", "resnet", "--cache",
+                                     str(tmp_path / "cache"), "--out", str(out_dir)])
+    out = capsys.readouterr().out
+    columns = ["model", "epochs", "minutes", "mse", "psnr_db", "mean_image_mse",
+               "test_bound_nats", "bits_per_dim"]
+    for set_name in ("shapes", "photos"):
+        assert f"\n{set_name} (" in out, out
+        for kind in ("reconstructions", "samples"):
+            with Image.open(out_dir / set_name / f"resnet-{kind}.png") as grid:
+                assert grid.mode == "RGB"
+    rows = table(out.split("\nphotos (")[1], columns)
+    assert re.fullmatch(rf"\s*resnet\s+\d+(\s+{NUMBER}){{6}}\s*", rows[0]), rows
+    crops = sorted((tmp_path / "cache").glob("crops20-*/*.jpg"))
+    assert len(crops) == 20
+    sides = {Image.open(p).size for p in crops}
+    assert all(w == h and 64 <= w <= 90 for w, h in sides) and len(sides) > 1, sides
+    report = json.loads((out_dir / "colour_images.json").read_text())
+    assert set(report["sets"]) == {"shapes", "photos"}

@@ -77,7 +77,7 @@ def perturbed(**kwargs):
     state are random, so that every group's q and p differ."""
     model = make(**kwargs)
     rng = np.random.default_rng(0)
-    for layer in [*model.decoder.body.priors, *(p.params for p in model.encoder.posteriors)]:
+    for layer in [*model.decoder.body.priors, *(p.convs[-1] for p in model.encoder.posteriors)]:
         _randomize(layer, rng)
     top = model.decoder.body.top
     top.assign(rng.normal(0, 1, top.shape).astype(np.float32))
@@ -107,7 +107,7 @@ def test_the_first_groups_kl_is_the_closed_form_between_its_gaussians():
     by_hand = np.sum(np.log(sigma_p / sigma_q)
                      + (sigma_q ** 2 + (mu_q - mu_p) ** 2) / (2 * sigma_p ** 2) - 0.5,
                      axis=(1, 2, 3))
-    assert by_hand.min() > 0.1  # q and p do differ
+    assert by_hand.min() > 0.01  # q and p do differ
     np.testing.assert_allclose(kl[:, 0], by_hand, rtol=1e-4)
 
 

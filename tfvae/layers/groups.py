@@ -33,6 +33,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfvae.layers.bodies import _build_chain
 from tfvae.layers.likelihoods import positive_scale
 from tfvae.layers.resnet import STAGES, ResidualBlock, _ResNet, _blocks, bottom_up_layers
 
@@ -63,29 +64,34 @@ def _state_shape(image_shape, hidden, resolution):
 @keras.saving.register_keras_serializable(package="tfvae")
 class PosteriorShift(keras.layers.Layer):
     """(h, a) [N, h, w, F] each -> (dmu, dsigma) [N, h, w, channels]: q's shift and scale
-    relative to the prior, from a 3x3 and a 1x1 convolution of [h, a]; the last starts at zero
-    (dmu = 0, dsigma = 1: q = p)."""
+    relative to the prior, from a bottleneck of [h, a] (1x1, 3x3 and 1x1 convolutions,
+    ``width`` channels inside: VDVAE's posterior is such a bottleneck, a quarter of the state's
+    width, which keeps a group at full resolution cheap); the last starts at zero (dmu = 0,
+    dsigma = 1: q = p)."""
 
-    def __init__(self, channels, hidden, activation, kernel_initializer="he_uniform", **kwargs):
+    def __init__(self, channels, width, activation, kernel_initializer="he_uniform", **kwargs):
         super().__init__(**kwargs)
-        self.channels, self.hidden, self.activation = int(channels), int(hidden), activation
+        self.channels, self.width, self.activation = int(channels), int(width), activation
         self.activate = keras.activations.get(activation)
-        self.mix = keras.layers.Conv2D(self.hidden, 3, padding="same", name="mix",
-                                       kernel_initializer=kernel_initializer)
-        self.params = keras.layers.Conv2D(2 * self.channels, 1, name="params",
-                                          kernel_initializer="zeros")
+        self.convs = [keras.layers.Conv2D(self.width, 1, name="in",
+                                          kernel_initializer=kernel_initializer),
+                      keras.layers.Conv2D(self.width, 3, padding="same", name="mid",
+                                          kernel_initializer=kernel_initializer),
+                      keras.layers.Conv2D(2 * self.channels, 1, name="params",
+                                          kernel_initializer="zeros")]
 
     def build(self, state_shape):
-        self.mix.build((*state_shape[:-1], 2 * state_shape[-1]))
-        self.params.build((*state_shape[:-1], self.hidden))
+        _build_chain(self.convs, (*state_shape[:-1], 2 * state_shape[-1]))
 
     def call(self, h, a):
-        mixed = self.mix(self.activate(tf.concat([h, tf.cast(a, h.dtype)], axis=-1)))
-        shift, raw = tf.split(tf.cast(self.params(self.activate(mixed)), tf.float32), 2, -1)
+        x = tf.concat([h, tf.cast(a, h.dtype)], axis=-1)
+        for conv in self.convs:
+            x = conv(self.activate(x))
+        shift, raw = tf.split(tf.cast(x, tf.float32), 2, -1)
         return shift, positive_scale(raw + _UNIT)
 
     def get_config(self):
-        return {**super().get_config(), "channels": self.channels, "hidden": self.hidden,
+        return {**super().get_config(), "channels": self.channels, "width": self.width,
                 "activation": self.activation}
 
 
@@ -103,7 +109,7 @@ class BottomUp(_ResNet):
                          **kwargs)
         self.groups, self.channels = int(groups), int(channels)
         self.layers_ = bottom_up_layers(self, activation)
-        self.posteriors = [PosteriorShift(self.channels, self.hidden, activation,
+        self.posteriors = [PosteriorShift(self.channels, max(1, self.hidden // 4), activation,
                                           self.kernel_initializer, name=f"posterior_{i}")
                            for i in range(self.groups)]
 
