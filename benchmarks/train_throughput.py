@@ -3,7 +3,11 @@
 Configurations:
 
 - ``paper``: the paper's MLP, 784-500-20 tanh, batch 100, Adagrad (learning rate 0.01);
-- ``relu``:  784-400-20 ReLU, batch 128, Adam (learning rate 1e-3).
+- ``relu``:  784-400-20 ReLU, batch 128, Adam (learning rate 1e-3);
+- ``resnet``: the residual body (hidden 32, depth 1, GELU, latent_dim 32, the discretized
+  logistic with one component), batch 64, Adam (learning rate 1e-3), on the 32x32 RGB images
+  of ``--data``: trained only by ``compare/run.py --body resnet``, which writes them, as the
+  matmul bound below counts an MLP's products.
 
 Each (configuration, XLA) pair trains in a fresh process through ``tfvae.training.pipeline.train``, the
 code behind ``tfvae train`` (in-memory epoch stream, binarization on the device, several steps per
@@ -37,12 +41,20 @@ CONFIGS = {
               "batch_size": 100, "optimizer": "adagrad", "learning_rate": 0.01},
     "relu": {"model": {"hidden": 400, "latent_dim": 20, "activation": "relu"},
              "batch_size": 128, "optimizer": "adam", "learning_rate": 1e-3},
+    "resnet": {"model": {"architecture": "resnet", "hidden": 32, "depth": 1,
+                         "activation": "gelu", "latent_dim": 32,
+                         "likelihood": "discretized_logistic", "logistic_components": 1},
+               "batch_size": 64, "optimizer": "adam", "learning_rate": 1e-3},
 }
+# The configurations on MNIST, measured against the matmul bound.
+MNIST = ("paper", "relu")
 
 
-def child(config_name, xla, epochs, train_examples, mixed_precision, steps_per_execution):
-    """Train one configuration; print a JSON line with its figures."""
-    from tfvae.options import TRAIN_DEFAULTS
+def child(config_name, xla, epochs, train_examples, mixed_precision, steps_per_execution,
+          data=None):
+    """Train one configuration (on MNIST, or on the images of the file ``data``); print a JSON
+    line with its figures. ``xla``: on, off or auto (``tfvae train``'s default)."""
+    from tfvae.options import JIT_COMPILE, TRAIN_DEFAULTS
     from tfvae.runs import RunDirectory
     from tfvae.training.pipeline import train
 
@@ -50,19 +62,20 @@ def child(config_name, xla, epochs, train_examples, mixed_precision, steps_per_e
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
         vae = train(run_dir, model_config=config["model"],
-                    data_config={"name": "mnist", "train_examples": train_examples},
+                    data_config={"name": str(data or "mnist"), "train_examples": train_examples},
                     epochs=epochs, batch_size=config["batch_size"], optimizer=config["optimizer"],
                     learning_rate=config["learning_rate"], seed=0, verbose=0,
-                    jit_compile=xla == "on", mixed_precision=mixed_precision,
+                    jit_compile=JIT_COMPILE[xla], mixed_precision=mixed_precision,
                     steps_per_execution=steps_per_execution
                     or TRAIN_DEFAULTS["steps_per_execution"]).model
         rates = [row["examples_per_second"] for row in RunDirectory(run_dir).read_metrics()]
     steady = rates[1:] or rates
     print(json.dumps({
-        "config": config_name, "xla": xla, "mixed_precision": mixed_precision or "none",
+        "config": config_name, "xla": xla, "compiled": vae.jit_compile,
+        "mixed_precision": mixed_precision or "none",
         "examples_per_second": max(steady), "median_examples_per_second": statistics.median(steady),
         "first_epoch_examples_per_second": rates[0], "epochs": epochs,
-        "steps_per_execution": vae.steps_per_execution,
+        "steps_per_execution": vae.steps_per_execution, "parameters": vae.count_params(),
         "peak_rss_mib": round(common.peak_rss_mib(), 1),
     }))
 
@@ -95,20 +108,21 @@ def main(argv=None):
     parser.add_argument("--json", action="store_true", help="print one JSON object instead")
     parser.add_argument("--child", nargs=6, metavar=("CONFIG", "XLA", "EPOCHS", "N", "MP", "SPE"),
                         help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)  # the child's images, not MNIST
     parser.add_argument("--matmul-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         name, xla, epochs, n, mp, spe = args.child
         return child(name, xla, int(epochs), int(n), None if mp == "none" else mp,
-                     None if spe == "default" else int(spe))
+                     None if spe == "default" else int(spe), args.data)
     if args.matmul_child:
         return matmul_child(args.matmul_seconds)
 
     configs = args.configs.split(",")
     xlas = args.xla.split(",")
     for name in configs:
-        if name not in CONFIGS:
-            parser.error(f"--configs: expected names from {sorted(CONFIGS)}, got {name!r}")
+        if name not in MNIST:
+            parser.error(f"--configs: expected names from {list(MNIST)}, got {name!r}")
     for xla in xlas:
         if xla not in ("on", "off"):
             parser.error(f"--xla: expected on and/or off, got {xla!r}")

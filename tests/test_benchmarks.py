@@ -147,6 +147,22 @@ def test_compare_runs_tfvae_and_skips_missing_peers(script, children_here, capsy
                      rf"\[{NUMBER}\]\)", out), out
 
 
+def test_compare_resnet_runs_tfvae_and_skips_missing_pytorch(script, children_here, capsys,
+                                                              tmp_path):
+    script("compare/run.py").main(
+        ["--body", "resnet", "--rounds", "1", "--epochs", "2", "--train-examples", "128",
+         "--torch-python", str(tmp_path / "no-such-python")])
+    captured = capsys.readouterr()
+    skipped = [line for line in captured.err.splitlines() if line.startswith("skipping")]
+    assert len(skipped) == 1 and "skipping PyTorch:" in skipped[0], captured.err
+    out = captured.out
+    assert re.search(rf"training the residual body, examples/s .*\nround 1: tfvae {NUMBER} "
+                     rf"ex/s\n", out), out
+    # A count, not a timing: torch_resnet_vae.py builds this network by hand and must match it.
+    assert re.search(r"parameters: tfvae 210,134; tfvae's XLA off", out), out
+    assert "log p(x)" not in out, out
+
+
 def test_step_profile(script, children_here, capsys):
     module = script("step_profile.py")
     module.main(["--repeats", "1", "--epochs", "2", "--train-examples", "256"])
