@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 
-def _image(i, size):
+def image(i, size):
     """Image ``i``: a linear gradient between two colours under one to three discs and boxes."""
     import numpy as np
     from PIL import Image
@@ -35,11 +35,11 @@ def _image(i, size):
 def _write_images(job):
     folder, start, stop, size, suffix = job
     for i in range(start, stop):
-        image = _image(i, size)
+        picture = image(i, size)
         if suffix == "png":
-            image.save(folder / f"{i:07d}.png", compress_level=1)
+            picture.save(folder / f"{i:07d}.png", compress_level=1)
         else:
-            image.save(folder / f"{i:07d}.jpg", quality=90)
+            picture.save(folder / f"{i:07d}.jpg", quality=90)
 
 
 def image_folder(cache, n, size, suffix):

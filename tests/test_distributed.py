@@ -49,12 +49,20 @@ def free_ports(n):
     return ports
 
 
-def test_mirrored_on_two_devices_matches_one_device(tmp_path):
+# A mixture prior's variables and a flow's (through TFP's bijectors) beside the encoder's and
+# decoder's; and the hierarchy of latent groups on the residual body, whose per-group KL and
+# top-down pass are its own.
+STRUCTURES = {"mixture_and_flow": {"prior": "mog", "prior_components": 2, "posterior": "iaf",
+                                   "flow_steps": 1},
+              "latent_groups": {"architecture": "resnet", "latent_groups": 3, "latent_dim": 2,
+                                "hidden": 8, "activation": "gelu"}}
+
+
+@pytest.mark.parametrize("name", STRUCTURES)
+def test_mirrored_on_two_devices_matches_one_device(name, tmp_path):
     # The one-device run is XLA-compiled (the default) and the mirrored one is not, so this also
-    # checks that compiled and uncompiled steps draw the same noise. The model has a mixture
-    # prior's variables and a flow's (through TFP's bijectors) beside the encoder's and decoder's.
-    structure = json.dumps({"prior": "mog", "prior_components": 2, "posterior": "iaf",
-                            "flow_steps": 1})
+    # checks that compiled and uncompiled steps draw the same noise.
+    structure = json.dumps(STRUCTURES[name])
     one = start_worker("default", tmp_path / "one", tmp_path / "one.npz", 2, extra=structure)
     two = start_worker("mirrored", tmp_path / "two", tmp_path / "two.npz", 2, extra=structure)
     finish([one, two])

@@ -18,7 +18,7 @@ from tfvae.export.versions import export_run
 
 K = 30  # importance samples of log_likelihood
 TOL = 1e-5
-KINDS = ("vae", "conditional", "autoencoder")
+KINDS = ("vae", "conditional", "autoencoder", "groups")
 
 
 def test_the_exports_noise_is_standard_normal_and_per_row():
@@ -44,6 +44,9 @@ def test_the_exports_noise_is_standard_normal_and_per_row():
 def make_model(kind):
     if kind == "autoencoder":
         return Autoencoder(image_shape=(4, 4, 1), latent_dim=2, hidden=8, seed=0)
+    if kind == "groups":  # a hierarchy of 3 latent groups on the residual body
+        return VAE(image_shape=(4, 4, 1), architecture="resnet", latent_groups=3, latent_dim=2,
+                   hidden=8, seed=0)
     return VAE(image_shape=(4, 4, 1), latent_dim=2, hidden=8, seed=0,
                num_classes=3 if kind == "conditional" else 0)
 

@@ -183,6 +183,37 @@ def test_the_test_pass_and_the_runs_model_use_the_average_and_a_resume_continues
     assert a["test_elbo"] == pytest.approx(b["test_elbo"], rel=1e-5)
 
 
+def test_a_run_much_shorter_than_the_averages_horizon_warns_with_a_decay_that_fits(tmp_path,
+                                                                                  capsys):
+    # 300 examples in batches of 100, 2 epochs: 6 steps. With decay 0.9 the first step keeps
+    # 0.9^5 = 59% of the average; with 0.5, 3%.
+    train(tmp_path / "short", epochs=2, **{**TINY, "ema": 0.9})
+    err = capsys.readouterr().err
+    assert ("after 6 steps the moving average of the weights (ema=0.9) still gives 59% of its "
+            "weight to the first step's weights") in err, err
+    assert "a run this short wants no ema" in err, err
+    assert "still gives 59%" in (tmp_path / "short" / "train.log").read_text()
+    train(tmp_path / "fits", epochs=2, **{**TINY, "ema": 0.5})
+    assert "moving average" not in capsys.readouterr().err
+
+
+def test_the_advice_is_a_decay_whose_share_after_the_runs_steps_is_small():
+    from tfvae.errors import render
+    from tfvae.training.averaging import FIRST_WEIGHTS_SHARE, short_average
+
+    class Averaging:
+        def __init__(self, steps, decay):
+            self.iterations, self.ema_momentum = tf.constant(steps), decay
+
+    for steps, decay, advised in [(1_200, 0.9999, 0.99), (20_000, 0.9999, 0.999),
+                                  (60, 0.99, 0.9)]:
+        line = render(short_average(Averaging(steps, decay)))
+        assert f"still gives {decay ** (steps - 1):.0%}" in line
+        assert f"a decay such as ema={advised}" in line, line
+        assert advised ** (steps - 1) < FIRST_WEIGHTS_SHARE
+    assert short_average(Averaging(20_000, 0.999)) is None  # 0.999^19999: 2e-9
+
+
 # -- from the command line, and refused ----------------------------------------------------------
 
 def test_the_cli_trains_with_both_and_records_them(tmp_path):

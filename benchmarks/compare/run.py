@@ -15,8 +15,8 @@ Prints every figure, the medians and tfvae's ratio to each (per round, and of th
 configuration: hidden 32, depth 1, GELU, latent_dim 32, the discretized logistic with one
 component, batch 64, Adam 1e-3) against the same network in plain PyTorch
 (``torch_resnet_vae.py``, whose parameter count is checked to be tfvae's), alternately as
-above, on ``--train-examples`` generated 32x32 RGB images (``streaming.py``'s gradients under
-discs and boxes) that both read from one file.
+above, on ``--train-examples`` generated 32x32 RGB images (``generated_images.py``'s
+gradients under discs and boxes) that both read from one file.
 
     python benchmarks/compare/run.py [--body mlp] [--rounds 3] [--epochs 4]
                                      [--train-examples 60000] [--likelihood-examples 1000]
@@ -108,9 +108,9 @@ def write_images(path, n):
     ``TEST_IMAGES`` more as ``x_test``, in the .npz ``path``: a file with both splits, so that
     tfvae trains on all n, as PyTorch does, rather than holding out the last 10%."""
     import numpy as np
-    from streaming import _image
+    from generated_images import image
 
-    images = np.stack([np.asarray(_image(i, 32)) for i in range(n + TEST_IMAGES)])
+    images = np.stack([np.asarray(image(i, 32)) for i in range(n + TEST_IMAGES)])
     np.savez(path, x_train=images[:n], x_test=images[n:])
 
 

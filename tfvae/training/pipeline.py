@@ -298,7 +298,7 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                                    test_labels=test_labels, hparams=flat_settings(config),
                                    trial_id=run.path.name)
         run_callbacks = [
-            AveragedEvaluation(),  # the test pass with the moving average, when there is one
+            AveragedEvaluation(out),  # the test pass with the moving average, if any
             divergence, *diagnostics,
             EpochRecord(out, len(dataset.x_train), config["train"]["epochs"],
                         print_lines=verbose in (1, 2)),
