@@ -121,8 +121,9 @@ def child(name, folder, minutes, out, core):
     mean_mse = float(np.mean((np.asarray(data.x_train, np.float32).mean(0) - x_test) ** 2))
     bound = float(np.mean(model.elbo(x_test, seed=0)))
     save_grid(reconstruction_grid(model, x_test[:16], columns=8),
-              out / f"{name}-reconstructions.png", columns=8)
-    save_grid(sample_images(model, 32, seed=0), out / f"{name}-samples.png", columns=8)
+              out / f"{name}-reconstructions.png", columns=8, scale=1)
+    save_grid(sample_images(model, 32, seed=0), out / f"{name}-samples.png", columns=8,
+              scale=1)
     print(json.dumps({
         "model": name, "epochs": len(rows),
         "minutes": round(sum(r["seconds"] for r in rows) / 60, 1),

@@ -16,7 +16,7 @@ import tfvae
 from tfvae.data.graph_checks import valid_images
 from tfvae.data.validation import check_support, model_images
 from tfvae.layers.discretized import (DiscretizedLogisticLikelihood, DiscretizedLogisticMixture,
-                                      bits_per_dim)
+                                      START_SCALE, bits_per_dim)
 from tfvae.layers.likelihoods import MIN_SCALE, likelihood_layer
 from tfvae.layers.registries import likelihood_support
 from tfvae.models import VAE
@@ -89,12 +89,14 @@ def test_the_head_maps_hidden_units_to_each_values_mixture(k):
     shape = (2, 3, 1)
     head, rng = built_head(shape, k)
     assert type(head) is DiscretizedLogisticLikelihood and head.components == k
-    h = rng.normal(size=(5, 4)).astype(np.float32)
+    # Small hidden units: locations within a few scales of every level, where the reference's
+    # difference of CDFs does not underflow.
+    h = 0.25 * rng.normal(size=(5, 4)).astype(np.float32)
     x = (rng.integers(0, 256, size=(5, *shape)) / 255).astype(np.float32)
     raw = (h.astype(np.float64) @ head.params.kernel.numpy() + head.params.bias.numpy())
     raw = raw.reshape(5, *shape, 2 if k == 1 else 3, k)
     logits = np.zeros_like(raw[..., 0, :]) if k == 1 else raw[..., 0, :]
-    loc, raw_scale = raw[..., -2, :] + 0.5, raw[..., -1, :]
+    loc, raw_scale = raw[..., -2, :] + 0.5, raw[..., -1, :] + np.log(np.expm1(START_SCALE))
     scale = np.logaddexp(0, raw_scale) + MIN_SCALE
     level = np.round(x * 255)[..., None]
     probs = (scipy.special.softmax(logits, axis=-1) * bin_probabilities(level, loc, scale)).sum(-1)

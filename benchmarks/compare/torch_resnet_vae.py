@@ -28,6 +28,7 @@ STAGES, DEPTH = 2, 1
 BLOCKS = DEPTH * (STAGES + 1)
 BIN = 1 / 255  # the width of one of the 256 levels on [0, 1]
 MIN_SCALE = 1e-4  # tfvae's floor under softplus, for q's and p's scales alike
+SCALE_SHIFT = math.log(math.expm1(0.05))  # tfvae's: an output of 0 is a logistic scale of 0.05
 
 
 def conv(c_in, c_out, k):
@@ -92,9 +93,10 @@ class VAE(nn.Module):
                       if i % DEPTH == 0 and i else h)
         params = self.head(F.gelu(h))
         # tfvae's head orders its outputs (channel, parameter): loc then raw scale per channel;
-        # locations start near 0.5, the middle of [0, 1].
+        # an output of 0 is a location of 0.5, the middle of [0, 1], and a scale of 0.05.
         params = params.view(len(x), -1, 2, *params.shape[2:])
-        return params[:, :, 0] + 0.5, F.softplus(params[:, :, 1]) + MIN_SCALE, mu, sigma
+        return (params[:, :, 0] + 0.5, F.softplus(params[:, :, 1] + SCALE_SHIFT) + MIN_SCALE, mu,
+                sigma)
 
 
 def log_prob(x, loc, scale):

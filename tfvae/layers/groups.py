@@ -213,10 +213,12 @@ class TopDown(_ResNet):
                 scale = positive_scale(raw + _UNIT)
                 if features is not None:
                     shift, factor = posteriors[i](h, features[r])
-                    prior = tfd.Normal(loc, scale)
+                    # KL(q_i || p_i) from q's shift and scale relative to p alone (the module's
+                    # docstring): no expm1, which ONNX lacks, as TFP's Normal KL has.
+                    out["kl"].append(tf.reduce_sum(
+                        0.5 * (tf.square(factor) + tf.square(shift / scale) - 1.0)
+                        - tf.math.log(factor), axis=[1, 2, 3]))
                     loc, scale = loc + shift, scale * factor
-                    out["kl"].append(tf.reduce_sum(tfd.Normal(loc, scale).kl_divergence(prior),
-                                                   axis=[1, 2, 3]))
                 value = tf.reshape(given[i], [-1, *self.shapes[i]])
                 if z is None:
                     z_i, eps_i = loc + scale * value, value
