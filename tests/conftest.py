@@ -1,6 +1,12 @@
-"""Shared fixtures: the repository root, the shared data folder, a CLI runner, a tiny trained run."""
+"""Shared fixtures: the repository root, the shared data folder, a CLI runner, a tiny trained run,
+and the runner of benchmarks/ scripts."""
 
+import contextlib
+import importlib.util
+import io
+import json
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -83,3 +89,98 @@ def tiny_run(tmp_path_factory):
           data_config={"name": "mnist", "train_examples": 1000, "test_examples": 200},
           epochs=2, batch_size=100, optimizer="adam", learning_rate=1e-3, seed=0, verbose=0)
     return run_dir
+
+
+# -- the scripts of benchmarks/, run here at a tiny size (test_benchmarks*.py) -----------------
+
+BENCH = ROOT / "benchmarks"
+NUMBER = r"-?[\d,]+(?:\.\d+)?(?:e[-+]?\d+)?"
+
+
+def load_module(monkeypatch, path, name):
+    module = importlib.util.module_from_spec(importlib.util.spec_from_file_location(name, path))
+    monkeypatch.setitem(sys.modules, name, module)
+    module.__spec__.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def common(monkeypatch):
+    """benchmarks/common.py as the scripts import it (``import common``), removed after the
+    test with every path the scripts add to ``sys.path``."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    return load_module(monkeypatch, BENCH / "common.py", "common")
+
+
+@pytest.fixture
+def script(monkeypatch, common):
+    """Loads a benchmark script by its path under benchmarks/ as a module."""
+    def load(relative):
+        path = BENCH / relative
+        monkeypatch.syspath_prepend(str(path.parent))
+        return load_module(monkeypatch, path, "benchmark_" + path.stem)
+
+    return load
+
+
+def run_as_main(monkeypatch, argv):
+    """Run the script ``argv[0]`` here as ``__main__`` with ``sys.argv`` = ``argv``, as
+    ``python ARGV`` would; returns what it printed."""
+    argv = [str(a) for a in argv]
+    out = io.StringIO()
+    with monkeypatch.context() as m:
+        m.setattr(sys, "argv", argv)
+        m.syspath_prepend(str(Path(argv[0]).parent))
+        with contextlib.redirect_stdout(out):
+            try:
+                runpy.run_path(argv[0], run_name="__main__")
+            except SystemExit as exit:
+                assert exit.code in (None, 0), f"{argv} exited with {exit.code}"
+    return out.getvalue()
+
+
+@pytest.fixture
+def children_here(monkeypatch, common):
+    """``common.run_child`` without the process: the child script runs here as ``__main__``
+    with the same argv, and its last stdout line is read as JSON. The matmul peak is measured
+    briefly: its figure is not under test."""
+    def run_here(args, python=None, timeout=None):
+        assert python in (None, sys.executable), f"{python}: only this interpreter runs here"
+        return json.loads(run_as_main(monkeypatch, args).strip().splitlines()[-1])
+
+    monkeypatch.setattr(common, "run_child", run_here)
+    monkeypatch.setattr(common, "MATMUL_SECONDS", 0.01)
+    return run_here
+
+
+def table(text, columns):
+    """The rows under the header line of ``common.print_table``'s table with ``columns``."""
+    lines = text.splitlines()
+    header = [i for i, line in enumerate(lines) if line.split() == columns]
+    assert header, f"no table with columns {columns} in:\n{text}"
+    # Every row is padded to the header's width; the first line that is not ends the table.
+    width = len(lines[header[0]])
+    rows = []
+    for line in lines[header[0] + 2:]:
+        if len(line) != width:
+            break
+        rows.append(line)
+    assert rows, text
+    return rows
+
+
+@pytest.fixture
+def recorder(tmp_path):
+    """An executable that stands for an interpreter or a command: it records its arguments, one
+    JSON list a line, in the returned log, and prints ``{}``."""
+    log = tmp_path / "calls.jsonl"
+    stub = tmp_path / "record"
+    stub.write_text(f"#!/bin/sh\nexec {sys.executable} -c 'import json, sys; "
+                    f"open(sys.argv[1], \"a\").write(json.dumps(sys.argv[2:]) + \"\\n\"); "
+                    f"print(\"{{}}\")' {log} \"$@\"\n")
+    stub.chmod(0o755)
+    return stub, log
+
+
+def recorded(log):
+    return [json.loads(line) for line in log.read_text().splitlines()]
