@@ -205,7 +205,7 @@ def test_colour_images_trains_scores_and_draws_each_set(script, children_here, c
         photos / "one.jpg")
     out_dir = tmp_path / "out"
     script("colour_images.py").main(["--minutes", "0.01", "--images", "20", "--photos",
-                                     str(photos), "--models", "resnet", "--cache",
+                                     str(photos), "--models", "conv", "--cache",
                                      str(tmp_path / "cache"), "--out", str(out_dir)])
     out = capsys.readouterr().out
     columns = ["model", "epochs", "minutes", "mse", "psnr_db", "mean_image_mse",
@@ -213,10 +213,10 @@ def test_colour_images_trains_scores_and_draws_each_set(script, children_here, c
     for set_name in ("shapes", "photos"):
         assert f"\n{set_name} (" in out, out
         for kind in ("reconstructions", "samples"):
-            with Image.open(out_dir / set_name / f"resnet-{kind}.png") as grid:
+            with Image.open(out_dir / set_name / f"conv-{kind}.png") as grid:
                 assert grid.mode == "RGB"
     rows = table(out.split("\nphotos (")[1], columns)
-    assert re.fullmatch(rf"\s*resnet\s+\d+(\s+{NUMBER}){{6}}\s*", rows[0]), rows
+    assert re.fullmatch(rf"\s*conv\s+\d+(\s+{NUMBER}){{5}}\s*", rows[0]), rows
     crops = sorted((tmp_path / "cache").glob("crops20-*/*.jpg"))
     assert len(crops) == 20
     sides = {Image.open(p).size for p in crops}

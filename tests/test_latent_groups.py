@@ -237,3 +237,28 @@ def test_the_command_trains_and_exports_it(tmp_path, capsys):
     bound = signatures["log_likelihood"](x=tf.constant(x), seed=seeds)
     assert np.all(np.isfinite(bound["log_px"])) and np.all(bound["log_px"] <= 0)
     assert np.all(np.isfinite(signatures["score"](x=tf.constant(x), seed=seeds)["score"]))
+
+
+def test_mixed_precision_trains_in_bfloat16_and_a_resume_continues_the_run_exactly(tmp_path):
+    from tfvae.training.pipeline import train
+
+    np.savez(tmp_path / "tiny.npz", x_train=images(96), x_test=images(32, seed=1))
+    settings = {"model_config": {"architecture": "resnet", "latent_groups": 3, "latent_dim": 2,
+                                 "hidden": 8, "activation": "gelu"},
+                "data_config": {"name": str(tmp_path / "tiny.npz")}, "batch_size": 32,
+                "optimizer": "adam", "learning_rate": 1e-3, "mixed_precision": "bfloat16",
+                "jit_compile": False, "verbose": 0}
+    whole = train(tmp_path / "whole", epochs=2, **settings).model
+    top = whole.decoder.body
+    assert top.compute_dtype == "bfloat16"
+    assert all(v.dtype == "float32" for v in whole.trainable_variables)
+    features = whole.encoder(images(4))
+    out = top.run(eps=tf.zeros([4, whole.latent_dim]), features=features,
+                  posteriors=whole.encoder.posteriors)
+    assert out["kl"].dtype == tf.float32 and out["h"].dtype == tf.bfloat16
+    rows = RunDirectory(tmp_path / "whole").read_metrics()
+    assert all(np.isfinite(r["train_elbo"]) and np.isfinite(r["test_elbo"]) for r in rows)
+    train(tmp_path / "parts", epochs=1, **settings)
+    resumed = train(tmp_path / "parts", epochs=2, resume=True, verbose=0).model
+    for a, b in zip(whole.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)

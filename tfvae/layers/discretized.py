@@ -33,7 +33,7 @@ LEVELS = 256
 _BIN = 1.0 / (LEVELS - 1)  # the width of a bin on [0, 1]
 # The scale a body's output of 0 gives (a shift added before the softplus): softplus(0) alone is
 # 0.69, a logistic as wide as 177 levels. An optimizer moves the raw scale by about its learning
-# rate per step, and softplus is exp for small scales, so so wide a start leaves the bound far
+# rate per step, and softplus is exp for small scales, so a start this wide leaves the bound far
 # from its best for thousands of steps (a resnet VAE on 64x64 colour images after 3 minutes:
 # 6.64 bits per dimension from 0.69, 6.29 from 0.05).
 START_SCALE = 0.05
@@ -140,10 +140,11 @@ class DiscretizedLogisticLikelihood(Likelihood):
     """Hidden units -> p(x|z) = prod DiscretizedLogisticMixture, event shape E: 8-bit pixels.
 
     Per value, ``components`` K mixture logits, locations mu = W h + b (on [0, 1]) and scales
-    s = softplus(W h + b + c) + MIN_SCALE, c such that W h + b = 0 gives ``START_SCALE``. K = 1 (the default, the model's ``logistic_components``)
-    has the one logistic of a per-pixel Gaussian's size (no logits), so that a dense head over
-    all pixels stays as large as the "gaussian" one's; PixelCNN++ and VDVAE take K = 10, worth it
-    behind a convolutional body whose head is a per-pixel map.
+    s = softplus(W h + b + c) + MIN_SCALE, c such that W h + b = 0 gives ``START_SCALE``. K = 1
+    (the default, the model's ``logistic_components``) has the one logistic of a per-pixel
+    Gaussian's size (no logits), so that a dense head over all pixels stays as large as the
+    "gaussian" one's; PixelCNN++ and VDVAE take K = 10, worth it behind a convolutional body
+    whose head is a per-pixel map.
     """
 
     support = "eight_bit"
