@@ -184,3 +184,10 @@ def recorder(tmp_path):
 
 def recorded(log):
     return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def skip_line(err):
+    """The one line of a benchmark's stderr that names the peers it skips."""
+    skipped = [line for line in err.splitlines() if line.startswith("skipping")]
+    assert len(skipped) == 1, err
+    return skipped[0]

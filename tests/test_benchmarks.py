@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BENCH, NUMBER, cli_env, recorded, run_as_main, table
+from conftest import BENCH, NUMBER, cli_env, recorded, run_as_main, skip_line, table
 
 
 
@@ -57,8 +57,7 @@ def test_compare_runs_tfvae_and_skips_missing_peers(script, children_here, capsy
          "--likelihood-examples", "20", "--likelihood-samples", "10",
          "--torch-python", str(tmp_path / "no-such-python")])
     captured = capsys.readouterr()
-    skipped = [line for line in captured.err.splitlines() if line.startswith("skipping")]
-    assert len(skipped) == 1 and "PyTorch and Pythae" in skipped[0], captured.err
+    assert "PyTorch and Pythae" in skip_line(captured.err)
     out = captured.out
     assert re.search(rf"round 1: tfvae {NUMBER} ex/s, keras\.io way {NUMBER} ex/s\n", out), out
     assert re.search(rf"log p\(x\), k = 10, 20 test images, seconds:\nround 1: tfvae {NUMBER} s",
@@ -73,8 +72,7 @@ def test_compare_resnet_runs_tfvae_and_skips_missing_pytorch(script, children_he
         ["--body", "resnet", "--rounds", "1", "--epochs", "2", "--train-examples", "128",
          "--torch-python", str(tmp_path / "no-such-python")])
     captured = capsys.readouterr()
-    skipped = [line for line in captured.err.splitlines() if line.startswith("skipping")]
-    assert len(skipped) == 1 and "skipping PyTorch:" in skipped[0], captured.err
+    assert "skipping PyTorch:" in skip_line(captured.err)
     out = captured.out
     assert re.search(rf"training the residual body, examples/s .*\nround 1: tfvae {NUMBER} "
                      rf"ex/s\n", out), out
