@@ -60,7 +60,7 @@ class Targets:
     """Each parser of a user file: name -> (valid bytes, file name, parse(path))."""
 
     def __init__(self, folder, model=None, run_dir=None):
-        from tfvae.data import files
+        from tfvae.data import files, image_folders
 
         self.folder = Path(folder)
         images = (np.random.default_rng(0).random((6, 8, 8)) * 255).astype(np.uint8)
@@ -73,7 +73,7 @@ class Targets:
             "idx.gz": (gzip.compress(_idx(images)), "x-images-idx3-ubyte.gz",
                        lambda p: files.read_idx_array(p, "--dataset")),
             "image folder": (_png_bytes(images[0]), "folder/x.png",
-                             lambda p: files.read_image_folder(p.parent, "--dataset")),
+                             lambda p: image_folders.read_image_folder(p.parent, "--dataset")),
         }
         if run_dir is not None:
             self._add_run_files(Path(run_dir))

@@ -212,7 +212,7 @@ def test_a_fifo_named_like_an_image_is_left_out_not_read(tmp_path):
     for i in range(3):
         Image.new("L", (8, 8), i * 40).save(folder / f"{i}.png")
     os.mkfifo(folder / "x.png")
-    code = ("from pathlib import Path; from tfvae.data.files import read_image_folder; "
+    code = ("from pathlib import Path; from tfvae.data.image_folders import read_image_folder; "
             f"print(read_image_folder(Path({str(folder)!r}), '--dataset').shape)")
     proc = subprocess.run([sys.executable, "-c", code], env=cli_env(), capture_output=True,
                           text=True, timeout=120)
@@ -224,7 +224,7 @@ def test_a_png_claiming_more_pixels_than_its_bytes_hold_is_left_out_undecoded(tm
                                                                              monkeypatch):
     from PIL import Image
 
-    import tfvae.data.files as files
+    import tfvae.data.image_folders as image_folders
 
     folder = tmp_path / "images"
     folder.mkdir()
@@ -237,10 +237,10 @@ def test_a_png_claiming_more_pixels_than_its_bytes_hold_is_left_out_undecoded(tm
     data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
     (folder / "bomb.png").write_bytes(bytes(data))
     decoded = []
-    original = files._read_pixels
-    monkeypatch.setattr(files, "_read_pixels",
+    original = image_folders._read_pixels
+    monkeypatch.setattr(image_folders, "_read_pixels",
                         lambda img, size: decoded.append(img.size) or original(img, size))
-    assert files.read_image_folder(folder, "--dataset").shape == (2, 8, 8, 3)
+    assert image_folders.read_image_folder(folder, "--dataset").shape == (2, 8, 8, 3)
     assert decoded == [(8, 8), (8, 8)]  # the claim was refused before any decoding
 
 

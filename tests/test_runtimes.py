@@ -44,11 +44,13 @@ def test_the_exports_noise_is_standard_normal_and_per_row():
 def make_model(kind):
     if kind == "autoencoder":
         return Autoencoder(image_shape=(4, 4, 1), latent_dim=2, hidden=8, seed=0)
-    if kind == "groups":  # a hierarchy of 3 latent groups on the residual body
+    if kind == "groups":  # a hierarchy of 3 latent groups on the residual body, its GELU too
         return VAE(image_shape=(4, 4, 1), architecture="resnet", latent_groups=3, latent_dim=2,
-                   hidden=8, seed=0)
-    return VAE(image_shape=(4, 4, 1), latent_dim=2, hidden=8, seed=0,
-               num_classes=3 if kind == "conditional" else 0)
+                   hidden=8, activation="gelu", seed=0)
+    if kind == "conditional":  # the MLP's GELU too
+        return VAE(image_shape=(4, 4, 1), latent_dim=2, hidden=8, activation="gelu",
+                   num_classes=3, seed=0)
+    return VAE(image_shape=(4, 4, 1), latent_dim=2, hidden=8, seed=0)
 
 
 def inputs_for(model):

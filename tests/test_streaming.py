@@ -205,7 +205,7 @@ def test_storage_is_chosen_by_size_said_first_and_can_be_forced(tmp_path, monkey
     decoded = []
     monkeypatch.setattr(streams, "_decode_image", lambda path, *size, real=streams._decode_image:
                         decoded.append(path) or real(path, *size))
-    monkeypatch.setattr(data.files, "read_image_folder", None)  # the in-memory reader: unused
+    monkeypatch.setattr(data.image_folders, "read_image_folder", None)  # the in-memory reader: unused
     assert main(["reconstruct", tmp_path / "run", "--num", 2, "--out", tmp_path / "r.png"]) == 0
     assert len(decoded) == 2 and all(p.endswith((b"027.png", b"028.png")) for p in decoded)
     capsys.readouterr()

@@ -127,7 +127,7 @@ def _run(args):
     # Imported here so `tfvae --help` and argument errors stay fast (TensorFlow is slow to load).
     import tensorflow as tf
 
-    from tfvae.data.files import unreadable_in
+    from tfvae.data.image_folders import unreadable_in
     from tfvae.errors import InputError
     from tfvae.training.stops import TrainingDiverged
 

@@ -31,6 +31,7 @@ _NAMES = {
     **{name: "tfvae.data.tables" for name in ("read_table", "Table", "Column")},
 }
 __all__ = sorted(_NAMES)
-__getattr__, __dir__ = lazy_names(__name__, _NAMES, ("files", "graph_checks", "packaged",
-                                                     "pipelines", "prepared", "sources",
-                                                     "streams", "tables", "validation"))
+__getattr__, __dir__ = lazy_names(__name__, _NAMES, ("files", "graph_checks", "image_folders",
+                                                     "packaged", "pipelines", "prepared",
+                                                     "sources", "streams", "tables",
+                                                     "validation"))

@@ -241,8 +241,8 @@ class IndexedStream(Stream):
 
 class ImageFiles(IndexedStream):
     """A folder's image files, each decoded and resized to ``image_size`` as the in-memory
-    folder reader does (Pillow, :func:`tfvae.data.files.read_image_file`: the same pixels), in
-    ``tf.data``'s parallel map."""
+    folder reader does (Pillow, :func:`tfvae.data.image_folders.read_image_file`: the same
+    pixels), in ``tf.data``'s parallel map."""
 
     def __init__(self, folder, names, sizes, example_shape, image_size=None, labels=None):
         super().__init__(str(folder), example_shape, np.arange(len(names)), labels)
@@ -274,7 +274,7 @@ class ImageFiles(IndexedStream):
 # The functions tf.numpy_function calls are the module's, never a stream's methods: what a
 # pipeline's threads call stays alive however long they outlive the stream that built it.
 def _decode_image(path, height, width, channels):
-    from tfvae.data.files import read_image_file
+    from tfvae.data.image_folders import read_image_file
 
     return read_image_file(path, None if height == 0 else [int(height), int(width)],
                            int(channels))

@@ -17,6 +17,7 @@ import keras
 
 from tfvae.checks import check_int, check_weights
 from tfvae.errors import InputError, arg
+from tfvae.layers.activations import activation_function
 from tfvae.layers.registries import BODIES
 
 
@@ -82,8 +83,9 @@ class MLP(Body):
         self.hidden, self.depth, self.activation = hidden, depth, activation
         self.kernel_initializer = kernel_initializer
         self.flatten = keras.layers.Flatten()
+        function = activation_function(activation)
         self.layers_ = [
-            keras.layers.Dense(hidden, activation=activation, kernel_initializer=kernel_initializer,
+            keras.layers.Dense(hidden, activation=function, kernel_initializer=kernel_initializer,
                                name=f"dense_{i}")
             for i in range(depth)
         ]
@@ -144,11 +146,12 @@ class ConvEncoderBody(Body):
         check_int("hidden", hidden)
         check_int("filters", filters)
         self.hidden, self.filters, self.activation = hidden, filters, activation
+        function = activation_function(activation)
         self.layers_ = [
-            keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation=activation),
-            keras.layers.Conv2D(2 * filters, 3, strides=2, padding="same", activation=activation),
+            keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation=function),
+            keras.layers.Conv2D(2 * filters, 3, strides=2, padding="same", activation=function),
             keras.layers.Flatten(),
-            keras.layers.Dense(hidden, activation=activation),
+            keras.layers.Dense(hidden, activation=function),
         ]
 
     def build(self, input_shape):
@@ -178,14 +181,15 @@ class ConvDecoderBody(keras.layers.Layer):
         check_int("filters", filters)
         self.hidden, self.filters, self.activation = hidden, filters, activation
         h, w = self.image_shape[0] // 4, self.image_shape[1] // 4
+        function = activation_function(activation)
         self.layers_ = [
-            keras.layers.Dense(hidden, activation=activation),
-            keras.layers.Dense(h * w * 2 * filters, activation=activation),
+            keras.layers.Dense(hidden, activation=function),
+            keras.layers.Dense(h * w * 2 * filters, activation=function),
             keras.layers.Reshape((h, w, 2 * filters)),
             keras.layers.Conv2DTranspose(2 * filters, 3, strides=2, padding="same",
-                                         activation=activation),
+                                         activation=function),
             keras.layers.Conv2DTranspose(filters, 3, strides=2, padding="same",
-                                         activation=activation),
+                                         activation=function),
         ]
 
     def build(self, input_shape):

@@ -33,6 +33,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfvae.layers.activations import activation_function
 from tfvae.layers.bodies import _build_chain
 from tfvae.layers.likelihoods import positive_scale
 from tfvae.layers.resnet import STAGES, ResidualBlock, _ResNet, _blocks, bottom_up_layers
@@ -72,7 +73,7 @@ class PosteriorShift(keras.layers.Layer):
     def __init__(self, channels, width, activation, kernel_initializer="he_uniform", **kwargs):
         super().__init__(**kwargs)
         self.channels, self.width, self.activation = int(channels), int(width), activation
-        self.activate = keras.activations.get(activation)
+        self.activate = activation_function(activation)
         self.convs = [keras.layers.Conv2D(self.width, 1, name="in",
                                           kernel_initializer=kernel_initializer),
                       keras.layers.Conv2D(self.width, 3, padding="same", name="mid",
@@ -149,7 +150,7 @@ class TopDown(_ResNet):
         self.resolutions = group_resolutions(self.groups, self.stages)
         self.shapes = group_shapes(self.image_shape, self.groups, self.channels, self.stages)
         self.sizes = [math.prod(shape) for shape in self.shapes]
-        self.activate = keras.activations.get(activation)
+        self.activate = activation_function(activation)
         # As in the resnet body, each residual branch starts smaller the more there are.
         total = self.groups + self.depth * (self.stages + 1)
         self.priors = [keras.layers.Conv2D(2 * self.channels, 3, padding="same",

@@ -22,6 +22,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfvae.layers.activations import activation_function
 from tfvae.layers.likelihoods import DiagonalGaussian, positive_scale
 from tfvae.layers.flows import FlowDistribution
 
@@ -39,7 +40,8 @@ class GaussianConditional(keras.layers.Layer):
         super().__init__(**kwargs)
         self.units, self.hidden, self.depth = int(units), int(hidden), int(depth)
         self.activation = activation
-        self.dense = [keras.layers.Dense(self.hidden, activation=activation, name=f"dense_{i}")
+        function = activation_function(activation)
+        self.dense = [keras.layers.Dense(self.hidden, activation=function, name=f"dense_{i}")
                       for i in range(self.depth)]
         self.params = keras.layers.Dense(2 * self.units, name="params")
 

@@ -21,6 +21,7 @@ import keras
 
 from tfvae.checks import check_int
 from tfvae.errors import InputError, arg
+from tfvae.layers.activations import activation_function
 from tfvae.layers.bodies import Body, _build_chain, _call_chain
 
 # Halvings of H and W: those of the convolutional body, so images that one takes this one does.
@@ -33,7 +34,7 @@ class ResidualBlock(keras.layers.Layer):
     def __init__(self, width, activation, kernel_initializer, blocks, **kwargs):
         super().__init__(**kwargs)
         inner = max(1, width // 4)
-        self.activation = keras.activations.get(activation)
+        self.activation = activation_function(activation)
         convolution = dict(padding="same", kernel_initializer=kernel_initializer)
         self.convs = [keras.layers.Conv2D(inner, 1, name="in", **convolution),
                       keras.layers.Conv2D(inner, 3, name="mid_0", **convolution),

@@ -16,7 +16,8 @@ _NAMES = {"VAE": "tfvae.models.vae", "Autoencoder": "tfvae.models.autoencoder",
 __all__ = ["MODELS", *_NAMES, "load_model", "model_class", "register", "register_builtins"]
 # Listing the models imports no TensorFlow, so the command line's --help stays fast.
 __getattr__, __dir__ = lazy_names(__name__, _NAMES, ("base", "registry", "settings", "vae",
-                                                     "autoencoder", "wake_sleep", "mcem"))
+                                                     "vae_checks", "autoencoder", "wake_sleep",
+                                                     "mcem"))
 
 
 def register_builtins():

@@ -25,6 +25,7 @@ from tfvae.data.graph_checks import checked_model_data, flat_images
 from tfvae.data.validation import model_images, model_latents
 from tfvae.errors import InputError
 from tfvae.layers import missing
+from tfvae.layers.activations import activation_function
 from tfvae.layers.coders import Decoder, Encoder
 from tfvae.layers.likelihoods import likelihood_layer
 from tfvae.layers.bodies import check_model_size, network_body
@@ -89,7 +90,7 @@ class LatentVariableModel(TrainingStep, keras.Model):
         self.latent_dim = check_int("latent_dim", latent_dim)
         self.hidden = check_int("hidden", hidden)
         self.depth = check_int("depth", depth)
-        self.activation = check_known("activation", activation, keras.activations.get)
+        self.activation = check_known("activation", activation, activation_function)
         BODIES.get(architecture, "architecture").check_image_shape(
             self.image_shape, f"architecture {architecture!r}")
         self.architecture = architecture

@@ -9,19 +9,18 @@ import math
 import tensorflow as tf
 
 from tfvae import estimators, noise, options
-from tfvae.checks import (MAX_INT64, check_choice, check_image_shape, check_int, check_labels,
-                          check_number, check_weights)
-from tfvae.errors import InputError, arg
+from tfvae.checks import (MAX_INT64, check_choice, check_int, check_labels, check_number,
+                          check_weights)
+from tfvae.errors import InputError
 from tfvae.layers import missing
 from tfvae.models.base import LatentVariableModel
 from tfvae.models.registry import register
+from tfvae.models.vae_checks import check_controls, check_structure, group_sizes
 from tfvae.layers.coders import Encoder
 from tfvae.layers.flows import FlowPosterior
-from tfvae.layers.groups import (BottomUp, TopDown, group_shapes, groups_posterior,
-                                 groups_prior)
+from tfvae.layers.groups import BottomUp, TopDown, groups_posterior, groups_prior
 from tfvae.layers.hierarchy import HierarchicalPosterior, HierarchicalPrior
 from tfvae.layers.priors import prior_layer
-from tfvae.layers.registries import BODIES
 
 _LATENT = options.LATENT_DEFAULTS
 _VAE = options.VAE_DEFAULTS
@@ -44,9 +43,10 @@ class VAE(LatentVariableModel):
 
     ``dynamic_binarization=True`` trains on grey levels in [0, 1] with a fresh Bernoulli
     sample of every pixel at each step, drawn on the device inside ``train_step`` (``tfvae
-    train`` sets it for ``--binarize dynamic``). Each example's noise (binarization and z) comes from the step's seed and the
-    example's place in the global batch (``tfvae.noise``), so training under ``tf.distribute``
-    computes what one device computes with the same global batch.
+    train`` sets it for ``--binarize dynamic``). Each example's noise (binarization and z)
+    comes from the step's seed and the example's place in the global batch (``tfvae.noise``),
+    so training under ``tf.distribute`` computes what one device computes with the same global
+    batch.
 
     Training controls (the ``elbo`` metric stays the true bound, beta = 1, whatever they are;
     the ``loss`` is what they change):
@@ -129,10 +129,10 @@ class VAE(LatentVariableModel):
         self.free_bits = check_number("free_bits", free_bits, at_least=0)
         self.gradient = check_choice("gradient", gradient, options.GRADIENTS)
         self.dynamic_binarization = bool(dynamic_binarization)
-        _check_controls(self)
-        _check_structure(self, kwargs.get("num_classes", 0))
+        check_controls(self)
+        check_structure(self, kwargs.get("num_classes", 0))
         if self.latent_groups > 1:
-            self.layer_dims = _group_sizes(self, args, kwargs)
+            self.layer_dims = group_sizes(self, args, kwargs)
         elif not self.gaussian_latents:
             self.kl = "sampled"  # no closed form: estimator A
         super().__init__(*args, latent_dim=sum(self.layer_dims), **kwargs)
@@ -330,81 +330,3 @@ class VAE(LatentVariableModel):
                 "latent_groups": self.latent_groups,
                 "dynamic_binarization": self.dynamic_binarization,
                 "latent_dim": self.latent_setting}
-
-
-def _check_controls(model):
-    """The training controls that apply to the model's objective, and only those."""
-    if model.gradient == "dreg" and model.objective != "iwae":
-        raise InputError("gradient", "'dreg' with objective='iwae' (it is the IWAE bound's "
-                         "gradient)", repr(model.gradient))
-    if model.gradient == "stl" and (model.objective, model.kl) != ("elbo", "sampled"):
-        raise InputError("gradient", "'stl' with objective='elbo' and kl='sampled' (estimator A, "
-                         "whose score term it drops)", repr(model.gradient))
-    if model.objective == "iwae":
-        for name, default in (("beta", 1.0), ("kl_warmup_steps", 0), ("free_bits", 0.0)):
-            if getattr(model, name) != default:
-                raise InputError(name, f"{default} with objective='iwae' (the IWAE bound has no "
-                                 "separate KL term)", repr(getattr(model, name)))
-
-
-def _check_structure(model, num_classes):
-    """The latent structures that combine: the estimators that stop q's gradient need a Gaussian
-    q whose parameters are the encoder's alone; the VampPrior needs an encoder without labels."""
-    if model.stochastic_layers == 2 and (model.prior_name, model.posterior_name) != (
-            "normal", "gaussian"):
-        raise InputError("stochastic_layers", "1 with prior='{}' and posterior='{}' (two layers "
-                         "take the normal prior and the Gaussian posterior)".format(
-                             model.prior_name, model.posterior_name), "2")
-    if model.gradient in ("dreg", "stl") and (model.posterior_name != "gaussian"
-                                              or model.stochastic_layers == 2):
-        raise InputError("gradient", "'standard' with posterior='iaf' or stochastic_layers=2 "
-                         "(dreg and stl hold a Gaussian q's parameters fixed)",
-                         repr(model.gradient))
-    if model.gradient in ("dreg", "stl") and model.prior_name == "vamp":
-        raise InputError("gradient", "'standard' with prior='vamp' (its prior is made of the "
-                         "encoder, which dreg and stl hold fixed)", repr(model.gradient))
-    if model.prior_name == "vamp" and model.posterior_name == "iaf":
-        raise InputError("prior", "'normal' or 'mog' with posterior='iaf' (a VampPrior of flow "
-                         "posteriors needs the flow's inverse, one pass per latent dimension, at "
-                         "every draw)", repr(model.prior_name))
-    if model.prior_name == "vamp" and num_classes:
-        raise InputError("prior", "'normal' or 'mog' for a conditional model (the VampPrior's "
-                         "pseudo-inputs have no labels)", repr(model.prior_name))
-    if model.free_bits and not (model.gaussian_latents or model.latent_groups > 1):
-        raise InputError("free_bits", "0 with a prior or posterior other than a diagonal "
-                         "Gaussian (the KL per dimension is taken in closed form)",
-                         repr(model.free_bits))
-    if model.latent_groups > 1:
-        _check_groups(model, num_classes)
-
-
-def _check_groups(model, num_classes):
-    """What a hierarchy of latent groups takes: its own Gaussian prior and posterior, no labels,
-    and the gradients and KL of the bound it has."""
-    others = {"prior": ("normal", model.prior_name), "posterior": ("gaussian",
-                                                                   model.posterior_name),
-              "stochastic_layers": (1, model.stochastic_layers),
-              "gradient": ("standard", model.gradient), "num_classes": (0, num_classes)}
-    for name, (wanted, value) in others.items():
-        if value != wanted:
-            raise InputError("latent_groups", f"1 with {arg(name, value)} (a hierarchy of "
-                             f"groups is its own prior and posterior and takes "
-                             f"{arg(name, wanted)})", repr(model.latent_groups))
-    if model.free_bits and (model.objective, model.kl) != ("elbo", "analytic"):
-        raise InputError("free_bits", f"0 with {arg('latent_groups')} and {arg('kl', 'sampled')} "
-                         "(the KL per group is taken in closed form)", repr(model.free_bits))
-
-
-def _group_sizes(model, args, kwargs):
-    """The size of each latent group: maps of ``latent_dim`` channels at the resnet body's
-    resolutions (``tfvae.layers.groups``), for the image shape and architecture given."""
-    architecture = kwargs.get("architecture", options.NETWORK_DEFAULTS["architecture"])
-    if architecture != "resnet":
-        raise InputError("latent_groups", f"1 with {arg('architecture', architecture)} (the "
-                         f"groups are maps at the resolutions of {arg('architecture', 'resnet')})",
-                         repr(model.latent_groups))
-    image_shape = check_image_shape("image_shape", args[0] if args else kwargs.get(
-        "image_shape", options.DEFAULT_IMAGE_SHAPE))
-    BODIES.get("resnet").check_image_shape(image_shape)
-    return tuple(math.prod(shape) for shape in group_shapes(image_shape, model.latent_groups,
-                                                            model.latent_setting))

@@ -21,7 +21,7 @@ name                   source                                           likeliho
                        its ``train`` and ``test`` splits
 a path                 ``.npz``, ``.npy``, an IDX file (optionally      bernoulli   ``none``
                        ``.gz``) or a folder of PNG/JPEG/BMP images
-                       (:func:`tfvae.data.files.read_image_folder`)
+                       (:func:`tfvae.data.image_folders.read_image_folder`)
 =====================  ===============================================  ==========  ===========
 
 A source is a function that returns a :class:`Splits` (its images in any form

@@ -10,7 +10,7 @@ import pathlib
 import numpy as np
 
 from tfvae.checks import check_bool, check_choice, check_image_size, check_int, check_seed
-from tfvae.data import files
+from tfvae.data import files, image_folders
 from tfvae.data.pipelines import binarize as bernoulli_sample
 from tfvae.data.sources import SCHEMES, SOURCES, known_names
 from tfvae.data.sources.paths import read_path
@@ -261,7 +261,7 @@ def _resized(splits, image_size, name):
     if splits.already_binary:  # resizing would make grey levels of its 0/1 pixels
         raise InputError("image_size", f"no resizing of {name}, which is already binary "
                          "(resize it before binarizing)", repr(image_size))
-    x_train, x_test = (files.resize(x, image_size) for x in (splits.x_train, splits.x_test))
+    x_train, x_test = (image_folders.resize(x, image_size) for x in (splits.x_train, splits.x_test))
     return dataclasses.replace(splits, x_train=x_train, x_test=x_test)
 
 

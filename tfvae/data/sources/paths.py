@@ -8,7 +8,7 @@ import dataclasses
 
 import numpy as np
 
-from tfvae.data import files
+from tfvae.data import files, image_folders
 from tfvae.data.prepared import is_prepared, read_prepared
 from tfvae.data.streams import ImageFiles, MemoryMappedArray, choose_storage
 from tfvae.data.tables import TABLE_SUFFIXES, Column, read_table
@@ -58,12 +58,12 @@ def read_path(path, image_size=None, label_column=None, exclude_columns=(), colu
 
 
 def _image_folder(path, argument, image_size, storage):
-    count, shape = files.estimate_image_folder(path, "name", image_size)
+    count, shape = image_folders.estimate_image_folder(path, "name", image_size)
     stream, why = choose_storage(storage, str(path), count, shape, unit="image files")
     if not stream:
-        splits = split_last(files.read_image_folder(path, "name", image_size), None, argument)
+        splits = split_last(image_folders.read_image_folder(path, "name", image_size), None, argument)
         return dataclasses.replace(splits, storage=why)
-    names, sizes, shape = files.scan_image_folder(path, "name", image_size)
+    names, sizes, shape = image_folders.scan_image_folder(path, "name", image_size)
     images = ImageFiles(path, names, sizes, shape, image_size=image_size)
     return _streamed(images, argument, why)
 
