@@ -53,6 +53,8 @@ CASES = {
                              "--num-samples"),
     "evaluate-batch-size": (["evaluate", "RUN", "--batch-size", "0"], "--batch-size"),
     "sample-num": (["sample", "RUN", "--num", "0", "--out", "OUT/s.png"], "--num"),
+    "sample-temperature": (["sample", "RUN", "--temperature", "-1", "--out", "OUT/s.png"],
+                           "--temperature"),
     "sample-suffix": (["sample", "RUN", "--out", "OUT/s.jpg"], "--out"),
     "sample-existing-out": (["sample", "RUN", "--out", "PNG"], "--out"),
     "sample-missing-dir": (["sample", "RUN", "--out", "OUT/no/s.png"], "--out"),

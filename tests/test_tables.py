@@ -10,7 +10,7 @@ import pytest
 pa = pytest.importorskip("pyarrow")
 import pyarrow.parquet as pq  # noqa: E402
 
-from tfvae.data.tables import Column, encode_rows, read_table  # noqa: E402
+from tfvae.data.tables import Column, column_names, encode_rows, read_table  # noqa: E402
 from tfvae.errors import InputError  # noqa: E402
 
 MIXED = """id,height,smoker,kids,owner,city,species
@@ -167,6 +167,28 @@ def test_bad_files_are_refused_naming_the_file_row_and_column(tmp_path, case):
 def test_files_that_are_no_table_are_refused_naming_the_file(tmp_path, name, text, part):
     message = refusal(write(tmp_path, name, text))
     assert name in message and part in message and message.startswith("name:")
+
+
+def test_column_names_are_read_from_the_header_alone(tmp_path):
+    # A ragged row 4 MB in: past the first block, so only a reader of the whole file sees it.
+    path = write(tmp_path, "t.csv", "a,b,c\n" + "1,2,3\n" * 700_000 + "4,5\n")
+    assert column_names(path) == ["a", "b", "c"]
+    assert "row 700002" in refusal(path)
+    pq.write_table(pa.table({"x": [1.0], "id": ["7"]}), tmp_path / "t.pq")
+    assert column_names(tmp_path / "t.pq") == ["x", "id"]
+
+
+@pytest.mark.parametrize("name, text, part", [
+    ("t.csv", "", "an empty file"),
+    ("t.txt", "a,b\n1,2\n", ".csv, .tsv, .parquet or .pq"),
+    ("t.parquet", "a,b\n1,2\n", ".csv, .tsv, .parquet or .pq"),  # not Parquet inside
+])
+def test_column_names_of_a_file_that_is_no_table_are_refused_naming_it(tmp_path, name, text,
+                                                                        part):
+    with pytest.raises(InputError) as error:
+        column_names(write(tmp_path, name, text), "INPUT")
+    message = str(error.value)
+    assert message.startswith("INPUT:") and name in message and part in message
 
 
 def test_the_argument_is_named_as_given(tmp_path):

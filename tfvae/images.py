@@ -15,10 +15,12 @@ import numpy as np
 from tfvae.storage import check_output, write_bytes
 
 
-def sample_images(model, num, seed=0, labels=None):
-    """``num`` images [num, *E] of ``model``: the means of p(x|z) for z ~ p(z), the same for the
-    same ``seed`` (given the ``labels`` of a conditional model)."""
-    return np.asarray(model.sample(num, seed=seed, labels=labels), np.float32)
+def sample_images(model, num, seed=0, labels=None, temperature=1.0):
+    """``num`` images [num, *E] of ``model``: the means of p(x|z) for z ~ p(z) (at
+    ``temperature``), the same for the same ``seed`` (given the ``labels`` of a conditional
+    model)."""
+    return np.asarray(model.sample(num, seed=seed, labels=labels, temperature=temperature),
+                      np.float32)
 
 
 def class_rows(model, num):

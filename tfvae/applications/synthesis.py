@@ -117,12 +117,13 @@ def class_samples(model, per_class, *, seed=0):
     return model.sample(len(labels), seed=seed, labels=labels).numpy(), labels
 
 
-def draw_rows(model, num, seed=0, labels=None):
-    """``num`` draws x ~ p(x|z), z ~ p(z), float32 [num, *E]: values of the data's own kind
-    (counts, 0/1, category codes), where :meth:`sample` gives the means of p(x|z)."""
+def draw_rows(model, num, seed=0, labels=None, temperature=1.0):
+    """``num`` draws x ~ p(x|z), z ~ p(z) (at ``temperature``, as :meth:`prior_draws` takes
+    it), float32 [num, *E]: values of the data's own kind (counts, 0/1, category codes), where
+    :meth:`sample` gives the means of p(x|z)."""
     num = check_count("num", num, math.prod(model.image_shape), what="examples")
     seed = check_seed("seed", seed)
     z_seed, x_seed = np.random.SeedSequence(seed).generate_state(2) % 2 ** 31
-    z = model.prior.sample(num, seed=tf.constant([z_seed, 0], tf.int32))
+    z = model.prior_draws(num, tf.constant([z_seed, 0], tf.int32), temperature)
     p_x = model.decode(z, labels)
     return np.asarray(model.decoder.likelihood.draw(p_x, tf.constant([x_seed, 0], tf.int32)))

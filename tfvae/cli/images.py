@@ -12,6 +12,9 @@ def register(subparsers):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--label", type=int,
                    help="a conditional run's class to draw (default: a row per class)")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="scale of the noise z is drawn from: below 1, draws nearer p(z)'s modes "
+                        "(default: 1, p(z) itself)")
     add_out_argument(p, ".png", default="samples.png", what="image grid")
     p.set_defaults(func=sample)
 
@@ -25,13 +28,14 @@ def register(subparsers):
 
 
 def sample(args):
-    from tfvae.checks import check_count, check_seed
+    from tfvae.checks import check_count, check_number, check_seed
     from tfvae.images import class_rows, sample_images, save_grid
     from tfvae.runs import RunDirectory
     from tfvae.storage import check_output
 
     check_count("--num", args.num, what="images")
     check_seed("--seed", args.seed)
+    check_number("--temperature", args.temperature, at_least=0)
     run = RunDirectory(args.run_dir)
     model = run.load_model(args.checkpoint)
     if len(model.image_shape) == 1:
@@ -45,9 +49,11 @@ def sample(args):
     elif labels is not None:
         model.label_codes(labels, args.num, argument="--label")  # in range, or refused
         what = f" of class {args.label}"
-    save_grid(sample_images(model, args.num, seed=args.seed, labels=labels), out,
+    save_grid(sample_images(model, args.num, seed=args.seed, labels=labels,
+                            temperature=args.temperature), out,
               columns=columns, overwrite=args.overwrite)
-    print(f"tfvae sample: {args.num} samples{what} written to {out}")
+    at = "" if args.temperature == 1 else f" at temperature {args.temperature:g}"
+    print(f"tfvae sample: {args.num} samples{what}{at} written to {out}")
     return 0
 
 
@@ -70,7 +76,8 @@ def _sample_rows(args, run, model):
     if model.conditional and args.label is None:
         raise InputError("--label", "the class to draw, for a conditional run of vectors",
                          "none")
-    rows = draw_rows(model, args.num, seed=args.seed, labels=args.label)
+    rows = draw_rows(model, args.num, seed=args.seed, labels=args.label,
+                     temperature=args.temperature)
     write_rows(out, rows, run.read_config().get(TABLE_COLUMNS), overwrite=args.overwrite)
     print(f"tfvae sample: {len(rows)} draws of x ~ p(x|z) written to {out}")
     return 0

@@ -9,6 +9,7 @@ the file's: in a CSV the header is row 1, the first data row 2; in Parquet (no h
 """
 
 import collections
+import contextlib
 import dataclasses
 import pathlib
 from collections.abc import Mapping
@@ -148,10 +149,15 @@ def parse_column_types(column_types):
 
 
 def column_names(path, argument="name"):
-    """The column names of the table file ``path``, in its order."""
+    """The column names of the table file ``path``, in its order, from its header alone (a
+    Parquet file's schema, a CSV file's first block)."""
     if pa is None:
         raise InputError(argument, "pyarrow installed to read tables (tfvae[tables])", "none")
-    return _read_arrow(pathlib.Path(path), {}, argument)[0].column_names
+    path = pathlib.Path(path)
+    with _opened(path, argument) as f:
+        if path.suffix.lower() in PARQUET_SUFFIXES:
+            return pq.read_schema(f).names
+        return csv.open_csv(f, csv.ReadOptions(use_threads=False), _csv_options(path)).schema.names
 
 
 def encode_rows(rows, columns, argument="name"):
@@ -189,27 +195,39 @@ def encode_rows(rows, columns, argument="name"):
     return dataclasses.replace(rows, values=values, columns=tuple(columns))
 
 
-def _read_arrow(path, types, argument):
-    """The file as a pyarrow table, and its :class:`_Source`."""
+@contextlib.contextmanager
+def _opened(path, argument):
+    """The table file ``path`` opened for reading; what pyarrow or the system raise while it is
+    read becomes one InputError naming the file."""
     where, suffix = str(path), path.suffix.lower()
     if suffix not in CSV_SUFFIXES and suffix not in PARQUET_SUFFIXES:
         raise InputError(argument, FILE_EXPECTED, f"{where!r} (named {suffix or 'so'})")
+    try:
+        with open_regular(path) as f:  # never a FIFO or a device, which would block
+            yield f
+    except (OSError, pa.ArrowException) as exc:
+        reason = "an empty file" if "Empty CSV" in str(exc) else str(exc).splitlines()[0]
+        raise InputError(argument, FILE_EXPECTED, f"{where!r} ({reason})") from None
+
+
+def _csv_options(path, invalid_row_handler=None):
+    # Empty lines are kept, so that row numbers are the file's (trailing ones go below).
+    return csv.ParseOptions(delimiter=CSV_SUFFIXES.get(path.suffix.lower(), ","),
+                            ignore_empty_lines=False, invalid_row_handler=invalid_row_handler)
+
+
+def _read_arrow(path, types, argument):
+    """The file as a pyarrow table, and its :class:`_Source`."""
+    where, suffix = str(path), path.suffix.lower()
     # Read as text, categories and ids keep their digits: "007" is not 7.
     as_text = {name: pa.string() for name, type_ in types.items()
                if type_ == "categorical"} | {ID_COLUMN: pa.string()}
     ragged = []  # the first ragged row, numbered serially, skipped: the header names its column
-    # Empty lines are kept, so that row numbers are the file's (trailing ones go below).
-    parse = csv.ParseOptions(delimiter=CSV_SUFFIXES.get(suffix, ","), ignore_empty_lines=False,
-                             invalid_row_handler=lambda row: "skip" if ragged
-                             else ragged.append(row) or "skip")
+    parse = _csv_options(path, lambda row: "skip" if ragged else ragged.append(row) or "skip")
     convert = csv.ConvertOptions(column_types=as_text, strings_can_be_null=True)
-    try:
-        with open_regular(path) as f:  # never a FIFO or a device, which would block
-            table = (pq.read_table(f) if suffix in PARQUET_SUFFIXES else csv.read_csv(
-                f, csv.ReadOptions(use_threads=False), parse, convert))
-    except (OSError, pa.ArrowException) as exc:
-        reason = "an empty file" if "Empty CSV" in str(exc) else str(exc).splitlines()[0]
-        raise InputError(argument, FILE_EXPECTED, f"{where!r} ({reason})") from None
+    with _opened(path, argument) as f:
+        table = (pq.read_table(f) if suffix in PARQUET_SUFFIXES else csv.read_csv(
+            f, csv.ReadOptions(use_threads=False), parse, convert))
     names = table.column_names
     if ragged:
         row = ragged[0]

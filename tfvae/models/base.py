@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae import noise, options
+from tfvae import estimators, noise, options
 from tfvae.checks import (MAX_SEED, check_bool, check_count, check_image_shape, check_int,
                           check_known, check_labels, check_number, check_seed, is_integer)
 from tfvae.data.graph_checks import checked_model_data, flat_images
@@ -278,12 +278,31 @@ class LatentVariableModel(TrainingStep, keras.Model):
         """The mean of p(x|z) at z = the mean of q(z|x): [B, *E]."""
         return self.decode(self.encode(x, labels).mean(), labels).mean()
 
-    def sample(self, num, seed=None, labels=None):
-        """``num`` images [num, *E]: the mean of p(x|z) for z ~ p(z); ``seed`` makes it
-        repeatable. A conditional model takes ``labels``: one class for all, or one per image."""
+    def sample(self, num, seed=None, labels=None, temperature=1.0):
+        """``num`` images [num, *E]: the mean of p(x|z) for z ~ p(z) (:meth:`prior_draws`, at
+        ``temperature``); ``seed`` makes it repeatable. A conditional model takes ``labels``:
+        one class for all, or one per image."""
         num = check_count("num", num, math.prod(self.image_shape), what="images")
-        z = self.prior.sample(num, seed=self._seed(seed))
-        return self.decode(z, labels).mean()
+        return self.decode(self.prior_draws(num, seed, temperature), labels).mean()
+
+    def prior_draws(self, num, seed=None, temperature=1.0):
+        """z [num, D] ~ p(z), made from standard normal noise times ``temperature`` (and uniform
+        noise that picks a mixture prior's component). At 1, draws of p(z) itself; below 1,
+        draws nearer its modes, each latent group's scale shrunk in a hierarchy (the reduced
+        temperatures NVAE and VDVAE show their samples at); at 0, no noise. One ``seed`` gives
+        the same noise at every temperature."""
+        temperature = check_number("temperature", temperature, at_least=0)
+        normal_seed, uniform_seed = tf.unstack(
+            tf.random.experimental.stateless_split(self._seed(seed), 2))
+        eps = tf.random.stateless_normal([num, self.latent_dim], normal_seed)
+        u = tf.random.stateless_uniform([num], uniform_seed)
+        z = estimators.draw_from_noise(self.prior, temperature * eps, u)
+        if z is None:  # a prior of another family (a subclass's): its own sampler
+            if temperature != 1:
+                raise InputError("temperature", f"1 for a prior {type(self.prior).__name__} (it "
+                                 "is not drawn from standard normal noise)", repr(temperature))
+            z = self.prior.sample(num, seed=normal_seed)
+        return z
 
     def call(self, x, labels=None):
         return self.reconstruct(x, labels)
