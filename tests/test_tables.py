@@ -176,6 +176,9 @@ def test_column_names_are_read_from_the_header_alone(tmp_path):
     assert "row 700002" in refusal(path)
     pq.write_table(pa.table({"x": [1.0], "id": ["7"]}), tmp_path / "t.pq")
     assert column_names(tmp_path / "t.pq") == ["x", "id"]
+    # A ragged row in the first block too: the names, and read_table names the row.
+    path = write(tmp_path, "near.csv", "a,b,c\n1,2\n")
+    assert column_names(path) == ["a", "b", "c"] and "row 2" in refusal(path)
 
 
 @pytest.mark.parametrize("name, text, part", [

@@ -157,7 +157,9 @@ def column_names(path, argument="name"):
     with _opened(path, argument) as f:
         if path.suffix.lower() in PARQUET_SUFFIXES:
             return pq.read_schema(f).names
-        return csv.open_csv(f, csv.ReadOptions(use_threads=False), _csv_options(path)).schema.names
+        # Bad rows are left to read_table, which names them.
+        return csv.open_csv(f, csv.ReadOptions(use_threads=False),
+                            _csv_options(path, lambda row: "skip")).schema.names
 
 
 def encode_rows(rows, columns, argument="name"):
