@@ -55,6 +55,13 @@ def test_a_bad_temperature_is_refused_naming_it(temperature):
         model.sample(2, temperature=temperature)
 
 
+@pytest.mark.parametrize("num", [0, -3, 2.5, 10 ** 12])
+def test_a_bad_number_of_draws_is_refused_naming_it(num):
+    model = VAE(image_shape=(4, 4, 1), latent_dim=2, hidden=8, seed=0)
+    with pytest.raises(InputError, match="^num:"):
+        model.prior_draws(num)
+
+
 def test_the_command_draws_at_the_temperature_given(tiny_run, tmp_path, capsys):
     out = tmp_path / "cold.png"
     assert main(["sample", str(tiny_run), "--num", "4", "--temperature", "0",

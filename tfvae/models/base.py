@@ -291,17 +291,19 @@ class LatentVariableModel(TrainingStep, keras.Model):
         draws nearer its modes, each latent group's scale shrunk in a hierarchy (the reduced
         temperatures NVAE and VDVAE show their samples at); at 0, no noise. One ``seed`` gives
         the same noise at every temperature."""
+        num = check_count("num", num, self.latent_dim, what="draws")
         temperature = check_number("temperature", temperature, at_least=0)
         normal_seed, uniform_seed = tf.unstack(
             tf.random.experimental.stateless_split(self._seed(seed), 2))
         eps = tf.random.stateless_normal([num, self.latent_dim], normal_seed)
         u = tf.random.stateless_uniform([num], uniform_seed)
-        z = estimators.draw_from_noise(self.prior, temperature * eps, u)
+        prior = self.prior  # built once: a hierarchy's is a distribution over its whole pass
+        z = estimators.draw_from_noise(prior, temperature * eps, u)
         if z is None:  # a prior of another family (a subclass's): its own sampler
             if temperature != 1:
-                raise InputError("temperature", f"1 for a prior {type(self.prior).__name__} (it "
-                                 "is not drawn from standard normal noise)", repr(temperature))
-            z = self.prior.sample(num, seed=normal_seed)
+                raise InputError("temperature", f"1 for a prior {type(prior).__name__} (it is "
+                                 "not drawn from standard normal noise)", repr(temperature))
+            z = prior.sample(num, seed=normal_seed)
         return z
 
     def call(self, x, labels=None):
