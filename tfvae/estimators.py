@@ -174,6 +174,13 @@ def free_bits_kl(kl_dims, free_bits):
     return tf.reduce_sum(tf.maximum(tf.reduce_mean(kl_dims, axis=0), free_bits))
 
 
+def map_in_turn(fn, elems, fn_output_signature):
+    """``tf.map_fn`` one element after another. A loop body that runs the model in parallel
+    iterations can crash the process on CPU: oneDNN's fused convolutions race there (a
+    segmentation fault, seen with the latent-group hierarchy's decoder on TF 2.21)."""
+    return tf.map_fn(fn, elems, fn_output_signature=fn_output_signature, parallel_iterations=1)
+
+
 def importance_log_px(q, decode, prior, x, *, num_samples, seed, chunk_size=500):
     """log p(x) ~= log (1/k) sum_l p(x, z_l) / q(z_l|x), in chunks of samples.
 

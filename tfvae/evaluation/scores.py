@@ -65,9 +65,11 @@ def _elbo_scores(model):
     seeds' draws [B], one compiled call for every draw of a batch."""
     import tensorflow as tf
 
+    from tfvae import estimators
+
     def batch_scores(x, seeds, labels=None):
-        elbos = tf.map_fn(lambda pair: model.elbo(x, seed=pair, labels=labels), seeds,
-                          fn_output_signature=tf.TensorSpec([None], tf.float32))
+        elbos = estimators.map_in_turn(lambda pair: model.elbo(x, seed=pair, labels=labels),
+                                       seeds, tf.TensorSpec([None], tf.float32))
         return -tf.reduce_mean(tf.cast(elbos, tf.float64), axis=0)
     return batch_scores
 

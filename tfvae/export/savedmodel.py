@@ -183,8 +183,8 @@ def serving_functions(model, num_samples=DEFAULT_NUM_SAMPLES, *, checked=True, s
         z = estimators.draw_from_noise(model.prior, rows.normals(model.latent_dim),
                                        rows.substream(1).uniform(1)[:, 0])
         if z is None:  # a prior of another family: TF's sampler, per row (SavedModel only)
-            z = tf.map_fn(lambda s: model.prior.sample(seed=_stateless_seed(s)), seed,
-                          fn_output_signature=tf.TensorSpec([model.latent_dim], tf.float32))
+            z = estimators.map_in_turn(lambda s: model.prior.sample(seed=_stateless_seed(s)),
+                                       seed, tf.TensorSpec([model.latent_dim], tf.float32))
         return {"z": z, "x_mean": model.decode(z, label).mean()}
 
     def reconstruct(x, label=None):
@@ -213,7 +213,7 @@ def serving_functions(model, num_samples=DEFAULT_NUM_SAMPLES, *, checked=True, s
                 seed=noise.CounterSeed(s, LOG_PX_STREAM))
             return tf.stack([elbo[0], log_px[0]])
 
-        out = tf.map_fn(one, (x, seed, rows), fn_output_signature=tf.TensorSpec([2], tf.float32))
+        out = estimators.map_in_turn(one, (x, seed, rows), tf.TensorSpec([2], tf.float32))
         return {"elbo": out[:, 0], "log_px": out[:, 1]}
 
     # The ELBO of the model's estimator (the bound's own for an IWAE model: its elbo term is
@@ -251,8 +251,8 @@ def serving_functions(model, num_samples=DEFAULT_NUM_SAMPLES, *, checked=True, s
             row, s = args[0][tf.newaxis], args[1][tf.newaxis]
             return imputed_mean(model, row, noise.CounterSeed(s, IMPUTE_STREAM), num_samples)[0]
 
-        return {"x_imputed": tf.map_fn(one, (x, seed), fn_output_signature=tf.TensorSpec(
-            model.image_shape, tf.float32))}
+        return {"x_imputed": estimators.map_in_turn(
+            one, (x, seed), tf.TensorSpec(model.image_shape, tf.float32))}
 
     functions = {"encode": encode, "decode": decode, "sample": sample,
                  "reconstruct": reconstruct, "log_likelihood": log_likelihood, "score": score,
