@@ -5,6 +5,7 @@ import contextlib
 import importlib.util
 import io
 import json
+import math
 import os
 import runpy
 import subprocess
@@ -148,8 +149,13 @@ def children_here(monkeypatch, common):
         assert python in (None, sys.executable), f"{python}: only this interpreter runs here"
         return json.loads(run_as_main(monkeypatch, args).strip().splitlines()[-1])
 
+    from tfvae.training import execution
+
     monkeypatch.setattr(common, "run_child", run_here)
     monkeypatch.setattr(common, "MATMUL_SECONDS", 0.01)
+    # Nor is the timing of XLA against the uncompiled step that "auto" makes before a long run
+    # (tests/test_fast_training.py tests it): a run of unbounded epochs trains uncompiled here.
+    monkeypatch.setattr(execution, "XLA_NEVER_BELOW", math.inf)
     return run_here
 
 
