@@ -234,8 +234,7 @@ def test_the_command_trains_and_exports_it(tmp_path, capsys):
     np.testing.assert_array_equal(drawn["z"][0], drawn["z"][2])
     np.testing.assert_allclose(drawn["x_mean"], model.decode(drawn["z"]).mean(), rtol=1e-4,
                                atol=1e-5)
-    # The per-row loop runs one row at a time: oneDNN's fused convolutions crash the process
-    # when its iterations run in parallel.
+    # The per-row loop runs one row at a time (estimators.map_in_turn).
     graph = signatures["log_likelihood"].graph.as_graph_def()
     loops = [node for node in [*graph.node, *(n for f in graph.library.function
                                               for n in f.node_def)]
@@ -244,6 +243,40 @@ def test_the_command_trains_and_exports_it(tmp_path, capsys):
     bound = signatures["log_likelihood"](x=tf.constant(x), seed=seeds)
     assert np.all(np.isfinite(bound["log_px"])) and np.all(bound["log_px"] <= 0)
     assert np.all(np.isfinite(signatures["score"](x=tf.constant(x), seed=seeds)["score"]))
+
+
+# The decoder in a loop whose iterations run at once, as two requests to one export do.
+PARALLEL_DECODES = """
+import numpy as np, tensorflow as tf
+from tfvae.models import VAE
+model = VAE(image_shape=(8, 8, 1), latent_dim=2, hidden=8, architecture="resnet",
+            activation="gelu", latent_groups=3, seed=1)
+x = tf.constant(np.random.default_rng(0).random((3, 8, 8, 1)) > 0.5, tf.float32)
+
+@tf.function
+def decode_rows(x):
+    def one(row):
+        z = tf.tile(model.encode(row[tf.newaxis]).mean(), [4, 1])
+        return tf.reduce_sum(model.decode(z).mean())
+    return tf.map_fn(one, x, fn_output_signature=tf.float32, parallel_iterations=10)
+
+for _ in range(400):
+    decode_rows(x)
+"""
+
+
+def test_the_decoder_runs_in_parallel_loop_iterations():
+    """oneDNN fused the 1x1 convolution from z_i with its addition to the state, and two
+    iterations running that op at once crashed the process (a segmentation fault, within 200
+    calls here): the child process's exit status says whether it did."""
+    import subprocess
+    import sys
+
+    from conftest import cli_env
+
+    done = subprocess.run([sys.executable, "-c", PARALLEL_DECODES], capture_output=True,
+                          text=True, env=cli_env(), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def test_mixed_precision_trains_in_bfloat16_and_a_resume_continues_the_run_exactly(tmp_path):

@@ -175,9 +175,10 @@ def free_bits_kl(kl_dims, free_bits):
 
 
 def map_in_turn(fn, elems, fn_output_signature):
-    """``tf.map_fn`` one element after another. A loop body that runs the model in parallel
-    iterations can crash the process on CPU: oneDNN's fused convolutions race there (a
-    segmentation fault, seen with the latent-group hierarchy's decoder on TF 2.21)."""
+    """``tf.map_fn`` one element after another: memory holds one element's work (parallel
+    iterations would hold up to ten rows' importance samples at once), and the model never
+    runs twice at once in one call (oneDNN ops that race there crashed the process:
+    :meth:`tfvae.layers.groups.TopDown.add_z`)."""
     return tf.map_fn(fn, elems, fn_output_signature=fn_output_signature, parallel_iterations=1)
 
 

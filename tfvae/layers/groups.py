@@ -227,7 +227,7 @@ class TopDown(_ResNet):
                     z_i, eps_i = value, (value - loc) / scale
                 for name, part in (("z", z_i), ("eps", eps_i), ("scale", scale)):
                     out[name].append(tf.reshape(part, [rows, self.sizes[i]]))
-                h = self.group_blocks[i](h + self.from_z[i](z_i))
+                h = self.group_blocks[i](self.add_z(h, i, z_i))
             for block in self.stage_blocks[r * self.depth:(r + 1) * self.depth]:
                 h = block(h)
         result = {name: tf.concat(parts, axis=-1) for name, parts in out.items() if parts}
@@ -236,6 +236,15 @@ class TopDown(_ResNet):
             result["kl"] = tf.stack(out["kl"], axis=-1)
         result["h"] = self.activate(h)
         return result
+
+    def add_z(self, h, i, z_i):
+        """h + from_z_i(z_i), the 1x1 convolution written as a product over the channels. As a
+        convolution, oneDNN fuses it with the addition (Conv2D + BiasAdd + Add), and that fused
+        op crashed the process when two calls ran it at once: a loop's parallel iterations, or
+        two requests to one export (TF 2.21, CPU)."""
+        layer = self.from_z[i]
+        kernel = tf.cast(layer.kernel[0, 0], h.dtype)
+        return h + (tf.tensordot(tf.cast(z_i, h.dtype), kernel, 1) + tf.cast(layer.bias, h.dtype))
 
     def get_config(self):
         return {**super().get_config(), "groups": self.groups, "channels": self.channels}
