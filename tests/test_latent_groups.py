@@ -3,11 +3,15 @@ its shapes, a group's KL against the closed form computed here, the whole hierar
 log p against the per-group KLs, the bounds below the importance-sampled log p(x), training,
 saving, sampling, the checks, and the command line's train and export."""
 
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import cli_env
 from tfvae import estimators, log_likelihood
 from tfvae.cli import main
 from tfvae.errors import InputError
@@ -236,9 +240,8 @@ def test_the_command_trains_and_exports_it(tmp_path, capsys):
                                atol=1e-5)
     # The per-row loop runs one row at a time (estimators.map_in_turn).
     graph = signatures["log_likelihood"].graph.as_graph_def()
-    loops = [node for node in [*graph.node, *(n for f in graph.library.function
-                                              for n in f.node_def)]
-             if node.op in ("While", "StatelessWhile")]
+    nodes = [*graph.node, *(node for f in graph.library.function for node in f.node_def)]
+    loops = [node for node in nodes if node.op in ("While", "StatelessWhile")]
     assert loops and all(node.attr["parallel_iterations"].i == 1 for node in loops)
     bound = signatures["log_likelihood"](x=tf.constant(x), seed=seeds)
     assert np.all(np.isfinite(bound["log_px"])) and np.all(bound["log_px"] <= 0)
@@ -269,11 +272,6 @@ def test_the_decoder_runs_in_parallel_loop_iterations():
     """oneDNN fused the 1x1 convolution from z_i with its addition to the state, and two
     iterations running that op at once crashed the process (a segmentation fault, within 200
     calls here): the child process's exit status says whether it did."""
-    import subprocess
-    import sys
-
-    from conftest import cli_env
-
     done = subprocess.run([sys.executable, "-c", PARALLEL_DECODES], capture_output=True,
                           text=True, env=cli_env(), timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
