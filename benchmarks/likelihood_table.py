@@ -12,8 +12,7 @@ Budgets (``--budget``):
 - ``cpu``: every model gets the same wall-clock training time, ``--minutes`` (15), each epoch's
   test bound and checkpoint included: training stops at the end of the last epoch that fits
   (at least one); the table reports the epochs reached and the minutes spent. Adam 1e-3, batch
-  ``--batch-size`` (100); the ResNet hierarchy's rate falls from 1e-3 to 0 along half a cosine
-  over the minutes, and it is scored with a moving average of its weights.
+  ``--batch-size`` (100).
 - ``paper``: the IWAE paper's schedule (Burda et al., 2015, section 5): Adam with
   epsilon 1e-4 and learning rate 1e-3 * 10^(-i/7) for 3^i epochs, i = 0..7 (3,280 epochs), batch
   20.
@@ -47,12 +46,10 @@ ONE_LAYER = {"latent_dim": 50, "hidden": 200, "depth": 2, "activation": "tanh"}
 TWO_LAYERS = {"latent_dim": 100, "hidden": 200, "depth": 2, "activation": "tanh",
               "stochastic_layers": 2}  # z1 100 (200-200 tanh), z2 50 (100-100 tanh)
 # The deep hierarchy (docs/resnet.md) at a size a CPU trains: 2 groups of 4 channels at each of
-# 7x7, 14x14 and 28x28, gradients clipped as VDVAE's. Its rate falls along half a cosine over
-# the cpu budget's minutes, and the score uses a moving average of the weights (a horizon of
-# 1,000 steps: under two epochs); the steady 1e-3 left its bound still rising after two hours.
+# 7x7, 14x14 and 28x28, gradients clipped as VDVAE's. No average of the weights: the cpu
+# budget's few thousand steps are too few for one.
 GROUPS = {"architecture": "resnet", "latent_groups": 6, "latent_dim": 4, "hidden": 32,
-          "depth": 1, "activation": "gelu", "clip_norm": 200.0, "ema": 0.999,
-          "cosine_over_minutes": True}
+          "depth": 1, "activation": "gelu", "clip_norm": 200.0}
 # KL warm-up (Sonderby et al., 2016), in epochs, for the structures whose plain ELBO falls into
 # a state with few or no active units within the cpu budget: the VampPrior (its authors train
 # with 100 epochs of warm-up) and the two-layer VAE.
@@ -79,14 +76,12 @@ MODELS = {
              "Tomczak & Welling 2018 (static binarization)"),
     "iaf": ("VAE, IAF (2 steps), one layer", {**ONE_LAYER, "posterior": "iaf", "flow_steps": 2},
             None, "none published"),
-    "resnet_groups": ("ResNet VAE, 6 latent groups (hidden 32, depth 1; rate on a cosine over "
-                      "the minutes, average of the weights 0.999)", {**GROUPS}, None,
+    "resnet_groups": ("ResNet VAE, 6 latent groups (hidden 32, depth 1)", {**GROUPS}, None,
                       "none at this size; the large models: 78.30 (an LVAE re-implementation, "
                       "addtt/ladder-vae-pytorch), 78.01 (NVAE, Vahdat & Kautz 2020)"),
 }
-# Training settings a model may carry beside its constructor's; "cosine_over_minutes" is the
-# benchmark's own (the cpu budget's rate schedule, below).
-TRAINING_SETTINGS = ("kl_warmup_epochs", "clip_norm", "ema")
+# Training settings a model may carry beside its constructor's.
+TRAINING_SETTINGS = ("kl_warmup_epochs", "clip_norm")
 PAPER_STAGES = 8  # i = 0..7
 COLUMNS = ["model", "epochs", "train_minutes", "nll", "nll_stderr", "published", "source"]
 
@@ -101,25 +96,11 @@ def paper_learning_rate(epoch):
     return 1e-3 * 10 ** (-(PAPER_STAGES - 1) / 7)
 
 
-def cosine_over_minutes(seconds_spent, budget_seconds, peak=1e-3):
-    """The rate after ``seconds_spent`` of a cpu budget of ``budget_seconds``: half a cosine
-    from ``peak`` down to 0 at the budget's end (a wall-clock form of ``--learning-rate-schedule
-    cosine``, whose end is an epoch count this budget does not know in advance)."""
-    done = min(max(seconds_spent / budget_seconds, 0.0), 1.0)
-    return peak * 0.5 * (1 + math.cos(math.pi * done))
-
-
-def callbacks(budget, clock_path, seconds_left, cosine_seconds=None):
+def callbacks(budget, clock_path, seconds_left):
     """The budget's Keras callbacks: the paper's schedule or a wall-clock limit, and the clock
     that adds each epoch's wall-clock seconds (its test bound and checkpoint included) to
-    ``clock_path``; with ``cosine_seconds``, each epoch's rate from :func:`cosine_over_minutes`
-    over that many seconds."""
+    ``clock_path``."""
     import keras
-
-    class CosineOverMinutes(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            spent = _read_clock(clock_path)["seconds"]
-            self.model.optimizer.learning_rate.assign(cosine_over_minutes(spent, cosine_seconds))
 
     class PaperSchedule(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
@@ -144,9 +125,7 @@ def callbacks(budget, clock_path, seconds_left, cosine_seconds=None):
             if budget == "cpu" and seconds_left < took:
                 self.model.stop_training = True
 
-    if budget == "paper":
-        return [PaperSchedule(), WallClock()]
-    return [WallClock()] + ([CosineOverMinutes()] if cosine_seconds else [])
+    return [PaperSchedule(), WallClock()] if budget == "paper" else [WallClock()]
 
 
 def _read_clock(path):
@@ -173,7 +152,6 @@ def child(name, run_dir, budget, minutes, batch_size, train_examples, test_examp
     if not done:
         settings = dict(MODELS[name][1])
         training = {k: settings.pop(k, None) for k in TRAINING_SETTINGS}
-        cosine = settings.pop("cosine_over_minutes", False) and budget == "cpu"
         train(run_dir, model_config=None if started else settings,
               data_config=None if started else {
                   "name": "mnist", "binarize": "dynamic",
@@ -184,8 +162,7 @@ def child(name, run_dir, budget, minutes, batch_size, train_examples, test_examp
               optimizer=None if started else "adam",
               learning_rate=None if started else 1e-3, seed=None if started else 0,
               **({} if started else training), resume=started, verbose=0,
-              callbacks=callbacks(budget, clock_path, budget_seconds - clock["seconds"],
-                                  cosine_seconds=budget_seconds if cosine else None))
+              callbacks=callbacks(budget, clock_path, budget_seconds - clock["seconds"]))
         rows = run.read_metrics()
     score_path = run_dir / "likelihood.json"
     settings = {"k": int(k), "test_examples": int(test_examples), "test_seed": TEST_SEED,

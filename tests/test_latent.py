@@ -341,15 +341,6 @@ def test_likelihood_table_schedule_resume_and_table(tmp_path, capsys, monkeypatc
     schedule.on_epoch_begin(40)  # opens stage i = 4, epochs 40..120
     assert model.optimizer.epsilon == 1e-4
     assert float(model.optimizer.learning_rate) == pytest.approx(1e-3 * 10 ** (-4 / 7))
-    # The cpu budget's cosine: 1e-3 at the start, half at half time, 0 at the end and after.
-    assert [table.cosine_over_minutes(s, 600) for s in (0, 150, 300, 600, 900)] == pytest.approx(
-        [1e-3, 1e-3 * (1 + 0.5 ** 0.5) / 2, 5e-4, 0, 0])
-    (tmp_path / "clock.json").write_text(json.dumps({"seconds": 450.0, "last_epoch": 1.0}))
-    wall_clock, cosine = table.callbacks("cpu", tmp_path / "clock.json", 10, cosine_seconds=600)
-    cosine.set_model(model)
-    cosine.on_epoch_begin(7)
-    assert float(model.optimizer.learning_rate) == pytest.approx(1e-3 * (1 - 0.5 ** 0.5) / 2)
-    assert len(table.callbacks("cpu", tmp_path / "clock.json", 10)) == 1  # no cosine asked
     rows = [{"model": "VAE", **first, "published": 86.76, "source": "IWAE"}]
     table.write_tables(rows, tmp_path, argparse.Namespace(budget="cpu", minutes=0.001, k=10,
                                                            test_examples=20))
