@@ -31,7 +31,7 @@ from tfvae.checks import check_choice, check_int
 from tfvae.data import graph_checks
 from tfvae.errors import InputError, arg
 from tfvae.export.formats import ExportFormat
-from tfvae.export.savedmodel import (ScoreSettings, input_specs, serving_functions,
+from tfvae.export.savedmodel import (SAVE_OPTIONS, ScoreSettings, input_specs, serving_functions,
                                      signature_module)
 from tfvae.options import EXPORT_LOG_LIKELIHOOD_SAMPLES as DEFAULT_NUM_SAMPLES
 from tfvae.storage import check_output, check_writable_dir, write_bytes
@@ -90,7 +90,8 @@ def tflite_model(model, num_samples=DEFAULT_NUM_SAMPLES, metadata=None):
     # Converted from a SavedModel so that the flatbuffer's signatures keep their names.
     staging = Path(tempfile.mkdtemp(prefix="tfvae-tflite-"))
     try:
-        tf.saved_model.save(module, str(staging), signatures=functions)
+        tf.saved_model.save(module, str(staging), signatures=functions,
+                            options=SAVE_OPTIONS)
         converter = tf.lite.TFLiteConverter.from_saved_model(
             str(staging), signature_keys=list(functions))
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]

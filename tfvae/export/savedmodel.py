@@ -93,6 +93,9 @@ SIGNATURES = ("encode", "decode", "sample", "reconstruct", "log_likelihood", "sc
 DEFAULT_SIGNATURE = "encode"
 # The signatures of a bound on log p(x), which a model without one (the autoencoder) lacks.
 _BOUND_SIGNATURES = ("log_likelihood", "score")
+# The signatures answer requests and are never differentiated: tracing and saving their ops'
+# gradient functions (the gelu's among them) took up to half of an export's time.
+SAVE_OPTIONS = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
 
 
 # --------------------------------------------------------------------------- the signatures
@@ -359,7 +362,7 @@ def _write_savedmodel(model, path, num_samples, metadata, next_free_version):
         module.metadata = tf.saved_model.Asset(str(assets / METADATA_FILE))
         saved = staging / "saved_model"
         try:
-            tf.saved_model.save(module, str(saved), signatures=signatures)
+            tf.saved_model.save(module, str(saved), signatures=signatures, options=SAVE_OPTIONS)
             # In TF Serving's layout the version's parent directory is named as the model.
             write_warmup({**specs, "serving_default": specs[DEFAULT_SIGNATURE]}, saved,
                          path.parent.name, warmup)
