@@ -94,7 +94,7 @@ DEFAULT_SIGNATURE = "encode"
 # The signatures of a bound on log p(x), which a model without one (the autoencoder) lacks.
 _BOUND_SIGNATURES = ("log_likelihood", "score")
 # The signatures answer requests and are never differentiated: tracing and saving their ops'
-# gradient functions (the gelu's among them) took up to half of an export's time.
+# gradient functions (the gelu's among them) took about a third of an export's time.
 SAVE_OPTIONS = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
 
 
