@@ -19,6 +19,7 @@ it a freshly initialized model is timed, which costs the same.
 """
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -72,7 +73,7 @@ def main(argv=None):
 
     @tf.function(jit_compile=args.xla == "on")
     def log_px(x, seed):
-        return estimators.importance_log_px(model.encode(x), model.decode, model.prior, x,
+        return estimators.importance_log_px(functools.partial(model.log_weights, x),
                                             num_samples=args.samples, seed=seed,
                                             chunk_size=args.chunk_size)
 

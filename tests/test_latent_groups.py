@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import cli_env
-from tfvae import estimators, log_likelihood
+from tfvae import estimators, log_likelihood, noise
 from tfvae.cli import main
 from tfvae.errors import InputError
 from tfvae.layers.groups import _UNIT, group_resolutions, group_shapes
@@ -148,6 +148,46 @@ def test_the_bounds_lie_below_the_importance_sampled_log_likelihood(trained):
     assert np.all(np.isfinite(log_px))
     assert bound.mean() < iwae.mean() < log_px.mean() + 0.05
     assert log_px.mean() - bound.mean() > 0.01
+
+
+def with_distinct_densities(model, x):
+    """``model`` built on ``x``, random weights where they start at zero: the priors' and
+    posteriors' last convolutions, which otherwise give q = p = N(0, 1) and every density the
+    same."""
+    rng = np.random.default_rng(4)
+    model.encode(x)
+    model.set_weights([rng.normal(0, 0.3, w.shape) if not w.any() else w
+                       for w in model.get_weights()])
+    return model
+
+
+def test_the_one_pass_log_weights_are_those_of_the_three_densities():
+    # model.log_weights reads log p(x|z), log p(z) and log q(z|x) off the pass that draws z;
+    # the estimators' generic form evaluates q, p(z) and p(x|z) each on its own.
+    x = tf.constant(images(5, seed=3))
+    model = with_distinct_densities(make(), x)
+    seed = tf.constant([8, 2])
+    fused = model.log_weights(x, 7, seed)
+    apart = estimators.log_weights(model.encode(x), model.decode, model.prior, x, 7, seed)
+    for got, want in zip(fused, apart):
+        assert got.shape == (7, 5)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+    assert np.std(fused[1].numpy()) > 1.0  # log p(z) - log q(z|x) varies with the draw
+
+
+@pytest.mark.parametrize("settings, bound", [({"objective": "iwae"}, "iwae"),
+                                             ({"kl": "sampled"}, "elbo")])
+def test_the_iwae_bound_and_estimator_a_train_on_the_three_densities(settings, bound):
+    x = tf.constant(images(5, seed=3))
+    model = with_distinct_densities(make(num_samples=4, **settings), x)
+    layout = noise.batch_layout(5)
+    want = estimators.iwae_terms(model.encode(x), model.decode, model.prior, x, num_samples=4,
+                                 seed=model._seed(6), layout=layout)[bound]
+    np.testing.assert_allclose(model.bound_terms(x, seed=6)["bound"], want, rtol=1e-4,
+                               atol=1e-3)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
+    assert np.isfinite(model.fit(images(64), epochs=1, batch_size=32, verbose=0)
+                       .history["loss"]).all()
 
 
 def test_save_and_load_give_identical_outputs(trained, tmp_path):

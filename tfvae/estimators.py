@@ -1,11 +1,14 @@
 """The estimators: every formula of the paper and its successors, each once, as pure functions of
 the model's distributions (the paper's section 2.3 and appendix D).
 
-Every function takes the posterior ``q`` = q(z|x) (batch [B], event [D]), a ``decode`` callable
+Most functions take the posterior ``q`` = q(z|x) (batch [B], event [D]), a ``decode`` callable
 that maps z [S, B, D] to p(x|z) (batch [S, B]), the prior p(z), the data ``x`` [B, *E] and a
 stateless ``seed`` (int32 [2]). Results are per example, shape [B], in nats summed over pixels.
 ``layout`` (``tfvae.noise.batch_layout``) ties each example's noise to its place in the global
-batch under tf.distribute; ``None`` on one device.
+batch under tf.distribute; ``None`` on one device. :func:`weight_terms` and
+:func:`importance_log_px` take the importance weights' parts as :func:`log_weights` gives them
+instead, so that a model may compute them in fewer passes (a hierarchy of latent groups:
+``VAE.log_weights``).
 
 - SGVB estimator A (``kl="sampled"``): mean_l log p(x, z_l) - log q(z_l|x).
 - SGVB estimator B (``kl="analytic"``): mean_l log p(x|z_l) - KL(q(z|x) || p(z)).
@@ -126,9 +129,14 @@ def elbo_terms(q, decode, prior, x, *, kl="analytic", num_samples=1, seed, layou
 
 
 def iwae_terms(q, decode, prior, x, *, num_samples, seed, layout=None, stop_q=False):
-    """The importance-weighted bound (``iwae``) beside estimator A's terms from the same samples,
-    and the log-weights ``log_w`` [S, B] they come from (``stop_q``: see :func:`log_weights`)."""
-    log_px_z, log_ratio = log_weights(q, decode, prior, x, num_samples, seed, layout, stop_q)
+    """:func:`weight_terms` of S = ``num_samples`` draws z ~ q(z|x) (``stop_q``: see
+    :func:`log_weights`)."""
+    return weight_terms(*log_weights(q, decode, prior, x, num_samples, seed, layout, stop_q))
+
+
+def weight_terms(log_px_z, log_ratio):
+    """The importance-weighted bound (``iwae``) beside estimator A's terms of the same draws,
+    and the log-weights ``log_w`` [S, B], from the parts :func:`log_weights` gives."""
     log_w = log_px_z + log_ratio
     reconstruction = tf.reduce_mean(log_px_z, axis=0)
     kl_term = -tf.reduce_mean(log_ratio, axis=0)
@@ -182,11 +190,14 @@ def map_in_turn(fn, elems, fn_output_signature):
     return tf.map_fn(fn, elems, fn_output_signature=fn_output_signature, parallel_iterations=1)
 
 
-def importance_log_px(q, decode, prior, x, *, num_samples, seed, chunk_size=500):
+def importance_log_px(weights, *, num_samples, seed, chunk_size=500):
     """log p(x) ~= log (1/k) sum_l p(x, z_l) / q(z_l|x), in chunks of samples.
 
-    Memory is bounded by ``chunk_size`` samples at a time; the chunks' log-sum-exps combine
-    exactly, so the result does not depend on the chunk size.
+    ``weights(size, seed)`` gives the parts of the log-weights of ``size`` draws of z ~ q(z|x),
+    as :func:`log_weights` does (a model's ``log_weights``, which may compute them in fewer
+    passes). Memory is bounded by ``chunk_size`` samples at a time; the chunks' log-sum-exps
+    combine exactly. Each chunk draws from its own seed, so another chunk size makes other
+    draws of the same estimator.
     """
     chunk_size = min(chunk_size, num_samples)
     sizes = [chunk_size] * (num_samples // chunk_size)
@@ -194,7 +205,7 @@ def importance_log_px(q, decode, prior, x, *, num_samples, seed, chunk_size=500)
         sizes.append(num_samples % chunk_size)
     partial = []
     for size, chunk_seed in zip(sizes, noise.split_seeds(seed, len(sizes))):
-        log_px_z, log_ratio = log_weights(q, decode, prior, x, size, chunk_seed)
+        log_px_z, log_ratio = weights(size, chunk_seed)
         partial.append(tf.reduce_logsumexp(log_px_z + log_ratio, axis=0))
     return log_mean_exp(tf.stack(partial), count=num_samples)
 

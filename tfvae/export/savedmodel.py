@@ -211,9 +211,8 @@ def serving_functions(model, num_samples=DEFAULT_NUM_SAMPLES, *, checked=True, s
             elbo = model.bound_terms(image, seed=noise.CounterSeed(s, ELBO_STREAM),
                                      labels=row_label)["elbo"]
             log_px = estimators.importance_log_px(
-                model.encode(image, row_label), lambda z: model.decode(z, row_label),
-                model.prior, image, num_samples=num_samples,
-                seed=noise.CounterSeed(s, LOG_PX_STREAM))
+                lambda size, seed: model.log_weights(image, size, seed, row_label),
+                num_samples=num_samples, seed=noise.CounterSeed(s, LOG_PX_STREAM))
             return tf.stack([elbo[0], log_px[0]])
 
         out = estimators.map_in_turn(one, (x, seed, rows), tf.TensorSpec([2], tf.float32))
@@ -236,9 +235,13 @@ def serving_functions(model, num_samples=DEFAULT_NUM_SAMPLES, *, checked=True, s
         x = images(x)
         seed = seeds(seed, x)
         label = labels(label, x)
-        elbo = estimators.elbo_terms(
-            model.encode(x, label), lambda z: model.decode(z, label), model.prior, x, kl=kl,
-            num_samples=draws, seed=noise.CounterSeed(seed, ELBO_STREAM))["elbo"]
+        seed = noise.CounterSeed(seed, ELBO_STREAM)
+        if kl == "sampled":  # the model's log-weights: a hierarchy's in one pass per draw
+            elbo = estimators.weight_terms(*model.log_weights(x, draws, seed, label))["elbo"]
+        else:
+            elbo = estimators.elbo_terms(model.encode(x, label), lambda z: model.decode(z, label),
+                                         model.prior, x, kl=kl, num_samples=draws,
+                                         seed=seed)["elbo"]
         out = {"score": -elbo}
         if score_settings.threshold is not None:
             threshold = tf.constant(score_settings.float32_threshold(), tf.float32)

@@ -196,7 +196,9 @@ class TopDown(_ResNet):
 
         Returns ``h`` (the last features), ``z`` and ``eps`` [N, D], ``scale`` [N, D] (sigma),
         ``log_scale`` [N] (sum log sigma: the pass's log-determinant) and, with the posterior,
-        ``kl`` [N, L] (KL(q_i || p_i) of each group, in closed form).
+        ``kl`` [N, L] (KL(q_i || p_i) of each group, in closed form) and ``log_prior`` [N]
+        (log p(z) = sum_i log p(z_i | z_<i) of the z drawn: the prior's pass given that z
+        computes the same mu_i and sigma_i, so one pass gives both densities).
         """
         given = z if z is not None else eps
         rows = tf.shape(given)[0]
@@ -204,7 +206,7 @@ class TopDown(_ResNet):
         if features is not None:
             features = [tf.tile(a, [rows // tf.shape(a)[0], 1, 1, 1]) for a in features]
         h = tf.tile(tf.cast(self.top, self.compute_dtype)[None], [rows, 1, 1, 1])
-        out = {name: [] for name in ("z", "eps", "scale", "kl")}
+        out = {name: [] for name in ("z", "eps", "scale", "kl", "log_prior")}
         for r in range(self.stages, -1, -1):
             if r < self.stages:
                 h = self.up(h)
@@ -212,6 +214,7 @@ class TopDown(_ResNet):
                 params = tf.cast(self.priors[i](self.activate(h)), tf.float32)
                 loc, raw = tf.split(params, 2, axis=-1)
                 scale = positive_scale(raw + _UNIT)
+                value = tf.reshape(given[i], [-1, *self.shapes[i]])
                 if features is not None:
                     shift, factor = posteriors[i](h, features[r])
                     # KL(q_i || p_i) from q's shift and scale relative to p alone (the module's
@@ -219,8 +222,10 @@ class TopDown(_ResNet):
                     out["kl"].append(tf.reduce_sum(
                         0.5 * (tf.square(factor) + tf.square(shift / scale) - 1.0)
                         - tf.math.log(factor), axis=[1, 2, 3]))
+                    if z is None:  # the prior's noise of z_i = mu + sigma dsigma eps + dmu
+                        out["log_prior"].append(standard_normal_log_prob(
+                            factor * value + shift / scale) - tf.math.log(scale))
                     loc, scale = loc + shift, scale * factor
-                value = tf.reshape(given[i], [-1, *self.shapes[i]])
                 if z is None:
                     z_i, eps_i = loc + scale * value, value
                 else:
@@ -230,10 +235,14 @@ class TopDown(_ResNet):
                 h = self.group_blocks[i](self.add_z(h, i, z_i))
             for block in self.stage_blocks[r * self.depth:(r + 1) * self.depth]:
                 h = block(h)
-        result = {name: tf.concat(parts, axis=-1) for name, parts in out.items() if parts}
+        result = {name: tf.concat(parts, axis=-1) for name, parts in out.items()
+                  if parts and name != "log_prior"}
         result["log_scale"] = tf.reduce_sum(tf.math.log(result["scale"]), axis=-1)
         if out["kl"]:
             result["kl"] = tf.stack(out["kl"], axis=-1)
+        if out["log_prior"]:
+            result["log_prior"] = tf.add_n([tf.reduce_sum(part, axis=[1, 2, 3])
+                                            for part in out["log_prior"]])
         result["h"] = self.activate(h)
         return result
 
@@ -248,6 +257,11 @@ class TopDown(_ResNet):
 
     def get_config(self):
         return {**super().get_config(), "groups": self.groups, "channels": self.channels}
+
+
+def standard_normal_log_prob(eps):
+    """log N(eps; 0, 1), elementwise."""
+    return -0.5 * (tf.square(eps) + math.log(2 * math.pi))
 
 
 class _TopDownPass(tfb.Bijector):

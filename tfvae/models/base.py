@@ -274,6 +274,14 @@ class LatentVariableModel(TrainingStep, keras.Model):
         p_x = self.decoder(z, condition=self.label_codes(labels, count))
         return missing.ObservedPart(p_x) if self.allow_missing else p_x
 
+    def log_weights(self, x, num_samples, seed, labels=None, layout=None):
+        """log p(x|z) and log p(z) - log q(z|x) [S, B] for S = ``num_samples`` draws of
+        z ~ q(z|x) from the stateless ``seed`` (given the ``labels`` of a conditional model):
+        the parts of the importance weights, ``tfvae.estimators.log_weights`` of this model."""
+        x = self.images(x)
+        return estimators.log_weights(self.encode(x, labels), lambda z: self.decode(z, labels),
+                                      self.prior, x, num_samples, seed, layout)
+
     def reconstruct(self, x, labels=None):
         """The mean of p(x|z) at z = the mean of q(z|x): [B, *E]."""
         return self.decode(self.encode(x, labels).mean(), labels).mean()

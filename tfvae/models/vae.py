@@ -18,7 +18,8 @@ from tfvae.models.registry import register
 from tfvae.models.vae_checks import check_controls, check_structure, group_sizes
 from tfvae.layers.coders import Encoder
 from tfvae.layers.flows import FlowPosterior
-from tfvae.layers.groups import BottomUp, TopDown, groups_posterior, groups_prior
+from tfvae.layers.groups import (BottomUp, TopDown, groups_posterior, groups_prior,
+                                 standard_normal_log_prob)
 from tfvae.layers.hierarchy import HierarchicalPosterior, HierarchicalPrior
 from tfvae.layers.priors import prior_layer
 
@@ -226,6 +227,12 @@ class VAE(LatentVariableModel):
     def _bound_terms(self, x, seed, layout, labels=None):
         if self.latent_groups > 1 and (self.objective, self.kl) == ("elbo", "analytic"):
             return self._group_terms(x, seed, layout)
+        if self.latent_groups > 1:  # the IWAE bound or estimator A, from one pass per draw
+            terms = estimators.weight_terms(*self.log_weights(x, self.num_samples, seed,
+                                                              layout=layout))
+            iwae = terms.pop("iwae")
+            terms["bound"] = iwae if self.objective == "iwae" else terms["elbo"]
+            return terms
         q = self.encode(x, labels)
 
         def decode(z):
@@ -245,19 +252,38 @@ class VAE(LatentVariableModel):
                 terms["kl_dims"] = estimators.kl_per_dimension(q, self.prior)
         return terms
 
+    def _group_pass(self, x, num_samples, seed, layout):
+        """The hierarchy's top-down pass for S = ``num_samples`` draws of z ~ q(z|x) per image,
+        from the noise ``tfvae.estimators.sample_posterior`` would draw: the pass's outputs
+        (:meth:`TopDown.run`, rows [S * B]), their noise eps [S, B, D] and log p(x|z) [S, B]."""
+        eps = noise.standard_normal(seed, [num_samples], tf.shape(x)[0], [self.latent_dim],
+                                    layout)
+        out = self.decoder.body.run(eps=tf.reshape(eps, [-1, self.latent_dim]),
+                                    features=self.encoder(self.encoder_input(x)),
+                                    posteriors=self.encoder.posteriors)
+        p_x = self.decoder.likelihood(out["h"], batch_shape=tf.shape(eps)[:-1])
+        p_x = missing.ObservedPart(p_x) if self.allow_missing else p_x
+        return out, eps, p_x.log_prob(x)
+
+    def log_weights(self, x, num_samples, seed, labels=None, layout=None):
+        """The base class's, the same numbers; a hierarchy reads all three densities off the
+        one top-down pass that draws z, where q(z|x), p(z) and p(x|z) would each run it."""
+        if self.latent_groups == 1:
+            return super().log_weights(x, num_samples, seed, labels, layout)
+        x = self.images(x)
+        self.label_codes(labels, x.shape[0])  # refuses labels: the groups take none
+        out, eps, log_px_z = self._group_pass(x, num_samples, seed, layout)
+        shape = tf.shape(log_px_z)
+        log_q = (tf.reduce_sum(standard_normal_log_prob(eps), axis=-1)
+                 - tf.reshape(out["log_scale"], shape))
+        return log_px_z, tf.reshape(out["log_prior"], shape) - log_q
+
     def _group_terms(self, x, seed, layout):
         """Estimator B of the hierarchy: log p(x|z) and each group's KL(q(z_i|x, z_<i) ||
         p(z_i|z_<i)) in closed form, along one top-down pass for each of the S draws of z
         (the KL of the whole z has no closed form; this is its estimate from the same draws)."""
-        top = self.decoder.body
-        eps = noise.standard_normal(seed, [self.num_samples], tf.shape(x)[0], [self.latent_dim],
-                                    layout)
-        out = top.run(eps=tf.reshape(eps, [-1, self.latent_dim]),
-                      features=self.encoder(self.encoder_input(x)),
-                      posteriors=self.encoder.posteriors)
-        p_x = self.decoder.likelihood(out["h"], batch_shape=tf.shape(eps)[:-1])
-        p_x = missing.ObservedPart(p_x) if self.allow_missing else p_x
-        reconstruction = tf.reduce_mean(p_x.log_prob(x), axis=0)
+        out, _, log_px_z = self._group_pass(x, self.num_samples, seed, layout)
+        reconstruction = tf.reduce_mean(log_px_z, axis=0)
         kl_groups = tf.reduce_mean(tf.reshape(out["kl"], [self.num_samples, -1,
                                                           self.latent_groups]), axis=0)
         kl = tf.reduce_sum(kl_groups, axis=-1)
