@@ -67,6 +67,20 @@ def test_the_256_levels_sum_to_one_and_stay_finite_in_the_tails():
     np.testing.assert_allclose(d.mean(), exact, atol=0.5 / 255)
 
 
+def test_a_batch_of_any_rank_gives_what_its_rows_give():
+    # Draws of z for a batch of colour images: [S, B, H, W, C] pixels and K components, past the
+    # five dimensions TF's CPU softmax kernels take.
+    rng = np.random.default_rng(3)
+    flat = mixture(rng, 24, 3)
+    shape = (2, 1, 3, 2, 2)
+    d = DiscretizedLogisticMixture(*(p.reshape(*shape, 3) for p in flat))
+    x = (rng.integers(0, 256, 24) / 255.0).astype(np.float32)
+    np.testing.assert_allclose(d.mean().numpy().ravel(), DiscretizedLogisticMixture(*flat).mean(),
+                               rtol=1e-6)
+    np.testing.assert_allclose(d.log_prob(x.reshape(shape)).numpy().ravel(),
+                               DiscretizedLogisticMixture(*flat).log_prob(x), rtol=1e-6)
+
+
 def test_samples_lie_on_the_levels_with_the_levels_probabilities():
     d = DiscretizedLogisticMixture([[0.0, 1.0]], [[0.3, 0.7]], [[0.05, 0.02]])
     x = d.sample(20000, seed=[3, 4]).numpy()[:, 0]

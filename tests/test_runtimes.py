@@ -18,7 +18,7 @@ from tfvae.export.versions import export_run
 
 K = 30  # importance samples of log_likelihood
 TOL = 1e-5
-KINDS = ("vae", "conditional", "autoencoder", "groups")
+KINDS = ("vae", "conditional", "autoencoder", "groups", "resnet")
 
 
 def test_the_exports_noise_is_standard_normal_and_per_row():
@@ -47,6 +47,10 @@ def make_model(kind):
     if kind == "groups":  # a hierarchy of 2 latent groups on the residual body, its GELU too
         return VAE(image_shape=(4, 4, 1), architecture="resnet", latent_groups=2, latent_dim=2,
                    hidden=8, activation="gelu", seed=0)
+    if kind == "resnet":  # one latent on the residual body, its upsampling; 8-bit pixels
+        return VAE(image_shape=(4, 4, 1), architecture="resnet", latent_dim=2, hidden=8,
+                   activation="gelu", likelihood="discretized_logistic", logistic_components=2,
+                   seed=0)
     if kind == "conditional":  # the MLP's GELU too
         return VAE(image_shape=(4, 4, 1), latent_dim=2, hidden=8, activation="gelu",
                    num_classes=3, seed=0)
@@ -55,7 +59,10 @@ def make_model(kind):
 
 def inputs_for(model):
     rng = np.random.default_rng(1)
-    return {"x": rng.uniform(size=(4, 4, 4, 1)).astype(np.float32),
+    x = rng.uniform(size=(4, 4, 4, 1)).astype(np.float32)
+    if model.decoder.likelihood.support == "eight_bit":  # on the 256 levels
+        x = np.round(x * 255) / np.float32(255)
+    return {"x": x,
             "seed": np.array([0, 7, 2**40 + 3, -5], np.int64),
             "z": rng.standard_normal((4, model.latent_dim)).astype(np.float32),
             "label": np.array([0, 2, 1, 2], np.int64)}
@@ -195,6 +202,29 @@ def test_missing_extra_is_one_line_naming_it(tiny_run, tmp_path, monkeypatch, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pip install 'tfvae[onnx]'" in err[0], err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_model_onnx_cannot_hold_is_refused_before_any_file(tmp_path):
+    pytest.importorskip("tf2onnx")
+    # Keras's CELU is alpha * expm1(x / alpha), and ONNX has no Expm1.
+    model = VAE(image_shape=(4, 4, 1), latent_dim=2, hidden=8, activation="celu", seed=0)
+    with pytest.raises(InputError, match=r"^format: expected a model whose signatures convert "
+                       r"to ONNX \(opset 18\).*'encode' signature needs the op Expm1"):
+        runtimes.write(model, "onnx", tmp_path / "onnx", num_samples=K)
+    assert not any((tmp_path / "onnx").glob("*"))
+
+
+def test_the_litert_converters_refusal_names_the_signature_and_the_ops():
+    # The lines that matter of the converter's message for a model it could not hold.
+    message = ("<unknown>:0: error: loc(...): 'tf.Conv2D' op is neither a custom op nor a flex "
+               "op\nerror: failed while converting: 'decode': \nSome ops are not supported by "
+               "the native TFLite runtime, you can enable TF kernels fallback using TF Select."
+               "\nTF Select ops: Conv2D, Erfc\nDetails:\n\ttf.Conv2D(tensor<?x?x4x8xf32>)")
+    error = runtimes._unconvertible("tflite", *runtimes._tflite_failure(message))
+    assert str(error).endswith("got 'tflite' for a model whose 'decode' signature needs the ops "
+                               "Conv2D, Erfc, which it lacks"), str(error)
+    legalize = "error: failed while converting: 'score': \nfailed to legalize operation 'tfl.x'"
+    assert runtimes._tflite_failure(legalize) == ("score", "the op tfl.x in a form")
 
 
 def _files(model, fmt, out, metadata=None):

@@ -20,6 +20,7 @@ Conversion needs TensorFlow alone for LiteRT (running the file needs ``ai-edge-l
 ``tflite`` extra) and ``tf2onnx`` for ONNX (the ``onnx`` extra, with ``onnxruntime`` to run it).
 """
 
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -95,18 +96,53 @@ def tflite_model(model, num_samples=DEFAULT_NUM_SAMPLES, metadata=None):
         converter = tf.lite.TFLiteConverter.from_saved_model(
             str(staging), signature_keys=list(functions))
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        return converter.convert()
+        try:
+            return converter.convert()
+        except Exception as e:  # the converter's ConverterError, whose module is private
+            if type(e).__name__ != "ConverterError":
+                raise
+            raise _unconvertible("tflite", *_tflite_failure(str(e))) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _tflite_failure(message):
+    """(signature, what it needs) from the LiteRT converter's error message."""
+    signature = re.search(r"failed while converting: '([^']+)'", message)
+    ops = re.search(r"TF Select ops: ([^\n]+)", message)
+    failed = re.search(r"failed to legalize operation '([^']+)'", message)
+    needs = (f"the ops {ops.group(1).strip()}" if ops
+             else f"the op {failed.group(1)} in a form" if failed
+             else "ops")
+    return (signature.group(1) if signature else "a signature"), needs
+
+
+def _unconvertible(fmt, signature, needs):
+    """The error for a model that ``fmt`` cannot hold: one line, as bad input is."""
+    runtime = {"tflite": "LiteRT's builtin ops", "onnx": f"ONNX (opset {ONNX_OPSET})"}[fmt]
+    return InputError("format", f"a model whose signatures convert to {runtime} (the "
+                      "SavedModel export serves every model)",
+                      f"{fmt!r} for a model whose {signature!r} signature needs {needs}, "
+                      "which it lacks")
 
 
 def onnx_models(model, num_samples=DEFAULT_NUM_SAMPLES, metadata=None):
     """One serialized ONNX model per signature: name -> bytes."""
     tf2onnx = _require("onnx")
+    import onnx
+
     models = {}
     for name, fn in checked_functions(model, num_samples, metadata).items():
         proto, _ = tf2onnx.convert.from_function(fn, input_signature=fn.input_signature,
                                                  opset=ONNX_OPSET)
+        # tf2onnx leaves an op it cannot convert in the graph and says so in its log alone:
+        # ONNX Runtime would refuse to load the file.
+        try:
+            onnx.checker.check_model(proto)
+        except onnx.checker.ValidationError as e:
+            ops = re.findall(r"No Op registered for (\w+)", str(e))
+            raise _unconvertible("onnx", name, f"the op {ops[0]}" if ops
+                                 else f"what ONNX refuses ({str(e).splitlines()[0]})") from None
         models[name] = proto.SerializeToString()
     return models
 

@@ -93,20 +93,31 @@ class DiscretizedLogisticMixture(tfd.Distribution):
         finite in every tail, where the difference of two sigmoids underflows to 0 (PixelCNN++
         falls back to the density at the centre there). The first level drops the sigmoid(-b)
         factor (its bin reaches -inf), the last sigmoid(a) (+inf), both the third.
+
+        Written with the ops LiteRT and ONNX have: 1 - e^(-c) as tanh(c/2) (1 + e^(-c)) (no
+        expm1, and no cancellation for a wide bin), the factors dropped by multiplying with a
+        mask (every term is finite) rather than by a broadcast select.
         """
         level = tf.clip_by_value(tf.round(tf.cast(x, tf.float32) * (LEVELS - 1)), 0, LEVELS - 1)
         centred = level[..., None] * _BIN - self._loc
         upper = (centred + 0.5 * _BIN) / self._scale
         lower = (centred - 0.5 * _BIN) / self._scale
-        first, last = level[..., None] == 0, level[..., None] == LEVELS - 1
-        log_below_upper = tf.where(last, 0.0, -tf.nn.softplus(-upper))  # log sigmoid(a)
-        log_above_lower = tf.where(first, 0.0, -tf.nn.softplus(lower))  # log sigmoid(-b)
-        log_width = tf.math.log(-tf.math.expm1(-_BIN / self._scale))  # log(1 - e^(b - a))
-        return log_below_upper + log_above_lower + tf.where(first | last, 0.0, log_width)
+        inner_above = tf.cast(level > 0, tf.float32)[..., None]
+        inner_below = tf.cast(level < LEVELS - 1, tf.float32)[..., None]
+        log_below_upper = -tf.nn.softplus(-upper)  # log sigmoid(a)
+        log_above_lower = -tf.nn.softplus(lower)  # log sigmoid(-b)
+        width = _BIN / self._scale  # a - b
+        log_width = tf.math.log(tf.math.tanh(0.5 * width)) + tf.nn.softplus(-width)
+        return (log_below_upper * inner_below + log_above_lower * inner_above
+                + log_width * inner_below * inner_above)
+
+    def _log_weights(self):
+        """log of each component's weight, [*batch, K]: a log-softmax of any rank (TF's CPU
+        softmax kernels take at most five dimensions, and a batch of draws has six)."""
+        return self._logits - tf.reduce_logsumexp(self._logits, axis=-1, keepdims=True)
 
     def _log_prob(self, x):
-        return tf.reduce_logsumexp(tf.nn.log_softmax(self._logits) + self.component_log_prob(x),
-                                   axis=-1)
+        return tf.reduce_logsumexp(self._log_weights() + self.component_log_prob(x), axis=-1)
 
     def _mean(self):
         # The mean of the mixture clipped to [0, 1], in closed form: the integral of
@@ -114,7 +125,7 @@ class DiscretizedLogisticMixture(tfd.Distribution):
         # the midpoint rule of the same integral over the 255 bins, within half a level of it.
         s = self._scale
         clipped = s * (tf.nn.softplus(self._loc / s) - tf.nn.softplus((self._loc - 1.0) / s))
-        return tf.reduce_sum(tf.nn.softmax(self._logits) * clipped, axis=-1)
+        return tf.reduce_sum(tf.exp(self._log_weights()) * clipped, axis=-1)
 
     def from_uniforms(self, u_component, u_value):
         """The sample whose component and value the uniforms ``u_component`` [*batch, K] (by

@@ -36,7 +36,8 @@ import tensorflow_probability as tfp
 from tfvae.layers.activations import activation_function
 from tfvae.layers.bodies import _build_chain
 from tfvae.layers.likelihoods import positive_scale
-from tfvae.layers.resnet import STAGES, ResidualBlock, _ResNet, _blocks, bottom_up_layers
+from tfvae.layers.resnet import (STAGES, ResidualBlock, Upsampling, _ResNet, _blocks,
+                                 bottom_up_layers)
 
 tfd = tfp.distributions
 tfb = tfp.bijectors
@@ -167,7 +168,7 @@ class TopDown(_ResNet):
         self.stage_blocks = [block for r in range(self.stages + 1)
                              for block in _blocks(self.hidden, self.depth, activation,
                                                   self.kernel_initializer, r, total)]
-        self.up = keras.layers.UpSampling2D(2, name="up")
+        self.up = Upsampling(name="up")
 
     def build(self, input_shape):
         self.top = self.add_weight(name="top", shape=_state_shape(self.image_shape, self.hidden,

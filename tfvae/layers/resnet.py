@@ -18,6 +18,7 @@ resolution. ``depth`` is the number of blocks at each of the ``stages + 1`` reso
 import math
 
 import keras
+import tensorflow as tf
 
 from tfvae.checks import check_int
 from tfvae.errors import InputError, arg
@@ -54,6 +55,19 @@ class ResidualBlock(keras.layers.Layer):
         for conv in self.convs:
             h = conv(self.activation(h))
         return x + h
+
+
+class Upsampling(keras.layers.Layer):
+    """Nearest-neighbour upsampling by 2 that keeps the static height and width: Keras's
+    UpSampling2D repeats rows and columns, and the LiteRT converter loses the height through
+    it, then refuses the convolutions after it."""
+
+    def call(self, x):
+        return tf.image.resize(x, [2 * x.shape[1], 2 * x.shape[2]], method="nearest")
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        return (batch, 2 * height, 2 * width, channels)
 
 
 def _blocks(width, depth, activation, kernel_initializer, resolution, total):
@@ -138,7 +152,7 @@ class ResNetEncoderBody(_ResNet):
         super().__init__(image_shape, hidden, depth, activation, kernel_initializer, stages,
                          **kwargs)
         self.layers_ = bottom_up_layers(self, activation) + [
-            keras.layers.Activation(activation, name="out"), keras.layers.Flatten()]
+            keras.layers.Activation(activation_function(activation), name="out"), keras.layers.Flatten()]
 
     def build(self, input_shape):
         # The shape given, not the model's: a conditional model's labels are channels more.
@@ -169,10 +183,10 @@ class ResNetDecoderBody(_ResNet):
                         keras.layers.Reshape((h, w, self.hidden))]
         for resolution in range(self.stages, -1, -1):
             if resolution < self.stages:
-                self.layers_.append(keras.layers.UpSampling2D(2, name=f"up_{resolution}"))
+                self.layers_.append(Upsampling(name=f"up_{resolution}"))
             self.layers_ += _blocks(self.hidden, self.depth, activation, self.kernel_initializer,
                                     resolution, total)
-        self.layers_.append(keras.layers.Activation(activation, name="out"))
+        self.layers_.append(keras.layers.Activation(activation_function(activation), name="out"))
 
     def build(self, input_shape):
         _build_chain(self.layers_, input_shape)
