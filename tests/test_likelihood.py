@@ -159,6 +159,8 @@ def test_chunks_of_samples_give_the_same_estimator(trained_vae):
     ({"method": "exact"}, "method"),
     ({"num_samples": 0}, "num_samples"),
     ({"method": "hmc", "num_samples": 10, "num_chains": 3}, "num_samples"),
+    # Three draws of a 3-D z leave the fitted Gaussian's covariance singular.
+    ({"method": "hmc", "num_samples": 3, "num_chains": 3}, "num_samples"),
     ({"method": "hmc", "target_accept": 1.5}, "target_accept"),
     ({"num_chains": 2}, "options"),
 ])
@@ -199,3 +201,15 @@ def test_cli_rejects_a_bad_sample_count(tiny_run):
     result = run_cli("evaluate", tiny_run, "--log-likelihood", "--num-samples", "0")
     assert result.returncode == 2
     assert "--num-samples" in result.stderr
+
+
+def test_cli_refuses_hmc_sample_counts_it_cannot_use_before_any_work(tiny_run, capsys):
+    from tfvae.cli import main
+
+    assert main(["evaluate", str(tiny_run), "--log-likelihood", "--method", "hmc",
+                 "--num-samples", "4"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # not after the bound's pass
+    assert captured.err.strip() == (
+        "tfvae evaluate: error: --num-samples: expected a multiple of 5 with --method hmc (the "
+        "draws of 5 chains per example), got 4")

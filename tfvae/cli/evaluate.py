@@ -38,7 +38,7 @@ def run(args):
     from tfvae.data import binarize, head, is_stream
     from tfvae.errors import InputError
     from tfvae.evaluation.diagnostics import COLLAPSE, evaluate_elbo, latent_diagnostics
-    from tfvae.evaluation.likelihood import log_likelihood
+    from tfvae.evaluation.likelihood import check_hmc_samples, log_likelihood
     from tfvae.layers.discretized import bits_per_dim
     from tfvae.runs import RunDirectory
 
@@ -50,6 +50,8 @@ def run(args):
     run = RunDirectory(args.run_dir)
     model = run.load_model(args.checkpoint)
     check_count("--batch-size", args.batch_size, math.prod(model.image_shape), what="images")
+    if args.log_likelihood and args.method == "hmc":  # refused before the bound's pass
+        check_hmc_samples(args.num_samples, model.latent_dim)
     dataset = run.load_dataset(args.dataset)
     x = dataset.x_train if args.split == "train" else dataset.x_test
     # A conditional model is evaluated on (image, label) pairs: log p(x|y).

@@ -27,8 +27,9 @@ import tensorflow_probability as tfp
 from tfvae import estimators
 from tfvae.checks import check_choice, check_int, check_labels, check_number, check_seed
 from tfvae.data.validation import model_images
-from tfvae.errors import InputError
+from tfvae.errors import InputError, arg
 from tfvae.options import LOG_LIKELIHOOD_METHODS, LOG_LIKELIHOOD_SAMPLES
+HMC_CHAINS = 5  # chains per example of the HMC estimator, by default
 # Compiled estimators per model and settings: tracing an HMC chain takes seconds, and
 # evaluations during training call the estimator again and again on the same model.
 _COMPILED = weakref.WeakKeyDictionary()
@@ -111,7 +112,7 @@ def log_likelihood(model, data, num_samples=LOG_LIKELIHOOD_SAMPLES, *, method="i
     return LogLikelihood(out[0], "importance", num_samples)
 
 
-def hmc_log_likelihood(model, data, num_samples=500, *, num_chains=5, burnin=200,
+def hmc_log_likelihood(model, data, num_samples=500, *, num_chains=HMC_CHAINS, burnin=200,
                        leapfrog_steps=10, target_accept=0.8, initial_step_size=0.1,
                        init_candidates=500, batch_size=100, seed=0, verbose=0, labels=None):
     """The estimator of the paper's appendix D; returns a :class:`LogLikelihood`.
@@ -122,16 +123,14 @@ def hmc_log_likelihood(model, data, num_samples=500, *, num_chains=5, burnin=200
     ``target_accept`` (``tfp.mcmc.SimpleStepSizeAdaptation``). The next ``num_samples`` draws
     (pooled over chains) fit a full-covariance Gaussian q(z); the ``num_samples`` draws after
     them go into the harmonic-mean formula. ``num_samples`` must be a multiple of
-    ``num_chains``.
+    ``num_chains`` and exceed the number of latent dimensions.
     """
     counts = {name: check_int(name, value) for name, value in (
         ("num_samples", num_samples), ("num_chains", num_chains), ("burnin", burnin),
         ("leapfrog_steps", leapfrog_steps), ("init_candidates", init_candidates))}
     batch_size = check_int("batch_size", batch_size)
     seed = check_seed("seed", seed)
-    if num_samples % num_chains:
-        raise InputError("num_samples", f"a multiple of num_chains={num_chains}",
-                         repr(num_samples))
+    check_hmc_samples(num_samples, int(model.prior.event_shape[-1]), counts["num_chains"])
     settings = {
         "num_chains": counts["num_chains"], "burnin": counts["burnin"],
         "draws_per_chain": counts["num_samples"] // counts["num_chains"],
@@ -149,6 +148,21 @@ def hmc_log_likelihood(model, data, num_samples=500, *, num_chains=5, burnin=200
     per_example, acceptance = _map_batches(batch_log_px, x, batch_size, seed, verbose,
                                            "HMC (appendix D)", labels)
     return LogLikelihood(per_example, "hmc", num_samples, float(np.mean(acceptance)))
+
+
+def check_hmc_samples(num_samples, latent_dim, num_chains=HMC_CHAINS):
+    """Refuse a ``num_samples`` the HMC estimator cannot use: its draws are pooled over
+    ``num_chains`` chains, and the Gaussian fitted to them has a full covariance, which fewer
+    draws than ``latent_dim`` + 1 leave singular (a NaN or an absurd log p(x))."""
+    num_samples = check_int("num_samples", num_samples)
+    hmc = arg("method", "hmc")
+    if num_samples % num_chains:
+        raise InputError("num_samples", f"a multiple of {num_chains} with {hmc} (the draws of "
+                         f"{num_chains} chains per example)", repr(num_samples))
+    if num_samples <= latent_dim:
+        raise InputError("num_samples", f"more than the model's {latent_dim} latent dimensions "
+                         f"with {hmc} (the Gaussian fitted to its draws has a full covariance)",
+                         repr(num_samples))
 
 
 def checked_labels(model, labels, x):
