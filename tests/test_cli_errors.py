@@ -101,6 +101,8 @@ CASES = {
                            "--out", "OUT/i.png"], "--to"),
     "train-conditional-without-labels": (["train", "--out", "OUT/r", "--dataset", "frey_face",
                                           "--conditional"], "--conditional"),
+    "evaluate-dataset-of-other-images": (["evaluate", "RUN", "--dataset", "SMALL"],
+                                         "--dataset: expected examples of 784 values"),
     "sample-label-unconditional": (["sample", "RUN", "--label", "3", "--out", "OUT/s.png"],
                                    "--label"),
     "augment-per-class-unconditional": (["augment", "RUN", "--per-class", "2",
@@ -147,6 +149,7 @@ def places(tmp_path, tiny_run):
     (given / "junk.npz").write_bytes(np.random.default_rng(0).bytes(2000))
     images = (np.random.default_rng(1).random((4, 28, 28)) * 255).astype(np.uint8)
     np.savez(given / "images.npz", x=images)
+    np.savez(given / "small.npz", x_train=images[:, :8, :8], x_test=images[:2, :8, :8])
     whole = (given / "images.npz").read_bytes()
     (given / "trunc.npz").write_bytes(whole[: len(whole) // 2])
     (given / "codes.tfvae").write_bytes(b"codes")
@@ -159,7 +162,8 @@ def places(tmp_path, tiny_run):
     return {"RUN": tiny_run, "OUT": out, "FILE": given / "file.npz", "JUNK": given / "junk.npz",
             "TRUNC": given / "trunc.npz", "IMAGES": given / "images.npz",
             "CODES": given / "codes.tfvae", "PNG": given / "image.png",
-            "MIXED": given / "mixed", "TFLITE": given / "model.tflite"}
+            "MIXED": given / "mixed", "TFLITE": given / "model.tflite",
+            "SMALL": given / "small.npz"}
 
 
 def _fill(arg, places):

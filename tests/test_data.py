@@ -363,6 +363,23 @@ def test_grey_folder_stays_one_channel_when_resized(tmp_path):
     np.testing.assert_array_equal(ds.x_train[:, 0, 0, 0], np.float32([0, 40]) / 255)
 
 
+def test_a_resized_array_of_8_bit_levels_stays_on_them_and_another_does_not(tmp_path):
+    from tfvae.data.image_folders import resize
+
+    rng = np.random.default_rng(0)
+    levels = rng.integers(0, 256, (3, 8, 8, 2)).astype(np.float32) / 255
+    np.savez(tmp_path / "u8.npz", x_train=(levels * 255).astype(np.uint8),
+             x_test=(levels[:1] * 255).astype(np.uint8))
+    x = data.load_dataset(str(tmp_path / "u8.npz"), image_size=[6, 5]).x_train
+    assert x.shape == (3, 6, 5, 2)
+    np.testing.assert_array_equal(x * 255, np.round(x * 255))
+    # The bilinear filter's values, put on the nearest level: within half a level of them.
+    floats = levels + np.float32(0.3 / 255)
+    stretched = resize(floats, (6, 5))
+    assert not np.array_equal(stretched * 255, np.round(stretched * 255))
+    np.testing.assert_allclose(x, stretched - np.float32(0.3 / 255), atol=0.5 / 255 + 1e-6)
+
+
 def test_sixteen_bit_grey_png_is_scaled_not_clipped(tmp_path):
     from PIL import Image
 

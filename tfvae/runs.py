@@ -25,6 +25,7 @@ only from a directory whose ``config.json`` shows that tfvae wrote it.
 
 import csv
 import dataclasses
+import math
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -280,7 +281,13 @@ class RunDirectory:
             data = {**{k: v for k, v in data.items() if k != "data_path"}, "name": name}
         else:
             check_dataset_is_there(data)
-        return load_dataset(**{**data, "seed": config["train"]["seed"], **overrides})
+        dataset = load_dataset(**{**data, "seed": config["train"]["seed"], **overrides})
+        shape = config["model"].get("image_shape")
+        if name is not None and shape and math.prod(dataset.image_shape) != math.prod(shape):
+            raise InputError("dataset", f"examples of {math.prod(shape):,} values, shape "
+                             f"{tuple(shape)}, as the run's model takes",
+                             f"{name!r}, whose examples have shape {dataset.image_shape}")
+        return dataset
 
     # -- making a run ------------------------------------------------------------------------
 

@@ -167,7 +167,8 @@ def _check_one_size(folder, argument, names, shapes):
 
 def resize(images, image_size):
     """Float images ``[N, H, W, C]`` resized to ``image_size`` ``[H', W']``, as the folder
-    reader resizes each file."""
+    reader resizes each file: images on the 256 levels of 8-bit pixels stay on them, as a
+    folder's 8-bit files do (a likelihood of 8-bit pixels takes nothing else)."""
     from PIL import Image
 
     h, w = image_size
@@ -176,6 +177,9 @@ def resize(images, image_size):
         for c in range(images.shape[-1]):
             out[i, ..., c] = _resized(Image.fromarray(image[..., c].astype(np.float32)),
                                       image_size)
+    levels = np.asarray(images, np.float32) * 255
+    if np.array_equal(levels, np.round(levels)):
+        out = np.round(out * 255) / np.float32(255)
     return out
 
 
