@@ -43,8 +43,8 @@ def main(argv=None):
     parser.add_argument("--xla", choices=["on", "off"], default="off")
     parser.add_argument("--batch-size", type=int, default=100, help="images per call")
     parser.add_argument("--chunk-size", type=int,
-                        help="samples per chunk (default: as tfvae.log_likelihood chooses, "
-                             "estimators.DECODED_PER_CHUNK / --batch-size)")
+                        help="samples per chunk (default: as tfvae.log_likelihood chooses "
+                             "for the model)")
     common.add_matmul_seconds(parser)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -56,9 +56,8 @@ def main(argv=None):
 
     from tfvae import VAE, estimators
     from tfvae.data import load_dataset
+    from tfvae.evaluation.likelihood import values_per_decoded_row
 
-    if args.chunk_size is None:
-        args.chunk_size = max(1, min(args.samples, estimators.DECODED_PER_CHUNK // args.batch_size))
     peak = common.matmul_peak_gflops(seconds=args.matmul_seconds)
     if args.run:
         from tfvae.runs import load_run
@@ -68,6 +67,9 @@ def main(argv=None):
     else:
         model = VAE(**CONFIGS[args.config], seed=0)
         hidden, latent = CONFIGS[args.config]["hidden"], CONFIGS[args.config]["latent_dim"]
+    if args.chunk_size is None:
+        at_once = estimators.decoded_per_chunk(values_per_decoded_row(model))
+        args.chunk_size = max(1, min(args.samples, at_once // args.batch_size))
     x_test = load_dataset("mnist").x_test[:args.examples]
     batches = [x_test[i:i + args.batch_size] for i in range(0, len(x_test), args.batch_size)]
 

@@ -43,19 +43,13 @@ def settings(args):
 
 def held_out_nll(run_dir, args):
     """-log p(x) of the best checkpoint on the held-out images: mean and standard error."""
-    from tfvae import estimators, log_likelihood
+    from tfvae import log_likelihood
     from tfvae.data import binarize, load_dataset
     from tfvae.runs import RunDirectory
 
     x = load_dataset("mnist", binarize="none").x_test[HELD_OUT_FROM:][:args.held_out]
     model = RunDirectory(run_dir).load_model("best")
-    # As likelihood_table.py: the VampPrior's density holds all K components of every draw.
-    chunk = estimators.DECODED_PER_CHUNK
-    estimators.DECODED_PER_CHUNK = max(1, chunk // 10)
-    try:
-        ll = log_likelihood(model, binarize(x, TEST_SEED), args.k, batch_size=20, seed=0)
-    finally:
-        estimators.DECODED_PER_CHUNK = chunk
+    ll = log_likelihood(model, binarize(x, TEST_SEED), args.k, batch_size=20, seed=0)
     return {"nll": round(-ll.mean, 2), "nll_stderr": round(ll.stderr, 2)}
 
 

@@ -213,3 +213,18 @@ def test_cli_refuses_hmc_sample_counts_it_cannot_use_before_any_work(tiny_run, c
     assert captured.err.strip() == (
         "tfvae evaluate: error: --num-samples: expected a multiple of 5 with --method hmc (the "
         "draws of 5 chains per example), got 4")
+
+
+def test_a_chunk_of_samples_holds_as_many_values_whatever_the_decoder():
+    from tfvae import VAE
+    from tfvae.evaluation.likelihood import values_per_decoded_row
+
+    mlp = VAE(image_shape=(28, 28, 1), latent_dim=4, hidden=500)
+    # A hierarchy's top-down pass holds 16 channels at each of the 8 x 8 pixels.
+    groups = VAE(image_shape=(8, 8, 1), latent_dim=2, hidden=16, architecture="resnet",
+                 latent_groups=3)
+    # A VampPrior's density of one z holds the mean and scale of each of its 50 components.
+    vamp = VAE(image_shape=(28, 28, 1), latent_dim=40, hidden=64, prior="vamp",
+               prior_components=50)
+    assert [values_per_decoded_row(m) for m in (mlp, groups, vamp)] == [784, 1024, 4000]
+    assert estimators.decoded_per_chunk(1024) * 1024 <= estimators.decoded_per_chunk(784) * 784

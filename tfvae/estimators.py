@@ -25,8 +25,15 @@ from tfvae import noise
 from tfvae.options import KL_ESTIMATORS
 
 tfd = tfp.distributions
-# Samples of z (times examples) decoded at once: bounds memory to about this many decoded images.
-DECODED_PER_CHUNK = 20_000
+# Values decoded at once: bounds memory to about 20,000 decoded MNIST images, or to as many
+# values of a decoder whose features are larger than its images (channels at full resolution).
+DECODED_VALUES_PER_CHUNK = 20_000 * 784
+
+
+def decoded_per_chunk(values_per_row):
+    """How many z (times examples) to decode at once when each holds ``values_per_row`` values
+    at its widest."""
+    return max(1, DECODED_VALUES_PER_CHUNK // max(1, values_per_row))
 
 
 def log_mean_exp(log_w, axis=0, count=None):
@@ -211,7 +218,7 @@ def importance_log_px(weights, *, num_samples, seed, chunk_size=500):
 
 
 def hmc_log_px(decode, prior, x, seed, *, num_chains, draws_per_chain, burnin, leapfrog_steps,
-               target_accept, initial_step_size, init_candidates):
+               target_accept, initial_step_size, init_candidates, decoded_at_once):
     """The paper's estimator (appendix D): per-example log p(x) [B] and HMC acceptance [B].
 
     Hamiltonian Monte Carlo draws z from the posterior p(z|x) ∝ p(z) p(x|z); a Gaussian q(z) is
@@ -229,7 +236,8 @@ def hmc_log_px(decode, prior, x, seed, *, num_chains, draws_per_chain, burnin, l
     # Chains [C, B, D] start from prior draws resampled by their likelihood p(x|z) (sampling
     # importance resampling): started from the prior itself, chains of a sharp posterior can
     # stay in a poor mode, and one such draw ruins the harmonic mean.
-    z0 = _resampled_prior_draws(decode, prior, x, num_chains, init_candidates, init_seed)
+    z0 = _resampled_prior_draws(decode, prior, x, num_chains, init_candidates, init_seed,
+                                decoded_at_once)
     # One step size per example [B, 1], shared by its chains, so the adaptation averages the
     # acceptance over an example's chains.
     step_size = tf.fill([batch, 1], tf.constant(initial_step_size, tf.float32))
@@ -256,13 +264,13 @@ def hmc_log_px(decode, prior, x, seed, *, num_chains, draws_per_chain, burnin, l
     return log_px, acceptance
 
 
-def _resampled_prior_draws(decode, prior, x, num_draws, num_candidates, seed):
+def _resampled_prior_draws(decode, prior, x, num_draws, num_candidates, seed, decoded_at_once):
     """``num_draws`` z per example [num_draws, B, D]: resampled from ``num_candidates`` prior
-    draws with weights p(x|z), decoded in chunks to bound memory."""
+    draws with weights p(x|z), decoded ``decoded_at_once`` z at a time to bound memory."""
     candidate_seed, pick_seed = tfp.random.split_seed(seed, n=2)
     batch = tf.shape(x)[0]
     z = prior.sample([num_candidates, batch], seed=candidate_seed)  # [K, B, D]
-    chunk = max(1, DECODED_PER_CHUNK // max(int(x.shape[0] or 100), 1))
+    chunk = max(1, decoded_at_once // max(int(x.shape[0] or 100), 1))
     log_lik = tf.concat([decode(z[i:i + chunk]).log_prob(x)
                          for i in range(0, num_candidates, chunk)], axis=0)  # [K, B]
     picks = tfd.Categorical(logits=tf.transpose(log_lik)).sample(num_draws, seed=pick_seed)

@@ -30,6 +30,7 @@ from tfvae.data.validation import model_images
 from tfvae.errors import InputError, arg
 from tfvae.options import LOG_LIKELIHOOD_METHODS, LOG_LIKELIHOOD_SAMPLES
 HMC_CHAINS = 5  # chains per example of the HMC estimator, by default
+CHUNK_SAMPLES = 100  # importance samples a chunk holds at least, where k has as many
 # Compiled estimators per model and settings: tracing an HMC chain takes seconds, and
 # evaluations during training call the estimator again and again on the same model.
 _COMPILED = weakref.WeakKeyDictionary()
@@ -93,7 +94,11 @@ def log_likelihood(model, data, num_samples=LOG_LIKELIHOOD_SAMPLES, *, method="i
                          type(model).__name__)
     x = model_images(model, data, "data")
     labels = checked_labels(model, labels, x)
-    chunk_size = max(1, min(num_samples, estimators.DECODED_PER_CHUNK // batch_size))
+    # Memory holds so many decoded z: a decoder wider than its images (channels at full
+    # resolution) takes fewer examples at a time, so that each chunk still holds 100 samples.
+    at_once = estimators.decoded_per_chunk(values_per_decoded_row(model))
+    batch_size = max(1, min(batch_size, at_once // min(num_samples, CHUNK_SAMPLES)))
+    chunk_size = max(1, min(num_samples, at_once // batch_size))
 
     def make():
         def batch_log_px(xb, batch_seed, lb=None):
@@ -138,6 +143,7 @@ def hmc_log_likelihood(model, data, num_samples=500, *, num_chains=HMC_CHAINS, b
         "init_candidates": counts["init_candidates"],
         "target_accept": check_number("target_accept", target_accept, above=0, below=1),
         "initial_step_size": check_number("initial_step_size", initial_step_size, above=0),
+        "decoded_at_once": estimators.decoded_per_chunk(values_per_decoded_row(model)),
     }
     x = model_images(model, data, "data")
     labels = checked_labels(model, labels, x)
@@ -148,6 +154,19 @@ def hmc_log_likelihood(model, data, num_samples=500, *, num_chains=HMC_CHAINS, b
     per_example, acceptance = _map_batches(batch_log_px, x, batch_size, seed, verbose,
                                            "HMC (appendix D)", labels)
     return LogLikelihood(per_example, "hmc", num_samples, float(np.mean(acceptance)))
+
+
+def values_per_decoded_row(model):
+    """The values one importance sample of z holds at its widest: its image's, the decoder's
+    features at full resolution (a convolutional decoder's channels) or a VampPrior's density
+    (every component's mean and scale for each z), whichever are the most."""
+    values = math.prod(getattr(model, "image_shape", ()) or (1,))
+    body = getattr(getattr(model, "decoder", None), "body", None)
+    if hasattr(body, "compute_output_shape") and hasattr(model, "latent_dim"):
+        values = max(values, math.prod(body.compute_output_shape((1, model.latent_dim))[1:]))
+    if getattr(model, "prior_name", None) == "vamp":
+        values = max(values, 2 * model.prior_components * model.latent_dim)
+    return values
 
 
 def check_hmc_samples(num_samples, latent_dim, num_chains=HMC_CHAINS):
