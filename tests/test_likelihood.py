@@ -228,3 +228,17 @@ def test_a_chunk_of_samples_holds_as_many_values_whatever_the_decoder():
                prior_components=50)
     assert [values_per_decoded_row(m) for m in (mlp, groups, vamp)] == [784, 1024, 4000]
     assert estimators.decoded_per_chunk(1024) * 1024 <= estimators.decoded_per_chunk(784) * 784
+
+
+def test_cli_evaluate_of_one_example_claims_no_spread_and_no_collapse(tiny_run, tmp_path,
+                                                                      capsys):
+    from tfvae.cli import main
+
+    images = (np.random.default_rng(2).random((3, 28, 28)) * 255).astype(np.uint8)
+    np.savez(tmp_path / "one.npz", x_train=images[:2], x_test=images[2:])
+    assert main(["evaluate", str(tiny_run), "--dataset", str(tmp_path / "one.npz"),
+                 "--log-likelihood", "--num-samples", "5"]) == 0
+    captured = capsys.readouterr()
+    assert "active units: not counted on one example" in captured.out, captured.out
+    assert "(one example: no s.e.; importance, 5 samples per example, 1 examples)" in captured.out
+    assert "warning" not in captured.err, captured.err

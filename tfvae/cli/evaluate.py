@@ -79,11 +79,14 @@ def run(args):
     shown = x if not is_stream(x) else x.head(STREAMED_DIAGNOSTIC_EXAMPLES)
     diagnostics = latent_diagnostics(model, shown, labels=None if y is None else y[:len(shown)])
     kl_dims = diagnostics["kl_per_dimension"]
-    print(f"active units: {diagnostics['active_units']} of {model.latent_dim}"
+    # A unit is active when its mean varies over the examples: one example cannot show it.
+    units = (f"{diagnostics['active_units']} of {model.latent_dim}" if len(shown) > 1
+             else "not counted on one example")
+    print(f"active units: {units}"
           + (f" (on the first {len(shown)} examples)" if len(shown) < len(x) else "")
           + ("" if kl_dims is None else
              "; KL per dimension (nats): " + " ".join(f"{v:.2f}" for v in kl_dims)))
-    if diagnostics["active_units"] == 0:
+    if diagnostics["active_units"] == 0 and len(shown) > 1:
         print(f"tfvae evaluate: warning: {COLLAPSE}", file=sys.stderr)
     if args.log_likelihood:
         x = head(x, len(x) if args.examples is None else args.examples)
@@ -93,7 +96,8 @@ def run(args):
                             batch_size=min(args.batch_size, 100), seed=args.seed, verbose=1,
                             labels=None if y is None else y[:args.examples])
         extra = f", HMC acceptance {ll.acceptance:.2f}" if ll.acceptance is not None else ""
-        print(f"{args.split} log p(x): {ll.mean:.4f} nats (± {ll.stderr:.4f} s.e.; {args.method}, "
+        spread = f"± {ll.stderr:.4f} s.e." if len(x) > 1 else "one example: no s.e."
+        print(f"{args.split} log p(x): {ll.mean:.4f} nats ({spread}; {args.method}, "
               f"{args.num_samples} samples per example, {len(x)} examples{extra})")
         if eight_bit:
             print(f"{args.split} log p(x): {bits_per_dim(ll.mean, dimensions):.4f} bits per "

@@ -152,7 +152,8 @@ class ResNetEncoderBody(_ResNet):
         super().__init__(image_shape, hidden, depth, activation, kernel_initializer, stages,
                          **kwargs)
         self.layers_ = bottom_up_layers(self, activation) + [
-            keras.layers.Activation(activation_function(activation), name="out"), keras.layers.Flatten()]
+            keras.layers.Activation(activation_function(activation), name="out"),
+            keras.layers.Flatten()]
 
     def build(self, input_shape):
         # The shape given, not the model's: a conditional model's labels are channels more.
