@@ -63,7 +63,10 @@ def _check_groups(model, num_classes):
     others = {"prior": ("normal", model.prior_name), "posterior": ("gaussian",
                                                                    model.posterior_name),
               "stochastic_layers": (1, model.stochastic_layers),
-              "gradient": ("standard", model.gradient), "num_classes": (0, num_classes)}
+              "gradient": ("standard", model.gradient)}
+    if num_classes:  # --conditional on the command line: named as what it makes
+        raise InputError("latent_groups", "1 for a conditional model (a hierarchy of groups "
+                         "takes no labels)", repr(model.latent_groups))
     for name, (wanted, value) in others.items():
         if value != wanted:
             raise InputError("latent_groups", f"1 with {arg(name, value)} (a hierarchy of "
