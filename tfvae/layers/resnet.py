@@ -58,12 +58,15 @@ class ResidualBlock(keras.layers.Layer):
 
 
 class Upsampling(keras.layers.Layer):
-    """Nearest-neighbour upsampling by 2 that keeps the static height and width: Keras's
-    UpSampling2D repeats rows and columns, and the LiteRT converter loses the height through
-    it, then refuses the convolutions after it."""
+    """Nearest-neighbour upsampling by 2, as Keras's UpSampling2D (rows and columns repeated),
+    whose result is reshaped to its static height and width: the LiteRT converter loses the
+    height through the repeats, then refuses the convolutions after them. (A nearest resize
+    keeps the shape but its gradient has no XLA kernel on the CPU.)"""
 
     def call(self, x):
-        return tf.image.resize(x, [2 * x.shape[1], 2 * x.shape[2]], method="nearest")
+        height, width, channels = x.shape[1:]
+        doubled = tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)
+        return tf.reshape(doubled, [-1, 2 * height, 2 * width, channels])
 
     def compute_output_shape(self, input_shape):
         batch, height, width, channels = input_shape
