@@ -25,7 +25,6 @@ only from a directory whose ``config.json`` shows that tfvae wrote it.
 
 import csv
 import dataclasses
-import math
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -274,6 +273,7 @@ class RunDirectory:
         """The dataset the run was trained on, as its config records it, or ``name`` instead
         (``--dataset``) with the run's other data settings."""
         from tfvae.data import load_dataset
+        from tfvae.data.validation import check_examples_fit
 
         config = self.read_config()
         data = dict(config["data"])
@@ -282,11 +282,8 @@ class RunDirectory:
         else:
             check_dataset_is_there(data)
         dataset = load_dataset(**{**data, "seed": config["train"]["seed"], **overrides})
-        shape = config["model"].get("image_shape")
-        if name is not None and shape and math.prod(dataset.image_shape) != math.prod(shape):
-            raise InputError("dataset", f"examples of {math.prod(shape):,} values, shape "
-                             f"{tuple(shape)}, as the run's model takes",
-                             f"{name!r}, whose examples have shape {dataset.image_shape}")
+        if name is not None:
+            check_examples_fit(config["model"].get("image_shape"), dataset.image_shape, name)
         return dataset
 
     # -- making a run ------------------------------------------------------------------------

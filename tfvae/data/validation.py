@@ -195,6 +195,15 @@ def suggested_likelihood(*arrays):
     return "bernoulli" if unit else "normal"
 
 
+def check_examples_fit(model_shape, shape, dataset):
+    """Refuse a ``dataset`` (``--dataset``) whose examples of ``shape`` hold another number of
+    values than a model of examples ``model_shape`` takes (None: any)."""
+    if model_shape and math.prod(shape) != math.prod(model_shape):
+        raise InputError("dataset", f"examples of {math.prod(model_shape):,} values, shape "
+                         f"{tuple(model_shape)}, as the run's model takes",
+                         f"{dataset!r}, whose examples have shape {tuple(shape)}")
+
+
 def model_images(model, x, argument="x"):
     """``x`` as a batch of the examples ``model`` takes, float32 [N, *model.image_shape].
 

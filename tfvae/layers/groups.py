@@ -224,8 +224,9 @@ class TopDown(_ResNet):
                         0.5 * (tf.square(factor) + tf.square(shift / scale) - 1.0)
                         - tf.math.log(factor), axis=[1, 2, 3]))
                     if z is None:  # the prior's noise of z_i = mu + sigma dsigma eps + dmu
-                        out["log_prior"].append(standard_normal_log_prob(
-                            factor * value + shift / scale) - tf.math.log(scale))
+                        out["log_prior"].append(tf.reshape(standard_normal_log_prob(
+                            factor * value + shift / scale) - tf.math.log(scale),
+                            [rows, self.sizes[i]]))
                     loc, scale = loc + shift, scale * factor
                 if z is None:
                     z_i, eps_i = loc + scale * value, value
@@ -236,14 +237,12 @@ class TopDown(_ResNet):
                 h = self.group_blocks[i](self.add_z(h, i, z_i))
             for block in self.stage_blocks[r * self.depth:(r + 1) * self.depth]:
                 h = block(h)
-        result = {name: tf.concat(parts, axis=-1) for name, parts in out.items()
-                  if parts and name != "log_prior"}
+        result = {name: tf.concat(parts, axis=-1) for name, parts in out.items() if parts}
         result["log_scale"] = tf.reduce_sum(tf.math.log(result["scale"]), axis=-1)
         if out["kl"]:
             result["kl"] = tf.stack(out["kl"], axis=-1)
         if out["log_prior"]:
-            result["log_prior"] = tf.add_n([tf.reduce_sum(part, axis=[1, 2, 3])
-                                            for part in out["log_prior"]])
+            result["log_prior"] = tf.reduce_sum(result["log_prior"], axis=-1)
         result["h"] = self.activate(h)
         return result
 
