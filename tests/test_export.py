@@ -707,3 +707,18 @@ def test_c_api_program_runs_the_score_signature(exported, c_example, tiny_run, t
     want = serving_functions(holed, 20)["impute"](tf.constant(rows), tf.constant([4, 4], tf.int64))
     np.testing.assert_allclose(json.loads(result.stdout)["x_imputed"],
                                want["x_imputed"].numpy(), rtol=TOL, atol=TOL)
+
+
+@pytest.mark.parametrize("body", [dict(architecture="conv"),
+                                  dict(architecture="resnet", latent_groups=2, hidden=8)])
+def test_every_signature_answers_a_batch_of_no_rows(tmp_path, body):
+    model = VAE(image_shape=(8, 8, 1), latent_dim=2, seed=0, **body)
+    path = export_model(model, tmp_path / "empty" / "1", num_samples=4)
+    loaded = tf.saved_model.load(str(path))
+    for name, specs in input_specs(model).items():
+        one = {s.name: tf.zeros([1, *s.shape[1:]], s.dtype) for s in specs}
+        want = loaded.signatures[name](**one)
+        got = loaded.signatures[name](**{k: v[:0] for k, v in one.items()})
+        assert sorted(got) == sorted(want), name
+        for key, value in want.items():
+            assert got[key].shape == (0, *value.shape[1:]), f"{name}/{key}"

@@ -24,6 +24,8 @@ signature              inputs                         outputs
                        ``seed`` int64 [B]             with ``allow_missing``)
 ====================== ============================== ========================================
 
+A batch of no rows gets outputs of no rows from every signature.
+
 A conditional model (``num_classes`` K) takes one more input in every signature: ``label`` int64
 [B], each row's class in [0, K), after the inputs above; the metadata says ``conditional``.
 
@@ -67,6 +69,8 @@ SignatureDef, which TF Serving replays before it answers the first request
 """
 
 import dataclasses
+import functools
+import inspect
 import json
 import math
 import os
@@ -266,6 +270,28 @@ def serving_functions(model, num_samples=DEFAULT_NUM_SAMPLES, *, checked=True, s
     return {name: functions[name] for name in model_signatures(model)}
 
 
+def answering_no_rows(fn):
+    """``fn`` (a signature's function: every input and output per row) answering a batch of no
+    rows with no rows. TensorFlow's oneDNN convolutions give an empty batch their input's shape,
+    not their output's, in a graph, and the next layer refuses it: so an empty batch runs as one
+    row of zeros, of which nothing is returned."""
+
+    @functools.wraps(fn)  # keeps fn's parameters, which name the signature's inputs
+    def run(*args, **kwargs):
+        inputs = inspect.signature(fn).bind(*args, **kwargs).arguments
+        rows = tf.shape(next(iter(inputs.values())))[0]
+        extra = tf.cast(tf.equal(rows, 0), tf.int32)
+
+        def padded(t):
+            return t if t is None else tf.concat(
+                [t, tf.zeros(tf.concat([[extra], tf.shape(t)[1:]], 0), t.dtype)], 0)
+
+        outputs = fn(**{name: padded(t) for name, t in inputs.items()})
+        return {name: out[:rows] for name, out in outputs.items()}
+
+    return run
+
+
 # ------------------------------------------------------------------------------- the export
 
 
@@ -341,7 +367,8 @@ def _write_savedmodel(model, path, num_samples, metadata, next_free_version):
 
     specs = input_specs(model)
     functions = serving_functions(model, num_samples, score=score)
-    signatures = {name: tf.function(fn, input_signature=specs[name], autograph=False)
+    signatures = {name: tf.function(answering_no_rows(fn), input_signature=specs[name],
+                                    autograph=False)
                   for name, fn in functions.items()}
     columns = table_rows.table_columns_of(model, metadata)
     warmup = {}
