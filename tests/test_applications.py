@@ -1,5 +1,7 @@
 """Latent features, the linear probe, classifier_from_encoder, interpolation and augmentation."""
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -62,6 +64,25 @@ def test_features_cli_rejects_a_dataset_of_another_shape(tiny_run, tmp_path, cap
     assert status == 2
     assert "--dataset" in stderr and "(28, 20, 1)" in stderr
     assert not out.exists()
+
+
+def test_a_dataset_that_a_runs_setting_does_not_apply_to_is_refused_naming_it(
+        tiny_run, tmp_path, capsys):
+    import shutil
+
+    from tfvae.runs import RunDirectory
+
+    run = tmp_path / "binarized"
+    shutil.copytree(tiny_run, run)
+    config = RunDirectory(run).read_config()
+    config["data"]["binarize"] = "dynamic"  # Frey Face's grey levels take no binarization
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(InputError, match=r"^dataset: expected a dataset that the run's setting "
+                       r"binarize='dynamic' applies to, got 'frey_face', which takes binarize"):
+        RunDirectory(run).load_dataset("frey_face")
+    status, _, stderr = cli(capsys, "evaluate", run, "--dataset", "frey_face")
+    assert status == 2
+    assert "--dataset: expected a dataset that the run's setting --binarize dynamic" in stderr
 
 
 def test_latent_means_are_the_posterior_means_in_batches(vae, digits):

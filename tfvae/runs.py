@@ -273,18 +273,16 @@ class RunDirectory:
         """The dataset the run was trained on, as its config records it, or ``name`` instead
         (``--dataset``) with the run's other data settings."""
         from tfvae.data import load_dataset
-        from tfvae.data.validation import check_examples_fit
+        from tfvae.data.validation import load_with_run_settings
 
         config = self.read_config()
-        data = dict(config["data"])
+        data = {**config["data"], "seed": config["train"]["seed"], **overrides}
         if name is not None:
-            data = {**{k: v for k, v in data.items() if k != "data_path"}, "name": name}
-        else:
-            check_dataset_is_there(data)
-        dataset = load_dataset(**{**data, "seed": config["train"]["seed"], **overrides})
-        if name is not None:
-            check_examples_fit(config["model"].get("image_shape"), dataset.image_shape, name)
-        return dataset
+            return load_with_run_settings(
+                name, {k: v for k, v in data.items() if k != "data_path"},
+                config["model"].get("image_shape"))
+        check_dataset_is_there(data)
+        return load_dataset(**data)
 
     # -- making a run ------------------------------------------------------------------------
 

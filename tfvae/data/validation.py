@@ -195,13 +195,27 @@ def suggested_likelihood(*arrays):
     return "bernoulli" if unit else "normal"
 
 
-def check_examples_fit(model_shape, shape, dataset):
-    """Refuse a ``dataset`` (``--dataset``) whose examples of ``shape`` hold another number of
-    values than a model of examples ``model_shape`` takes (None: any)."""
+def load_with_run_settings(name, settings, model_shape):
+    """The dataset ``name`` (``dataset``, another than a run's) loaded with the run's other data
+    ``settings`` (``load_dataset``'s arguments); one that a setting does not apply to, or whose
+    examples hold another number of values than a model of examples ``model_shape`` takes
+    (None: any), is refused naming ``dataset``."""
+    from tfvae.data import load_dataset
+
+    try:
+        dataset = load_dataset(**{**settings, "name": name})
+    except InputError as exc:
+        if exc.argument not in settings or exc.argument == "name":
+            raise
+        raise InputError("dataset", "a dataset that the run's setting "
+                         f"{arg(exc.argument, settings[exc.argument])} applies to",
+                         f"{name!r}, which takes {arg(exc.argument)} {exc.expected}") from None
+    shape = dataset.image_shape
     if model_shape and math.prod(shape) != math.prod(model_shape):
         raise InputError("dataset", f"examples of {math.prod(model_shape):,} values, shape "
                          f"{tuple(model_shape)}, as the run's model takes",
-                         f"{dataset!r}, whose examples have shape {tuple(shape)}")
+                         f"{name!r}, whose examples have shape {tuple(shape)}")
+    return dataset
 
 
 def model_images(model, x, argument="x"):
