@@ -27,10 +27,11 @@ def main(strategy_name, run_dir, weights_path, logical_cpus=1, extra="{}"):
 
     from tfvae.training.pipeline import train
 
-    # 301 examples in batches of 64: the last batch (45) splits unevenly over two replicas.
+    # 365 examples in batches of 64: the last batch (45) splits unevenly over two replicas, and
+    # the 6 steps of an epoch take 2 per execution where one device trains.
     vae = train(run_dir, model_config={"latent_dim": 3, "hidden": 32, "num_samples": 2,
                                        **json.loads(extra)},
-                data_config={"name": "mnist", "train_examples": 301, "test_examples": 100},
+                data_config={"name": "mnist", "train_examples": 365, "test_examples": 100},
                 epochs=2, batch_size=64, optimizer="adam", learning_rate=1e-3, seed=3,
                 verbose=0, strategy=strategy, steps_per_execution=2,
                 # XLA on one device (too short a run for "auto" to choose it), so that the

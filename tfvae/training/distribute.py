@@ -72,10 +72,17 @@ def is_writer(strategy):
     return strategy.extended.should_checkpoint
 
 
+def one_step_per_execution(strategy, x):
+    """Whether Keras must run one training step per call under ``strategy`` on ``x``: several
+    fail under TensorFlow 2.21 and Keras 3 where more than one replica trains in sync (a
+    placeholder left unfed in the loop of steps, keras-team/keras#19246), or where each worker
+    reads only its part of ``x`` (:func:`reads_own_part`)."""
+    return strategy.num_replicas_in_sync > 1 or reads_own_part(strategy, x)
+
+
 def reads_own_part(strategy, x):
     """Whether each worker of ``strategy`` reads only its part of ``x``: a stream under
-    ``multiworker`` with at least one file per worker. Keras then runs one step per execution
-    (several fail on such input under TensorFlow 2.21)."""
+    ``multiworker`` with at least one file per worker."""
     from tfvae import data as datasets
 
     workers = (strategy.extended._num_workers

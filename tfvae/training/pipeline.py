@@ -120,7 +120,8 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
       the decision printed, as is each stage that can take a while (loading the data, building
       the model, tracing and compiling the first step).
     - ``steps_per_execution``: training steps per call into TensorFlow, rounded to the nearest
-      divisor of the steps per epoch (by ratio) so that epochs end where an execution ends.
+      divisor of the steps per epoch (by ratio) so that epochs end where an execution ends;
+      one where more than one replica trains in sync (``distribute.one_step_per_execution``).
 
     TensorBoard (``tfvae/summaries.py``): each epoch's scalars, samples, reconstructions, the 2-D
     manifold and the KL of each latent dimension go to the run's ``tensorboard/``. ``projector``
@@ -237,7 +238,7 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                 initial_epoch = 0
                 optimizer = run_optimizer(config["train"], steps, given_optimizer)
             vae.skip_norm = config["train"]["skip_norm"]  # a training setting, not the model's
-            per_execution = (1 if distribute.reads_own_part(strategy, dataset.x_train)
+            per_execution = (1 if distribute.one_step_per_execution(strategy, dataset.x_train)
                              else nearest_divisor(steps, steps_per_execution))
             config["train"]["jit_compile"] = bool(run_jit_compile(
                 jit_compile, resume, config, model_kwargs, dataset, train_labels, per_execution,
