@@ -4,7 +4,8 @@ subprocess, because devices and collective ops can be configured only before Ten
     python distributed_worker.py STRATEGY RUN_DIR WEIGHTS.npz [LOGICAL_CPUS [MODEL_JSON]]
 
 STRATEGY is "default", "mirrored" (over LOGICAL_CPUS logical CPU devices) or "multiworker"
-(TF_CONFIG set by the caller). MODEL_JSON adds model settings (a latent structure).
+(TF_CONFIG set by the caller). MODEL_JSON adds model settings (a latent structure), and may set
+``train_examples``, ``test_examples`` and ``batch_size``.
 """
 
 import sys
@@ -29,11 +30,14 @@ def main(strategy_name, run_dir, weights_path, logical_cpus=1, extra="{}"):
 
     # 365 examples in batches of 64: the last batch (45) splits unevenly over two replicas, and
     # the 6 steps of an epoch take 2 per execution where one device trains.
-    vae = train(run_dir, model_config={"latent_dim": 3, "hidden": 32, "num_samples": 2,
-                                       **json.loads(extra)},
-                data_config={"name": "mnist", "train_examples": 365, "test_examples": 100},
-                epochs=2, batch_size=64, optimizer="adam", learning_rate=1e-3, seed=3,
-                verbose=0, strategy=strategy, steps_per_execution=2,
+    extra = json.loads(extra)
+    data = {key: extra.pop(key, default)
+            for key, default in (("train_examples", 365), ("test_examples", 100))}
+    batch_size = extra.pop("batch_size", 64)
+    vae = train(run_dir, model_config={"latent_dim": 3, "hidden": 32, "num_samples": 2, **extra},
+                data_config={"name": "mnist", **data}, epochs=2, batch_size=batch_size,
+                optimizer="adam", learning_rate=1e-3, seed=3, verbose=0, strategy=strategy,
+                steps_per_execution=2,
                 # XLA on one device (too short a run for "auto" to choose it), so that the
                 # comparison with replicas, which run uncompiled, covers compiled noise too.
                 jit_compile=strategy_name == "default" or "auto").model

@@ -78,6 +78,23 @@ def test_mirrored_on_two_devices_matches_one_device(name, tmp_path):
         np.testing.assert_allclose(a, b, atol=2e-3)
 
 
+def test_mirrored_trains_where_a_replica_would_get_no_rows_and_refuses_an_uneven_batch(
+        tmp_path):
+    # 65 training examples in batches of 64 leave one for two replicas; 33 test examples, one
+    # batch that two replicas cannot share evenly. oneDNN's convolutions fail on no rows.
+    settings = {"architecture": "conv", "hidden": 8, "train_examples": 65, "test_examples": 33}
+    ragged = start_worker("mirrored", tmp_path / "ragged", tmp_path / "ragged.npz", 2,
+                          extra=json.dumps(settings))
+    uneven = start_worker("mirrored", tmp_path / "uneven", tmp_path / "uneven.npz", 2,
+                          extra=json.dumps({**settings, "batch_size": 63}))
+    finish([ragged])
+    rows = RunDirectory(tmp_path / "ragged").read_metrics()
+    assert len(rows) == 2 and all(np.isfinite(row[key]) for row in rows for key in METRICS)
+    out, _ = uneven.communicate(timeout=300)
+    assert uneven.returncode != 0
+    assert "batch_size: expected a multiple of the 2 replicas that train in sync, got 63" in out
+
+
 def test_multiworker_on_loopback_trains_and_workers_agree(tmp_path):
     hosts = [f"127.0.0.1:{port}" for port in free_ports(2)]
     workers = []

@@ -72,6 +72,48 @@ def is_writer(strategy):
     return strategy.extended.should_checkpoint
 
 
+def check_batch_size(strategy, batch_size):
+    """Refuse a ``batch_size`` that the replicas of ``strategy`` cannot share evenly: Keras
+    builds the model from the mean of the replicas' first batches, which fails where they
+    differ in size."""
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise InputError("batch_size", f"a multiple of the {replicas} replicas that train in "
+                         "sync", batch_size)
+
+
+def full_batches(strategy, examples, batch_size):
+    """Whether each epoch of ``examples`` drops its last, partial batch under ``strategy``: on a
+    TPU (static shapes), and where that batch has fewer examples than there are replicas, so that
+    one would get none (its loss is NaN, and oneDNN's convolutions fail on no rows)."""
+    return (isinstance(strategy, tf.distribute.TPUStrategy)
+            or 0 < examples % batch_size < strategy.num_replicas_in_sync)
+
+
+def test_batches(strategy, batches, examples, batch_size):
+    """``batches`` (a ``tf.data.Dataset`` of ``examples`` in batches of ``batch_size``, x or (x,
+    ...) tuples), where the replicas of ``strategy`` cannot share its first batch evenly or one
+    would get no rows of its last (see :func:`check_batch_size` and :func:`full_batches`), each
+    cut to a multiple of the replicas, those left empty dropped: fewer examples than there are
+    replicas go untested."""
+    from tfvae.data.graph_checks import CHECKED, mark_checked
+
+    replicas = strategy.num_replicas_in_sync
+    if (min(examples, batch_size) % replicas == 0
+            and not 0 < examples % batch_size < replicas):
+        return batches
+
+    def cut(*batch):
+        rows = tf.shape(batch[0])[0] // replicas * replicas
+        return batch[0][:rows] if len(batch) == 1 else tuple(t[:rows] for t in batch)
+
+    def rows(*batch):
+        return tf.shape(batch[0])[0] > 0
+
+    cut_batches = batches.map(cut).filter(rows)
+    return mark_checked(cut_batches) if getattr(batches, CHECKED, False) else cut_batches
+
+
 def one_step_per_execution(strategy, x):
     """Whether Keras must run one training step per call under ``strategy`` on ``x``: several
     fail under TensorFlow 2.21 and Keras 3 where more than one replica trains in sync (a

@@ -198,7 +198,9 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                                                  f"{why}")):
             dataset = load_run_data(config, writer)
         say(f"tfvae: preparing the model for {len(dataset.x_train)} training examples")
-        full_batches = isinstance(strategy, tf.distribute.TPUStrategy)  # TPUs need static shapes
+        distribute.check_batch_size(strategy, config["train"]["batch_size"])
+        full_batches = distribute.full_batches(strategy, len(dataset.x_train),
+                                               config["train"]["batch_size"])
         steps = datasets.steps_per_epoch(len(dataset.x_train), config["train"]["batch_size"],
                                          full_batches)
         model_kwargs, train_labels, test_labels = model_arguments(config, dataset, steps)
@@ -321,9 +323,10 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                                      drop_remainder=full_batches, labels=train_labels),
                     steps_per_epoch=steps,
                     shuffle=False,  # the stream shuffles
-                    validation_data=datasets.make_pipeline(dataset.x_test, batch_size=batch,
-                                                           drop_remainder=full_batches,
-                                                           labels=test_labels),
+                    validation_data=distribute.test_batches(strategy, datasets.make_pipeline(
+                        dataset.x_test, batch_size=batch, labels=test_labels,
+                        drop_remainder=isinstance(strategy, tf.distribute.TPUStrategy)),
+                        len(dataset.x_test), batch),
                     epochs=config["train"]["epochs"],
                     initial_epoch=initial_epoch,
                     verbose=1 if verbose == 1 else 0,
