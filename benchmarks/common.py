@@ -47,14 +47,25 @@ def rss_mib():
 
 
 MATMUL_SECONDS = 0.5  # of back-to-back products per matrix size, for the matmul peak
+MATMUL_SIZES = (256, 512, 1024, 2048)  # the square matrices' sides, for the matmul peak
 
 
 def add_matmul_seconds(parser):
-    """The ``--matmul-seconds`` flag of the scripts that measure the matmul peak."""
+    """The ``--matmul-seconds`` and ``--matmul-sizes`` flags of the scripts that measure the
+    matmul peak."""
     parser.add_argument("--matmul-seconds", type=float, default=MATMUL_SECONDS,
                         help=f"seconds of back-to-back products per matrix size when measuring "
                              f"the matmul peak (default {MATMUL_SECONDS}; less gives a quick, "
                              f"lower peak)")
+    parser.add_argument("--matmul-sizes", default=",".join(map(str, MATMUL_SIZES)),
+                        help=f"the square matrices' sides when measuring the matmul peak, "
+                             f"comma-separated (default {','.join(map(str, MATMUL_SIZES))}; "
+                             f"smaller ones give a quick, lower peak)")
+
+
+def matmul_sizes(text):
+    """``--matmul-sizes`` as a tuple of sides."""
+    return tuple(int(n) for n in str(text).split(","))
 
 
 def add_out(parser, writes):
@@ -64,7 +75,7 @@ def add_out(parser, writes):
                              f"documentation takes them from)")
 
 
-def matmul_peak_gflops(sizes=(256, 512, 1024, 2048), seconds=MATMUL_SECONDS, repeats=3,
+def matmul_peak_gflops(sizes=MATMUL_SIZES, seconds=MATMUL_SECONDS, repeats=3,
                        dtype="float32", jit_compile=False):
     """The best matrix-multiply rate TensorFlow reaches here in ``dtype``, over a few square
     sizes (``jit_compile``: through XLA rather than TensorFlow's own kernels, which on a CPU are

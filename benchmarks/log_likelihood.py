@@ -12,7 +12,8 @@ elementwise work (the Bernoulli log-likelihood of 784 pixels per sample) are not
 
     python benchmarks/log_likelihood.py [--examples 1000] [--samples 5000] [--config paper|relu]
                                         [--run RUN_DIR] [--xla on|off] [--batch-size 100]
-                                        [--matmul-seconds 0.5] [--json]
+                                        [--matmul-seconds 0.5]
+                                        [--matmul-sizes 256,512,1024,2048] [--json]
 
 ``--run`` times a trained model (its figures then include a meaningful log-likelihood); without
 it a freshly initialized model is timed, which costs the same.
@@ -58,7 +59,8 @@ def main(argv=None):
     from tfvae.data import load_dataset
     from tfvae.evaluation.likelihood import values_per_decoded_row
 
-    peak = common.matmul_peak_gflops(seconds=args.matmul_seconds)
+    peak = common.matmul_peak_gflops(common.matmul_sizes(args.matmul_sizes),
+                                     args.matmul_seconds)
     if args.run:
         from tfvae.runs import load_run
 

@@ -21,7 +21,8 @@ is the float32 matmul peak on square matrices (``common.matmul_peak_gflops``) ov
 FLOPs; ``matmuls only`` shows how far the step's own small shapes are from that peak.
 
     python benchmarks/step_profile.py [--repeats 2] [--epochs 5] [--train-examples 60000]
-                                      [--matmul-seconds 0.5] [--json]
+                                      [--matmul-seconds 0.5]
+                                      [--matmul-sizes 256,512,1024,2048] [--json]
 """
 
 import argparse
@@ -159,7 +160,8 @@ def main(argv=None):
         return child(args.child, args.epochs, args.train_examples)
     me = Path(__file__).resolve()
     peak = common.run_child([me.parent / "train_throughput.py", "--matmul-child",
-                             "--matmul-seconds", args.matmul_seconds])["matmul_gflops"]
+                             "--matmul-seconds", args.matmul_seconds,
+                             "--matmul-sizes", args.matmul_sizes])["matmul_gflops"]
     figures = {v: [] for v in VARIANTS}
     for _ in range(args.repeats):
         for variant in VARIANTS:

@@ -21,12 +21,14 @@ training FLOPs per example (see ``common.training_flops_per_example``).
                                           [--repeats 1] [--mixed-precision float16]
                                           [--steps-per-execution 32,7] [--json]
                                           [--train-examples 60000] [--matmul-seconds 0.5]
+                                          [--matmul-sizes 256,512,1024,2048]
 
 On a machine shared with other work every figure is a lower bound: run it when the machine is
 quiet, or several times (``--repeats``), and read the best.
 """
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -80,15 +82,14 @@ def child(config_name, xla, epochs, train_examples, mixed_precision, steps_per_e
     }))
 
 
-def matmul_child(seconds):
+def matmul_child(seconds, sizes=common.MATMUL_SIZES):
     """The matmul peaks: float32 (the bound) and, beside it, bfloat16 through TensorFlow's
     kernels and through XLA, which a CPU with bfloat16 matrix units can run faster."""
-    print(json.dumps({"matmul_gflops": common.matmul_peak_gflops(seconds=seconds),
+    peak = functools.partial(common.matmul_peak_gflops, sizes, seconds)
+    print(json.dumps({"matmul_gflops": peak(),
                       "bfloat16_matmul_gflops": {
-                          "tensorflow": common.matmul_peak_gflops(seconds=seconds,
-                                                                  dtype="bfloat16"),
-                          "xla": common.matmul_peak_gflops(seconds=seconds, dtype="bfloat16",
-                                                           jit_compile=True)}}))
+                          "tensorflow": peak(dtype="bfloat16"),
+                          "xla": peak(dtype="bfloat16", jit_compile=True)}}))
 
 
 def main(argv=None):
@@ -116,7 +117,7 @@ def main(argv=None):
         return child(name, xla, int(epochs), int(n), None if mp == "none" else mp,
                      None if spe == "default" else int(spe), args.data)
     if args.matmul_child:
-        return matmul_child(args.matmul_seconds)
+        return matmul_child(args.matmul_seconds, common.matmul_sizes(args.matmul_sizes))
 
     configs = args.configs.split(",")
     xlas = args.xla.split(",")
@@ -131,7 +132,8 @@ def main(argv=None):
         if not (spe == "default" or spe.isdigit() and int(spe) > 0):
             parser.error(f"--steps-per-execution: expected positive integers, got {spe!r}")
     me = Path(__file__).resolve()
-    peaks = common.run_child([me, "--matmul-child", "--matmul-seconds", args.matmul_seconds])
+    peaks = common.run_child([me, "--matmul-child", "--matmul-seconds", args.matmul_seconds,
+                              "--matmul-sizes", args.matmul_sizes])
     peak = peaks["matmul_gflops"]
     runs = {}
     for _ in range(args.repeats):

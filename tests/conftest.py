@@ -144,7 +144,7 @@ def run_as_main(monkeypatch, argv):
 def children_here(monkeypatch, common):
     """``common.run_child`` without the process: the child script runs here as ``__main__``
     with the same argv, and its last stdout line is read as JSON. The matmul peak is measured
-    briefly: its figure is not under test."""
+    briefly, on small matrices: its figure is not under test."""
     def run_here(args, python=None, timeout=None):
         assert python in (None, sys.executable), f"{python}: only this interpreter runs here"
         return json.loads(run_as_main(monkeypatch, args).strip().splitlines()[-1])
@@ -153,6 +153,7 @@ def children_here(monkeypatch, common):
 
     monkeypatch.setattr(common, "run_child", run_here)
     monkeypatch.setattr(common, "MATMUL_SECONDS", 0.01)
+    monkeypatch.setattr(common, "MATMUL_SIZES", (256,))
     # Nor is the timing of XLA against the uncompiled step that "auto" makes before a long run
     # (tests/test_fast_training.py tests it): a run of unbounded epochs trains uncompiled here.
     monkeypatch.setattr(execution, "XLA_NEVER_BELOW", math.inf)

@@ -20,11 +20,11 @@ from conftest import BENCH, NUMBER, cli_env, recorded, run_as_main, skip_line, t
 
 def test_train_throughput_in_child_processes(script, capsys):
     script("train_throughput.py").main(
-        ["--configs", "relu", "--xla", "off", "--epochs", "2", "--train-examples", "256",
-         "--matmul-seconds", "0.01"])
+        ["--configs", "relu", "--xla", "off", "--epochs", "1", "--train-examples", "256",
+         "--matmul-seconds", "0.01", "--matmul-sizes", "256"])
     out = capsys.readouterr().out
     assert re.search(rf"matmul peak float32 {NUMBER} GFLOP/s, bfloat16 {NUMBER} \(TensorFlow\), "
-                     rf"{NUMBER} \(XLA\); 2 epochs of 256 MNIST images", out), out
+                     rf"{NUMBER} \(XLA\); 1 epochs of 256 MNIST images", out), out
     columns = ["config", "xla", "mixed_precision", "batch", "optimizer", "steps_per_execution",
                "examples_per_second", "median_examples_per_second", "peak_rss_mib",
                "matmul_bound_examples_per_second", "fraction_of_bound"]
@@ -53,7 +53,7 @@ def test_memory(script, capsys):
 
 def test_compare_runs_tfvae_and_skips_missing_peers(script, children_here, capsys, tmp_path):
     script("compare/run.py").main(
-        ["--rounds", "1", "--epochs", "2", "--train-examples", "256",
+        ["--rounds", "1", "--epochs", "1", "--train-examples", "256",
          "--likelihood-examples", "20", "--likelihood-samples", "10",
          "--torch-python", str(tmp_path / "no-such-python")])
     captured = capsys.readouterr()
@@ -69,7 +69,7 @@ def test_compare_runs_tfvae_and_skips_missing_peers(script, children_here, capsy
 def test_compare_resnet_runs_tfvae_and_skips_missing_pytorch(script, children_here, capsys,
                                                               tmp_path):
     script("compare/run.py").main(
-        ["--body", "resnet", "--rounds", "1", "--epochs", "2", "--train-examples", "128",
+        ["--body", "resnet", "--rounds", "1", "--epochs", "1", "--train-examples", "128",
          "--torch-python", str(tmp_path / "no-such-python")])
     captured = capsys.readouterr()
     assert "skipping PyTorch:" in skip_line(captured.err)
@@ -83,7 +83,7 @@ def test_compare_resnet_runs_tfvae_and_skips_missing_pytorch(script, children_he
 
 def test_step_profile(script, children_here, capsys):
     module = script("step_profile.py")
-    module.main(["--repeats", "1", "--epochs", "2", "--train-examples", "256"])
+    module.main(["--repeats", "1", "--epochs", "2", "--train-examples", "128"])
     out = capsys.readouterr().out
     assert re.search(rf"float32 matmul peak {NUMBER} GFLOP/s: the step's bound is {NUMBER} ms "
                      r"\(128 examples, 784-400-20 ReLU\)", out), out
@@ -105,8 +105,8 @@ def test_prior_collapse(script, children_here, capsys):
 
 
 def test_conditional(script, children_here, capsys, tmp_path):
-    script("conditional.py").main(["--epochs", "1", "--train-examples", "256", "--out",
-                                   str(tmp_path)])
+    script("conditional.py").main(["--epochs", "1", "--train-examples", "256",
+                                   "--classifier-steps", "10", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     rows = table(out, ["latent_dim", "epochs", "test_elbo", "active_units",
                        "classifier_on_real_test", "classifier_on_samples", "seconds", "figure"])
@@ -118,8 +118,8 @@ def test_conditional(script, children_here, capsys, tmp_path):
 
 def test_iwae_gradients(script, children_here, capsys, tmp_path):
     script("iwae_gradients.py").main(["--epochs", "1", "--train-examples", "200",
-                                      "--test-examples", "10", "--draws", "2", "--out",
-                                      str(tmp_path)])
+                                      "--test-examples", "10", "--test-bound-examples", "10",
+                                      "--k", "10", "--draws", "2", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     rows = table(out, ["k", "gradient", "epochs", "test_bound", "test_log_px",
                        "test_log_px_stderr", "encoder_snr", "train_seconds"])
@@ -130,7 +130,7 @@ def test_iwae_gradients(script, children_here, capsys, tmp_path):
 
 def test_training_controls(script, children_here, capsys, tmp_path):
     figure = tmp_path / "beta_latents.png"
-    script("training_controls.py").main(["--epochs", "2", "--betas", "1", "--train-examples",
+    script("training_controls.py").main(["--epochs", "1", "--betas", "1", "--train-examples",
                                          "256", "--figure", str(figure), "--out", str(tmp_path)])
     out = capsys.readouterr().out
     rows = table(out, ["variant", "beta", "test_elbo", "test_kl", "active_units", "seconds",
@@ -258,7 +258,7 @@ def test_gpu_script_runs_each_benchmark(recorder, script, children_here, capsys,
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "results" / "gpu.log").is_file()
     tiny = {"benchmarks/train_throughput.py": ["--configs", "relu", "--xla", "off", "--epochs",
-                                               "2", "--train-examples", "256"],
+                                               "1", "--train-examples", "256"],
             "benchmarks/log_likelihood.py": ["--examples", "20", "--samples", "10",
                                              "--batch-size", "10", "--chunk-size", "10"],
             "benchmarks/likelihood_table.py": ["--minutes", "0.01", "--train-examples", "100",

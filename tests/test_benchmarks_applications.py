@@ -179,7 +179,7 @@ def test_streaming(script, children_here, capsys, tmp_path):
     for row in rows:
         assert re.fullmatch(rf"\s*50\s+\w+\s+\d+(\s+{NUMBER}){{3,6}}\s*", row), row
 
-    streaming.main([*tiny, "throughput", "--rounds", "1", "--epochs", "2",
+    streaming.main([*tiny, "throughput", "--rounds", "1", "--epochs", "1",
                     "--train-examples", "256", "--xla", "off"])
     out = capsys.readouterr().out
     assert re.search(rf"round 1: stream \(prepared\) {NUMBER} ex/s, memory {NUMBER} ex/s", out)
