@@ -93,6 +93,12 @@ def test_mirrored_trains_where_a_replica_would_get_no_rows_and_refuses_an_uneven
     out, _ = uneven.communicate(timeout=300)
     assert uneven.returncode != 0
     assert "batch_size: expected a multiple of the 2 replicas that train in sync, got 63" in out
+    few = start_worker("mirrored", tmp_path / "few", tmp_path / "few.npz", 2,
+                       extra=json.dumps({**settings, "train_examples": 33}))
+    out, _ = few.communicate(timeout=300)
+    assert few.returncode != 0
+    assert ("batch_size: expected at most the 33 training examples, a first batch that the 2 "
+            "replicas cannot share evenly, got 64") in out
 
 
 def test_multiworker_on_loopback_trains_and_workers_agree(tmp_path):

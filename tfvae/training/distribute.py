@@ -72,14 +72,17 @@ def is_writer(strategy):
     return strategy.extended.should_checkpoint
 
 
-def check_batch_size(strategy, batch_size):
-    """Refuse a ``batch_size`` that the replicas of ``strategy`` cannot share evenly: Keras
-    builds the model from the mean of the replicas' first batches, which fails where they
-    differ in size."""
+def check_batch_size(strategy, batch_size, examples):
+    """Refuse a ``batch_size`` whose first batch of ``examples`` the replicas of ``strategy``
+    cannot share evenly: Keras builds the model from the mean of the replicas' first batches,
+    which fails where they differ in size."""
     replicas = strategy.num_replicas_in_sync
     if batch_size % replicas:
         raise InputError("batch_size", f"a multiple of the {replicas} replicas that train in "
                          "sync", batch_size)
+    if examples < batch_size and examples % replicas:
+        raise InputError("batch_size", f"at most the {examples} training examples, a first "
+                         f"batch that the {replicas} replicas cannot share evenly", batch_size)
 
 
 def full_batches(strategy, examples, batch_size):

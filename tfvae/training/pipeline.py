@@ -198,7 +198,8 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                                                  f"{why}")):
             dataset = load_run_data(config, writer)
         say(f"tfvae: preparing the model for {len(dataset.x_train)} training examples")
-        distribute.check_batch_size(strategy, config["train"]["batch_size"])
+        distribute.check_batch_size(strategy, config["train"]["batch_size"],
+                                    len(dataset.x_train))
         full_batches = distribute.full_batches(strategy, len(dataset.x_train),
                                                config["train"]["batch_size"])
         steps = datasets.steps_per_epoch(len(dataset.x_train), config["train"]["batch_size"],
