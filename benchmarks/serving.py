@@ -52,7 +52,7 @@ def measure(model, export_dir, *, repeats=300, batches=20, batch_size=256, warmu
     """Rows of {"path", "p50_ms", "p99_ms", "images_per_s"} for the encode signature."""
     import tensorflow as tf
 
-    from tfvae.export.savedmodel import serving_functions
+    from tfvae.export.signatures import serving_functions
 
     rng = np.random.default_rng(0)
     one = rng.random((1, *model.image_shape), dtype=np.float32)
@@ -108,7 +108,7 @@ def measure_batches(model, export_dir, *, signatures=("encode", "decode", "sampl
     """
     import tensorflow as tf
 
-    from tfvae.export.savedmodel import input_specs
+    from tfvae.export.signatures import input_specs
     from tfvae.export.warmup import warmup_inputs
 
     specs = input_specs(model)

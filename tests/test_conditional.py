@@ -12,7 +12,7 @@ from tfvae import VAE, InputError
 from tfvae.cli import main
 from tfvae.data import load_dataset
 from tfvae.export.metadata import read_metadata
-from tfvae.export.savedmodel import input_specs, serving_functions
+from tfvae.export.signatures import input_specs, serving_functions
 from tfvae.export.versions import export_run
 from tfvae.applications.features import softmax_regression
 from tfvae.evaluation.likelihood import log_likelihood

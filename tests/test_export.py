@@ -21,8 +21,9 @@ from tfvae import VAE, cli, noise
 from tfvae.errors import InputError
 from tfvae.export import export_model
 from tfvae.export.metadata import read_metadata
-from tfvae.export.savedmodel import (SAMPLE_STREAM, SIGNATURES, ScoreSettings, input_specs,
-                                     model_signatures, serving_functions)
+from tfvae.export.metadata import ScoreSettings
+from tfvae.export.signatures import (SAMPLE_STREAM, SIGNATURES, input_specs, model_signatures,
+                                     serving_functions)
 from tfvae.export.versions import export_run, next_version
 from tfvae.runs import RunDirectory, load_run
 from tfvae.export.warmup import warmup_records
@@ -240,7 +241,6 @@ def test_warmup_requests_replay_through_tf1_loader(exported):
 
 
 def test_warmup_follows_the_signatures_inputs(tmp_path, monkeypatch):
-    from tfvae.export import savedmodel as export
     from tfvae.models import Autoencoder
 
     # The export needs no tensorflow-serving-api: with it unimportable the warmup is written.
@@ -250,7 +250,7 @@ def test_warmup_follows_the_signatures_inputs(tmp_path, monkeypatch):
     model = Autoencoder(image_shape=(4, 4, 1), latent_dim=2, hidden=8, seed=0)
     path = export_model(model, tmp_path / "ae" / "1", num_samples=5)
     # A signature with one more input (a conditional model's label) gets it without change.
-    specs = export.input_specs(model)
+    specs = input_specs(model)
     specs["decode"] = [*specs["decode"], tf.TensorSpec([None], tf.int64, name="label")]
     records = warmup_records({**specs, "serving_default": specs["encode"]}, "ae")
     monkeypatch.undo()

@@ -13,7 +13,7 @@ import tensorflow_probability as tfp
 from tfvae import InputError, estimators
 from tfvae.data import make_pipeline
 from tfvae.export import export_model
-from tfvae.export.savedmodel import model_signatures
+from tfvae.export.signatures import model_signatures
 from tfvae.models import MODELS, VAE, Autoencoder, LatentVariableModel, load_model, model_class
 from tfvae.models import register
 

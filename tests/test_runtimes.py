@@ -13,7 +13,8 @@ from tfvae.cli import main
 from tfvae.errors import InputError
 from tfvae.export import export_model
 from tfvae.evaluation.scores import Threshold
-from tfvae.export.savedmodel import ScoreSettings, input_specs, serving_functions
+from tfvae.export.metadata import ScoreSettings
+from tfvae.export.signatures import input_specs, serving_functions
 from tfvae.export.versions import export_run
 
 K = 30  # importance samples of log_likelihood

@@ -24,7 +24,8 @@ from serving_double import ModelServer
 from tfvae import cli
 from tfvae.errors import InputError
 from tfvae.evaluation.scores import Threshold
-from tfvae.export.savedmodel import ScoreSettings, serving_functions
+from tfvae.export.metadata import ScoreSettings
+from tfvae.export.signatures import serving_functions
 from tfvae.export.versions import export_run
 from tfvae.export.client import Client, ServingError
 from tfvae.runs import RunDirectory, load_run

@@ -13,7 +13,7 @@ from tfvae.data.tables import Column, read_table
 from tfvae.export.client import Client, ServingError
 from tfvae.export.metadata import read_metadata
 from tfvae.export.rows import input_names
-from tfvae.export.savedmodel import serving_functions
+from tfvae.export.signatures import serving_functions
 from tfvae.export.versions import export_run
 from tfvae.runs import RunDirectory
 

@@ -14,7 +14,7 @@ import tfvae
 from tfvae import VAE
 from tfvae.errors import InputError
 from tfvae.export import export_model, input_specs
-from tfvae.export.savedmodel import serving_functions
+from tfvae.export.signatures import serving_functions
 from tfvae.layers.likelihoods import MIN_SCALE, likelihood_layer
 from tfvae.layers.registries import LIKELIHOODS, likelihood_support
 from tfvae.layers.table_likelihood import TableLikelihood, log_factorial1p

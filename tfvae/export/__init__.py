@@ -1,5 +1,5 @@
 """Exporting a model for serving: one dispatcher over the registered formats (``formats``:
-``export_model(model, path, format=...)``), the SavedModel and its signatures (``savedmodel``), TF
+``export_model(model, path, format=...)``), the signatures (``signatures``), the SavedModel (``savedmodel``), TF
 Serving's warmup records (``warmup``), the LiteRT and ONNX files (``runtimes``), and a client of
 TF Serving's REST and gRPC APIs (``client``)."""
 
@@ -8,7 +8,7 @@ from tfvae.lazy import lazy_names
 _NAMES = {
     **{name: "tfvae.export.formats" for name in (
         "export_model", "export_format", "ExportFormat", "FORMATS")},
-    **{name: "tfvae.export.savedmodel" for name in (
+    **{name: "tfvae.export.signatures" for name in (
         "SIGNATURES", "DEFAULT_SIGNATURE", "input_specs", "model_signatures",
         "serving_functions", "signature_outputs")},
     **{name: "tfvae.export.versions" for name in ("export_run", "next_version")},
@@ -17,5 +17,5 @@ _NAMES = {
 }
 __all__ = list(_NAMES)
 __getattr__, __dir__ = lazy_names(__name__, _NAMES, (
-    "formats", "savedmodel", "versions", "metadata", "warmup", "runtimes", "client", "transports",
+    "formats", "signatures", "savedmodel", "versions", "metadata", "warmup", "runtimes", "client", "transports",
     "rows"))

@@ -1,7 +1,7 @@
 """An export's signatures for other runtimes: LiteRT (``.tflite``) and ONNX (``.onnx``).
 
 Both are converted from the graphs of the SavedModel's signatures
-(:func:`tfvae.export.savedmodel.serving_functions`), with the same inputs, outputs and noise
+(:func:`tfvae.export.signatures.serving_functions`), with the same inputs, outputs and noise
 (:class:`tfvae.noise.CounterSeed`): the same inputs and seeds give the same numbers in every
 format. LiteRT gets one ``.tflite`` file holding every signature, built from LiteRT's builtin
 ops alone; ONNX one ``SIGNATURE.onnx`` file per signature (an ONNX model has one graph).
@@ -32,8 +32,9 @@ from tfvae.checks import check_choice, check_int
 from tfvae.data import graph_checks
 from tfvae.errors import InputError, arg
 from tfvae.export.formats import ExportFormat
-from tfvae.export.savedmodel import (SAVE_OPTIONS, ScoreSettings, input_specs, serving_functions,
-                                     signature_module)
+from tfvae.export.metadata import ScoreSettings
+from tfvae.export.savedmodel import SAVE_OPTIONS, signature_module
+from tfvae.export.signatures import input_specs, serving_functions
 from tfvae.options import EXPORT_LOG_LIKELIHOOD_SAMPLES as DEFAULT_NUM_SAMPLES
 from tfvae.storage import check_output, check_writable_dir, write_bytes
 

@@ -85,25 +85,31 @@ def check_batch_size(strategy, batch_size, examples):
                          f"batch that the {replicas} replicas cannot share evenly", batch_size)
 
 
+def _last_batch_leaves_a_replica_empty(strategy, examples, batch_size):
+    """Whether the last, partial batch of ``examples`` has fewer than the replicas of
+    ``strategy``, so that one would get no rows (its loss is NaN, and oneDNN's convolutions
+    fail on them)."""
+    return 0 < examples % batch_size < strategy.num_replicas_in_sync
+
+
 def full_batches(strategy, examples, batch_size):
     """Whether each epoch of ``examples`` drops its last, partial batch under ``strategy``: on a
-    TPU (static shapes), and where that batch has fewer examples than there are replicas, so that
-    one would get none (its loss is NaN, and oneDNN's convolutions fail on no rows)."""
+    TPU (static shapes), and where a replica would get no rows of it."""
     return (isinstance(strategy, tf.distribute.TPUStrategy)
-            or 0 < examples % batch_size < strategy.num_replicas_in_sync)
+            or _last_batch_leaves_a_replica_empty(strategy, examples, batch_size))
 
 
 def test_batches(strategy, batches, examples, batch_size):
     """``batches`` (a ``tf.data.Dataset`` of ``examples`` in batches of ``batch_size``, x or (x,
     ...) tuples), where the replicas of ``strategy`` cannot share its first batch evenly or one
-    would get no rows of its last (see :func:`check_batch_size` and :func:`full_batches`), each
+    would get no rows of its last (see :func:`check_batch_size`), each
     cut to a multiple of the replicas, those left empty dropped: fewer examples than there are
     replicas go untested."""
     from tfvae.data.graph_checks import CHECKED, mark_checked
 
     replicas = strategy.num_replicas_in_sync
     if (min(examples, batch_size) % replicas == 0
-            and not 0 < examples % batch_size < replicas):
+            and not _last_batch_leaves_a_replica_empty(strategy, examples, batch_size)):
         return batches
 
     def cut(*batch):
