@@ -5,7 +5,7 @@ header, its columns, that numbers are printed), never a figure: machines differ.
 Most scripts run in this process (TensorFlow is imported once), their child processes too: the
 child script runs as ``__main__`` with the argv ``common.run_child`` would give it, so a caller
 and its child that disagree on arguments fail as they would apart. ``train_throughput.py``
-keeps its real child processes, to cover ``common.run_child`` itself.
+keeps a real child process for its training, to cover ``common.run_child`` itself.
 """
 
 import json
@@ -18,10 +18,22 @@ from conftest import BENCH, NUMBER, cli_env, recorded, run_as_main, skip_line, t
 
 
 
-def test_train_throughput_in_child_processes(script, capsys):
+def test_train_throughput_in_child_processes(script, common, capsys, monkeypatch):
+    real_child = common.run_child
+
+    def matmul_here(args, **kwargs):
+        """The training child in a real process covers ``run_child``; the matmul one runs
+        here, which saves a second TensorFlow import."""
+        if "--matmul-child" not in args:
+            return real_child(args, **kwargs)
+        return json.loads(run_as_main(monkeypatch, args).strip().splitlines()[-1])
+
+    monkeypatch.setattr(common, "run_child", matmul_here)
+    # Mixed precision through a real child: gpu.sh's float16 and bfloat16 runs are only
+    # parsed in test_gpu_script_runs_each_benchmark.
     script("train_throughput.py").main(
         ["--configs", "relu", "--xla", "off", "--epochs", "1", "--train-examples", "256",
-         "--matmul-seconds", "0.01", "--matmul-sizes", "256"])
+         "--matmul-seconds", "0.01", "--matmul-sizes", "256", "--mixed-precision", "bfloat16"])
     out = capsys.readouterr().out
     assert re.search(rf"matmul peak float32 {NUMBER} GFLOP/s, bfloat16 {NUMBER} \(TensorFlow\), "
                      rf"{NUMBER} \(XLA\); 1 epochs of 256 MNIST images", out), out
@@ -29,7 +41,7 @@ def test_train_throughput_in_child_processes(script, capsys):
                "examples_per_second", "median_examples_per_second", "peak_rss_mib",
                "matmul_bound_examples_per_second", "fraction_of_bound"]
     [row] = table(out, columns)
-    assert re.fullmatch(rf"\s*relu\s+off\s+none\s+128\s+adam\s+2(\s+{NUMBER}){{5}}", row), row
+    assert re.fullmatch(rf"\s*relu\s+off\s+bfloat16\s+128\s+adam\s+2(\s+{NUMBER}){{5}}", row), row
 
 
 def test_log_likelihood(script, children_here, capsys):
@@ -246,10 +258,12 @@ def test_shell_scripts_parse(name):
     assert check.returncode == 0, check.stderr
 
 
-def test_gpu_script_runs_each_benchmark(recorder, script, children_here, capsys, tmp_path,
-                                        monkeypatch):
+def test_gpu_script_runs_each_benchmark(recorder, script, common, children_here, capsys,
+                                        tmp_path, monkeypatch):
     """gpu.sh's commands, recorded by a stand-in interpreter, then run here with tiny sizes
-    added (argparse takes a flag's last value), so each flag it passes must still exist."""
+    added (argparse takes a flag's last value), so each flag it passes must still exist. The
+    training-throughput runs differ only in ``--mixed-precision``: the first runs, the others
+    are parsed (a mixed-precision run is test_train_throughput_in_child_processes's)."""
     import subprocess
 
     stub, log = recorder
@@ -266,7 +280,24 @@ def test_gpu_script_runs_each_benchmark(recorder, script, children_here, capsys,
     calls = [call for call in recorded(log) if call[0] != "-c"]
     assert [call[0] for call in calls] == ["benchmarks/train_throughput.py"] * 3 + [
         "benchmarks/log_likelihood.py", "benchmarks/likelihood_table.py"], calls
-    for path, *args in calls:
+    first, *mixed = (args for path, *args in calls[:3])
+    assert [args[-3:] for args in mixed] == [["--mixed-precision", p, "--json"]
+                                             for p in ("float16", "bfloat16")], mixed
+    assert all(args[:-3] + args[-1:] == first for args in mixed), (first, mixed)
+
+    class Parsed(Exception):
+        """Raised by the first child: every argument was accepted."""
+
+    def parsed(*args, **kwargs):
+        raise Parsed
+
+    throughput = script("train_throughput.py")
+    for args in mixed:
+        with monkeypatch.context() as m:
+            m.setattr(common, "run_child", parsed)
+            with pytest.raises(Parsed):
+                throughput.main(args + tiny[calls[0][0]])
+    for path, *args in calls[:1] + calls[3:]:
         capsys.readouterr()
         done = script(Path(path).relative_to("benchmarks")).main(args + tiny[path])
         out = capsys.readouterr().out

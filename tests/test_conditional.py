@@ -34,8 +34,16 @@ def conditional_run(tmp_path_factory):
     train(run_dir, model_config={"latent_dim": 2, "hidden": 256, "activation": "relu"},
           data_config={"name": "mnist", "train_examples": 8000, "test_examples": 500},
           conditional=True, epochs=4, batch_size=100, optimizer="adam", learning_rate=1e-3,
-          seed=0, verbose=0)
+          seed=0, verbose=0,
+          jit_compile=False)  # 32,000 examples: "auto" would first time XLA with six fits
     return run_dir
+
+
+@pytest.fixture(scope="module")
+def conditional_export(conditional_run, tmp_path_factory):
+    """The run exported once, as version 1 of "cvae": the loaders' tests only read it."""
+    return export_run(conditional_run, "cvae", base_dir=tmp_path_factory.mktemp("export"),
+                      num_samples=50)
 
 
 def _small(**kwargs):
@@ -148,8 +156,8 @@ def test_the_run_records_the_classes_and_evaluates_given_labels(conditional_run,
     assert abs(elbo - rows[-1]["test_elbo"]) < 3.0
 
 
-def test_export_takes_a_label_in_every_signature(conditional_run, tmp_path):
-    path = export_run(conditional_run, "cvae", base_dir=tmp_path, num_samples=50)
+def test_export_takes_a_label_in_every_signature(conditional_run, conditional_export):
+    path = conditional_export
     model = RunDirectory(conditional_run).load_model()
     meta = read_metadata(path)
     assert meta["conditional"] is True and meta["num_classes"] == 10
@@ -253,17 +261,16 @@ def test_augment_keeps_each_draw_in_its_class(conditional_run, tmp_path, capsys)
 
 
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])
-def test_the_client_sends_labels_to_a_served_conditional_model(conditional_run, tmp_path,
-                                                              protocol):
+def test_the_client_sends_labels_to_a_served_conditional_model(conditional_run,
+                                                              conditional_export, protocol):
     from serving_double import ModelServer
     from tfvae.export.client import Client
 
-    export_run(conditional_run, "cvae", base_dir=tmp_path, num_samples=20)
     model = RunDirectory(conditional_run).load_model()
     seeds, labels = np.array([5, 5, 9], np.int64), np.array([3, 8, 3])
-    want = serving_functions(model, 20)["sample"](tf.constant(seeds), tf.constant(labels,
+    want = serving_functions(model, 50)["sample"](tf.constant(seeds), tf.constant(labels,
                                                                                    tf.int64))
-    server = ModelServer({"cvae": tmp_path / "cvae"}).start()
+    server = ModelServer({"cvae": conditional_export.parent}).start()
     try:
         url = server.grpc_url if protocol == "grpc" else server.rest_url
         with Client(url, "cvae") as client:
@@ -278,12 +285,13 @@ def test_the_client_sends_labels_to_a_served_conditional_model(conditional_run, 
         server.stop()
 
 
-def test_the_c_api_example_encodes_given_a_label(conditional_run, c_example, tmp_path):
+def test_the_c_api_example_encodes_given_a_label(conditional_run, conditional_export, c_example,
+                                                 tmp_path):
     import os
     import subprocess
 
     exe = c_example
-    path = export_run(conditional_run, "cvae", base_dir=tmp_path, num_samples=20)
+    path = conditional_export
     model = RunDirectory(conditional_run).load_model()
     x = RunDirectory(conditional_run).load_dataset(test_examples=2).x_test
     x.tofile(tmp_path / "two.f32")

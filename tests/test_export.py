@@ -520,15 +520,26 @@ def _with_threshold(run_dir, destination, threshold, method="elbo", num_samples=
     return destination
 
 
-def test_score_flags_anomalies_above_the_runs_threshold(exported, tiny_run, tmp_path):
-    model, inputs = exported["model"], exported["inputs"]
-    x, seed = tf.constant(inputs["x"]), tf.constant(inputs["seed"])
-    # The scores of the three rows with the threshold's 4 draws; the threshold is the middle one.
-    scores = serving_functions(model, K, score=ScoreSettings(4))["score"](x, seed)["score"]
-    scores = scores.numpy()
+@pytest.fixture(scope="module")
+def thresholded(exported, tiny_run, tmp_path_factory):
+    """The run exported with an anomaly threshold: the middle one of its three test rows'
+    scores with the threshold's 4 draws, every seed 0 (the C program's default seed)."""
+    x = tf.constant(exported["inputs"]["x"])
+    scores = serving_functions(exported["model"], K, score=ScoreSettings(4))["score"](
+        x, tf.zeros([3], tf.int64))["score"].numpy()
     middle = float(np.sort(scores)[1])
-    run_dir = _with_threshold(tiny_run, tmp_path / "run", middle)
-    path = export_run(run_dir, MODEL, base_dir=tmp_path / "export", num_samples=K)
+    base = tmp_path_factory.mktemp("thresholded")
+    run_dir = _with_threshold(tiny_run, base / "run", middle)
+    path = export_run(run_dir, MODEL, base_dir=base / "export", num_samples=K)
+    return {"path": path, "threshold": middle, "scores": scores}
+
+
+def test_score_flags_anomalies_above_the_runs_threshold(exported, thresholded):
+    model, inputs = exported["model"], exported["inputs"]
+    seeds = np.zeros(3, np.int64)  # the seeds the threshold's scores were taken with
+    x, seed = tf.constant(inputs["x"]), tf.constant(seeds)
+    # The scores of the three rows with the threshold's 4 draws; the threshold is the middle one.
+    scores, middle, path = thresholded["scores"], thresholded["threshold"], thresholded["path"]
     meta = read_metadata(path)
     assert meta["anomaly_threshold"]["threshold"] == middle
     assert meta["anomaly_threshold"]["num_samples"] == meta["score_num_samples"] == 4
@@ -539,7 +550,7 @@ def test_score_flags_anomalies_above_the_runs_threshold(exported, tiny_run, tmp_
     graph = tf.Graph()
     with tf.compat.v1.Session(graph=graph) as session:
         meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(path))
-        out = tf1_run(session, meta_graph, "score", {"x": inputs["x"], "seed": inputs["seed"]})
+        out = tf1_run(session, meta_graph, "score", {"x": inputs["x"], "seed": seeds})
     np.testing.assert_allclose(out["score"], scores, rtol=TOL)
     assert out["anomaly"].dtype == np.int64
     np.testing.assert_array_equal(out["anomaly"], out["score"] > meta["anomaly_threshold"][
@@ -638,7 +649,7 @@ def test_a_count_model_exports_the_score(tmp_path, likelihood):
     assert np.all(np.isfinite(got["score"].numpy())) and np.all(got["score"].numpy() > 0)
 
 
-def test_c_api_program_runs_the_score_signature(exported, c_example, tiny_run, tmp_path):
+def test_c_api_program_runs_the_score_signature(exported, thresholded, c_example, tmp_path):
     x, model = exported["inputs"]["x"], exported["model"]
     x.tofile(tmp_path / "three.f32")
     nan = x[:1].copy()
@@ -669,10 +680,9 @@ def test_c_api_program_runs_the_score_signature(exported, c_example, tiny_run, t
     result = run("--seed", 1, exported["path"], "three.f32")
     assert result.returncode == 2 and "--seed is for a signature that takes seeds" in result.stderr
 
-    # An export with the run's threshold: anomaly beside the score, as integers.
-    threshold = float(np.median(scores(0, ScoreSettings(4))["score"].numpy()))
-    run_dir = _with_threshold(tiny_run, tmp_path / "run", threshold)
-    path = export_run(run_dir, MODEL, base_dir=tmp_path / "export", num_samples=K)
+    # An export with the run's threshold (the median score of seed 0): anomaly beside the
+    # score, as integers.
+    threshold, path = thresholded["threshold"], thresholded["path"]
     result = run("--signature", "score", path, "three.f32")
     assert result.returncode == 0, result.stderr[-3000:]
     line = json.loads(result.stdout)

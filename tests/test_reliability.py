@@ -52,15 +52,24 @@ def reference(tmp_path_factory):
 
 def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_run(reference, tmp_path):
     moments = random.Random(0).sample([4.0, 6.0, 8.0, 10.0, 12.0], 2)
+    # The runs go side by side, each killed at its moment after its own start: the test waits
+    # for the later moment only, not for their sum.
+    processes = []
+    for i in range(len(moments)):
+        processes.append((time.monotonic(), subprocess.Popen(
+            [sys.executable, "-m", "tfvae", "train", "--out", str(tmp_path / f"run{i}"), *TINY,
+             "--epochs", "3"], env=cli_env(), stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)))
+    try:
+        for moment, (started, process) in sorted(zip(moments, processes), key=lambda p: p[0]):
+            time.sleep(max(0.0, started + moment - time.monotonic()))
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+    finally:
+        for _, process in processes:
+            process.kill()
     for i, moment in enumerate(moments):
         run_dir = tmp_path / f"run{i}"
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tfvae", "train", "--out", str(run_dir), *TINY,
-             "--epochs", "3"], env=cli_env(), stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
-        time.sleep(moment)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
         run = RunDirectory(run_dir)
         if run.checkpoint_path("last").is_file():
             result = _train(run_dir, "--resume", "--epochs", "3")
@@ -74,9 +83,9 @@ def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_run(refere
         assert not _temporaries(run_dir)
 
 
-def test_a_full_disk_keeps_the_last_checkpoint_and_leaves_no_partial_file(tmp_path):
+def test_a_full_disk_keeps_the_last_checkpoint_and_leaves_no_partial_file(reference, tmp_path):
     run_dir = tmp_path / "run"
-    assert _train(run_dir, "--epochs", "1") == 0
+    shutil.copytree(reference, run_dir)  # 3 epochs done, as a train of its own would leave them
     last = RunDirectory(run_dir).checkpoint_path("last")
     saved = last.read_bytes()
     limit = last.stat().st_size // 2  # the next checkpoint cannot be written whole
@@ -86,7 +95,7 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_leaves_no_partial_file(tmp_pa
 
     full = subprocess.run(
         [sys.executable, "-m", "tfvae", "train", "--out", str(run_dir), "--resume",
-         "--epochs", "3"], env=cli_env(), capture_output=True, text=True, timeout=600,
+         "--epochs", "5"], env=cli_env(), capture_output=True, text=True, timeout=600,
         preexec_fn=small_disk)
     assert full.returncode == 1, full.stderr
     lines = full.stderr.strip().splitlines()
@@ -95,10 +104,10 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_leaves_no_partial_file(tmp_pa
     assert last.read_bytes() == saved
     assert not _temporaries(run_dir)
     state = json.loads((run_dir / "state.json").read_text())
-    assert state["epochs_completed"] == 1
+    assert state["epochs_completed"] == 3
     # Space is back: the run resumes from its last good checkpoint.
-    assert _train(run_dir, "--resume", "--epochs", "3") == 0
-    assert [int(r["epoch"]) for r in RunDirectory(run_dir).read_metrics()] == [1, 2, 3]
+    assert _train(run_dir, "--resume", "--epochs", "5") == 0
+    assert [int(r["epoch"]) for r in RunDirectory(run_dir).read_metrics()] == [1, 2, 3, 4, 5]
 
 
 def test_kill_9_of_an_export_leaves_no_visible_half_version(reference, tmp_path):
@@ -140,10 +149,10 @@ def test_an_export_onto_a_full_disk_writes_no_version(reference, tmp_path):
     assert export_run(reference, "m", base_dir=base).name == "1"
 
 
-def test_overwrite_replaces_only_what_tfvae_wrote(tmp_path, capsys):
+def test_overwrite_replaces_only_what_tfvae_wrote(reference, tmp_path, capsys):
     run_dir = tmp_path / "run"
+    shutil.copytree(reference, run_dir)  # a run tfvae wrote
     args = ["train", "--out", str(run_dir), *TINY, "--epochs", "1", "--quiet"]
-    assert main(args) == 0
     (run_dir / "my_notes.txt").write_text("mine")
     (run_dir / "checkpoints" / "mine.keras").write_bytes(b"mine")  # inside tfvae's folder
     assert main([*args, "--overwrite", "--latent-dim", "2"]) == 0

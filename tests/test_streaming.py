@@ -13,8 +13,9 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import cli_env, run_cli
+from conftest import cli_env
 from tfvae import data
+from tfvae.cli import main
 from tfvae.data import prepared, streams
 from tfvae.data.pipelines import make_pipeline, make_train_stream
 from tfvae.errors import InputError
@@ -159,15 +160,16 @@ def test_a_killed_prepare_continues_and_a_finished_one_is_never_half_visible(tmp
         data.prepare(str(source), tmp_path / "again", verbose=False)
 
 
-def test_a_missing_short_or_altered_shard_is_refused_by_name(tmp_path):
-    result = run_cli("prepare", labelled_npz(tmp_path / "digits.npz"), "--out", tmp_path / "p")
-    assert result.returncode == 0, result.stderr
-    assert "120/120" in result.stdout  # the progress bar, to its end
-    assert result.stdout.strip().splitlines()[-1] == (
+def test_a_missing_short_or_altered_shard_is_refused_by_name(tmp_path, capsys):
+    # The commands in this process (its stdout no terminal, as a subprocess's pipe).
+    assert main(["prepare", labelled_npz(tmp_path / "digits.npz"), "--out", tmp_path / "p"]) == 0
+    stdout = capsys.readouterr().out
+    assert "120/120" in stdout  # the progress bar, to its end
+    assert stdout.strip().splitlines()[-1] == (
         f"tfvae prepare: 90 train / 30 test examples of shape (8, 8, 1) (uint8) in 17 shards "
         f"written to {tmp_path / 'p'}; train with --dataset {tmp_path / 'p'}")
-    again = run_cli("prepare", tmp_path / "digits.npz", "--out", tmp_path / "p", "--quiet")
-    assert again.returncode == 2 and again.stderr.startswith("tfvae prepare: error: --out:")
+    assert main(["prepare", tmp_path / "digits.npz", "--out", tmp_path / "p", "--quiet"]) == 2
+    assert capsys.readouterr().err.startswith("tfvae prepare: error: --out:")
     shard = sorted((tmp_path / "p").glob("train-*.tfrecord"))[1]
     content = shard.read_bytes()
     shard.write_bytes(content[:-1] + bytes([content[-1] ^ 1]))
@@ -177,9 +179,9 @@ def test_a_missing_short_or_altered_shard_is_refused_by_name(tmp_path):
     with pytest.raises(InputError, match=f"{shard.name} of .* bytes.*truncated"):
         data.load_dataset(str(tmp_path / "p"))
     shard.unlink()
-    result = run_cli("train", "--out", tmp_path / "run", "--dataset", tmp_path / "p")
-    assert result.returncode == 2 and f"{shard.name} missing" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert main(["train", "--out", tmp_path / "run", "--dataset", tmp_path / "p"]) == 2
+    stderr = capsys.readouterr().err
+    assert f"{shard.name} missing" in stderr and len(stderr.strip().splitlines()) == 1
 
 
 def test_storage_is_chosen_by_size_said_first_and_can_be_forced(tmp_path, monkeypatch, capsys):
@@ -199,13 +201,12 @@ def test_storage_is_chosen_by_size_said_first_and_can_be_forced(tmp_path, monkey
     first = capsys.readouterr().out.splitlines()[0]
     assert first.startswith(f"tfvae: dataset {folder}: streamed from disk (32 image files")
     # reconstruct decodes the images it shows, never the folder; evaluate streams its split.
-    from tfvae.cli import main
-
     monkeypatch.setattr(streams, "STREAM_ABOVE_BYTES", 10 ** 9)  # the folder is small again
     decoded = []
     monkeypatch.setattr(streams, "_decode_image", lambda path, *size, real=streams._decode_image:
                         decoded.append(path) or real(path, *size))
-    monkeypatch.setattr(data.image_folders, "read_image_folder", None)  # the in-memory reader: unused
+    # The in-memory reader: unused.
+    monkeypatch.setattr(data.image_folders, "read_image_folder", None)
     assert main(["reconstruct", tmp_path / "run", "--num", 2, "--out", tmp_path / "r.png"]) == 0
     assert len(decoded) == 2 and all(p.endswith((b"027.png", b"028.png")) for p in decoded)
     capsys.readouterr()
@@ -213,9 +214,9 @@ def test_storage_is_chosen_by_size_said_first_and_can_be_forced(tmp_path, monkey
     assert main(["evaluate", tmp_path / "run"]) == 0
     # The bound, then the active units: each pass reads the 3 test images.
     assert "test elbo:" in capsys.readouterr().out and len(decoded) == 2 + 2 * 3
-    result = run_cli("train", "--out", tmp_path / "cli", "--dataset", "mnist", "--stream")
-    assert result.returncode == 2
-    assert result.stderr.startswith("tfvae train: error: --stream: expected a source that can")
+    assert main(["train", "--out", tmp_path / "cli", "--dataset", "mnist", "--stream"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "tfvae train: error: --stream: expected a source that can")
 
 
 class _StopAt(keras.callbacks.Callback):
@@ -290,7 +291,7 @@ def test_two_workers_read_their_own_shards_and_together_every_example(tmp_path, 
     assert RunDirectory(tmp_path / "run0").read_metrics()[0]["epoch"] == 1
 
 
-def test_a_tfds_dataset_streams_any_split_expression_from_its_prepared_files(tmp_path):
+def test_a_tfds_dataset_streams_any_split_expression_from_its_prepared_files(tmp_path, capsys):
     tfds = pytest.importorskip("tensorflow_datasets")
     from tensorflow_datasets import testing as tfds_testing
 
@@ -312,11 +313,11 @@ def test_a_tfds_dataset_streams_any_split_expression_from_its_prepared_files(tmp
     assert sorted(epochs[0]) == sorted(held.y_train) and epochs[0] == epochs[1] != epochs[2]
     with pytest.raises(InputError, match="^train_split: expected no train_split with name="):
         data.load_dataset("mnist", train_split="train[:10%]")
-    result = run_cli("train", "--out", tmp_path / "run", "--dataset", "tfds:dummy_mnist",
-                     "--data-path", tmp_path, "--train-split", "train[:60%]", "--stream",
-                     "--epochs", "1", "--hidden", "8", "--latent-dim", "2")
-    assert result.returncode == 0, result.stderr
-    assert "streamed from disk (32 examples" in result.stdout
+    capsys.readouterr()
+    assert main(["train", "--out", tmp_path / "run", "--dataset", "tfds:dummy_mnist",
+                 "--data-path", tmp_path, "--train-split", "train[:60%]", "--stream",
+                 "--epochs", "1", "--hidden", "8", "--latent-dim", "2"]) == 0
+    assert "streamed from disk (32 examples" in capsys.readouterr().out
 
 
 def test_a_streamed_tfds_dataset_is_prepared_in_its_order(tmp_path):
@@ -334,12 +335,11 @@ def test_a_streamed_tfds_dataset_is_prepared_in_its_order(tmp_path):
     np.testing.assert_array_equal(back.y_train, streamed.y_train)
 
 
-def test_an_image_found_corrupt_as_it_is_streamed_is_one_line_naming_it(tmp_path):
+def test_an_image_found_corrupt_as_it_is_streamed_is_one_line_naming_it(tmp_path, capsys):
     folder = image_folder(tmp_path / "images", count=24)
     whole = (folder / "007.png").read_bytes()
     (folder / "007.png").write_bytes(whole[:len(whole) // 2])  # its header intact
-    result = run_cli("train", "--out", tmp_path / "run", "--dataset", folder, "--stream",
-                     "--epochs", "1", "--hidden", "8", "--latent-dim", "2", "--batch-size", "8")
-    assert result.returncode == 2
-    error = result.stderr.strip().splitlines()[-1]
+    assert main(["train", "--out", tmp_path / "run", "--dataset", folder, "--stream",
+                 "--epochs", "1", "--hidden", "8", "--latent-dim", "2", "--batch-size", "8"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith(f"tfvae train: error: '{folder / '007.png'}' is not a readable image")
