@@ -225,6 +225,11 @@ class LatentVariableModel(TrainingStep, keras.Model):
                                *validation_data[1:])
         elif validation_data is not None:
             validation_data = self._checked_data(validation_data, argument="validation_data")
+        if self.built and self.optimizer is not None and not self.optimizer.built:
+            # Keras would build it inside the first trace of the training step, and a variable
+            # created in a trace makes tf.function trace the step a second time.
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
         return super().fit(self._checked_data(x, y), y, *args, validation_data=validation_data,
                            **kwargs)
 
