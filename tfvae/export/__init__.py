@@ -1,7 +1,7 @@
 """Exporting a model for serving: one dispatcher over the registered formats (``formats``:
-``export_model(model, path, format=...)``), the signatures (``signatures``), the SavedModel (``savedmodel``), TF
-Serving's warmup records (``warmup``), the LiteRT and ONNX files (``runtimes``), and a client of
-TF Serving's REST and gRPC APIs (``client``)."""
+``export_model(model, path, format=...)``), the signatures (``signatures``), the SavedModel
+(``savedmodel``), TF Serving's warmup records (``warmup``), the LiteRT and ONNX files
+(``runtimes``), and a client of TF Serving's REST and gRPC APIs (``client``)."""
 
 from tfvae.lazy import lazy_names
 
@@ -17,5 +17,5 @@ _NAMES = {
 }
 __all__ = list(_NAMES)
 __getattr__, __dir__ = lazy_names(__name__, _NAMES, (
-    "formats", "signatures", "savedmodel", "versions", "metadata", "warmup", "runtimes", "client", "transports",
-    "rows"))
+    "formats", "signatures", "savedmodel", "versions", "metadata", "warmup", "runtimes", "client",
+    "transports", "rows"))

@@ -92,10 +92,15 @@ def _last_batch_leaves_a_replica_empty(strategy, examples, batch_size):
     return 0 < examples % batch_size < strategy.num_replicas_in_sync
 
 
+def static_shapes(strategy):
+    """Whether ``strategy`` needs every batch of one size (a TPU's compiled shapes)."""
+    return isinstance(strategy, tf.distribute.TPUStrategy)
+
+
 def full_batches(strategy, examples, batch_size):
     """Whether each epoch of ``examples`` drops its last, partial batch under ``strategy``: on a
-    TPU (static shapes), and where a replica would get no rows of it."""
-    return (isinstance(strategy, tf.distribute.TPUStrategy)
+    TPU (:func:`static_shapes`), and where a replica would get no rows of it."""
+    return (static_shapes(strategy)
             or _last_batch_leaves_a_replica_empty(strategy, examples, batch_size))
 
 
@@ -116,10 +121,10 @@ def test_batches(strategy, batches, examples, batch_size):
         rows = tf.shape(batch[0])[0] // replicas * replicas
         return batch[0][:rows] if len(batch) == 1 else tuple(t[:rows] for t in batch)
 
-    def rows(*batch):
+    def has_rows(*batch):
         return tf.shape(batch[0])[0] > 0
 
-    cut_batches = batches.map(cut).filter(rows)
+    cut_batches = batches.map(cut).filter(has_rows)
     return mark_checked(cut_batches) if getattr(batches, CHECKED, False) else cut_batches
 
 

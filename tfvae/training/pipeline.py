@@ -326,7 +326,7 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                     shuffle=False,  # the stream shuffles
                     validation_data=distribute.test_batches(strategy, datasets.make_pipeline(
                         dataset.x_test, batch_size=batch, labels=test_labels,
-                        drop_remainder=isinstance(strategy, tf.distribute.TPUStrategy)),
+                        drop_remainder=distribute.static_shapes(strategy)),
                         len(dataset.x_test), batch),
                     epochs=config["train"]["epochs"],
                     initial_epoch=initial_epoch,
