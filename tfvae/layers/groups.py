@@ -35,6 +35,7 @@ import tensorflow_probability as tfp
 
 from tfvae.layers.activations import activation_function
 from tfvae.layers.bodies import _build_chain
+from tfvae.layers.diagonal_normal import DiagonalNormal
 from tfvae.layers.likelihoods import positive_scale
 from tfvae.layers.resnet import (STAGES, ResidualBlock, Upsampling, _ResNet, _blocks,
                                  bottom_up_layers)
@@ -314,7 +315,7 @@ class GroupsDistribution(tfd.TransformedDistribution):
 
 def groups_prior(top):
     """p(z) = prod_i p(z_i | z_<i), batch [], event [D]."""
-    return GroupsDistribution(tfd.MultivariateNormalDiag(loc=tf.zeros([sum(top.sizes)])),
+    return GroupsDistribution(DiagonalNormal(loc=tf.zeros([sum(top.sizes)])),
                               _TopDownPass(top))
 
 
@@ -323,5 +324,5 @@ def groups_posterior(top, features, posteriors):
     event [D]."""
     batch = tf.shape(features[0])[0]
     return GroupsDistribution(
-        tfd.MultivariateNormalDiag(loc=tf.zeros(tf.stack([batch, sum(top.sizes)]))),
+        DiagonalNormal(loc=tf.zeros(tf.stack([batch, sum(top.sizes)]))),
         _TopDownPass(top, features, posteriors))

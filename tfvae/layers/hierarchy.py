@@ -23,6 +23,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae.layers.activations import activation_function
+from tfvae.layers.diagonal_normal import DiagonalNormal
 from tfvae.layers.likelihoods import DiagonalGaussian, positive_scale
 from tfvae.layers.flows import FlowDistribution
 
@@ -88,7 +89,7 @@ class HierarchicalPosterior(keras.layers.Layer):
         q1 = self.first(h)
         batch = tf.shape(q1.loc)[:-1]
         zeros = tf.zeros(tf.concat([batch, [self.dims[1]]], 0))
-        base = tfd.MultivariateNormalDiag(
+        base = DiagonalNormal(
             loc=tf.concat([q1.loc, zeros], -1),
             scale_diag=tf.concat([q1.stddev(), zeros + 1.0], -1))
         return FlowDistribution(base, tfb.RealNVP(num_masked=self.dims[0],
@@ -115,7 +116,7 @@ class HierarchicalPrior(keras.layers.Layer):
     def distribution(self, encoder=None):
         """The prior (``encoder`` unused)."""
         return FlowDistribution(
-            tfd.MultivariateNormalDiag(loc=tf.zeros([sum(self.dims)])),
+            DiagonalNormal(loc=tf.zeros([sum(self.dims)])),
             tfb.RealNVP(num_masked=-self.dims[1], shift_and_log_scale_fn=_coupling(self.first)))
 
     def get_config(self):

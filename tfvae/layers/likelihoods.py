@@ -21,6 +21,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import noise
+from tfvae.layers.diagonal_normal import DiagonalNormal
 from tfvae.errors import InputError
 from tfvae.layers.registries import LIKELIHOODS, SUPPORTS
 
@@ -56,7 +57,7 @@ class DiagonalGaussian(keras.layers.Layer):
 
     def call(self, h):
         loc, raw_scale = tf.split(self.params(h), 2, axis=-1)
-        return tfd.MultivariateNormalDiag(
+        return DiagonalNormal(
             loc=tf.cast(loc, tf.float32),
             scale_diag=positive_scale(raw_scale, self.min_scale),
         )

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfvae.layers.diagonal_normal import DiagonalNormal
 from tfvae.layers.likelihoods import positive_scale
 
 tfd = tfp.distributions
@@ -46,7 +47,7 @@ class MixturePrior(keras.layers.Layer):
         """The prior, batch [] and event [D] (``encoder`` unused)."""
         return tfd.MixtureSameFamily(
             tfd.Categorical(logits=tf.convert_to_tensor(self.logits)),
-            tfd.MultivariateNormalDiag(loc=tf.convert_to_tensor(self.locs),
+            DiagonalNormal(loc=tf.convert_to_tensor(self.locs),
                                        scale_diag=positive_scale(self.raw_scales)))
 
     def get_config(self):

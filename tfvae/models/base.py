@@ -16,7 +16,6 @@ import numbers
 import keras
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 from tfvae import estimators, noise, options
 from tfvae.checks import (MAX_SEED, check_bool, check_count, check_image_shape, check_int,
@@ -27,13 +26,13 @@ from tfvae.errors import InputError
 from tfvae.layers import missing
 from tfvae.layers.activations import activation_function
 from tfvae.layers.coders import Decoder, Encoder
+from tfvae.layers.diagonal_normal import DiagonalNormal
 from tfvae.layers.likelihoods import likelihood_layer
 from tfvae.layers.bodies import check_model_size, network_body
 from tfvae.layers.registries import BODIES, LIKELIHOODS
 from tfvae.layers.standardize import check_feature_statistics, standardized
 from tfvae.models.steps import TrainingStep
 
-tfd = tfp.distributions
 
 _SEED_STATE = "seed_generator_state"
 _NET = options.NETWORK_DEFAULTS
@@ -247,7 +246,7 @@ class LatentVariableModel(TrainingStep, keras.Model):
     @property
     def prior(self):
         """p(z) = N(0, I), event [D]. Override to give a model another prior."""
-        return tfd.MultivariateNormalDiag(loc=tf.zeros([self.latent_dim]))
+        return DiagonalNormal(loc=tf.zeros([self.latent_dim]))
 
     def encode(self, x, labels=None):
         """q(z|x), a ``tfd`` distribution with batch [B] and event [D] (q(z|x, y) given the
