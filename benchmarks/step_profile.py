@@ -1,14 +1,16 @@
 """Where the training step's time goes, by subtraction: the ReLU configuration of
-``train_throughput.py`` (784-400-20, batch 128, Adam 1e-3, XLA on) timed whole and with one part
-taken out at a time, each variant in a fresh child process, alternating over ``--repeats``:
+``train_throughput.py`` (784-400-20, batch 128, Adam 1e-3, XLA on; ``--xla off``: off) timed
+whole and with one part taken out or changed at a time, each variant in a fresh child process,
+alternating over ``--repeats``:
 
-- ``step``: the training step as ``tfvae train`` runs it (on-device binarization, Adam, 32 steps
-  per execution rounded as ``tfvae train`` rounds them: 67, the divisor of an epoch's 469 steps
-  nearest to 32);
+- ``step``: the training step as ``tfvae train`` runs it (on-device binarization, its Adam, one
+  fused kernel per variable; 32 steps per execution rounded as ``tfvae train`` rounds them: 67,
+  the divisor of an epoch's 469 steps nearest to 32);
 - ``rounded down``: 7 steps per execution, the largest divisor of 469 up to 32 (how ``tfvae
   train`` rounded before it took the nearest divisor);
 - ``no binarization``: the images binarized once beforehand: the Bernoulli noise's cost;
 - ``sgd``: plain SGD instead of Adam: Adam's moment updates' cost;
+- ``keras adam``: Keras's own Adam, the same update written as about 40 ops per variable;
 - ``one step per execution``: the per-call overhead of going from Python into TensorFlow;
 - ``forward only``: the ELBO without its gradient or the update (Keras's ``evaluate``);
 - ``matmuls only``: the step's matrix products alone (forward, weight gradients and input
@@ -21,7 +23,7 @@ is the float32 matmul peak on square matrices (``common.matmul_peak_gflops``) ov
 FLOPs; ``matmuls only`` shows how far the step's own small shapes are from that peak.
 
     python benchmarks/step_profile.py [--repeats 2] [--epochs 5] [--train-examples 60000]
-                                      [--matmul-seconds 0.5]
+                                      [--xla on|off] [--matmul-seconds 0.5]
                                       [--matmul-sizes 256,512,1024,2048] [--json]
 """
 
@@ -34,12 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 HIDDEN, LATENT, BATCH, PIXELS = 400, 20, 128, 784
-VARIANTS = ("step", "rounded down", "no binarization", "sgd", "one step per execution",
-            "forward only", "matmuls only")
+VARIANTS = ("step", "rounded down", "no binarization", "sgd", "keras adam",
+            "one step per execution", "forward only", "matmuls only")
 TRAIN_EXAMPLES = 60000
 
 
-def child(variant, epochs, train_examples):
+def child(variant, epochs, train_examples, xla):
     import keras
     import numpy as np
     import tensorflow as tf
@@ -48,6 +50,7 @@ def child(variant, epochs, train_examples):
     from tfvae.data import load_dataset, make_pipeline, make_train_stream, steps_per_epoch
     from tfvae.training.execution import largest_divisor, nearest_divisor
     from tfvae.options import TRAIN_DEFAULTS
+    from tfvae.training.optimizers import make_optimizer
 
     per_execution = {"one step per execution": lambda steps, requested: 1,
                      "rounded down": largest_divisor}
@@ -59,9 +62,10 @@ def child(variant, epochs, train_examples):
         return
     x = load_dataset("mnist", binarize="none").x_train[:train_examples]
     model = VAE(hidden=HIDDEN, latent_dim=LATENT, activation="relu", seed=0)
-    optimizer = (keras.optimizers.SGD(1e-3) if variant == "sgd"
-                 else keras.optimizers.Adam(1e-3))
-    model.compile(optimizer=optimizer, jit_compile=True,
+    optimizer = {"sgd": lambda: keras.optimizers.SGD(1e-3),
+                 "keras adam": lambda: keras.optimizers.Adam(1e-3)}.get(
+                     variant, lambda: make_optimizer("adam", 1e-3))()
+    model.compile(optimizer=optimizer, jit_compile=xla == "on",
                   steps_per_execution=per_execution.get(variant, nearest_divisor)(
                       steps, TRAIN_DEFAULTS["steps_per_execution"]))
     if variant == "no binarization":
@@ -151,13 +155,15 @@ def main(argv=None):
     parser.add_argument("--train-examples", type=int, default=TRAIN_EXAMPLES,
                         help=f"MNIST training images per epoch (default {TRAIN_EXAMPLES})")
     common.add_matmul_seconds(parser)
+    parser.add_argument("--xla", choices=["on", "off"], default="on",
+                        help="XLA-compile the training step (default on)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.epochs < 2:
         parser.error(f"--epochs: expected at least 2 (the first compiles), got {args.epochs}")
     if args.child:
-        return child(args.child, args.epochs, args.train_examples)
+        return child(args.child, args.epochs, args.train_examples, args.xla)
     me = Path(__file__).resolve()
     peak = common.run_child([me.parent / "train_throughput.py", "--matmul-child",
                              "--matmul-seconds", args.matmul_seconds,
@@ -167,7 +173,7 @@ def main(argv=None):
         for variant in VARIANTS:
             figures[variant].append(common.run_child(
                 [me, "--child", variant, "--epochs", args.epochs, "--train-examples",
-                 args.train_examples])["ms_per_step"])
+                 args.train_examples, "--xla", args.xla])["ms_per_step"])
     best = {v: min(f) for v, f in figures.items()}
     flops = common.training_flops_per_example(HIDDEN, LATENT) * BATCH
     bound_ms = 1000 * flops / (peak * 1e9)
@@ -178,14 +184,15 @@ def main(argv=None):
              "fraction_of_bound": round(bound_ms / best[v], 3)} for v in VARIANTS]
     report = {"machine": common.machine(), "matmul_peak_gflops": round(peak, 1),
               "bound_ms_per_step": round(bound_ms, 3), "repeats": args.repeats,
-              "epochs": args.epochs, "all_figures_ms": figures, "results": rows}
+              "epochs": args.epochs, "xla": args.xla, "all_figures_ms": figures,
+              "results": rows}
     if args.json:
         print(json.dumps(report, indent=2))
         return
     m = report["machine"]
     print(f"{m['cpu']} ({', '.join(m['matrix_features'])}), {m['cores']} cores, load "
           f"{m['load_average_1min']}; float32 matmul peak {peak:.0f} GFLOP/s: the step's bound "
-          f"is {bound_ms:.3f} ms ({BATCH} examples, 784-{HIDDEN}-{LATENT} ReLU)")
+          f"is {bound_ms:.3f} ms ({BATCH} examples, 784-{HIDDEN}-{LATENT} ReLU, XLA {args.xla})")
     common.print_table(rows, ["variant", "ms_per_step", "difference_from_step_ms",
                               "examples_per_second", "fraction_of_bound"])
 

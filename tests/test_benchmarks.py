@@ -95,10 +95,10 @@ def test_compare_resnet_runs_tfvae_and_skips_missing_pytorch(script, children_he
 
 def test_step_profile(script, children_here, capsys):
     module = script("step_profile.py")
-    module.main(["--repeats", "1", "--epochs", "2", "--train-examples", "128"])
+    module.main(["--repeats", "1", "--epochs", "2", "--train-examples", "128", "--xla", "off"])
     out = capsys.readouterr().out
     assert re.search(rf"float32 matmul peak {NUMBER} GFLOP/s: the step's bound is {NUMBER} ms "
-                     r"\(128 examples, 784-400-20 ReLU\)", out), out
+                     r"\(128 examples, 784-400-20 ReLU, XLA off\)", out), out
     rows = table(out, ["variant", "ms_per_step", "difference_from_step_ms", "examples_per_second",
                        "fraction_of_bound"])
     assert [re.match(r"\s*(\D+?)\s+-?\d", row).group(1) for row in rows] == list(module.VARIANTS)

@@ -98,6 +98,46 @@ def test_optimizers_by_name_clip_the_update_to_the_global_norm(name):
     assert float(np.linalg.norm(unclipped.numpy())) > 1e5
 
 
+
+@pytest.mark.parametrize("name, keras_class", [("adam", keras.optimizers.Adam),
+                                               ("adamw", keras.optimizers.AdamW)])
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_adam_by_name_takes_keras_adams_steps_in_one_kernel_per_variable(name, keras_class,
+                                                                          jit_compile):
+    import tensorflow as tf
+
+    fused = make_optimizer(name, 0.01, clip_norm=2.0)
+    assert isinstance(fused, keras_class)
+    reference = keras_class(**fused.get_config())
+    rng = np.random.default_rng(0)
+    start = [rng.normal(size=shape).astype("float32") for shape in [(3, 4), (4,)]]
+    grads = [[rng.normal(size=w.shape).astype("float32") * 3 for w in start] for _ in range(6)]
+    runs = {}
+    for key, optimizer in (("fused", fused), ("keras", reference)):
+        weights = [keras.Variable(w) for w in start]
+        optimizer.build(weights)
+        step = tf.function(_applier(optimizer, weights), jit_compile=jit_compile)
+        for g in grads:
+            step([tf.constant(v) for v in g])
+        runs[key] = [w.numpy() for w in weights]
+        runs[key + " moments"] = [m.numpy() for m in optimizer.variables]
+        if key == "fused":  # the update is ResourceApplyAdam, not Keras's ops
+            graph = step.get_concrete_function([tf.constant(v) for v in grads[0]]).graph
+            types = [op.type for op in graph.get_operations()]
+            assert types.count("ResourceApplyAdam") == len(start)
+    for key in ("", " moments"):
+        for got, want in zip(runs["fused" + key], runs["keras" + key]):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(runs["fused"][0], start[0])
+    # It is saved and loaded by name, as a run's checkpoint holds it.
+    copy = keras.optimizers.deserialize(keras.optimizers.serialize(fused))
+    assert type(copy) is type(fused) and copy.get_config() == fused.get_config()
+
+
+def _applier(optimizer, weights):
+    return lambda grads: optimizer.apply_gradients(zip(grads, weights))
+
+
 def test_an_optimizer_object_is_recorded_and_resumed(tmp_path):
     given = keras.optimizers.AdamW(2e-3, global_clipnorm=0.5)
     settings = {key: value for key, value in TINY.items()

@@ -8,11 +8,43 @@ from tfvae import options
 from tfvae.checks import check_choice, check_number
 from tfvae.training.schedules import learning_rate_of
 
+
+class _FusedAdamStep:
+    """Adam's update of one variable as TensorFlow's fused kernel (``ResourceApplyAdam``), by the
+    formula of Keras's Adam. Keras writes that update as about 40 ops per variable: each is
+    traced with the training step and run at every step, which on a CPU costs a small model
+    about a sixth of its step time."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.amsgrad:
+            return super().update_step(gradient, variable, learning_rate)
+        dtype = variable.dtype
+        index = self._get_variable_index(variable)
+        step = tf.cast(self.iterations + 1, dtype)
+        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle, m=self._momentums[index].value.handle,
+            v=self._velocities[index].value.handle, beta1_power=beta_1**step,
+            beta2_power=beta_2**step, lr=tf.cast(learning_rate, dtype), beta1=beta_1,
+            beta2=beta_2, epsilon=tf.cast(self.epsilon, dtype),
+            grad=tf.cast(tf.convert_to_tensor(gradient), dtype))
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class FusedAdam(_FusedAdamStep, keras.optimizers.Adam):
+    """``keras.optimizers.Adam`` (the same arguments and numbers), one kernel per variable."""
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class FusedAdamW(_FusedAdamStep, keras.optimizers.AdamW):
+    """``keras.optimizers.AdamW``, one kernel per variable (the decay is Keras's own step)."""
+
+
 # The optimizers by name; SGD with the momentum practitioners expect of it.
 _OPTIMIZERS = {
     "adagrad": keras.optimizers.Adagrad,
-    "adam": keras.optimizers.Adam,
-    "adamw": keras.optimizers.AdamW,
+    "adam": FusedAdam,
+    "adamw": FusedAdamW,
     "adamax": keras.optimizers.Adamax,
     "sgd": lambda learning_rate, **kwargs: keras.optimizers.SGD(learning_rate, momentum=0.9,
                                                                  **kwargs),
