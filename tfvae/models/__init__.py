@@ -24,8 +24,8 @@ def register_builtins():
     """Import every built-in model, which registers it (and its layers) with Keras."""
     for name in MODELS.names():
         MODELS.get(name)
-    # The learning-rate schedules a checkpoint's optimizer may hold.
-    importlib.import_module("tfvae.training.schedules")
+    # The optimizers and learning-rate schedules a checkpoint's optimizer may hold.
+    importlib.import_module("tfvae.training.optimizers")
 
 
 def model_class(name):
