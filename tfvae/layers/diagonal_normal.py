@@ -1,10 +1,11 @@
 """N(mu, diag(sigma^2)) with its density and KL written out.
 
-``tfd.MultivariateNormalDiag`` computes both through linear operators and bijectors: about 80
-graph ops for one log-density and 60 for one KL, against about 10 written out. Every trace of a
-training step, an evaluation or an export builds them, and on a CPU every small step runs them,
-so the package's Gaussians over z (the posterior, the standard prior, the mixture's components,
-the base of a flow or of a hierarchy) are this subclass: the same distribution, the same API.
+``tfd.MultivariateNormalDiag`` computes both through linear operators and bijectors: 83 graph
+ops for a log-density and 77 for a KL, against 18 and 19 written out
+(``tests/test_distributions.py`` counts them). Every trace of a training step, an evaluation or
+an export builds them, and every step runs them, so the package's Gaussians over z (the
+posterior, the standard prior, the mixture's components, the base of a flow or of a hierarchy)
+are this subclass: the same distribution, the same API.
 """
 
 import math

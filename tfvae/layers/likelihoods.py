@@ -21,8 +21,8 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import noise
-from tfvae.layers.diagonal_normal import DiagonalNormal
 from tfvae.errors import InputError
+from tfvae.layers.diagonal_normal import DiagonalNormal
 from tfvae.layers.registries import LIKELIHOODS, SUPPORTS
 
 tfd = tfp.distributions

@@ -48,7 +48,7 @@ class MixturePrior(keras.layers.Layer):
         return tfd.MixtureSameFamily(
             tfd.Categorical(logits=tf.convert_to_tensor(self.logits)),
             DiagonalNormal(loc=tf.convert_to_tensor(self.locs),
-                                       scale_diag=positive_scale(self.raw_scales)))
+                           scale_diag=positive_scale(self.raw_scales)))
 
     def get_config(self):
         return {**super().get_config(), "latent_dim": self.latent_dim,
