@@ -62,9 +62,12 @@ def child(variant, epochs, train_examples, xla):
         return
     x = load_dataset("mnist", binarize="none").x_train[:train_examples]
     model = VAE(hidden=HIDDEN, latent_dim=LATENT, activation="relu", seed=0)
-    optimizer = {"sgd": lambda: keras.optimizers.SGD(1e-3),
-                 "keras adam": lambda: keras.optimizers.Adam(1e-3)}.get(
-                     variant, lambda: make_optimizer("adam", 1e-3))()
+    if variant == "sgd":
+        optimizer = keras.optimizers.SGD(1e-3)
+    elif variant == "keras adam":
+        optimizer = keras.optimizers.Adam(1e-3)
+    else:
+        optimizer = make_optimizer("adam", 1e-3)
     model.compile(optimizer=optimizer, jit_compile=xla == "on",
                   steps_per_execution=per_execution.get(variant, nearest_divisor)(
                       steps, TRAIN_DEFAULTS["steps_per_execution"]))

@@ -27,13 +27,16 @@ class DiagonalNormal(tfd.MultivariateNormalDiag):
         return tf.convert_to_tensor(self._scale_diag)
 
     def _log_prob(self, x):
-        scale = self._scale_vector()
-        standardized = (x - tf.convert_to_tensor(self.loc)) / scale
+        standardized = x - tf.convert_to_tensor(self.loc)
+        log_det = 0.0
+        if self._scale_diag is not None:  # else the identity: nothing to divide by
+            scale = tf.convert_to_tensor(self._scale_diag)
+            standardized = standardized / scale
+            log_det = tf.reduce_sum(tf.math.log(tf.abs(scale)), axis=-1)
         size = standardized.shape[-1]
         if size is None:
             size = tf.cast(tf.shape(standardized)[-1], standardized.dtype)
-        return (-0.5 * tf.reduce_sum(tf.square(standardized), axis=-1)
-                - tf.reduce_sum(tf.math.log(tf.abs(scale)), axis=-1)
+        return (-0.5 * tf.reduce_sum(tf.square(standardized), axis=-1) - log_det
                 - 0.5 * math.log(2 * math.pi) * size)
 
 

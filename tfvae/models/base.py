@@ -33,7 +33,6 @@ from tfvae.layers.registries import BODIES, LIKELIHOODS
 from tfvae.layers.standardize import check_feature_statistics, standardized
 from tfvae.models.steps import TrainingStep
 
-
 _SEED_STATE = "seed_generator_state"
 _NET = options.NETWORK_DEFAULTS
 
@@ -224,13 +223,16 @@ class LatentVariableModel(TrainingStep, keras.Model):
                                *validation_data[1:])
         elif validation_data is not None:
             validation_data = self._checked_data(validation_data, argument="validation_data")
+        return super().fit(self._checked_data(x, y), y, *args, validation_data=validation_data,
+                           **kwargs)
+
+    def make_train_function(self, force=False):
         if self.built and self.optimizer is not None and not self.optimizer.built:
             # Keras would build it inside the first trace of the training step, and a variable
             # created in a trace makes tf.function trace the step a second time.
             with self.distribute_strategy.scope():
                 self.optimizer.build(self.trainable_variables)
-        return super().fit(self._checked_data(x, y), y, *args, validation_data=validation_data,
-                           **kwargs)
+        return super().make_train_function(force)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         return super().evaluate(self._checked_data(x, y), y, *args, **kwargs)
