@@ -43,10 +43,11 @@ minus the ELBO, by the model's estimator, averaged over n draws of z, n fixed at
 (``anomaly_threshold``, which ``tfvae threshold`` calibrates and
 :func:`tfvae.export.versions.export_run` copies), else 16. With such a threshold (calibrated
 by the ``elbo`` method) ``anomaly`` is 1 where the score lies above it, else 0; without one
-there is no ``anomaly`` output, and a caller compares ``score`` with a threshold of its own. The draws come from the row's seed, so they are not
-those of ``tfvae.score`` (TensorFlow's Philox): the two are estimates of the same number that
-agree as the draws grow, and a threshold calibrated on either flags at the same rate. The
-score's first draw is the ``elbo`` of ``log_likelihood`` for the same seed.
+there is no ``anomaly`` output, and a caller compares ``score`` with a threshold of its own. The
+draws come from the row's seed, so they are not those of ``tfvae.score`` (TensorFlow's Philox):
+the two are estimates of the same number that agree as the draws grow, and a threshold
+calibrated on either flags at the same rate. The score's first draw is the ``elbo`` of
+``log_likelihood`` for the same seed.
 
 Seeds: row i draws all its noise from ``seed[i]`` alone, by the generator of
 :class:`tfvae.noise.CounterSeed` (integer arithmetic that every runtime has, so the LiteRT and
