@@ -290,6 +290,13 @@ class _TopDownPass(tfb.Bijector):
             self._passes[(result["eps"].ref(), "eps")] = result
         return self._passes[key]
 
+    def at_mean(self, mean):
+        """The pass from the base's ``mean`` (eps = 0), once: the distribution's ``mean()`` and
+        ``stddev()`` both read it (``encode`` asks for the two)."""
+        if "mean" not in self._passes:
+            self._passes["mean"] = self.run(mean, "eps")
+        return self._passes["mean"]
+
     def _forward(self, eps):
         return self.run(eps, "eps")["z"]
 
@@ -307,10 +314,10 @@ class GroupsDistribution(tfd.TransformedDistribution):
     eps = 0), ``stddev()`` each group's sigma on that path."""
 
     def _mean(self, **kwargs):
-        return self.bijector.forward(self.distribution.mean())
+        return self.bijector.at_mean(self.distribution.mean())["z"]
 
     def _stddev(self, **kwargs):
-        return self.bijector.run(self.distribution.mean(), "eps")["scale"]
+        return self.bijector.at_mean(self.distribution.mean())["scale"]
 
 
 def groups_prior(top):
