@@ -322,6 +322,32 @@ def test_gaussian_model_accepts_any_finite_pixels(tmp_path):
         loaded.signatures["encode"](x=tf.constant(np.full_like(x, np.nan)))
 
 
+def test_each_signature_is_traced_once_and_its_variables_are_saved(tmp_path, monkeypatch):
+    model = VAE(image_shape=(4, 4, 1), latent_dim=2, hidden=8, seed=0)
+    save = tf.saved_model.save
+    saved = []
+
+    def watching_save(obj, *args, **kwargs):
+        saved.append(obj)
+        return save(obj, *args, **kwargs)
+
+    monkeypatch.setattr(tf.saved_model, "save", watching_save)
+    path = export_model(model, tmp_path / "m" / "1", num_samples=5)
+    [module] = saved
+    functions = {name: fn for name, fn in vars(module).items()
+                 if isinstance(fn, tf.types.experimental.PolymorphicFunction)}
+    assert set(functions) >= set(model_signatures(model))
+    # A trace before the save would be traced again inside it: the save context is in the key.
+    assert {name: fn.experimental_get_tracing_count() for name, fn in functions.items()} == \
+        {name: 1 for name in functions}
+    # The weights the graphs capture are tracked and saved, and nothing that is not the model's.
+    tracked = {v.ref() for v in module.model_variables}
+    assert ({v.value.ref() for v in model.trainable_weights} <= tracked
+            <= {v.value.ref() for v in model.weights})
+    loaded = tf.saved_model.load(str(path))
+    assert len(loaded.model_variables) == len(tracked)
+
+
 def test_written_beside_and_renamed_into_place(tmp_path, monkeypatch):
     model = VAE(image_shape=(4, 4, 1), latent_dim=2, hidden=8, seed=0)
     target = tmp_path / "m" / "3"

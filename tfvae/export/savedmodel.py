@@ -148,11 +148,23 @@ def signature_module(functions):
     return TFP types that a loader without TFP could not read, and the TF1 loader (TF Serving's)
     restores variables by the captured handles.
     """
-    module = tf.Module()
-    captured = {}
+    module = _SignatureModule()
     for name, fn in functions.items():
         setattr(module, name, fn)
-        for variable in fn.get_concrete_function().variables:
-            captured.setdefault(id(variable), variable)
-    module.model_variables = list(captured.values())
     return module
+
+
+class _SignatureModule(tf.Module):
+    """Finds the variables its functions capture when a save lists what it tracks, so that a
+    function is traced once, in the save's own context. (That context is part of a trace's key:
+    a function traced before the save would be traced again inside it.)"""
+
+    def _trackable_children(self, save_type="checkpoint", **kwargs):
+        if "model_variables" not in vars(self):
+            captured = {}
+            for fn in vars(self).values():
+                if isinstance(fn, tf.types.experimental.PolymorphicFunction):
+                    for variable in fn.get_concrete_function().variables:
+                        captured.setdefault(id(variable), variable)
+            self.model_variables = list(captured.values())
+        return super()._trackable_children(save_type, **kwargs)
