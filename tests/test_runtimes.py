@@ -2,6 +2,7 @@
 bad rows answer NaN, and the CLI writes the files. Each format's tests run when its extra is
 installed (``tflite``: ai-edge-litert; ``onnx``: tf2onnx and onnxruntime)."""
 
+import os
 import sys
 
 import numpy as np
@@ -195,6 +196,33 @@ def test_onnx_files_are_not_replaced(tmp_path):
     assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == ["decode.onnx"]
     runtimes.write(model, "onnx", tmp_path / "onnx", num_samples=K, overwrite=True)
     assert (tmp_path / "onnx" / "decode.onnx").read_bytes() != b"mine"
+
+
+def test_an_onnx_optimizer_that_fails_is_skipped_and_the_environment_kept(monkeypatch):
+    tf2onnx = pytest.importorskip("tf2onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from tf2onnx.optimizer.optimizer_base import GraphOptimizerBase
+
+    copied = []
+
+    class Failing(GraphOptimizerBase):
+        def _optimize(self, graph):
+            # tf2onnx copies the graph before an optimizer unless the variable says not to.
+            copied.append(os.environ.get("TF2ONNX_CATCH_ERRORS"))
+            raise RuntimeError("this optimizer fails")
+
+    monkeypatch.setitem(tf2onnx.optimizer._optimizers, "failing", Failing)
+    monkeypatch.setenv("TF2ONNX_CATCH_ERRORS", "TRUE")  # the user's own setting
+    fn = tf.function(lambda x: {"y": 2.0 * x + 1.0},
+                     input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x")])
+    proto = runtimes._onnx_proto(tf2onnx, fn)
+    # First without the copies, where the failure stops the conversion; then with them (the
+    # variable unset: tf2onnx reads any value as FALSE), where it is skipped at each round.
+    assert copied[0] == "FALSE" and set(copied[1:]) == {None} and len(copied) > 1
+    assert os.environ["TF2ONNX_CATCH_ERRORS"] == "TRUE"
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    [y] = ort.InferenceSession(proto.SerializeToString()).run(["y"], {"x": x})
+    np.testing.assert_allclose(y, 2 * x + 1)
 
 
 def test_missing_extra_is_one_line_naming_it(tiny_run, tmp_path, monkeypatch, capsys):

@@ -20,9 +20,12 @@ Conversion needs TensorFlow alone for LiteRT (running the file needs ``ai-edge-l
 ``tflite`` extra) and ``tf2onnx`` for ONNX (the ``onnx`` extra, with ``onnxruntime`` to run it).
 """
 
+import contextlib
+import os
 import re
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +45,10 @@ _PORTABLE = ("tflite", "onnx")
 # ONNX's opset 18 has every op the graphs need; tf2onnx 1.17 writes it.
 ONNX_OPSET = 18
 _EXTRAS = {"onnx": ("tf2onnx", "onnx")}
+# tf2onnx reads this at each conversion: set, its optimizers change the graph itself instead of
+# a copy of it made before each of them.
+_ONNX_CATCH_ERRORS = "TF2ONNX_CATCH_ERRORS"
+_ONNX_CONVERSION = threading.Lock()  # the variable is the process's, set around one conversion
 
 
 def checked_functions(model, num_samples=DEFAULT_NUM_SAMPLES, metadata=None):
@@ -134,8 +141,7 @@ def onnx_models(model, num_samples=DEFAULT_NUM_SAMPLES, metadata=None):
 
     models = {}
     for name, fn in checked_functions(model, num_samples, metadata).items():
-        proto, _ = tf2onnx.convert.from_function(fn, input_signature=fn.input_signature,
-                                                 opset=ONNX_OPSET)
+        proto = _onnx_proto(tf2onnx, fn)
         # tf2onnx leaves an op it cannot convert in the graph and says so in its log alone:
         # ONNX Runtime would refuse to load the file.
         try:
@@ -146,6 +152,42 @@ def onnx_models(model, num_samples=DEFAULT_NUM_SAMPLES, metadata=None):
                                  else f"what ONNX refuses ({str(e).splitlines()[0]})") from None
         models[name] = proto.SerializeToString()
     return models
+
+
+def _onnx_proto(tf2onnx, fn):
+    """tf2onnx's model of ``fn``. By default tf2onnx copies the graph before each optimizer, so
+    that one that fails leaves it as it was: a quarter of the conversion of the residual
+    models. It runs without the copies first, and again with them if an optimizer fails."""
+    def convert():
+        return tf2onnx.convert.from_function(fn, input_signature=fn.input_signature,
+                                             opset=ONNX_OPSET)[0]
+
+    with _ONNX_CONVERSION:
+        try:
+            with _environment(_ONNX_CATCH_ERRORS, "FALSE"):
+                return convert()
+        except Exception:  # an optimizer's failure, which the copies would have caught
+            # Unset: tf2onnx 1.17 takes any value as "FALSE" (it compares the name to "TRUE").
+            with _environment(_ONNX_CATCH_ERRORS, None):
+                return convert()
+
+
+@contextlib.contextmanager
+def _environment(name, value):
+    """The environment variable ``name`` set to ``value`` (None: unset) within, then as it was."""
+    before = os.environ.get(name)
+    _set_environment(name, value)
+    try:
+        yield
+    finally:
+        _set_environment(name, before)
+
+
+def _set_environment(name, value):
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 def output_paths(fmt, out, model, *, overwrite=False):
