@@ -240,5 +240,5 @@ def test_cli_evaluate_of_one_example_claims_no_spread_and_no_collapse(tiny_run, 
                  "--log-likelihood", "--num-samples", "5"]) == 0
     captured = capsys.readouterr()
     assert "active units: not counted on one example" in captured.out, captured.out
-    assert "(one example: no s.e.; importance, 5 samples per example, 1 examples)" in captured.out
+    assert "(one example: no s.e.; importance, 5 samples per example, 1 example)" in captured.out
     assert "warning" not in captured.err, captured.err

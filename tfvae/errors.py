@@ -29,6 +29,11 @@ def arg(name, value=None):
     return f"\x02{name}{_SEP}{value!r}{_SEP}{'' if value is True else value}\x03"
 
 
+def counted(number, noun):
+    """``number`` ``noun``, plural unless one: "1 epoch", "2 epochs"."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def call(command, **arguments):
     """A mention of a whole call, for advice such as how to resume: ``train(run_dir='r',
     resume=True)`` for the Python API, ``tfvae train --out r --resume`` on the command line."""

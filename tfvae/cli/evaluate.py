@@ -36,7 +36,7 @@ STREAMED_DIAGNOSTIC_EXAMPLES = 10_000
 def run(args):
     from tfvae.checks import check_count, check_int, check_seed
     from tfvae.data import binarize, head, is_stream
-    from tfvae.errors import InputError
+    from tfvae.errors import InputError, counted
     from tfvae.evaluation.diagnostics import COLLAPSE, evaluate_elbo, latent_diagnostics
     from tfvae.evaluation.likelihood import check_hmc_samples, log_likelihood
     from tfvae.layers.discretized import bits_per_dim
@@ -55,7 +55,8 @@ def run(args):
     dataset = run.load_dataset(args.dataset)
     x = dataset.x_train if args.split == "train" else dataset.x_test
     # A conditional model is evaluated on (image, label) pairs: log p(x|y).
-    y = (dataset.y_train if args.split == "train" else dataset.y_test) if model.conditional else None
+    y = ((dataset.y_train if args.split == "train" else dataset.y_test) if model.conditional
+         else None)
     dynamic = args.split == "train" and dataset.binarize == "dynamic"
     result = evaluate_elbo(model, x, batch_size=args.batch_size, dynamic_binarize=dynamic,
                            labels=y)
@@ -63,12 +64,12 @@ def run(args):
         if args.log_likelihood:
             raise InputError("--log-likelihood", "a run of a model with a prior p(z) (a VAE)",
                              "an autoencoder run")
-        print(f"{args.split} reconstruction: {result['reconstruction']:.4f} nats  ({len(x)} "
-              f"examples, binarization {dataset.binarize})")
+        print(f"{args.split} reconstruction: {result['reconstruction']:.4f} nats  "
+              f"({counted(len(x), 'example')}, binarization {dataset.binarize})")
         return 0
     print(f"{args.split} elbo: {result['elbo']:.4f} nats  (reconstruction "
-          f"{result['reconstruction']:.4f}, kl {result['kl']:.4f}; {len(x)} examples, "
-          f"binarization {dataset.binarize})")
+          f"{result['reconstruction']:.4f}, kl {result['kl']:.4f}; "
+          f"{counted(len(x), 'example')}, binarization {dataset.binarize})")
     # A discrete 8-bit p(x|z) gives probabilities of levels: its bound reads in bits per value.
     eight_bit = model.decoder.likelihood.support == "eight_bit"
     dimensions = math.prod(model.image_shape)
@@ -98,7 +99,8 @@ def run(args):
         extra = f", HMC acceptance {ll.acceptance:.2f}" if ll.acceptance is not None else ""
         spread = f"± {ll.stderr:.4f} s.e." if len(x) > 1 else "one example: no s.e."
         print(f"{args.split} log p(x): {ll.mean:.4f} nats ({spread}; {args.method}, "
-              f"{args.num_samples} samples per example, {len(x)} examples{extra})")
+              f"{counted(args.num_samples, 'sample')} per example, {counted(len(x), 'example')}"
+              f"{extra})")
         if eight_bit:
             print(f"{args.split} log p(x): {bits_per_dim(ll.mean, dimensions):.4f} bits per "
                   "dimension")

@@ -13,7 +13,7 @@ import time
 from tfvae import options
 from tfvae.cli.flags import flag_of, speaking_as
 from tfvae.data.sources import known_names
-from tfvae.errors import render
+from tfvae.errors import counted, render
 from tfvae.layers.registries import BODIES, LIKELIHOODS
 from tfvae.models.registry import MODELS
 
@@ -86,7 +86,7 @@ def run(args):
     data, last = result.config["data"], result.metrics
     test = (f"test elbo {last['test_elbo']:.2f}" if last["test_elbo"] is not None
             else f"test reconstruction {last['test_reconstruction']:.2f}")
-    print(f"tfvae train: {test} after {int(last['epoch'])} epochs, "
+    print(f"tfvae train: {test} after {counted(int(last['epoch']), 'epoch')}, "
           f"{time.perf_counter() - start:.0f} s; run written to {args.run_dir} (dataset "
           f"{data['name']}, binarization {data['binarize']})")
     return 0

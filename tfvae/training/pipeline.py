@@ -20,7 +20,7 @@ import tensorflow as tf
 from tfvae import data as datasets
 from tfvae import options
 from tfvae.checks import check_bool, check_image_size, check_int, check_number
-from tfvae.errors import InputError, arg, render
+from tfvae.errors import InputError, arg, counted, render
 from tfvae.interruption import Interrupted, stop_on_signals
 from tfvae.data.validation import missing_allowed
 from tfvae.layers.registries import BODIES
@@ -88,8 +88,8 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
     (``tfvae.training.averaging``): each epoch's test bound, the diagnostics, best.keras and
     model.keras use the averaged weights, last.keras the weights as trained, from which a resume
     continues the average exactly. ``early_stopping_patience`` stops once the test bound has not
-    improved for that many epochs: model.keras then holds the best epoch's weights and state.json records
-    ``stopped_early`` (a resume of such a run has nothing to do).
+    improved for that many epochs: model.keras then holds the best epoch's weights and state.json
+    records ``stopped_early`` (a resume of such a run has nothing to do).
     Every argument is checked before anything is written, so a bad one leaves ``run_dir`` as it
     was. ``epochs`` is the total (10 when not given). ``kl_warmup_epochs`` sets the VAE's
     ``kl_warmup_steps`` to that many epochs of steps. ``resume`` continues the run in
@@ -222,7 +222,7 @@ def train(run_dir, *, model=None, model_config=None, data_config=None, epochs=No
                         print(render(f"tfvae: the run stopped early at epoch {stopped['epoch']} "
                                      f"(its best: epoch {stopped['best_epoch']}); nothing to do"
                                      if stopped else "tfvae: the run has finished its "
-                                     f"{initial_epoch} epochs; nothing to do (a larger "
+                                     f"{counted(initial_epoch, 'epoch')}; nothing to do (a larger "
                                      f"{arg('epochs')} trains more)"), file=sys.stderr)
                     # With a moving average, model.keras holds the averaged weights.
                     averaged = stopped or averaging_optimizer(vae) is not None

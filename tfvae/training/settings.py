@@ -9,7 +9,7 @@ from pathlib import Path
 from tfvae import options
 from tfvae.checks import (check_choice, check_count, check_image_size, check_int, check_number,
                           check_seed, is_integer)
-from tfvae.errors import InputError, arg
+from tfvae.errors import InputError, arg, counted
 from tfvae.layers.bodies import check_model_size
 from tfvae.runs import DATA_CHECKSUM
 
@@ -170,8 +170,8 @@ def check_resume_epochs(epochs, completed, state):
     """Refuse ``epochs`` below what a resumed run completed; whether a finished run has
     nothing left to train (True: leave it as it is)."""
     if epochs < completed:
-        raise InputError("epochs", f"at least the {completed} epochs the run has completed "
-                         f"({arg('epochs')} is the total)", epochs)
+        raise InputError("epochs", f"at least the {counted(completed, 'epoch')} the run has "
+                         f"completed ({arg('epochs')} is the total)", epochs)
     return epochs == completed and state.get("status") == "finished"
 
 
