@@ -203,6 +203,27 @@ def test_save_and_load_give_identical_outputs(trained, tmp_path):
         np.testing.assert_array_equal(method(loaded), method(model))
 
 
+def test_reconstruct_and_sample_decode_the_features_of_the_pass_that_made_z(trained,
+                                                                          monkeypatch):
+    model, _ = trained
+    x = images(4, seed=2)
+    z_mean = model.encode(x).mean()
+    z = model.prior_draws(3, seed=5)
+    want = (model.decode(z_mean).mean(), model.decode(z).mean())
+    # One top-down pass each, that of q's mean or of the prior's draw: decode would run another.
+    body = model.decoder.body
+    passes = []
+    monkeypatch.setattr(body, "run", lambda **kw: passes.append(1) or type(body).run(body, **kw))
+    reconstructed, sampled = model.reconstruct(x), model.sample(3, seed=5)
+    assert len(passes) == 2
+    np.testing.assert_allclose(reconstructed, want[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(sampled, want[1], rtol=1e-5, atol=1e-6)
+    # Given a z that no pass made, the distribution runs the pass given z.
+    q = model.encode(x)
+    np.testing.assert_allclose(model.decode_from(q, z_mean).mean(), want[0], rtol=1e-5,
+                               atol=1e-6)
+
+
 def test_sample_draws_the_whole_hierarchy_from_the_seed(trained):
     model, _ = trained
     first = model.sample(6, seed=11).numpy()

@@ -163,18 +163,20 @@ def serving_functions(model, num_samples=DEFAULT_NUM_SAMPLES, *, checked=True, s
         seed = seeds(seed)
         label = labels(label, seed)
         rows = noise.CounterSeed(seed, SAMPLE_STREAM)
-        z = estimators.draw_from_noise(model.prior, rows.normals(model.latent_dim),
+        prior = model.prior
+        z = estimators.draw_from_noise(prior, rows.normals(model.latent_dim),
                                        rows.substream(1).uniform(1)[:, 0])
         if z is None:  # a prior of another family: TF's sampler, per row (SavedModel only)
-            z = estimators.map_in_turn(lambda s: model.prior.sample(seed=_stateless_seed(s)),
+            z = estimators.map_in_turn(lambda s: prior.sample(seed=_stateless_seed(s)),
                                        seed, tf.TensorSpec([model.latent_dim], tf.float32))
-        return {"z": z, "x_mean": model.decode(z, label).mean()}
+        return {"z": z, "x_mean": model.decode_from(prior, z, label).mean()}
 
     def reconstruct(x, label=None):
         x = images(x)
         label = labels(label, x)
-        z_mean = model.encode(x, label).mean()
-        return {"x_mean": model.decode(z_mean, label).mean(), "z_mean": z_mean}
+        q = model.encode(x, label)
+        z_mean = q.mean()
+        return {"x_mean": model.decode_from(q, z_mean, label).mean(), "z_mean": z_mean}
 
     def log_likelihood(x, seed, label=None):
         x = images(x)

@@ -286,6 +286,7 @@ class _TopDownPass(tfb.Bijector):
                                 features=self._features, posteriors=self._posteriors)
             result = {name: tf.reshape(out[name], shape) for name in ("z", "eps", "scale")}
             result["log_scale"] = tf.reshape(out["log_scale"], shape[:-1])
+            result["h"] = out["h"]  # rows: the leading dims flattened
             self._passes[(result["z"].ref(), "z")] = self._passes[key] = result
             self._passes[(result["eps"].ref(), "eps")] = result
         return self._passes[key]

@@ -288,30 +288,40 @@ class LatentVariableModel(TrainingStep, keras.Model):
         return estimators.log_weights(self.encode(x, labels), lambda z: self.decode(z, labels),
                                       self.prior, x, num_samples, seed, layout)
 
+    def decode_from(self, distribution, z, labels=None):
+        """p(x|z) for z [B, D] that ``distribution`` (the prior, or q(z|x)) drew or gave as its
+        mean: :meth:`decode`, which a hierarchy of latent groups overrides to read the features
+        that the pass making z ended in."""
+        return self.decode(z, labels)
+
     def reconstruct(self, x, labels=None):
         """The mean of p(x|z) at z = the mean of q(z|x): [B, *E]."""
-        return self.decode(self.encode(x, labels).mean(), labels).mean()
+        q = self.encode(x, labels)
+        return self.decode_from(q, q.mean(), labels).mean()
 
     def sample(self, num, seed=None, labels=None, temperature=1.0):
         """``num`` images [num, *E]: the mean of p(x|z) for z ~ p(z) (:meth:`prior_draws`, at
         ``temperature``); ``seed`` makes it repeatable. A conditional model takes ``labels``:
         one class for all, or one per image."""
         num = check_count("num", num, math.prod(self.image_shape), what="images")
-        return self.decode(self.prior_draws(num, seed, temperature), labels).mean()
+        prior = self.prior
+        return self.decode_from(prior, self.prior_draws(num, seed, temperature, prior),
+                                labels).mean()
 
-    def prior_draws(self, num, seed=None, temperature=1.0):
+    def prior_draws(self, num, seed=None, temperature=1.0, prior=None):
         """z [num, D] ~ p(z), made from standard normal noise times ``temperature`` (and uniform
         noise that picks a mixture prior's component). At 1, draws of p(z) itself; below 1,
         draws nearer its modes, each latent group's scale shrunk in a hierarchy (the reduced
         temperatures NVAE and VDVAE show their samples at); at 0, no noise. One ``seed`` gives
-        the same noise at every temperature."""
+        the same noise at every temperature. ``prior``: ``self.prior``, built by the caller."""
         num = check_count("num", num, self.latent_dim, what="draws")
         temperature = check_number("temperature", temperature, at_least=0)
         normal_seed, uniform_seed = tf.unstack(
             tf.random.experimental.stateless_split(self._seed(seed), 2))
         eps = tf.random.stateless_normal([num, self.latent_dim], normal_seed)
         u = tf.random.stateless_uniform([num], uniform_seed)
-        prior = self.prior  # built once: a hierarchy's is a distribution over its whole pass
+        # Built once: a hierarchy's is a distribution over its whole pass.
+        prior = self.prior if prior is None else prior
         z = estimators.draw_from_noise(prior, temperature * eps, u)
         if z is None:  # a prior of another family (a subclass's): its own sampler
             if temperature != 1:

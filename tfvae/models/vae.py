@@ -213,6 +213,16 @@ class VAE(LatentVariableModel):
         return groups_posterior(self.decoder.body, self.encoder(self.encoder_input(x)),
                                 self.encoder.posteriors)
 
+    def decode_from(self, distribution, z, labels=None):
+        if self.latent_groups == 1 or not tf.is_tensor(z):
+            return super().decode_from(distribution, z, labels)
+        # The pass that made z, kept by the distribution's bijector (or, for another z, the
+        # pass given z) ends in the features p(x|z) reads: decode would run it again.
+        self.label_codes(labels, None)  # refuses labels: the groups take none
+        p_x = self.decoder.likelihood(distribution.bijector.run(z, "z")["h"],
+                                      batch_shape=tf.shape(z)[:-1])
+        return missing.ObservedPart(p_x) if self.allow_missing else p_x
+
     # -- objectives --------------------------------------------------------------------------
 
     def bound_terms(self, x, seed=None, labels=None):
