@@ -124,6 +124,7 @@ def draw_rows(model, num, seed=0, labels=None, temperature=1.0):
     num = check_count("num", num, math.prod(model.image_shape), what="examples")
     seed = check_seed("seed", seed)
     z_seed, x_seed = np.random.SeedSequence(seed).generate_state(2) % 2 ** 31
-    z = model.prior_draws(num, tf.constant([z_seed, 0], tf.int32), temperature)
-    p_x = model.decode(z, labels)
+    prior = model.prior
+    z = model.prior_draws(num, tf.constant([z_seed, 0], tf.int32), temperature, prior)
+    p_x = model.decode_from(prior, z, labels)
     return np.asarray(model.decoder.likelihood.draw(p_x, tf.constant([x_seed, 0], tf.int32)))
