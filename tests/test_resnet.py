@@ -12,8 +12,21 @@ from scipy import stats
 import tfvae
 from tfvae.layers.activations import activation_function
 from tfvae.layers.bodies import network_body
-from tfvae.layers.resnet import ResNetDecoderBody, ResNetEncoderBody
+from tfvae.layers.resnet import ResNetDecoderBody, ResNetEncoderBody, Upsampling
 from tfvae.models import VAE
+
+
+def test_upsampling_is_keras_nearest_neighbour_and_its_gradient_sums_each_block():
+    x = tf.constant(np.random.default_rng(0).normal(size=(3, 4, 5, 2)).astype(np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = Upsampling()(x)
+        weights = tf.reshape(tf.range(tf.size(y), dtype=tf.float32), y.shape)
+        loss = tf.reduce_sum(weights * y)
+    np.testing.assert_array_equal(y, keras.layers.UpSampling2D(2)(x))
+    # d loss / d x[i, j] is the sum of the weights over the 2x2 block that copies it.
+    blocks = tf.reshape(weights, [3, 4, 2, 5, 2, 2])
+    np.testing.assert_allclose(tape.gradient(loss, x), tf.reduce_sum(blocks, axis=[2, 4]))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])

@@ -58,15 +58,17 @@ class ResidualBlock(keras.layers.Layer):
 
 
 class Upsampling(keras.layers.Layer):
-    """Nearest-neighbour upsampling by 2, as Keras's UpSampling2D (rows and columns repeated),
-    whose result is reshaped to its static height and width: the LiteRT converter loses the
-    height through the repeats, then refuses the convolutions after them. (A nearest resize
-    keeps the shape but its gradient has no XLA kernel on the CPU.)"""
+    """Nearest-neighbour upsampling by 2, as Keras's UpSampling2D: each row, then each column,
+    tiled twice beside itself and reshaped to the static height and width (the LiteRT converter
+    refuses convolutions after a height it cannot infer). ``tf.repeat`` builds four times the
+    ops for the same copies; a nearest resize has no XLA kernel for its gradient on the CPU."""
 
     def call(self, x):
         height, width, channels = x.shape[1:]
-        doubled = tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)
-        return tf.reshape(doubled, [-1, 2 * height, 2 * width, channels])
+        rows = tf.reshape(tf.tile(x[:, :, None], [1, 1, 2, 1, 1]),
+                          [-1, 2 * height, width, channels])
+        return tf.reshape(tf.tile(rows[:, :, :, None], [1, 1, 1, 2, 1]),
+                          [-1, 2 * height, 2 * width, channels])
 
     def compute_output_shape(self, input_shape):
         batch, height, width, channels = input_shape
