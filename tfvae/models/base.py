@@ -226,14 +226,6 @@ class LatentVariableModel(TrainingStep, keras.Model):
         return super().fit(self._checked_data(x, y), y, *args, validation_data=validation_data,
                            **kwargs)
 
-    def make_train_function(self, force=False):
-        if self.built and self.optimizer is not None and not self.optimizer.built:
-            # Keras would build it inside the first trace of the training step, and a variable
-            # created in a trace makes tf.function trace the step a second time.
-            with self.distribute_strategy.scope():
-                self.optimizer.build(self.trainable_variables)
-        return super().make_train_function(force)
-
     def evaluate(self, x=None, y=None, *args, **kwargs):
         return super().evaluate(self._checked_data(x, y), y, *args, **kwargs)
 

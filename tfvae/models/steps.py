@@ -31,6 +31,14 @@ class TrainingStep:
         # Like the trackers, a metric: reset by fit at each epoch, not saved with the model.
         self.skip_tracker = keras.metrics.Sum(name=SKIPPED_STEPS)
 
+    def make_train_function(self, force=False):
+        if self.built and self.optimizer is not None and not self.optimizer.built:
+            # Keras would build it inside the first trace of the training step, and a variable
+            # created in a trace makes tf.function trace the step a second time.
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
+        return super().make_train_function(force)
+
     @property
     def metrics(self):
         return list(self.trackers) + ([self.skip_tracker] if self.skip_norm is not None else [])

@@ -18,8 +18,8 @@ from tfvae.models.registry import register
 from tfvae.models.vae_checks import check_controls, check_structure, group_sizes
 from tfvae.layers.coders import Encoder
 from tfvae.layers.flows import FlowPosterior
-from tfvae.layers.groups import (BottomUp, TopDown, groups_posterior, groups_prior,
-                                 standard_normal_log_prob)
+from tfvae.layers.groups import (BottomUp, GroupsDistribution, TopDown, groups_posterior,
+                                 groups_prior, standard_normal_log_prob)
 from tfvae.layers.hierarchy import HierarchicalPosterior, HierarchicalPrior
 from tfvae.layers.priors import prior_layer
 
@@ -214,7 +214,7 @@ class VAE(LatentVariableModel):
                                 self.encoder.posteriors)
 
     def decode_from(self, distribution, z, labels=None):
-        if self.latent_groups == 1 or not tf.is_tensor(z):
+        if not (isinstance(distribution, GroupsDistribution) and tf.is_tensor(z)):
             return super().decode_from(distribution, z, labels)
         # The pass that made z, kept by the distribution's bijector (or, for another z, the
         # pass given z) ends in the features p(x|z) reads: decode would run it again.
